@@ -1,0 +1,105 @@
+"""The one error hierarchy of dcos-backup.
+
+Every error a user can cause or meet derives from :class:`DcosBackupError`. Each class carries the
+CLI exit code and the HTTP status it maps to, so the mapping lives here and nowhere else:
+``cli/_common.py`` turns an error into one line on stderr plus ``exit_code``; the service turns it
+into a JSON body plus ``http_status``.
+
+CLI exit codes: 0 ok, 1 operation failed, 2 usage error, 3 service / ZooKeeper unreachable.
+"""
+
+from __future__ import annotations
+
+
+class DcosBackupError(Exception):
+    """Base of every expected error. ``str(err)`` is a one-line, user-facing message."""
+
+    exit_code: int = 1
+    http_status: int = 500
+    code: str = "error"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class UsageError(DcosBackupError):
+    """The request or the command line is wrong (bad label, bad flag value, ...)."""
+
+    exit_code = 2
+    http_status = 400
+    code = "invalid_request"
+
+
+class Unauthorized(DcosBackupError):
+    """Missing or wrong bearer token."""
+
+    http_status = 401
+    code = "unauthorized"
+
+
+class NotFound(DcosBackupError):
+    """A backup, archive, cluster or file that does not exist."""
+
+    http_status = 404
+    code = "not_found"
+
+
+class Conflict(DcosBackupError):
+    """The operation clashes with the current state (a job runs, ZooKeeper is running, target exists)."""
+
+    http_status = 409
+    code = "conflict"
+
+
+class IntegrityError(DcosBackupError):
+    """An archive or catalog entry fails its checksum or structure checks."""
+
+    http_status = 422
+    code = "integrity_error"
+
+
+class StorageError(DcosBackupError):
+    """Reading or writing backup storage failed (disk full, permissions, ...)."""
+
+    http_status = 507
+    code = "storage_error"
+
+
+class ClusterError(DcosBackupError):
+    """The local cluster is missing, broken or cannot be started."""
+
+    code = "cluster_error"
+
+
+class MissingDependency(DcosBackupError):
+    """A program the tool needs (Java, the ZooKeeper server) is not installed."""
+
+    code = "missing_dependency"
+
+
+class Unavailable(DcosBackupError):
+    """A server we need cannot be reached."""
+
+    exit_code = 3
+    http_status = 503
+    code = "unavailable"
+
+
+class ZooKeeperUnavailable(Unavailable):
+    """The ZooKeeper ensemble cannot be reached or lost our session."""
+
+    code = "zookeeper_unavailable"
+
+
+class ServiceUnavailable(Unavailable):
+    """The backup service cannot be reached."""
+
+    code = "service_unavailable"

@@ -1,0 +1,1 @@
+"""The backup service: HTTP API (routes, auth) and the job runner (one operation at a time)."""
