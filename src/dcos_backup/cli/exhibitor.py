@@ -1,0 +1,57 @@
+"""``dcos-exhibitor``: run this master's ZooKeeper under supervision and serve the cluster status API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from dcos_backup.cli._common import run, setup_logging
+from dcos_backup.exhibitor.config import NodeConfig
+from dcos_backup.exhibitor.server import serve
+from dcos_backup.exhibitor.status import cluster_status
+
+
+@click.group(help="Per-master supervisor of ZooKeeper with the Exhibitor cluster status API.")
+def cli() -> None:
+    pass
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Node config (JSON: id, members, exhibitor_dir, zk_extra); dcos-local writes one per master.",
+)
+
+
+@cli.command("run")
+@config_option
+def run_cmd(config_path: Path) -> None:
+    """Run ZooKeeper (restarted when it dies) and serve GET /exhibitor/v1/cluster/status until SIGTERM."""
+    setup_logging(True)
+    serve(NodeConfig.load(config_path))
+
+
+@cli.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the Exhibitor JSON list.")
+def status_cmd(config_path: Path, as_json: bool) -> None:
+    """Print each member's state, as the status endpoint would."""
+    statuses = cluster_status(NodeConfig.load(config_path).members)
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
+    else:
+        for s in statuses:
+            click.echo(f"{s.hostname:<16} {s.code} {s.description:<12} {'leader' if s.isLeader else ''}")
+
+
+def main() -> NoReturn:
+    run(cli)
+
+
+if __name__ == "__main__":
+    main()

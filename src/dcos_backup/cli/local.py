@@ -1,0 +1,162 @@
+"""``dcos-local``: start, inspect and stop a real N-master cluster on this machine."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dcos_backup.cli._common import run
+from dcos_backup.errors import ClusterError
+from dcos_backup.exhibitor.config import parse_zk_extra
+from dcos_backup.local import cluster as local_cluster
+from dcos_backup.local import extras
+from dcos_backup.local.cluster import DEFAULT_SUBNET, Cluster
+from dcos_backup.zk import connect
+
+dir_option = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Cluster directory (default: $DCOS_LOCAL_DIR, else ~/.local/state/dcos-local).",
+)
+
+
+@click.group(help="A real multi-master DC/OS-style cluster (ZooKeeper ensemble) on loopback addresses.")
+def cli() -> None:
+    pass
+
+
+@cli.command()
+@click.option("--masters", default=3, show_default=True, help="Number of masters (1-9).")
+@dir_option
+@click.option(
+    "--subnet",
+    default=DEFAULT_SUBNET,
+    show_default=True,
+    help="Master N listens on <subnet>.N (ZooKeeper 2181/2888/3888, Exhibitor 8181).",
+)
+@click.option(
+    "--zk-config",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Extra zoo.cfg line for every member, e.g. snapCount=2 (repeatable).",
+)
+@click.option("--heap", default="1g", show_default=True, help="Java heap of each ZooKeeper.")
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for a serving ensemble.")
+def up(
+    masters: int, directory: Path | None, subnet: str, zk_config: tuple[str, ...], heap: str, timeout: float
+) -> None:
+    """Start the masters and wait until all serve and a leader exists."""
+    cluster = local_cluster.up(directory, masters, subnet, list(parse_zk_extra(zk_config)), heap, timeout)
+    click.echo(f"cluster up in {cluster.dir}: {len(cluster.masters)} masters, ZooKeeper {cluster.zk_hosts}")
+
+
+@cli.command()
+@dir_option
+@click.option("--purge", is_flag=True, help="Also delete the cluster directory (all data).")
+def down(directory: Path | None, purge: bool) -> None:
+    """Stop every process the cluster started."""
+    cluster = Cluster.load(directory)
+    survivors = local_cluster.down(cluster, purge)
+    if survivors:
+        raise ClusterError(f"processes still running after stop: {survivors}")
+    click.echo(f"cluster in {cluster.dir} stopped" + (" and purged" if purge else ""))
+
+
+@cli.command()
+@dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the Exhibitor cluster status list.")
+def status(directory: Path | None, as_json: bool) -> None:
+    """Show each master's ZooKeeper state, as GET /exhibitor/v1/cluster/status does."""
+    cluster = Cluster.load(directory)
+    if not cluster.running_masters():
+        raise ClusterError(f"the cluster in {cluster.dir} is not running (start it with: dcos-local up)")
+    statuses = cluster.status()
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
+        return
+    table = Table(title=f"dcos-local cluster in {cluster.dir}")
+    for column in ("master", "host", "code", "state", "leader", "supervisor"):
+        table.add_column(column)
+    for master, s in zip(cluster.masters, statuses, strict=True):
+        table.add_row(
+            str(master.id),
+            s.hostname,
+            str(s.code),
+            s.description,
+            "yes" if s.isLeader else "",
+            "running" if cluster.is_running(master) else "stopped",
+        )
+    Console().print(table)
+
+
+@cli.command("stop-zk")
+@click.argument("n", type=int)
+@dir_option
+def stop_zk(n: int, directory: Path | None) -> None:
+    """Stop master N's Exhibitor and ZooKeeper (like: systemctl stop dcos-exhibitor)."""
+    Cluster.load(directory).stop_master(n)
+    click.echo(f"master {n}: ZooKeeper stopped")
+
+
+@cli.command("start-zk")
+@click.argument("n", type=int)
+@dir_option
+@click.option("--no-wait", is_flag=True, help="Return without waiting for the member to serve.")
+def start_zk(n: int, directory: Path | None, no_wait: bool) -> None:
+    """Start master N's Exhibitor and ZooKeeper (like: systemctl start dcos-exhibitor)."""
+    Cluster.load(directory).start_master(n, wait=not no_wait)
+    click.echo(f"master {n}: ZooKeeper started")
+
+
+@cli.command()
+@click.argument("n", type=int)
+@dir_option
+def env(n: int, directory: Path | None) -> None:
+    """Print shell exports so per-master tools (dcos-zk) act on master N: eval "$(dcos-local env 2)"."""
+    cluster = Cluster.load(directory)
+    master = cluster.master(n)
+    exports = {
+        "DCOS_LOCAL_DIR": str(cluster.dir),
+        "DCOS_MASTER_ID": str(master.id),
+        "DCOS_EXHIBITOR_DIR": str(master.exhibitor_dir),
+        "DCOS_ZK_ADDRESS": master.zk_address,
+        "DCOS_ZK_HOSTS": cluster.zk_hosts,
+        "DCOS_EXHIBITOR_URL": master.exhibitor_url,
+    }
+    for key, value in exports.items():
+        click.echo(f"export {key}={shlex.quote(value)}")
+
+
+@cli.command()
+@dir_option
+@click.option("--apps", default=50, show_default=True, help="Number of Marathon apps (about 8 znodes each).")
+@click.option("--seed", "seed_value", default=0, show_default=True, help="Random seed: same seed, same bytes.")
+def seed(directory: Path | None, apps: int, seed_value: int) -> None:
+    """Write realistic, deterministic Marathon state under /marathon (plus live ephemeral nodes)."""
+    from dcos_backup.local.seed import seed_marathon
+
+    cluster = Cluster.load(directory)
+    client = connect(cluster.zk_hosts)
+    try:
+        stats = seed_marathon(client, apps=apps, seed=seed_value)
+    finally:
+        client.stop()
+        client.close()
+    extras.start_holder(cluster)
+    click.echo(f"seeded /marathon: {stats.nodes} znodes, {stats.bytes} bytes of data ({apps} apps, seed {seed_value})")
+
+
+def main() -> NoReturn:
+    run(cli)
+
+
+if __name__ == "__main__":
+    main()

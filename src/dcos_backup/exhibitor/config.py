@@ -1,0 +1,189 @@
+"""A master's node configuration and the ``zoo.cfg`` rendered from it.
+
+Data is laid out as DC/OS lays it on a master::
+
+    <exhibitor-dir>/conf/node.json           this config
+    <exhibitor-dir>/conf/zoo.cfg             rendered at every start
+    <exhibitor-dir>/zookeeper/snapshot/      ZooKeeper dataDir (with myid)
+    <exhibitor-dir>/zookeeper/transactions/  ZooKeeper dataLogDir
+    <exhibitor-dir>/zookeeper/zookeeper.out  ZooKeeper's console output
+    <exhibitor-dir>/run/exhibitor.pid        the supervisor, while it runs
+    <exhibitor-dir>/run/zookeeper.pid        its ZooKeeper, while it runs
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dcos_backup.errors import ClusterError, UsageError
+
+DEFAULT_EXHIBITOR_DIR = Path("/var/lib/dcos/exhibitor")
+ZK_CLASSPATH = "/usr/share/java/zookeeper.jar"
+ZK_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+
+# Settings every member gets. 4lw words are how the status API sees each member; the AdminServer
+# would want port 8080 on every member (and its Jetty is not on Debian's classpath anyway);
+# maxClientCnxns=0 because every local client comes from 127.0.0.1 and 60 is easy to hit in tests.
+BASE_ZOO_CFG = {
+    "tickTime": "2000",
+    "initLimit": "10",
+    "syncLimit": "5",
+    "4lw.commands.whitelist": "*",
+    "admin.enableServer": "false",
+    "maxClientCnxns": "0",
+    "standaloneEnabled": "false",
+    "reconfigEnabled": "false",
+}
+
+
+@dataclass(frozen=True)
+class Member:
+    """One ensemble member as every other member sees it."""
+
+    id: int
+    host: str
+    client_port: int = 2181
+    quorum_port: int = 2888
+    election_port: int = 3888
+    exhibitor_port: int = 8181
+
+    @property
+    def client_address(self) -> str:
+        return f"{self.host}:{self.client_port}"
+
+    @property
+    def exhibitor_url(self) -> str:
+        return f"http://{self.host}:{self.exhibitor_port}"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything ``dcos-exhibitor`` needs to run one master's ZooKeeper."""
+
+    id: int
+    members: tuple[Member, ...]
+    exhibitor_dir: Path
+    zk_extra: tuple[tuple[str, str], ...] = ()
+    java: str = "java"
+    zk_classpath: str = ZK_CLASSPATH
+    heap: str = "1g"
+    jvm_flags: tuple[str, ...] = field(default=("-XX:+UseSerialGC",))
+
+    def __post_init__(self) -> None:
+        ids = [m.id for m in self.members]
+        if len(set(ids)) != len(ids):
+            raise UsageError(f"duplicate member ids in {ids}")
+        if self.id not in ids:
+            raise UsageError(f"own id {self.id} is not among the members {ids}")
+
+    @property
+    def me(self) -> Member:
+        return next(m for m in self.members if m.id == self.id)
+
+    @property
+    def zk_dir(self) -> Path:
+        return self.exhibitor_dir / "zookeeper"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.zk_dir / "snapshot"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.zk_dir / "transactions"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.exhibitor_dir / "conf"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.exhibitor_dir / "run"
+
+    @property
+    def config_file(self) -> Path:
+        return self.conf_dir / "node.json"
+
+    @property
+    def zoo_cfg(self) -> Path:
+        return self.conf_dir / "zoo.cfg"
+
+    @property
+    def console_log(self) -> Path:
+        return self.zk_dir / "zookeeper.out"
+
+    @property
+    def exhibitor_pid_file(self) -> Path:
+        return self.run_dir / "exhibitor.pid"
+
+    @property
+    def zookeeper_pid_file(self) -> Path:
+        return self.run_dir / "zookeeper.pid"
+
+    def to_json(self) -> str:
+        doc = asdict(self)
+        doc["exhibitor_dir"] = str(self.exhibitor_dir)
+        return json.dumps(doc, indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> NodeConfig:
+        try:
+            return cls(
+                id=int(doc["id"]),
+                members=tuple(Member(**m) for m in doc["members"]),
+                exhibitor_dir=Path(doc["exhibitor_dir"]),
+                zk_extra=tuple((str(k), str(v)) for k, v in doc.get("zk_extra", ())),
+                java=doc.get("java", "java"),
+                zk_classpath=doc.get("zk_classpath", ZK_CLASSPATH),
+                heap=doc.get("heap", "1g"),
+                jvm_flags=tuple(doc.get("jvm_flags", ("-XX:+UseSerialGC",))),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClusterError(f"invalid node config: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: Path) -> NodeConfig:
+        try:
+            doc = json.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ClusterError(f"node config {path} does not exist") from exc
+        except (OSError, ValueError) as exc:
+            raise ClusterError(f"cannot read node config {path}: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise ClusterError(f"invalid node config {path}: not a JSON object")
+        return cls.from_dict(doc)
+
+    def write(self) -> None:
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(self.to_json())
+
+
+def parse_zk_extra(items: list[str] | tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``["snapCount=2", ...]`` -> ``(("snapCount", "2"), ...)``; refuses lines that are not key=value."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or "\n" in item:
+            raise UsageError(f"--zk-config wants KEY=VALUE, got {item!r}")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def render_zoo_cfg(cfg: NodeConfig) -> str:
+    """The ``zoo.cfg`` for ``cfg``: base settings, paths, own ports, the server list, then extras."""
+    settings = dict(BASE_ZOO_CFG)
+    settings.update(
+        {
+            "dataDir": str(cfg.data_dir),
+            "dataLogDir": str(cfg.log_dir),
+            "clientPort": str(cfg.me.client_port),
+            "clientPortAddress": cfg.me.host,
+        }
+    )
+    for m in cfg.members:
+        settings[f"server.{m.id}"] = f"{m.host}:{m.quorum_port}:{m.election_port}"
+    settings.update(dict(cfg.zk_extra))
+    return "".join(f"{k}={v}\n" for k, v in settings.items())

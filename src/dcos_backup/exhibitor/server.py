@@ -1,0 +1,123 @@
+"""``dcos-exhibitor``: supervise this master's ZooKeeper and serve the cluster status API.
+
+At every start of ZooKeeper the supervisor writes ``myid`` and ``zoo.cfg`` from the node config, as
+Exhibitor does, so a restored data directory always gets this master's identity back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import threading
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from dcos_backup.errors import Conflict, MissingDependency
+from dcos_backup.exhibitor.config import ZK_MAIN, NodeConfig, render_zoo_cfg
+from dcos_backup.exhibitor.status import DESCRIPTIONS, LATENT, cluster_status
+from dcos_backup.exhibitor.supervisor import Supervisor, remove_file, write_pid_file
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "install it with: apt-get update && apt-get install -y zookeeper (Java 17 comes with it)"
+
+
+def check_dependencies(cfg: NodeConfig) -> None:
+    """Fail early, with the fix, when Java or the ZooKeeper jar is missing."""
+    if shutil.which(cfg.java) is None:
+        raise MissingDependency(f"Java ({cfg.java}) is not installed; {INSTALL_HINT}")
+    for entry in cfg.zk_classpath.split(":"):
+        if entry and not Path(entry).exists():
+            raise MissingDependency(f"the ZooKeeper server ({entry}) is not installed; {INSTALL_HINT}")
+
+
+def check_port_free(host: str, port: int, what: str) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise Conflict(f"{what} port {host}:{port} is already in use ({exc.strerror})") from exc
+
+
+def zookeeper_command(cfg: NodeConfig) -> list[str]:
+    return [
+        cfg.java,
+        f"-Xmx{cfg.heap}",
+        *cfg.jvm_flags,
+        f"-Dzookeeper.log.dir={cfg.zk_dir}",
+        "-cp",
+        f"{cfg.conf_dir}:{cfg.zk_classpath}",
+        ZK_MAIN,
+        str(cfg.zoo_cfg),
+    ]
+
+
+def prepare_data_dirs(cfg: NodeConfig) -> None:
+    """Create the DC/OS layout and write ``myid`` and ``zoo.cfg`` from the config (every start)."""
+    for path in (cfg.data_dir, cfg.log_dir, cfg.conf_dir, cfg.run_dir):
+        path.mkdir(parents=True, exist_ok=True)
+    (cfg.data_dir / "myid").write_text(f"{cfg.id}\n")
+    cfg.zoo_cfg.write_text(render_zoo_cfg(cfg))
+
+
+def build_app(cfg: NodeConfig, supervisor: Supervisor | None = None) -> FastAPI:
+    app = FastAPI(title="dcos-exhibitor", version="1", docs_url=None, redoc_url=None)
+
+    @app.get("/exhibitor/v1/cluster/status")
+    def get_cluster_status() -> list[dict[str, object]]:
+        statuses = [s.to_dict() for s in cluster_status(cfg.members)]
+        # Before our own ZooKeeper has been started once, Exhibitor calls it latent, not down.
+        if supervisor is not None and supervisor.state == "starting":
+            for entry, member in zip(statuses, cfg.members, strict=True):
+                if member.id == cfg.id and entry["code"] != 3:
+                    entry.update(code=LATENT, description=DESCRIPTIONS[LATENT])
+        return statuses
+
+    return app
+
+
+def serve(cfg: NodeConfig) -> None:
+    """Run until SIGTERM/SIGINT: ZooKeeper under supervision plus the HTTP status API."""
+    check_dependencies(cfg)
+    me = cfg.me
+    check_port_free(me.host, me.client_port, "ZooKeeper client")
+    check_port_free(me.host, me.quorum_port, "ZooKeeper quorum")
+    check_port_free(me.host, me.election_port, "ZooKeeper election")
+    http_sock = socket.socket()
+    http_sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        http_sock.bind((me.host, me.exhibitor_port))
+    except OSError as exc:
+        http_sock.close()
+        raise Conflict(f"Exhibitor port {me.host}:{me.exhibitor_port} is already in use ({exc.strerror})") from exc
+
+    write_pid_file(cfg.exhibitor_pid_file, os.getpid())
+    supervisor = Supervisor(
+        f"zookeeper-{cfg.id}",
+        zookeeper_command(cfg),
+        output=cfg.console_log,
+        pid_file=cfg.zookeeper_pid_file,
+        prepare=lambda: prepare_data_dirs(cfg),
+    )
+    thread = threading.Thread(target=supervisor.run, name="zk-supervisor", daemon=True)
+    thread.start()
+    server = uvicorn.Server(uvicorn.Config(build_app(cfg, supervisor), log_level="warning", access_log=False))
+    # uvicorn re-raises the signal that stopped it once it returns, to the handler that was there
+    # before; make that a no-op so we, not the default action, decide how the process ends.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+    try:
+        server.run(sockets=[http_sock])
+    finally:
+        # uvicorn returns after SIGTERM/SIGINT; take ZooKeeper down cleanly before we exit.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop()
+        thread.join(timeout=30)
+        remove_file(cfg.exhibitor_pid_file)
+        log.info("dcos-exhibitor %d stopped", cfg.id)

@@ -1,0 +1,107 @@
+"""Pid files and the processes behind them: is it alive, is it really ours, stop it for good."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def live_process(pid_file: Path, marker: str | None = None) -> psutil.Process | None:
+    """The process named by ``pid_file`` if it runs (not a zombie) and its command line has ``marker``.
+
+    The marker guards against a recycled pid belonging to some unrelated process.
+    """
+    pid = read_pid(pid_file)
+    if pid is None:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        if marker is not None and not any(marker in part for part in proc.cmdline()):
+            return None
+        return proc
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def terminate(proc: psutil.Process, timeout: float = 30.0) -> None:
+    """SIGTERM, wait, then SIGKILL; returns once the process is gone."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout)
+    except psutil.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    except psutil.NoSuchProcess:
+        pass
+
+
+def spawn_detached(command: list[str], log_file: Path, pid_file: Path) -> int:
+    """Start ``command`` in its own session (it outlives us, as a systemd unit would) and record its pid."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as out:
+        proc = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def python_module_command(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def wait_until_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
+    """Wait for ``pids`` to exit; returns the ones still alive."""
+    deadline = time.monotonic() + timeout
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _alive(p)]
+        if alive:
+            time.sleep(0.1)
+    return alive
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def last_lines(path: Path, count: int = 1) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return ""
+    return " | ".join(lines[-count:])
+
+
+__all__ = [
+    "last_lines",
+    "live_process",
+    "python_module_command",
+    "read_pid",
+    "spawn_detached",
+    "terminate",
+    "wait_until_gone",
+]
