@@ -154,6 +154,18 @@ def seed(directory: Path | None, apps: int, seed_value: int) -> None:
     click.echo(f"seeded /marathon: {stats.nodes} znodes, {stats.bytes} bytes of data ({apps} apps, seed {seed_value})")
 
 
+@cli.command()
+@click.option("--masters", default=3, show_default=True)
+@click.option("--apps", default=200, show_default=True, help="Marathon apps to seed.")
+@click.option("--keep", is_flag=True, help="Leave the demo cluster running at the end.")
+@dir_option
+def demo(masters: int, apps: int, keep: bool, directory: Path | None) -> None:
+    """Run the quick-start demo on a fresh cluster in a temporary directory (or --dir)."""
+    from dcos_backup.local.demo import run_demo
+
+    run_demo(masters, apps, keep, directory)
+
+
 def main() -> NoReturn:
     run(cli)
 

@@ -38,13 +38,16 @@ def live_process(pid_file: Path, marker: str | None = None) -> psutil.Process | 
 
 
 def terminate(proc: psutil.Process, timeout: float = 30.0) -> None:
-    """SIGTERM, wait, then SIGKILL; returns once the process is gone."""
+    """SIGTERM, wait, then SIGKILL; returns once the process is gone (or a zombie).
+
+    A zombie counts as gone: when the process is a child of some other process of ours (a test run,
+    say), only that parent can reap it, and waiting for the pid to vanish would hang.
+    """
     try:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout)
-    except psutil.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+        if wait_until_gone([proc.pid], timeout):
+            proc.kill()
+            wait_until_gone([proc.pid], 10)
     except psutil.NoSuchProcess:
         pass
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what dcos-backup needs, idempotently: Java + the ZooKeeper server (Debian packages) when
+# missing, and a virtualenv in .venv with the package and its test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v java >/dev/null 2>&1 || [ ! -f /usr/share/java/zookeeper.jar ]; then
+    echo "==> installing Java and ZooKeeper (apt-get install zookeeper)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "==> creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/python -c "import dcos_backup, pytest" >/dev/null 2>&1 || [ pyproject.toml -nt .venv/.installed ]; then
+    echo "==> installing dcos-backup into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[test]'
+    touch .venv/.installed
+fi

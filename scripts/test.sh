@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Quick start, command 2: install everything, then run lint and the whole test suite
+# (unit tests and end-to-end tests against real ZooKeeper ensembles on loopback).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

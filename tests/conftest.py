@@ -1,0 +1,88 @@
+"""Shared fixtures: a real 3-member ZooKeeper ensemble started with dcos-local, and per-test chroots.
+
+Each cluster gets a random loopback subnet (127.X.Y.1-3) so parallel runs never share ports.
+``cluster`` is shared by the session (tests must not stop its members); ``make_cluster`` gives a
+private cluster a test may stop, damage or restore; ``zk`` is a client chrooted to a fresh path.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kazoo.client import KazooClient
+
+from dcos_backup.local import cluster as local_cluster
+from dcos_backup.local.cluster import Cluster
+from dcos_backup.zk import connect
+
+_used_subnets: set[str] = set()
+
+
+def free_subnet() -> str:
+    """A loopback /24 that nothing of ours uses yet (127.150-249.x)."""
+    rng = random.Random()
+    while True:
+        subnet = f"127.{rng.randint(150, 249)}.{rng.randint(0, 255)}"
+        if subnet not in _used_subnets:
+            _used_subnets.add(subnet)
+            return subnet
+
+
+def requires_zookeeper() -> None:
+    if shutil.which("java") is None or not Path("/usr/share/java/zookeeper.jar").exists():
+        pytest.fail("Java and the Debian zookeeper package are needed: apt-get install -y zookeeper")
+
+
+def start_cluster(directory: Path, masters: int = 3, **kwargs: object) -> Cluster:
+    requires_zookeeper()
+    kwargs.setdefault("heap", "512m")
+    return local_cluster.up(directory, masters=masters, subnet=free_subnet(), **kwargs)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = start_cluster(tmp_path_factory.mktemp("shared-cluster"))
+    yield c
+    local_cluster.down(c)
+
+
+@pytest.fixture(scope="session")
+def zk_hosts(cluster: Cluster) -> str:
+    return cluster.zk_hosts
+
+
+@pytest.fixture
+def zk(cluster: Cluster) -> Iterator[KazooClient]:
+    """A client chrooted to a fresh ``/test-<uuid>`` on the shared cluster; removed afterwards."""
+    chroot = f"/test-{uuid.uuid4().hex[:12]}"
+    admin = connect(cluster.zk_hosts)
+    admin.create(chroot)
+    client = connect(cluster.zk_hosts + chroot)
+    try:
+        yield client
+    finally:
+        client.stop()
+        client.close()
+        admin.delete(chroot, recursive=True)
+        admin.stop()
+        admin.close()
+
+
+@pytest.fixture
+def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+    """Factory of private clusters (``make_cluster(masters=3, zk_config=[...])``), torn down after the test."""
+    started: list[Cluster] = []
+
+    def factory(masters: int = 3, **kwargs: object) -> Cluster:
+        c = start_cluster(tmp_path / f"cluster-{len(started) + 1}", masters, **kwargs)
+        started.append(c)
+        return c
+
+    yield factory
+    for c in started:
+        local_cluster.down(c)

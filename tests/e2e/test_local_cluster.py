@@ -1,0 +1,150 @@
+"""dcos-local and dcos-exhibitor against a real 3-member ZooKeeper ensemble."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from dcos_backup.local.cluster import Cluster
+from dcos_backup.local.processes import read_pid
+from dcos_backup.local.seed import ROOT
+from dcos_backup.zk import connect, iter_tree
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+
+
+def dcos_local(cluster_dir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "DCOS_LOCAL_DIR": str(cluster_dir), **(env or {})}
+    return subprocess.run([str(BIN / "dcos-local"), *args], capture_output=True, text=True, env=full_env, timeout=120)
+
+
+def exhibitor_status(cluster: Cluster, n: int) -> list[dict]:
+    return httpx.get(f"{cluster.master(n).exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_status_endpoint_lists_every_member_serving_with_one_leader(cluster):
+    for n in (1, 2, 3):
+        status = exhibitor_status(cluster, n)
+        assert [s["hostname"] for s in status] == [m.host for m in cluster.masters]
+        assert all(s["code"] == 3 and s["description"] == "serving" for s in status)
+        assert sum(s["isLeader"] for s in status) == 1
+        assert all(set(s) == {"code", "description", "hostname", "isLeader"} for s in status)
+
+
+def test_cli_status_json_matches_endpoint(cluster):
+    result = dcos_local(cluster.dir, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == exhibitor_status(cluster, 1)
+    table = dcos_local(cluster.dir, "status")
+    assert table.returncode == 0 and "serving" in table.stdout
+
+
+def test_env_points_at_the_master(cluster):
+    result = dcos_local(cluster.dir, "env", "2")
+    assert result.returncode == 0
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines())
+    assert exports["DCOS_EXHIBITOR_DIR"] == str(cluster.master(2).exhibitor_dir)
+    assert exports["DCOS_ZK_ADDRESS"] == f"{cluster.master(2).host}:2181"
+
+
+def test_data_layout_is_dcos_like(cluster):
+    m = cluster.master(3)
+    assert (m.exhibitor_dir / "zookeeper" / "snapshot" / "myid").read_text().strip() == "3"
+    assert (m.exhibitor_dir / "zookeeper" / "transactions" / "version-2").is_dir()
+    assert (m.exhibitor_dir / "conf" / "zoo.cfg").is_file()
+
+
+def test_stop_start_and_kill_recovery(make_cluster):
+    c = make_cluster(3)
+    # systemctl stop dcos-exhibitor on master 2: the others see it down and keep a leader
+    assert dcos_local(c.dir, "stop-zk", "2").returncode == 0
+    for n in (1, 3):
+        status = exhibitor_status(c, n)
+        assert status[1]["code"] == 1 and status[1]["description"] == "down"
+        assert [s["code"] for s in (status[0], status[2])] == [3, 3]
+        assert sum(s["isLeader"] for s in status) == 1
+    assert read_pid(c.master(2).pid_file) is None
+    assert dcos_local(c.dir, "start-zk", "2").returncode == 0
+    assert all(s["code"] == 3 for s in exhibitor_status(c, 2))
+
+    # SIGKILL ZooKeeper: the supervisor brings it back and logs why
+    old_pid = read_pid(c.master(1).zk_pid_file)
+    os.kill(old_pid, signal.SIGKILL)
+    wait_for(lambda: (p := read_pid(c.master(1).zk_pid_file)) and p != old_pid, what="a new ZooKeeper pid")
+    wait_for(lambda: all(s["code"] == 3 for s in exhibitor_status(c, 2)), what="all serving again")
+    assert "killed by SIGKILL; restarting" in c.master(1).log_file.read_text()
+
+    # down leaves no process behind
+    pids = c.all_pids()
+    assert len(pids) == 6
+    result = dcos_local(c.dir, "down")
+    assert result.returncode == 0, result.stderr
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def test_seed_is_realistic_and_deterministic(make_cluster):
+    c = make_cluster(1)
+    result = dcos_local(c.dir, "seed", "--apps", "30", "--seed", "7")
+    assert result.returncode == 0, result.stderr
+    client = connect(c.zk_hosts)
+    try:
+        nodes = list(iter_tree(client, ROOT))
+        wait_for(lambda: client.exists("/marathon/leader/member_0000000000"), what="ephemeral leader node")
+        assert client.exists("/marathon/leader/member_0000000000").ephemeralOwner != 0
+    finally:
+        client.stop()
+    paths = {n.path for n in nodes}
+    assert "/marathon/state/framework-id" in paths
+    assert "/marathon/leader/member_0000000000" not in paths  # ephemeral: skipped by readers
+    assert len({tuple(n.acl) for n in nodes}) >= 3
+    assert any(n.data and not n.data.startswith(b"{") for n in nodes)
+    apps = [n for n in nodes if n.path.count("/") == 4 and "/state/app/" in n.path]
+    assert len(apps) == 30
+    assert json.loads(apps[0].data)["id"].startswith("/")
+    again = dcos_local(c.dir, "seed")
+    assert again.returncode != 0 and "already exists" in again.stderr
+
+
+def test_cli_errors_are_one_line(make_cluster, tmp_path):
+    c = make_cluster(1)
+    cases = [
+        (dcos_local(c.dir, "stop-zk", "7"), "there is no master 7"),
+        (dcos_local(c.dir, "up", "--masters", "1"), "already runs"),
+        (dcos_local(tmp_path / "nothing", "status"), "no local cluster"),
+        (dcos_local(tmp_path / "other", "up", "--masters", "1", "--subnet", c.subnet), "already in use"),
+        (dcos_local(tmp_path / "x", "up", "--subnet", "10.0.0"), "loopback"),
+        (dcos_local(tmp_path / "x", "up", "--masters", "0"), "between 1 and"),
+    ]
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "cluster.json").write_text("{oops")
+    cases.append((dcos_local(tmp_path / "corrupt", "status"), "corrupt"))
+    no_java = {"PATH": str(BIN)}
+    cases.append((dcos_local(tmp_path / "y", "up", "--subnet", "127.3.3", env=no_java), "apt-get install"))
+    dcos_local(c.dir, "down")
+    cases.append((dcos_local(c.dir, "status"), "not running"))
+    for result, message in cases:
+        assert result.returncode != 0, result
+        assert message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
