@@ -19,6 +19,7 @@ from dcos_backup.errors import ClusterError, Conflict, NotFound, UsageError
 from dcos_backup.exhibitor.config import Member, NodeConfig
 from dcos_backup.exhibitor.server import check_dependencies, check_port_free
 from dcos_backup.exhibitor.status import MemberStatus, cluster_status, is_healthy
+from dcos_backup.local import extras
 from dcos_backup.local.processes import (
     last_lines,
     live_process,
@@ -283,7 +284,7 @@ class Cluster:
 
     def all_pids(self) -> list[int]:
         pid_files = [p for m in self.masters for p in (m.pid_file, m.zk_pid_file)]
-        pid_files += [self.dir / "run" / name for name in ("service.pid", "holder.pid")]
+        pid_files += [self.dir / "run" / name for name in ("service.pid", "service-child.pid", "holder.pid")]
         return [pid for pid in (read_pid(p) for p in pid_files) if pid is not None]
 
 
@@ -294,8 +295,9 @@ def up(
     zk_config: list[tuple[str, str]] | None = None,
     heap: str = "1g",
     timeout: float = 90.0,
+    with_service: bool = True,
 ) -> Cluster:
-    """Start a cluster in ``directory`` and wait until it serves with a leader."""
+    """Start a cluster in ``directory``, wait until it serves with a leader, then start the backup service."""
     directory = Path(directory) if directory is not None else default_dir()
     try:
         existing = Cluster.load(directory)
@@ -314,6 +316,9 @@ def up(
         for master in cluster.masters:
             cluster.start_master(master.id)
         cluster.wait_serving(timeout)
+        if with_service and extras.service_available():
+            cluster.service = extras.start_service(cluster)
+            cluster.save()
     except Exception:
         down(cluster)
         raise
@@ -322,8 +327,6 @@ def up(
 
 def down(cluster: Cluster, purge: bool = False) -> list[int]:
     """Stop everything the cluster started; returns pids that survived (should be none)."""
-    from dcos_backup.local import extras  # service and ephemeral holder, if they run
-
     pids = cluster.all_pids()
     extras.stop_all(cluster)
     for master in cluster.masters:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,9 +28,53 @@ def start_holder(cluster: Cluster) -> None:
     )
 
 
+SERVICE_PORT = 8100
+SERVICE_MODULE = "dcos_backup.cli.service"
+
+
+def service_available() -> bool:
+    return importlib.util.find_spec(SERVICE_MODULE) is not None
+
+
+def start_service(cluster: Cluster) -> dict[str, str]:
+    """Run the backup service on master 1 under a restart-always supervisor; returns its cluster.json entry."""
+    from dcos_backup.service.auth import generate_token_file
+
+    run_dir = cluster.dir / "run"
+    master = cluster.masters[0]
+    info = {
+        "url": f"http://{master.host}:{SERVICE_PORT}",
+        "token_file": str(cluster.dir / "secrets" / "backup-token"),
+        "log_file": str(cluster.dir / "service.log"),
+        "pid_file": str(run_dir / "service.pid"),
+        "child_pid_file": str(run_dir / "service-child.pid"),
+        "storage_dir": str(master.exhibitor_dir.parent / "backups"),
+    }
+    if not Path(info["token_file"]).exists():
+        generate_token_file(Path(info["token_file"]))
+    if live_process(Path(info["pid_file"]), "dcos_backup.local.supervise") is None:
+        command = python_module_command(
+            SERVICE_MODULE,
+            *("--zk", cluster.zk_hosts, "--storage", info["storage_dir"], "--token-file", info["token_file"]),
+            *("--host", master.host, "--port", str(SERVICE_PORT)),
+        )
+        spawn_detached(
+            python_module_command(
+                "dcos_backup.local.supervise",
+                *("--name", "dcos-backup-service", "--child-pid-file", info["child_pid_file"]),
+                *("--output", info["log_file"], "--", *command),
+            ),
+            cluster.dir / "supervise-service.log",
+            Path(info["pid_file"]),
+        )
+    return info
+
+
 def stop_all(cluster: Cluster) -> None:
+    run_dir = cluster.dir / "run"
     for pid_file, marker in (
-        (cluster.dir / "run" / "service.pid", "dcos_backup"),
+        (run_dir / "service.pid", "dcos_backup.local.supervise"),
+        (run_dir / "service-child.pid", SERVICE_MODULE),
         (holder_pid_file(cluster), "dcos_backup.local.holder"),
     ):
         proc = live_process(pid_file, marker)
