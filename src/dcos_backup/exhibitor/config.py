@@ -20,7 +20,9 @@ from pathlib import Path
 from dcos_backup.errors import ClusterError, UsageError
 
 DEFAULT_EXHIBITOR_DIR = Path("/var/lib/dcos/exhibitor")
+# slf4j-simple comes with Debian's zookeeper (libslf4j-java); without a binding ZooKeeper logs nothing.
 ZK_CLASSPATH = "/usr/share/java/zookeeper.jar"
+SLF4J_BINDING = "/usr/share/java/slf4j-simple.jar"
 ZK_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 
 # Settings every member gets. 4lw words are how the status API sees each member; the AdminServer

@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from dcos_backup.errors import Conflict, MissingDependency
-from dcos_backup.exhibitor.config import ZK_MAIN, NodeConfig, render_zoo_cfg
+from dcos_backup.exhibitor.config import SLF4J_BINDING, ZK_MAIN, NodeConfig, render_zoo_cfg
 from dcos_backup.exhibitor.status import DESCRIPTIONS, LATENT, cluster_status
 from dcos_backup.exhibitor.supervisor import Supervisor, remove_file, write_pid_file
 
@@ -46,13 +46,18 @@ def check_port_free(host: str, port: int, what: str) -> None:
 
 
 def zookeeper_command(cfg: NodeConfig) -> list[str]:
+    classpath = [str(cfg.conf_dir), cfg.zk_classpath]
+    if Path(SLF4J_BINDING).exists():
+        classpath.append(SLF4J_BINDING)
     return [
         cfg.java,
         f"-Xmx{cfg.heap}",
         *cfg.jvm_flags,
         f"-Dzookeeper.log.dir={cfg.zk_dir}",
+        "-Dorg.slf4j.simpleLogger.showDateTime=true",
+        "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd HH:mm:ss,SSS",
         "-cp",
-        f"{cfg.conf_dir}:{cfg.zk_classpath}",
+        ":".join(classpath),
         ZK_MAIN,
         str(cfg.zoo_cfg),
     ]

@@ -279,7 +279,14 @@ class Cluster:
                     raise ClusterError(f"master {m.id} stopped while starting: {why} (log: {m.log_file})")
             if time.monotonic() > deadline:
                 states = ", ".join(f"{s.hostname} {s.description}" for s in statuses)
-                raise ClusterError(f"cluster not serving after {timeout:g}s ({states}); logs in {self.dir}")
+                failing = [m for m, s in zip(self.masters, statuses, strict=True) if s.code != 3 and m in watched]
+                last_words = ""
+                if failing:
+                    console = failing[0].exhibitor_dir / "zookeeper" / "zookeeper.out"
+                    last_words = f"master {failing[0].id} says: {last_lines(console, 2)}"
+                raise ClusterError(
+                    f"cluster not serving after {timeout:g}s ({states}) {last_words}; logs in {self.dir}"
+                )
             time.sleep(0.25)
 
     def all_pids(self) -> list[int]:
