@@ -21,6 +21,7 @@ from dcos_backup.exhibitor.server import check_dependencies, check_port_free
 from dcos_backup.exhibitor.status import MemberStatus, cluster_status, is_healthy
 from dcos_backup.local import extras
 from dcos_backup.local.processes import (
+    last_complaint,
     last_lines,
     live_process,
     python_module_command,
@@ -283,7 +284,7 @@ class Cluster:
                 last_words = ""
                 if failing:
                     console = failing[0].exhibitor_dir / "zookeeper" / "zookeeper.out"
-                    last_words = f"master {failing[0].id} says: {last_lines(console, 2)}"
+                    last_words = f"master {failing[0].id} says: {last_complaint(console)}"
                 raise ClusterError(
                     f"cluster not serving after {timeout:g}s ({states}) {last_words}; logs in {self.dir}"
                 )

@@ -91,6 +91,18 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def last_complaint(path: Path) -> str:
+    """The most telling line of a Java log: its last ``Caused by``/ERROR line, else its last line."""
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except FileNotFoundError:
+        return ""
+    for line in reversed(lines):
+        if line.startswith("Caused by:") or (" ERROR " in line and "Exiting JVM" not in line):
+            return line
+    return lines[-1] if lines else ""
+
+
 def last_lines(path: Path, count: int = 1) -> str:
     try:
         lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
