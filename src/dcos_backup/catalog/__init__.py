@@ -1,1 +1,6 @@
-"""Backup metadata and archive storage backends (local directory, S3). Nothing else touches backup files."""
+"""Backup metadata and archive storage. Nothing else touches backup files.
+
+- :mod:`.models` — the records (``BackupRecord``, statuses, label and id rules);
+- :mod:`.archive` — the streamed, checksummed component archive format;
+- :mod:`.storage` — where records and archives live (``LocalStorage``: the master's disk).
+"""

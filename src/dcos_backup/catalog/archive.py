@@ -1,0 +1,148 @@
+"""The component archive format: one streamed, compressed, checksummed file per component.
+
+Layout (see docs/format.md)::
+
+    b"DCOSBKP\\n"                     8-byte magic
+    zstd frame (with content checksum) of a msgpack stream:
+        {"format": 1, "component": str, "root": str}            header
+        [path, data, [[perms, scheme, id], ...], stat]           one array per znode, pre-order
+        {"end": true, "nodes": int, "data_bytes": int}           trailer
+
+The sha256 of the whole file is kept in ``backup.json`` and checked before a restore reads a byte.
+Reading and writing are streaming: memory stays bounded whatever the tree size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import msgpack
+import zstandard
+from kazoo.security import ACL, Id
+
+from dcos_backup.errors import IntegrityError
+from dcos_backup.zk import ZNode
+
+MAGIC = b"DCOSBKP\n"
+FORMAT = 1
+STAT_FIELDS = ("czxid", "mzxid", "ctime", "mtime", "version", "cversion", "aversion", "pzxid")
+_READ_CHUNK = 1 << 16
+
+
+class HashingWriter:
+    """A write-only file wrapper that counts bytes and computes sha256 as data goes through."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+@dataclass
+class ArchiveSummary:
+    nodes: int
+    data_bytes: int
+    bytes: int
+    sha256: str
+
+
+class ArchiveWriter:
+    """Write znodes to an archive; use as a context manager, then read :attr:`summary`."""
+
+    def __init__(self, raw: BinaryIO, component: str, root: str, level: int = 3) -> None:
+        self._out = HashingWriter(raw)
+        self._out.write(MAGIC)
+        params = zstandard.ZstdCompressor(level=level, write_checksum=True)
+        self._zstd = params.stream_writer(self._out, closefd=False)
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self.nodes = 0
+        self.data_bytes = 0
+        self.summary: ArchiveSummary | None = None
+        self._zstd.write(self._packer.pack({"format": FORMAT, "component": component, "root": root}))
+
+    def add(self, node: ZNode) -> None:
+        stat = [getattr(node.stat, f) for f in STAT_FIELDS] if node.stat is not None else None
+        acl = [[a.perms, a.id.scheme, a.id.id] for a in node.acl]
+        self._zstd.write(self._packer.pack([node.path, node.data, acl, stat]))
+        self.nodes += 1
+        self.data_bytes += len(node.data)
+
+    def close(self) -> ArchiveSummary:
+        trailer = {"end": True, "nodes": self.nodes, "data_bytes": self.data_bytes}
+        self._zstd.write(self._packer.pack(trailer))
+        self._zstd.close()
+        self._out.flush()
+        self.summary = ArchiveSummary(self.nodes, self.data_bytes, self._out.size, self._out.sha256.hexdigest())
+        return self.summary
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+
+
+def file_sha256(raw: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := raw.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_archive(raw: BinaryIO) -> Iterator[ZNode]:
+    """Yield the znodes of an archive in order; IntegrityError on any damage or truncation.
+
+    Nodes stream out as they are decoded, so damage near the end shows only after earlier nodes were
+    yielded: a caller that must not act on a damaged archive checks the sha256 first (the service does).
+    """
+    if raw.read(len(MAGIC)) != MAGIC:
+        raise IntegrityError("not a dcos-backup archive (bad magic)")
+    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=_READ_CHUNK)
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=64 << 20)
+    header = None
+    nodes = data_bytes = 0
+    try:
+        while True:
+            chunk = reader.read(_READ_CHUNK)
+            if not chunk:
+                break
+            unpacker.feed(chunk)
+            for item in unpacker:
+                if header is None:
+                    if not isinstance(item, dict) or item.get("format") != FORMAT:
+                        raise IntegrityError(f"unsupported archive header {item!r:.80}")
+                    header = item
+                    continue
+                if isinstance(item, dict):
+                    if not item.get("end") or item.get("nodes") != nodes or item.get("data_bytes") != data_bytes:
+                        raise IntegrityError("archive trailer does not match its content")
+                    if reader.read(1) or unpacker.read_bytes(1):
+                        raise IntegrityError("data after the archive trailer")
+                    return
+                yield _node_from(item)
+                nodes += 1
+                data_bytes += len(item[1])
+    except zstandard.ZstdError as exc:
+        raise IntegrityError(f"archive is corrupt ({exc})") from exc
+    except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
+        raise IntegrityError(f"archive is corrupt ({type(exc).__name__}: {exc})") from exc
+    raise IntegrityError("archive is truncated (no trailer)")
+
+
+def _node_from(item: list) -> ZNode:
+    path, data, acl, _stat = item
+    if not isinstance(path, str) or not path.startswith("/") or not isinstance(data, bytes):
+        raise IntegrityError(f"bad znode record {path!r:.80}")
+    return ZNode(path, data, tuple(ACL(int(p), Id(str(s), str(i))) for p, s, i in acl), None)

@@ -1,0 +1,163 @@
+"""Where backups live: ``<root>/<id>/backup.json`` plus one archive per component.
+
+``LocalStorage`` keeps them on the master's disk (the seed's default). The catalog is never kept in
+ZooKeeper, so restoring ZooKeeper can never erase the list of backups. Metadata is written atomically
+(temp file, fsync, rename, fsync of the directory); archives are written under a ``.partial`` name and
+renamed only when complete, so a crash leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from pydantic import ValidationError
+
+from dcos_backup.catalog.models import BackupRecord, validate_backup_id
+from dcos_backup.errors import IntegrityError, NotFound, StorageError
+
+RECORD_FILE = "backup.json"
+PARTIAL_SUFFIX = ".partial"
+
+
+def storage_error(action: str, exc: OSError) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"no space left on the backup storage while {action}")
+    return StorageError(f"backup storage failed while {action}: {exc.strerror or exc}")
+
+
+class Storage(ABC):
+    """The operations the service needs from a backup store."""
+
+    @abstractmethod
+    def list_records(self) -> list[BackupRecord]: ...
+
+    @abstractmethod
+    def read(self, backup_id: str) -> BackupRecord: ...
+
+    @abstractmethod
+    def write(self, record: BackupRecord) -> None: ...
+
+    @abstractmethod
+    def delete(self, backup_id: str) -> None: ...
+
+    @abstractmethod
+    @contextlib.contextmanager
+    def archive_writer(self, backup_id: str, name: str) -> Iterator[BinaryIO]: ...
+
+    @abstractmethod
+    @contextlib.contextmanager
+    def archive_reader(self, backup_id: str, name: str) -> Iterator[BinaryIO]: ...
+
+    @abstractmethod
+    def remove_partials(self, backup_id: str) -> None: ...
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise storage_error(f"creating {self.root}", exc) from exc
+
+    def _dir(self, backup_id: str) -> Path:
+        return self.root / validate_backup_id(backup_id)
+
+    def list_records(self) -> list[BackupRecord]:
+        records = []
+        for entry in sorted(self.root.iterdir()):
+            if (entry / RECORD_FILE).is_file():
+                with contextlib.suppress(NotFound, IntegrityError):
+                    records.append(self.read(entry.name))
+        return sorted(records, key=lambda r: r.created_at)
+
+    def read(self, backup_id: str) -> BackupRecord:
+        path = self._dir(backup_id) / RECORD_FILE
+        try:
+            return BackupRecord.model_validate_json(path.read_bytes())
+        except FileNotFoundError as exc:
+            raise NotFound(f"no backup with id {backup_id!r}") from exc
+        except ValidationError as exc:
+            raise IntegrityError(f"catalog entry {path} is unreadable") from exc
+        except OSError as exc:
+            raise storage_error(f"reading {path}", exc) from exc
+
+    def write(self, record: BackupRecord) -> None:
+        directory = self._dir(record.id)
+        tmp = directory / (RECORD_FILE + ".tmp")
+        try:
+            directory.mkdir(exist_ok=True, mode=0o700)
+            with open(tmp, "wb") as f:
+                f.write(record.model_dump_json(indent=2).encode())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, directory / RECORD_FILE)
+            fsync_dir(directory)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise storage_error(f"writing the catalog entry of {record.id}", exc) from exc
+
+    def delete(self, backup_id: str) -> None:
+        directory = self._dir(backup_id)
+        if not (directory / RECORD_FILE).exists():
+            raise NotFound(f"no backup with id {backup_id!r}")
+        # Drop the record first: a crash half-way leaves an orphan directory, never a record without data.
+        (directory / RECORD_FILE).unlink()
+        shutil.rmtree(directory, ignore_errors=True)
+
+    def archive_path(self, backup_id: str, name: str) -> Path:
+        return self._dir(backup_id) / name
+
+    @contextlib.contextmanager
+    def archive_writer(self, backup_id: str, name: str) -> Iterator[BinaryIO]:
+        final = self.archive_path(backup_id, name)
+        partial = final.with_name(final.name + PARTIAL_SUFFIX)
+        try:
+            final.parent.mkdir(exist_ok=True, mode=0o700)
+            with open(partial, "wb") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(partial, final)
+            fsync_dir(final.parent)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise storage_error(f"writing archive {name} of {backup_id}", exc) from exc
+        except BaseException:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
+
+    @contextlib.contextmanager
+    def archive_reader(self, backup_id: str, name: str) -> Iterator[BinaryIO]:
+        path = self.archive_path(backup_id, name)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed below, after the caller is done
+        except FileNotFoundError as exc:
+            raise IntegrityError(f"archive {name} of backup {backup_id} is missing") from exc
+        except OSError as exc:
+            raise storage_error(f"opening archive {name} of {backup_id}", exc) from exc
+        with f:
+            yield f
+
+    def remove_partials(self, backup_id: str) -> None:
+        directory = self._dir(backup_id)
+        for partial in directory.glob(f"*{PARTIAL_SUFFIX}"):
+            partial.unlink(missing_ok=True)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

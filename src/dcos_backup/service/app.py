@@ -1,0 +1,131 @@
+"""The HTTP API of the backup service (FastAPI), under ``/system/v1/backup/v1``.
+
+Every backup endpoint needs ``Authorization: Bearer <token>``. Errors are JSON ``{"code", "message"}``
+with the HTTP status that ``errors.py`` assigns; no traceback ever leaves the process.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dcos_backup import __version__
+from dcos_backup.errors import DcosBackupError
+from dcos_backup.service.auth import check_bearer
+from dcos_backup.service.jobs import BackupService
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/system/v1/backup/v1"
+MAX_BODY = 64 * 1024
+
+
+class CreateBackup(BaseModel):
+    label: str = Field(description="3-25 characters of [A-Za-z0-9_.-], not starting with '..'", max_length=256)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+def error_response(status: int, code: str, message: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message, **extra}, status_code=status)
+
+
+def build_app(service: BackupService, token: str) -> FastAPI:
+    app = FastAPI(
+        title="dcos-backup service",
+        version=__version__,
+        description="Backup and restore of DC/OS cluster components (ZooKeeper subtrees).",
+        docs_url=f"{PREFIX}/docs",
+        redoc_url=None,
+        openapi_url=f"{PREFIX}/openapi.json",
+    )
+    errors = {"model": ErrorBody}
+    common = {401: errors, 404: errors}
+
+    def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
+        check_bearer(authorization, token)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return error_response(413, "too_large", f"request body larger than {MAX_BODY} bytes")
+        return await call_next(request)
+
+    @app.exception_handler(DcosBackupError)
+    async def on_error(_: Request, exc: DcosBackupError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        response = JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error_response(400, "invalid_request", f"invalid request: {where or 'body'}: {first.get('msg', '')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_bug(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return error_response(500, "internal_error", "internal error; see the service log")
+
+    @app.get(f"{PREFIX}/health", summary="Liveness (no auth)")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.post(
+        f"{PREFIX}/backups",
+        status_code=202,
+        dependencies=[Depends(authorized)],
+        responses={**common, 400: errors, 409: errors},
+        summary="Start a backup",
+    )
+    def create_backup(body: CreateBackup) -> dict:
+        return service.create(body.label).public()
+
+    @app.get(f"{PREFIX}/backups", dependencies=[Depends(authorized)], responses=common, summary="List backups")
+    def list_backups(label: str | None = None) -> list[dict]:
+        return [r.public(service.progress(r.id)) for r in service.list(label)]
+
+    @app.get(
+        f"{PREFIX}/backups/{{backup_id}}",
+        dependencies=[Depends(authorized)],
+        responses=common,
+        summary="Show one backup",
+    )
+    def show_backup(backup_id: str) -> dict:
+        return service.get(backup_id).public(service.progress(backup_id))
+
+    @app.delete(
+        f"{PREFIX}/backups/{{backup_id}}",
+        dependencies=[Depends(authorized)],
+        responses={**common, 409: errors},
+        summary="Delete a backup",
+    )
+    def delete_backup(backup_id: str) -> dict:
+        return service.delete(backup_id).public()
+
+    @app.post(
+        f"{PREFIX}/backups/{{backup_id}}/restore",
+        status_code=202,
+        dependencies=[Depends(authorized)],
+        responses={**common, 409: errors},
+        summary="Restore a backup",
+    )
+    def restore_backup(backup_id: str) -> dict:
+        return service.restore(backup_id).public(service.progress(backup_id))
+
+    return app
