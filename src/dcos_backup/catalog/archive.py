@@ -101,6 +101,46 @@ def file_sha256(raw: BinaryIO) -> str:
     return digest.hexdigest()
 
 
+class HashingReader:
+    """A read-only file wrapper computing sha256 of everything read through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+
+def verify_archive(raw: BinaryIO, expected_sha256: str | None) -> ArchiveSummary:
+    """Check an archive in one pass: its sha256 against the catalog's and its whole structure.
+
+    The sha256 catches every flipped byte, including the few that zstd's own checksum cannot see
+    (bits of a frame header that do not change the decoded content).
+    """
+    reader = HashingReader(raw)
+    nodes = data_bytes = 0
+    structure_error: IntegrityError | None = None
+    try:
+        for node in read_archive(reader):  # type: ignore[arg-type]
+            nodes += 1
+            data_bytes += len(node.data)
+    except IntegrityError as exc:
+        structure_error = exc
+        while reader.read(1 << 20):
+            pass
+    actual = reader.sha256.hexdigest()
+    if expected_sha256 is not None and actual != expected_sha256:
+        raise IntegrityError(f"archive fails its checksum (expected sha256 {expected_sha256}, found {actual})")
+    if structure_error is not None:
+        raise structure_error
+    return ArchiveSummary(nodes, data_bytes, reader.size, actual)
+
+
 def read_archive(raw: BinaryIO) -> Iterator[ZNode]:
     """Yield the znodes of an archive in order; IntegrityError on any damage or truncation.
 
@@ -109,36 +149,38 @@ def read_archive(raw: BinaryIO) -> Iterator[ZNode]:
     """
     if raw.read(len(MAGIC)) != MAGIC:
         raise IntegrityError("not a dcos-backup archive (bad magic)")
-    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=_READ_CHUNK)
+    # decompressobj, not stream_reader: it tells whether the frame (and its checksum) really ended.
+    zstd = zstandard.ZstdDecompressor().decompressobj()
     unpacker = msgpack.Unpacker(raw=False, max_buffer_size=64 << 20)
-    header = None
+    header: dict | None = None
     nodes = data_bytes = 0
+    ended = False
     try:
-        while True:
-            chunk = reader.read(_READ_CHUNK)
-            if not chunk:
-                break
-            unpacker.feed(chunk)
+        while chunk := raw.read(_READ_CHUNK):
+            if zstd.eof:
+                raise IntegrityError("data after the end of the archive")
+            unpacker.feed(zstd.decompress(chunk))
             for item in unpacker:
+                if ended:
+                    raise IntegrityError("data after the archive trailer")
                 if header is None:
                     if not isinstance(item, dict) or item.get("format") != FORMAT:
                         raise IntegrityError(f"unsupported archive header {item!r:.80}")
                     header = item
-                    continue
-                if isinstance(item, dict):
+                elif isinstance(item, dict):
                     if not item.get("end") or item.get("nodes") != nodes or item.get("data_bytes") != data_bytes:
                         raise IntegrityError("archive trailer does not match its content")
-                    if reader.read(1) or unpacker.read_bytes(1):
-                        raise IntegrityError("data after the archive trailer")
-                    return
-                yield _node_from(item)
-                nodes += 1
-                data_bytes += len(item[1])
+                    ended = True
+                else:
+                    yield _node_from(item)
+                    nodes += 1
+                    data_bytes += len(item[1])
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"archive is corrupt ({exc})") from exc
     except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
         raise IntegrityError(f"archive is corrupt ({type(exc).__name__}: {exc})") from exc
-    raise IntegrityError("archive is truncated (no trailer)")
+    if not ended or not zstd.eof or zstd.unused_data:
+        raise IntegrityError("archive is truncated or has trailing data")
 
 
 def _node_from(item: list) -> ZNode:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dcos_backup.local.processes import live_process, python_module_command, spawn_detached, terminate
+import httpx
+
+from dcos_backup.errors import ClusterError
+from dcos_backup.local.processes import last_lines, live_process, python_module_command, spawn_detached, terminate
 
 if TYPE_CHECKING:
     from dcos_backup.local.cluster import Cluster
@@ -67,7 +71,25 @@ def start_service(cluster: Cluster) -> dict[str, str]:
             cluster.dir / "supervise-service.log",
             Path(info["pid_file"]),
         )
+    wait_for_service(info)
     return info
+
+
+def wait_for_service(info: dict[str, str], timeout: float = 30.0) -> None:
+    """Wait until the service answers its health check; fail with its last log line if it cannot start."""
+    url = info["url"] + "/system/v1/backup/v1/health"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if live_process(Path(info["pid_file"]), "dcos_backup.local.supervise") is None:
+            break
+        time.sleep(0.2)
+    why = last_lines(Path(info["log_file"])) or "no log"
+    raise ClusterError(f"the backup service did not start at {info['url']}: {why} (log: {info['log_file']})")
 
 
 def stop_all(cluster: Cluster) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from kazoo.client import KazooClient
 from kazoo.recipe.lock import Lock
 
-from dcos_backup.catalog.archive import ArchiveWriter, file_sha256, read_archive
+from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
 from dcos_backup.catalog.models import (
     BackupRecord,
     ComponentBackup,
@@ -256,12 +256,10 @@ class BackupService:
     def _verify_archives(self, record: BackupRecord) -> None:
         for comp in record.components.values():
             with self.storage.archive_reader(record.id, comp.archive or "") as raw:
-                actual = file_sha256(raw)
-            if actual != comp.sha256:
-                raise IntegrityError(
-                    f"archive of component {comp.name} fails its checksum (expected sha256 {comp.sha256}, "
-                    f"found {actual}); ZooKeeper was not changed"
-                )
+                try:
+                    verify_archive(raw, comp.sha256)
+                except IntegrityError as exc:
+                    raise IntegrityError(f"{comp.name}: {exc}; ZooKeeper was not changed") from exc
 
     def _apply_backup(self, record: BackupRecord, job: Job, verb: str) -> dict[str, dict[str, int]]:
         stats = {}
