@@ -1,0 +1,84 @@
+"""LocalStorage: atomic records, partial archives never look finished, ids cannot escape the root."""
+
+import os
+import stat
+
+import pytest
+
+from dcos_backup.catalog.models import BackupRecord, Status, new_backup_id, now
+from dcos_backup.catalog.storage import LocalStorage
+from dcos_backup.errors import NotFound, StorageError
+from dcos_backup.service.auth import generate_token_file
+
+
+def record(label="pre-upgrade", status=Status.READY) -> BackupRecord:
+    return BackupRecord(id=new_backup_id(label), label=label, status=status, created_at=now())
+
+
+def test_write_read_list_delete(tmp_path):
+    storage = LocalStorage(tmp_path)
+    a, b = record("first"), record("second")
+    storage.write(a)
+    storage.write(b)
+    assert storage.read(a.id) == a
+    assert [r.id for r in storage.list_records()] == [a.id, b.id]
+    storage.delete(a.id)
+    assert [r.id for r in storage.list_records()] == [b.id]
+    with pytest.raises(NotFound):
+        storage.read(a.id)
+    with pytest.raises(NotFound):
+        storage.delete(a.id)
+
+
+def test_record_write_is_atomic(tmp_path):
+    storage = LocalStorage(tmp_path)
+    r = record()
+    storage.write(r)
+    r.status = Status.ERROR
+    storage.write(r)
+    assert storage.read(r.id).status == Status.ERROR
+    assert sorted(os.listdir(tmp_path / r.id)) == ["backup.json"]  # no temp file left
+
+
+def test_failed_archive_write_leaves_no_file(tmp_path):
+    storage = LocalStorage(tmp_path)
+    r = record()
+    storage.write(r)
+    with pytest.raises(RuntimeError), storage.archive_writer(r.id, "marathon.dcosbkp") as f:
+        f.write(b"half an archive")
+        raise RuntimeError("reader died")
+    assert sorted(os.listdir(tmp_path / r.id)) == ["backup.json"]
+
+
+def test_complete_archive_appears_only_at_the_end(tmp_path):
+    storage = LocalStorage(tmp_path)
+    r = record()
+    storage.write(r)
+    with storage.archive_writer(r.id, "marathon.dcosbkp") as f:
+        f.write(b"data")
+        assert not (tmp_path / r.id / "marathon.dcosbkp").exists()
+        assert (tmp_path / r.id / "marathon.dcosbkp.partial").exists()
+    assert (tmp_path / r.id / "marathon.dcosbkp").read_bytes() == b"data"
+
+
+@pytest.mark.parametrize("bad", ["../../etc", "..", "/etc/passwd", "a/../../b"])
+def test_ids_cannot_escape_the_root(tmp_path, bad):
+    storage = LocalStorage(tmp_path / "root")
+    with pytest.raises(NotFound):
+        storage.read(bad)
+    with pytest.raises(NotFound):
+        storage.delete(bad)
+
+
+def test_unwritable_storage_is_a_storage_error(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StorageError):
+        LocalStorage(tmp_path / "file" / "sub")
+
+
+def test_token_file_is_private(tmp_path):
+    path = tmp_path / "secrets" / "token"
+    token = generate_token_file(path)
+    assert len(token) >= 40 and path.read_text().strip() == token
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
