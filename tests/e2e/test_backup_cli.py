@@ -1,0 +1,145 @@
+"""The seed's "Backing up / Restoring a cluster", word for word, through `dcos backup` against a real
+3-master local cluster whose backup service runs under dcos-local's restart-always supervisor."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.e2e.service_helpers import damage, snapshot, wait_for
+
+from dcos_backup.local.processes import read_pid
+from dcos_backup.local.seed import seed_marathon
+from dcos_backup.zk import connect
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+
+
+def dcos(cluster, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DCOS_BACKUP_URL", "DCOS_BACKUP_TOKEN")}
+    full_env.update({"DCOS_LOCAL_DIR": str(cluster.dir), **(env or {})})
+    return subprocess.run(
+        [str(BIN / "dcos"), "backup", *args], capture_output=True, text=True, env=full_env, timeout=120
+    )
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def show(cluster, backup_id: str) -> dict:
+    return json.loads(ok(dcos(cluster, "show", backup_id)))
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    from tests.conftest import start_cluster
+
+    from dcos_backup.local import cluster as local_cluster
+
+    c = start_cluster(tmp_path_factory.mktemp("cli-cluster"))
+    zk = connect(c.zk_hosts)
+    seed_marathon(zk, apps=40, seed=11)
+    yield c, zk
+    zk.stop()
+    local_cluster.down(c)
+
+
+def test_seed_procedure_through_the_cli(seeded):
+    cluster, zk = seeded
+    before = snapshot(zk)
+
+    # 1. Create a backup and assign it a meaningful label.
+    backup_id = ok(dcos(cluster, "create", "--label=pre-upgrade")).strip()
+    assert backup_id.startswith("pre-upgrade-")
+    # 2. Verify that the backup has been created: it goes STATUS_BACKING_UP -> STATUS_READY.
+    wait_for(lambda: show(cluster, backup_id)["status"] == "STATUS_READY", what="STATUS_READY")
+    listing = ok(dcos(cluster, "list"))
+    assert backup_id in listing and "STATUS_READY" in listing
+    assert backup_id in ok(dcos(cluster, "list", "pre-upgrade"))
+    assert backup_id not in ok(dcos(cluster, "list", "other-label"))
+    docs = json.loads(ok(dcos(cluster, "list", "--json")))
+    assert [d["id"] for d in docs] == [backup_id]
+
+    # Something goes wrong with /marathon.
+    damage(zk)
+    assert snapshot(zk) != before
+
+    # Restoring: restore, then monitor restores.component_status.marathon.
+    assert "restoring" in ok(dcos(cluster, "restore", backup_id))
+    seen = []
+    wait_for(
+        lambda: (
+            seen.append(show(cluster, backup_id)["restores"]["component_status"]["marathon"])
+            or seen[-1] != "STATUS_RESTORING"
+        ),
+        interval=0.05,
+        what="restore to end",
+    )
+    assert seen[-1] == "STATUS_READY"
+    assert set(seen) <= {"STATUS_RESTORING", "STATUS_READY"}
+    assert snapshot(zk) == before
+
+    # Deleting a backup.
+    ok(dcos(cluster, "delete", backup_id))
+    assert backup_id not in ok(dcos(cluster, "list"))
+
+
+def test_wait_flags_and_exit_codes(seeded):
+    cluster, _ = seeded
+    created = dcos(cluster, "create", "--label", "with-wait", "--wait")
+    backup_id = ok(created).strip()
+    assert show(cluster, backup_id)["status"] == "STATUS_READY"
+    restored = dcos(cluster, "restore", backup_id, "--wait")
+    assert restored.returncode == 0 and "STATUS_READY" in restored.stderr
+
+    unknown = "pre-upgrade-ea6b49f5-79a8-4767-ae78-3f874c90e3da"
+    for args in (["show", unknown], ["delete", unknown], ["restore", unknown]):
+        result = dcos(cluster, *args)
+        assert result.returncode == 1 and "no backup" in result.stderr and len(result.stderr.splitlines()) == 1
+
+    for label in ["ab", "a" * 26, "..abc", "a/b", "a b", "prè", ""]:
+        result = dcos(cluster, "create", "--label", label)
+        assert result.returncode == 2, (label, result.stderr)
+        assert "invalid label" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert [d["label"] for d in json.loads(ok(dcos(cluster, "list", "--json"))) if not d["safety"]] == ["with-wait"]
+
+    result = dcos(cluster, "list", env={"DCOS_BACKUP_TOKEN": "wrong"})
+    assert result.returncode == 1 and "invalid bearer token" in result.stderr
+    result = dcos(cluster, "list", env={"DCOS_BACKUP_URL": "http://127.0.0.1:9", "DCOS_BACKUP_TOKEN": "x"})
+    assert result.returncode == 3 and "http://127.0.0.1:9" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_killed_service_is_restarted_and_marks_the_backup_interrupted(seeded):
+    cluster, zk = seeded
+    child_pid_file = Path(cluster.service["child_pid_file"])
+    # A backup big enough to still be running when the SIGKILL arrives.
+    zk.create("/marathon/bulk", b"")
+    txn = zk.transaction()
+    for i in range(3000):
+        txn.create(f"/marathon/bulk/n{i:05d}", b"x" * 200)
+    txn.commit()
+    old_pid = read_pid(child_pid_file)
+    backup_id = ok(dcos(cluster, "create", "--label", "doomed")).strip()
+    os.kill(old_pid, signal.SIGKILL)
+    wait_for(lambda: read_pid(child_pid_file) not in (None, old_pid), what="service restarted")
+    wait_for(lambda: dcos(cluster, "list").returncode == 0, what="service answering again")
+    doc = show(cluster, backup_id)
+    assert doc["status"] == "STATUS_ERROR" and "interrupted" in doc["reason"]
+    storage = Path(cluster.service["storage_dir"]) / backup_id
+    assert not list(storage.glob("*.partial"))
+    # a new backup succeeds once the dead session's lock has expired
+    wait_for(
+        lambda: dcos(cluster, "create", "--label", "after-kill", "--wait").returncode == 0,
+        timeout=60,
+        interval=1,
+        what="a new backup",
+    )
+    zk.delete("/marathon/bulk", recursive=True)
