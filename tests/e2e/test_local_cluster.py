@@ -148,3 +148,18 @@ def test_cli_errors_are_one_line(make_cluster, tmp_path):
         assert message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_quick_start_demo_runs_end_to_end(tmp_path):
+    from tests.conftest import free_subnet
+
+    result = subprocess.run(
+        [str(BIN / "dcos-local"), "demo", "--apps", "30", "--dir", str(tmp_path / "demo"), "--subnet", free_subnet()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for expected in ("STATUS_RESTORING", "STATUS_READY", "identical", "every step passed"):
+        assert expected in result.stdout
+    assert not (tmp_path / "demo").exists()  # purged: nothing left running or on disk

@@ -158,12 +158,13 @@ def seed(directory: Path | None, apps: int, seed_value: int) -> None:
 @click.option("--masters", default=3, show_default=True)
 @click.option("--apps", default=200, show_default=True, help="Marathon apps to seed.")
 @click.option("--keep", is_flag=True, help="Leave the demo cluster running at the end.")
+@click.option("--subnet", default="127.21.0", show_default=True, help="Loopback subnet of the demo cluster.")
 @dir_option
-def demo(masters: int, apps: int, keep: bool, directory: Path | None) -> None:
-    """Run the quick-start demo on a fresh cluster in a temporary directory (or --dir)."""
+def demo(masters: int, apps: int, keep: bool, subnet: str, directory: Path | None) -> None:
+    """Start a cluster, seed it, back up, damage, restore, verify (in a temporary directory, or --dir)."""
     from dcos_backup.local.demo import run_demo
 
-    run_demo(masters, apps, keep, directory)
+    run_demo(masters, apps, keep, directory, subnet)
 
 
 def main() -> NoReturn:
