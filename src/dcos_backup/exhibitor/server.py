@@ -64,7 +64,14 @@ def zookeeper_command(cfg: NodeConfig) -> list[str]:
 
 
 def prepare_data_dirs(cfg: NodeConfig) -> None:
-    """Create the DC/OS layout and write ``myid`` and ``zoo.cfg`` from the config (every start)."""
+    """Create the DC/OS layout and write ``myid`` and ``zoo.cfg`` from the config (every start).
+
+    A ``dcos-zk restore`` cut short mid-swap is finished or rolled back first, so ZooKeeper never
+    starts on a half-swapped data directory.
+    """
+    from dcos_backup.zkdata.physical import recover
+
+    recover(cfg.exhibitor_dir)
     for path in (cfg.data_dir, cfg.log_dir, cfg.conf_dir, cfg.run_dir):
         path.mkdir(parents=True, exist_ok=True)
     (cfg.data_dir / "myid").write_text(f"{cfg.id}\n")

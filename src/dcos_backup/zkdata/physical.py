@@ -1,0 +1,349 @@
+"""Physical backup and restore of one master's ZooKeeper data directory (``dcos-zk``).
+
+Archives are what DC/OS's own ``dcos-zk`` writes: a gzip tar of ``<exhibitor-dir>/zookeeper`` as
+``./zookeeper/...`` without ``myid`` and ``zookeeper.out``; either tool restores the other's archives.
+
+Safety:
+
+- both refuse to run while this master's ZooKeeper runs (:mod:`.running`);
+- backup writes a hidden temp file and renames it only when complete (plus ``<archive>.sha256``);
+- restore validates the whole archive before touching anything, assembles the new data directory
+  beside the old one, puts this master's ``myid`` back, then swaps with two renames recorded in a
+  journal. :func:`recover` (run by every ``dcos-zk`` command and by ``dcos-exhibitor`` before it starts
+  ZooKeeper) finishes or rolls back a swap that a crash interrupted, so the data directory is always
+  either the old one or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dcos_backup.errors import IntegrityError, NotFound, StorageError, UsageError
+from dcos_backup.zkdata import tarsafe
+from dcos_backup.zkdata.pgzip import ParallelGzipWriter
+from dcos_backup.zkdata.running import ensure_not_running
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXHIBITOR_DIR = Path("/var/lib/dcos/exhibitor")
+EXCLUDED_NAMES = {"myid", "zookeeper.out"}
+JOURNAL = "zookeeper.restore-journal"
+_ZXID_FILE = re.compile(r"^(snapshot|log)\.([0-9a-fA-F]+)$")
+
+
+@dataclass
+class BackupResult:
+    archive: str
+    sha256: str
+    bytes: int
+    files: int
+    data_bytes: int
+    seconds: float
+
+
+@dataclass
+class RestoreResult:
+    archive: str
+    files: int
+    data_bytes: int
+    myid: str | None
+    seconds: float
+
+
+@dataclass
+class ArchiveInfo:
+    archive: str
+    bytes: int
+    files: int
+    data_bytes: int
+    snapshots: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    newest_snapshot: str | None = None
+    newest_log: str | None = None
+    last_zxid: str | None = None
+    members: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def zk_dir_of(exhibitor_dir: Path) -> Path:
+    return Path(exhibitor_dir) / "zookeeper"
+
+
+# ---------------------------------------------------------------------------------------------- backup
+def iter_data_files(zk_dir: Path) -> Iterator[Path]:
+    """Directories and files to archive, each directory before its content, minus ``myid``/``zookeeper.out``."""
+    for root, dirs, files in os.walk(zk_dir):
+        dirs.sort()
+        yield Path(root)
+        for name in [*dirs, *files]:
+            if (Path(root) / name).is_symlink():
+                raise IntegrityError(f"{Path(root) / name} is a symlink; refusing to archive it")
+        for name in sorted(files):
+            path = Path(root) / name
+            if name in EXCLUDED_NAMES:
+                continue
+            if not path.is_file():
+                raise IntegrityError(f"{path} is not a regular file; refusing to archive it")
+            yield path
+
+
+def _arcname(zk_dir: Path, path: Path) -> str:
+    rel = path.relative_to(zk_dir)
+    return "./zookeeper" if rel == Path(".") else f"./zookeeper/{rel.as_posix()}"
+
+
+class _HashingFile:
+    def __init__(self, raw) -> None:
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+        self.bytes = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        return self.raw.write(data)
+
+
+def backup(
+    exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, level: int = 6, workers: int | None = None
+) -> BackupResult:
+    """Write a seed-compatible archive of this master's ZooKeeper data to ``archive``."""
+    started = time.monotonic()
+    exhibitor_dir, archive = Path(exhibitor_dir), Path(archive).absolute()
+    zk_dir = zk_dir_of(exhibitor_dir)
+    if archive.exists():
+        raise UsageError(f"{archive} already exists; choose a new path")
+    if not archive.parent.is_dir():
+        raise UsageError(f"the directory of {archive} does not exist")
+    if not zk_dir.is_dir():
+        raise NotFound(f"no ZooKeeper data in {zk_dir} (is --exhibitor-dir right?)")
+    ensure_not_running(exhibitor_dir)
+    recover(exhibitor_dir)
+    tmp_parent = Path(tmp_dir) if tmp_dir is not None else archive.parent
+    if not tmp_parent.is_dir():
+        raise UsageError(f"temporary directory {tmp_parent} does not exist")
+    partial = tmp_parent / f".{archive.name}.partial-{uuid.uuid4().hex[:8]}"
+    files = data_bytes = 0
+    log.info("archiving %s into %s (via %s)", zk_dir, archive, partial)
+    try:
+        with open(partial, "xb") as raw:
+            hashing = _HashingFile(raw)
+            with ParallelGzipWriter(hashing, level, workers) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
+                for path in iter_data_files(zk_dir):
+                    tar.add(path, arcname=_arcname(zk_dir, path), recursive=False)
+                    if path.is_file():
+                        files += 1
+                        data_bytes += path.stat().st_size
+                        log.info("added %s (%d bytes)", _arcname(zk_dir, path), path.stat().st_size)
+            raw.flush()
+            os.fsync(raw.fileno())
+        if tmp_dir is None:
+            os.replace(partial, archive)
+        else:  # another filesystem, perhaps: move copies, then the rename inside shutil is atomic or not
+            shutil.move(partial, archive)
+        digest = hashing.sha256.hexdigest()
+        (archive.parent / (archive.name + ".sha256")).write_text(f"{digest}  {archive.name}\n")
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise StorageError(f"writing {archive} failed: {exc.strerror or exc}") from exc
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    log.info("archive complete: %d files, %d bytes, sha256 %s", files, hashing.bytes, digest)
+    return BackupResult(str(archive), digest, hashing.bytes, files, data_bytes, time.monotonic() - started)
+
+
+# --------------------------------------------------------------------------------------------- restore
+def _journal_path(exhibitor_dir: Path) -> Path:
+    return Path(exhibitor_dir) / JOURNAL
+
+
+def _write_journal(exhibitor_dir: Path, staged: Path, old: Path) -> None:
+    path = _journal_path(exhibitor_dir)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        json.dump({"staged": str(staged), "old": str(old)}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recover(exhibitor_dir: Path) -> str | None:
+    """Finish or roll back a restore that stopped mid-swap; returns what it did, or None.
+
+    The swap is: (1) rename zookeeper -> old, (2) rename staged -> zookeeper, (3) drop journal, old,
+    staging. If (2) happened the new data is complete and stays; otherwise the old data goes back.
+    """
+    exhibitor_dir = Path(exhibitor_dir)
+    journal = _journal_path(exhibitor_dir)
+    zk_dir = zk_dir_of(exhibitor_dir)
+    if not journal.exists():
+        for leftover in exhibitor_dir.glob(".restore-*"):  # staging of a restore killed before its swap
+            shutil.rmtree(leftover, ignore_errors=True)
+        return None
+    try:
+        doc = json.loads(journal.read_text())
+        staged, old = Path(doc["staged"]), Path(doc["old"])
+    except (OSError, ValueError, KeyError, TypeError):
+        journal.unlink()  # written atomically: an unreadable one was never complete, so no swap began
+        return None
+    staged_zk = staged / "zookeeper"
+    if zk_dir.exists() and not staged_zk.exists():
+        outcome = "completed an interrupted restore (new data kept)"
+    elif not zk_dir.exists() and old.exists():
+        os.rename(old, zk_dir)
+        outcome = "rolled back an interrupted restore (old data put back)"
+    else:
+        outcome = "cleaned up a restore interrupted before its swap (old data untouched)"
+    _fsync_dir(exhibitor_dir)
+    journal.unlink()
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staged, ignore_errors=True)
+    log.warning("%s in %s", outcome, exhibitor_dir)
+    return outcome
+
+
+def _read_myid(exhibitor_dir: Path) -> str | None:
+    for path in (zk_dir_of(exhibitor_dir) / "snapshot" / "myid",):
+        with contextlib.suppress(OSError):
+            return path.read_text().strip() or None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return str(json.loads((Path(exhibitor_dir) / "conf" / "node.json").read_text())["id"])
+    return None
+
+
+def _copy_ownership(reference: Path, tree: Path) -> None:
+    """Give the restored files the owner of the data they replace (ZooKeeper may not run as root)."""
+    if os.geteuid() != 0 or not reference.exists():
+        return
+    st = reference.stat()
+    for root, dirs, files in os.walk(tree):
+        for name in [*dirs, *files]:
+            os.lchown(Path(root) / name, st.st_uid, st.st_gid)
+    os.lchown(tree, st.st_uid, st.st_gid)
+
+
+def _fsync_tree(tree: Path) -> None:
+    for root, _, files in os.walk(tree):
+        for name in files:
+            fd = os.open(Path(root) / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(root))
+
+
+def restore(exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, keep_old: bool = False) -> RestoreResult:
+    """Replace this master's ZooKeeper data with the archive's; all or nothing."""
+    started = time.monotonic()
+    exhibitor_dir, archive = Path(exhibitor_dir), Path(archive).absolute()
+    if not archive.exists():
+        raise NotFound(f"{archive} does not exist")
+    if not archive.is_file():
+        raise UsageError(f"{archive} is not a regular file")
+    if not exhibitor_dir.is_dir():
+        raise NotFound(f"exhibitor directory {exhibitor_dir} does not exist (is --exhibitor-dir right?)")
+    ensure_not_running(exhibitor_dir)
+    recover(exhibitor_dir)
+    log.info("checking %s", archive)
+    members = tarsafe.validate(archive)
+    files = sum(1 for m in members if not m.is_dir)
+    data_bytes = sum(m.size for m in members)
+    log.info("archive is sound: %d files, %d bytes", files, data_bytes)
+
+    zk_dir = zk_dir_of(exhibitor_dir)
+    myid = _read_myid(exhibitor_dir)
+    # The new data is assembled inside the exhibitor dir (same filesystem) so the swap is a rename;
+    # -t is accepted for compatibility with DC/OS's script, whose temporary copy we do not need.
+    staged = exhibitor_dir / f".restore-{uuid.uuid4().hex[:8]}"
+    old = exhibitor_dir / f"zookeeper.old-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    try:
+        staged.mkdir()
+        log.info("extracting into %s", staged)
+        with tarfile.open(archive, mode="r:gz") as tar:
+            # The data filter is a second guard behind tarsafe: no escapes, no devices, no setuid bits.
+            tar.extractall(staged, filter="data")
+        new_zk = staged / "zookeeper"
+        for sub in ("snapshot", "transactions"):
+            (new_zk / sub).mkdir(parents=True, exist_ok=True)
+        if myid is not None:
+            (new_zk / "snapshot" / "myid").write_text(myid + "\n")
+            log.info("restored this master's myid (%s)", myid)
+        _copy_ownership(zk_dir, new_zk)
+        _fsync_tree(new_zk)
+        _write_journal(exhibitor_dir, staged, old)
+        if zk_dir.exists():
+            os.rename(zk_dir, old)
+            log.info("moved the previous data aside to %s", old)
+        os.rename(new_zk, zk_dir)
+        _fsync_dir(exhibitor_dir)
+        log.info("new data in place at %s", zk_dir)
+        _journal_path(exhibitor_dir).unlink()
+        if keep_old and old.exists():
+            log.info("kept the previous data in %s", old)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(staged, ignore_errors=True)
+    except BaseException as exc:
+        log.error("restore failed (%s); putting the previous data back", exc)
+        if _journal_path(exhibitor_dir).exists():
+            if zk_dir.exists() and old.exists():
+                shutil.rmtree(zk_dir)  # the new data made it in: the failure came after; roll back fully
+                _journal_path(exhibitor_dir).write_text(json.dumps({"staged": str(staged), "old": str(old)}))
+            recover(exhibitor_dir)
+        shutil.rmtree(staged, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise StorageError(f"restore failed, previous data kept: {exc.strerror or exc}") from exc
+        raise
+    return RestoreResult(str(archive), files, data_bytes, myid, time.monotonic() - started)
+
+
+# ------------------------------------------------------------------------------------------------ info
+def info(archive: Path) -> ArchiveInfo:
+    """What an archive holds, read as a stream (nothing is extracted)."""
+    archive = Path(archive)
+    if not archive.is_file():
+        raise NotFound(f"{archive} does not exist or is not a file")
+    result = ArchiveInfo(str(archive), archive.stat().st_size, 0, 0)
+    newest: dict[str, tuple[int, str]] = {}
+    for member in tarsafe.iter_members(archive):
+        result.members.append({"name": member.name, "size": member.size, "dir": member.is_dir})
+        if member.is_dir:
+            continue
+        result.files += 1
+        result.data_bytes += member.size
+        match = _ZXID_FILE.match(Path(member.name).name)
+        if match:
+            kind, zxid = match.group(1), int(match.group(2), 16)
+            (result.snapshots if kind == "snapshot" else result.logs).append(member.name)
+            if zxid >= newest.get(kind, (-1, ""))[0]:
+                newest[kind] = (zxid, member.name)
+    result.newest_snapshot = newest.get("snapshot", (0, None))[1]
+    result.newest_log = newest.get("log", (0, None))[1]
+    if newest:
+        result.last_zxid = hex(max(z for z, _ in newest.values()))
+    return result

@@ -1,0 +1,96 @@
+"""Is this master's ZooKeeper running? Physical backup and restore must never race a live server.
+
+Three independent checks, any of which says "running": systemd's ``dcos-exhibitor`` unit (where systemd
+manages it), the supervisor's pid files (ours, and DC/OS Exhibitor's ``zk.pid``), and a live look at
+the processes and the client port: a server that holds the data directory cannot hide from all three.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import psutil
+
+from dcos_backup.errors import Conflict
+from dcos_backup.local.processes import live_process
+
+SYSTEMD_UNIT = "dcos-exhibitor"
+
+
+def systemd_active(unit: str = SYSTEMD_UNIT) -> bool:
+    if not Path("/run/systemd/system").is_dir() or shutil.which("systemctl") is None:
+        return False
+    result = subprocess.run(["systemctl", "is-active", "--quiet", unit], check=False)
+    return result.returncode == 0
+
+
+def processes_holding(exhibitor_dir: Path) -> list[psutil.Process]:
+    """Processes whose command line names this exhibitor dir (its zoo.cfg, data dirs or node config)."""
+    marker = str(exhibitor_dir.resolve())
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if any(marker in part for part in cmdline) and not _is_self_or_parent(proc):
+            found.append(proc)
+    return found
+
+
+def _is_self_or_parent(proc: psutil.Process) -> bool:
+    me = psutil.Process()
+    return proc.pid == me.pid or proc.pid in {p.pid for p in me.parents()}
+
+
+def client_port_open(exhibitor_dir: Path) -> str | None:
+    """``host:port`` if the client port named in this master's zoo.cfg accepts connections."""
+    cfg = exhibitor_dir / "conf" / "zoo.cfg"
+    try:
+        settings = dict(line.split("=", 1) for line in cfg.read_text().splitlines() if "=" in line)
+    except OSError:
+        return None
+    host = settings.get("clientPortAddress", "127.0.0.1").strip()
+    try:
+        port = int(settings.get("clientPort", "2181"))
+    except ValueError:
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return f"{host}:{port}"
+    except OSError:
+        return None
+
+
+def how_to_stop(exhibitor_dir: Path) -> str:
+    node = exhibitor_dir / "conf" / "node.json"
+    try:
+        master_id = json.loads(node.read_text())["id"]
+        if (exhibitor_dir.parent / "cluster.json").exists():
+            return f"dcos-local stop-zk {master_id}"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return "systemctl stop dcos-exhibitor"
+
+
+def ensure_not_running(exhibitor_dir: Path) -> None:
+    """Raise Conflict naming what runs and how to stop it."""
+    exhibitor_dir = Path(exhibitor_dir)
+    reasons = []
+    if systemd_active():
+        reasons.append(f"systemd unit {SYSTEMD_UNIT} is active")
+    for name in ("run/exhibitor.pid", "run/zookeeper.pid", "zk.pid"):
+        proc = live_process(exhibitor_dir / name)
+        if proc is not None and proc.pid != psutil.Process().pid:
+            reasons.append(f"pid {proc.pid} from {name} is alive")
+    holders = processes_holding(exhibitor_dir)
+    if holders:
+        reasons.append("process " + ", ".join(str(p.pid) for p in holders) + " uses this data directory")
+    address = client_port_open(exhibitor_dir)
+    if address:
+        reasons.append(f"a server answers on its client port {address}")
+    if reasons:
+        raise Conflict(
+            f"ZooKeeper of this master is running ({'; '.join(reasons)}); stop it first: {how_to_stop(exhibitor_dir)}"
+        )
