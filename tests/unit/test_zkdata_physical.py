@@ -1,0 +1,246 @@
+"""dcos-zk on a data directory laid out as on a DC/OS master (no server needed: ZooKeeper is "stopped")."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import random
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from dcos_backup.errors import Conflict, IntegrityError, NotFound, UsageError
+from dcos_backup.zkdata import physical
+
+BIN = Path(sys.executable).parent
+
+
+def make_exhibitor_dir(root: Path, myid: str = "2", seed: int = 0, size: int = 200_000) -> Path:
+    rng = random.Random(seed)
+    ex = root / "exhibitor"
+    snap = ex / "zookeeper" / "snapshot" / "version-2"
+    logs = ex / "zookeeper" / "transactions" / "version-2"
+    snap.mkdir(parents=True)
+    logs.mkdir(parents=True)
+    (ex / "zookeeper" / "snapshot" / "myid").write_text(myid + "\n")
+    (ex / "zookeeper" / "zookeeper.out").write_text("console log\n")
+    (snap / "acceptedEpoch").write_text("1")
+    for zxid in (0x100000000, 0x100000ABC):
+        (snap / f"snapshot.{zxid:x}").write_bytes(rng.randbytes(size))
+    (logs / "log.100000001").write_bytes(rng.randbytes(size) + bytes(size))
+    return ex
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(directory.rglob("*"))
+    }
+
+
+def data_of(ex: Path) -> dict[str, str]:
+    return {k: v for k, v in tree_digest(ex / "zookeeper").items() if not k.endswith(("myid", "zookeeper.out"))}
+
+
+def original_script_archive(ex: Path, target: Path) -> None:
+    """An archive exactly as DC/OS's dcos-zk writes it (tarfile 'x:gz', arcname ./zookeeper, filter)."""
+
+    def drop_identity(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        return None if "myid" in info.name or "zookeeper.out" in info.name else info
+
+    with tarfile.open(target, mode="x:gz") as tar:
+        tar.add(str(ex / "zookeeper"), arcname="./zookeeper", filter=drop_identity)
+
+
+def test_backup_is_seed_compatible_and_checksummed(tmp_path):
+    ex = make_exhibitor_dir(tmp_path)
+    archive = tmp_path / "zk.tar.gz"
+    result = physical.backup(ex, archive)
+    assert result.sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert (tmp_path / "zk.tar.gz.sha256").read_text() == f"{result.sha256}  zk.tar.gz\n"
+    names = subprocess.run(["tar", "tzf", str(archive)], capture_output=True, text=True, check=True).stdout.split()
+    assert names[0] == "./zookeeper/"
+    assert all(n.startswith("./zookeeper/") for n in names)
+    assert not [n for n in names if n.endswith(("myid", "zookeeper.out"))]
+    # plain tar and the original script's extraction (tarfile r:gz extractall) both read it
+    out = tmp_path / "tar-x"
+    out.mkdir()
+    subprocess.run(["tar", "xzf", str(archive), "-C", str(out)], check=True)
+    assert data_of(out) == data_of(ex)
+    out2 = tmp_path / "py-x"
+    with tarfile.open(archive, mode="r:gz") as tar:
+        tar.extractall(out2, filter="data")
+    assert data_of(out2) == data_of(ex)
+    assert not list(tmp_path.glob(".zk.tar.gz.partial*"))
+
+
+def test_original_script_archive_restores_with_ours_and_keeps_myid(tmp_path):
+    source = make_exhibitor_dir(tmp_path / "src", myid="1", seed=1)
+    archive = tmp_path / "theirs.tar.gz"
+    original_script_archive(source, archive)
+    target = make_exhibitor_dir(tmp_path / "dst", myid="3", seed=2)
+    result = physical.restore(target, archive)
+    assert data_of(target) == data_of(source)
+    assert (target / "zookeeper" / "snapshot" / "myid").read_text().strip() == "3"
+    assert result.myid == "3"
+    assert sorted(p.name for p in target.iterdir()) == ["zookeeper"]  # no staging, journal or old copy left
+
+
+def test_backup_refuses_existing_target_and_missing_parent(tmp_path):
+    ex = make_exhibitor_dir(tmp_path)
+    (tmp_path / "exists.tar.gz").write_text("x")
+    with pytest.raises(UsageError, match="already exists"):
+        physical.backup(ex, tmp_path / "exists.tar.gz")
+    with pytest.raises(UsageError, match="does not exist"):
+        physical.backup(ex, tmp_path / "nope" / "zk.tar.gz")
+    with pytest.raises(NotFound, match="no ZooKeeper data"):
+        physical.backup(tmp_path / "empty", tmp_path / "zk.tar.gz")
+
+
+def test_failed_backup_leaves_nothing(tmp_path):
+    ex = make_exhibitor_dir(tmp_path)
+    os.mkfifo(ex / "zookeeper" / "snapshot" / "version-2" / "odd-fifo")
+    with pytest.raises(IntegrityError, match="not a regular file"):
+        physical.backup(ex, tmp_path / "zk.tar.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exhibitor"]
+
+
+def evil_archive(path: Path, kind: str) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+
+        def add(name: str, data: bytes = b"x", **attrs) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            for key, value in attrs.items():
+                setattr(info, key, value)
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+
+        add("./zookeeper/snapshot/version-2/snapshot.1")
+        if kind == "traversal":
+            add("./zookeeper/../../etc/evil")
+        elif kind == "absolute":
+            add("/etc/evil")
+        elif kind == "symlink":
+            add("./zookeeper/snapshot/link", b"", type=tarfile.SYMTYPE, linkname="/etc/passwd")
+        elif kind == "hardlink":
+            add("./zookeeper/snapshot/hard", b"", type=tarfile.LNKTYPE, linkname="../../../etc/passwd")
+        elif kind == "device":
+            add("./zookeeper/snapshot/dev", b"", type=tarfile.CHRTYPE, devmajor=1, devminor=3)
+        elif kind == "outside":
+            add("./etc/passwd")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["traversal", "absolute", "symlink", "hardlink", "device", "outside"])
+def test_malicious_archives_are_refused_untouched(tmp_path, kind):
+    ex = make_exhibitor_dir(tmp_path)
+    before = tree_digest(ex)
+    with pytest.raises(IntegrityError):
+        physical.restore(ex, evil_archive(tmp_path / f"{kind}.tar.gz", kind))
+    assert tree_digest(ex) == before
+    assert not (tmp_path / "etc").exists()
+
+
+@pytest.mark.parametrize("cut", [10, 0.5, -20])
+def test_truncated_or_garbage_archives_are_refused_untouched(tmp_path, cut):
+    ex = make_exhibitor_dir(tmp_path)
+    good = tmp_path / "good.tar.gz"
+    physical.backup(ex, good)
+    blob = good.read_bytes()
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(blob[: int(len(blob) * cut) if isinstance(cut, float) else cut])
+    before = tree_digest(ex)
+    with pytest.raises(IntegrityError):
+        physical.restore(ex, bad)
+    assert tree_digest(ex) == before
+
+
+def test_restore_input_errors(tmp_path):
+    ex = make_exhibitor_dir(tmp_path)
+    with pytest.raises(NotFound):
+        physical.restore(ex, tmp_path / "missing.tar.gz")
+    with pytest.raises(UsageError, match="not a regular file"):
+        physical.restore(ex, tmp_path)
+    (tmp_path / "text.tar.gz").write_text("hello")
+    with pytest.raises(IntegrityError):
+        physical.restore(ex, tmp_path / "text.tar.gz")
+
+
+def test_refuses_while_a_process_holds_the_data_dir(tmp_path):
+    ex = make_exhibitor_dir(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(ex / "conf" / "zoo.cfg")])
+    try:
+        with pytest.raises(Conflict, match=r"running.*stop it first"):
+            physical.backup(ex, tmp_path / "zk.tar.gz")
+        with pytest.raises(Conflict, match="running"):
+            physical.restore(ex, evil_archive(tmp_path / "a.tgz", "none"))
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_info_reads_without_extracting(tmp_path):
+    ex = make_exhibitor_dir(tmp_path)
+    archive = tmp_path / "zk.tar.gz"
+    physical.backup(ex, archive)
+    details = physical.info(archive)
+    assert details.files == 4
+    assert details.newest_snapshot.endswith("snapshot.100000abc")
+    assert details.newest_log.endswith("log.100000001")
+    assert details.last_zxid == "0x100000abc"
+
+
+def test_sigkill_during_restore_leaves_old_or_new_never_a_mix(tmp_path):
+    """Kill `dcos-zk restore` at random moments; after recovery the data is exactly the old or the new."""
+    new_src = make_exhibitor_dir(tmp_path / "new", seed=7, size=3_000_000)
+    archive = tmp_path / "new.tar.gz"
+    physical.backup(new_src, archive, level=1)
+    new_data = data_of(new_src)
+    rng = random.Random(42)
+    outcomes = []
+    for trial in range(6):
+        ex = make_exhibitor_dir(tmp_path / f"t{trial}", seed=trial, size=3_000_000)
+        old_data = data_of(ex)
+        proc = subprocess.Popen(
+            [str(BIN / "dcos-zk"), "restore", str(archive), "--exhibitor-dir", str(ex)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.05, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        physical.recover(ex)
+        after = data_of(ex)
+        assert after in (old_data, new_data), f"trial {trial}: a mix of old and new data"
+        assert (ex / "zookeeper" / "snapshot" / "myid").read_text().strip() == "2"
+        assert sorted(p.name for p in ex.iterdir()) == ["zookeeper"]
+        outcomes.append("new" if after == new_data else "old")
+    print("outcomes:", outcomes)
+    assert len(outcomes) == 6
+
+
+@pytest.mark.parametrize("crash_after", ["journal", "old-moved-aside", "new-in-place"])
+def test_recover_from_every_crash_point_of_the_swap(tmp_path, crash_after):
+    ex = make_exhibitor_dir(tmp_path, seed=1)
+    old_data = data_of(ex)
+    new = make_exhibitor_dir(tmp_path / "n", seed=2)
+    staged = ex / ".restore-abcd"
+    staged.mkdir()
+    os.rename(new / "zookeeper", staged / "zookeeper")
+    new_data = data_of(staged)
+    old = ex / "zookeeper.old-x"
+    physical._write_journal(ex, staged, old)
+    if crash_after in ("old-moved-aside", "new-in-place"):
+        os.rename(ex / "zookeeper", old)
+    if crash_after == "new-in-place":
+        os.rename(staged / "zookeeper", ex / "zookeeper")
+    assert physical.recover(ex) is not None
+    assert data_of(ex) == (new_data if crash_after == "new-in-place" else old_data)
+    assert sorted(p.name for p in ex.iterdir()) == ["zookeeper"]
+    assert physical.recover(ex) is None
