@@ -97,7 +97,7 @@ def test_stop_start_and_kill_recovery(make_cluster):
 
     # down leaves no process behind
     pids = c.all_pids()
-    assert len(pids) == 6
+    assert len(pids) == 8  # 3 supervisors, 3 ZooKeepers, the service and its supervisor
     result = dcos_local(c.dir, "down")
     assert result.returncode == 0, result.stderr
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
