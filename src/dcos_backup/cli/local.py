@@ -144,7 +144,7 @@ def seed(directory: Path | None, apps: int, seed_value: int) -> None:
     from dcos_backup.local.seed import seed_marathon
 
     cluster = Cluster.load(directory)
-    client = connect(cluster.zk_hosts)
+    client = connect(cluster.zk_hosts, timeout=60)  # big multis during log rolls can stall a while
     try:
         stats = seed_marathon(client, apps=apps, seed=seed_value)
     finally:

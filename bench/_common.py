@@ -1,0 +1,76 @@
+"""What every benchmark shares: a private local cluster, timing, peak RSS, the result table and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dcos_backup.local import cluster as local_cluster
+from dcos_backup.local.cluster import Cluster
+
+RESULTS = Path(__file__).parent / "results"
+BIN = Path(sys.executable).parent
+
+
+@contextmanager
+def bench_cluster(masters: int = 3, subnet: str = "127.30.0", **kwargs: object) -> Iterator[Cluster]:
+    directory = Path(tempfile.mkdtemp(prefix="dcos-bench-"))
+    cluster = local_cluster.up(directory, masters=masters, subnet=subnet, **kwargs)
+    try:
+        yield cluster
+    finally:
+        local_cluster.down(cluster, purge=True)
+
+
+def timed_command(command: list[str], **kwargs: object) -> tuple[float, int]:
+    """Run a command; returns (seconds, peak RSS in MB of that process, from wait4's rusage)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, **kwargs)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, command)
+    return seconds, usage.ru_maxrss // 1024
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def print_table(title: str, rows: list[dict], columns: list[str]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in rows:
+        print("  ".join(_fmt(r.get(c)).ljust(w) for c, w in zip(columns, widths, strict=True)))
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "-" if value is None else str(value)
+
+
+def write_result(name: str, result: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    result = {
+        "benchmark": name,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        **result,
+    }
+    path = RESULTS / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nJSON result: {path}")
+    return path

@@ -1,0 +1,117 @@
+"""dcos-zk backup/restore against tar czf / tar xzf on the same ZooKeeper data directory, one run.
+
+    python bench/zk_physical_bench.py [--apps 40000]
+
+Starts a private 3-master cluster, seeds Marathon state (40,000 apps is over 200 MB of ZooKeeper data:
+snapshots plus transaction logs), stops master 2 as the seed's procedure says, then times each tool
+on master 2's data directory (best of --repeat runs) and prints the ratios (target: ours <= 1.2 x tar).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _common import BIN, bench_cluster, dir_size, print_table, timed_command, write_result
+from dcos_backup.local.seed import seed_marathon
+from dcos_backup.zk import connect
+
+
+def best(runs: int, make_command) -> tuple[float, int]:
+    results = [timed_command(*make_command(i)) for i in range(runs)]
+    return min(r[0] for r in results), max(r[1] for r in results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--apps", type=int, default=40000)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="zk-physical-bench-"))
+    with bench_cluster(3, heap="2g") as cluster:
+        client = connect(cluster.zk_hosts, timeout=60)  # big multis during log rolls can stall a while
+        print(f"seeding {args.apps} apps ...", flush=True)
+        stats = seed_marathon(client, apps=args.apps, seed=1)
+        client.sync("/marathon")
+        client.stop()
+        cluster.stop_master(2)
+        ex = cluster.master(2).exhibitor_dir
+        zk_dir = ex / "zookeeper"
+        data = dir_size(zk_dir)
+        print(f"{stats.nodes:,} znodes; master 2 data directory: {data / 1e6:,.0f} MB")
+
+        tar_c = best(
+            args.repeat,
+            lambda i: (
+                [
+                    "tar",
+                    "czf",
+                    str(work / f"tar-{i}.tgz"),
+                    "-C",
+                    str(ex),
+                    "--exclude=myid",
+                    "--exclude=zookeeper.out",
+                    "zookeeper",
+                ],
+            ),
+        )
+        ours_c = best(
+            args.repeat,
+            lambda i: ([str(BIN / "dcos-zk"), "backup", str(work / f"ours-{i}.tgz"), "--exhibitor-dir", str(ex)],),
+        )
+
+        def fresh_target(i: int) -> Path:
+            target = work / f"x-{i}"
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            return target
+
+        tar_x = best(args.repeat, lambda i: (["tar", "xzf", str(work / "tar-0.tgz"), "-C", str(fresh_target(i))],))
+        ours_x = best(
+            args.repeat,
+            lambda i: ([str(BIN / "dcos-zk"), "restore", str(work / "ours-0.tgz"), "--exhibitor-dir", str(ex)],),
+        )
+        sizes = {"tar": (work / "tar-0.tgz").stat().st_size, "ours": (work / "ours-0.tgz").stat().st_size}
+    shutil.rmtree(work, ignore_errors=True)
+
+    rows = [
+        {
+            "operation": "backup",
+            "tool": "tar czf",
+            "seconds": tar_c[0],
+            "MB/s": data / 1e6 / tar_c[0],
+            "archive MB": sizes["tar"] / 1e6,
+            "peak RSS MB": tar_c[1],
+        },
+        {
+            "operation": "backup",
+            "tool": "dcos-zk backup",
+            "seconds": ours_c[0],
+            "MB/s": data / 1e6 / ours_c[0],
+            "archive MB": sizes["ours"] / 1e6,
+            "peak RSS MB": ours_c[1],
+        },
+        {"operation": "restore", "tool": "tar xzf", "seconds": tar_x[0], "MB/s": data / 1e6 / tar_x[0]},
+        {"operation": "restore", "tool": "dcos-zk restore", "seconds": ours_x[0], "MB/s": data / 1e6 / ours_x[0]},
+    ]
+    print_table(
+        f"dcos-zk vs tar (best of {args.repeat})",
+        rows,
+        ["operation", "tool", "seconds", "MB/s", "archive MB", "peak RSS MB"],
+    )
+    ratios = {"backup_time_vs_tar": ours_c[0] / tar_c[0], "restore_time_vs_tar": ours_x[0] / tar_x[0]}
+    print(f"\nbackup:  dcos-zk takes {ratios['backup_time_vs_tar']:.2f} x the time of tar czf (target <= 1.2)")
+    print(
+        f"restore: dcos-zk takes {ratios['restore_time_vs_tar']:.2f} x the time of tar xzf (target <= 1.2)"
+        " - it also validates the whole archive first and fsyncs"
+    )
+    write_result("zk_physical", {"znodes": stats.nodes, "data_dir_bytes": data, "rows": rows, "ratios": ratios})
+
+
+if __name__ == "__main__":
+    main()
