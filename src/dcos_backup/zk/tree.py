@@ -1,7 +1,8 @@
-"""Reading and writing whole ZooKeeper subtrees.
+"""Reading, writing and comparing whole ZooKeeper subtrees: the public face of the engine.
 
-This first implementation uses plain kazoo calls; it is correct and streaming but not fast.
-The pipelined engine replaces the internals behind the same functions.
+Callers hand in a started kazoo client (for its connect string and chroot); the work itself runs on
+the pipelined connections of :mod:`.wire` (:mod:`.reader`, :mod:`.writer`), which are several times
+faster than one-request-at-a-time kazoo calls.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL
+
+from dcos_backup.zk.reader import read_nodes
+from dcos_backup.zk.wire import Connection
+from dcos_backup.zk.writer import write_tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +34,8 @@ class ReadStats:
     nodes: int = 0
     bytes: int = 0
     skipped_ephemeral: int = 0
-    min_zxid: int | None = None
-    max_zxid: int = 0
+    min_zxid: int | None = None  # zxid in the header of the first reply of the read
+    max_zxid: int = 0  # ... and of the last one: the read saw every change up to min_zxid
 
 
 @dataclass(slots=True)
@@ -48,8 +52,9 @@ def path_key(path: str) -> tuple[str, ...]:
     return tuple(p for p in path.split("/") if p)
 
 
-def _join(parent: str, child: str) -> str:
-    return f"{parent.rstrip('/')}/{child}"
+def hosts_of(client: KazooClient) -> str:
+    """The connect string (with chroot) a kazoo client was made with."""
+    return ",".join(f"{host}:{port}" for host, port in client.hosts) + (client.chroot or "")
 
 
 def iter_tree(
@@ -57,63 +62,29 @@ def iter_tree(
 ) -> Iterator[ZNode]:
     """Yield ``root`` and its descendants in pre-order, children sorted; ephemeral nodes skipped.
 
-    Nodes deleted while we walk are skipped. A missing ``root`` yields nothing.
+    Nodes deleted while we walk are skipped. A missing ``root`` yields nothing. Losing the
+    connection raises ZooKeeperUnavailable: a partial stream never looks complete.
     """
     stats = stats if stats is not None else ReadStats()
-    stack = [root]
-    while stack:
-        path = stack.pop()
-        try:
-            data, stat = client.get(path)
-            acl, _ = client.get_acls(path)
-            children = client.get_children(path)
-        except NoNodeError:
-            continue
-        if stat.ephemeralOwner and skip_ephemeral:
-            stats.skipped_ephemeral += 1
-            continue
-        stats.nodes += 1
-        stats.bytes += len(data or b"")
-        stats.max_zxid = max(stats.max_zxid, stat.mzxid, stat.pzxid)
-        yield ZNode(path, data or b"", tuple(acl), stat)
-        stack.extend(_join(path, c) for c in sorted(children, reverse=True))
+    counters: dict[str, int] = {}
+    timeout = getattr(client, "_session_timeout", 15000) / 1000
+    with Connection(hosts_of(client), timeout) as conn:
+        for path, data, acl, stat in read_nodes(conn, root, skip_ephemeral, counters=counters):
+            stats.nodes += 1
+            stats.bytes += len(data)
+            yield ZNode(path, data, acl, stat)
+        stats.skipped_ephemeral = counters.get("skipped_ephemeral", 0)
+        stats.min_zxid = conn.first_zxid
+        stats.max_zxid = conn.last_zxid
 
 
 def apply_tree(client: KazooClient, root: str, nodes: Iterable[ZNode]) -> ApplyStats:
-    """Make the subtree at ``root`` equal to ``nodes`` (pre-order): create, update, delete.
+    """Make the subtree at ``root`` equal to ``nodes`` (pre-order): create, update, delete in batches.
 
     Ephemeral nodes in the live tree are left alone.
     """
-    result = ApplyStats()
-    wanted: set[str] = set()
-    for node in nodes:
-        wanted.add(node.path)
-        try:
-            data, _ = client.get(node.path)
-            acl, _ = client.get_acls(node.path)
-        except NoNodeError:
-            client.create(node.path, node.data, acl=list(node.acl) or None)
-            result.created += 1
-            continue
-        changed = False
-        if (data or b"") != node.data:
-            client.set(node.path, node.data)
-            changed = True
-        if list(acl) != list(node.acl):
-            client.set_acls(node.path, list(node.acl))
-            changed = True
-        if changed:
-            result.updated += 1
-        else:
-            result.unchanged += 1
-    live = [n.path for n in iter_tree(client, root)]
-    for path in sorted((p for p in live if p not in wanted), key=path_key, reverse=True):
-        try:
-            client.delete(path)
-            result.deleted += 1
-        except NoNodeError:
-            pass
-    return result
+    counts = write_tree(hosts_of(client), root, ((n.path, n.data, n.acl) for n in nodes))
+    return ApplyStats(counts.created, counts.updated, counts.deleted, counts.unchanged)
 
 
 def compare_tree(client: KazooClient, root: str, nodes: Iterable[ZNode]) -> str | None:
@@ -127,7 +98,7 @@ def compare_tree(client: KazooClient, root: str, nodes: Iterable[ZNode]) -> str 
             return f"expected {want.path}, found {have.path}"
         if have.data != want.data:
             return f"data differs at {want.path}"
-        if list(have.acl) != list(want.acl):
+        if tuple(have.acl) != tuple(want.acl):
             return f"ACL differs at {want.path}"
     extra = next(live, None)
     if extra is not None:

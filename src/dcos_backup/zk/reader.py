@@ -1,0 +1,225 @@
+"""The pipelined tree reader: a subtree streamed in canonical pre-order with many requests in flight.
+
+Per znode it needs data + stat, ACL, and (when the stat says it has any) the children. Data and
+children requests are batched into ZooKeeper's ``multiRead`` (3.6+), which costs the server about one
+request per batch; ``getACL`` cannot be batched, so it goes out on its own. Measured on the 2-core
+machine: about 10,000 znodes/s with single requests, about twice that with batches.
+
+Requests go out earliest-in-pre-order first (a heap over sibling lists), so the replies that arrive
+before their turn to be emitted are few, and memory stays bounded by the window, not the tree.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+
+from kazoo.exceptions import EXCEPTIONS, NoNodeError
+from kazoo.protocol.serialization import (
+    GetACL,
+    GetChildren,
+    GetData,
+    MultiHeader,
+    Sync,
+    int_struct,
+    multiheader_struct,
+    read_buffer,
+    read_string,
+    stat_struct,
+)
+from kazoo.protocol.states import ZnodeStat
+from kazoo.security import ACL
+
+from dcos_backup.zk.wire import OFFSET, Connection
+
+DATA, ACLS, CHILDREN, BATCH = 0, 1, 2, 3
+DEFAULT_WINDOW = 256  # requests in flight (a batch counts once)
+BATCH_SIZE = 32
+
+
+class MultiRead:
+    """ZooKeeper's multiRead request (opcode 22): getData/getChildren ops answered in one reply."""
+
+    type = 22
+
+    def __init__(self, ops: list) -> None:
+        self.ops = ops
+
+    def serialize(self) -> bytearray:
+        b = bytearray()
+        for op in self.ops:
+            b += MultiHeader(op.type, False, -1).serialize()
+            b += op.serialize()
+        b += multiheader_struct.pack(-1, True, -1)
+        return b
+
+
+class _Node:
+    __slots__ = ("acl", "children", "data", "key", "path", "skip", "stat", "waiting")
+
+    def __init__(self, path: str, key: tuple[str, ...]) -> None:
+        self.path = path
+        self.key = key
+        self.data: bytes | None = None
+        self.acl: tuple[ACL, ...] = ()
+        self.stat = None
+        self.children: list[_Node] | None = None
+        self.waiting = 2  # replies still expected: data and ACL (children are counted separately)
+        self.skip = False
+
+    @property
+    def complete(self) -> bool:
+        return self.waiting == 0 and self.children is not None
+
+
+def _join(parent: str, child: str) -> str:
+    return f"{parent}/{child}" if parent != "/" else f"/{child}"
+
+
+def read_nodes(
+    conn: Connection, root: str, skip_ephemeral: bool = True, window: int = DEFAULT_WINDOW, counters: dict | None = None
+) -> Iterator[tuple[str, bytes, tuple[ACL, ...], object]]:
+    """Yield ``(path, data, acl, stat)`` for ``root`` and its subtree in pre-order, children sorted.
+
+    Nodes deleted during the walk are skipped; a missing ``root`` yields nothing.
+    """
+    counters = counters if counters is not None else {}
+    counters.setdefault("skipped_ephemeral", 0)
+    conn.queue(Sync(conn.full_path(root)), None)  # a follower catches up with the leader first
+    for _ in conn.replies():
+        pass
+    top = _Node(root, tuple(p for p in root.split("/") if p))
+    schedule: list[tuple[tuple[str, ...], int, list[_Node], int]] = []  # (key, tie, siblings, index)
+    tie = itertools.count()
+    heapq.heappush(schedule, (top.key, next(tie), [top], 0))
+    out: list[list] = [[top, -1]]  # emission cursor: (node, index of the next child to visit)
+
+    batch: list[tuple[_Node, int]] = []
+    batch_ops: list = []
+
+    def add_to_batch(node: _Node, kind: int) -> None:
+        full = conn.full_path(node.path)
+        batch.append((node, kind))
+        batch_ops.append(GetData(full, False) if kind == DATA else GetChildren(full, False))
+        if len(batch) >= BATCH_SIZE:
+            send_batch()
+
+    def send_batch() -> None:
+        if batch:
+            conn.queue(MultiRead(list(batch_ops)), (list(batch), BATCH))
+            batch.clear()
+            batch_ops.clear()
+
+    def request(node: _Node) -> None:
+        add_to_batch(node, DATA)
+        conn.queue(GetACL(conn.full_path(node.path)), (node, ACLS))
+
+    def got_data(node: _Node, data: bytes | None, stat: ZnodeStat) -> None:
+        node.data, node.stat = data or b"", stat
+        node.waiting -= 1
+        if stat.ephemeralOwner and skip_ephemeral:
+            node.skip = True
+        if stat.numChildren == 0 or node.skip:
+            node.children = []  # ephemeral nodes cannot have children
+        else:
+            add_to_batch(node, CHILDREN)
+
+    def got_children(node: _Node, names: list[str]) -> None:
+        node.children = [_Node(_join(node.path, n), (*node.key, n)) for n in sorted(names)]
+        if node.children:
+            heapq.heappush(schedule, (node.children[0].key, next(tie), node.children, 0))
+
+    def gone(node: _Node, kind: int) -> None:
+        node.skip = True
+        if kind == CHILDREN:
+            node.children = []
+        else:
+            node.waiting -= 1
+
+    def handle_batch(body: bytes, items: list[tuple[_Node, int]]) -> None:
+        offset = OFFSET
+        for node, kind in items:
+            op_type, _, err = multiheader_struct.unpack_from(body, offset)
+            offset += multiheader_struct.size
+            if op_type == -1:
+                (err,) = int_struct.unpack_from(body, offset)
+                offset += int_struct.size
+                if not isinstance(EXCEPTIONS[err](), NoNodeError):
+                    raise EXCEPTIONS[err]()
+                gone(node, kind)
+            elif kind == DATA:
+                data, offset = read_buffer(body, offset)
+                stat = ZnodeStat._make(stat_struct.unpack_from(body, offset))
+                offset += stat_struct.size
+                got_data(node, data, stat)
+            else:
+                (count,) = int_struct.unpack_from(body, offset)
+                offset += int_struct.size
+                names = []
+                for _ in range(max(count, 0)):
+                    name, offset = read_string(body, offset)
+                    names.append(name)
+                got_children(node, names)
+            if node.skip and node.waiting == 0 and node.children is None:
+                node.children = []
+
+    def handle(reply) -> None:
+        if reply.tag is None:
+            return
+        target, kind = reply.tag
+        if kind == BATCH:
+            if reply.err:
+                raise reply.error()
+            handle_batch(reply.body, target)
+            return
+        if reply.err:
+            if not isinstance(reply.error(), NoNodeError):
+                raise reply.error()
+            gone(target, kind)
+        else:
+            acl, _ = GetACL.deserialize(reply.body, OFFSET)
+            target.acl = tuple(acl)
+            target.waiting -= 1
+        if target.skip and target.waiting == 0 and target.children is None:
+            target.children = []
+
+    while out:
+        # Fill the window, earliest nodes first.
+        while schedule and conn.in_flight < window:
+            _, _, siblings, index = heapq.heappop(schedule)
+            request(siblings[index])
+            if index + 1 < len(siblings):
+                heapq.heappush(schedule, (siblings[index + 1].key, next(tie), siblings, index + 1))
+        # Emit what is ready, in pre-order.
+        while out:
+            entry = out[-1]
+            node = entry[0]
+            if entry[1] == -1:
+                if not node.complete:
+                    break
+                entry[1] = 0
+                if node.skip:
+                    if node.stat is not None and node.stat.ephemeralOwner:
+                        counters["skipped_ephemeral"] += 1
+                    out.pop()
+                    continue
+                yield node.path, node.data, node.acl, node.stat
+                node.data = None
+            children = node.children
+            if entry[1] < len(children):
+                out.append([children[entry[1]], -1])
+                entry[1] += 1
+            else:
+                node.children = []  # emitted: let the subtree go
+                out.pop()
+        if not out:
+            break
+        # Batch up while replies are still buffered; send before waiting on the server.
+        if not conn.reply_ready():
+            send_batch()
+        if not conn.in_flight:
+            if schedule:
+                continue
+            raise RuntimeError(f"tree reader stalled at {out[-1][0].path}")
+        handle(conn.next_reply())
