@@ -95,7 +95,9 @@ def compare_tree(client: KazooClient, root: str, nodes: Iterable[ZNode]) -> str 
         if have is None:
             return f"missing {want.path}"
         if have.path != want.path:
-            return f"expected {want.path}, found {have.path}"
+            if path_key(have.path) < path_key(want.path):
+                return f"unexpected {have.path}"
+            return f"missing {want.path}"
         if have.data != want.data:
             return f"data differs at {want.path}"
         if tuple(have.acl) != tuple(want.acl):
