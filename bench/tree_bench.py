@@ -1,0 +1,329 @@
+"""Logical backup/restore speed: our engine against the alternatives, on the same data, in one run.
+
+    python bench/tree_bench.py [--nodes 100000] [--sample 10000]
+
+Seeds a private 3-master cluster with Marathon-like state (--nodes znodes under /marathon) and measures:
+
+- our engine reading /marathon (the backup's read path, in its own process: peak RSS and archive size),
+- a backup end to end through the backup service (HTTP create -> STATUS_READY),
+- the raw ceiling: pipelined getData for every path on one socket (nothing else: no ACL, no children),
+- our restore (apply_tree) into an emptied subtree, then a byte-for-byte comparison with the source.
+
+The one-request-at-a-time peers are slow, so they run on a --sample subtree copied from /marathon
+(rates are per znode, so they compare): kazoo sync reader, kazoo async reader, zk-shell `cp` to JSON,
+kazoo sync create, kazoo multi() batches of 1000 (single stream). Prints a table and the ratios against
+the targets of issue 6, and writes JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from kazoo.protocol.serialization import GetData
+
+from _common import BIN, bench_cluster, print_table, timed_command, write_result
+from dcos_backup.catalog.archive import read_archive
+from dcos_backup.local.seed import seed_marathon
+from dcos_backup.service.auth import read_token_file
+from dcos_backup.service.client import BackupClient, Endpoint, backup_finished
+from dcos_backup.zk import ZNode, apply_tree, compare_tree, connect, iter_tree
+from dcos_backup.zk.wire import Connection
+
+NODES_PER_APP = 5.5  # what seed_marathon writes on average per app
+
+
+def rate(nodes: int, seconds: float) -> float:
+    return nodes / seconds if seconds else 0.0
+
+
+def raw_ceiling(hosts: str, paths: list[str], window: int = 512) -> float:
+    with Connection(hosts) as conn:
+        started = time.perf_counter()
+        sent = done = 0
+        while done < len(paths):
+            while sent < len(paths) and conn.in_flight < window:
+                conn.queue(GetData(paths[sent], False))
+                sent += 1
+            conn.next_reply()
+            done += 1
+        return time.perf_counter() - started
+
+
+def kazoo_sync_read(client, root: str) -> int:
+    count, stack = 0, [root]
+    while stack:
+        path = stack.pop()
+        client.get(path)
+        client.get_acls(path)
+        stack.extend(f"{path}/{c}" for c in sorted(client.get_children(path), reverse=True))
+        count += 1
+    return count
+
+
+def kazoo_async_read(client, root: str) -> int:
+    count, level = 0, [root]
+    while level:
+        futures = [(p, client.get_async(p), client.get_acls_async(p), client.get_children_async(p)) for p in level]
+        level = []
+        for path, data, acl, children in futures:
+            data.get()
+            acl.get()
+            level.extend(f"{path}/{c}" for c in sorted(children.get()))
+            count += 1
+    return count
+
+
+def kazoo_sync_create(client, nodes: list[ZNode], root: str) -> None:
+    for n in nodes:
+        client.create(root + n.path[len("/bench-sample") :], n.data, acl=list(n.acl))
+
+
+def kazoo_multi_create(client, nodes: list[ZNode], root: str, ops: int = 1000, limit: int = 900_000) -> None:
+    """kazoo transactions of up to 1000 creates, cut earlier to stay under jute.maxbuffer (as ours)."""
+    txn, size, count = client.transaction(), 0, 0
+    for n in nodes:
+        txn.create(root + n.path[len("/bench-sample") :], n.data, acl=list(n.acl))
+        size += len(n.path) + len(n.data) + 64
+        count += 1
+        if count >= ops or size >= limit:
+            _commit(txn)
+            txn, size, count = client.transaction(), 0, 0
+    if count:
+        _commit(txn)
+
+
+def _commit(txn) -> None:
+    results = txn.commit()
+    if any(isinstance(r, Exception) for r in results):
+        raise RuntimeError(f"multi failed: {results[:3]}")
+
+
+def timed(fn, *args):
+    started = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - started, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=100_000)
+    parser.add_argument("--sample", type=int, default=10_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tree-bench-"))
+    rows: list[dict] = []
+    with bench_cluster(3, subnet="127.31.0", heap="3g") as cluster:
+        hosts = cluster.zk_hosts
+        client = connect(hosts, timeout=60)
+        print(f"seeding about {args.nodes:,} znodes ...", flush=True)
+        seeded = seed_marathon(client, apps=max(1, int(args.nodes / NODES_PER_APP)), seed=2)
+        total, data_mb = seeded.nodes, seeded.bytes / 1e6
+        print(f"{total:,} znodes, {data_mb:,.0f} MB of data", flush=True)
+
+        # --- our read path, end to end into an archive, in its own process
+        archive = work / "marathon.dcosbkp"
+        secs, rss = timed_command(
+            [sys.executable, str(Path(__file__).parent / "_read_once.py"), hosts, "/marathon", str(archive)]
+        )
+        rows.append(
+            {
+                "what": "ours: engine backup (read + archive)",
+                "znodes": total,
+                "seconds": secs,
+                "znodes/s": rate(total, secs),
+                "MB/s": data_mb / secs,
+                "peak RSS MB": rss,
+                "archive MB": archive.stat().st_size / 1e6,
+            }
+        )
+        ours_read = rate(total, secs)
+
+        # --- through the service
+        service = BackupClient(Endpoint(cluster.service["url"], read_token_file(Path(cluster.service["token_file"]))))
+        started = time.perf_counter()
+        doc = service.wait(service.create("bench")["id"], backup_finished, interval=0.05)
+        secs = time.perf_counter() - started
+        assert doc["status"] == "STATUS_READY", doc
+        rows.append(
+            {
+                "what": "ours: backup through the service (HTTP)",
+                "znodes": total,
+                "seconds": secs,
+                "znodes/s": rate(total, secs),
+                "MB/s": data_mb / secs,
+            }
+        )
+
+        # --- raw ceiling: getData only, every path, one socket
+        paths = [n.path for n, _ in zip(iter_tree(client, "/marathon"), range(total), strict=False)]
+        secs = raw_ceiling(hosts, paths)
+        rows.append(
+            {
+                "what": "raw pipelined getData (ceiling)",
+                "znodes": len(paths),
+                "seconds": secs,
+                "znodes/s": rate(len(paths), secs),
+            }
+        )
+        ceiling = rate(len(paths), secs)
+
+        # --- our restore into an emptied subtree, verified
+        with open(archive, "rb") as raw:
+            nodes_iter = (
+                ZNode("/restore" + n.path[len("/marathon") :] if n.path != "/marathon" else "/restore", n.data, n.acl)
+                for n in read_archive(raw)
+            )
+            secs, applied = timed(apply_tree, client, "/restore", nodes_iter)
+        with open(archive, "rb") as raw:
+            expected = (
+                ZNode("/restore" + n.path[len("/marathon") :] if n.path != "/marathon" else "/restore", n.data, n.acl)
+                for n in read_archive(raw)
+            )
+            difference = compare_tree(client, "/restore", expected)
+        assert difference is None, difference
+        rows.append(
+            {
+                "what": "ours: restore into empty subtree (verified equal)",
+                "znodes": applied.created,
+                "seconds": secs,
+                "znodes/s": rate(applied.created, secs),
+                "MB/s": data_mb / secs,
+            }
+        )
+        ours_write = rate(applied.created, secs)
+        client.delete("/restore", recursive=True)
+
+        # --- the sample subtree for the slow peers
+        sample = []
+        for n in iter_tree(client, "/marathon"):
+            sample.append(
+                ZNode(
+                    "/bench-sample" + n.path[len("/marathon") :] if n.path != "/marathon" else "/bench-sample",
+                    n.data,
+                    n.acl,
+                )
+            )
+            if len(sample) >= args.sample:
+                break
+        apply_tree(client, "/bench-sample", sample)
+        n_sample = len(sample)
+
+        secs, count = timed(kazoo_sync_read, client, "/bench-sample")
+        rows.append(
+            {
+                "what": "kazoo sync reader (get+acl+children)",
+                "znodes": count,
+                "seconds": secs,
+                "znodes/s": rate(count, secs),
+            }
+        )
+        secs, count = timed(kazoo_async_read, client, "/bench-sample")
+        rows.append(
+            {"what": "kazoo async reader (per level)", "znodes": count, "seconds": secs, "znodes/s": rate(count, secs)}
+        )
+        kazoo_async = rate(count, secs)
+
+        zkshell = shutil.which("zk-shell") or str(BIN / "zk-shell")
+        json_out = work / "zkshell.json"
+        zk_row = {"what": "zk-shell cp to JSON", "znodes": n_sample}
+        if Path(zkshell).exists():
+            target = "json://" + str(json_out).replace("/", "!") + "/"
+            started = time.perf_counter()
+            subprocess.run(
+                [zkshell, "--run-once", f"cp /bench-sample {target} true true", hosts.split(",")[0]],
+                check=True,
+                capture_output=True,
+                timeout=900,
+            )
+            secs = time.perf_counter() - started
+            gz = gzip.compress(json_out.read_bytes(), 6)
+            zk_row.update({"seconds": secs, "znodes/s": rate(n_sample, secs), "archive MB": len(gz) / 1e6})
+        else:
+            zk_row["what"] += " (skipped: pip install zk-shell)"
+        rows.append(zk_row)
+        sample_archive = work / "sample.dcosbkp"
+        timed_command(
+            [sys.executable, str(Path(__file__).parent / "_read_once.py"), hosts, "/bench-sample", str(sample_archive)]
+        )
+
+        secs, _ = timed(kazoo_multi_create, client, sample, "/w-multi")
+        rows.append(
+            {
+                "what": "kazoo multi() batches of 1000, one stream",
+                "znodes": n_sample,
+                "seconds": secs,
+                "znodes/s": rate(n_sample, secs),
+            }
+        )
+        kazoo_multi = rate(n_sample, secs)
+        secs, _ = timed(kazoo_sync_create, client, sample, "/w-sync")
+        rows.append(
+            {"what": "kazoo sync create", "znodes": n_sample, "seconds": secs, "znodes/s": rate(n_sample, secs)}
+        )
+        kazoo_sync = rate(n_sample, secs)
+        secs, applied = timed(
+            apply_tree,
+            client,
+            "/w-ours",
+            [ZNode("/w-ours" + n.path[len("/bench-sample") :], n.data, n.acl) for n in sample],
+        )
+        rows.append(
+            {
+                "what": "ours: apply_tree on the sample",
+                "znodes": n_sample,
+                "seconds": secs,
+                "znodes/s": rate(n_sample, secs),
+            }
+        )
+        ours_sample_write = rate(n_sample, secs)
+        client.stop()
+
+    print_table(
+        f"logical backup/restore, {total:,} znodes ({data_mb:,.0f} MB); slow peers on {n_sample:,}",
+        rows,
+        ["what", "znodes", "seconds", "znodes/s", "MB/s", "peak RSS MB", "archive MB"],
+    )
+    ratios = {
+        "read_vs_raw_ceiling": ours_read / ceiling,
+        "read_vs_kazoo_async": ours_read / kazoo_async,
+        # writers compared on the same sample (the full restore above also reads and diffs the live tree)
+        "restore_vs_kazoo_multi": ours_sample_write / kazoo_multi,
+        "restore_vs_kazoo_sync_create": ours_sample_write / kazoo_sync,
+        "full_restore_znodes_per_s": ours_write,
+        "sample_archive_vs_zkshell_json_gzip6": (sample_archive.stat().st_size / 1e6 / zk_row["archive MB"])
+        if "archive MB" in zk_row
+        else None,
+    }
+    targets = {
+        "read_vs_raw_ceiling": 0.8,
+        "read_vs_kazoo_async": 2.5,
+        "restore_vs_kazoo_multi": 0.8,
+        "restore_vs_kazoo_sync_create": 5.0,
+    }
+    print()
+    for name, value in ratios.items():
+        if value is None or (name not in targets and not name.startswith("sample_archive")):
+            continue
+        goal = targets.get(name)
+        if name.startswith("sample_archive"):
+            verdict = f"  (target <= 1.0: {'met' if value <= 1.0 else 'NOT met'})"
+        else:
+            verdict = f"  (target >= {goal:.1f}: {'met' if value >= goal else 'NOT met'})"
+        print(f"{name:40s} {value:6.2f}{verdict}")
+    shutil.rmtree(work, ignore_errors=True)
+    write_result(
+        "tree",
+        {"znodes": total, "data_mb": data_mb, "sample": n_sample, "rows": rows, "ratios": ratios, "targets": targets},
+    )
+
+
+if __name__ == "__main__":
+    main()
