@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-import uvicorn
 
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.cli._common import run
@@ -15,6 +14,7 @@ from dcos_backup.components import DEFAULT_COMPONENTS, parse_component
 from dcos_backup.service.app import build_app
 from dcos_backup.service.auth import read_token_file
 from dcos_backup.service.jobs import BackupService
+from dcos_backup.service.server import serve
 
 
 @click.command(help="Run the backup service: HTTP API under /system/v1/backup/v1 and the job runner.")
@@ -48,15 +48,7 @@ def cli(zk_hosts: str, storage: Path, token_file: Path, host: str, port: int, co
     service.recover()
     app = build_app(service, token)
     try:
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            timeout_keep_alive=5,
-            h11_max_incomplete_event_size=16 * 1024,
-            limit_concurrency=200,
-        )
+        serve(app, host, port)
     finally:
         service.close()
 

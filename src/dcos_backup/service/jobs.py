@@ -85,7 +85,13 @@ class BackupService:
 
     # ------------------------------------------------------------------ lifecycle
     def recover(self) -> list[str]:
-        """Mark jobs a previous process left running as interrupted; returns their ids."""
+        """Deal with jobs a previous process left running; returns their ids.
+
+        An interrupted backup becomes STATUS_ERROR and its partial files go. An interrupted restore
+        that had not changed ZooKeeper yet (no safety backup recorded) becomes STATUS_ERROR; one that
+        may have changed it is rolled back to its safety backup in the background (under the cluster
+        lock), so the tree ends exactly as it was before the restore, and the reason says so.
+        """
         interrupted = []
         for record in self.storage.list_records():
             changed = False
@@ -99,19 +105,48 @@ class BackupService:
                 changed = True
             latest = record.restores.latest()
             if latest is not None and latest.status == Status.RESTORING:
-                latest.status = Status.ERROR
-                latest.reason = "interrupted: the backup service stopped during the restore"
-                latest.finished_at = now()
-                for name, state in latest.component_status.items():
-                    if state == Status.RESTORING:
-                        latest.component_status[name] = Status.ERROR
-                record.restores.sync_latest()
+                if latest.safety_backup_id is None:
+                    self._end_restore(record, "interrupted before any change; ZooKeeper was not touched")
+                else:
+                    threading.Thread(target=self._recover_restore, args=(record,), daemon=True).start()
                 changed = True
             if changed:
                 self.storage.write(record)
                 interrupted.append(record.id)
-                log.warning("marked %s as interrupted", record.id)
+                log.warning("found interrupted job %s", record.id)
         return interrupted
+
+    def _end_restore(self, record: BackupRecord, reason: str) -> None:
+        latest = record.restores.latest()
+        assert latest is not None
+        latest.status = Status.ERROR
+        latest.reason = reason
+        latest.finished_at = now()
+        latest.component_status = {name: Status.ERROR for name in latest.component_status}
+        record.restores.sync_latest()
+
+    def _recover_restore(self, record: BackupRecord) -> None:
+        """Roll an interrupted restore back, once the dead process's lock has expired."""
+        try:
+            job = self._start_job(record.id, "recovery", wait=120.0)
+        except Exception as exc:
+            safety = record.restores.latest().safety_backup_id
+            self._end_restore(record, f"interrupted; cannot roll back ({describe(exc)}): restore {safety} by hand")
+            self._write_final(record)
+            return
+        job.thread = threading.current_thread()
+        self._run_recovery(job, record)
+
+    def _run_recovery(self, job: Job, record: BackupRecord) -> None:
+        latest = record.restores.latest()
+        assert latest is not None and latest.safety_backup_id is not None
+        try:
+            safety = self.storage.read(latest.safety_backup_id)
+            outcome = self._roll_back(safety, job)
+        except Exception as exc:
+            outcome = f"ROLLBACK FAILED ({describe(exc)}): restore {latest.safety_backup_id} by hand"
+        self._end_restore(record, f"interrupted: the service stopped during the restore; {outcome}")
+        self._finish_job(job, record)
 
     def close(self) -> None:
         job = self._job
@@ -188,27 +223,46 @@ class BackupService:
         return record
 
     # ------------------------------------------------------------------ jobs
-    def _start_job(self, job_id: str, kind: str) -> Job:
+    def _start_job(self, job_id: str, kind: str, wait: float | None = None) -> Job:
+        """Take the cluster-wide lock for a job (waiting up to ``wait`` seconds, else not at all)."""
         with self._mutex:
             if self._job is not None:
                 raise Conflict(f"a {self._job.kind} is already running: {self._job.id}", running=self._job.id)
             lock = Lock(self.client, LOCK_PATH, identifier=job_id)
-            if not lock.acquire(blocking=False):
+            if not lock.acquire(blocking=wait is not None, timeout=wait):
                 holders = lock.contenders()
                 running = holders[0] if holders else "unknown"
-                raise Conflict(f"another backup or restore is running in this cluster: {running}", running=running)
+                raise Conflict(
+                    f"another backup or restore is running in this cluster: {running}{self._stale_hint(running)}",
+                    running=running,
+                )
             self._job = Job(job_id, kind, lock)
             return self._job
+
+    def _stale_hint(self, holder: str) -> str:
+        """A lock held for a job that is already over was left by a service that died: say so."""
+        try:
+            record = self.storage.read(holder)
+        except DcosBackupError:
+            return ""
+        latest = record.restores.latest()
+        if record.status != Status.BACKING_UP and (latest is None or latest.status != Status.RESTORING):
+            return " (left by a service that stopped; it expires with that service's ZooKeeper session, retry shortly)"
+        return ""
 
     def _spawn(self, job: Job, target, record: BackupRecord) -> None:
         job.thread = threading.Thread(target=target, args=(job, record), name=f"{job.kind}-{job.id}", daemon=True)
         job.thread.start()
 
-    def _finish_job(self, job: Job) -> None:
+    def _finish_job(self, job: Job, record: BackupRecord | None = None) -> None:
+        """Write the job's final record and free the lock as one step, so that nobody sees a finished
+        job whose lock is still held (a request right after the end would get a spurious 409)."""
         with self._mutex:
+            if record is not None:
+                self._write_final(record)
             try:
                 job.lock.release()
-            except Exception:
+            except Exception:  # the lock node dies with the session anyway
                 log.warning("could not release the ZooKeeper lock of %s", job.id)
             self._job = None
 
@@ -224,8 +278,7 @@ class BackupService:
             self.storage.remove_partials(record.id)
         finally:
             record.finished_at = now()
-            self._write_final(record)
-            self._finish_job(job)
+            self._finish_job(job, record)
 
     def _backup_components(self, record: BackupRecord, job: Job) -> None:
         """Stream every component into its archive; marks components READY; raises on any failure."""
@@ -304,8 +357,7 @@ class BackupService:
         finally:
             restore.finished_at = now()
             record.restores.sync_latest()
-            self._write_final(record)
-            self._finish_job(job)
+            self._finish_job(job, record)
 
     def _take_safety_backup(self, record: BackupRecord, job: Job) -> BackupRecord:
         label = SAFETY_PREFIX + now().strftime("%Y%m%dT%H%M%S")

@@ -1,0 +1,165 @@
+"""Faults with real processes and signals on a 3-master cluster: nothing lost, nothing wrong marked good."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from tests.conftest import start_cluster
+from tests.e2e import fault_scenarios
+from tests.e2e.service_helpers import wait_for
+
+from dcos_backup.catalog.storage import LocalStorage
+from dcos_backup.local import cluster as local_cluster
+from dcos_backup.local.seed import seed_marathon
+from dcos_backup.service.app import PREFIX, build_app
+from dcos_backup.service.jobs import BackupService
+from dcos_backup.zk import connect
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def fault_cluster(tmp_path_factory):
+    cluster = start_cluster(tmp_path_factory.mktemp("faults"))
+    zk = connect(cluster.zk_hosts, timeout=60)
+    seed_marathon(zk, apps=3000, seed=9)  # ~16,000 znodes: jobs last long enough to be hit
+    zk.stop()
+    yield cluster
+    local_cluster.down(cluster)
+
+
+@pytest.mark.parametrize("trial", range(2))
+def test_service_killed_mid_backup(fault_cluster, trial):
+    fault_scenarios.service_killed_mid_backup(fault_cluster, random.Random(trial))
+
+
+@pytest.mark.parametrize("trial", range(2))
+def test_service_killed_mid_restore(fault_cluster, trial):
+    fault_scenarios.service_killed_mid_restore(fault_cluster, random.Random(100 + trial))
+
+
+@pytest.mark.parametrize("kind", ["backup", "restore"])
+def test_leader_killed_mid_job(fault_cluster, kind):
+    fault_scenarios.leader_killed_mid_job(fault_cluster, random.Random(7), kind)
+
+
+def test_storage_full_is_an_error_with_nothing_partial(cluster, tmp_path):
+    storage_dir = tmp_path / "small"
+    storage_dir.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(storage_dir)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    chroot = f"/full-{uuid.uuid4().hex[:8]}"
+    admin = connect(cluster.zk_hosts)
+    admin.create(chroot)
+    service = None
+    try:
+        zk = connect(cluster.zk_hosts + chroot)
+        seed_marathon(zk, apps=400, seed=1)  # an archive of about 600 KB: more than the disk
+        zk.stop()
+        service = BackupService(LocalStorage(storage_dir), cluster.zk_hosts + chroot)
+        http = TestClient(build_app(service, "t"), headers={"Authorization": "Bearer t"})
+        doc = http.post(f"{PREFIX}/backups", json={"label": "too-big"}).json()
+        final = wait_for(
+            lambda: (d := http.get(f"{PREFIX}/backups/{doc['id']}").json())["status"] != "STATUS_BACKING_UP" and d
+        )
+        assert final["status"] == "STATUS_ERROR" and "no space" in final["reason"]
+        assert sorted(os.listdir(storage_dir / doc["id"])) == ["backup.json"]
+        assert [d["id"] for d in http.get(f"{PREFIX}/backups").json()] == [doc["id"]]
+    finally:
+        if service is not None:
+            service.close()
+        subprocess.run(["umount", str(storage_dir)], check=False)
+        admin.delete(chroot, recursive=True)
+        admin.stop()
+
+
+def test_fifty_creates_at_once_one_runs(fault_cluster):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    client = fault_scenarios.wait_service(fault_cluster)
+    fault_scenarios.ready_backup(client, "warm-up")  # the lock is free again
+    url = fault_cluster.service["url"] + PREFIX + "/backups"
+    headers = {"Authorization": f"Bearer {client.endpoint.token}"}
+    with ThreadPoolExecutor(50) as pool:
+        responses = list(
+            pool.map(
+                lambda i: httpx.post(url, json={"label": f"burst-{i:02d}"}, headers=headers, timeout=30), range(50)
+            )
+        )
+    codes = [r.status_code for r in responses]
+    assert set(codes) <= {202, 409} and codes.count(409) >= 40, codes
+    # Whatever got in ran alone: no two accepted backups overlap in time, and each one is correct.
+    accepted = [
+        client.wait(r.json()["id"], fault_scenarios.backup_finished, interval=0.1)
+        for r in responses
+        if r.status_code == 202
+    ]
+    spans = sorted((d["created_at"], d["finished_at"]) for d in accepted)
+    assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(spans)), spans
+    for doc in accepted:
+        assert doc["status"] == "STATUS_READY"
+        fault_scenarios.archive_equals_tree(fault_cluster, doc)
+    conflict = next(r for r in responses if r.status_code == 409).json()
+    assert conflict["code"] == "conflict" and "running" in conflict["message"]
+
+
+def test_list_and_show_under_load_during_a_backup(fault_cluster):
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = fault_scenarios.wait_service(fault_cluster)
+    doc = fault_scenarios.ready_backup(client, "load-base")
+    running = client.create("under-load")
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    def hammer(i: int) -> None:
+        c = fault_scenarios.service_client(fault_cluster)
+        for n in range(15):
+            started = time.perf_counter()
+            try:
+                c.list() if n % 2 else c.show(doc["id"])
+            except Exception as exc:
+                errors.append(repr(exc))
+            latencies.append(time.perf_counter() - started)
+
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(hammer, range(20)))
+    final = client.wait(running["id"], fault_scenarios.backup_finished, interval=0.1)
+    assert not errors and final["status"] == "STATUS_READY"
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    print(
+        f"\n20 clients x 15 requests during a backup: p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, "
+        f"p99 {p99 * 1000:.0f} ms"
+    )
+    assert p99 < 5.0
+
+
+def test_slow_loris_is_cut_off_and_service_stays_up(fault_cluster):
+    host, port = fault_cluster.service["url"].removeprefix("http://").split(":")
+    assert host.startswith("127."), "the service must bind to loopback"
+    half = socket.create_connection((host, int(port)), timeout=30)
+    half.sendall(b"GET /system/v1/backup/v1/health HTTP/1.1\r\nHost: x\r\n")  # never finished
+    client = fault_scenarios.wait_service(fault_cluster)
+    assert client.list() is not None  # others are still served
+    started = time.monotonic()
+    try:
+        while half.recv(1024):
+            pass
+    except OSError:
+        pass
+    assert time.monotonic() - started < 30, "a half-sent request held its connection open"
+    half.close()
