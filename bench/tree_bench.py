@@ -199,7 +199,7 @@ def main() -> None:
             }
         )
         ours_write = rate(applied.created, secs)
-        client.delete("/restore", recursive=True)
+        apply_tree(client, "/restore", [])  # deletes in multi() batches; kazoo's recursive delete is slow
 
         # --- the sample subtree for the slow peers
         sample = []

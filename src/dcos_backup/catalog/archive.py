@@ -24,29 +24,13 @@ import zstandard
 from kazoo.security import ACL, Id
 
 from dcos_backup.errors import IntegrityError
+from dcos_backup.fsutil import HashingWriter
 from dcos_backup.zk import ZNode
 
 MAGIC = b"DCOSBKP\n"
 FORMAT = 1
 STAT_FIELDS = ("czxid", "mzxid", "ctime", "mtime", "version", "cversion", "aversion", "pzxid")
 _READ_CHUNK = 1 << 16
-
-
-class HashingWriter:
-    """A write-only file wrapper that counts bytes and computes sha256 as data goes through."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self.raw.write(data)
-
-    def flush(self) -> None:
-        self.raw.flush()
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from dcos_backup.catalog.models import BackupRecord, validate_backup_id
 from dcos_backup.errors import IntegrityError, NotFound, StorageError
+from dcos_backup.fsutil import fsync_dir
 
 RECORD_FILE = "backup.json"
 PARTIAL_SUFFIX = ".partial"
@@ -153,11 +154,3 @@ class LocalStorage(Storage):
         directory = self._dir(backup_id)
         for partial in directory.glob(f"*{PARTIAL_SUFFIX}"):
             partial.unlink(missing_ok=True)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -17,7 +17,6 @@ Safety:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dcos_backup.errors import IntegrityError, NotFound, StorageError, UsageError
+from dcos_backup.fsutil import HashingWriter, fsync_dir
 from dcos_backup.zkdata import tarsafe
 from dcos_backup.zkdata.pgzip import ParallelGzipWriter
 from dcos_backup.zkdata.running import ensure_not_running
@@ -106,18 +106,6 @@ def _arcname(zk_dir: Path, path: Path) -> str:
     return "./zookeeper" if rel == Path(".") else f"./zookeeper/{rel.as_posix()}"
 
 
-class _HashingFile:
-    def __init__(self, raw) -> None:
-        self.raw = raw
-        self.sha256 = hashlib.sha256()
-        self.bytes = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.bytes += len(data)
-        return self.raw.write(data)
-
-
 def backup(
     exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, level: int = 6, workers: int | None = None
 ) -> BackupResult:
@@ -141,7 +129,7 @@ def backup(
     log.info("archiving %s into %s (via %s)", zk_dir, archive, partial)
     try:
         with open(partial, "xb") as raw:
-            hashing = _HashingFile(raw)
+            hashing = HashingWriter(raw)
             with ParallelGzipWriter(hashing, level, workers) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
                 for path in iter_data_files(zk_dir):
                     tar.add(path, arcname=_arcname(zk_dir, path), recursive=False)
@@ -163,8 +151,8 @@ def backup(
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    log.info("archive complete: %d files, %d bytes, sha256 %s", files, hashing.bytes, digest)
-    return BackupResult(str(archive), digest, hashing.bytes, files, data_bytes, time.monotonic() - started)
+    log.info("archive complete: %d files, %d bytes, sha256 %s", files, hashing.size, digest)
+    return BackupResult(str(archive), digest, hashing.size, files, data_bytes, time.monotonic() - started)
 
 
 # --------------------------------------------------------------------------------------------- restore
@@ -180,15 +168,7 @@ def _write_journal(exhibitor_dir: Path, staged: Path, old: Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def recover(exhibitor_dir: Path) -> str | None:
@@ -218,7 +198,7 @@ def recover(exhibitor_dir: Path) -> str | None:
         outcome = "rolled back an interrupted restore (old data put back)"
     else:
         outcome = "cleaned up a restore interrupted before its swap (old data untouched)"
-    _fsync_dir(exhibitor_dir)
+    fsync_dir(exhibitor_dir)
     journal.unlink()
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(staged, ignore_errors=True)
@@ -254,7 +234,7 @@ def _fsync_tree(tree: Path) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(Path(root))
+        fsync_dir(Path(root))
 
 
 def restore(exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, keep_old: bool = False) -> RestoreResult:
@@ -300,7 +280,7 @@ def restore(exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, kee
             os.rename(zk_dir, old)
             log.info("moved the previous data aside to %s", old)
         os.rename(new_zk, zk_dir)
-        _fsync_dir(exhibitor_dir)
+        fsync_dir(exhibitor_dir)
         log.info("new data in place at %s", zk_dir)
         _journal_path(exhibitor_dir).unlink()
         if keep_old and old.exists():
