@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NodeExistsError
+from kazoo.exceptions import ConnectionLoss, NodeExistsError
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl
 
 ROOT = "/marathon"
 BATCH_OPS = 500
-BATCH_BYTES = 512 * 1024
+BATCH_BYTES = 900 * 1024  # a multi must stay under jute.maxbuffer (1 MiB)
 
 # Nodes Marathon's operator may have locked down: loopback clients keep full rights, others read.
 RESTRICTED_ACL = [make_acl("ip", "127.0.0.0/8", all=True), make_acl("world", "anyone", read=True)]
@@ -138,15 +139,14 @@ def marathon_nodes(apps: int = 50, seed: int = 0) -> Iterator[tuple[str, bytes, 
             inst = _instance(rng, app_id, versions[-1])
             yield f"{state}/instance/{inst['instanceId']['idString']}", _encode(inst), OPEN_ACL_UNSAFE
 
-    root_group = {
-        "id": "/",
-        "apps": [],
-        "pods": [],
-        "dependencies": [],
-        "groups": [{"id": g, "apps": ids, "version": "2026-10-01T00:00:00.000Z"} for g, ids in sorted(groups.items())],
-        "version": "2026-10-01T00:00:00.000Z",
-    }
+    # One node per group (Marathon keeps group versions); the root lists groups only, so no node
+    # comes near ZooKeeper's 1 MiB limit even with hundreds of thousands of apps.
+    version = "2026-10-01T00:00:00.000Z"
+    groups_summary = [{"id": g, "apps": len(ids)} for g, ids in sorted(groups.items())]
+    root_group = {"id": "/", "apps": [], "pods": [], "dependencies": [], "groups": groups_summary, "version": version}
     yield f"{state}/group/2", _encode(root_group), OPEN_ACL_UNSAFE
+    for group_id, ids in sorted(groups.items()):
+        yield f"{state}/group/2{group_id}", _encode({"id": group_id, "apps": ids, "version": version}), OPEN_ACL_UNSAFE
     for _ in range(max(1, apps // 50)):
         dep_id = _uuid(rng)
         deployment = {
@@ -171,23 +171,39 @@ def seed_marathon(client: KazooClient, apps: int = 50, seed: int = 0) -> SeedSta
     stats = SeedStats()
     if client.exists(ROOT):
         raise NodeExistsError(f"{ROOT} already exists")
-    txn, size, ops = client.transaction(), 0, 0
+    batch: list[tuple[str, bytes, list]] = []
+    size = 0
     for path, data, acl in marathon_nodes(apps, seed):
-        txn.create(path, data, acl=acl)
-        size += len(path) + len(data) + 64
-        ops += 1
+        node_size = len(path) + len(data) + 64
+        if batch and (len(batch) >= BATCH_OPS or size + node_size > BATCH_BYTES):
+            _commit(client, batch)
+            batch, size = [], 0
+        batch.append((path, data, acl))
+        size += node_size
         stats.nodes += 1
         stats.bytes += len(data)
-        if ops >= BATCH_OPS or size >= BATCH_BYTES:
-            _commit(txn)
-            txn, size, ops = client.transaction(), 0, 0
-    if ops:
-        _commit(txn)
+    if batch:
+        _commit(client, batch)
     return stats
 
 
-def _commit(txn) -> None:
-    results = txn.commit()
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
+def _commit(client: KazooClient, batch: list[tuple[str, bytes, list]], attempts: int = 5) -> None:
+    """Create a batch in one multi; after a connection loss, find out whether it was applied (a multi is
+    all or nothing, so its last node tells) and retry only if it was not."""
+    for attempt in range(attempts):
+        txn = client.transaction()
+        for path, data, acl in batch:
+            txn.create(path, data, acl=acl)
+        try:
+            results = txn.commit()
+        except ConnectionLoss:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1 + attempt)
+            if client.retry(client.exists, batch[-1][0]):
+                return
+            continue
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import select
 from collections.abc import Iterator
 
 from kazoo.exceptions import EXCEPTIONS, NoNodeError
@@ -78,17 +79,27 @@ def _join(parent: str, child: str) -> str:
 
 
 def read_nodes(
-    conn: Connection, root: str, skip_ephemeral: bool = True, window: int = DEFAULT_WINDOW, counters: dict | None = None
+    conn: Connection,
+    root: str,
+    skip_ephemeral: bool = True,
+    window: int = DEFAULT_WINDOW,
+    counters: dict | None = None,
+    acl_conns: list[Connection] | None = None,
 ) -> Iterator[tuple[str, bytes, tuple[ACL, ...], object]]:
     """Yield ``(path, data, acl, stat)`` for ``root`` and its subtree in pre-order, children sorted.
 
-    Nodes deleted during the walk are skipped; a missing ``root`` yields nothing.
+    With ``acl_conns`` (more sessions) the getACL requests are spread over them, so the servers work
+    on several streams at once. Nodes deleted during the walk are skipped; a missing ``root`` yields nothing.
     """
     counters = counters if counters is not None else {}
     counters.setdefault("skipped_ephemeral", 0)
-    conn.queue(Sync(conn.full_path(root)), None)  # a follower catches up with the leader first
-    for _ in conn.replies():
-        pass
+    acl_conns = acl_conns or [conn]
+    conns = list(dict.fromkeys([conn, *acl_conns]))
+    acl_turn = itertools.cycle(acl_conns)
+    for c in conns:  # a follower catches up with the leader first
+        c.queue(Sync(c.full_path(root)), None)
+        for _ in c.replies():
+            pass
     top = _Node(root, tuple(p for p in root.split("/") if p))
     schedule: list[tuple[tuple[str, ...], int, list[_Node], int]] = []  # (key, tie, siblings, index)
     tie = itertools.count()
@@ -113,7 +124,8 @@ def read_nodes(
 
     def request(node: _Node) -> None:
         add_to_batch(node, DATA)
-        conn.queue(GetACL(conn.full_path(node.path)), (node, ACLS))
+        target = next(acl_turn)
+        target.queue(GetACL(target.full_path(node.path)), (node, ACLS))
 
     def got_data(node: _Node, data: bytes | None, stat: ZnodeStat) -> None:
         node.data, node.stat = data or b"", stat
@@ -186,7 +198,7 @@ def read_nodes(
 
     while out:
         # Fill the window, earliest nodes first.
-        while schedule and conn.in_flight < window:
+        while schedule and all(c.in_flight < window for c in conns):
             _, _, siblings, index = heapq.heappop(schedule)
             request(siblings[index])
             if index + 1 < len(siblings):
@@ -218,8 +230,24 @@ def read_nodes(
         # Batch up while replies are still buffered; send before waiting on the server.
         if not conn.reply_ready():
             send_batch()
-        if not conn.in_flight:
+        handled = False
+        for c in conns:
+            while c.in_flight and c.reply_ready():
+                handle(c.next_reply())
+                handled = True
+        if handled:
+            continue
+        busy = [c for c in conns if c.in_flight]
+        if not busy:
             if schedule:
                 continue
             raise RuntimeError(f"tree reader stalled at {out[-1][0].path}")
-        handle(conn.next_reply())
+        if len(busy) == 1:
+            handle(busy[0].next_reply())
+            continue
+        for c in busy:
+            c.flush()
+            c.ping_if_idle()
+        ready, _, _ = select.select(busy, [], [], conn.session_timeout / 3)
+        for c in ready:
+            c.receive()

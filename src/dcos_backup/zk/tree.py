@@ -7,6 +7,7 @@ faster than one-request-at-a-time kazoo calls.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ from kazoo.security import ACL
 from dcos_backup.zk.reader import read_nodes
 from dcos_backup.zk.wire import Connection
 from dcos_backup.zk.writer import write_tree
+
+ACL_SESSIONS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +71,14 @@ def iter_tree(
     stats = stats if stats is not None else ReadStats()
     counters: dict[str, int] = {}
     timeout = getattr(client, "_session_timeout", 15000) / 1000
-    with Connection(hosts_of(client), timeout) as conn:
-        for path, data, acl, stat in read_nodes(conn, root, skip_ephemeral, counters=counters):
+    # Several sessions: data and children on one, ACLs (which cannot be batched) spread over the
+    # others, so the servers work on several streams at once. Measured on 100k znodes: one session
+    # 13k znodes/s, one ACL session more 20k/s, two more 25k/s (above the one-socket getData ceiling).
+    hosts = hosts_of(client)
+    with contextlib.ExitStack() as stack:
+        conn = stack.enter_context(Connection(hosts, timeout))
+        acl_conns = [stack.enter_context(Connection(hosts, timeout)) for _ in range(ACL_SESSIONS)]
+        for path, data, acl, stat in read_nodes(conn, root, skip_ephemeral, counters=counters, acl_conns=acl_conns):
             stats.nodes += 1
             stats.bytes += len(data)
             yield ZNode(path, data, acl, stat)

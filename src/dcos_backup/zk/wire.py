@@ -153,6 +153,9 @@ class Connection:
         self._outbox.clear()
         self._last_send = time.monotonic()
 
+    def ping_if_idle(self) -> None:
+        self._maybe_ping()
+
     def _maybe_ping(self) -> None:
         if time.monotonic() - self._last_send > self.session_timeout / 3:
             self._outbox += _frame(int_int_struct.pack(PING_XID, Ping.type))
@@ -181,6 +184,26 @@ class Connection:
     def next_reply(self) -> Reply:
         """Send what is queued and return the next reply (something must be in flight)."""
         return next(self.replies())
+
+    def fileno(self) -> int:
+        return self._sock.fileno() if self._sock is not None else -1
+
+    def flush(self) -> None:
+        """Send everything queued, in one write."""
+        self._flush()
+
+    def receive(self) -> None:
+        """One ``recv`` into the buffer (blocks until the server sends something)."""
+        if self._pos:
+            del self._inbox[: self._pos]
+            self._pos = 0
+        try:
+            chunk = self._sock.recv(_RECV) if self._sock is not None else b""
+        except OSError as exc:
+            self._lost(exc)
+        if not chunk:
+            self._lost(OSError("connection closed by the server"))
+        self._inbox += chunk
 
     def _read_frame(self) -> bytes:
         while True:

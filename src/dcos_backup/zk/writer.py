@@ -18,17 +18,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from kazoo.protocol.serialization import Create, Delete, SetACL, SetData, Transaction
+from kazoo.protocol.serialization import Create, Delete, MultiHeader, SetACL, SetData, Transaction, multiheader_struct
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Permissions
 
 from dcos_backup.errors import DcosBackupError
 from dcos_backup.zk.reader import read_nodes
 from dcos_backup.zk.wire import OFFSET, Connection
 
-MAX_BATCH_BYTES = 900 * 1024
+MAX_BATCH_BYTES = 900 * 1024  # under jute.maxbuffer (1 MiB by default), with room for the request header
 MAX_BATCH_OPS = 2000
 MAX_IN_FLIGHT = 4
-_OP_OVERHEAD = 16
 # In a failed multi every op reports an error; these only say "another op failed".
 _NOT_THE_CAUSE = {"RolledBackError", "RuntimeInconsistency"}
 
@@ -54,13 +53,29 @@ def _locks_out(acl: tuple[ACL, ...]) -> bool:
     return not any(a.id.scheme == "world" and a.perms & Permissions.CREATE for a in acl)
 
 
+class _Multi:
+    """A ``multi`` request whose body is built as ops are added (each op serialised once)."""
+
+    type = Transaction.type
+
+    def __init__(self) -> None:
+        self.body = bytearray()
+        self.ops: list = []
+
+    def append(self, op: object, encoded: bytes) -> None:
+        self.body += encoded
+        self.ops.append(op)
+
+    def serialize(self) -> bytearray:
+        return self.body + multiheader_struct.pack(-1, True, -1)
+
+
 class _Batcher:
     """Packs ops into multis, keeps a few in flight, raises on the first failed op."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.ops: list = []
-        self.size = 0
+        self.multi = _Multi()
 
     def add(self, op: object) -> None:
         if isinstance(op, SetACL):  # multi() cannot carry setACL: it goes alone, in order
@@ -68,18 +83,19 @@ class _Batcher:
             self._wait_for_room()
             self.conn.queue(op, op)
             return
-        size = len(op.serialize()) + _OP_OVERHEAD
-        if self.ops and (self.size + size > MAX_BATCH_BYTES or len(self.ops) >= MAX_BATCH_OPS):
+        encoded = MultiHeader(op.type, False, -1).serialize() + op.serialize()
+        if self.multi.ops and (
+            len(self.multi.body) + len(encoded) > MAX_BATCH_BYTES or len(self.multi.ops) >= MAX_BATCH_OPS
+        ):
             self.send()
-        self.ops.append(op)
-        self.size += size
+        self.multi.append(op, encoded)
 
     def send(self) -> None:
-        if not self.ops:
+        if not self.multi.ops:
             return
         self._wait_for_room()
-        self.conn.queue(Transaction(self.ops), list(self.ops))
-        self.ops, self.size = [], 0
+        self.conn.queue(self.multi, self.multi.ops)
+        self.multi = _Multi()
 
     def _wait_for_room(self) -> None:
         while self.conn.in_flight >= MAX_IN_FLIGHT:
