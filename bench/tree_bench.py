@@ -254,36 +254,37 @@ def main() -> None:
             [sys.executable, str(Path(__file__).parent / "_read_once.py"), hosts, "/bench-sample", str(sample_archive)]
         )
 
-        secs, _ = timed(kazoo_multi_create, client, sample, "/w-multi")
+        # The fast writers finish in a fraction of a second, where one ZooKeeper snapshot or log roll
+        # weighs a lot: best of three, interleaved, for both.
+        multi_secs, ours_secs = [], []
+        for rep in range(3):
+            multi_secs.append(timed(kazoo_multi_create, client, sample, f"/w-multi-{rep}")[0])
+            target = f"/w-ours-{rep}"
+            wanted = [ZNode(target + n.path[len("/bench-sample") :], n.data, n.acl) for n in sample]
+            ours_secs.append(timed(apply_tree, client, target, wanted)[0])
         rows.append(
             {
-                "what": "kazoo multi() batches of 1000, one stream",
+                "what": "kazoo multi() batches of 1000, one stream (best of 3)",
                 "znodes": n_sample,
-                "seconds": secs,
-                "znodes/s": rate(n_sample, secs),
+                "seconds": min(multi_secs),
+                "znodes/s": rate(n_sample, min(multi_secs)),
             }
         )
-        kazoo_multi = rate(n_sample, secs)
+        kazoo_multi = rate(n_sample, min(multi_secs))
         secs, _ = timed(kazoo_sync_create, client, sample, "/w-sync")
         rows.append(
             {"what": "kazoo sync create", "znodes": n_sample, "seconds": secs, "znodes/s": rate(n_sample, secs)}
         )
         kazoo_sync = rate(n_sample, secs)
-        secs, applied = timed(
-            apply_tree,
-            client,
-            "/w-ours",
-            [ZNode("/w-ours" + n.path[len("/bench-sample") :], n.data, n.acl) for n in sample],
-        )
         rows.append(
             {
-                "what": "ours: apply_tree on the sample",
+                "what": "ours: apply_tree on the sample (best of 3)",
                 "znodes": n_sample,
-                "seconds": secs,
-                "znodes/s": rate(n_sample, secs),
+                "seconds": min(ours_secs),
+                "znodes/s": rate(n_sample, min(ours_secs)),
             }
         )
-        ours_sample_write = rate(n_sample, secs)
+        ours_sample_write = rate(n_sample, min(ours_secs))
         client.stop()
 
     print_table(

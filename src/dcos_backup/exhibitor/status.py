@@ -6,11 +6,11 @@ A member that cannot be reached is ``down``; it is never left out of the list.
 
 from __future__ import annotations
 
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from dcos_backup.exhibitor.config import Member
+from dcos_backup.zk.wire import four_letter_word
 
 LATENT, DOWN, NOT_SERVING, SERVING = 0, 1, 2, 3
 DESCRIPTIONS = {LATENT: "latent", DOWN: "down", NOT_SERVING: "not serving", SERVING: "serving"}
@@ -27,16 +27,6 @@ class MemberStatus:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def four_letter_word(host: str, port: int, word: str = "srvr", timeout: float = 1.0) -> str:
-    """Send a 4lw command and return the whole reply; raises OSError when unreachable."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(word.encode())
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def status_from_srvr(reply: str | None) -> tuple[int, bool]:

@@ -46,6 +46,32 @@ class Reply:
         return EXCEPTIONS[self.err]()
 
 
+def four_letter_word(host: str, port: int, word: str = "srvr", timeout: float = 1.0) -> str:
+    """Send a 4lw command and return the whole reply; raises OSError when unreachable."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(word.encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def leader_first(addresses: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The addresses with the current leader first (asked with ``srvr``), the rest shuffled.
+
+    Writes sent to a follower are forwarded to the leader: one more hop for every batch.
+    """
+    rest = random.sample(addresses, len(addresses))
+    if len(addresses) > 1:
+        for host, port in addresses:
+            try:
+                if "Mode: leader" in four_letter_word(host, port, "srvr", timeout=0.5):
+                    return [(host, port)] + [a for a in rest if a != (host, port)]
+            except OSError:
+                continue
+    return rest
+
+
 def parse_hosts(hosts: str) -> tuple[list[tuple[str, int]], str]:
     """``"h1:p1,h2:p2/chroot"`` -> ([(h1, p1), (h2, p2)], "/chroot")."""
     chroot = ""
@@ -62,8 +88,9 @@ def parse_hosts(hosts: str) -> tuple[list[tuple[str, int]], str]:
 class Connection:
     """One ZooKeeper session on one socket, for pipelined requests. Not thread-safe."""
 
-    def __init__(self, hosts: str, timeout: float = 15.0) -> None:
+    def __init__(self, hosts: str, timeout: float = 15.0, prefer_leader: bool = False) -> None:
         self.hosts = hosts
+        self.prefer_leader = prefer_leader
         self.addresses, self.chroot = parse_hosts(hosts)
         self.timeout = timeout
         self._sock: socket.socket | None = None
@@ -82,7 +109,10 @@ class Connection:
     # ---------------------------------------------------------------- session
     def _connect(self) -> None:
         errors = []
-        for host, port in random.sample(self.addresses, len(self.addresses)):
+        order = (
+            leader_first(self.addresses) if self.prefer_leader else random.sample(self.addresses, len(self.addresses))
+        )
+        for host, port in order:
             try:
                 sock = socket.create_connection((host, port), timeout=self.timeout)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

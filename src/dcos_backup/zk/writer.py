@@ -124,7 +124,7 @@ def write_tree(
 ) -> WriteCounts:
     """Make the subtree at ``root`` equal to ``wanted`` (``(path, data, acl)`` in pre-order)."""
     counts = WriteCounts()
-    with Connection(hosts, timeout) as reader_conn, Connection(hosts, timeout) as writer_conn:
+    with Connection(hosts, timeout) as reader_conn, Connection(hosts, timeout, prefer_leader=True) as writer_conn:
         batch = _Batcher(writer_conn)
         full = writer_conn.full_path
         deferred_acls: list[tuple[str, tuple[ACL, ...]]] = []  # applied when the merge leaves the node
