@@ -109,14 +109,3 @@ def last_lines(path: Path, count: int = 1) -> str:
     except FileNotFoundError:
         return ""
     return " | ".join(lines[-count:])
-
-
-__all__ = [
-    "last_lines",
-    "live_process",
-    "python_module_command",
-    "read_pid",
-    "spawn_detached",
-    "terminate",
-    "wait_until_gone",
-]

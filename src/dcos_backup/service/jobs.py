@@ -156,12 +156,10 @@ class BackupService:
         self.client.close()
 
     # ------------------------------------------------------------------ queries
-    def list(self, label: str | None = None, include_safety: bool = True) -> list[BackupRecord]:
+    def list(self, label: str | None = None) -> list[BackupRecord]:
         records = self.storage.list_records()
         if label is not None:
             records = [r for r in records if r.label == label]
-        if not include_safety:
-            records = [r for r in records if not r.safety]
         return records
 
     def get(self, backup_id: str) -> BackupRecord:

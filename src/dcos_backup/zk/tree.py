@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kazoo.client import KazooClient
 from kazoo.protocol.states import ZnodeStat
@@ -47,7 +47,6 @@ class ApplyStats:
     updated: int = 0
     deleted: int = 0
     unchanged: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 def path_key(path: str) -> tuple[str, ...]:

@@ -135,7 +135,7 @@ class Connection:
             return
         try:
             self._outbox += _frame(int_int_struct.pack(self._next_xid(), Close.type))
-            self._flush()
+            self.flush()
         except (OSError, ZooKeeperUnavailable):
             pass
         self._close_socket()
@@ -171,9 +171,10 @@ class Connection:
         self._outbox += _frame(int_int_struct.pack(xid, request.type) + request.serialize())
         self._pending.append((xid, request, tag))
         if len(self._outbox) >= 1 << 16:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send everything queued, in one write."""
         if not self._outbox or self._sock is None:
             return
         try:
@@ -184,12 +185,9 @@ class Connection:
         self._last_send = time.monotonic()
 
     def ping_if_idle(self) -> None:
-        self._maybe_ping()
-
-    def _maybe_ping(self) -> None:
         if time.monotonic() - self._last_send > self.session_timeout / 3:
             self._outbox += _frame(int_int_struct.pack(PING_XID, Ping.type))
-            self._flush()
+            self.flush()
 
     def replies(self) -> Iterator[Reply]:
         """Yield replies as they arrive, until nothing is in flight (queued requests go out as needed)."""
@@ -218,12 +216,9 @@ class Connection:
     def fileno(self) -> int:
         return self._sock.fileno() if self._sock is not None else -1
 
-    def flush(self) -> None:
-        """Send everything queued, in one write."""
-        self._flush()
-
     def receive(self) -> None:
         """One ``recv`` into the buffer (blocks until the server sends something)."""
+        # Drop consumed bytes only now, before growing the buffer: deleting from the front is a memmove.
         if self._pos:
             del self._inbox[: self._pos]
             self._pos = 0
@@ -246,20 +241,10 @@ class Connection:
                     start = self._pos + 4
                     self._pos = start + length
                     return bytes(self._inbox[start : self._pos])
-            # Drop consumed bytes only now and then: deleting from the front is a memmove.
-            if self._pos:
-                del self._inbox[: self._pos]
-                self._pos = 0
             # About to wait for the server: send what was queued meanwhile, in one write.
-            self._flush()
-            self._maybe_ping()
-            try:
-                chunk = self._sock.recv(_RECV) if self._sock is not None else b""
-            except OSError as exc:
-                self._lost(exc)
-            if not chunk:
-                self._lost(OSError("connection closed by the server"))
-            self._inbox += chunk
+            self.flush()
+            self.ping_if_idle()
+            self.receive()
 
     def _lost(self, exc: BaseException) -> None:
         self._close_socket()
