@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from kazoo.security import OPEN_ACL_UNSAFE
 from tests.e2e.service_helpers import damage, snapshot, wait_for
 
 from dcos_backup.local.processes import read_pid
 from dcos_backup.local.seed import seed_marathon
-from dcos_backup.zk import connect
+from dcos_backup.zk import ZNode, apply_tree, connect
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
@@ -120,12 +121,14 @@ def test_wait_flags_and_exit_codes(seeded):
 def test_killed_service_is_restarted_and_marks_the_backup_interrupted(seeded):
     cluster, zk = seeded
     child_pid_file = Path(cluster.service["child_pid_file"])
-    # A backup big enough to still be running when the SIGKILL arrives.
-    zk.create("/marathon/bulk", b"")
-    txn = zk.transaction()
-    for i in range(3000):
-        txn.create(f"/marathon/bulk/n{i:05d}", b"x" * 200)
-    txn.commit()
+    # A backup big enough (40,000 znodes: about 2 s) to still be running when the SIGKILL arrives.
+    open_acl = tuple(OPEN_ACL_UNSAFE)
+    apply_tree(
+        zk,
+        "/marathon/bulk",
+        [ZNode("/marathon/bulk", b"", open_acl)]
+        + [ZNode(f"/marathon/bulk/n{i:05d}", b"x" * 200, open_acl) for i in range(40000)],
+    )
     old_pid = read_pid(child_pid_file)
     backup_id = ok(dcos(cluster, "create", "--label", "doomed")).strip()
     os.kill(old_pid, signal.SIGKILL)
@@ -142,4 +145,4 @@ def test_killed_service_is_restarted_and_marks_the_backup_interrupted(seeded):
         interval=1,
         what="a new backup",
     )
-    zk.delete("/marathon/bulk", recursive=True)
+    apply_tree(zk, "/marathon/bulk", [])
