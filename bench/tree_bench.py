@@ -41,6 +41,14 @@ from dcos_backup.zk.wire import Connection
 NODES_PER_APP = 5.5  # what seed_marathon writes on average per app
 
 
+class Rows(list):
+    """The result rows, each also printed as soon as it is measured (a long run keeps what it got)."""
+
+    def append(self, row: dict) -> None:
+        super().append(row)
+        print("  ".join(f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+
+
 def rate(nodes: int, seconds: float) -> float:
     return nodes / seconds if seconds else 0.0
 
@@ -119,7 +127,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=10_000)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tree-bench-"))
-    rows: list[dict] = []
+    rows = Rows()
     with bench_cluster(3, subnet="127.31.0", heap="3g") as cluster:
         hosts = cluster.zk_hosts
         client = connect(hosts, timeout=60)
@@ -188,23 +196,18 @@ def main() -> None:
         ours_read = rate(total, min(read_secs))
         ceiling = rate(len(paths), min(ceiling_secs))
 
-        # --- our restore into an emptied subtree, verified
+        # --- our restore into the emptied subtree (/marathon deleted first, as after a disaster), verified.
+        # Restoring beside the original would double what ZooKeeper holds in memory: at 1M znodes that
+        # alone stalls its JVM past the session timeout.
+        apply_tree(client, "/marathon", [])  # deletes in multi() batches; kazoo's recursive delete is slow
         with open(archive, "rb") as raw:
-            nodes_iter = (
-                ZNode("/restore" + n.path[len("/marathon") :] if n.path != "/marathon" else "/restore", n.data, n.acl)
-                for n in read_archive(raw)
-            )
-            secs, applied = timed(apply_tree, client, "/restore", nodes_iter)
+            secs, applied = timed(apply_tree, client, "/marathon", read_archive(raw))
         with open(archive, "rb") as raw:
-            expected = (
-                ZNode("/restore" + n.path[len("/marathon") :] if n.path != "/marathon" else "/restore", n.data, n.acl)
-                for n in read_archive(raw)
-            )
-            difference = compare_tree(client, "/restore", expected)
+            difference = compare_tree(client, "/marathon", read_archive(raw))
         assert difference is None, difference
         rows.append(
             {
-                "what": "ours: restore into empty subtree (verified equal)",
+                "what": "ours: restore into the emptied subtree (verified equal)",
                 "znodes": applied.created,
                 "seconds": secs,
                 "znodes/s": rate(applied.created, secs),
@@ -212,7 +215,6 @@ def main() -> None:
             }
         )
         ours_write = rate(applied.created, secs)
-        apply_tree(client, "/restore", [])  # deletes in multi() batches; kazoo's recursive delete is slow
 
         # --- the sample subtree for the slow peers
         sample = []
