@@ -292,8 +292,7 @@ def restore(exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, kee
         log.error("restore failed (%s); putting the previous data back", exc)
         if _journal_path(exhibitor_dir).exists():
             if zk_dir.exists() and old.exists():
-                shutil.rmtree(zk_dir)  # the new data made it in: the failure came after; roll back fully
-                _journal_path(exhibitor_dir).write_text(json.dumps({"staged": str(staged), "old": str(old)}))
+                shutil.rmtree(zk_dir)  # the new data made it in and the failure came after: roll back fully
             recover(exhibitor_dir)
         shutil.rmtree(staged, ignore_errors=True)
         if isinstance(exc, OSError):
