@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import select
+from collections import deque
 from collections.abc import Iterator
 
 from kazoo.exceptions import EXCEPTIONS, NoNodeError
@@ -57,7 +58,7 @@ class MultiRead:
 
 
 class _Node:
-    __slots__ = ("acl", "children", "data", "key", "path", "skip", "stat", "waiting")
+    __slots__ = ("acl", "children", "data", "key", "kids", "path", "skip", "stat", "waiting")
 
     def __init__(self, path: str, key: tuple[str, ...]) -> None:
         self.path = path
@@ -65,7 +66,8 @@ class _Node:
         self.data: bytes | None = None
         self.acl: tuple[ACL, ...] = ()
         self.stat = None
-        self.children: list[_Node] | None = None
+        self.children: list[str] | None = None  # sorted child names, once known
+        self.kids: deque[_Node] = deque()  # child nodes requested but not emitted yet, in name order
         self.waiting = 2  # replies still expected: data and ACL (children are counted separately)
         self.skip = False
 
@@ -101,9 +103,10 @@ def read_nodes(
         for _ in c.replies():
             pass
     top = _Node(root, tuple(p for p in root.split("/") if p))
-    schedule: list[tuple[tuple[str, ...], int, list[_Node], int]] = []  # (key, tie, siblings, index)
+    # (key, tie, parent, index of the child in parent.children, or the node itself for the top)
+    schedule: list[tuple] = []
     tie = itertools.count()
-    heapq.heappush(schedule, (top.key, next(tie), [top], 0))
+    heapq.heappush(schedule, (top.key, next(tie), None, 0, top))
     out: list[list] = [[top, -1]]  # emission cursor: (node, index of the next child to visit)
 
     batch: list[tuple[_Node, int]] = []
@@ -138,9 +141,11 @@ def read_nodes(
             add_to_batch(node, CHILDREN)
 
     def got_children(node: _Node, names: list[str]) -> None:
-        node.children = [_Node(_join(node.path, n), (*node.key, n)) for n in sorted(names)]
+        # Only names are kept; a child's node object exists from its request to its emission, so a
+        # directory of 500,000 children costs its name list, not 500,000 objects.
+        node.children = sorted(names)
         if node.children:
-            heapq.heappush(schedule, (node.children[0].key, next(tie), node.children, 0))
+            heapq.heappush(schedule, ((*node.key, node.children[0]), next(tie), node, 0, None))
 
     def gone(node: _Node, kind: int) -> None:
         node.skip = True
@@ -199,10 +204,14 @@ def read_nodes(
     while out:
         # Fill the window, earliest nodes first.
         while schedule and all(c.in_flight < window for c in conns):
-            _, _, siblings, index = heapq.heappop(schedule)
-            request(siblings[index])
-            if index + 1 < len(siblings):
-                heapq.heappush(schedule, (siblings[index + 1].key, next(tie), siblings, index + 1))
+            key, _, parent, index, node = heapq.heappop(schedule)
+            if node is None:
+                node = _Node(_join(parent.path, parent.children[index]), key)
+                parent.kids.append(node)
+                if index + 1 < len(parent.children):
+                    following = (*parent.key, parent.children[index + 1])
+                    heapq.heappush(schedule, (following, next(tie), parent, index + 1, None))
+            request(node)
         # Emit what is ready, in pre-order.
         while out:
             entry = out[-1]
@@ -218,9 +227,10 @@ def read_nodes(
                     continue
                 yield node.path, node.data, node.acl, node.stat
                 node.data = None
-            children = node.children
-            if entry[1] < len(children):
-                out.append([children[entry[1]], -1])
+            if entry[1] < len(node.children):
+                if not node.kids:
+                    break  # the next child is not requested yet: the window fills first
+                out.append([node.kids.popleft(), -1])
                 entry[1] += 1
             else:
                 node.children = []  # emitted: let the subtree go
