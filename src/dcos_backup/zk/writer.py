@@ -97,6 +97,10 @@ class _Batcher:
         self.conn.queue(self.multi, self.multi.ops)
         self.multi = _Multi()
 
+    def keepalive(self) -> None:
+        """Ping while the merge only reads (a long unchanged stretch): an idle session would expire."""
+        self.conn.ping_if_idle()
+
     def _wait_for_room(self) -> None:
         while self.conn.in_flight >= MAX_IN_FLIGHT:
             self._check(self.conn.next_reply())
@@ -135,21 +139,29 @@ def write_tree(
                 batch.add(SetACL(full(path), list(acl), -1))
 
         def delete_subtree(first: tuple, live: Iterator) -> tuple | None:
-            """Delete ``first`` and its live descendants (deepest first); return the next live node."""
-            doomed = [first[0]]
+            """Delete ``first`` and its live descendants, children before parents; return the next live node.
+
+            Pre-order in, post-order out through a stack of ancestors: memory is the depth, not the subtree.
+            """
+            ancestors = [first[0]]
             following = next(live, None)
             while following is not None and _is_under(following[0], first[0]):
-                doomed.append(following[0])
+                while not _is_under(following[0], ancestors[-1]):
+                    batch.add(Delete(full(ancestors.pop()), -1))
+                ancestors.append(following[0])
+                counts.deleted += 1
+                batch.keepalive()
                 following = next(live, None)
-            for path in reversed(doomed):
-                batch.add(Delete(full(path), -1))
-            counts.deleted += len(doomed)
+            while ancestors:
+                batch.add(Delete(full(ancestors.pop()), -1))
+            counts.deleted += 1
             return following
 
         # Ephemeral live nodes stay where they are: never deleted, never compared.
         live = iter((path, data, acl) for path, data, acl, _ in read_nodes(reader_conn, root, skip_ephemeral=True))
         have = next(live, None)
         for path, data, acl in wanted:
+            batch.keepalive()
             leave_subtrees(path)
             key = _key(path)
             while have is not None and _key(have[0]) < key:
