@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
 from dcos_backup.cli._common import run, setup_logging
+from dcos_backup.errors import NotFound, UsageError
 from dcos_backup.zkdata import physical
+from dcos_backup.zkdata import verify as zk_verify
 
 exhibitor_dir_option = click.option(
     "--exhibitor-dir",
@@ -31,7 +35,7 @@ tmp_dir_option = click.option(
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Log each step.")
 
 
-@click.group(help="Back up and restore the local ZooKeeper instance of a DC/OS master (stop it first).")
+@click.group(help="Back up, restore, verify and inspect the ZooKeeper data of a DC/OS master (offline, or --online).")
 def cli() -> None:
     pass
 
@@ -42,13 +46,31 @@ def cli() -> None:
 @verbose_option
 @exhibitor_dir_option
 @click.option("--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level.")
-def backup(archive: Path, tmp_dir: Path | None, verbose: bool, exhibitor_dir: Path, level: int) -> None:
-    """Write a gzip tar of this master's ZooKeeper data to ARCHIVE (which must not exist)."""
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Back up while ZooKeeper keeps serving: newest snapshot + the logs after it, to a consistent point.",
+)
+@click.option("--no-verify", is_flag=True, help="Skip the full check of the written archive (not recommended).")
+def backup(
+    archive: Path, tmp_dir: Path | None, verbose: bool, exhibitor_dir: Path, level: int, online: bool, no_verify: bool
+) -> None:
+    """Write a gzip tar of this master's ZooKeeper data to ARCHIVE (which must not exist).
+
+    Without --online, this master's ZooKeeper must be stopped (as with DC/OS's script). Either way the
+    archive is verified (every checksum, the transaction sequence, ZooKeeper's tree digests) before it
+    gets its name, and its sha256 is written to ARCHIVE.sha256.
+    """
     setup_logging(verbose)
-    result = physical.backup(exhibitor_dir, archive, tmp_dir, level)
+    if online:
+        # A backup must not slow the member it copies: give ZooKeeper the CPU first.
+        os.nice(10)
+    result = physical.backup(exhibitor_dir, archive, tmp_dir, level, online=online, verify=not no_verify)
+    checked = result.verified
+    summary = f", verified up to zxid {checked.last_zxid} ({checked.nodes} nodes)" if checked else ", NOT verified"
     click.echo(
-        f"ZooKeeper backup written to {result.archive}: {result.files} files, {result.bytes} bytes, "
-        f"sha256 {result.sha256} ({result.seconds:.1f}s)"
+        f"ZooKeeper {'online ' if online else ''}backup written to {result.archive}: {result.files} files, "
+        f"{result.bytes} bytes, sha256 {result.sha256}{summary} ({result.seconds:.1f}s)"
     )
 
 
@@ -82,6 +104,55 @@ def info(archive: Path, as_json: bool) -> None:
     click.echo(f"snapshots:        {len(details.snapshots)}, newest {details.newest_snapshot}")
     click.echo(f"transaction logs: {len(details.logs)}, newest {details.newest_log}")
     click.echo(f"last zxid seen:   {details.last_zxid}")
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@tmp_dir_option
+@verbose_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify(archive: Path, tmp_dir: Path | None, verbose: bool, as_json: bool) -> None:
+    """Check ARCHIVE completely, as a restore would load it.
+
+    Checks the gzip/tar structure and member names, every snapshot and log checksum, that transactions
+    follow the snapshot without a gap, and ZooKeeper's tree digests while replaying the logs on the
+    snapshot; prints the last zxid, node count and tree digest. Exit 1 with the reason on any corruption.
+    """
+    setup_logging(verbose)
+    result = zk_verify.verify_archive(archive, tmp_dir)
+    if as_json:
+        click.echo(json.dumps(asdict(result), indent=2))
+        return
+    click.echo(
+        f"{archive}: OK: {result.snapshot} + {len(result.logs)} logs ({result.transactions} transactions), "
+        f"last zxid {result.last_zxid}, {result.nodes} nodes, tree digest {result.digest} "
+        f"({result.digests_checked} digests matched, {result.seconds:.1f}s)"
+    )
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--path", "prefix", default="/", show_default=True, help="Only this node and its descendants.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per node (path, data, acl, stat).")
+@tmp_dir_option
+@verbose_option
+def dump(archive: Path, prefix: str, as_json: bool, tmp_dir: Path | None, verbose: bool) -> None:
+    """Print the tree ARCHIVE would restore (after verifying it), sorted by path."""
+    setup_logging(verbose)
+    if not prefix.startswith("/"):
+        raise UsageError(f"--path must be absolute, got {prefix!r}")
+    with zk_verify.rebuilt_archive(archive, tmp_dir) as (store, _):
+        found = False
+        for node in store.iter_nodes(prefix):
+            found = True
+            if as_json:
+                click.echo(json.dumps(node.to_dict(), separators=(",", ":")))
+            else:
+                size = -1 if node.data is None else len(node.data)
+                owner = f" ephemeral={node.stat.ephemeral_owner:#x}" if node.stat.ephemeral_owner else ""
+                click.echo(f"{node.path or '/'}  version={node.stat.version} bytes={size}{owner}")
+        if not found:
+            raise NotFound(f"{prefix} is not in the archive")
 
 
 @cli.command()

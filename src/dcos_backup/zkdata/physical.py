@@ -31,9 +31,11 @@ from pathlib import Path
 
 from dcos_backup.errors import IntegrityError, NotFound, StorageError, UsageError
 from dcos_backup.fsutil import HashingWriter, fsync_dir
+from dcos_backup.zkdata import online as online_copy
 from dcos_backup.zkdata import tarsafe
 from dcos_backup.zkdata.pgzip import ParallelGzipWriter
 from dcos_backup.zkdata.running import ensure_not_running
+from dcos_backup.zkdata.verify import VerifyResult, verify_archive
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class BackupResult:
     files: int
     data_bytes: int
     seconds: float
+    online: bool = False
+    verified: VerifyResult | None = None
 
 
 @dataclass
@@ -107,9 +111,20 @@ def _arcname(zk_dir: Path, path: Path) -> str:
 
 
 def backup(
-    exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, level: int = 6, workers: int | None = None
+    exhibitor_dir: Path,
+    archive: Path,
+    tmp_dir: Path | None = None,
+    level: int = 6,
+    workers: int | None = None,
+    online: bool = False,
+    verify: bool = True,
 ) -> BackupResult:
-    """Write a seed-compatible archive of this master's ZooKeeper data to ``archive``."""
+    """Write a seed-compatible archive of this master's ZooKeeper data to ``archive``.
+
+    Offline (the default, as DC/OS's script) ZooKeeper must be stopped; ``online`` copies a serving
+    member's data at a consistent point instead (:mod:`.online`). With ``verify`` the written archive is
+    checked completely (:mod:`.verify`) before it gets its final name.
+    """
     started = time.monotonic()
     exhibitor_dir, archive = Path(exhibitor_dir), Path(archive).absolute()
     zk_dir = zk_dir_of(exhibitor_dir)
@@ -119,40 +134,58 @@ def backup(
         raise UsageError(f"the directory of {archive} does not exist")
     if not zk_dir.is_dir():
         raise NotFound(f"no ZooKeeper data in {zk_dir} (is --exhibitor-dir right?)")
-    ensure_not_running(exhibitor_dir)
-    recover(exhibitor_dir)
+    if not online:
+        ensure_not_running(exhibitor_dir)
+        recover(exhibitor_dir)
     tmp_parent = Path(tmp_dir) if tmp_dir is not None else archive.parent
     if not tmp_parent.is_dir():
         raise UsageError(f"temporary directory {tmp_parent} does not exist")
     partial = tmp_parent / f".{archive.name}.partial-{uuid.uuid4().hex[:8]}"
-    files = data_bytes = 0
-    log.info("archiving %s into %s (via %s)", zk_dir, archive, partial)
+    stage = tmp_parent / f".dcos-zk-online-{uuid.uuid4().hex[:8]}"
     try:
-        with open(partial, "xb") as raw:
-            hashing = HashingWriter(raw)
-            with ParallelGzipWriter(hashing, level, workers) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
-                for path in iter_data_files(zk_dir):
-                    tar.add(path, arcname=_arcname(zk_dir, path), recursive=False)
-                    if path.is_file():
-                        files += 1
-                        data_bytes += path.stat().st_size
-                        log.info("added %s (%d bytes)", _arcname(zk_dir, path), path.stat().st_size)
-            raw.flush()
-            os.fsync(raw.fileno())
+        if online:
+            log.info("copying the live data of %s at a consistent point into %s", zk_dir, stage)
+            copied = online_copy.copy_online(zk_dir, stage / "zookeeper")
+            log.info("copied %s and %d logs up to zxid 0x%x", copied.snapshot, len(copied.logs), copied.last_zxid)
+            zk_dir = stage / "zookeeper"
+        log.info("archiving %s into %s (via %s)", zk_dir, archive, partial)
+        digest, size, files, data_bytes = _write_archive(zk_dir, partial, level, workers)
+        verified = None
+        if verify:
+            log.info("verifying %s", partial)
+            verified = verify_archive(partial, tmp_parent)
+            verified.archive = str(archive)
+            log.info("verified: last zxid %s, %d nodes, digest %s", verified.last_zxid, verified.nodes, verified.digest)
         if tmp_dir is None:
             os.replace(partial, archive)
         else:  # another filesystem, perhaps: move copies, then the rename inside shutil is atomic or not
             shutil.move(partial, archive)
-        digest = hashing.sha256.hexdigest()
         (archive.parent / (archive.name + ".sha256")).write_text(f"{digest}  {archive.name}\n")
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise StorageError(f"writing {archive} failed: {exc.strerror or exc}") from exc
-    except BaseException:
+    finally:
         partial.unlink(missing_ok=True)
-        raise
-    log.info("archive complete: %d files, %d bytes, sha256 %s", files, hashing.size, digest)
-    return BackupResult(str(archive), digest, hashing.size, files, data_bytes, time.monotonic() - started)
+        shutil.rmtree(stage, ignore_errors=True)
+    log.info("archive complete: %d files, %d bytes, sha256 %s", files, size, digest)
+    seconds = time.monotonic() - started
+    return BackupResult(str(archive), digest, size, files, data_bytes, seconds, online, verified)
+
+
+def _write_archive(zk_dir: Path, partial: Path, level: int, workers: int | None) -> tuple[str, int, int, int]:
+    """Tar + parallel gzip ``zk_dir`` into ``partial``, fsynced; returns (sha256, size, files, data bytes)."""
+    files = data_bytes = 0
+    with open(partial, "xb") as raw:
+        hashing = HashingWriter(raw)
+        with ParallelGzipWriter(hashing, level, workers) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
+            for path in iter_data_files(zk_dir):
+                tar.add(path, arcname=_arcname(zk_dir, path), recursive=False)
+                if path.is_file():
+                    files += 1
+                    data_bytes += path.stat().st_size
+                    log.info("added %s (%d bytes)", _arcname(zk_dir, path), path.stat().st_size)
+        raw.flush()
+        os.fsync(raw.fileno())
+    return hashing.sha256.hexdigest(), hashing.size, files, data_bytes
 
 
 # --------------------------------------------------------------------------------------------- restore
@@ -264,9 +297,7 @@ def restore(exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, kee
     try:
         staged.mkdir()
         log.info("extracting into %s", staged)
-        with tarfile.open(archive, mode="r:gz") as tar:
-            # The data filter is a second guard behind tarsafe: no escapes, no devices, no setuid bits.
-            tar.extractall(staged, filter="data")
+        tarsafe.extract(archive, staged)
         new_zk = staged / "zookeeper"
         for sub in ("snapshot", "transactions"):
             (new_zk / sub).mkdir(parents=True, exist_ok=True)

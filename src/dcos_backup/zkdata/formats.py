@@ -1,0 +1,603 @@
+"""ZooKeeper's on-disk formats (3.5 to 3.8), read in pure Python: snapshots and transaction logs.
+
+Both are jute-serialised (big-endian ints and longs, length-prefixed strings/buffers/vectors):
+
+- ``snapshot.<zxid>``: file header ``ZKSN``, sessions, the ACL cache, every node as (path, data, ACL id,
+  persisted stat) in pre-order ending with the path ``/``, an Adler-32 of everything before it, and since
+  3.6 a (zxid, digest version, tree digest) record sealed by a second Adler-32.
+- ``log.<zxid>``: file header ``ZKLG``, then records (Adler-32, length, txn bytes, ``B``), then zero padding
+  up to the preallocated size. A zero length marks the end.
+
+The readers stream: memory is one record (or one node) at a time. Every problem is an
+:class:`~dcos_backup.errors.IntegrityError` that names the file and the byte offset.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from dcos_backup.errors import IntegrityError
+
+SNAP_MAGIC = 0x5A4B534E  # "ZKSN"
+LOG_MAGIC = 0x5A4B4C47  # "ZKLG"
+FILE_HEADER = struct.Struct(">iiq")
+LOG_RECORD_HEAD = struct.Struct(">qi")
+END_OF_RECORD = 0x42  # "B"
+# Far above jute.maxbuffer (1 MiB by default); a longer length can only be corruption.
+MAX_RECORD = 64 * 1024 * 1024
+_CHUNK = 1 << 20
+
+_INT = struct.Struct(">i")
+_LONG = struct.Struct(">q")
+_STAT = struct.Struct(">qqqqiiiqq")  # StatPersisted, in jute field order
+_DIGEST_FIELDS = struct.Struct(">qqqqqiiiq")  # DigestCalculator's field order
+_TXN_HEADER = struct.Struct(">qiqqi")
+
+_FILE_NAME = re.compile(r"^(snapshot|log)\.([0-9a-fA-F]+)(\.gz|\.snappy)?$")
+
+
+class OpCode:
+    """The transaction types that appear in logs (ZooDefs.OpCode)."""
+
+    create = 1
+    delete = 2
+    setData = 5
+    setACL = 7
+    check = 13
+    multi = 14
+    create2 = 15
+    reconfig = 16
+    createContainer = 19
+    deleteContainer = 20
+    createTTL = 21
+    createSession = -10
+    closeSession = -11
+    error = -1
+
+
+class Stat(NamedTuple):
+    """ZooKeeper's StatPersisted."""
+
+    czxid: int
+    mzxid: int
+    ctime: int
+    mtime: int
+    version: int
+    cversion: int
+    aversion: int
+    ephemeral_owner: int
+    pzxid: int
+
+    def pack(self) -> bytes:
+        return _STAT.pack(*self)
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> Stat:
+        return cls._make(_STAT.unpack(raw))
+
+
+ACL = tuple[int, str, str]  # (perms, scheme, id)
+
+
+class Node(NamedTuple):
+    path: str  # "" is the root, as in snapshots
+    data: bytes | None
+    acl: int  # key into the snapshot's ACL map (-1: open)
+    stat: Stat
+
+
+@dataclass(frozen=True)
+class Create:
+    path: str
+    data: bytes | None
+    acl: list[ACL]
+    ephemeral: bool
+    parent_cversion: int
+    ttl: int | None = None
+
+
+@dataclass(frozen=True)
+class Delete:
+    path: str
+
+
+@dataclass(frozen=True)
+class SetData:
+    path: str
+    data: bytes | None
+    version: int
+
+
+@dataclass(frozen=True)
+class SetACL:
+    path: str
+    acl: list[ACL]
+    version: int
+
+
+@dataclass(frozen=True)
+class Check:
+    path: str
+    version: int
+
+
+@dataclass(frozen=True)
+class CreateSession:
+    timeout: int
+
+
+@dataclass(frozen=True)
+class CloseSession:
+    paths: list[str] | None
+
+
+@dataclass(frozen=True)
+class Error:
+    err: int
+
+
+@dataclass(frozen=True)
+class Multi:
+    ops: list[tuple[int, object]]  # (type, record)
+
+
+class Txn(NamedTuple):
+    client_id: int
+    cxid: int
+    zxid: int
+    time: int
+    type: int
+    record: object
+    digest: tuple[int, int] | None  # (digest version, tree digest after this txn)
+
+
+class LogRecord(NamedTuple):
+    offset: int  # where the record starts in the file
+    end: int  # first byte after it
+    txn: Txn
+
+
+def zxid_of_name(name: str) -> int | None:
+    """The zxid in a ``snapshot.<hex>`` / ``log.<hex>`` file name, or None for other files."""
+    match = _FILE_NAME.match(name)
+    return int(match.group(2), 16) if match else None
+
+
+def kind_of_name(name: str) -> str | None:
+    match = _FILE_NAME.match(name)
+    return match.group(1) if match else None
+
+
+def zxid_hex(zxid: int) -> str:
+    return f"0x{zxid:x}"
+
+
+def epoch_of(zxid: int) -> int:
+    return zxid >> 32
+
+
+def follows(previous: int, zxid: int) -> bool:
+    """Whether ``zxid`` is the transaction right after ``previous`` (the next counter, or a new epoch's first)."""
+    return zxid == previous + 1 or (epoch_of(zxid) > epoch_of(previous) and zxid & 0xFFFFFFFF == 1)
+
+
+class _Cursor:
+    """Reads jute fields from a byte string (one log record)."""
+
+    __slots__ = ("pos", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.pos = 0
+
+    def remaining(self) -> int:
+        return len(self.raw) - self.pos
+
+    def _take(self, n: int) -> int:
+        start = self.pos
+        if n < 0 or start + n > len(self.raw):
+            raise EOFError
+        self.pos = start + n
+        return start
+
+    def int(self) -> int:
+        return _INT.unpack_from(self.raw, self._take(4))[0]
+
+    def long(self) -> int:
+        return _LONG.unpack_from(self.raw, self._take(8))[0]
+
+    def bool(self) -> bool:
+        return self.raw[self._take(1)] != 0
+
+    def buffer(self) -> bytes | None:
+        n = self.int()
+        if n < 0:
+            return None
+        start = self._take(n)
+        return self.raw[start : start + n]
+
+    def string(self) -> str | None:
+        raw = self.buffer()
+        return None if raw is None else raw.decode("utf-8")
+
+    def acls(self) -> list[ACL]:
+        count = self.int()
+        return [(self.int(), self.string() or "", self.string() or "") for _ in range(max(count, 0))]
+
+
+def _read_create(c: _Cursor, kind: int) -> Create:
+    path, data, acl = c.string() or "", c.buffer(), c.acls()
+    if kind == OpCode.createTTL:
+        parent_cversion = c.int()
+        return Create(path, data, acl, False, parent_cversion, ttl=c.long())
+    if kind == OpCode.createContainer:
+        return Create(path, data, acl, False, c.int())
+    return Create(path, data, acl, c.bool(), c.int())
+
+
+def _read_record(c: _Cursor, kind: int) -> object:
+    if kind in (OpCode.create, OpCode.create2, OpCode.createTTL, OpCode.createContainer):
+        return _read_create(c, kind)
+    if kind in (OpCode.delete, OpCode.deleteContainer):
+        return Delete(c.string() or "")
+    if kind in (OpCode.setData, OpCode.reconfig):
+        return SetData(c.string() or "", c.buffer(), c.int())
+    if kind == OpCode.setACL:
+        return SetACL(c.string() or "", c.acls(), c.int())
+    if kind == OpCode.check:
+        return Check(c.string() or "", c.int())
+    if kind == OpCode.createSession:
+        return CreateSession(c.int())
+    if kind == OpCode.error:
+        return Error(c.int())
+    if kind == OpCode.multi:
+        ops = []
+        for _ in range(max(c.int(), 0)):
+            sub_kind, sub_raw = c.int(), c.buffer() or b""
+            ops.append((sub_kind, _read_record(_Cursor(sub_raw), sub_kind)))
+        return Multi(ops)
+    raise ValueError(f"unknown transaction type {kind}")
+
+
+def parse_txn(raw: bytes) -> Txn:
+    """One transaction (header, record, optional digest) from a log record's bytes, as FileTxnLog reads it."""
+    c = _Cursor(raw)
+    client_id, cxid, zxid, time, kind = _TXN_HEADER.unpack_from(raw, c._take(_TXN_HEADER.size))
+    record: object
+    if kind == OpCode.closeSession:
+        # 3.6+ lists the ephemeral nodes to delete; older servers wrote no record at all.
+        mark = c.pos
+        try:
+            count = c.int()
+            record = CloseSession([c.string() or "" for _ in range(max(count, 0))])
+        except EOFError:
+            c.pos = mark
+            record = CloseSession(None)
+    else:
+        record = _read_record(c, kind)
+    digest = None
+    if c.remaining() >= 12:
+        digest = (c.int(), c.long())
+    return Txn(client_id, cxid, zxid, time, kind, record, digest)
+
+
+class _Stream:
+    """Jute fields from a file, buffered, keeping the Adler-32 of everything consumed (snapshot seals)."""
+
+    def __init__(self, source: BinaryIO, name: str) -> None:
+        self._source = source
+        self.name = name
+        self._buf = b""
+        self._pos = 0
+        self._hashed = 0  # bytes of _buf already folded into _adler
+        self._adler = 1
+        self._base = 0  # file offset of _buf[0]
+
+    @property
+    def offset(self) -> int:
+        return self._base + self._pos
+
+    def _need(self, n: int) -> None:
+        if self._pos + n <= len(self._buf):
+            return
+        self._adler = zlib.adler32(memoryview(self._buf)[self._hashed : self._pos], self._adler)
+        rest = self._buf[self._pos :]
+        self._base += self._pos
+        self._buf = rest + self._source.read(max(n - len(rest), _CHUNK))
+        self._pos = self._hashed = 0
+        if len(self._buf) < n:
+            raise IntegrityError(f"{self.name}: truncated at offset {self._base + len(self._buf)}")
+
+    def buffered(self) -> bytes:
+        """What is left in the buffer (after a failed read: every byte up to the end of the file)."""
+        return self._buf[self._pos :]
+
+    def checksum(self) -> int:
+        return zlib.adler32(memoryview(self._buf)[self._hashed : self._pos], self._adler)
+
+    def take(self, n: int) -> bytes:
+        if n < 0:
+            raise IntegrityError(f"{self.name}: negative length {n} at offset {self.offset}")
+        self._need(n)
+        start = self._pos
+        self._pos += n
+        return self._buf[start : self._pos]
+
+    def int(self) -> int:
+        self._need(4)
+        value = _INT.unpack_from(self._buf, self._pos)[0]
+        self._pos += 4
+        return value
+
+    def long(self) -> int:
+        self._need(8)
+        value = _LONG.unpack_from(self._buf, self._pos)[0]
+        self._pos += 8
+        return value
+
+    def buffer(self, limit: int = MAX_RECORD) -> bytes | None:
+        n = self.int()
+        if n < 0:
+            return None
+        if n > limit:
+            raise IntegrityError(f"{self.name}: implausible length {n} at offset {self.offset - 4}")
+        return self.take(n)
+
+    def string(self) -> str:
+        raw = self.buffer()
+        try:
+            return "" if raw is None else raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise IntegrityError(f"{self.name}: bad string at offset {self.offset}") from e
+
+    def at_end(self) -> bool:
+        if self._pos < len(self._buf):
+            return False
+        more = self._source.read(_CHUNK)
+        self._adler = zlib.adler32(memoryview(self._buf)[self._hashed : self._pos], self._adler)
+        self._base += self._pos
+        self._buf, self._pos, self._hashed = more, 0, 0
+        return not more
+
+
+def _check_header(stream: _Stream, magic: int) -> int:
+    raw = stream.take(FILE_HEADER.size)
+    got, version, dbid = FILE_HEADER.unpack(raw)
+    if got != magic:
+        raise IntegrityError(f"{stream.name}: not a ZooKeeper {'snapshot' if magic == SNAP_MAGIC else 'log'} file")
+    if version != 2:
+        raise IntegrityError(f"{stream.name}: unsupported format version {version}")
+    return dbid
+
+
+def open_data_file(path: Path) -> BinaryIO:
+    """Open a snapshot or log; ``.gz`` snapshots (snapshot.compression.method=gz) are decompressed."""
+    if path.name.endswith(".snappy"):
+        raise IntegrityError(f"{path.name}: snappy-compressed snapshots are not supported")
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb", buffering=0)
+
+
+@dataclass
+class SnapshotDigest:
+    zxid: int
+    version: int
+    digest: int
+
+
+class SnapshotReader:
+    """Streams one snapshot: ``sessions`` and ``acls`` are read at once, ``nodes()`` yields the tree,
+    ``finish()`` checks the seal(s) and returns the tree digest recorded by 3.6+ servers."""
+
+    def __init__(self, source: BinaryIO, name: str) -> None:
+        self.name = name
+        self._s = _Stream(source, name)
+        self.dbid = _check_header(self._s, SNAP_MAGIC)
+        self.sessions = self._read_sessions()
+        self.acls = self._read_acls()
+        self._nodes_done = False
+
+    def _read_sessions(self) -> dict[int, int]:
+        s = self._s
+        sessions = {}
+        for _ in range(self._count("sessions")):
+            session = s.long()
+            sessions[session] = s.int()
+        return sessions
+
+    def _count(self, what: str) -> int:
+        count = self._s.int()
+        if count < 0 or count > 100_000_000:
+            raise IntegrityError(f"{self.name}: implausible {what} count {count} at offset {self._s.offset - 4}")
+        return count
+
+    def _read_acls(self) -> dict[int, list[ACL]]:
+        s = self._s
+        acls: dict[int, list[ACL]] = {}
+        for _ in range(self._count("ACL map")):
+            key = s.long()
+            entries = s.int()
+            acls[key] = [(s.int(), s.string(), s.string()) for _ in range(max(entries, 0))]
+        return acls
+
+    def nodes(self) -> Iterator[Node]:
+        s = self._s
+        stat_size = _STAT.size
+        while True:
+            path = s.string()
+            if path == "/":
+                self._nodes_done = True
+                return
+            data = s.buffer()
+            acl = s.long()
+            stat = Stat._make(_STAT.unpack(s.take(stat_size)))
+            if path and not path.startswith("/"):
+                raise IntegrityError(f"{self.name}: bad node path {path!r} at offset {s.offset}")
+            yield Node(path, data, acl, stat)
+
+    def _seal(self) -> None:
+        expected = self._s.checksum()
+        stored = self._s.long() & 0xFFFFFFFF
+        end = self._s.string()
+        if stored != expected or end != "/":
+            raise IntegrityError(f"{self.name}: checksum mismatch (the snapshot is corrupt)")
+
+    def finish(self) -> SnapshotDigest | None:
+        if not self._nodes_done:
+            for _ in self.nodes():
+                pass
+        self._seal()
+        if self._s.at_end():
+            return None  # written by a server without digests
+        zxid, version = self._s.long(), self._s.int()
+        digest = int(self._s.string() or "0", 16) if version < 2 else self._s.long()
+        self._seal()
+        if not self._s.at_end():
+            raise IntegrityError(f"{self.name}: unexpected bytes after the end of the snapshot")
+        return SnapshotDigest(zxid, version, digest) if zxid > 0 else None
+
+
+def is_sealed_snapshot(path: Path) -> bool:
+    """ZooKeeper's own cheap test of a complete snapshot: it ends with the string ``/``."""
+    if path.name.endswith((".gz", ".snappy")):
+        return path.stat().st_size > 0
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() < FILE_HEADER.size + 5:
+            return False
+        f.seek(-5, 2)
+        return f.read(5) == b"\x00\x00\x00\x01/"
+
+
+@dataclass
+class LogEnd:
+    """How a log file ended: after ``valid_end`` bytes, for ``reason`` (padding, eof or truncated)."""
+
+    valid_end: int
+    reason: str
+    last_zxid: int | None
+
+
+class LogReader:
+    """Streams one transaction log, checking each record's Adler-32.
+
+    ``strict`` (verification) also refuses a partial last record and non-zero bytes in the padding;
+    without it (copying a log that is being written) reading stops at the last complete record, as
+    ZooKeeper itself does. Either way ``end`` says where the good records stop.
+    """
+
+    def __init__(self, source: BinaryIO, name: str, strict: bool = True) -> None:
+        self.name = name
+        self.strict = strict
+        self._s = _Stream(source, name)
+        self.end: LogEnd | None = None
+        try:
+            self.dbid = _check_header(self._s, LOG_MAGIC)
+        except IntegrityError:
+            if strict:
+                raise
+            self.dbid = 0
+            self.end = LogEnd(0, "truncated", None)
+
+    def records(self) -> Iterator[LogRecord]:
+        if self.end is not None:
+            return
+        s = self._s
+        last_zxid = None
+        while True:
+            start = s.offset
+            head = self._try_take(LOG_RECORD_HEAD.size)
+            if head is None:
+                leftover = s.buffered()
+                reason = "eof" if not leftover else "padding" if not leftover.strip(b"\x00") else "truncated"
+                self.end = LogEnd(start, reason, last_zxid)
+                self._fail_if_strict_truncated(start)
+                return
+            crc, length = LOG_RECORD_HEAD.unpack(head)
+            if length == 0:
+                self.end = LogEnd(start, "padding", last_zxid)
+                if self.strict:
+                    self._check_padding(start, crc)
+                return
+            if length < 0 or length > MAX_RECORD:
+                self._corrupt(f"implausible record length {length} at offset {start}", start, last_zxid)
+                return
+            body = self._try_take(length + 1)
+            if body is None:
+                self.end = LogEnd(start, "truncated", last_zxid)
+                self._fail_if_strict_truncated(start)
+                return
+            if body[-1] != END_OF_RECORD:
+                self._corrupt(f"record at offset {start} has no end marker", start, last_zxid)
+                return
+            raw = body[:-1]
+            if zlib.adler32(raw) != crc & 0xFFFFFFFF:
+                self._corrupt(f"checksum mismatch in the record at offset {start}", start, last_zxid)
+                return
+            try:
+                txn = parse_txn(raw)
+            except (EOFError, ValueError, UnicodeDecodeError, struct.error) as e:
+                raise IntegrityError(f"{self.name}: unreadable transaction at offset {start}: {e}") from e
+            last_zxid = txn.zxid
+            yield LogRecord(start, s.offset, txn)
+
+    def _try_take(self, n: int) -> bytes | None:
+        try:
+            return self._s.take(n)
+        except IntegrityError:
+            return None
+
+    def _corrupt(self, message: str, start: int, last_zxid: int | None) -> None:
+        # A torn write at the tail of a live log can look like anything; only verification insists.
+        self.end = LogEnd(start, "truncated", last_zxid)
+        if self.strict:
+            raise IntegrityError(f"{self.name}: {message}")
+
+    def _fail_if_strict_truncated(self, start: int) -> None:
+        if self.strict and self.end is not None and self.end.reason == "truncated":
+            raise IntegrityError(f"{self.name}: truncated: the file ends inside the record at offset {start}")
+
+    def _check_padding(self, start: int, crc: int) -> None:
+        if crc != 0:
+            raise IntegrityError(f"{self.name}: corrupt end-of-log marker at offset {start}")
+        s = self._s
+        while not s.at_end():
+            chunk = s.take(len(s._buf) - s._pos)
+            if chunk.strip(b"\x00"):
+                raise IntegrityError(f"{self.name}: non-zero bytes after the end of the log (offset > {start})")
+
+
+def read_log(path: Path, strict: bool = True) -> tuple[list[LogRecord], LogEnd]:
+    """All records of a (small) log file; for tests and tools. Stream with :class:`LogReader` otherwise."""
+    with open_data_file(path) as f:
+        reader = LogReader(f, path.name, strict)
+        records = list(reader.records())
+    assert reader.end is not None
+    return records, reader.end
+
+
+def node_digest(path: str, data: bytes | None, stat: Stat) -> int:
+    """ZooKeeper's per-node digest (DigestCalculator, version 2): CRC-32 of path, data and stat fields."""
+    if path.startswith("/zookeeper/"):
+        return 0
+    crc = zlib.crc32(path.encode())
+    if data:
+        crc = zlib.crc32(data, crc)
+    return zlib.crc32(
+        _DIGEST_FIELDS.pack(
+            stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime,
+            stat.version, stat.cversion, stat.aversion, stat.ephemeral_owner,
+        ),
+        crc,
+    )  # fmt: skip
+
+
+DIGEST_VERSION = 2

@@ -1,0 +1,119 @@
+"""Copy a serving member's ZooKeeper data to a consistent point, without stopping it (``--online``).
+
+ZooKeeper's snapshots are fuzzy: written while transactions keep being applied. A server makes one
+exact by replaying the transaction logs that follow it, and so does a restore from this copy:
+
+1. take the newest *sealed* snapshot (a snapshot still being written has no seal yet);
+2. copy every log from the one in force at the snapshot's zxid onwards. Each is copied record by record
+   up to its last complete record whose checksum holds: the log being appended to may end in a torn
+   record, which is left out (it was not acknowledged: ZooKeeper flushes a record before applying it).
+   The copy is zero-padded to the original's size, as ZooKeeper preallocates its logs;
+3. logs that appeared meanwhile (a roll-over) are copied too, then ``currentEpoch``/``acceptedEpoch``
+   last, so they are never older than the newest transaction copied (ZooKeeper refuses that at start).
+
+The result has the layout of the live directory, so the normal restore (and DC/OS's script) take it.
+Snapshots are immutable once sealed and logs only grow, so reading while the server writes is safe;
+a file purged by autopurge in the middle of the copy makes the copy fail cleanly (run it again).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dcos_backup.errors import IntegrityError, NotFound
+from dcos_backup.zkdata import formats
+from dcos_backup.zkdata.replay import log_files, logs_after, snapshot_files
+
+log = logging.getLogger(__name__)
+
+EPOCH_FILES = ("currentEpoch", "acceptedEpoch")
+_MAX_ROUNDS = 5
+# Zeros after the last record: ZooKeeper preallocates 64 MiB; a restore needs only an end marker.
+_PADDING = 64 * 1024
+
+
+@dataclass
+class OnlineCopy:
+    snapshot: str
+    snapshot_zxid: int
+    logs: list[str] = field(default_factory=list)
+    last_zxid: int = 0
+    bytes: int = 0
+
+
+def newest_sealed_snapshot(zk_dir: Path) -> tuple[int, Path]:
+    for zxid, path in reversed(snapshot_files(zk_dir)):
+        if formats.is_sealed_snapshot(path):
+            return zxid, path
+        log.info("skipping %s: not sealed yet (being written)", path.name)
+    raise NotFound(f"no complete snapshot in {zk_dir / 'snapshot' / 'version-2'}")
+
+
+def copy_log_prefix(source: Path, target: Path) -> formats.LogEnd:
+    """Copy the complete, checksummed records of a log that may be growing; pad like ZooKeeper does."""
+    with open(source, "rb") as src:
+        reader = formats.LogReader(src, source.name, strict=False)
+        for _ in reader.records():
+            pass
+        end = reader.end
+        assert end is not None
+        src.seek(0)
+        with open(target, "wb") as dst:
+            remaining = end.valid_end
+            while remaining:
+                chunk = src.read(min(remaining, 1 << 20))
+                if not chunk:
+                    raise IntegrityError(f"{source.name} shrank while being copied")
+                dst.write(chunk)
+                remaining -= len(chunk)
+            # Zero padding, as after the last record of a preallocated ZooKeeper log.
+            dst.truncate(end.valid_end + _PADDING)
+    return end
+
+
+def copy_online(zk_dir: Path, target_zk_dir: Path) -> OnlineCopy:
+    """Copy ``zk_dir`` (a live ``zookeeper/`` directory) into ``target_zk_dir`` at a consistent point."""
+    snap_src_dir = zk_dir / "snapshot" / "version-2"
+    snap_dst_dir = target_zk_dir / "snapshot" / "version-2"
+    log_dst_dir = target_zk_dir / "transactions" / "version-2"
+    snap_dst_dir.mkdir(parents=True)
+    log_dst_dir.mkdir(parents=True)
+
+    snap_zxid, snap_path = newest_sealed_snapshot(zk_dir)
+    try:
+        shutil.copyfile(snap_path, snap_dst_dir / snap_path.name)
+    except FileNotFoundError as e:
+        raise IntegrityError(f"{snap_path.name} was purged while being copied; run the backup again") from e
+    result = OnlineCopy(snap_path.name, snap_zxid, bytes=snap_path.stat().st_size)
+    log.info("copied %s (%d bytes)", snap_path.name, result.bytes)
+
+    ends: dict[str, formats.LogEnd] = {}
+    newest_name = None
+    for _ in range(_MAX_ROUNDS):
+        listing = logs_after(log_files(zk_dir), snap_zxid)
+        # Re-copy the log that was newest last round: if it rolled over meanwhile, it got more records.
+        for _, path in [(z, p) for z, p in listing if p.name not in ends or p.name == newest_name]:
+            try:
+                ends[path.name] = copy_log_prefix(path, log_dst_dir / path.name)
+            except FileNotFoundError as e:
+                raise IntegrityError(f"{path.name} was purged while being copied; run the backup again") from e
+            log.info("copied %s up to offset %d (%s)", path.name, ends[path.name].valid_end, ends[path.name].reason)
+        newest_name = listing[-1][1].name if listing else None
+        relisted = logs_after(log_files(zk_dir), snap_zxid)
+        if not relisted or relisted[-1][1].name == newest_name:
+            break
+    else:
+        raise IntegrityError("the transaction logs kept rolling over during the copy; run the backup again")
+    copied = list(ends)
+    result.bytes += sum(end.valid_end for end in ends.values())
+    result.last_zxid = max([end.last_zxid for end in ends.values() if end.last_zxid is not None], default=0)
+    result.logs = sorted(copied, key=lambda name: formats.zxid_of_name(name) or 0)
+    for name in EPOCH_FILES:  # last: an epoch file must not be older than the transactions copied
+        source = snap_src_dir / name
+        if source.exists():
+            shutil.copyfile(source, snap_dst_dir / name)
+    result.last_zxid = max(result.last_zxid, snap_zxid)
+    return result

@@ -1,0 +1,428 @@
+"""Rebuild the tree a ZooKeeper data directory holds: newest snapshot + the transaction logs after it.
+
+This is what a ZooKeeper server does at start (FileTxnSnapLog.restore), done in Python so that an
+archive can be checked and inspected without running a server:
+
+- every snapshot seal and log record checksum is checked (:mod:`.formats`);
+- transactions must follow each other without a gap from the snapshot's zxid on;
+- transactions are applied with DataTree's semantics (including its tolerance of the fuzzy snapshot:
+  creates of nodes that exist, deletes of nodes that do not);
+- ZooKeeper's tree digest (3.6+) is kept up to date and compared with the digest the snapshot and every
+  transaction carry, so the rebuilt tree is known to equal the server's, node for node.
+
+The tree lives in a temporary SQLite file, not in memory: memory stays flat whatever the tree's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dcos_backup.errors import IntegrityError
+from dcos_backup.zkdata import formats
+from dcos_backup.zkdata.formats import (
+    ACL,
+    Check,
+    CloseSession,
+    Create,
+    CreateSession,
+    Delete,
+    Error,
+    Multi,
+    OpCode,
+    SetACL,
+    SetData,
+    Stat,
+    Txn,
+    node_digest,
+    zxid_hex,
+)
+
+log = logging.getLogger(__name__)
+
+_MASK = (1 << 64) - 1
+CONTAINER_OWNER = -(1 << 63)
+TTL_MASK = -(1 << 56)  # 0xff00000000000000 as a signed long
+_BATCH = 5000
+
+
+def _signed64(value: int) -> int:
+    value &= _MASK
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _session_owner(owner: int) -> bool:
+    """Whether an ephemeralOwner is a session (not 0, not a container, not a TTL)."""
+    return owner != 0 and owner != CONTAINER_OWNER and (owner & TTL_MASK) != TTL_MASK
+
+
+class _NoNode(Exception):
+    pass
+
+
+class _NodeExists(Exception):
+    pass
+
+
+@dataclass
+class ZNode:
+    """One node of the rebuilt tree, as ``dump`` prints it."""
+
+    path: str
+    data: bytes | None
+    acl: list[ACL]
+    stat: Stat
+
+    def to_dict(self) -> dict:
+        doc: dict = {"path": self.path or "/"}
+        if self.data is None:
+            doc["data"] = None
+        else:
+            try:
+                doc["data"] = self.data.decode("utf-8")
+            except UnicodeDecodeError:
+                doc["data_hex"] = self.data.hex()
+        doc["acl"] = [{"perms": p, "scheme": s, "id": i} for p, s, i in self.acl]
+        doc["stat"] = self.stat._asdict()
+        return doc
+
+
+class TreeStore:
+    """A ZooKeeper data tree in SQLite with ZooKeeper's tree digest kept current (AdHash of node digests)."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db = sqlite3.connect(db_path, isolation_level=None)
+        self.db.executescript(
+            """
+            PRAGMA journal_mode = OFF;
+            PRAGMA synchronous = OFF;
+            PRAGMA temp_store = FILE;
+            PRAGMA cache_size = -65536;
+            CREATE TABLE nodes (
+                path TEXT PRIMARY KEY, data BLOB, acl TEXT, stat BLOB, owner INTEGER, digest INTEGER
+            ) WITHOUT ROWID;
+            CREATE INDEX by_owner ON nodes (owner) WHERE owner != 0;
+            """
+        )
+        self.db.execute("BEGIN")
+        self.digest = 0
+        self.sessions: dict[int, int] = {}
+        self.count = 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    def commit(self) -> None:
+        self.db.execute("COMMIT")
+        self.db.execute("BEGIN")
+
+    # -- snapshot loading -----------------------------------------------------------------------
+    def load_snapshot(self, reader: formats.SnapshotReader) -> None:
+        self.sessions = dict(reader.sessions)
+        acl_json = {key: json.dumps(value) for key, value in reader.acls.items()}
+        acl_json.setdefault(-1, json.dumps([(31, "world", "anyone")]))
+        stack: list[str] = []
+        rows = []
+        for node in reader.nodes():
+            path = node.path
+            if path:
+                parent = path[: path.rindex("/")]
+                while stack and stack[-1] != parent:
+                    stack.pop()
+                if not stack:
+                    raise IntegrityError(f"{reader.name}: node {path} comes without its parent {parent or '/'}")
+            stack.append(path)
+            if node.acl not in acl_json:
+                raise IntegrityError(f"{reader.name}: node {path} refers to unknown ACL {node.acl}")
+            digest = node_digest(path, node.data, node.stat)
+            self.digest += digest
+            rows.append((path, node.data, acl_json[node.acl], node.stat.pack(), node.stat.ephemeral_owner, digest))
+            if len(rows) >= _BATCH:
+                self._insert(rows)
+        self._insert(rows)
+        self.digest &= _MASK
+
+    def _insert(self, rows: list) -> None:
+        try:
+            self.db.executemany("INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.IntegrityError as e:
+            raise IntegrityError(f"the snapshot holds a node twice ({e})") from e
+        self.count += len(rows)
+        rows.clear()
+
+    # -- node access ----------------------------------------------------------------------------
+    def _get(self, path: str) -> tuple[bytes | None, str, Stat, int] | None:
+        row = self.db.execute("SELECT data, acl, stat, digest FROM nodes WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return None
+        return row[0], row[1], Stat.unpack(row[2]), row[3]
+
+    def _put(self, path: str, data: bytes | None, acl: str, stat: Stat, old_digest: int | None) -> None:
+        digest = node_digest(path, data, stat)
+        self.digest = (self.digest + digest - (old_digest or 0)) & _MASK
+        self.db.execute(
+            "INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?, ?, ?)",
+            (path, data, acl, stat.pack(), stat.ephemeral_owner, digest),
+        )
+
+    # -- DataTree operations --------------------------------------------------------------------
+    def create(
+        self, path: str, data: bytes | None, acl: list[ACL], owner: int, parent_cv: int, zxid: int, time: int
+    ) -> None:
+        parent_path = path[: path.rindex("/")]
+        parent = self._get(parent_path)
+        if parent is None:
+            raise _NoNode(path)
+        existing = self._get(path)
+        acl_text = json.dumps(acl)
+        if existing is not None:
+            # DataTree replaces the ACL of the node it found (the fuzzy-snapshot case) and reports NODEEXISTS.
+            self.db.execute("UPDATE nodes SET acl = ? WHERE path = ?", (acl_text, path))
+            raise _NodeExists(path)
+        p_data, p_acl, p_stat, p_digest = parent
+        if parent_cv == -1:
+            parent_cv = p_stat.cversion + 1
+        if parent_cv > p_stat.cversion:
+            p_stat = p_stat._replace(cversion=parent_cv, pzxid=zxid)
+        self._put(parent_path, p_data, p_acl, p_stat, p_digest)
+        self._put(path, data, acl_text, Stat(zxid, zxid, time, time, 0, 0, 0, owner, zxid), None)
+        self.count += 1
+
+    def delete(self, path: str, zxid: int) -> None:
+        parent_path = path[: path.rindex("/")]
+        parent = self._get(parent_path)
+        if parent is None:
+            raise _NoNode(path)
+        p_data, p_acl, p_stat, p_digest = parent
+        # DataTree moves the parent's pzxid forward even when the child is already gone (fuzzy snapshot).
+        if zxid > p_stat.pzxid:
+            p_stat = p_stat._replace(pzxid=zxid)
+        self._put(parent_path, p_data, p_acl, p_stat, p_digest)
+        node = self._get(path)
+        if node is None:
+            raise _NoNode(path)
+        self.db.execute("DELETE FROM nodes WHERE path = ?", (path,))
+        self.digest = (self.digest - node[3]) & _MASK
+        self.count -= 1
+
+    def set_data(self, path: str, data: bytes | None, version: int, zxid: int, time: int) -> None:
+        node = self._get(path)
+        if node is None:
+            raise _NoNode(path)
+        _, acl, stat, digest = node
+        self._put(path, data, acl, stat._replace(mtime=time, mzxid=zxid, version=version), digest)
+
+    def set_acl(self, path: str, acl: list[ACL], version: int) -> None:
+        node = self._get(path)
+        if node is None:
+            raise _NoNode(path)
+        data, _, stat, digest = node
+        self._put(path, data, json.dumps(acl), stat._replace(aversion=version), digest)
+
+    def set_cversion_pzxid(self, path: str, cversion: int, zxid: int) -> None:
+        node = self._get(path)
+        if node is None:
+            raise _NoNode(path)
+        data, acl, stat, digest = node
+        if cversion == -1:
+            cversion = stat.cversion + 1
+        if cversion > stat.cversion:
+            self._put(path, data, acl, stat._replace(cversion=cversion, pzxid=zxid), digest)
+
+    def kill_session(self, session: int, zxid: int, listed: list[str] | None) -> None:
+        owned = [row[0] for row in self.db.execute("SELECT path FROM nodes WHERE owner = ?", (session,))]
+        paths = list(listed or [])
+        listed_set = set(paths)
+        paths += [p for p in owned if p not in listed_set]
+        for path in paths:
+            with contextlib.suppress(_NoNode):
+                self.delete(path, zxid)
+
+    # -- transactions ---------------------------------------------------------------------------
+    def apply(self, txn: Txn) -> None:
+        """Apply one transaction the way DataTree.processTxn does (errors are part of the semantics)."""
+        if txn.type == OpCode.createSession:
+            assert isinstance(txn.record, CreateSession)
+            self.sessions[txn.client_id] = txn.record.timeout
+        elif txn.type == OpCode.closeSession:
+            self.sessions.pop(txn.client_id, None)
+        self._apply(txn.type, txn.record, txn)
+
+    def _apply(self, kind: int, record: object, txn: Txn) -> None:
+        try:
+            self._apply_one(kind, record, txn)
+        except _NodeExists:
+            if kind == OpCode.create:
+                assert isinstance(record, Create)
+                with contextlib.suppress(_NoNode):
+                    self.set_cversion_pzxid(_parent(record.path), record.parent_cversion, txn.zxid)
+        except _NoNode:
+            pass
+
+    def _apply_one(self, kind: int, record: object, txn: Txn) -> None:
+        zxid = txn.zxid
+        if isinstance(record, Create):
+            if kind == OpCode.createContainer:
+                owner = CONTAINER_OWNER
+            elif kind == OpCode.createTTL:
+                owner = _signed64(TTL_MASK | (record.ttl or 0))
+            else:
+                owner = txn.client_id if record.ephemeral else 0
+            self.create(record.path, record.data, record.acl, owner, record.parent_cversion, zxid, txn.time)
+        elif isinstance(record, Delete):
+            self.delete(_alias(record.path), zxid)
+        elif isinstance(record, SetData):
+            self.set_data(_alias(record.path), record.data, record.version, zxid, txn.time)
+        elif isinstance(record, SetACL):
+            self.set_acl(_alias(record.path), record.acl, record.version)
+        elif isinstance(record, CloseSession):
+            self.kill_session(txn.client_id, zxid, record.paths)
+        elif isinstance(record, Multi):
+            failed = any(sub_kind == OpCode.error for sub_kind, _ in record.ops)
+            for sub_kind, sub in record.ops:
+                if not failed:
+                    self._apply(sub_kind, sub, txn)
+        elif isinstance(record, (Check, CreateSession, Error)):
+            pass
+
+    # -- reading the result ---------------------------------------------------------------------
+    def iter_nodes(self, prefix: str = "/") -> Iterator[ZNode]:
+        """Nodes at and below ``prefix``, sorted by path."""
+        base = _alias(prefix.rstrip("/"))
+        query = "SELECT path, data, acl, stat FROM nodes WHERE path = ? OR (path > ? AND path < ?) ORDER BY path"
+        for path, data, acl, stat in self.db.execute(query, (base, base + "/", base + "0")):
+            yield ZNode(path, data, [tuple(entry) for entry in json.loads(acl)], Stat.unpack(stat))  # type: ignore[misc]
+
+
+def _alias(path: str) -> str:
+    """DataTree keeps the root under both "" and "/"; the store keeps it under ""."""
+    return "" if path == "/" else path
+
+
+def _parent(path: str) -> str:
+    return path[: path.rindex("/")]
+
+
+@dataclass
+class ReplayResult:
+    snapshot: str
+    snapshot_zxid: str
+    logs: list[str] = field(default_factory=list)
+    transactions: int = 0
+    last_zxid: str = ""
+    nodes: int = 0
+    sessions: int = 0
+    digest: str = ""
+    digests_checked: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _data_files(directory: Path, kind: str) -> list[tuple[int, Path]]:
+    found = []
+    if directory.is_dir():
+        for path in directory.iterdir():
+            zxid = formats.zxid_of_name(path.name)
+            if zxid is not None and formats.kind_of_name(path.name) == kind:
+                found.append((zxid, path))
+    return sorted(found)
+
+
+def snapshot_files(zk_dir: Path) -> list[tuple[int, Path]]:
+    return _data_files(zk_dir / "snapshot" / "version-2", "snapshot")
+
+
+def log_files(zk_dir: Path) -> list[tuple[int, Path]]:
+    return _data_files(zk_dir / "transactions" / "version-2", "log")
+
+
+def logs_after(logs: list[tuple[int, Path]], snapshot_zxid: int) -> list[tuple[int, Path]]:
+    """The logs ZooKeeper reads after a snapshot: the last one starting at or before it, and every later one."""
+    start = 0
+    for i, (zxid, _) in enumerate(logs):
+        if zxid <= snapshot_zxid:
+            start = i
+    return logs[start:]
+
+
+class _DigestCheck:
+    """Compares the running tree digest with the ones ZooKeeper recorded, as DataTree does."""
+
+    def __init__(self, store: TreeStore, pending: formats.SnapshotDigest | None) -> None:
+        self.store = store
+        self.pending = pending  # the snapshot's digest, due once its (fuzzy) zxid range is replayed
+        self.checked = 0
+
+    def _compare(self, expected: int, where: str) -> None:
+        if (expected & _MASK) != self.store.digest:
+            raise IntegrityError(
+                f"tree digest mismatch at {where}: ZooKeeper recorded {expected & _MASK:x}, "
+                f"the replayed tree has {self.store.digest:x} (corrupt or incomplete data)"
+            )
+        self.checked += 1
+
+    def after(self, zxid: int, txn_digest: tuple[int, int] | None = None) -> None:
+        if self.pending is not None:
+            if zxid == self.pending.zxid:
+                if self.pending.version == formats.DIGEST_VERSION:
+                    self._compare(self.pending.digest, f"the snapshot's zxid {zxid_hex(zxid)}")
+                self.pending = None
+            return  # still inside the fuzzy range: per-transaction digests do not apply yet
+        if txn_digest is not None and txn_digest[0] == formats.DIGEST_VERSION:
+            self._compare(txn_digest[1], f"zxid {zxid_hex(zxid)}")
+
+
+def replay(zk_dir: Path, store: TreeStore) -> ReplayResult:
+    """Load the newest snapshot of ``zk_dir`` (a ``zookeeper/`` directory) and replay the logs after it."""
+    snapshots = snapshot_files(zk_dir)
+    if not snapshots:
+        raise IntegrityError("no snapshot in the data (snapshot/version-2/snapshot.*)")
+    snap_zxid, snap_path = snapshots[-1]
+    log.info("loading %s", snap_path.name)
+    with formats.open_data_file(snap_path) as f:
+        reader = formats.SnapshotReader(f, snap_path.name)
+        store.load_snapshot(reader)
+        snap_digest = reader.finish()
+    if snap_digest is not None and snap_digest.zxid < snap_zxid:
+        snap_digest = None  # taken at an epoch start: not fuzzy, nothing to compare (as in DataTree)
+    check = _DigestCheck(store, snap_digest)
+    check.after(snap_zxid)
+    result = ReplayResult(snap_path.name, zxid_hex(snap_zxid))
+    last = snap_zxid
+    for _, log_path in logs_after(log_files(zk_dir), snap_zxid):
+        result.logs.append(log_path.name)
+        log.info("replaying %s", log_path.name)
+        with formats.open_data_file(log_path) as f:
+            for record in formats.LogReader(f, log_path.name, strict=True).records():
+                txn = record.txn
+                if txn.zxid <= last:
+                    continue
+                if not formats.follows(last, txn.zxid):
+                    raise IntegrityError(
+                        f"{log_path.name}: transactions jump from {zxid_hex(last)} to {zxid_hex(txn.zxid)} "
+                        "(a log file is missing or was cut short)"
+                    )
+                store.apply(txn)
+                check.after(txn.zxid, txn.digest)
+                last = txn.zxid
+                result.transactions += 1
+                if result.transactions % 20000 == 0:
+                    store.commit()
+    if check.pending is not None:
+        raise IntegrityError(
+            f"the logs end at {zxid_hex(last)}, before the snapshot's last change {zxid_hex(check.pending.zxid)}: "
+            "the snapshot cannot be made consistent"
+        )
+    store.commit()
+    result.last_zxid = zxid_hex(last)
+    result.nodes = store.count
+    result.sessions = len(store.sessions)
+    result.digest = f"{store.digest:016x}"
+    result.digests_checked = check.checked
+    return result
