@@ -148,6 +148,11 @@ class LoadGenerator:
     ) -> None:
         self.stop()
 
+    def acknowledged(self) -> list[Op]:
+        """The writes acknowledged so far (a copy; the load may still be running)."""
+        with self._lock:
+            return list(self._report.ops)
+
     def expected_children(self, upto_zxid: int, ops: list[Op] | None = None) -> dict[str, bytes]:
         """Absolute path -> data of ``root``'s children once every op with zxid <= ``upto_zxid`` is applied.
 
