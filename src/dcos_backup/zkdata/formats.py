@@ -445,7 +445,7 @@ class SnapshotReader:
 
     def _seal(self) -> None:
         expected = self._s.checksum()
-        stored = self._s.long() & 0xFFFFFFFF
+        stored = self._s.long()
         end = self._s.string()
         if stored != expected or end != "/":
             raise IntegrityError(f"{self.name}: checksum mismatch (the snapshot is corrupt)")
@@ -539,7 +539,7 @@ class LogReader:
                 self._corrupt(f"record at offset {start} has no end marker", start, last_zxid)
                 return
             raw = body[:-1]
-            if zlib.adler32(raw) != crc & 0xFFFFFFFF:
+            if zlib.adler32(raw) != crc:  # Java stores the unsigned 32-bit value in a long
                 self._corrupt(f"checksum mismatch in the record at offset {start}", start, last_zxid)
                 return
             try:
