@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests import zkfiles
 
 from dcos_backup.errors import Conflict, IntegrityError, NotFound, UsageError
 from dcos_backup.zkdata import physical
@@ -32,8 +33,8 @@ def make_exhibitor_dir(root: Path, myid: str = "2", seed: int = 0, size: int = 2
     (ex / "zookeeper" / "zookeeper.out").write_text("console log\n")
     (snap / "acceptedEpoch").write_text("1")
     for zxid in (0x100000000, 0x100000ABC):
-        (snap / f"snapshot.{zxid:x}").write_bytes(rng.randbytes(size))
-    (logs / "log.100000001").write_bytes(rng.randbytes(size) + bytes(size))
+        (snap / f"snapshot.{zxid:x}").write_bytes(zkfiles.random_snapshot(rng, zxid, size))
+    (logs / "log.100000001").write_bytes(zkfiles.random_log(rng, 0x100000001, size, padding=size))
     return ex
 
 

@@ -1,0 +1,66 @@
+"""Builders of ZooKeeper snapshot and transaction-log bytes (jute layout), for unit tests.
+
+Real server-written files are used end to end; these give unit tests small, valid files (and exact
+offsets to damage) without a server.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import zlib
+
+from dcos_backup.zkdata import formats
+from dcos_backup.zkdata.formats import OpCode
+
+OPEN_ACL = [(31, "world", "anyone")]
+
+
+def jute_buffer(raw: bytes | None) -> bytes:
+    return struct.pack(">i", -1) if raw is None else struct.pack(">i", len(raw)) + raw
+
+
+def jute_acls(acls: list[tuple[int, str, str]]) -> bytes:
+    out = struct.pack(">i", len(acls))
+    for perms, scheme, ident in acls:
+        out += struct.pack(">i", perms) + jute_buffer(scheme.encode()) + jute_buffer(ident.encode())
+    return out
+
+
+def create_txn(zxid: int, path: str, data: bytes, digest: int | None = None) -> bytes:
+    header = struct.pack(">qiqqi", 0x1234, 1, zxid, 1700000000000, OpCode.create)
+    body = jute_buffer(path.encode()) + jute_buffer(data) + jute_acls(OPEN_ACL) + b"\x00" + struct.pack(">i", -1)
+    tail = b"" if digest is None else struct.pack(">iq", 2, digest)
+    return header + body + tail
+
+
+def log_file(txns: list[bytes], padding: int = 64) -> bytes:
+    out = struct.pack(">iiq", formats.LOG_MAGIC, 2, 0)
+    for raw in txns:
+        out += struct.pack(">qi", zlib.adler32(raw), len(raw)) + raw + b"B"
+    return out + b"\x00" * padding
+
+
+def snapshot_file(nodes: dict[str, bytes], zxid: int) -> bytes:
+    """A snapshot (no digest record, as before 3.6) of a root with the given top-level children."""
+    out = struct.pack(">iiq", formats.SNAP_MAGIC, 2, -1)
+    out += struct.pack(">i", 0)  # sessions
+    out += struct.pack(">i", 1) + struct.pack(">q", 1) + jute_acls(OPEN_ACL)  # the ACL map: id 1 -> open
+    stat = formats.Stat(0, 0, 0, 0, 0, 0, 0, 0, 0).pack()
+    tree = {"": b"", "/zookeeper": b"", "/zookeeper/quota": b"", **nodes}
+    for path, data in tree.items():
+        node_stat = formats.Stat(zxid, zxid, 1, 1, 0, 0, 0, 0, zxid).pack() if path.count("/") == 1 else stat
+        out += jute_buffer(path.encode()) + jute_buffer(data) + struct.pack(">q", 1) + node_stat
+    out += jute_buffer(b"/")
+    return out + struct.pack(">q", zlib.adler32(out)) + jute_buffer(b"/")
+
+
+def random_snapshot(rng: random.Random, zxid: int, size: int) -> bytes:
+    """About ``size`` bytes of snapshot, mostly incompressible node data."""
+    nodes = {f"/n{i:05d}": rng.randbytes(1000) for i in range(max(1, size // 1040))}
+    return snapshot_file(nodes, zxid)
+
+
+def random_log(rng: random.Random, first_zxid: int, size: int, padding: int) -> bytes:
+    txns = [create_txn(first_zxid + i, f"/log{i:05d}", rng.randbytes(1000)) for i in range(max(1, size // 1100))]
+    return log_file(txns, padding)
