@@ -584,20 +584,32 @@ def read_log(path: Path, strict: bool = True) -> tuple[list[LogRecord], LogEnd]:
     return records, reader.end
 
 
-def node_digest(path: str, data: bytes | None, stat: Stat) -> int:
-    """ZooKeeper's per-node digest (DigestCalculator, version 2): CRC-32 of path, data and stat fields."""
+def digest_head(path: str, data: bytes | None) -> int:
+    """The CRC-32 of a node's path and data: where its digest starts (see :func:`node_digest`)."""
+    crc = zlib.crc32(path.encode())
+    return zlib.crc32(data, crc) if data else crc
+
+
+def digest_from_head(path: str, head: int, stat: Stat) -> int:
+    """Finish a node digest from its :func:`digest_head` and its stat."""
     if path.startswith("/zookeeper/"):
         return 0
-    crc = zlib.crc32(path.encode())
-    if data:
-        crc = zlib.crc32(data, crc)
     return zlib.crc32(
         _DIGEST_FIELDS.pack(
             stat.czxid, stat.mzxid, stat.pzxid, stat.ctime, stat.mtime,
             stat.version, stat.cversion, stat.aversion, stat.ephemeral_owner,
         ),
-        crc,
+        head,
     )  # fmt: skip
+
+
+def node_digest(path: str, data: bytes | None, stat: Stat) -> int:
+    """ZooKeeper's per-node digest (DigestCalculator, version 2): CRC-32 of path, data and stat fields.
+
+    Nodes under ``/zookeeper/`` count 0, as in ZooKeeper. Split in two so that a stat-only change (a
+    parent's cversion) needs no data: the tree can be checked without keeping node data.
+    """
+    return digest_from_head(path, digest_head(path, data), stat)
 
 
 DIGEST_VERSION = 2

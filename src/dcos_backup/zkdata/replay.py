@@ -22,6 +22,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from dcos_backup.errors import IntegrityError
 from dcos_backup.zkdata import formats
@@ -39,7 +40,6 @@ from dcos_backup.zkdata.formats import (
     SetData,
     Stat,
     Txn,
-    node_digest,
     zxid_hex,
 )
 
@@ -49,6 +49,7 @@ _MASK = (1 << 64) - 1
 CONTAINER_OWNER = -(1 << 63)
 TTL_MASK = -(1 << 56)  # 0xff00000000000000 as a signed long
 _BATCH = 5000
+_CACHE = 50_000  # nodes held in the write-back cache (about 100 MB at most with 1 KiB payloads)
 
 
 def _signed64(value: int) -> int:
@@ -92,10 +93,28 @@ class ZNode:
         return doc
 
 
-class TreeStore:
-    """A ZooKeeper data tree in SQLite with ZooKeeper's tree digest kept current (AdHash of node digests)."""
+class _Row(NamedTuple):
+    data: bytes | None  # None when the store does not keep data (verification needs only ``head``)
+    acl: str  # JSON list of [perms, scheme, id]
+    stat: Stat
+    head: int  # CRC-32 of path and data: the part of the node digest that only a data change moves
+    digest: int  # ZooKeeper's digest of this node (0 under /zookeeper/)
 
-    def __init__(self, db_path: Path) -> None:
+    def values(self, path: str) -> tuple:
+        return path, self.data, self.acl, self.stat.pack(), self.stat.ephemeral_owner, self.head, self.digest
+
+    def restat(self, path: str, stat: Stat) -> _Row:
+        return self._replace(stat=stat, digest=formats.digest_from_head(path, self.head, stat))
+
+
+class TreeStore:
+    """A ZooKeeper data tree in SQLite with ZooKeeper's tree digest kept current (AdHash of node digests).
+
+    ``keep_data=False`` (verification) stores no node data: the digests need only each node's ``head``.
+    """
+
+    def __init__(self, db_path: Path, keep_data: bool = True) -> None:
+        self.keep_data = keep_data
         self.db = sqlite3.connect(db_path, isolation_level=None)
         self.db.executescript(
             """
@@ -104,8 +123,8 @@ class TreeStore:
             PRAGMA temp_store = FILE;
             PRAGMA cache_size = -65536;
             CREATE TABLE nodes (
-                path TEXT PRIMARY KEY, data BLOB, acl TEXT, stat BLOB, owner INTEGER, digest INTEGER
-            ) WITHOUT ROWID;
+                path TEXT PRIMARY KEY, data BLOB, acl TEXT, stat BLOB, owner INTEGER, head INTEGER, digest INTEGER
+            );
             CREATE INDEX by_owner ON nodes (owner) WHERE owner != 0;
             """
         )
@@ -113,11 +132,23 @@ class TreeStore:
         self.digest = 0
         self.sessions: dict[int, int] = {}
         self.count = 0
+        # Write-back cache of the nodes transactions touched (None: deleted). A multi of 1,000 creates
+        # under one parent rewrites that parent 1,000 times; here that costs dict updates, and SQLite
+        # sees one batched write per node when the cache is flushed.
+        self._dirty: dict[str, _Row | None] = {}
 
     def close(self) -> None:
         self.db.close()
 
+    def flush(self) -> None:
+        rows = [row.values(path) for path, row in self._dirty.items() if row is not None]
+        gone = [(path,) for path, row in self._dirty.items() if row is None]
+        self.db.executemany("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self.db.executemany("DELETE FROM nodes WHERE path = ?", gone)
+        self._dirty.clear()
+
     def commit(self) -> None:
+        self.flush()
         self.db.execute("COMMIT")
         self.db.execute("BEGIN")
 
@@ -139,9 +170,9 @@ class TreeStore:
             stack.append(path)
             if node.acl not in acl_json:
                 raise IntegrityError(f"{reader.name}: node {path} refers to unknown ACL {node.acl}")
-            digest = node_digest(path, node.data, node.stat)
-            self.digest += digest
-            rows.append((path, node.data, acl_json[node.acl], node.stat.pack(), node.stat.ephemeral_owner, digest))
+            row = self._row(path, node.data, acl_json[node.acl], node.stat)
+            self.digest += row.digest
+            rows.append(row.values(path))
             if len(rows) >= _BATCH:
                 self._insert(rows)
         self._insert(rows)
@@ -149,32 +180,36 @@ class TreeStore:
 
     def _insert(self, rows: list) -> None:
         try:
-            self.db.executemany("INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self.db.executemany("INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.IntegrityError as e:
             raise IntegrityError(f"the snapshot holds a node twice ({e})") from e
         self.count += len(rows)
         rows.clear()
 
     # -- node access ----------------------------------------------------------------------------
-    def _get(self, path: str) -> tuple[bytes | None, str, Stat, int] | None:
-        row = self.db.execute("SELECT data, acl, stat, digest FROM nodes WHERE path = ?", (path,)).fetchone()
+    def _row(self, path: str, data: bytes | None, acl: str, stat: Stat) -> _Row:
+        head = formats.digest_head(path, data)
+        return _Row(data if self.keep_data else None, acl, stat, head, formats.digest_from_head(path, head, stat))
+
+    def _get(self, path: str) -> _Row | None:
+        if path in self._dirty:
+            return self._dirty[path]
+        row = self.db.execute("SELECT data, acl, stat, head, digest FROM nodes WHERE path = ?", (path,)).fetchone()
         if row is None:
             return None
-        return row[0], row[1], Stat.unpack(row[2]), row[3]
+        return _Row(row[0], row[1], Stat.unpack(row[2]), row[3], row[4])
 
-    def _put(self, path: str, data: bytes | None, acl: str, stat: Stat, old_digest: int | None) -> None:
-        digest = node_digest(path, data, stat)
-        self.digest = (self.digest + digest - (old_digest or 0)) & _MASK
-        self.db.execute(
-            "INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?, ?, ?)",
-            (path, data, acl, stat.pack(), stat.ephemeral_owner, digest),
-        )
+    def _put(self, path: str, row: _Row, old: _Row | None) -> None:
+        self.digest = (self.digest + row.digest - (old.digest if old else 0)) & _MASK
+        self._dirty[path] = row
+        if len(self._dirty) >= _CACHE:
+            self.flush()
 
     # -- DataTree operations --------------------------------------------------------------------
     def create(
         self, path: str, data: bytes | None, acl: list[ACL], owner: int, parent_cv: int, zxid: int, time: int
     ) -> None:
-        parent_path = path[: path.rindex("/")]
+        parent_path = _parent(path)
         parent = self._get(parent_path)
         if parent is None:
             raise _NoNode(path)
@@ -182,59 +217,56 @@ class TreeStore:
         acl_text = json.dumps(acl)
         if existing is not None:
             # DataTree replaces the ACL of the node it found (the fuzzy-snapshot case) and reports NODEEXISTS.
-            self.db.execute("UPDATE nodes SET acl = ? WHERE path = ?", (acl_text, path))
+            self._dirty[path] = existing._replace(acl=acl_text)
             raise _NodeExists(path)
-        p_data, p_acl, p_stat, p_digest = parent
+        p_stat = parent.stat
         if parent_cv == -1:
             parent_cv = p_stat.cversion + 1
         if parent_cv > p_stat.cversion:
             p_stat = p_stat._replace(cversion=parent_cv, pzxid=zxid)
-        self._put(parent_path, p_data, p_acl, p_stat, p_digest)
-        self._put(path, data, acl_text, Stat(zxid, zxid, time, time, 0, 0, 0, owner, zxid), None)
+        self._put(parent_path, parent.restat(parent_path, p_stat), parent)
+        self._put(path, self._row(path, data, acl_text, Stat(zxid, zxid, time, time, 0, 0, 0, owner, zxid)), None)
         self.count += 1
 
     def delete(self, path: str, zxid: int) -> None:
-        parent_path = path[: path.rindex("/")]
+        parent_path = _parent(path)
         parent = self._get(parent_path)
         if parent is None:
             raise _NoNode(path)
-        p_data, p_acl, p_stat, p_digest = parent
         # DataTree moves the parent's pzxid forward even when the child is already gone (fuzzy snapshot).
-        if zxid > p_stat.pzxid:
-            p_stat = p_stat._replace(pzxid=zxid)
-        self._put(parent_path, p_data, p_acl, p_stat, p_digest)
+        if zxid > parent.stat.pzxid:
+            self._put(parent_path, parent.restat(parent_path, parent.stat._replace(pzxid=zxid)), parent)
         node = self._get(path)
         if node is None:
             raise _NoNode(path)
-        self.db.execute("DELETE FROM nodes WHERE path = ?", (path,))
-        self.digest = (self.digest - node[3]) & _MASK
+        self._dirty[path] = None
+        self.digest = (self.digest - node.digest) & _MASK
         self.count -= 1
 
     def set_data(self, path: str, data: bytes | None, version: int, zxid: int, time: int) -> None:
         node = self._get(path)
         if node is None:
             raise _NoNode(path)
-        _, acl, stat, digest = node
-        self._put(path, data, acl, stat._replace(mtime=time, mzxid=zxid, version=version), digest)
+        stat = node.stat._replace(mtime=time, mzxid=zxid, version=version)
+        self._put(path, self._row(path, data, node.acl, stat), node)
 
     def set_acl(self, path: str, acl: list[ACL], version: int) -> None:
         node = self._get(path)
         if node is None:
             raise _NoNode(path)
-        data, _, stat, digest = node
-        self._put(path, data, json.dumps(acl), stat._replace(aversion=version), digest)
+        self._put(path, node._replace(acl=json.dumps(acl)).restat(path, node.stat._replace(aversion=version)), node)
 
     def set_cversion_pzxid(self, path: str, cversion: int, zxid: int) -> None:
         node = self._get(path)
         if node is None:
             raise _NoNode(path)
-        data, acl, stat, digest = node
         if cversion == -1:
-            cversion = stat.cversion + 1
-        if cversion > stat.cversion:
-            self._put(path, data, acl, stat._replace(cversion=cversion, pzxid=zxid), digest)
+            cversion = node.stat.cversion + 1
+        if cversion > node.stat.cversion:
+            self._put(path, node.restat(path, node.stat._replace(cversion=cversion, pzxid=zxid)), node)
 
     def kill_session(self, session: int, zxid: int, listed: list[str] | None) -> None:
+        self.flush()
         owned = [row[0] for row in self.db.execute("SELECT path FROM nodes WHERE owner = ?", (session,))]
         paths = list(listed or [])
         listed_set = set(paths)
@@ -293,6 +325,7 @@ class TreeStore:
     # -- reading the result ---------------------------------------------------------------------
     def iter_nodes(self, prefix: str = "/") -> Iterator[ZNode]:
         """Nodes at and below ``prefix``, sorted by path."""
+        self.flush()
         base = _alias(prefix.rstrip("/"))
         query = "SELECT path, data, acl, stat FROM nodes WHERE path = ? OR (path > ? AND path < ?) ORDER BY path"
         for path, data, acl, stat in self.db.execute(query, (base, base + "/", base + "0")):

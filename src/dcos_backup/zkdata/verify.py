@@ -40,10 +40,12 @@ def _workspace(tmp_dir: Path | None) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def rebuilt_data_dir(zk_dir: Path, tmp_dir: Path | None = None) -> Iterator[tuple[TreeStore, ReplayResult]]:
+def rebuilt_data_dir(
+    zk_dir: Path, tmp_dir: Path | None = None, keep_data: bool = True
+) -> Iterator[tuple[TreeStore, ReplayResult]]:
     """The tree of a ``zookeeper/`` data directory, rebuilt and checked; the store lives until exit."""
     with _workspace(tmp_dir) as work:
-        store = TreeStore(work / "tree.sqlite")
+        store = TreeStore(work / "tree.sqlite", keep_data)
         try:
             yield store, replay(zk_dir, store)
         finally:
@@ -51,7 +53,9 @@ def rebuilt_data_dir(zk_dir: Path, tmp_dir: Path | None = None) -> Iterator[tupl
 
 
 @contextlib.contextmanager
-def rebuilt_archive(archive: Path, tmp_dir: Path | None = None) -> Iterator[tuple[TreeStore, ReplayResult]]:
+def rebuilt_archive(
+    archive: Path, tmp_dir: Path | None = None, keep_data: bool = True
+) -> Iterator[tuple[TreeStore, ReplayResult]]:
     """The tree a ``dcos-zk`` archive would restore, rebuilt and checked; the store lives until exit."""
     archive = Path(archive)
     if not archive.is_file():
@@ -60,13 +64,13 @@ def rebuilt_archive(archive: Path, tmp_dir: Path | None = None) -> Iterator[tupl
         log.info("checking and extracting %s", archive)
         tarsafe.validate(archive)
         tarsafe.extract(archive, work)
-        with rebuilt_data_dir(work / tarsafe.ROOT, work) as rebuilt:
+        with rebuilt_data_dir(work / tarsafe.ROOT, work, keep_data) as rebuilt:
             yield rebuilt
 
 
 def verify_archive(archive: Path, tmp_dir: Path | None = None) -> VerifyResult:
     """Check everything in an archive; IntegrityError with the reason on the first problem."""
     started = time.monotonic()
-    with rebuilt_archive(archive, tmp_dir) as (_, result):
+    with rebuilt_archive(archive, tmp_dir, keep_data=False) as (_, result):
         fields = result.to_dict()
     return VerifyResult(**fields, archive=str(archive), seconds=time.monotonic() - started)
