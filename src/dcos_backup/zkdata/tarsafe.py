@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import posixpath
+import shutil
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -41,8 +42,12 @@ def normalise(name: str) -> str:
     return clean
 
 
-def iter_members(archive: Path) -> Iterator[Member]:
-    """Stream the archive's members, checking each; reading to the end verifies the gzip CRC."""
+def iter_members(archive: Path, into: Path | None = None) -> Iterator[Member]:
+    """Stream the archive's members, checking each; reading to the end verifies the gzip CRC.
+
+    With ``into`` (a private, empty directory) each member is also written there as it streams by:
+    one pass instead of validate-then-extract. Whoever passes ``into`` must discard it if this fails.
+    """
     try:
         # gzip.open, not tarfile's "r|gz": the archive may hold several gzip members (our parallel
         # writer, pigz), which tarfile's own stream reader does not follow.
@@ -53,6 +58,8 @@ def iter_members(archive: Path) -> Iterator[Member]:
                     raise IntegrityError(f"archive member {info.name!r} is a link; refusing it")
                 if not (info.isreg() or info.isdir()):
                     raise IntegrityError(f"archive member {info.name!r} is not a regular file or directory")
+                if into is not None:
+                    _write_member(tar, info, into / name)
                 yield Member(name, info.size, info.isdir())
             # Past the tar end marker: read the gzip stream to its end so its CRC and length are checked.
             while gz.read(1 << 20):
@@ -61,6 +68,18 @@ def iter_members(archive: Path) -> Iterator[Member]:
         raise
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise IntegrityError(f"{archive} is not a complete gzip tar archive ({exc or type(exc).__name__})") from exc
+
+
+def _write_member(tar: tarfile.TarFile, info: tarfile.TarInfo, target: Path) -> None:
+    # ``target`` comes from normalise(): relative, no "..", so it stays inside the directory.
+    if info.isdir():
+        target.mkdir(parents=True, exist_ok=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = tar.extractfile(info)
+    assert source is not None
+    with open(target, "xb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
 
 
 def validate(archive: Path) -> list[Member]:
@@ -76,3 +95,11 @@ def extract(archive: Path, target: Path) -> None:
     with tarfile.open(archive, mode="r:gz") as tar:
         # The data filter is a second guard behind validate(): no escapes, no devices, no setuid bits.
         tar.extractall(target, filter="data")
+
+
+def extract_checked(archive: Path, target: Path) -> list[Member]:
+    """Check and extract in one pass into a private ``target``; on IntegrityError, discard ``target``."""
+    members = list(iter_members(archive, into=target))
+    if not members:
+        raise IntegrityError(f"{archive} is empty")
+    return members
