@@ -38,6 +38,7 @@ from dcos_backup.zk.wire import OFFSET, Connection
 DATA, ACLS, CHILDREN, BATCH = 0, 1, 2, 3
 DEFAULT_WINDOW = 256  # requests in flight (a batch counts once)
 BATCH_SIZE = 32
+ACL_CACHE = 1024  # distinct ACLs remembered (parsed once each)
 
 
 class MultiRead:
@@ -111,6 +112,7 @@ def read_nodes(
 
     batch: list[tuple[_Node, int]] = []
     batch_ops: list = []
+    acl_cache: dict[bytes, tuple[ACL, ...]] = {}
 
     def add_to_batch(node: _Node, kind: int) -> None:
         full = conn.full_path(node.path)
@@ -195,8 +197,15 @@ def read_nodes(
                 raise reply.error()
             gone(target, kind)
         else:
-            acl, _ = GetACL.deserialize(reply.body, OFFSET)
-            target.acl = tuple(acl)
+            # Most nodes share a handful of ACLs: parse each distinct one once (the reply ends with a stat).
+            body = reply.body
+            raw = body[OFFSET : len(body) - stat_struct.size]
+            acl = acl_cache.get(raw)
+            if acl is None:
+                acl = tuple(GetACL.deserialize(body, OFFSET)[0])
+                if len(acl_cache) < ACL_CACHE:
+                    acl_cache[raw] = acl
+            target.acl = acl
             target.waiting -= 1
         if target.skip and target.waiting == 0 and target.children is None:
             target.children = []

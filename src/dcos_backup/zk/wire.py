@@ -18,8 +18,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from kazoo.exceptions import EXCEPTIONS
 from kazoo.protocol.serialization import Close, Connect, Ping, int_int_struct, int_struct, reply_header_struct
@@ -33,8 +32,7 @@ _LEN = struct.Struct("!i")
 _RECV = 1 << 20
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):  # a tuple: one is made per reply, and a frozen dataclass costs 3x more to build
     xid: int
     zxid: int
     err: int
@@ -192,17 +190,7 @@ class Connection:
     def replies(self) -> Iterator[Reply]:
         """Yield replies as they arrive, until nothing is in flight (queued requests go out as needed)."""
         while self._pending:
-            body = self._read_frame()
-            xid, zxid, err = reply_header_struct.unpack_from(body, 0)
-            if xid in (PING_XID, WATCH_XID):
-                continue
-            expected, request, tag = self._pending.popleft()
-            if xid != expected:
-                self._lost(OSError(f"reply {xid} out of order, expected {expected}"))
-            if self.first_zxid is None:
-                self.first_zxid = zxid
-            self.last_zxid = max(self.last_zxid, zxid)
-            yield Reply(xid, zxid, err, body, request, tag)
+            yield self.next_reply()
 
     def reply_ready(self) -> bool:
         """Whether a whole reply is already buffered (so reading it will not wait for the server)."""
@@ -211,7 +199,21 @@ class Connection:
 
     def next_reply(self) -> Reply:
         """Send what is queued and return the next reply (something must be in flight)."""
-        return next(self.replies())
+        if not self._pending:
+            raise RuntimeError("no request in flight")
+        while True:
+            body = self._read_frame()
+            xid, zxid, err = reply_header_struct.unpack_from(body, 0)
+            if xid != PING_XID and xid != WATCH_XID:
+                break
+        expected, request, tag = self._pending.popleft()
+        if xid != expected:
+            self._lost(OSError(f"reply {xid} out of order, expected {expected}"))
+        if self.first_zxid is None:
+            self.first_zxid = zxid
+        if zxid > self.last_zxid:
+            self.last_zxid = zxid
+        return Reply(xid, zxid, err, body, request, tag)
 
     def fileno(self) -> int:
         return self._sock.fileno() if self._sock is not None else -1
@@ -240,7 +242,7 @@ class Connection:
                 if available >= 4 + length:
                     start = self._pos + 4
                     self._pos = start + length
-                    return bytes(self._inbox[start : self._pos])
+                    return bytes(memoryview(self._inbox)[start : self._pos])
             # About to wait for the server: send what was queued meanwhile, in one write.
             self.flush()
             self.ping_if_idle()
