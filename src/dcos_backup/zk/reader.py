@@ -211,8 +211,10 @@ def read_nodes(
             target.children = []
 
     while out:
-        # Fill the window, earliest nodes first.
-        while schedule and all(c.in_flight < window for c in conns):
+        # Fill the window, earliest nodes first. A node adds at most one request to any connection.
+        room = min(window - c.in_flight for c in conns)
+        while schedule and room > 0:
+            room -= 1
             key, _, parent, index, node = heapq.heappop(schedule)
             if node is None:
                 node = _Node(_join(parent.path, parent.children[index]), key)
