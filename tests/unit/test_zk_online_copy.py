@@ -77,3 +77,13 @@ def test_no_complete_snapshot_is_a_clear_error(tmp_path: Path):
     (zk / "snapshot" / "version-2" / "snapshot.1").unlink()
     with pytest.raises(NotFound, match="no complete snapshot"):
         online.copy_online(zk, tmp_path / "copy" / "zookeeper")
+
+
+def test_replay_starts_from_the_newest_sealed_snapshot_like_zookeeper(tmp_path: Path):
+    zk = live_dir(tmp_path / "live")
+    copy = tmp_path / "copy" / "zookeeper"
+    online.copy_online(zk, copy)
+    # A crash in the middle of writing a newer snapshot leaves it without its seal: ZooKeeper skips it.
+    (copy / "snapshot" / "version-2" / "snapshot.9").write_bytes(snapshot_file({"/z": b"9"}, zxid=9)[:-30])
+    paths, last = rebuilt(copy)
+    assert last == "0xa" and "/z" not in paths and "/n10" in paths

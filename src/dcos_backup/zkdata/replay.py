@@ -406,6 +406,10 @@ class _DigestCheck:
                 if self.pending.version == formats.DIGEST_VERSION:
                     self._compare(self.pending.digest, f"the snapshot's zxid {zxid_hex(zxid)}")
                 self.pending = None
+            elif zxid > self.pending.zxid:
+                # ZooKeeper only logs this ("the txn of snapshot digest does not exist") and goes on.
+                log.warning("no transaction %s for the snapshot's digest; not compared", zxid_hex(self.pending.zxid))
+                self.pending = None
             return  # still inside the fuzzy range: per-transaction digests do not apply yet
         if txn_digest is not None and txn_digest[0] == formats.DIGEST_VERSION:
             self._compare(txn_digest[1], f"zxid {zxid_hex(zxid)}")
@@ -414,9 +418,18 @@ class _DigestCheck:
 def replay(zk_dir: Path, store: TreeStore) -> ReplayResult:
     """Load the newest snapshot of ``zk_dir`` (a ``zookeeper/`` directory) and replay the logs after it."""
     snapshots = snapshot_files(zk_dir)
-    if not snapshots:
-        raise IntegrityError("no snapshot in the data (snapshot/version-2/snapshot.*)")
-    snap_zxid, snap_path = snapshots[-1]
+    # As ZooKeeper does, start from the newest snapshot that was completed (a crash mid-snapshot leaves
+    # one without its seal); a sealed one that does not check out is corruption, not skipped.
+    sealed = [(zxid, path) for zxid, path in snapshots if formats.is_sealed_snapshot(path)]
+    if not sealed:
+        raise IntegrityError("no complete snapshot in the data (snapshot/version-2/snapshot.*)")
+    snap_zxid, snap_path = sealed[-1]
+    for _, path in snapshots[snapshots.index(sealed[-1]) + 1 :]:
+        log.warning(
+            "%s is incomplete (no seal), as ZooKeeper leaves it after a crash; starting from %s",
+            path.name,
+            snap_path.name,
+        )
     log.info("loading %s", snap_path.name)
     with formats.open_data_file(snap_path) as f:
         reader = formats.SnapshotReader(f, snap_path.name)
