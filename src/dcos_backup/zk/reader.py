@@ -22,7 +22,6 @@ from kazoo.protocol.serialization import (
     GetACL,
     GetChildren,
     GetData,
-    MultiHeader,
     Sync,
     int_struct,
     multiheader_struct,
@@ -41,21 +40,48 @@ BATCH_SIZE = 32
 ACL_CACHE = 1024  # distinct ACLs remembered (parsed once each)
 
 
-class MultiRead:
-    """ZooKeeper's multiRead request (opcode 22): getData/getChildren ops answered in one reply."""
+class RawRequest:
+    """A request whose body is already serialised.
 
-    type = 22
+    The reader sends two or three requests per znode; building kazoo request objects and serialising
+    them field by field cost a fifth of its time (profiled at 1M znodes), so the few fixed layouts it
+    needs are written here directly: a path is an int length + UTF-8, a watch flag one byte.
+    """
 
-    def __init__(self, ops: list) -> None:
-        self.ops = ops
+    __slots__ = ("payload", "type")
 
-    def serialize(self) -> bytearray:
-        b = bytearray()
-        for op in self.ops:
-            b += MultiHeader(op.type, False, -1).serialize()
-            b += op.serialize()
-        b += multiheader_struct.pack(-1, True, -1)
-        return b
+    def __init__(self, type: int, payload: bytes) -> None:
+        self.type = type
+        self.payload = payload
+
+    def serialize(self) -> bytes:
+        return self.payload
+
+
+MULTI_READ = 22  # ZooKeeper's multiRead: getData/getChildren ops answered in one reply
+_GET_DATA_OP = multiheader_struct.pack(GetData.type, False, -1)
+_GET_CHILDREN_OP = multiheader_struct.pack(GetChildren.type, False, -1)
+_MULTI_END = multiheader_struct.pack(-1, True, -1)
+_NO_WATCH = b"\x00"
+
+
+def _path_field(path: str) -> bytes:
+    raw = path.encode()
+    return int_struct.pack(len(raw)) + raw
+
+
+def multi_read(ops: list[bytes]) -> RawRequest:
+    """A multiRead of ops made with :func:`read_op`."""
+    return RawRequest(MULTI_READ, b"".join(ops) + _MULTI_END)
+
+
+def read_op(kind: int, path: str) -> bytes:
+    """One getData (DATA) or getChildren (CHILDREN) op of a multiRead, without a watch."""
+    return (_GET_DATA_OP if kind == DATA else _GET_CHILDREN_OP) + _path_field(path) + _NO_WATCH
+
+
+def get_acl(path: str) -> RawRequest:
+    return RawRequest(GetACL.type, _path_field(path))
 
 
 class _Node:
@@ -117,20 +143,20 @@ def read_nodes(
     def add_to_batch(node: _Node, kind: int) -> None:
         full = conn.full_path(node.path)
         batch.append((node, kind))
-        batch_ops.append(GetData(full, False) if kind == DATA else GetChildren(full, False))
+        batch_ops.append(read_op(kind, full))
         if len(batch) >= BATCH_SIZE:
             send_batch()
 
     def send_batch() -> None:
         if batch:
-            conn.queue(MultiRead(list(batch_ops)), (list(batch), BATCH))
+            conn.queue(multi_read(batch_ops), (list(batch), BATCH))
             batch.clear()
             batch_ops.clear()
 
     def request(node: _Node) -> None:
         add_to_batch(node, DATA)
         target = next(acl_turn)
-        target.queue(GetACL(target.full_path(node.path)), (node, ACLS))
+        target.queue(get_acl(target.full_path(node.path)), (node, ACLS))
 
     def got_data(node: _Node, data: bytes | None, stat: ZnodeStat) -> None:
         node.data, node.stat = data or b"", stat
