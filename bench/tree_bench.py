@@ -38,6 +38,7 @@ from dcos_backup.service.client import BackupClient, Endpoint, backup_finished
 from dcos_backup.zk import ZNode, apply_tree, compare_tree, connect, iter_tree
 from dcos_backup.zk.wire import Connection
 
+WRITER_REPEATS = 5
 NODES_PER_APP = 5.5  # what seed_marathon writes on average per app
 
 
@@ -269,17 +270,18 @@ def main() -> None:
             [sys.executable, str(Path(__file__).parent / "_read_once.py"), hosts, "/bench-sample", str(sample_archive)]
         )
 
-        # The fast writers finish in a fraction of a second, where one ZooKeeper snapshot or log roll
-        # weighs a lot: best of three, interleaved, for both.
+        # The fast writers finish in a fraction of a second, where one ZooKeeper snapshot, log roll or
+        # slow fsync weighs a lot (at 1M znodes the leader's fsync of its log took ~2 s in about half the
+        # runs, whichever writer was running): best of five, interleaved, for both.
         multi_secs, ours_secs = [], []
-        for rep in range(3):
+        for rep in range(WRITER_REPEATS):
             multi_secs.append(timed(kazoo_multi_create, client, sample, f"/w-multi-{rep}")[0])
             target = f"/w-ours-{rep}"
             wanted = [ZNode(target + n.path[len("/bench-sample") :], n.data, n.acl) for n in sample]
             ours_secs.append(timed(apply_tree, client, target, wanted)[0])
         rows.append(
             {
-                "what": "kazoo multi() batches of 1000, one stream (best of 3)",
+                "what": f"kazoo multi() batches of 1000, one stream (best of {WRITER_REPEATS})",
                 "znodes": n_sample,
                 "seconds": min(multi_secs),
                 "znodes/s": rate(n_sample, min(multi_secs)),
@@ -293,7 +295,7 @@ def main() -> None:
         kazoo_sync = rate(n_sample, secs)
         rows.append(
             {
-                "what": "ours: apply_tree on the sample (best of 3)",
+                "what": f"ours: apply_tree on the sample (best of {WRITER_REPEATS})",
                 "znodes": n_sample,
                 "seconds": min(ours_secs),
                 "znodes/s": rate(n_sample, min(ours_secs)),
