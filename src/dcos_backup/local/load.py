@@ -161,8 +161,7 @@ class LoadGenerator:
         here, so the result is exact only for a run without failures.
         """
         if ops is None:
-            with self._lock:
-                ops = list(self._report.ops)
+            ops = self.acknowledged()
         children = dict(self._initial)
         for op in ops:
             if op.zxid > upto_zxid:

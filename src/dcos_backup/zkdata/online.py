@@ -7,7 +7,7 @@ exact by replaying the transaction logs that follow it, and so does a restore fr
 2. copy every log from the one in force at the snapshot's zxid onwards. Each is copied record by record
    up to its last complete record whose checksum holds: the log being appended to may end in a torn
    record, which is left out (it was not acknowledged: ZooKeeper flushes a record before applying it).
-   The copy is zero-padded to the original's size, as ZooKeeper preallocates its logs;
+   The copy ends in 64 KiB of zeros, as a preallocated ZooKeeper log does after its last record;
 3. logs that appeared meanwhile (a roll-over) are copied too, then ``currentEpoch``/``acceptedEpoch``
    last, so they are never older than the newest transaction copied (ZooKeeper refuses that at start).
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from dcos_backup.errors import IntegrityError, NotFound
 from dcos_backup.zkdata import formats
-from dcos_backup.zkdata.replay import log_files, logs_after, snapshot_files
+from dcos_backup.zkdata.replay import log_files, logs_after, newest_sealed_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,6 @@ class OnlineCopy:
     logs: list[str] = field(default_factory=list)
     last_zxid: int = 0
     bytes: int = 0
-
-
-def newest_sealed_snapshot(zk_dir: Path) -> tuple[int, Path]:
-    for zxid, path in reversed(snapshot_files(zk_dir)):
-        if formats.is_sealed_snapshot(path):
-            return zxid, path
-        log.info("skipping %s: not sealed yet (being written)", path.name)
-    raise NotFound(f"no complete snapshot in {zk_dir / 'snapshot' / 'version-2'}")
 
 
 def copy_log_prefix(source: Path, target: Path) -> formats.LogEnd:
@@ -82,7 +74,10 @@ def copy_online(zk_dir: Path, target_zk_dir: Path) -> OnlineCopy:
     snap_dst_dir.mkdir(parents=True)
     log_dst_dir.mkdir(parents=True)
 
-    snap_zxid, snap_path = newest_sealed_snapshot(zk_dir)
+    newest = newest_sealed_snapshot(zk_dir)
+    if newest is None:
+        raise NotFound(f"no complete snapshot in {snap_src_dir}")
+    snap_zxid, snap_path = newest
     try:
         shutil.copyfile(snap_path, snap_dst_dir / snap_path.name)
     except FileNotFoundError as e:
@@ -95,7 +90,9 @@ def copy_online(zk_dir: Path, target_zk_dir: Path) -> OnlineCopy:
     for _ in range(_MAX_ROUNDS):
         listing = logs_after(log_files(zk_dir), snap_zxid)
         # Re-copy the log that was newest last round: if it rolled over meanwhile, it got more records.
-        for _, path in [(z, p) for z, p in listing if p.name not in ends or p.name == newest_name]:
+        for _, path in listing:
+            if path.name in ends and path.name != newest_name:
+                continue
             try:
                 ends[path.name] = copy_log_prefix(path, log_dst_dir / path.name)
             except FileNotFoundError as e:
@@ -107,13 +104,11 @@ def copy_online(zk_dir: Path, target_zk_dir: Path) -> OnlineCopy:
             break
     else:
         raise IntegrityError("the transaction logs kept rolling over during the copy; run the backup again")
-    copied = list(ends)
     result.bytes += sum(end.valid_end for end in ends.values())
-    result.last_zxid = max([end.last_zxid for end in ends.values() if end.last_zxid is not None], default=0)
-    result.logs = sorted(copied, key=lambda name: formats.zxid_of_name(name) or 0)
+    result.last_zxid = max([snap_zxid, *(end.last_zxid for end in ends.values() if end.last_zxid is not None)])
+    result.logs = sorted(ends, key=lambda name: formats.zxid_of_name(name) or 0)
     for name in EPOCH_FILES:  # last: an epoch file must not be older than the transactions copied
         source = snap_src_dir / name
         if source.exists():
             shutil.copyfile(source, snap_dst_dir / name)
-    result.last_zxid = max(result.last_zxid, snap_zxid)
     return result

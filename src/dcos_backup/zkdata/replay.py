@@ -71,7 +71,7 @@ class _NodeExists(Exception):
 
 
 @dataclass
-class ZNode:
+class ArchivedNode:
     """One node of the rebuilt tree, as ``dump`` prints it."""
 
     path: str
@@ -323,13 +323,13 @@ class TreeStore:
             pass
 
     # -- reading the result ---------------------------------------------------------------------
-    def iter_nodes(self, prefix: str = "/") -> Iterator[ZNode]:
+    def iter_nodes(self, prefix: str = "/") -> Iterator[ArchivedNode]:
         """Nodes at and below ``prefix``, sorted by path."""
         self.flush()
         base = _alias(prefix.rstrip("/"))
         query = "SELECT path, data, acl, stat FROM nodes WHERE path = ? OR (path > ? AND path < ?) ORDER BY path"
         for path, data, acl, stat in self.db.execute(query, (base, base + "/", base + "0")):
-            yield ZNode(path, data, [tuple(entry) for entry in json.loads(acl)], Stat.unpack(stat))  # type: ignore[misc]
+            yield ArchivedNode(path, data, [tuple(entry) for entry in json.loads(acl)], Stat.unpack(stat))  # type: ignore[misc]
 
 
 def _alias(path: str) -> str:
@@ -369,6 +369,17 @@ def _data_files(directory: Path, kind: str) -> list[tuple[int, Path]]:
 
 def snapshot_files(zk_dir: Path) -> list[tuple[int, Path]]:
     return _data_files(zk_dir / "snapshot" / "version-2", "snapshot")
+
+
+def newest_sealed_snapshot(zk_dir: Path) -> tuple[int, Path] | None:
+    """The snapshot ZooKeeper starts from: the newest with its seal. One without is still being written
+    (or was left by a crash mid-snapshot); ZooKeeper skips it, and so do we. A sealed snapshot that does
+    not check out later is corruption, not skipped."""
+    for zxid, path in reversed(snapshot_files(zk_dir)):
+        if formats.is_sealed_snapshot(path):
+            return zxid, path
+        log.warning("%s has no seal (being written, or left by a crash): skipped, as ZooKeeper does", path.name)
+    return None
 
 
 def log_files(zk_dir: Path) -> list[tuple[int, Path]]:
@@ -417,19 +428,10 @@ class _DigestCheck:
 
 def replay(zk_dir: Path, store: TreeStore) -> ReplayResult:
     """Load the newest snapshot of ``zk_dir`` (a ``zookeeper/`` directory) and replay the logs after it."""
-    snapshots = snapshot_files(zk_dir)
-    # As ZooKeeper does, start from the newest snapshot that was completed (a crash mid-snapshot leaves
-    # one without its seal); a sealed one that does not check out is corruption, not skipped.
-    sealed = [(zxid, path) for zxid, path in snapshots if formats.is_sealed_snapshot(path)]
-    if not sealed:
+    newest = newest_sealed_snapshot(zk_dir)
+    if newest is None:
         raise IntegrityError("no complete snapshot in the data (snapshot/version-2/snapshot.*)")
-    snap_zxid, snap_path = sealed[-1]
-    for _, path in snapshots[snapshots.index(sealed[-1]) + 1 :]:
-        log.warning(
-            "%s is incomplete (no seal), as ZooKeeper leaves it after a crash; starting from %s",
-            path.name,
-            snap_path.name,
-        )
+    snap_zxid, snap_path = newest
     log.info("loading %s", snap_path.name)
     with formats.open_data_file(snap_path) as f:
         reader = formats.SnapshotReader(f, snap_path.name)

@@ -82,9 +82,12 @@ def _write_member(tar: tarfile.TarFile, info: tarfile.TarInfo, target: Path) -> 
         shutil.copyfileobj(source, out, 1 << 20)
 
 
-def validate(archive: Path) -> list[Member]:
-    """Read the whole archive and return its members; IntegrityError on the first problem."""
-    members = list(iter_members(archive))
+def validate(archive: Path, into: Path | None = None) -> list[Member]:
+    """Read the whole archive and return its members; IntegrityError on the first problem.
+
+    With ``into`` the members are extracted there in the same pass (see :func:`iter_members`).
+    """
+    members = list(iter_members(archive, into))
     if not members:
         raise IntegrityError(f"{archive} is empty")
     return members
@@ -95,11 +98,3 @@ def extract(archive: Path, target: Path) -> None:
     with tarfile.open(archive, mode="r:gz") as tar:
         # The data filter is a second guard behind validate(): no escapes, no devices, no setuid bits.
         tar.extractall(target, filter="data")
-
-
-def extract_checked(archive: Path, target: Path) -> list[Member]:
-    """Check and extract in one pass into a private ``target``; on IntegrityError, discard ``target``."""
-    members = list(iter_members(archive, into=target))
-    if not members:
-        raise IntegrityError(f"{archive} is empty")
-    return members

@@ -62,7 +62,7 @@ def rebuilt_archive(
         raise NotFound(f"{archive} does not exist or is not a file")
     with _workspace(tmp_dir) as work:
         log.info("checking and extracting %s", archive)
-        tarsafe.extract_checked(archive, work)
+        tarsafe.validate(archive, into=work)
         with rebuilt_data_dir(work / tarsafe.ROOT, work, keep_data) as rebuilt:
             yield rebuilt
 
