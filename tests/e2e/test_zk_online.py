@@ -253,3 +253,17 @@ def test_dump_prints_the_archived_tree(full_data_archive: Path):
     assert nodes[7] == {**nodes[7], "path": "/verify/n00006", "data": "v" * 6}
     missing = dcos_zk("dump", str(full_data_archive), "--path", "/nope")
     assert missing.returncode == 1 and "/nope is not in the archive" in missing.stderr
+
+
+def test_bad_input_gets_one_line_and_a_nonzero_exit(tmp_path: Path, full_data_archive: Path):
+    relative = dcos_zk("dump", str(full_data_archive), "--path", "marathon")
+    assert relative.returncode == 2 and relative.stderr.strip() == "error: --path must be absolute, got 'marathon'"
+    for command in ("verify", "dump"):
+        missing = dcos_zk(command, str(tmp_path / "absent.tar.gz"))
+        assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1
+        assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    not_a_tar = tmp_path / "notes.txt"
+    not_a_tar.write_text("hello")
+    garbage = dcos_zk("verify", str(not_a_tar))
+    assert garbage.returncode == 1 and "not a complete gzip tar archive" in garbage.stderr
+    assert len(garbage.stderr.strip().splitlines()) == 1
