@@ -7,15 +7,13 @@ import json
 import sys
 
 from dcos_backup.catalog.archive import ArchiveWriter
-from dcos_backup.zk import ReadStats, connect, iter_tree
+from dcos_backup.zk import ReadStats, iter_tree
 
 hosts, root, target = sys.argv[1:4]
-client = connect(hosts)
 stats = ReadStats()
 with open(target, "wb") as raw:
     writer = ArchiveWriter(raw, "bench", root)
-    for node in iter_tree(client, root, stats=stats):
+    for node in iter_tree(hosts, root, stats=stats):
         writer.add(node)
     summary = writer.close()
-client.stop()
 print(json.dumps({"nodes": stats.nodes, "bytes": stats.bytes, "archive_bytes": summary.bytes}))

@@ -1,6 +1,6 @@
 """Logical backup/restore speed: our engine against the alternatives, on the same data, in one run.
 
-    python bench/tree_bench.py [--nodes 100000] [--sample 10000]
+    python bench/tree_bench.py [--nodes 100000] [--sample 10000] [--subnet 127.31.0]
 
 Seeds a private 3-master cluster with Marathon-like state (--nodes znodes under /marathon) and measures:
 
@@ -35,7 +35,7 @@ from dcos_backup.catalog.archive import read_archive
 from dcos_backup.local.seed import seed_marathon
 from dcos_backup.service.auth import read_token_file
 from dcos_backup.service.client import BackupClient, Endpoint, backup_finished
-from dcos_backup.zk import ZNode, apply_tree, compare_tree, connect, iter_tree
+from dcos_backup.zk import ZkSpec, ZNode, apply_tree, compare_tree, connect, iter_tree
 from dcos_backup.zk.wire import Connection
 
 WRITER_REPEATS = 5
@@ -126,12 +126,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=100_000)
     parser.add_argument("--sample", type=int, default=10_000)
+    parser.add_argument("--subnet", default="127.31.0", help="loopback /24 of the private cluster")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tree-bench-"))
     rows = Rows()
-    with bench_cluster(3, subnet="127.31.0", heap="3g") as cluster:
+    with bench_cluster(3, subnet=args.subnet, heap="3g") as cluster:
         hosts = cluster.zk_hosts
         client = connect(hosts, timeout=60)
+        spec = ZkSpec.parse(hosts, session_timeout=60)
         print(f"seeding about {args.nodes:,} znodes ...", flush=True)
         seeded = seed_marathon(client, apps=max(1, int(args.nodes / NODES_PER_APP)), seed=2)
         total, data_mb = seeded.nodes, seeded.bytes / 1e6
@@ -172,10 +174,10 @@ def main() -> None:
 
         # --- the engine's read alone vs the raw ceiling (getData only, every path, one socket), best of
         # two each, interleaved: on 2 cores shared with three JVMs single runs vary by +-30%.
-        paths = [n.path for n, _ in zip(iter_tree(client, "/marathon"), range(total), strict=False)]
+        paths = [n.path for n, _ in zip(iter_tree(spec, "/marathon"), range(total), strict=False)]
         read_secs, ceiling_secs = [], []
         for _ in range(2):
-            read_secs.append(timed(lambda: sum(1 for _ in iter_tree(client, "/marathon")))[0])
+            read_secs.append(timed(lambda: sum(1 for _ in iter_tree(spec, "/marathon")))[0])
             ceiling_secs.append(raw_ceiling(hosts, paths))
         rows.append(
             {
@@ -200,11 +202,11 @@ def main() -> None:
         # --- our restore into the emptied subtree (/marathon deleted first, as after a disaster), verified.
         # Restoring beside the original would double what ZooKeeper holds in memory: at 1M znodes that
         # alone stalls its JVM past the session timeout.
-        apply_tree(client, "/marathon", [])  # deletes in multi() batches; kazoo's recursive delete is slow
+        apply_tree(spec, "/marathon", [])  # deletes in multi() batches; kazoo's recursive delete is slow
         with open(archive, "rb") as raw:
-            secs, applied = timed(apply_tree, client, "/marathon", read_archive(raw))
+            secs, applied = timed(apply_tree, spec, "/marathon", read_archive(raw))
         with open(archive, "rb") as raw:
-            difference = compare_tree(client, "/marathon", read_archive(raw))
+            difference = compare_tree(spec, "/marathon", read_archive(raw))
         assert difference is None, difference
         rows.append(
             {
@@ -219,7 +221,7 @@ def main() -> None:
 
         # --- the sample subtree for the slow peers
         sample = []
-        for n in iter_tree(client, "/marathon"):
+        for n in iter_tree(spec, "/marathon"):
             sample.append(
                 ZNode(
                     "/bench-sample" + n.path[len("/marathon") :] if n.path != "/marathon" else "/bench-sample",
@@ -229,7 +231,7 @@ def main() -> None:
             )
             if len(sample) >= args.sample:
                 break
-        apply_tree(client, "/bench-sample", sample)
+        apply_tree(spec, "/bench-sample", sample)
         n_sample = len(sample)
 
         secs, count = timed(kazoo_sync_read, client, "/bench-sample")
@@ -278,7 +280,7 @@ def main() -> None:
             multi_secs.append(timed(kazoo_multi_create, client, sample, f"/w-multi-{rep}")[0])
             target = f"/w-ours-{rep}"
             wanted = [ZNode(target + n.path[len("/bench-sample") :], n.data, n.acl) for n in sample]
-            ours_secs.append(timed(apply_tree, client, target, wanted)[0])
+            ours_secs.append(timed(apply_tree, spec, target, wanted)[0])
         rows.append(
             {
                 "what": f"kazoo multi() batches of 1000, one stream (best of {WRITER_REPEATS})",

@@ -76,12 +76,8 @@ def archive_equals_tree(cluster: Cluster, doc: dict, root: str = "/marathon") ->
     path = Path(cluster.service["storage_dir"]) / doc["id"] / doc["components"]["marathon"]["archive"]
     with open(path, "rb") as raw:
         verify_archive(raw, doc["components"]["marathon"]["sha256"])
-    zk = connect(cluster.zk_hosts)
-    try:
-        with open(path, "rb") as raw:
-            difference = compare_tree(zk, root, read_archive(raw))
-    finally:
-        zk.stop()
+    with open(path, "rb") as raw:
+        difference = compare_tree(cluster.zk_hosts, root, read_archive(raw))
     assert difference is None, f"archive of a STATUS_READY backup differs from the tree: {difference}"
 
 

@@ -6,12 +6,13 @@ import time
 
 from kazoo.client import KazooClient
 
-from dcos_backup.zk import iter_tree
+from dcos_backup.zk import ZkSpec, iter_tree
 
 
 def snapshot(client: KazooClient, root: str = "/marathon") -> list[tuple]:
     """Everything a restore must bring back, byte for byte: path, data, ACL of every persistent node."""
-    return [(n.path, n.data, n.acl) for n in iter_tree(client, root)]
+    where = ZkSpec(tuple(client.hosts), client.chroot or "")  # the servers and chroot the client uses
+    return [(n.path, n.data, n.acl) for n in iter_tree(where, root)]
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, what: str = "condition"):

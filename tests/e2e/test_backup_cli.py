@@ -119,12 +119,12 @@ def test_wait_flags_and_exit_codes(seeded):
 
 
 def test_killed_service_is_restarted_and_marks_the_backup_interrupted(seeded):
-    cluster, zk = seeded
+    cluster, _ = seeded
     child_pid_file = Path(cluster.service["child_pid_file"])
     # A backup big enough (40,000 znodes: about 2 s) to still be running when the SIGKILL arrives.
     open_acl = tuple(OPEN_ACL_UNSAFE)
     apply_tree(
-        zk,
+        cluster.zk_hosts,
         "/marathon/bulk",
         [ZNode("/marathon/bulk", b"", open_acl)]
         + [ZNode(f"/marathon/bulk/n{i:05d}", b"x" * 200, open_acl) for i in range(40000)],
@@ -145,4 +145,4 @@ def test_killed_service_is_restarted_and_marks_the_backup_interrupted(seeded):
         interval=1,
         what="a new backup",
     )
-    apply_tree(zk, "/marathon/bulk", [])
+    apply_tree(cluster.zk_hosts, "/marathon/bulk", [])

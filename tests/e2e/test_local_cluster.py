@@ -109,7 +109,7 @@ def test_seed_is_realistic_and_deterministic(make_cluster):
     assert result.returncode == 0, result.stderr
     client = connect(c.zk_hosts)
     try:
-        nodes = list(iter_tree(client, ROOT))
+        nodes = list(iter_tree(c.zk_hosts, ROOT))
         wait_for(lambda: client.exists("/marathon/leader/member_0000000000"), what="ephemeral leader node")
         assert client.exists("/marathon/leader/member_0000000000").ephemeralOwner != 0
     finally:

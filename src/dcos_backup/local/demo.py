@@ -66,12 +66,7 @@ def show_status(cluster: Cluster) -> None:
 
 
 def tree_of(cluster: Cluster) -> list[tuple]:
-    client = connect(cluster.zk_hosts)
-    try:
-        return [(n.path, n.data, n.acl) for n in iter_tree(client, "/marathon")]
-    finally:
-        client.stop()
-        client.close()
+    return [(n.path, n.data, n.acl) for n in iter_tree(cluster.zk_hosts, "/marathon")]
 
 
 def service_client(cluster: Cluster) -> BackupClient:

@@ -288,7 +288,7 @@ class BackupService:
             first = current_zxid(self.client)
             with self.storage.archive_writer(record.id, comp.archive_name) as raw:
                 writer = ArchiveWriter(raw, comp.name, comp.root)
-                for node in iter_tree(self.client, comp.root, stats=stats):
+                for node in iter_tree(self.zk_hosts, comp.root, stats=stats):
                     writer.add(node)
                     if writer.nodes % 256 == 0:
                         job.progress["nodes"] = writer.nodes
@@ -317,9 +317,9 @@ class BackupService:
         for comp in record.components.values():
             job.progress.update(phase=f"{verb} {comp.name}", component=comp.name)
             with self.storage.archive_reader(record.id, comp.archive or "") as raw:
-                applied = apply_tree(self.client, comp.root, read_archive(raw))
+                applied = apply_tree(self.zk_hosts, comp.root, read_archive(raw))
             with self.storage.archive_reader(record.id, comp.archive or "") as raw:
-                difference = compare_tree(self.client, comp.root, read_archive(raw))
+                difference = compare_tree(self.zk_hosts, comp.root, read_archive(raw))
             if difference is not None:
                 raise IntegrityError(f"{comp.name} differs from the backup after {verb}: {difference}")
             stats[comp.name] = {

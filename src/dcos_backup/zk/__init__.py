@@ -2,6 +2,8 @@
 
 Public API (stable; the internals may change):
 
+- :class:`ZkSpec` — where to connect: addresses, chroot, session timeout (``ZkSpec.parse(connect_string)``).
+  Every function below takes a connect string (``"h1:2181,h2:2181[/chroot]"``) or a ZkSpec.
 - :class:`ZNode` — one znode as read: path, data, ACL, stat.
 - :func:`connect` — a started kazoo client or :class:`~dcos_backup.errors.ZooKeeperUnavailable`.
 - :func:`iter_tree` — stream a subtree in canonical pre-order (parents first, children sorted).
@@ -10,12 +12,16 @@ Public API (stable; the internals may change):
 """
 
 from dcos_backup.zk.client import connect
-from dcos_backup.zk.tree import ApplyStats, ReadStats, ZNode, apply_tree, compare_tree, iter_tree, path_key
+from dcos_backup.zk.records import ApplyStats, ReadStats, ZNode, path_key
+from dcos_backup.zk.spec import ZkSpec
+from dcos_backup.zk.tree import compare_tree, iter_tree
+from dcos_backup.zk.writer import apply_tree
 
 __all__ = [
     "ApplyStats",
     "ReadStats",
     "ZNode",
+    "ZkSpec",
     "apply_tree",
     "compare_tree",
     "connect",

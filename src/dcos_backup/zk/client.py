@@ -6,9 +6,10 @@ from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 
 from dcos_backup.errors import ZooKeeperUnavailable
+from dcos_backup.zk.spec import DEFAULT_SESSION_TIMEOUT
 
 
-def connect(hosts: str, timeout: float = 15.0, **kwargs: object) -> KazooClient:
+def connect(hosts: str, timeout: float = DEFAULT_SESSION_TIMEOUT, **kwargs: object) -> KazooClient:
     """Start a kazoo client on ``hosts`` (``h1:p,h2:p[/chroot]``); fail with one clear error."""
     client = KazooClient(hosts=hosts, timeout=timeout, **kwargs)
     try:

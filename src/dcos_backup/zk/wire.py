@@ -24,6 +24,7 @@ from kazoo.exceptions import EXCEPTIONS
 from kazoo.protocol.serialization import Close, Connect, Ping, int_int_struct, int_struct, reply_header_struct
 
 from dcos_backup.errors import ZooKeeperUnavailable
+from dcos_backup.zk.spec import ZkSpec, address_text
 
 OFFSET = reply_header_struct.size  # where a reply's body starts in its frame
 PING_XID = -2
@@ -70,27 +71,14 @@ def leader_first(addresses: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return rest
 
 
-def parse_hosts(hosts: str) -> tuple[list[tuple[str, int]], str]:
-    """``"h1:p1,h2:p2/chroot"`` -> ([(h1, p1), (h2, p2)], "/chroot")."""
-    chroot = ""
-    if "/" in hosts:
-        hosts, chroot = hosts.split("/", 1)
-        chroot = "/" + chroot.rstrip("/") if chroot.strip("/") else ""
-    addresses = []
-    for part in hosts.split(","):
-        host, _, port = part.strip().rpartition(":")
-        addresses.append((host or part.strip(), int(port) if host else 2181))
-    return addresses, chroot
-
-
 class Connection:
     """One ZooKeeper session on one socket, for pipelined requests. Not thread-safe."""
 
-    def __init__(self, hosts: str, timeout: float = 15.0, prefer_leader: bool = False) -> None:
-        self.hosts = hosts
+    def __init__(self, hosts: str | ZkSpec, prefer_leader: bool = False) -> None:
+        self.spec = ZkSpec.of(hosts)
+        self.full_path = self.spec.full_path  # a path below the chroot -> the server's path (bound once: hot)
         self.prefer_leader = prefer_leader
-        self.addresses, self.chroot = parse_hosts(hosts)
-        self.timeout = timeout
+        self.timeout = self.spec.session_timeout
         self._sock: socket.socket | None = None
         self._xid = 0
         self._outbox = bytearray()
@@ -99,7 +87,7 @@ class Connection:
         self._pending: deque[tuple[int, Any, Any]] = deque()
         self._last_send = time.monotonic()
         self.address = ""
-        self.session_timeout = timeout
+        self.session_timeout = self.timeout
         self.first_zxid: int | None = None
         self.last_zxid = 0
         self._connect()
@@ -107,9 +95,8 @@ class Connection:
     # ---------------------------------------------------------------- session
     def _connect(self) -> None:
         errors = []
-        order = (
-            leader_first(self.addresses) if self.prefer_leader else random.sample(self.addresses, len(self.addresses))
-        )
+        addresses = list(self.spec.addresses)
+        order = leader_first(addresses) if self.prefer_leader else random.sample(addresses, len(addresses))
         for host, port in order:
             try:
                 sock = socket.create_connection((host, port), timeout=self.timeout)
@@ -121,12 +108,12 @@ class Connection:
                 if response.time_out <= 0:
                     raise OSError("session refused")
                 self.session_timeout = response.time_out / 1000
-                self.address = f"{host}:{port}"
+                self.address = address_text(host, port)
                 return
             except OSError as exc:
-                errors.append(f"{host}:{port}: {exc.strerror or exc}")
+                errors.append(f"{address_text(host, port)}: {exc.strerror or exc}")
                 self._close_socket()
-        raise ZooKeeperUnavailable(f"cannot connect to ZooKeeper at {self.hosts} ({'; '.join(errors)})")
+        raise ZooKeeperUnavailable(f"cannot connect to ZooKeeper at {self.spec} ({'; '.join(errors)})")
 
     def close(self) -> None:
         if self._sock is None:
@@ -150,11 +137,6 @@ class Connection:
         self.close()
 
     # ---------------------------------------------------------------- requests
-    def full_path(self, path: str) -> str:
-        if not self.chroot:
-            return path
-        return self.chroot if path == "/" else self.chroot + path
-
     def _next_xid(self) -> int:
         self._xid = (self._xid + 1) & 0x7FFFFFFF or 1
         return self._xid
@@ -251,7 +233,7 @@ class Connection:
     def _lost(self, exc: BaseException) -> None:
         self._close_socket()
         raise ZooKeeperUnavailable(
-            f"lost the ZooKeeper connection to {self.address or self.hosts}: {getattr(exc, 'strerror', None) or exc}"
+            f"lost the ZooKeeper connection to {self.address or self.spec}: {getattr(exc, 'strerror', None) or exc}"
         ) from exc
 
 

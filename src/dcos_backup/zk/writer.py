@@ -16,13 +16,15 @@ when the merge leaves that subtree, after its children exist. Ephemeral live nod
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from kazoo.protocol.serialization import Create, Delete, MultiHeader, SetACL, SetData, Transaction, multiheader_struct
 from kazoo.security import ACL, OPEN_ACL_UNSAFE, Permissions
 
 from dcos_backup.errors import DcosBackupError
-from dcos_backup.zk.reader import read_nodes
+from dcos_backup.zk.reader import TreeReader
+from dcos_backup.zk.records import ApplyStats, ZNode, path_key
+from dcos_backup.zk.spec import ZkSpec
 from dcos_backup.zk.wire import OFFSET, Connection
 
 MAX_BATCH_BYTES = 900 * 1024  # under jute.maxbuffer (1 MiB by default), with room for the request header
@@ -30,18 +32,6 @@ MAX_BATCH_OPS = 2000
 MAX_IN_FLIGHT = 4
 # In a failed multi every op reports an error; these only say "another op failed".
 _NOT_THE_CAUSE = {"RolledBackError", "RuntimeInconsistency"}
-
-
-@dataclass
-class WriteCounts:
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    unchanged: int = 0
-
-
-def _key(path: str) -> tuple[str, ...]:
-    return tuple(p for p in path.split("/") if p)
 
 
 def _is_under(path: str, ancestor: str) -> bool:
@@ -123,68 +113,98 @@ class _Batcher:
                 raise DcosBackupError(f"cannot {type(op).__name__.lower()} {op.path}: {type(result).__name__}")
 
 
-def write_tree(
-    hosts: str, root: str, wanted: Iterable[tuple[str, bytes, tuple[ACL, ...]]], timeout: float = 15.0
-) -> WriteCounts:
-    """Make the subtree at ``root`` equal to ``wanted`` (``(path, data, acl)`` in pre-order)."""
-    counts = WriteCounts()
-    with Connection(hosts, timeout) as reader_conn, Connection(hosts, timeout, prefer_leader=True) as writer_conn:
-        batch = _Batcher(writer_conn)
-        full = writer_conn.full_path
-        deferred_acls: list[tuple[str, tuple[ACL, ...]]] = []  # applied when the merge leaves the node
+class _DeferredACL(NamedTuple):
+    path: str
+    acl: tuple[ACL, ...]
 
-        def leave_subtrees(next_path: str | None) -> None:
-            while deferred_acls and (next_path is None or not _is_under(next_path, deferred_acls[-1][0])):
-                path, acl = deferred_acls.pop()
-                batch.add(SetACL(full(path), list(acl), -1))
 
-        def delete_subtree(first: tuple, live: Iterator) -> tuple | None:
-            """Delete ``first`` and its live descendants, children before parents; return the next live node.
+class _Merge:
+    """One streaming merge: the live subtree (``live``, pre-order) made equal to a wanted stream.
 
-            Pre-order in, post-order out through a stack of ancestors: memory is the depth, not the subtree.
-            """
-            ancestors = [first[0]]
-            following = next(live, None)
-            while following is not None and _is_under(following[0], first[0]):
-                while not _is_under(following[0], ancestors[-1]):
-                    batch.add(Delete(full(ancestors.pop()), -1))
-                ancestors.append(following[0])
-                counts.deleted += 1
-                batch.keepalive()
-                following = next(live, None)
-            while ancestors:
-                batch.add(Delete(full(ancestors.pop()), -1))
-            counts.deleted += 1
-            return following
+    ``have`` is the live node the merge stands at; every op goes out through ``batch``.
+    """
 
-        # Ephemeral live nodes stay where they are: never deleted, never compared.
-        live = iter((path, data, acl) for path, data, acl, _ in read_nodes(reader_conn, root, skip_ephemeral=True))
-        have = next(live, None)
-        for path, data, acl in wanted:
-            batch.keepalive()
-            leave_subtrees(path)
-            key = _key(path)
-            while have is not None and _key(have[0]) < key:
-                have = delete_subtree(have, live)
-            if have is not None and have[0] == path:
-                changed = False
-                if have[1] != data:
-                    batch.add(SetData(full(path), data, -1))
-                    changed = True
-                if tuple(have[2]) != tuple(acl):
-                    deferred_acls.append((path, tuple(acl)))
-                    changed = True
-                counts.updated += changed
-                counts.unchanged += not changed
-                have = next(live, None)
+    def __init__(self, batch: _Batcher, live: Iterator[ZNode]) -> None:
+        self.batch = batch
+        self.full = batch.conn.full_path
+        self.live = live
+        self.have = next(live, None)
+        self.counts = ApplyStats()
+        self.deferred_acls: list[_DeferredACL] = []  # applied when the merge leaves the node's subtree
+
+    def run(self, wanted: Iterable[ZNode]) -> ApplyStats:
+        for want in wanted:
+            self.batch.keepalive()
+            self._leave_subtrees(want.path)
+            key = path_key(want.path)
+            while self.have is not None and path_key(self.have.path) < key:
+                self._delete_subtree()
+            if self.have is not None and self.have.path == want.path:
+                self._update(self.have, want)
+                self.have = next(self.live, None)
             else:
-                create_acl = OPEN_ACL_UNSAFE if _locks_out(tuple(acl)) else list(acl)
-                batch.add(Create(full(path), data, create_acl, 0))
-                if create_acl is OPEN_ACL_UNSAFE and tuple(acl) != tuple(OPEN_ACL_UNSAFE):
-                    deferred_acls.append((path, tuple(acl)))
-                counts.created += 1
-        leave_subtrees(None)
-        while have is not None:
-            have = delete_subtree(have, live)
-        batch.finish()
-    return counts
+                self._create(want)
+        self._leave_subtrees(None)
+        while self.have is not None:
+            self._delete_subtree()
+        self.batch.finish()
+        return self.counts
+
+    def _update(self, have: ZNode, want: ZNode) -> None:
+        changed = False
+        if have.data != want.data:
+            self.batch.add(SetData(self.full(want.path), want.data, -1))
+            changed = True
+        if tuple(have.acl) != tuple(want.acl):
+            self.deferred_acls.append(_DeferredACL(want.path, tuple(want.acl)))
+            changed = True
+        self.counts.updated += changed
+        self.counts.unchanged += not changed
+
+    def _create(self, want: ZNode) -> None:
+        acl = tuple(want.acl)
+        create_acl = OPEN_ACL_UNSAFE if _locks_out(acl) else list(acl)
+        self.batch.add(Create(self.full(want.path), want.data, create_acl, 0))
+        if create_acl is OPEN_ACL_UNSAFE and acl != tuple(OPEN_ACL_UNSAFE):
+            self.deferred_acls.append(_DeferredACL(want.path, acl))
+        self.counts.created += 1
+
+    def _delete_subtree(self) -> None:
+        """Delete ``have`` and its live descendants, children before parents; ``have`` moves past them.
+
+        Pre-order in, post-order out through a stack of ancestors: memory is the depth, not the subtree.
+        """
+        top = self.have.path
+        ancestors = [top]
+        following = next(self.live, None)
+        while following is not None and _is_under(following.path, top):
+            while not _is_under(following.path, ancestors[-1]):
+                self.batch.add(Delete(self.full(ancestors.pop()), -1))
+            ancestors.append(following.path)
+            self.counts.deleted += 1
+            self.batch.keepalive()
+            following = next(self.live, None)
+        while ancestors:
+            self.batch.add(Delete(self.full(ancestors.pop()), -1))
+        self.counts.deleted += 1
+        self.have = following
+
+    def _leave_subtrees(self, next_path: str | None) -> None:
+        """Apply the deferred ACLs of the subtrees the merge leaves before ``next_path`` (None: all)."""
+        deferred = self.deferred_acls
+        while deferred and (next_path is None or not _is_under(next_path, deferred[-1].path)):
+            path, acl = deferred.pop()
+            self.batch.add(SetACL(self.full(path), list(acl), -1))
+
+
+def apply_tree(hosts: str | ZkSpec, root: str, nodes: Iterable[ZNode]) -> ApplyStats:
+    """Make the subtree at ``root`` equal to ``nodes`` (pre-order): create, update, delete in batches.
+
+    ``hosts`` is a connect string (``"h1:2181,h2:2181[/chroot]"``) or a :class:`ZkSpec`.
+    Ephemeral nodes in the live tree are left alone.
+    """
+    spec = ZkSpec.of(hosts)
+    with Connection(spec) as reader_conn, Connection(spec, prefer_leader=True) as writer_conn:
+        # Ephemeral live nodes stay where they are: never deleted, never compared.
+        live = iter(TreeReader(reader_conn, root, skip_ephemeral=True))
+        return _Merge(_Batcher(writer_conn), live).run(nodes)
