@@ -11,7 +11,7 @@ from kazoo.security import OPEN_ACL_UNSAFE, make_acl
 
 from dcos_backup.errors import ZooKeeperUnavailable
 from dcos_backup.zk import ReadStats, ZkSpec, ZNode, apply_tree, compare_tree, connect, iter_tree, path_key
-from dcos_backup.zk.protocol import GET_CHILDREN, GET_DATA, ChildrenResult, DataResult, ErrorResult, MultiRead
+from dcos_backup.zk.protocol import GET_CHILDREN, GET_DATA, ErrorResult, MultiRead
 from dcos_backup.zk.reader import TreeReader
 from dcos_backup.zk.wire import OFFSET, Connection
 
@@ -161,11 +161,12 @@ def test_multi_read_answers_each_op_with_a_typed_result(zk, hosts):
         reply = next(conn.replies())
     assert reply.err == 0
     a, m, gone, a_children, b = MultiRead.deserialize(reply.body, OFFSET)
-    assert a == DataResult(b"\x00data", zk.exists("/m/a"))
-    assert type(m) is ChildrenResult and sorted(m.children) == ["a", "b"]
+    assert a == (b"\x00data", zk.exists("/m/a"))  # DataResult: (data, stat), as kazoo's GetData
+    assert type(m) is list and sorted(m) == ["a", "b"]  # ChildrenResult: names, as kazoo's GetChildren
     assert type(gone) is ErrorResult and isinstance(gone.exception(), NoNodeError)
-    assert a_children == ChildrenResult([])
-    assert type(b) is DataResult and b.stat.numChildren == 1 and b.data == b""
+    assert a_children == []
+    data, stat = b
+    assert data == b"" and stat.numChildren == 1
 
 
 def test_unreachable_server_is_a_clear_error():

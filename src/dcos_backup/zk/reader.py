@@ -17,14 +17,13 @@ import itertools
 import select
 from collections import deque
 from collections.abc import Iterator
-from typing import NamedTuple
 
 from kazoo.exceptions import NoNodeError
 from kazoo.protocol.serialization import Sync, stat_struct
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL
 
-from dcos_backup.zk.protocol import GET_CHILDREN, GET_DATA, DataResult, ErrorResult, GetACLRequest, MultiRead
+from dcos_backup.zk.protocol import GET_CHILDREN, GET_DATA, GetACLRequest, MultiRead
 from dcos_backup.zk.records import ZNode, path_key
 from dcos_backup.zk.wire import OFFSET, Connection, Reply
 
@@ -37,7 +36,20 @@ _GET_ACL = GetACLRequest.type
 class _Node:
     """A znode from its request to its emission: the replies gathered so far and its place in the walk."""
 
-    __slots__ = ("acl", "children", "data", "emitted", "key", "kids", "next_child", "path", "skip", "stat", "waiting")
+    __slots__ = (
+        "acl",
+        "children",
+        "children_emitted",
+        "children_requested",
+        "data",
+        "emitted",
+        "key",
+        "kids",
+        "path",
+        "skip",
+        "stat",
+        "waiting",
+    )
 
     def __init__(self, path: str, key: tuple[str, ...]) -> None:
         self.path = path
@@ -48,11 +60,12 @@ class _Node:
         # Only names are kept; a child's node object exists from its request to its emission, so a
         # directory of 500,000 children costs its name list, not 500,000 objects.
         self.children: list[str] | None = None  # sorted child names, once known
+        self.children_requested = 0  # how many children are requested (in name order)
         self.kids: deque[_Node] = deque()  # child nodes requested but not emitted yet, in name order
         self.waiting = 2  # replies still expected: data and ACL (children are counted separately)
         self.skip = False  # ephemeral (when skipped), or deleted during the walk
         self.emitted = False  # handed out (or skipped); its children follow
-        self.next_child = 0  # index in children of the next child to emit
+        self.children_emitted = 0  # how many children are emitted (or skipped)
 
     @property
     def complete(self) -> bool:
@@ -64,16 +77,10 @@ class _Node:
             self.children = []
 
 
-class _Scheduled(NamedTuple):
-    """Child ``index`` of ``parent``, to be requested in ``key`` order (a tuple: the heap compares in C).
-
-    Keys are distinct paths, so the heap never compares beyond ``key``. Each parent has at most one
-    entry: its next child to request, replaced by the following sibling when taken.
-    """
-
-    key: tuple[str, ...]
-    parent: _Node
-    index: int
+# The schedule: a heap of (key of a directory's next child to request, the directory), one entry per
+# directory being walked, so requests go out earliest in pre-order first. Keys are distinct paths: the
+# heap never compares the directories. A plain pair: the heap compares it in C, and one is made per znode.
+_Scheduled = tuple[tuple[str, ...], _Node]
 
 
 def _join(parent: str, child: str) -> str:
@@ -134,8 +141,7 @@ class TreeReader:
         self._request(top)
         while True:
             self._fill_window()
-            while (znode := self._next_ready()) is not None:
-                yield znode
+            yield from self._emit_ready()
             if not self._stack:
                 return
             if not self._handle_buffered_replies():
@@ -150,21 +156,21 @@ class TreeReader:
                 pass
 
     def _fill_window(self) -> None:
-        """Request the earliest scheduled nodes; a node adds at most one request to any connection."""
+        """Request the earliest scheduled children; each adds at most one request to any connection.
+
+        Taking a directory's next child puts the sibling after it in the schedule.
+        """
         room = min(self.window - c.in_flight for c in self.conns)
         schedule = self._schedule
         while schedule and room > 0:
             room -= 1
-            self._request(self._take(heapq.heappop(schedule)))
-
-    def _take(self, entry: _Scheduled) -> _Node:
-        """The node of a scheduled child; its next sibling takes its place in the schedule."""
-        parent, index = entry.parent, entry.index
-        node = _Node(_join(parent.path, parent.children[index]), entry.key)
-        parent.kids.append(node)
-        if index + 1 < len(parent.children):
-            heapq.heappush(self._schedule, _Scheduled((*parent.key, parent.children[index + 1]), parent, index + 1))
-        return node
+            key, parent = heapq.heappop(schedule)
+            node = _Node(_join(parent.path, parent.children[parent.children_requested]), key)
+            parent.kids.append(node)
+            parent.children_requested += 1
+            if parent.children_requested < len(parent.children):
+                heapq.heappush(schedule, ((*parent.key, parent.children[parent.children_requested]), parent))
+            self._request(node)
 
     def _request(self, node: _Node) -> None:
         self._add_to_batch(node, GET_DATA)
@@ -183,14 +189,14 @@ class TreeReader:
             self._batch_nodes, self._batch_ops = [], []
 
     # ---------------------------------------------------------------- emission
-    def _next_ready(self) -> ZNode | None:
-        """The next node in pre-order once all its replies are in; None while it waits (or when done)."""
+    def _emit_ready(self) -> Iterator[ZNode]:
+        """The nodes whose turn it is in pre-order and whose replies are all in."""
         stack = self._stack
         while stack:
             node = stack[-1]
             if not node.emitted:
                 if not node.complete:
-                    return None
+                    return
                 node.emitted = True
                 if node.skip:
                     if node.stat is not None and node.stat.ephemeralOwner:
@@ -198,16 +204,15 @@ class TreeReader:
                     stack.pop()
                     continue
                 data, node.data = node.data, None
-                return ZNode(node.path, data, node.acl, node.stat)
-            if node.next_child < len(node.children):
+                yield ZNode(node.path, data, node.acl, node.stat)
+            elif node.children_emitted < len(node.children):
                 if not node.kids:
-                    return None  # the next child is not requested yet: the window fills first
+                    return  # the next child is not requested yet: the window fills first
                 stack.append(node.kids.popleft())
-                node.next_child += 1
+                node.children_emitted += 1
             else:
                 node.children = []  # emitted: let the subtree go
                 stack.pop()
-        return None
 
     # ---------------------------------------------------------------- replies
     def _handle_buffered_replies(self) -> bool:
@@ -252,12 +257,12 @@ class TreeReader:
     def _got_batch(self, reply: Reply) -> None:
         results = MultiRead.deserialize(reply.body, OFFSET)
         for node, (kind, _), result in zip(reply.tag, reply.request.ops, results, strict=True):
-            if type(result) is DataResult:
-                self._got_data(node, result.data, result.stat)
-            elif type(result) is ErrorResult:
-                self._gone(node, kind, result.exception())
+            if type(result) is tuple:  # DataResult
+                self._got_data(node, *result)
+            elif type(result) is list:  # ChildrenResult
+                self._got_children(node, result)
             else:
-                self._got_children(node, result.children)
+                self._gone(node, kind, result.exception())
 
     def _got_data(self, node: _Node, data: bytes | None, stat: ZnodeStat) -> None:
         node.data, node.stat = data or b"", stat
@@ -272,7 +277,7 @@ class TreeReader:
     def _got_children(self, node: _Node, names: list[str]) -> None:
         node.children = sorted(names)
         if node.children:
-            heapq.heappush(self._schedule, _Scheduled((*node.key, node.children[0]), node, 0))
+            heapq.heappush(self._schedule, ((*node.key, node.children[0]), node))
 
     def _got_acl(self, node: _Node, body: bytes) -> None:
         # Most nodes share a handful of ACLs: parse each distinct one once (the reply ends with a stat).
