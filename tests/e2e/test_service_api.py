@@ -1,6 +1,7 @@
 """The backup service's HTTP API, in-process (FastAPI TestClient) against the real shared ensemble.
 
 Each test gets its own ZooKeeper chroot and catalog directory, so tests cannot see each other's lock.
+The service is given a FaultyEngine (the real engine, faults off unless a test switches one on).
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.e2e.faulty_engine import FaultyEngine
 from tests.e2e.service_helpers import damage, snapshot, wait_for
 
 from dcos_backup.catalog.models import BackupRecord, Status, new_backup_id, now
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.local.seed import seed_marathon
-from dcos_backup.service import jobs
 from dcos_backup.service.app import PREFIX, build_app
+from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
 from dcos_backup.zk import connect
 
@@ -32,28 +34,23 @@ def env(cluster, tmp_path):
     admin.create(chroot)
     zk = connect(cluster.zk_hosts + chroot)
     seed_marathon(zk, apps=20, seed=5)
-    service = BackupService(LocalStorage(tmp_path / "backups"), cluster.zk_hosts + chroot)
+    engine = ZkEngine(cluster.zk_hosts + chroot)
+    service = BackupService(LocalStorage(tmp_path / "backups"), FaultyEngine(engine))
     http = TestClient(build_app(service, TOKEN), headers={"Authorization": f"Bearer {TOKEN}"})
     yield http, service, zk
     service.close()
+    engine.close()
     zk.stop()
     admin.delete(chroot, recursive=True)
     admin.stop()
 
 
 @pytest.fixture
-def slow_reader(monkeypatch):
-    """Slow the real tree reader down so a job is still running when the next request arrives."""
-    real = jobs.iter_tree
+def slow_reader(env):
+    """Hold the engine's reads at a gate so a job is still running when the next request arrives."""
+    _, service, _ = env
     gate = threading.Event()
-
-    def paced(*args, **kwargs):
-        for i, node in enumerate(real(*args, **kwargs)):
-            if i == 5:
-                gate.wait(30)
-            yield node
-
-    monkeypatch.setattr(jobs, "iter_tree", paced)
+    service.engine.gate = gate
     yield gate
     gate.set()
 
@@ -208,19 +205,12 @@ def test_restore_of_a_failed_backup_is_refused(env):
     assert response.status_code == 409 and "STATUS_ERROR" in response.json()["message"]
 
 
-def test_failed_restore_rolls_back_to_the_safety_backup(env, monkeypatch):
-    http, _, zk = env
+def test_failed_restore_rolls_back_to_the_safety_backup(env):
+    http, service, zk = env
     doc = create_ready(http)
     damage(zk)
     damaged = snapshot(zk)
-    real_compare = jobs.compare_tree
-    calls = []
-
-    def compare_fails_first(*args, **kwargs):  # the verification after the restore "finds" a difference
-        calls.append(1)
-        return "injected difference" if len(calls) == 1 else real_compare(*args, **kwargs)
-
-    monkeypatch.setattr(jobs, "compare_tree", compare_fails_first)
+    service.engine.compare_lies = 1  # the verification after the restore "finds" a difference
     http.post(f"{PREFIX}/backups/{doc['id']}/restore")
     final = wait_for(
         lambda: (

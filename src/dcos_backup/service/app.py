@@ -1,21 +1,24 @@
 """The HTTP API of the backup service (FastAPI), under ``/system/v1/backup/v1``.
 
-Every backup endpoint needs ``Authorization: Bearer <token>``. Errors are JSON ``{"code", "message"}``
-with the HTTP status that ``errors.py`` assigns; no traceback ever leaves the process.
+Every backup endpoint needs ``Authorization: Bearer <token>``. Routes answer with response models
+(:class:`BackupDocument`: the catalog's record plus size and progress), so the OpenAPI schema shows
+what they return. Errors are JSON ``{"code", "message"}`` with the HTTP status that ``errors.py``
+assigns; no traceback ever leaves the process.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, computed_field, model_serializer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dcos_backup import __version__
+from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.errors import DcosBackupError
 from dcos_backup.service.auth import check_bearer
 from dcos_backup.service.jobs import BackupService
@@ -33,6 +36,35 @@ class CreateBackup(BaseModel):
 class ErrorBody(BaseModel):
     code: str
     message: str
+    details: dict[str, Any] | None = Field(None, description="e.g. the running job of a 409")
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class BackupDocument(BackupRecord):
+    """A backup as the API shows it: the catalog's record, its size and, while a job runs on it, its progress."""
+
+    progress: dict[str, Any] | None = Field(None, description="what the running job does; absent when none runs")
+
+    @classmethod
+    def of(cls, record: BackupRecord, progress: dict[str, Any] | None = None) -> BackupDocument:
+        return cls.model_validate({**dict(record), "progress": progress})
+
+    @computed_field(description="bytes of all archives")  # type: ignore[prop-decorator]
+    @property
+    def size(self) -> int:
+        return super().size
+
+    @model_serializer(mode="wrap")
+    def _progress_last_if_any(self, handler: SerializerFunctionWrapHandler) -> Any:
+        doc = handler(self)
+        progress = doc.pop("progress", None)
+        if progress:
+            doc["progress"] = progress
+        return doc
 
 
 def error_response(status: int, code: str, message: str, **extra: object) -> JSONResponse:
@@ -84,8 +116,8 @@ def build_app(service: BackupService, token: str) -> FastAPI:
         return error_response(500, "internal_error", "internal error; see the service log")
 
     @app.get(f"{PREFIX}/health", summary="Liveness (no auth)")
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    def health() -> Health:
+        return Health(status="ok", version=__version__)
 
     @app.post(
         f"{PREFIX}/backups",
@@ -94,12 +126,12 @@ def build_app(service: BackupService, token: str) -> FastAPI:
         responses={**common, 400: errors, 409: errors},
         summary="Start a backup",
     )
-    def create_backup(body: CreateBackup) -> dict:
-        return service.create(body.label).public()
+    def create_backup(body: CreateBackup) -> BackupDocument:
+        return BackupDocument.of(service.create(body.label))
 
     @app.get(f"{PREFIX}/backups", dependencies=[Depends(authorized)], responses=common, summary="List backups")
-    def list_backups(label: str | None = None) -> list[dict]:
-        return [r.public(service.progress(r.id)) for r in service.list(label)]
+    def list_backups(label: str | None = None) -> list[BackupDocument]:
+        return [BackupDocument.of(r, service.progress(r.id)) for r in service.list(label)]
 
     @app.get(
         f"{PREFIX}/backups/{{backup_id}}",
@@ -107,8 +139,8 @@ def build_app(service: BackupService, token: str) -> FastAPI:
         responses=common,
         summary="Show one backup",
     )
-    def show_backup(backup_id: str) -> dict:
-        return service.get(backup_id).public(service.progress(backup_id))
+    def show_backup(backup_id: str) -> BackupDocument:
+        return BackupDocument.of(service.get(backup_id), service.progress(backup_id))
 
     @app.delete(
         f"{PREFIX}/backups/{{backup_id}}",
@@ -116,8 +148,8 @@ def build_app(service: BackupService, token: str) -> FastAPI:
         responses={**common, 409: errors},
         summary="Delete a backup",
     )
-    def delete_backup(backup_id: str) -> dict:
-        return service.delete(backup_id).public()
+    def delete_backup(backup_id: str) -> BackupDocument:
+        return BackupDocument.of(service.delete(backup_id))
 
     @app.post(
         f"{PREFIX}/backups/{{backup_id}}/restore",
@@ -126,7 +158,7 @@ def build_app(service: BackupService, token: str) -> FastAPI:
         responses={**common, 409: errors},
         summary="Restore a backup",
     )
-    def restore_backup(backup_id: str) -> dict:
-        return service.restore(backup_id).public(service.progress(backup_id))
+    def restore_backup(backup_id: str) -> BackupDocument:
+        return BackupDocument.of(service.restore(backup_id), service.progress(backup_id))
 
     return app
