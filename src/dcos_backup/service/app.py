@@ -59,7 +59,8 @@ class BackupDocument(BackupRecord):
         return super().size
 
     @model_serializer(mode="wrap")
-    def _progress_last_if_any(self, handler: SerializerFunctionWrapHandler) -> Any:
+    def _progress_last_if_any(self, handler: SerializerFunctionWrapHandler):
+        # No return annotation on purpose: with one, pydantic would take it for the schema of the document.
         doc = handler(self)
         progress = doc.pop("progress", None)
         if progress:
@@ -81,7 +82,7 @@ def build_app(service: BackupService, token: str) -> FastAPI:
         openapi_url=f"{PREFIX}/openapi.json",
     )
     errors = {"model": ErrorBody}
-    common = {401: errors, 404: errors}
+    common = {401: errors, 404: errors, 422: errors}  # 422: a damaged catalog entry (IntegrityError)
 
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
         check_bearer(authorization, token)
