@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -161,6 +162,17 @@ class RestoreRecord(BaseModel):
         self.finished_at = now()
 
 
+def _of_latest(name: str, kind: Any, empty: Callable[[], object] = lambda: None) -> Any:
+    """A field of :class:`Restores` computed when serialised: ``name`` of the latest restore
+    (``empty()`` before the first restore)."""
+
+    def get(restores: Restores) -> object:
+        latest = restores.latest
+        return getattr(latest, name) if latest is not None else empty()
+
+    return computed_field(property(get), return_type=kind)
+
+
 class Restores(BaseModel):
     """Every restore of a backup, oldest first, in ``history``.
 
@@ -188,45 +200,15 @@ class Restores(BaseModel):
         self.entries.append(restore)
         return restore
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def id(self) -> str | None:
-        return self.latest.id if self.latest else None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def status(self) -> Status | None:
-        return self.latest.status if self.latest else None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def component_status(self) -> dict[str, Status]:
-        return self.latest.component_status if self.latest else {}
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def started_at(self) -> datetime | None:
-        return self.latest.started_at if self.latest else None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def finished_at(self) -> datetime | None:
-        return self.latest.finished_at if self.latest else None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def reason(self) -> str | None:
-        return self.latest.reason if self.latest else None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def safety_backup_id(self) -> str | None:
-        return self.latest.safety_backup_id if self.latest else None
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def history(self) -> list[RestoreRecord]:
-        return self.entries
+    # The latest restore's fields, in the order the documents have always had them, then the history.
+    id = _of_latest("id", str | None)
+    status = _of_latest("status", Status | None)
+    component_status = _of_latest("component_status", dict[str, Status], empty=dict)
+    started_at = _of_latest("started_at", datetime | None)
+    finished_at = _of_latest("finished_at", datetime | None)
+    reason = _of_latest("reason", str | None)
+    safety_backup_id = _of_latest("safety_backup_id", str | None)
+    history = computed_field(property(lambda self: self.entries), return_type=list[RestoreRecord])
 
 
 class BackupRecord(BaseModel):

@@ -9,11 +9,12 @@ assigns; no traceback ever leaves the process.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, computed_field, model_serializer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -81,85 +82,77 @@ def build_app(service: BackupService, token: str) -> FastAPI:
         redoc_url=None,
         openapi_url=f"{PREFIX}/openapi.json",
     )
-    errors = {"model": ErrorBody}
-    common = {401: errors, 404: errors, 422: errors}  # 422: a damaged catalog entry (IntegrityError)
+    app.middleware("http")(limit_body)
+    app.exception_handler(DcosBackupError)(on_error)
+    app.exception_handler(RequestValidationError)(on_invalid)
+    app.exception_handler(StarletteHTTPException)(on_http)
+    app.exception_handler(Exception)(on_bug)
+    app.get(f"{PREFIX}/health", summary="Liveness (no auth)")(health)
+    app.include_router(backup_routes(service, token))
+    return app
+
+
+async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        return error_response(413, "too_large", f"request body larger than {MAX_BODY} bytes")
+    return await call_next(request)
+
+
+async def on_error(_: Request, exc: DcosBackupError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+
+
+async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    return error_response(400, "invalid_request", f"invalid request: {where or 'body'}: {first.get('msg', '')}")
+
+
+async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+async def on_bug(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("internal error")
+    return error_response(500, "internal_error", "internal error; see the service log")
+
+
+def health() -> Health:
+    return Health(status="ok", version=__version__)
+
+
+def backup_routes(service: BackupService, token: str) -> APIRouter:
+    """The backup endpoints: each needs the bearer token; each answers with the backup's document."""
 
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
         check_bearer(authorization, token)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return error_response(413, "too_large", f"request body larger than {MAX_BODY} bytes")
-        return await call_next(request)
+    errors = {"model": ErrorBody}
+    # 422 is a damaged catalog entry (IntegrityError); request validation errors are answered with 400.
+    common = {401: errors, 404: errors, 422: errors}
+    router = APIRouter(prefix=PREFIX, dependencies=[Depends(authorized)], responses=common)
 
-    @app.exception_handler(DcosBackupError)
-    async def on_error(_: Request, exc: DcosBackupError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-        response = JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
-        return response
-
-    @app.exception_handler(RequestValidationError)
-    async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return error_response(400, "invalid_request", f"invalid request: {where or 'body'}: {first.get('msg', '')}")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
-
-    @app.exception_handler(Exception)
-    async def on_bug(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error")
-        return error_response(500, "internal_error", "internal error; see the service log")
-
-    @app.get(f"{PREFIX}/health", summary="Liveness (no auth)")
-    def health() -> Health:
-        return Health(status="ok", version=__version__)
-
-    @app.post(
-        f"{PREFIX}/backups",
-        status_code=202,
-        dependencies=[Depends(authorized)],
-        responses={**common, 400: errors, 409: errors},
-        summary="Start a backup",
-    )
+    @router.post("/backups", status_code=202, responses={400: errors, 409: errors}, summary="Start a backup")
     def create_backup(body: CreateBackup) -> BackupDocument:
         return BackupDocument.of(service.create(body.label))
 
-    @app.get(f"{PREFIX}/backups", dependencies=[Depends(authorized)], responses=common, summary="List backups")
+    @router.get("/backups", summary="List backups")
     def list_backups(label: str | None = None) -> list[BackupDocument]:
         return [BackupDocument.of(r, service.progress(r.id)) for r in service.list(label)]
 
-    @app.get(
-        f"{PREFIX}/backups/{{backup_id}}",
-        dependencies=[Depends(authorized)],
-        responses=common,
-        summary="Show one backup",
-    )
+    @router.get("/backups/{backup_id}", summary="Show one backup")
     def show_backup(backup_id: str) -> BackupDocument:
         return BackupDocument.of(service.get(backup_id), service.progress(backup_id))
 
-    @app.delete(
-        f"{PREFIX}/backups/{{backup_id}}",
-        dependencies=[Depends(authorized)],
-        responses={**common, 409: errors},
-        summary="Delete a backup",
-    )
+    @router.delete("/backups/{backup_id}", responses={409: errors}, summary="Delete a backup")
     def delete_backup(backup_id: str) -> BackupDocument:
         return BackupDocument.of(service.delete(backup_id))
 
-    @app.post(
-        f"{PREFIX}/backups/{{backup_id}}/restore",
-        status_code=202,
-        dependencies=[Depends(authorized)],
-        responses={**common, 409: errors},
-        summary="Restore a backup",
-    )
+    @router.post("/backups/{backup_id}/restore", status_code=202, responses={409: errors}, summary="Restore a backup")
     def restore_backup(backup_id: str) -> BackupDocument:
         return BackupDocument.of(service.restore(backup_id), service.progress(backup_id))
 
-    return app
+    return router
