@@ -17,13 +17,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
-from dcos_backup.catalog.models import (
-    BackupRecord,
-    RestoreRecord,
-    Status,
-    ZxidWindow,
-    now,
-)
+from dcos_backup.catalog.models import BackupRecord, RestoreRecord, Status, ZxidWindow, now
 from dcos_backup.catalog.storage import Storage
 from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree
 from dcos_backup.errors import Conflict, DcosBackupError, IntegrityError

@@ -61,6 +61,8 @@ def attempt(step: Callable[[], object], what: str) -> str | None:
 
 
 class JobRunner:
+    """Runs one job at a time per cluster (the engine's lock) and at most one in this process."""
+
     def __init__(self, engine: Engine, storage: Storage) -> None:
         self._engine = engine
         self._storage = storage
