@@ -4,13 +4,16 @@
 prints. Every status change is a method of the record it changes, written once, and refuses a move the
 state machine does not allow (:class:`~dcos_backup.errors.Conflict`)::
 
-    BackupRecord      start -> STATUS_BACKING_UP -> finish -> STATUS_READY
-                                                 -> fail(reason) | interrupt -> STATUS_ERROR
-    ComponentBackup   start -> STATUS_BACKING_UP -> finish -> STATUS_READY | fail(reason) -> STATUS_ERROR
-    RestoreRecord     start -> STATUS_RESTORING  -> protect(safety backup) -> finish -> STATUS_READY
-                                                                          -> fail(reason) -> STATUS_ERROR
+    BackupRecord.start              -> STATUS_BACKING_UP -> finish               -> STATUS_READY
+                                                         -> fail(reason), interrupt -> STATUS_ERROR
+    BackupRecord.start_component    -> STATUS_BACKING_UP -> finish               -> STATUS_READY
+      (a ComponentBackup)                                -> fail(reason)         -> STATUS_ERROR
+    BackupRecord.start_restore      -> STATUS_RESTORING  -> finish(stats)        -> STATUS_READY
+      (a RestoreRecord; protect(safety backup id) once)  -> fail(reason)         -> STATUS_ERROR
 
-A backup is restored only while it is ``STATUS_READY`` and no restore of it runs.
+A backup gets components only while it is backed up, and is restored only while it is ``STATUS_READY``
+and no restore of it runs. A failed backup fails the component it was working on, with the same reason;
+a failed restore fails every component of it.
 """
 
 from __future__ import annotations
