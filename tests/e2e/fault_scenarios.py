@@ -18,8 +18,8 @@ from dcos_backup.local.cluster import Cluster
 from dcos_backup.local.processes import read_pid
 from dcos_backup.service.auth import read_token_file
 from dcos_backup.service.client import BackupClient, Endpoint, backup_finished, restore_finished
+from dcos_backup.service.engine import ZkEngine
 from dcos_backup.zk import connect
-from dcos_backup.zk.tree import compare_tree
 
 
 def service_client(cluster: Cluster) -> BackupClient:
@@ -76,8 +76,8 @@ def archive_equals_tree(cluster: Cluster, doc: dict, root: str = "/marathon") ->
     path = Path(cluster.service["storage_dir"]) / doc["id"] / doc["components"]["marathon"]["archive"]
     with open(path, "rb") as raw:
         verify_archive(raw, doc["components"]["marathon"]["sha256"])
-    with open(path, "rb") as raw:
-        difference = compare_tree(cluster.zk_hosts, root, read_archive(raw))
+    with ZkEngine(cluster.zk_hosts) as engine, open(path, "rb") as raw:
+        difference = engine.compare(root, read_archive(raw))
     assert difference is None, f"archive of a STATUS_READY backup differs from the tree: {difference}"
 
 

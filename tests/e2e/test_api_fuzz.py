@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.service.app import PREFIX, build_app
+from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
 from dcos_backup.zk import connect
 
@@ -25,9 +26,11 @@ def http(cluster, tmp_path_factory):
     chroot = f"/fuzz-{uuid.uuid4().hex[:8]}"
     admin = connect(cluster.zk_hosts)
     admin.create(chroot)
-    service = BackupService(LocalStorage(tmp_path_factory.mktemp("fuzz")), cluster.zk_hosts + chroot)
+    engine = ZkEngine(cluster.zk_hosts + chroot)
+    service = BackupService(LocalStorage(tmp_path_factory.mktemp("fuzz")), engine)
     yield TestClient(build_app(service, TOKEN), raise_server_exceptions=False)
     service.close()
+    engine.close()
     admin.delete(chroot, recursive=True)
     admin.stop()
 

@@ -20,6 +20,7 @@ from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.seed import seed_marathon
 from dcos_backup.service.app import PREFIX, build_app
+from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
 from dcos_backup.zk import connect
 
@@ -62,12 +63,13 @@ def test_storage_full_is_an_error_with_nothing_partial(cluster, tmp_path):
     chroot = f"/full-{uuid.uuid4().hex[:8]}"
     admin = connect(cluster.zk_hosts)
     admin.create(chroot)
-    service = None
+    engine = service = None
     try:
         zk = connect(cluster.zk_hosts + chroot)
         seed_marathon(zk, apps=400, seed=1)  # an archive of about 600 KB: more than the disk
         zk.stop()
-        service = BackupService(LocalStorage(storage_dir), cluster.zk_hosts + chroot)
+        engine = ZkEngine(cluster.zk_hosts + chroot)
+        service = BackupService(LocalStorage(storage_dir), engine)
         http = TestClient(build_app(service, "t"), headers={"Authorization": "Bearer t"})
         doc = http.post(f"{PREFIX}/backups", json={"label": "too-big"}).json()
         final = wait_for(
@@ -79,6 +81,8 @@ def test_storage_full_is_an_error_with_nothing_partial(cluster, tmp_path):
     finally:
         if service is not None:
             service.close()
+        if engine is not None:
+            engine.close()
         subprocess.run(["umount", str(storage_dir)], check=False)
         admin.delete(chroot, recursive=True)
         admin.stop()

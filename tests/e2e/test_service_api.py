@@ -1,6 +1,7 @@
 """The backup service's HTTP API, in-process (FastAPI TestClient) against the real shared ensemble.
 
 Each test gets its own ZooKeeper chroot and catalog directory, so tests cannot see each other's lock.
+The service is given a FaultyEngine (the real engine, faults off unless a test switches one on).
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.e2e.faulty_engine import FaultyEngine
 from tests.e2e.service_helpers import damage, snapshot, wait_for
 
+from dcos_backup.catalog.archive import read_archive
 from dcos_backup.catalog.models import BackupRecord, Status, new_backup_id, now
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.local.seed import seed_marathon
-from dcos_backup.service import jobs
 from dcos_backup.service.app import PREFIX, build_app
+from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
 from dcos_backup.zk import connect
 
@@ -32,28 +35,23 @@ def env(cluster, tmp_path):
     admin.create(chroot)
     zk = connect(cluster.zk_hosts + chroot)
     seed_marathon(zk, apps=20, seed=5)
-    service = BackupService(LocalStorage(tmp_path / "backups"), cluster.zk_hosts + chroot)
+    engine = ZkEngine(cluster.zk_hosts + chroot)
+    service = BackupService(LocalStorage(tmp_path / "backups"), FaultyEngine(engine))
     http = TestClient(build_app(service, TOKEN), headers={"Authorization": f"Bearer {TOKEN}"})
     yield http, service, zk
     service.close()
+    engine.close()
     zk.stop()
     admin.delete(chroot, recursive=True)
     admin.stop()
 
 
 @pytest.fixture
-def slow_reader(monkeypatch):
-    """Slow the real tree reader down so a job is still running when the next request arrives."""
-    real = jobs.iter_tree
+def slow_reader(env):
+    """Hold the engine's reads at a gate so a job is still running when the next request arrives."""
+    _, service, _ = env
     gate = threading.Event()
-
-    def paced(*args, **kwargs):
-        for i, node in enumerate(real(*args, **kwargs)):
-            if i == 5:
-                gate.wait(30)
-            yield node
-
-    monkeypatch.setattr(jobs, "iter_tree", paced)
+    service.engine.gate = gate
     yield gate
     gate.set()
 
@@ -208,19 +206,12 @@ def test_restore_of_a_failed_backup_is_refused(env):
     assert response.status_code == 409 and "STATUS_ERROR" in response.json()["message"]
 
 
-def test_failed_restore_rolls_back_to_the_safety_backup(env, monkeypatch):
-    http, _, zk = env
+def test_failed_restore_rolls_back_to_the_safety_backup(env):
+    http, service, zk = env
     doc = create_ready(http)
     damage(zk)
     damaged = snapshot(zk)
-    real_compare = jobs.compare_tree
-    calls = []
-
-    def compare_fails_first(*args, **kwargs):  # the verification after the restore "finds" a difference
-        calls.append(1)
-        return "injected difference" if len(calls) == 1 else real_compare(*args, **kwargs)
-
-    monkeypatch.setattr(jobs, "compare_tree", compare_fails_first)
+    service.engine.compare_lies = 1  # the verification after the restore "finds" a difference
     http.post(f"{PREFIX}/backups/{doc['id']}/restore")
     final = wait_for(
         lambda: (
@@ -248,10 +239,79 @@ def test_restart_marks_interrupted_jobs_and_removes_partials(env):
     assert service.get(done["id"]).status == Status.READY
 
 
+def test_a_read_failing_mid_backup_is_an_error_and_frees_the_lock_at_once(env):
+    http, service, _ = env
+    service.engine.read_fails_after = 10
+    failed = create_ready(http, "cut-short")
+    assert failed["status"] == "STATUS_ERROR" and failed["reason"] == "injected: connection lost after 10 nodes"
+    component = failed["components"]["marathon"]
+    assert component["status"] == "STATUS_ERROR" and component["reason"] == failed["reason"]
+    assert sorted(p.name for p in service.storage.archive_path(failed["id"], "x").parent.iterdir()) == ["backup.json"]
+    service.engine.read_fails_after = None
+    assert create_ready(http, "next")["status"] == "STATUS_READY"  # no 409: the lock went with the final write
+
+
+def interrupted_restore(service: BackupService, backup_id: str, safety_id: str | None) -> None:
+    """What a service killed mid-restore leaves in the catalog: a restore still STATUS_RESTORING."""
+    record = service.get(backup_id)
+    restore = record.start_restore()
+    if safety_id is not None:
+        restore.protect(safety_id)
+    service.storage.write(record)
+
+
+def test_restart_rolls_an_interrupted_restore_back_to_its_safety_backup(env):
+    http, service, zk = env
+    wanted = create_ready(http, "wanted")
+    damage(zk)
+    damaged = snapshot(zk)
+    safety = create_ready(http, "safety-20260101T000000")
+    interrupted_restore(service, wanted["id"], safety["id"])
+    with service.storage.archive_reader(wanted["id"], "marathon.dcosbkp") as raw:  # the restore got that far
+        service.engine.apply("/marathon", read_archive(raw))
+    assert snapshot(zk) != damaged
+
+    assert service.recover() == [wanted["id"]]
+    final = wait_for(
+        lambda: (
+            (d := http.get(f"{PREFIX}/backups/{wanted['id']}").json())["restores"]["status"] != "STATUS_RESTORING" and d
+        )
+    )
+    restores = final["restores"]
+    assert restores["status"] == "STATUS_ERROR" and restores["component_status"] == {"marathon": "STATUS_ERROR"}
+    assert restores["reason"] == (
+        f"interrupted: the service stopped during the restore; rolled back to the safety backup {safety['id']}"
+    )
+    assert snapshot(zk) == damaged
+    assert http.post(f"{PREFIX}/backups/{wanted['id']}/restore").status_code == 202  # the lock is free again
+
+
+def test_restart_ends_a_restore_interrupted_before_any_change(env):
+    http, service, zk = env
+    wanted = create_ready(http, "wanted")
+    damage(zk)
+    damaged = snapshot(zk)
+    interrupted_restore(service, wanted["id"], None)
+    assert service.recover() == [wanted["id"]]
+    restores = service.get(wanted["id"]).restores  # no job needed: ended at once
+    assert restores.status == Status.ERROR and restores.component_status == {"marathon": Status.ERROR}
+    assert restores.reason == "interrupted before any change; ZooKeeper was not touched"
+    assert service.running is None and snapshot(zk) == damaged
+
+
 def test_openapi_and_error_shapes(env):
     http, _, _ = env
     schema = TestClient(http.app).get(f"{PREFIX}/openapi.json").json()
     assert f"{PREFIX}/backups/{{backup_id}}/restore" in schema["paths"]
+    document = {"$ref": "#/components/schemas/BackupDocument"}
+    show = schema["paths"][f"{PREFIX}/backups/{{backup_id}}"]["get"]["responses"]
+    assert show["200"]["content"]["application/json"]["schema"] == document
+    assert show["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+    listed = schema["paths"][f"{PREFIX}/backups"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert listed["schema"]["items"] == document
+    models = schema["components"]["schemas"]
+    assert {"restores", "size", "progress", "components"} <= set(models["BackupDocument"]["properties"])
+    assert {"component_status", "history", "safety_backup_id"} <= set(models["Restores"]["properties"])
     big = http.post(
         f"{PREFIX}/backups", content=b"{" + b" " * 70000 + b"}", headers={"content-type": "application/json"}
     )

@@ -13,6 +13,7 @@ from dcos_backup.cli._common import run
 from dcos_backup.components import DEFAULT_COMPONENTS, parse_component
 from dcos_backup.service.app import build_app
 from dcos_backup.service.auth import read_token_file
+from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
 from dcos_backup.service.server import serve
 
@@ -44,13 +45,14 @@ def cli(zk_hosts: str, storage: Path, token_file: Path, host: str, port: int, co
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     token = read_token_file(token_file)
     comps = tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS
-    service = BackupService(LocalStorage(storage), zk_hosts, comps)
-    service.recover()
-    app = build_app(service, token)
-    try:
-        serve(app, host, port)
-    finally:
-        service.close()
+    storage_backend = LocalStorage(storage)
+    with ZkEngine(zk_hosts) as engine:
+        service = BackupService(storage_backend, engine, comps)
+        service.recover()
+        try:
+            serve(build_app(service, token), host, port)
+        finally:
+            service.close()
 
 
 def main() -> NoReturn:

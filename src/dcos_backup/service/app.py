@@ -1,21 +1,25 @@
 """The HTTP API of the backup service (FastAPI), under ``/system/v1/backup/v1``.
 
-Every backup endpoint needs ``Authorization: Bearer <token>``. Errors are JSON ``{"code", "message"}``
-with the HTTP status that ``errors.py`` assigns; no traceback ever leaves the process.
+Every backup endpoint needs ``Authorization: Bearer <token>``. Routes answer with response models
+(:class:`BackupDocument`: the catalog's record plus size and progress), so the OpenAPI schema shows
+what they return. Errors are JSON ``{"code", "message"}`` with the HTTP status that ``errors.py``
+assigns; no traceback ever leaves the process.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, computed_field, model_serializer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dcos_backup import __version__
+from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.errors import DcosBackupError
 from dcos_backup.service.auth import check_bearer
 from dcos_backup.service.jobs import BackupService
@@ -33,6 +37,36 @@ class CreateBackup(BaseModel):
 class ErrorBody(BaseModel):
     code: str
     message: str
+    details: dict[str, Any] | None = Field(None, description="e.g. the running job of a 409")
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class BackupDocument(BackupRecord):
+    """A backup as the API shows it: the catalog's record, its size and, while a job runs on it, its progress."""
+
+    progress: dict[str, Any] | None = Field(None, description="what the running job does; absent when none runs")
+
+    @classmethod
+    def of(cls, record: BackupRecord, progress: dict[str, Any] | None = None) -> BackupDocument:
+        return cls.model_validate({**dict(record), "progress": progress})
+
+    @computed_field(description="bytes of all archives")  # type: ignore[prop-decorator]
+    @property
+    def size(self) -> int:
+        return super().size
+
+    @model_serializer(mode="wrap")
+    def _progress_last_if_any(self, handler: SerializerFunctionWrapHandler):
+        # No return annotation on purpose: with one, pydantic would take it for the schema of the document.
+        doc = handler(self)
+        progress = doc.pop("progress", None)
+        if progress:
+            doc["progress"] = progress
+        return doc
 
 
 def error_response(status: int, code: str, message: str, **extra: object) -> JSONResponse:
@@ -48,85 +82,77 @@ def build_app(service: BackupService, token: str) -> FastAPI:
         redoc_url=None,
         openapi_url=f"{PREFIX}/openapi.json",
     )
-    errors = {"model": ErrorBody}
-    common = {401: errors, 404: errors}
+    app.middleware("http")(limit_body)
+    app.exception_handler(DcosBackupError)(on_error)
+    app.exception_handler(RequestValidationError)(on_invalid)
+    app.exception_handler(StarletteHTTPException)(on_http)
+    app.exception_handler(Exception)(on_bug)
+    app.get(f"{PREFIX}/health", summary="Liveness (no auth)")(health)
+    app.include_router(backup_routes(service, token))
+    return app
+
+
+async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        return error_response(413, "too_large", f"request body larger than {MAX_BODY} bytes")
+    return await call_next(request)
+
+
+async def on_error(_: Request, exc: DcosBackupError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+
+
+async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    return error_response(400, "invalid_request", f"invalid request: {where or 'body'}: {first.get('msg', '')}")
+
+
+async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail))
+
+
+async def on_bug(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("internal error")
+    return error_response(500, "internal_error", "internal error; see the service log")
+
+
+def health() -> Health:
+    return Health(status="ok", version=__version__)
+
+
+def backup_routes(service: BackupService, token: str) -> APIRouter:
+    """The backup endpoints: each needs the bearer token; each answers with the backup's document."""
 
     def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
         check_bearer(authorization, token)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return error_response(413, "too_large", f"request body larger than {MAX_BODY} bytes")
-        return await call_next(request)
+    errors = {"model": ErrorBody}
+    # 422 is a damaged catalog entry (IntegrityError); request validation errors are answered with 400.
+    common = {401: errors, 404: errors, 422: errors}
+    router = APIRouter(prefix=PREFIX, dependencies=[Depends(authorized)], responses=common)
 
-    @app.exception_handler(DcosBackupError)
-    async def on_error(_: Request, exc: DcosBackupError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-        response = JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
-        return response
+    @router.post("/backups", status_code=202, responses={400: errors, 409: errors}, summary="Start a backup")
+    def create_backup(body: CreateBackup) -> BackupDocument:
+        return BackupDocument.of(service.create(body.label))
 
-    @app.exception_handler(RequestValidationError)
-    async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return error_response(400, "invalid_request", f"invalid request: {where or 'body'}: {first.get('msg', '')}")
+    @router.get("/backups", summary="List backups")
+    def list_backups(label: str | None = None) -> list[BackupDocument]:
+        return [BackupDocument.of(r, service.progress(r.id)) for r in service.list(label)]
 
-    @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+    @router.get("/backups/{backup_id}", summary="Show one backup")
+    def show_backup(backup_id: str) -> BackupDocument:
+        return BackupDocument.of(service.get(backup_id), service.progress(backup_id))
 
-    @app.exception_handler(Exception)
-    async def on_bug(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error")
-        return error_response(500, "internal_error", "internal error; see the service log")
+    @router.delete("/backups/{backup_id}", responses={409: errors}, summary="Delete a backup")
+    def delete_backup(backup_id: str) -> BackupDocument:
+        return BackupDocument.of(service.delete(backup_id))
 
-    @app.get(f"{PREFIX}/health", summary="Liveness (no auth)")
-    def health() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+    @router.post("/backups/{backup_id}/restore", status_code=202, responses={409: errors}, summary="Restore a backup")
+    def restore_backup(backup_id: str) -> BackupDocument:
+        return BackupDocument.of(service.restore(backup_id), service.progress(backup_id))
 
-    @app.post(
-        f"{PREFIX}/backups",
-        status_code=202,
-        dependencies=[Depends(authorized)],
-        responses={**common, 400: errors, 409: errors},
-        summary="Start a backup",
-    )
-    def create_backup(body: CreateBackup) -> dict:
-        return service.create(body.label).public()
-
-    @app.get(f"{PREFIX}/backups", dependencies=[Depends(authorized)], responses=common, summary="List backups")
-    def list_backups(label: str | None = None) -> list[dict]:
-        return [r.public(service.progress(r.id)) for r in service.list(label)]
-
-    @app.get(
-        f"{PREFIX}/backups/{{backup_id}}",
-        dependencies=[Depends(authorized)],
-        responses=common,
-        summary="Show one backup",
-    )
-    def show_backup(backup_id: str) -> dict:
-        return service.get(backup_id).public(service.progress(backup_id))
-
-    @app.delete(
-        f"{PREFIX}/backups/{{backup_id}}",
-        dependencies=[Depends(authorized)],
-        responses={**common, 409: errors},
-        summary="Delete a backup",
-    )
-    def delete_backup(backup_id: str) -> dict:
-        return service.delete(backup_id).public()
-
-    @app.post(
-        f"{PREFIX}/backups/{{backup_id}}/restore",
-        status_code=202,
-        dependencies=[Depends(authorized)],
-        responses={**common, 409: errors},
-        summary="Restore a backup",
-    )
-    def restore_backup(backup_id: str) -> dict:
-        return service.restore(backup_id).public(service.progress(backup_id))
-
-    return app
+    return router

@@ -1,8 +1,9 @@
 """The backup service's core: backups and restores as background jobs, one at a time per cluster.
 
-Routes (``service/app.py``) and tests call :class:`BackupService`; it owns the ZooKeeper client, the
-cluster-wide lock and the job threads, and keeps every state change in the catalog first, so that a
-restarted service picks up exactly where the catalog says it was.
+Routes (``service/app.py``) and tests call :class:`BackupService`, built from its storage and its engine
+(``BackupService(LocalStorage(dir), ZkEngine(hosts))``). The job runner (``service/runner.py``) owns the
+lock, the threads and the final writes; the methods here are the jobs' steps. Every state change goes
+to the catalog first, so that a restarted service picks up exactly where the catalog says it was.
 
 Restore, in order: verify each archive's sha256 (ZooKeeper untouched on mismatch) -> journal the
 restore in the catalog -> take a safety backup of the live tree -> apply the archive as a diff ->
@@ -12,76 +13,32 @@ re-read and compare -> on any failure, apply the safety backup again and report 
 from __future__ import annotations
 
 import logging
-import re
-import threading
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-
-from kazoo.client import KazooClient
-from kazoo.recipe.lock import Lock
+from functools import partial
 
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
-from dcos_backup.catalog.models import (
-    BackupRecord,
-    ComponentBackup,
-    RestoreRecord,
-    Status,
-    ZxidWindow,
-    new_backup_id,
-    now,
-    validate_label,
-)
+from dcos_backup.catalog.models import BackupRecord, RestoreRecord, Status, ZxidWindow, now
 from dcos_backup.catalog.storage import Storage
 from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree
 from dcos_backup.errors import Conflict, DcosBackupError, IntegrityError
-from dcos_backup.zk import ReadStats, apply_tree, compare_tree, connect, iter_tree
+from dcos_backup.service.engine import Engine
+from dcos_backup.service.runner import Job, JobRunner, attempt
+from dcos_backup.zk import ReadStats
 
 log = logging.getLogger(__name__)
 
-LOCK_PATH = "/dcos-backup/lock"
 SAFETY_PREFIX = "safety-"
-_ZXID_RE = re.compile(r"^Zxid: (0x[0-9a-fA-F]+)", re.MULTILINE)
-
-
-@dataclass
-class Job:
-    id: str
-    kind: str  # "backup" | "restore"
-    lock: Lock
-    progress: dict[str, object] = field(default_factory=dict)
-    thread: threading.Thread | None = None
-
-
-def current_zxid(client: KazooClient) -> int:
-    """The last zxid the connected server has applied (from its ``srvr`` reply); 0 if unknown."""
-    try:
-        match = _ZXID_RE.search(client.command(b"srvr"))
-    except Exception:
-        return 0
-    return int(match.group(1), 16) if match else 0
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, DcosBackupError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+RECOVERY_LOCK_WAIT = 120.0  # the stopped process's lock lives until its ZooKeeper session expires
+PROGRESS_EVERY = 256  # nodes between two updates of a job's progress
 
 
 class BackupService:
-    def __init__(
-        self,
-        storage: Storage,
-        zk_hosts: str,
-        components: Sequence[ZkSubtree] = DEFAULT_COMPONENTS,
-        client: KazooClient | None = None,
-    ) -> None:
+    def __init__(self, storage: Storage, engine: Engine, components: Sequence[ZkSubtree] = DEFAULT_COMPONENTS) -> None:
+        """``engine`` is the service's only way to ZooKeeper; its owner closes it after :meth:`close`."""
         self.storage = storage
-        self.zk_hosts = zk_hosts
+        self.engine = engine
         self.components = tuple(components)
-        self.client = client or connect(zk_hosts)
-        self._job: Job | None = None
-        self._mutex = threading.Lock()
+        self._jobs = JobRunner(engine, storage)
 
     # ------------------------------------------------------------------ lifecycle
     def recover(self) -> list[str]:
@@ -94,66 +51,37 @@ class BackupService:
         """
         interrupted = []
         for record in self.storage.list_records():
-            changed = False
+            restore = record.restores.latest
             if record.status == Status.BACKING_UP:
-                record.status = Status.ERROR
-                record.reason = "interrupted: the backup service stopped during the backup"
-                record.finished_at = now()
-                for comp in record.components.values():
-                    comp.status = Status.ERROR
+                record.interrupt()
                 self.storage.remove_partials(record.id)
-                changed = True
-            latest = record.restores.latest()
-            if latest is not None and latest.status == Status.RESTORING:
-                if latest.safety_backup_id is None:
-                    self._end_restore(record, "interrupted before any change; ZooKeeper was not touched")
-                else:
-                    threading.Thread(target=self._recover_restore, args=(record,), daemon=True).start()
-                changed = True
-            if changed:
                 self.storage.write(record)
-                interrupted.append(record.id)
-                log.warning("found interrupted job %s", record.id)
+            elif restore is not None and restore.status == Status.RESTORING and restore.safety_backup_id is None:
+                restore.fail("interrupted before any change; ZooKeeper was not touched")
+                self.storage.write(record)
+            elif restore is not None and restore.status == Status.RESTORING:
+                self._roll_back_in_background(record, restore, restore.safety_backup_id)
+            else:
+                continue
+            interrupted.append(record.id)
+            log.warning("found interrupted job %s", record.id)
         return interrupted
 
-    def _end_restore(self, record: BackupRecord, reason: str) -> None:
-        latest = record.restores.latest()
-        assert latest is not None
-        latest.status = Status.ERROR
-        latest.reason = reason
-        latest.finished_at = now()
-        latest.component_status = {name: Status.ERROR for name in latest.component_status}
-        record.restores.sync_latest()
+    def _roll_back_in_background(self, record: BackupRecord, restore: RestoreRecord, safety_id: str) -> None:
+        """Roll an interrupted restore back, once the stopped process's lock has expired; the rollback
+        job writes the record when it ends."""
 
-    def _recover_restore(self, record: BackupRecord) -> None:
-        """Roll an interrupted restore back, once the dead process's lock has expired."""
-        try:
-            job = self._start_job(record.id, "recovery", wait=120.0)
-        except Exception as exc:
-            safety = record.restores.latest().safety_backup_id
-            self._end_restore(record, f"interrupted; cannot roll back ({describe(exc)}): restore {safety} by hand")
-            self._write_final(record)
-            return
-        job.thread = threading.current_thread()
-        self._run_recovery(job, record)
+        def roll_back(job: Job) -> None:
+            restore.fail(f"interrupted: the service stopped during the restore; {self._roll_back(safety_id, job)}")
 
-    def _run_recovery(self, job: Job, record: BackupRecord) -> None:
-        latest = record.restores.latest()
-        assert latest is not None and latest.safety_backup_id is not None
-        try:
-            safety = self.storage.read(latest.safety_backup_id)
-            outcome = self._roll_back(safety, job)
-        except Exception as exc:
-            outcome = f"ROLLBACK FAILED ({describe(exc)}): restore {latest.safety_backup_id} by hand"
-        self._end_restore(record, f"interrupted: the service stopped during the restore; {outcome}")
-        self._finish_job(job, record)
+        def cannot_roll_back(_: Job, reason: str) -> None:
+            restore.fail(f"interrupted; cannot roll back ({reason}): restore {safety_id} by hand")
+
+        self._jobs.launch_when_free("recovery", record, roll_back, cannot_roll_back, wait=RECOVERY_LOCK_WAIT)
 
     def close(self) -> None:
-        job = self._job
-        if job is not None and job.thread is not None:
-            job.thread.join(timeout=5)
-        self.client.stop()
-        self.client.close()
+        """Give a running job a few seconds to end (the engine is its owner's to close)."""
+        self._jobs.join(timeout=5)
 
     # ------------------------------------------------------------------ queries
     def list(self, label: str | None = None) -> list[BackupRecord]:
@@ -166,31 +94,24 @@ class BackupService:
         return self.storage.read(backup_id)
 
     def progress(self, backup_id: str) -> dict[str, object] | None:
-        job = self._job
+        job = self._jobs.current
         if job is not None and job.id == backup_id:
             return dict(job.progress)
         return None
 
     @property
     def running(self) -> Job | None:
-        return self._job
+        return self._jobs.current
 
     # ------------------------------------------------------------------ commands
     def create(self, label: str) -> BackupRecord:
-        validate_label(label)
-        record = BackupRecord(id=new_backup_id(label), label=label, status=Status.BACKING_UP, created_at=now())
-        job = self._start_job(record.id, "backup")
-        try:
-            self.storage.write(record)
-        except Exception:
-            self._finish_job(job)
-            raise
-        self._spawn(job, self._run_backup, record)
+        record = BackupRecord.start(label)
+        self._jobs.launch("backup", record, partial(self._back_up, record), partial(self._backup_failed, record))
         return record
 
     def delete(self, backup_id: str) -> BackupRecord:
         record = self.storage.read(backup_id)
-        job = self._job
+        job = self._jobs.current
         if job is not None and backup_id in (job.id, job.progress.get("safety_backup_id")):
             raise Conflict(
                 f"backup {backup_id} is in use by a running {job.kind}; wait for it to finish", running=job.id
@@ -202,107 +123,65 @@ class BackupService:
 
     def restore(self, backup_id: str) -> BackupRecord:
         record = self.storage.read(backup_id)
-        if record.status != Status.READY:
-            raise Conflict(f"backup {backup_id} is {record.status.value}; only STATUS_READY backups can be restored")
-        job = self._start_job(backup_id, "restore")
-        try:
-            restore = RestoreRecord(
-                id=str(uuid.uuid4()),
-                status=Status.RESTORING,
-                component_status={name: Status.RESTORING for name in record.components},
-                started_at=now(),
-            )
-            record.restores.start(restore)
-            self.storage.write(record)  # the journal: written before anything in ZooKeeper changes
-        except Exception:
-            self._finish_job(job)
-            raise
-        self._spawn(job, self._run_restore, record)
+        restore = record.start_restore()  # journalled by launch, before anything in ZooKeeper changes
+        steps = partial(self._restore, record, restore)
+        self._jobs.launch("restore", record, steps, partial(self._restore_failed, restore))
         return record
 
-    # ------------------------------------------------------------------ jobs
-    def _start_job(self, job_id: str, kind: str, wait: float | None = None) -> Job:
-        """Take the cluster-wide lock for a job (waiting up to ``wait`` seconds, else not at all)."""
-        with self._mutex:
-            if self._job is not None:
-                raise Conflict(f"a {self._job.kind} is already running: {self._job.id}", running=self._job.id)
-            lock = Lock(self.client, LOCK_PATH, identifier=job_id)
-            if not lock.acquire(blocking=wait is not None, timeout=wait):
-                holders = lock.contenders()
-                running = holders[0] if holders else "unknown"
-                raise Conflict(
-                    f"another backup or restore is running in this cluster: {running}{self._stale_hint(running)}",
-                    running=running,
-                )
-            self._job = Job(job_id, kind, lock)
-            return self._job
-
-    def _stale_hint(self, holder: str) -> str:
-        """A lock held for a job that is already over was left by a service that died: say so."""
-        try:
-            record = self.storage.read(holder)
-        except DcosBackupError:
-            return ""
-        latest = record.restores.latest()
-        if record.status != Status.BACKING_UP and (latest is None or latest.status != Status.RESTORING):
-            return " (left by a service that stopped; it expires with that service's ZooKeeper session, retry shortly)"
-        return ""
-
-    def _spawn(self, job: Job, target, record: BackupRecord) -> None:
-        job.thread = threading.Thread(target=target, args=(job, record), name=f"{job.kind}-{job.id}", daemon=True)
-        job.thread.start()
-
-    def _finish_job(self, job: Job, record: BackupRecord | None = None) -> None:
-        """Write the job's final record and free the lock as one step, so that nobody sees a finished
-        job whose lock is still held (a request right after the end would get a spurious 409)."""
-        with self._mutex:
-            if record is not None:
-                self._write_final(record)
-            try:
-                job.lock.release()
-            except Exception:  # the lock node dies with the session anyway
-                log.warning("could not release the ZooKeeper lock of %s", job.id)
-            self._job = None
-
-    def _run_backup(self, job: Job, record: BackupRecord) -> None:
-        try:
-            self._backup_components(record, job)
-            record.status = Status.READY
-            log.info("backup %s ready (%d bytes)", record.id, record.size)
-        except Exception as exc:
-            log.exception("backup %s failed", record.id)
-            record.status = Status.ERROR
-            record.reason = describe(exc)
-            self.storage.remove_partials(record.id)
-        finally:
-            record.finished_at = now()
-            self._finish_job(job, record)
-
-    def _backup_components(self, record: BackupRecord, job: Job) -> None:
-        """Stream every component into its archive; marks components READY; raises on any failure."""
+    # ------------------------------------------------------------------ backup steps
+    def _back_up(self, record: BackupRecord, job: Job) -> None:
         for comp in self.components:
-            entry = ComponentBackup(name=comp.name, status=Status.BACKING_UP, root=comp.root)
-            record.components[comp.name] = entry
-            job.progress.update(phase=f"backing up {comp.name}", component=comp.name, nodes=0)
-            stats = ReadStats()
-            first = current_zxid(self.client)
-            with self.storage.archive_writer(record.id, comp.archive_name) as raw:
-                writer = ArchiveWriter(raw, comp.name, comp.root)
-                for node in iter_tree(self.zk_hosts, comp.root, stats=stats):
-                    writer.add(node)
-                    if writer.nodes % 256 == 0:
-                        job.progress["nodes"] = writer.nodes
-                summary = writer.close()
-            job.progress["nodes"] = summary.nodes
-            last = current_zxid(self.client)
-            entry.status = Status.READY
-            entry.archive = comp.archive_name
-            entry.nodes = summary.nodes
-            entry.data_bytes = summary.data_bytes
-            entry.bytes = summary.bytes
-            entry.sha256 = summary.sha256
-            entry.skipped_ephemeral = stats.skipped_ephemeral
-            entry.zxid_window = ZxidWindow(first=first, last=max(last, first))
+            self._back_up_component(record, comp, job)
+        record.finish()
+        log.info("backup %s ready (%d bytes)", record.id, record.size)
+
+    def _backup_failed(self, record: BackupRecord, _: Job | None, reason: str) -> None:
+        record.fail(reason)
+        self.storage.remove_partials(record.id)
+
+    def _back_up_component(self, record: BackupRecord, comp: ZkSubtree, job: Job) -> None:
+        """Stream one component into its archive."""
+        entry = record.start_component(comp.name, comp.root)
+        job.progress.update(phase=f"backing up {comp.name}", component=comp.name, nodes=0)
+        stats = ReadStats()
+        first = self.engine.current_zxid()
+        with self.storage.archive_writer(record.id, comp.archive_name) as raw:
+            writer = ArchiveWriter(raw, comp.name, comp.root)
+            for node in self.engine.read(comp.root, stats):
+                writer.add(node)
+                if writer.nodes % PROGRESS_EVERY == 0:
+                    job.progress["nodes"] = writer.nodes
+            summary = writer.close()
+        job.progress["nodes"] = summary.nodes
+        window = ZxidWindow(first=first, last=max(self.engine.current_zxid(), first))
+        entry.finish(comp.archive_name, summary, stats.skipped_ephemeral, window)
+
+    def _take_safety_backup(self, record: BackupRecord, job: Job) -> str:
+        """Back up the live tree before a restore changes it; raises (nothing changed yet) if that fails."""
+        safety = BackupRecord.start(SAFETY_PREFIX + now().strftime("%Y%m%dT%H%M%S"), safety_for=record.id)
+        job.progress["safety_backup_id"] = safety.id
+        self.storage.write(safety)
+        reason = attempt(partial(self._back_up, safety, job), f"safety backup {safety.id}")
+        if reason is None:
+            self.storage.write(safety)  # must be on disk before ZooKeeper changes: it is what a rollback reads
+            return safety.id
+        self._backup_failed(safety, job, reason)
+        self._jobs.write_final(safety)
+        raise DcosBackupError(f"safety backup failed, nothing was changed: {reason}")
+
+    # ------------------------------------------------------------------ restore steps
+    def _restore(self, record: BackupRecord, restore: RestoreRecord, job: Job) -> None:
+        job.progress.update(phase="verifying archives")
+        self._verify_archives(record)
+        restore.protect(self._take_safety_backup(record, job))
+        self.storage.write(record)  # the journal: a restart from here on rolls back to the safety backup
+        restore.finish(self._apply_backup(record, job, "restoring"))
+        log.info("restore of %s done: %s", record.id, restore.stats)
+
+    def _restore_failed(self, restore: RestoreRecord, job: Job, reason: str) -> None:
+        if restore.safety_backup_id is not None:
+            reason += "; " + self._roll_back(restore.safety_backup_id, job)
+        restore.fail(reason)
 
     def _verify_archives(self, record: BackupRecord) -> None:
         for comp in record.components.values():
@@ -313,13 +192,14 @@ class BackupService:
                     raise IntegrityError(f"{comp.name}: {exc}; ZooKeeper was not changed") from exc
 
     def _apply_backup(self, record: BackupRecord, job: Job, verb: str) -> dict[str, dict[str, int]]:
+        """Make every component's tree equal to its archive, then check it; the counts per component."""
         stats = {}
         for comp in record.components.values():
             job.progress.update(phase=f"{verb} {comp.name}", component=comp.name)
             with self.storage.archive_reader(record.id, comp.archive or "") as raw:
-                applied = apply_tree(self.zk_hosts, comp.root, read_archive(raw))
+                applied = self.engine.apply(comp.root, read_archive(raw))
             with self.storage.archive_reader(record.id, comp.archive or "") as raw:
-                difference = compare_tree(self.zk_hosts, comp.root, read_archive(raw))
+                difference = self.engine.compare(comp.root, read_archive(raw))
             if difference is not None:
                 raise IntegrityError(f"{comp.name} differs from the backup after {verb}: {difference}")
             stats[comp.name] = {
@@ -330,68 +210,11 @@ class BackupService:
             }
         return stats
 
-    def _run_restore(self, job: Job, record: BackupRecord) -> None:
-        restore = record.restores.latest()
-        assert restore is not None
-        safety: BackupRecord | None = None
-        try:
-            job.progress.update(phase="verifying archives")
-            self._verify_archives(record)
-            safety = self._take_safety_backup(record, job)
-            restore.safety_backup_id = safety.id
-            record.restores.sync_latest()
-            self.storage.write(record)
-            restore.stats = self._apply_backup(record, job, "restoring")
-            restore.status = Status.READY
-            restore.component_status = {name: Status.READY for name in restore.component_status}
-            log.info("restore of %s done: %s", record.id, restore.stats)
-        except Exception as exc:
-            log.exception("restore of %s failed", record.id)
-            restore.status = Status.ERROR
-            restore.component_status = {name: Status.ERROR for name in restore.component_status}
-            restore.reason = describe(exc)
-            if safety is not None:
-                restore.reason += "; " + self._roll_back(safety, job)
-        finally:
-            restore.finished_at = now()
-            record.restores.sync_latest()
-            self._finish_job(job, record)
-
-    def _take_safety_backup(self, record: BackupRecord, job: Job) -> BackupRecord:
-        label = SAFETY_PREFIX + now().strftime("%Y%m%dT%H%M%S")
-        safety = BackupRecord(
-            id=new_backup_id(label),
-            label=label,
-            status=Status.BACKING_UP,
-            created_at=now(),
-            safety=True,
-            safety_for=record.id,
+    def _roll_back(self, safety_id: str, job: Job) -> str:
+        """Apply the safety backup again; says how that went (a failed rollback is reported, not raised)."""
+        reason = attempt(
+            lambda: self._apply_backup(self.storage.read(safety_id), job, "rolling back"), f"rollback to {safety_id}"
         )
-        job.progress["safety_backup_id"] = safety.id
-        self.storage.write(safety)
-        try:
-            self._backup_components(safety, job)
-        except Exception as exc:
-            safety.status = Status.ERROR
-            safety.reason = describe(exc)
-            self.storage.remove_partials(safety.id)
-            self._write_final(safety)
-            raise DcosBackupError(f"safety backup failed, nothing was changed: {describe(exc)}") from exc
-        safety.status = Status.READY
-        safety.finished_at = now()
-        self.storage.write(safety)
-        return safety
-
-    def _roll_back(self, safety: BackupRecord, job: Job) -> str:
-        try:
-            self._apply_backup(safety, job, "rolling back")
-        except Exception as exc:
-            log.exception("rollback to %s failed", safety.id)
-            return f"ROLLBACK FAILED ({describe(exc)}): restore {safety.id} by hand"
-        return f"rolled back to the safety backup {safety.id}"
-
-    def _write_final(self, record: BackupRecord) -> None:
-        try:
-            self.storage.write(record)
-        except Exception:
-            log.exception("could not write the final state of %s", record.id)
+        if reason is not None:
+            return f"ROLLBACK FAILED ({reason}): restore {safety_id} by hand"
+        return f"rolled back to the safety backup {safety_id}"

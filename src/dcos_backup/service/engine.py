@@ -1,0 +1,100 @@
+"""What the backup service needs from ZooKeeper, as one small interface, and its default implementation.
+
+The service is given an :class:`Engine` when it is built (``BackupService(storage, engine)``); it never
+reaches for the ZooKeeper modules itself. :class:`ZkEngine` is the real one (:mod:`dcos_backup.zk` on
+one ensemble); tests that need a fault wrap it (fail or block at a given point) instead of patching modules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
+from kazoo.recipe.lock import Lock
+
+from dcos_backup.zk import ApplyStats, ReadStats, ZkSpec, ZNode, apply_tree, compare_tree, connect, iter_tree
+
+LOCK_PATH = "/dcos-backup/lock"
+_ZXID_RE = re.compile(r"^Zxid: (0x[0-9a-fA-F]+)", re.MULTILINE)
+
+
+class JobLock(Protocol):
+    """The cluster-wide lock of one job (kazoo's lock recipe is one)."""
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool: ...
+
+    def release(self) -> bool: ...
+
+    def contenders(self) -> list[str]: ...
+
+
+class Engine(Protocol):
+    """Reading, writing and comparing subtrees of one ZooKeeper ensemble, and its job lock."""
+
+    def read(self, root: str, stats: ReadStats | None = None) -> Iterator[ZNode]:
+        """``root`` and its descendants in pre-order, children sorted, ephemeral nodes skipped."""
+        ...
+
+    def apply(self, root: str, nodes: Iterable[ZNode]) -> ApplyStats:
+        """Make the live subtree at ``root`` equal to ``nodes`` (pre-order)."""
+        ...
+
+    def compare(self, root: str, nodes: Iterable[ZNode]) -> str | None:
+        """The first difference between the live subtree and ``nodes`` in one line, or None."""
+        ...
+
+    def current_zxid(self) -> int:
+        """The last zxid the ensemble has applied, as far as known; 0 if unknown."""
+        ...
+
+    def lock(self, identifier: str) -> JobLock:
+        """The cluster-wide job lock, held under ``identifier`` (what a 409 names)."""
+        ...
+
+
+class ZkEngine:
+    """The engine of :mod:`dcos_backup.zk` on the ensemble ``hosts`` (``h1:p,h2:p[/chroot]``).
+
+    The tree work runs on the engine's own pipelined sessions; one kazoo session holds the job lock and
+    asks its server for ``srvr``. ``close()`` ends that session.
+    """
+
+    def __init__(self, hosts: str, timeout: float = 15.0) -> None:
+        self.hosts = hosts
+        self.spec = ZkSpec.parse(hosts, session_timeout=timeout)
+        self.client: KazooClient = connect(hosts, timeout)
+
+    def read(self, root: str, stats: ReadStats | None = None) -> Iterator[ZNode]:
+        return iter_tree(self.spec, root, stats=stats)
+
+    def apply(self, root: str, nodes: Iterable[ZNode]) -> ApplyStats:
+        return apply_tree(self.spec, root, nodes)
+
+    def compare(self, root: str, nodes: Iterable[ZNode]) -> str | None:
+        return compare_tree(self.spec, root, nodes)
+
+    def current_zxid(self) -> int:
+        """From the ``srvr`` reply of the server our session is on. Best effort: the zxid window of a
+        backup is information, so not knowing it never fails a job."""
+        try:
+            reply = self.client.command(b"srvr")
+        except (KazooException, OSError, AttributeError):  # AttributeError: kazoo dropped its socket meanwhile
+            return 0
+        match = _ZXID_RE.search(reply)
+        return int(match.group(1), 16) if match else 0
+
+    def lock(self, identifier: str) -> Lock:
+        return Lock(self.client, LOCK_PATH, identifier=identifier)
+
+    def close(self) -> None:
+        self.client.stop()
+        self.client.close()
+
+    def __enter__(self) -> ZkEngine:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

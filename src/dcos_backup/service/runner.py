@@ -1,0 +1,167 @@
+"""Running the service's jobs: one at a time per cluster, each in its own thread, each ending in one write.
+
+:class:`JobRunner` owns everything a job has besides its steps: the cluster-wide lock, the thread, the
+boundary that turns any failure into the record's ``STATUS_ERROR`` and reason, and the final write of
+the record, which happens in the same step as the release of the lock (nobody sees a finished job whose
+lock is still held). A job is given as two callables:
+
+- ``steps(job)`` does the work and moves the record forward (``record.finish()`` ...);
+- ``fail(job, reason)`` records the failure (``record.fail(reason)`` ...) when ``steps`` raised anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dcos_backup.catalog.models import BackupRecord
+from dcos_backup.catalog.storage import Storage
+from dcos_backup.errors import Conflict, DcosBackupError, StorageError
+from dcos_backup.service.engine import Engine, JobLock
+
+log = logging.getLogger(__name__)
+
+STALE_LOCK_HINT = " (left by a service that stopped; it expires with that service's ZooKeeper session, retry shortly)"
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str  # "backup" | "restore" | "recovery"
+    lock: JobLock
+    progress: dict[str, object] = field(default_factory=dict)
+    thread: threading.Thread | None = None
+
+
+Steps = Callable[[Job], None]
+Fail = Callable[[Job, str], None]
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as the one-line reason a record shows."""
+    if isinstance(exc, DcosBackupError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def attempt(step: Callable[[], object], what: str) -> str | None:
+    """Run ``step``: None if it succeeded, else why it failed (logged with its traceback).
+
+    The one place where an exception of any type is caught: the boundary of a job, and of the parts of a
+    job that must end in a recorded state whatever happens (a safety backup, a rollback).
+    """
+    try:
+        step()
+    except Exception as exc:
+        log.exception("%s failed", what)
+        return describe(exc)
+    return None
+
+
+class JobRunner:
+    """Runs one job at a time per cluster (the engine's lock) and at most one in this process."""
+
+    def __init__(self, engine: Engine, storage: Storage) -> None:
+        self._engine = engine
+        self._storage = storage
+        self._job: Job | None = None
+        self._mutex = threading.Lock()
+
+    @property
+    def current(self) -> Job | None:
+        return self._job
+
+    def launch(self, kind: str, record: BackupRecord, steps: Steps, fail: Fail) -> Job:
+        """Start a job on ``record`` now, or raise Conflict (409) naming the job that runs.
+
+        The record is written before the thread starts: the journal a restarted service recovers from.
+        """
+        job = self._claim(Job(record.id, kind, self._engine.lock(record.id)))
+        try:
+            self._storage.write(record)
+        except BaseException:
+            self._finish(job, None)  # the job never started: free the lock again
+            raise
+        self._spawn(job, record, steps, fail, wait=None)
+        return job
+
+    def launch_when_free(self, kind: str, record: BackupRecord, steps: Steps, fail: Fail, wait: float) -> None:
+        """Start a job on ``record`` in the background as soon as the lock is free (at most ``wait`` s);
+        for start-up recovery, where the lock may still be held by the stopped process's session.
+        If the lock cannot be had, ``fail`` gets the reason and the record is written."""
+        self._spawn(Job(record.id, kind, self._engine.lock(record.id)), record, steps, fail, wait)
+
+    def _spawn(self, job: Job, record: BackupRecord, steps: Steps, fail: Fail, wait: float | None) -> None:
+        job.thread = threading.Thread(
+            target=self._run, args=(job, record, steps, fail, wait), name=f"{job.kind}-{job.id}", daemon=True
+        )
+        job.thread.start()
+
+    def _run(self, job: Job, record: BackupRecord, steps: Steps, fail: Fail, wait: float | None) -> None:
+        def claimed_steps() -> None:
+            if wait is not None:
+                self._claim(job, wait)
+            steps(job)
+
+        try:
+            reason = attempt(claimed_steps, f"{job.kind} of {job.id}")
+            if reason is not None:
+                fail(job, reason)
+        finally:
+            self._finish(job, record)
+
+    def _claim(self, job: Job, wait: float | None = None) -> Job:
+        """Take the cluster-wide lock for ``job`` (waiting up to ``wait`` seconds, else not at all)."""
+        with self._mutex:
+            if self._job is not None:
+                raise Conflict(f"a {self._job.kind} is already running: {self._job.id}", running=self._job.id)
+            if not job.lock.acquire(blocking=wait is not None, timeout=wait):
+                holders = job.lock.contenders()
+                running = holders[0] if holders else "unknown"
+                raise Conflict(
+                    f"another backup or restore is running in this cluster: {running}{self._stale_hint(running)}",
+                    running=running,
+                )
+            self._job = job
+            return job
+
+    def _stale_hint(self, holder: str) -> str:
+        """A lock held for a job that is already over was left by a service that died: say so."""
+        try:
+            record = self._storage.read(holder)
+        except DcosBackupError:
+            return ""
+        return "" if record.in_progress else STALE_LOCK_HINT
+
+    def _finish(self, job: Job, record: BackupRecord | None) -> None:
+        """Write the job's final record and free the lock as one step, so that nobody sees a finished
+        job whose lock is still held (a request right after the end would get a spurious 409)."""
+        with self._mutex:
+            try:
+                if record is not None:
+                    self.write_final(record)
+            finally:
+                if self._job is job:
+                    self._release(job)
+
+    def _release(self, job: Job) -> None:
+        try:
+            job.lock.release()
+        except Exception:  # best-effort cleanup: the lock node dies with our ZooKeeper session anyway
+            log.warning("could not release the ZooKeeper lock of %s", job.id)
+        self._job = None
+
+    def write_final(self, record: BackupRecord) -> None:
+        """Write a record that reached its final state; a storage failure is logged, not raised, since
+        nothing else can be done about it (the next start of the service finds the job interrupted)."""
+        try:
+            self._storage.write(record)
+        except StorageError:
+            log.exception("could not write the final state of %s", record.id)
+
+    def join(self, timeout: float) -> None:
+        job = self._job
+        if job is not None and job.thread is not None:
+            job.thread.join(timeout=timeout)

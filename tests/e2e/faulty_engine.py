@@ -1,0 +1,55 @@
+"""An engine for service tests: the real one (real ZooKeeper underneath) with faults a test switches on.
+
+The service is given it instead of a :class:`~dcos_backup.service.engine.ZkEngine`; nothing is patched.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+
+from dcos_backup.errors import ZooKeeperUnavailable
+from dcos_backup.service.engine import Engine, JobLock
+from dcos_backup.zk import ApplyStats, ReadStats, ZNode
+
+
+class FaultyEngine:
+    """Delegates to ``real``; faults are off until a test sets them.
+
+    - ``gate``: an Event; while it is clear, a read stops after ``gate_after`` nodes (for 30 s at most),
+      so a job is still running when the next request arrives;
+    - ``read_fails_after``: a read raises ZooKeeperUnavailable after that many nodes;
+    - ``compare_lies``: that many comparisons report an "injected difference" without looking.
+    """
+
+    def __init__(self, real: Engine) -> None:
+        self.real = real
+        self.gate: threading.Event | None = None
+        self.gate_after = 5
+        self.read_fails_after: int | None = None
+        self.compare_lies = 0
+        self.reads = 0
+
+    def read(self, root: str, stats: ReadStats | None = None) -> Iterator[ZNode]:
+        self.reads += 1
+        for i, node in enumerate(self.real.read(root, stats)):
+            if i == self.gate_after and self.gate is not None:
+                self.gate.wait(30)
+            if i == self.read_fails_after:
+                raise ZooKeeperUnavailable(f"injected: connection lost after {i} nodes")
+            yield node
+
+    def apply(self, root: str, nodes: Iterable[ZNode]) -> ApplyStats:
+        return self.real.apply(root, nodes)
+
+    def compare(self, root: str, nodes: Iterable[ZNode]) -> str | None:
+        if self.compare_lies:
+            self.compare_lies -= 1
+            return "injected difference"
+        return self.real.compare(root, nodes)
+
+    def current_zxid(self) -> int:
+        return self.real.current_zxid()
+
+    def lock(self, identifier: str) -> JobLock:
+        return self.real.lock(identifier)
