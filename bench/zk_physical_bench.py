@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import BIN, bench_cluster, dir_size, print_table, timed_command, write_result
-from dcos_backup.local.seed import seed_marathon
+from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
 
 
@@ -40,8 +40,8 @@ def main() -> None:
         client.sync("/marathon")
         client.stop()
         cluster.stop_master(2)
-        ex = cluster.master(2).exhibitor_dir
-        zk_dir = ex / "zookeeper"
+        layout = cluster.master(2).layout
+        ex, zk_dir = layout.exhibitor_dir, layout.zk_dir
         data = dir_size(zk_dir)
         print(f"{stats.nodes:,} znodes; master 2 data directory: {data / 1e6:,.0f} MB")
 

@@ -12,15 +12,14 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import start_cluster
+from tests.conftest import seeded_cluster
 from tests.e2e import fault_scenarios
-from tests.e2e.service_helpers import wait_for
+from tests.helpers import wait_for
 
 from dcos_backup.catalog.storage import LocalStorage
-from dcos_backup.local import cluster as local_cluster
-from dcos_backup.local.seed import seed_marathon
 from dcos_backup.service.app import PREFIX, build_app
 from dcos_backup.service.jobs import BackupService
+from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
@@ -28,27 +27,27 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def fault_cluster(tmp_path_factory):
-    cluster = start_cluster(tmp_path_factory.mktemp("faults"))
-    zk = connect(cluster.zk_hosts, timeout=60)
-    seed_marathon(zk, apps=3000, seed=9)  # ~16,000 znodes: jobs last long enough to be hit
-    zk.stop()
-    yield cluster
-    local_cluster.down(cluster)
+    # ~16,000 znodes: a job has stretches long enough to be caught in
+    with seeded_cluster(tmp_path_factory.mktemp("faults"), apps=3000, seed=9) as cluster:
+        yield cluster
 
 
 @pytest.mark.parametrize("trial", range(2))
 def test_service_killed_mid_backup(fault_cluster, trial):
-    fault_scenarios.service_killed_mid_backup(fault_cluster, random.Random(trial))
+    outcome = fault_scenarios.service_killed_mid_backup(fault_cluster, random.Random(trial))
+    assert outcome == "interrupted, cleaned up"
 
 
-@pytest.mark.parametrize("trial", range(2))
-def test_service_killed_mid_restore(fault_cluster, trial):
-    fault_scenarios.service_killed_mid_restore(fault_cluster, random.Random(100 + trial))
+@pytest.mark.parametrize("branch", sorted(fault_scenarios.RESTORE_BRANCHES))
+def test_service_killed_mid_restore(fault_cluster, branch):
+    outcome = fault_scenarios.service_killed_mid_restore(fault_cluster, random.Random(100), branch)
+    assert outcome == fault_scenarios.RESTORE_BRANCHES[branch][2]
 
 
 @pytest.mark.parametrize("kind", ["backup", "restore"])
 def test_leader_killed_mid_job(fault_cluster, kind):
-    fault_scenarios.leader_killed_mid_job(fault_cluster, random.Random(7), kind)
+    outcome = fault_scenarios.leader_killed_mid_job(fault_cluster, random.Random(7), kind)
+    assert outcome in ("completed", "error with reason")
 
 
 def test_storage_full_is_an_error_with_nothing_partial(cluster, tmp_path):

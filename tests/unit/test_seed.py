@@ -1,6 +1,6 @@
 """The Marathon seed data is deterministic and shaped like Marathon's store."""
 
-from dcos_backup.local.seed import marathon_nodes
+from dcos_backup.testing.seed import marathon_nodes
 from dcos_backup.zk import path_key
 
 

@@ -1,7 +1,9 @@
-"""Pid files and the processes behind them: is it alive, is it really ours, stop it for good."""
+"""Pid files and the processes behind them: is it alive, is it really ours, stop it for good; and the last
+words of a process's log when it is not."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +18,14 @@ def read_pid(pid_file: Path) -> int | None:
         return int(pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def write_pid_file(path: Path, pid: int) -> None:
+    """Write ``pid`` to ``path`` atomically: a reader never sees a half-written pid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{pid}\n")
+    os.replace(tmp, path)
 
 
 def live_process(pid_file: Path, marker: str | None = None) -> psutil.Process | None:
@@ -55,7 +65,6 @@ def terminate(proc: psutil.Process, timeout: float = 30.0) -> None:
 def spawn_detached(command: list[str], log_file: Path, pid_file: Path) -> int:
     """Start ``command`` in its own session (it outlives us, as a systemd unit would) and record its pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(
             command,
@@ -65,7 +74,7 @@ def spawn_detached(command: list[str], log_file: Path, pid_file: Path) -> int:
             start_new_session=True,
             close_fds=True,
         )
-    pid_file.write_text(f"{proc.pid}\n")
+    write_pid_file(pid_file, proc.pid)
     return proc.pid
 
 
