@@ -256,17 +256,15 @@ def service_killed_mid_restore(cluster: Cluster, rng: random.Random, branch: str
     return outcome
 
 
-def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str) -> str:
-    """SIGKILL the ZooKeeper leader while a backup streams or a restore applies: the job completes
-    correctly or ends STATUS_ERROR with a reason (and a restore then leaves the tree as it was)."""
+def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branch: str = "while applying") -> str:
+    """SIGKILL the ZooKeeper leader while a backup streams its archive, or while a restore is in ``branch``
+    (see RESTORE_BRANCHES): the job completes correctly or ends STATUS_ERROR with a reason, and a restore
+    that failed leaves the tree exactly as it was before it (rolled back, if it had changed anything)."""
     client = wait_service(cluster)
     backup = ready_backup(client, "base")
     wanted = tree_now(cluster)
-    damaged = None
     size = rng.randint(1, 256 * 1024)
-    if kind == "restore":
-        damage_all_apps(cluster)
-        damaged = tree_now(cluster)
+    where = RESTORE_BRANCHES[branch][0]
 
     def start() -> str:
         if kind == "backup":
@@ -276,15 +274,15 @@ def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str) -> st
         return backup["id"]
 
     def ready(job: str) -> bool:
-        return archive_growing(cluster, job, size) if kind == "backup" else safety_recorded(catalog(cluster, job))
+        return archive_growing(cluster, job, size) if kind == "backup" else where(catalog(cluster, job))
 
-    job_id = act_mid_job(cluster, start, ready, kill_leader(cluster))
     if kind == "restore":
-        final = client.wait(job_id, restore_finished, interval=0.2, timeout=120)
-        status, reason = final["restores"]["status"], final["restores"]["reason"]
-    else:
-        final = client.wait(job_id, backup_finished, interval=0.2, timeout=120)
-        status, reason = final["status"], final["reason"]
+        damage_all_apps(cluster)
+    damaged = tree_now(cluster)
+    job_id = act_mid_job(cluster, start, ready, kill_leader(cluster), where if kind == "restore" else job_running)
+    final = client.wait(job_id, lambda d: backup_finished(d) and restore_finished(d), interval=0.2, timeout=120)
+    outcome = final["restores"] if kind == "restore" else final  # both have status and reason
+    status, reason = outcome["status"], outcome["reason"]
     cluster.wait_serving(90)
     if status == "STATUS_READY":
         if kind == "restore":
@@ -294,7 +292,9 @@ def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str) -> st
         return "completed"
     assert status == "STATUS_ERROR" and reason, f"{status} without a reason"
     if kind == "restore":
-        assert "rolled back" in reason and tree_now(cluster) == damaged, "a failed restore left a mix"
-        restore_again(client, job_id)  # leave the cluster as the next trial expects it
+        as_before = tree_now(cluster) == damaged
+        restore_again(client, job_id)  # leave the cluster as the next trial expects it, whatever happened
         assert tree_now(cluster) == wanted
+        assert as_before, f"a failed restore left the tree neither as before nor as the backup ({reason})"
+        assert branch != "while applying" or "rolled back to the safety backup" in reason, reason
     return "error with reason"
