@@ -32,7 +32,7 @@ def exhibitor_status(cluster: Cluster, n: int) -> list[dict]:
 def test_status_endpoint_lists_every_member_serving_with_one_leader(cluster):
     for n in (1, 2, 3):
         status = exhibitor_status(cluster, n)
-        assert [s["hostname"] for s in status] == [m.host for m in cluster.masters]
+        assert [s["hostname"] for s in status] == [m.member.host for m in cluster.masters]
         assert all(s["code"] == 3 and s["description"] == "serving" for s in status)
         assert sum(s["isLeader"] for s in status) == 1
         assert all(set(s) == {"code", "description", "hostname", "isLeader"} for s in status)

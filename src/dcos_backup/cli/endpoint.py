@@ -8,7 +8,6 @@ a new source (another variable, a config file) is one more step in it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from dcos_backup.errors import DcosBackupError, UsageError
@@ -16,11 +15,10 @@ from dcos_backup.service.auth import read_token_file
 from dcos_backup.service.client import Endpoint
 
 
-def resolve_endpoint(url: str | None, token_file: Path | None, environ: Mapping[str, str] | None = None) -> Endpoint:
+def resolve_endpoint(url: str | None, token_file: Path | None) -> Endpoint:
     """``--url``/``DCOS_BACKUP_URL`` and ``DCOS_BACKUP_TOKEN``/``--token-file``, else the local cluster's."""
-    env = os.environ if environ is None else environ
-    url = url or env.get("DCOS_BACKUP_URL")
-    token = env.get("DCOS_BACKUP_TOKEN")
+    url = url or os.environ.get("DCOS_BACKUP_URL")
+    token = os.environ.get("DCOS_BACKUP_TOKEN")
     if token is None and token_file is not None:
         token = read_token_file(token_file)
     if url is None or token is None:
