@@ -138,13 +138,17 @@ def test_list_and_show_under_load_during_a_backup(fault_cluster):
     running = client.create("under-load")
     latencies: list[float] = []
     errors: list[str] = []
+    seen: set[str] = set()  # the running backup's states in the listings the clients got
 
     def hammer(i: int) -> None:
         c = fault_scenarios.service_client(fault_cluster)
         for n in range(15):
             started = time.perf_counter()
             try:
-                c.list() if n % 2 else c.show(doc["id"])
+                if n % 2 == 0:
+                    seen.update(d["status"] for d in c.list() if d["id"] == running["id"])
+                else:
+                    c.show(doc["id"])
             except Exception as exc:
                 errors.append(repr(exc))
             latencies.append(time.perf_counter() - started)
@@ -153,13 +157,13 @@ def test_list_and_show_under_load_during_a_backup(fault_cluster):
         list(pool.map(hammer, range(20)))
     final = client.wait(running["id"], fault_scenarios.backup_finished, interval=0.1)
     assert not errors and final["status"] == "STATUS_READY"
+    # Served while the backup ran, not after it: reads do not wait for a job.
+    assert "STATUS_BACKING_UP" in seen, seen
     latencies.sort()
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
     print(
         f"\n20 clients x 15 requests during a backup: p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, "
-        f"p99 {p99 * 1000:.0f} ms"
+        f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.0f} ms"
     )
-    assert p99 < 5.0
 
 
 def test_slow_loris_is_cut_off_and_service_stays_up(fault_cluster):
