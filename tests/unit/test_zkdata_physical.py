@@ -263,22 +263,34 @@ def test_sigkill_during_restore_leaves_old_or_new_never_a_mix(tmp_path):
     assert "old" in outcomes["before the swap"] and outcomes["after the swap"] == ["new"], outcomes
 
 
-@pytest.mark.parametrize("crash_after", ["journal", "old-moved-aside", "new-in-place"])
+CRASH_POINTS = ["journal-half-written", "journal", "old-moved-aside", "new-in-place", "old-half-removed"]
+
+
+@pytest.mark.parametrize("crash_after", CRASH_POINTS)
 def test_recover_from_every_crash_point_of_the_swap(tmp_path, crash_after):
     ex = make_exhibitor_dir(tmp_path, seed=1)
+    layout = MasterLayout(ex)
     old_data = data_of(ex)
     new = make_exhibitor_dir(tmp_path / "n", seed=2)
     staged = ex / ".restore-abcd"
     staged.mkdir()
-    os.rename(new / "zookeeper", staged / "zookeeper")
+    os.rename(MasterLayout(new).zk_dir, MasterLayout(staged).zk_dir)
     new_data = data_of(staged)
     old = ex / "zookeeper.old-x"
-    physical._write_journal(ex, staged, old)
-    if crash_after in ("old-moved-aside", "new-in-place"):
-        os.rename(ex / "zookeeper", old)
-    if crash_after == "new-in-place":
-        os.rename(staged / "zookeeper", ex / "zookeeper")
-    assert physical.recover(ex) is not None
-    assert data_of(ex) == (new_data if crash_after == "new-in-place" else old_data)
+    step = CRASH_POINTS.index(crash_after)
+    if crash_after == "journal-half-written":  # killed while writing the journal's temporary file
+        layout.restore_journal.with_suffix(".tmp").write_text('{"staged": "')
+    else:
+        physical._write_journal(ex, staged, old)
+    if step >= CRASH_POINTS.index("old-moved-aside"):
+        os.rename(layout.zk_dir, old)
+    if step >= CRASH_POINTS.index("new-in-place"):
+        os.rename(MasterLayout(staged).zk_dir, layout.zk_dir)
+    if crash_after == "old-half-removed":  # the clean-up after the swap, cut short
+        next(old.rglob("snapshot.*")).unlink()
+    did = physical.recover(ex)
+    assert (did is None) == (crash_after == "journal-half-written"), did
+    in_place_new = step >= CRASH_POINTS.index("new-in-place")
+    assert data_of(ex) == (new_data if in_place_new else old_data)
     assert sorted(p.name for p in ex.iterdir()) == ["zookeeper"]
     assert physical.recover(ex) is None

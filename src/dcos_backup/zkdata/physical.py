@@ -184,9 +184,13 @@ def _write_archive(zk_dir: Path, partial: Path, level: int, workers: int | None)
 
 
 # --------------------------------------------------------------------------------------------- restore
+def _journal_tmp(layout: MasterLayout) -> Path:
+    return layout.restore_journal.with_suffix(".tmp")
+
+
 def _write_journal(exhibitor_dir: Path, staged: Path, old: Path) -> None:
-    path = MasterLayout(Path(exhibitor_dir)).restore_journal
-    tmp = path.with_suffix(".tmp")
+    layout = MasterLayout(Path(exhibitor_dir))
+    path, tmp = layout.restore_journal, _journal_tmp(layout)
     with open(tmp, "w") as f:
         json.dump({"staged": str(staged), "old": str(old)}, f)
         f.flush()
@@ -204,8 +208,10 @@ def recover(exhibitor_dir: Path) -> str | None:
     layout = MasterLayout(Path(exhibitor_dir))
     exhibitor_dir, journal, zk_dir = layout.exhibitor_dir, layout.restore_journal, layout.zk_dir
     if not journal.exists():
-        for leftover in exhibitor_dir.glob(".restore-*"):  # staging of a restore killed before its swap
+        # A restore killed before its swap: its staging, and a journal it had not finished writing.
+        for leftover in exhibitor_dir.glob(".restore-*"):
             shutil.rmtree(leftover, ignore_errors=True)
+        _journal_tmp(layout).unlink(missing_ok=True)
         return None
     try:
         doc = json.loads(journal.read_text())
