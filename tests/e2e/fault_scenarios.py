@@ -40,7 +40,12 @@ def service_client(cluster: Cluster) -> BackupClient:
     return BackupClient(Endpoint(cluster.service["url"], token))
 
 
-def wait_service(cluster: Cluster, timeout: float = 60) -> BackupClient:
+# The supervisor's backoff doubles up to 30 s while the service keeps dying young: many kills in a row
+# (the reliability report's trials) make the next start wait that long.
+RESTART_TIMEOUT = 120.0
+
+
+def wait_service(cluster: Cluster, timeout: float = RESTART_TIMEOUT) -> BackupClient:
     client = service_client(cluster)
 
     def answers() -> bool:
@@ -178,7 +183,7 @@ def kill_service(cluster: Cluster) -> Callable[[int], None]:
 
     def kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: read_pid(pid_file) not in (None, pid), timeout=30, what="service restart")
+        wait_for(lambda: read_pid(pid_file) not in (None, pid), timeout=RESTART_TIMEOUT, what="service restart")
 
     return kill
 
