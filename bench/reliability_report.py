@@ -3,14 +3,16 @@
     python bench/reliability_report.py [--trials 5]
 
 Runs the scenarios of tests/e2e/fault_scenarios.py (the same code the test suite runs a few times)
-against a private 3-master cluster seeded with ~16,000 znodes, each at randomly chosen moments, and
-prints one row per fault. "Intact" means every check of the scenario held: no partial file left, no
-STATUS_READY with wrong data, a restore never leaves a mix, earlier backups verify, the next job works.
+against a private 3-master cluster seeded with ~16,000 znodes, each at a randomly chosen moment of the
+stretch of the job it names, and prints one row per fault. "Intact" means every check of the scenario
+held: no partial file left, no STATUS_READY with wrong data, a restore never leaves a mix, earlier backups
+verify, the next job works.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import sys
 import time
@@ -25,14 +27,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tests.e2e import fault_scenarios  # noqa: E402
 
 from _common import bench_cluster, print_table, write_result  # noqa: E402
-from dcos_backup.local.seed import seed_marathon  # noqa: E402
+from dcos_backup.testing.seed import seed_marathon  # noqa: E402
 from dcos_backup.zk import connect  # noqa: E402
 
 SCENARIOS = {
     "SIGKILL backup service mid-backup": fault_scenarios.service_killed_mid_backup,
-    "SIGKILL backup service mid-restore": fault_scenarios.service_killed_mid_restore,
-    "SIGKILL ZooKeeper leader mid-backup": lambda c, r: fault_scenarios.leader_killed_mid_job(c, r, "backup"),
-    "SIGKILL ZooKeeper leader mid-restore": lambda c, r: fault_scenarios.leader_killed_mid_job(c, r, "restore"),
+    "SIGKILL backup service mid-restore, before any change": functools.partial(
+        fault_scenarios.service_killed_mid_restore, branch="before any change"
+    ),
+    "SIGKILL backup service mid-restore, while applying": functools.partial(
+        fault_scenarios.service_killed_mid_restore, branch="while applying"
+    ),
+    "SIGKILL ZooKeeper leader mid-backup": functools.partial(fault_scenarios.leader_killed_mid_job, kind="backup"),
+    "SIGKILL ZooKeeper leader mid-restore": functools.partial(fault_scenarios.leader_killed_mid_job, kind="restore"),
 }
 
 

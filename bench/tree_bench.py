@@ -32,9 +32,9 @@ from kazoo.protocol.serialization import GetData
 
 from _common import BIN, bench_cluster, print_table, timed_command, write_result
 from dcos_backup.catalog.archive import read_archive
-from dcos_backup.local.seed import seed_marathon
 from dcos_backup.service.auth import read_token_file
 from dcos_backup.service.client import BackupClient, Endpoint, backup_finished
+from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import ZkSpec, ZNode, apply_tree, compare_tree, connect, iter_tree
 from dcos_backup.zk.wire import Connection
 

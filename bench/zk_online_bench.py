@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import httpx
 
 from _common import BIN, bench_cluster, dir_size, print_table, timed_command, write_result
-from dcos_backup.local.load import LoadGenerator, LoadReport
-from dcos_backup.local.seed import seed_marathon
+from dcos_backup.testing.load import LoadGenerator, LoadReport
+from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
 
 
@@ -51,7 +51,7 @@ def run_load(hosts: str, rate: float, seed: int, during: threading.Thread | None
 
 
 def watch_serving(cluster, stop: threading.Event, bad: list) -> None:
-    urls = [f"{m.exhibitor_url}/exhibitor/v1/cluster/status" for m in cluster.masters]
+    urls = [f"{m.member.exhibitor_url}/exhibitor/v1/cluster/status" for m in cluster.masters]
     while not stop.is_set():
         for url in urls:
             try:
@@ -72,8 +72,9 @@ def main() -> None:
         print(f"seeding {args.apps} apps ...", flush=True)
         stats = seed_marathon(client, apps=args.apps, seed=1)
         client.stop()
-        ex = cluster.master(2).exhibitor_dir
-        data = dir_size(ex / "zookeeper")
+        layout = cluster.master(2).layout
+        ex = layout.exhibitor_dir
+        data = dir_size(layout.zk_dir)
         print(f"{stats.nodes:,} znodes; master 2 data directory: {data / 1e6:,.0f} MB", flush=True)
 
         timing: dict[str, float] = {}

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import BIN, bench_cluster, dir_size, print_table, timed_command, write_result
-from dcos_backup.local.seed import seed_marathon
+from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
 
 
@@ -40,8 +40,8 @@ def main() -> None:
         client.sync("/marathon")
         client.stop()
         cluster.stop_master(2)
-        ex = cluster.master(2).exhibitor_dir
-        zk_dir = ex / "zookeeper"
+        layout = cluster.master(2).layout
+        ex, zk_dir = layout.exhibitor_dir, layout.zk_dir
         data = dir_size(zk_dir)
         print(f"{stats.nodes:,} znodes; master 2 data directory: {data / 1e6:,.0f} MB")
 
@@ -86,6 +86,14 @@ def main() -> None:
         )
         sizes = {"tar": (work / "tar-0.tgz").stat().st_size, "ours": (work / "ours-0.tgz").stat().st_size}
     shutil.rmtree(work, ignore_errors=True)
+    times = {"tar_c": tar_c, "ours_c": ours_c, "ours_cv": ours_cv, "verify": verify, "tar_x": tar_x, "ours_x": ours_x}
+    report(args.repeat, stats.nodes, data, times, sizes)
+
+
+def report(repeat: int, znodes: int, data: int, times: dict[str, tuple[float, int]], sizes: dict[str, int]) -> None:
+    """The table, the ratios against tar, and the JSON result."""
+    tar_c, ours_c, ours_cv, verify = times["tar_c"], times["ours_c"], times["ours_cv"], times["verify"]
+    tar_x, ours_x = times["tar_x"], times["ours_x"]
 
     rows = [
         {
@@ -113,7 +121,7 @@ def main() -> None:
         {"operation": "restore", "tool": "dcos-zk restore", "seconds": ours_x[0], "MB/s": data / 1e6 / ours_x[0]},
     ]
     print_table(
-        f"dcos-zk vs tar (best of {args.repeat})",
+        f"dcos-zk vs tar (best of {repeat})",
         rows,
         ["operation", "tool", "seconds", "MB/s", "archive MB"],
     )
@@ -128,7 +136,7 @@ def main() -> None:
         f"restore: dcos-zk takes {ratios['restore_time_vs_tar']:.2f} x the time of tar xzf (target <= 1.2)"
         " - it also validates the whole archive first and fsyncs"
     )
-    write_result("zk_physical", {"znodes": stats.nodes, "data_dir_bytes": data, "rows": rows, "ratios": ratios})
+    write_result("zk_physical", {"znodes": znodes, "data_dir_bytes": data, "rows": rows, "ratios": ratios})
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 Each cluster gets a random loopback subnet (127.X.Y.1-3) so parallel runs never share ports.
 ``cluster`` is shared by the session (tests must not stop its members); ``make_cluster`` gives a
 private cluster a test may stop, damage or restore; ``zk`` is a client chrooted to a fresh path.
+Modules that want a cluster of their own for all their tests build it with :func:`seeded_cluster`.
+Helpers that are not fixtures (waiting, running the console scripts) are in ``tests/helpers.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import uuid
@@ -18,6 +21,7 @@ from kazoo.client import KazooClient
 
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.cluster import Cluster
+from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
 
 _used_subnets: set[str] = set()
@@ -42,6 +46,22 @@ def start_cluster(directory: Path, masters: int = 3, **kwargs: object) -> Cluste
     requires_zookeeper()
     kwargs.setdefault("heap", "512m")
     return local_cluster.up(directory, masters=masters, subnet=free_subnet(), **kwargs)
+
+
+@contextlib.contextmanager
+def seeded_cluster(directory: Path, apps: int, seed: int, **kwargs: object) -> Iterator[Cluster]:
+    """A private 3-master cluster with ``apps`` Marathon apps of ``seed`` under /marathon, stopped on exit."""
+    c = start_cluster(directory, **kwargs)
+    try:
+        client = connect(c.zk_hosts, timeout=60)  # big multis during log rolls can stall a while
+        try:
+            seed_marathon(client, apps=apps, seed=seed)
+        finally:
+            client.stop()
+            client.close()
+        yield c
+    finally:
+        local_cluster.down(c)
 
 
 @pytest.fixture(scope="session")

@@ -1,25 +1,38 @@
 """Fault scenarios with real processes and real signals, shared by tests/e2e/test_faults.py (a few trials)
 and bench/reliability_report.py (many trials). Each returns a short outcome string and raises
-AssertionError when data is not intact."""
+AssertionError when data is not intact.
+
+Each scenario hits the branch it names, and checks that it did: the fault is dealt while the backup service
+is frozen (SIGSTOP) and its catalog (``<storage>/<id>/backup.json``, written before every step that
+matters) shows the job still at that point. A job that got past it before the freeze is left to finish and
+the scenario starts another, so that what happens at random is only *where* in that stretch the fault lands.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
 import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e.service_helpers import snapshot, wait_for
+from tests.helpers import wait_for
 
 from dcos_backup.catalog.archive import read_archive, verify_archive
 from dcos_backup.errors import Conflict
 from dcos_backup.local.cluster import Cluster
-from dcos_backup.local.processes import read_pid
+from dcos_backup.master.processes import read_pid
 from dcos_backup.service.auth import read_token_file
 from dcos_backup.service.client import BackupClient, Endpoint, backup_finished, restore_finished
 from dcos_backup.service.engine import ZkEngine
+from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
+
+ATTEMPTS = 10
 
 
 def service_client(cluster: Cluster) -> BackupClient:
@@ -27,7 +40,12 @@ def service_client(cluster: Cluster) -> BackupClient:
     return BackupClient(Endpoint(cluster.service["url"], token))
 
 
-def wait_service(cluster: Cluster, timeout: float = 60) -> BackupClient:
+# The supervisor's backoff doubles up to 30 s while the service keeps dying young: many kills in a row
+# (the reliability report's trials) make the next start wait that long.
+RESTART_TIMEOUT = 120.0
+
+
+def wait_service(cluster: Cluster, timeout: float = RESTART_TIMEOUT) -> BackupClient:
     client = service_client(cluster)
 
     def answers() -> bool:
@@ -81,14 +99,6 @@ def archive_equals_tree(cluster: Cluster, doc: dict, root: str = "/marathon") ->
     assert difference is None, f"archive of a STATUS_READY backup differs from the tree: {difference}"
 
 
-def kill_service(cluster: Cluster) -> int:
-    pid_file = Path(cluster.service["child_pid_file"])
-    pid = read_pid(pid_file)
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: read_pid(pid_file) not in (None, pid), timeout=30, what="service restart")
-    return pid
-
-
 def damage_all_apps(cluster: Cluster) -> None:
     zk = connect(cluster.zk_hosts)
     try:
@@ -106,70 +116,174 @@ def tree_now(cluster: Cluster) -> list:
         zk.stop()
 
 
+# ------------------------------------------------------------------------------ catching a job in the act
+def catalog(cluster: Cluster, backup_id: str) -> dict:
+    """The backup document as the service last wrote it (docs/format.md: written before each step)."""
+    return json.loads((Path(cluster.service["storage_dir"]) / backup_id / "backup.json").read_text())
+
+
+def job_running(doc: dict) -> bool:
+    return doc["status"] == "STATUS_BACKING_UP" or (doc.get("restores") or {}).get("status") == "STATUS_RESTORING"
+
+
+def safety_recorded(doc: dict) -> bool:
+    """A restore has its safety backup: from now on it changes ZooKeeper."""
+    return bool((doc.get("restores") or {}).get("safety_backup_id"))
+
+
+def archive_growing(cluster: Cluster, backup_id: str, size: int) -> bool:
+    """A backup is streaming its archive (``.partial`` until complete) and has written ``size`` bytes."""
+    partials = (Path(cluster.service["storage_dir"]) / backup_id).glob("*.partial")
+    with contextlib.suppress(FileNotFoundError):
+        return any(p.stat().st_size >= size for p in partials)
+    return False
+
+
+def act_mid_job(
+    cluster: Cluster,
+    start: Callable[[], str],
+    ready: Callable[[str], bool],
+    action: Callable[[int], None],
+    still_there: Callable[[dict], bool] = job_running,
+) -> str:
+    """Start a job (``start()`` returns its id); once ``ready(id)``, freeze the service and, if its catalog
+    shows the job still where ``still_there`` wants it, call ``action(service pid)`` then. A job that got
+    past that point first is left to finish and another one is started. Returns the id of the job hit."""
+    client = service_client(cluster)
+    pid_file = Path(cluster.service["child_pid_file"])
+    for _ in range(ATTEMPTS):
+        job_id = start()
+        reached = functools.partial(_reached_or_over, cluster, job_id, ready)
+        wait_for(reached, timeout=120, interval=0.02, what=f"job {job_id} to reach the point of the fault")
+        pid = read_pid(pid_file)
+        os.kill(pid, signal.SIGSTOP)  # the job cannot move on while we look
+        try:
+            doc = catalog(cluster, job_id)
+            if job_running(doc) and still_there(doc):
+                action(pid)
+                return job_id
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        client.wait(job_id, lambda d: backup_finished(d) and restore_finished(d), interval=0.1, timeout=120)
+    raise AssertionError(f"no job was caught at the point of the fault in {ATTEMPTS} attempts")
+
+
+def _reached_or_over(cluster: Cluster, job_id: str, ready: Callable[[str], bool]) -> bool:
+    return ready(job_id) or not job_running(catalog(cluster, job_id))
+
+
+def kill_service(cluster: Cluster) -> Callable[[int], None]:
+    """An action for :func:`act_mid_job`: SIGKILL the frozen service, return once it runs again."""
+    pid_file = Path(cluster.service["child_pid_file"])
+
+    def kill(pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: read_pid(pid_file) not in (None, pid), timeout=RESTART_TIMEOUT, what="service restart")
+
+    return kill
+
+
+def kill_leader(cluster: Cluster) -> Callable[[int], None]:
+    """An action for :func:`act_mid_job`: SIGKILL the ZooKeeper leader (its supervisor brings it back)."""
+
+    def kill(_: int) -> None:
+        leader = next(m for m, s in zip(cluster.masters, cluster.status(), strict=True) if s.isLeader)
+        os.kill(read_pid(leader.layout.zookeeper_pid_file), signal.SIGKILL)
+
+    return kill
+
+
+# ------------------------------------------------------------------------------------------- scenarios
 def service_killed_mid_backup(cluster: Cluster, rng: random.Random) -> str:
+    """SIGKILL the service while a backup streams its archive: the backup must end STATUS_ERROR, cleaned up."""
     client = wait_service(cluster)
     earlier = ready_backup(client, "earlier")
-    doc = client.create("doomed")
-    time.sleep(rng.uniform(0.0, 0.3))
-    kill_service(cluster)
+    size = rng.randint(1, 256 * 1024)
+    backup_id = act_mid_job(
+        cluster,
+        lambda: client.create("doomed")["id"],
+        lambda job: archive_growing(cluster, job, size),
+        kill_service(cluster),
+    )
     client = wait_service(cluster)
-    final = client.show(doc["id"])
+    final = client.show(backup_id)
+    assert final["status"] == "STATUS_ERROR" and "interrupted" in final["reason"], final
     storage = Path(cluster.service["storage_dir"])
-    assert not list((storage / doc["id"]).glob("*.partial")), "partial files left behind"
-    if final["status"] == "STATUS_READY":
-        archive_equals_tree(cluster, final)
-        outcome = "finished before the kill"
-    else:
-        assert final["status"] == "STATUS_ERROR" and "interrupted" in final["reason"], final
-        outcome = "interrupted, cleaned up"
+    assert not list((storage / backup_id).glob("*.partial")), "partial files left behind"
     archive_equals_tree(cluster, client.show(earlier["id"]))  # earlier backups intact
     ready_backup(client, "after-kill")
-    return outcome
+    return "interrupted, cleaned up"
 
 
-def service_killed_mid_restore(cluster: Cluster, rng: random.Random) -> str:
+RESTORE_BRANCHES = {
+    # branch: (the catalog state the kill must find, the outcome's words in the reason, what the scenario returns)
+    "before any change": (lambda doc: not safety_recorded(doc), "ZooKeeper was not touched", "untouched"),
+    "while applying": (safety_recorded, "rolled back", "rolled back"),
+}
+
+
+def service_killed_mid_restore(cluster: Cluster, rng: random.Random, branch: str) -> str:
+    """SIGKILL the service mid-restore, ``branch`` = before it changed anything or while it applies the
+    archive: either way the restarted service must leave the tree exactly as it was before the restore."""
+    where, reason, outcome = RESTORE_BRANCHES[branch]
     client = wait_service(cluster)
     backup = ready_backup(client, "before")
     wanted = tree_now(cluster)
     damage_all_apps(cluster)
     damaged = tree_now(cluster)
-    client.restore(backup["id"])
-    time.sleep(rng.uniform(0.0, 1.5))
-    kill_service(cluster)
+    delay = rng.uniform(0.0, 0.3)
+
+    def start() -> str:
+        damage_all_apps(cluster)  # again after a restore that won the race (the same tree)
+        client.restore(backup["id"])
+        return backup["id"]
+
+    def ready(job: str) -> bool:
+        if not where(catalog(cluster, job)):
+            return False
+        time.sleep(delay)  # somewhere in that stretch, not always at its start
+        return True
+
+    act_mid_job(cluster, start, ready, kill_service(cluster), still_there=where)
     client = wait_service(cluster)
     final = client.wait(backup["id"], restore_finished, interval=0.2, timeout=120)
-    after = tree_now(cluster)
     restores = final["restores"]
-    if restores["status"] == "STATUS_READY":
-        assert after == wanted, "restore reported READY but the tree differs"
-        outcome = "finished before the kill"
-    else:
-        assert after in (wanted, damaged), "tree is a mix of backup and pre-restore state"
-        assert "interrupted" in restores["reason"], restores
-        outcome = "rolled back" if "rolled back" in restores["reason"] else "untouched"
+    assert restores["status"] == "STATUS_ERROR" and "interrupted" in restores["reason"], restores
+    assert reason in restores["reason"], restores
+    assert tree_now(cluster) == damaged, "the tree is not what it was before the interrupted restore"
     assert restore_again(client, backup["id"])["restores"]["status"] == "STATUS_READY"
     assert tree_now(cluster) == wanted, "a re-run restore did not bring the backup back"
     return outcome
 
 
-def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str) -> str:
+def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branch: str = "while applying") -> str:
+    """SIGKILL the ZooKeeper leader while a backup streams its archive, or while a restore is in ``branch``
+    (see RESTORE_BRANCHES): the job completes correctly or ends STATUS_ERROR with a reason, and a restore
+    that failed leaves the tree exactly as it was before it (rolled back, if it had changed anything)."""
     client = wait_service(cluster)
     backup = ready_backup(client, "base")
     wanted = tree_now(cluster)
-    if kind == "restore":
+    size = rng.randint(1, 256 * 1024)
+    where = RESTORE_BRANCHES[branch][0]
+
+    def start() -> str:
+        if kind == "backup":
+            return client.create("during-kill")["id"]
         damage_all_apps(cluster)
         client.restore(backup["id"])
-    else:
-        backup = client.create("during-kill")
-    time.sleep(rng.uniform(0.0, 0.5))
-    leader = next(m for m, s in zip(cluster.masters, cluster.status(), strict=True) if s.isLeader)
-    os.kill(read_pid(leader.zk_pid_file), signal.SIGKILL)  # its supervisor brings it back
+        return backup["id"]
+
+    def ready(job: str) -> bool:
+        return archive_growing(cluster, job, size) if kind == "backup" else where(catalog(cluster, job))
+
     if kind == "restore":
-        final = client.wait(backup["id"], restore_finished, interval=0.2, timeout=120)
-        status = final["restores"]["status"]
-    else:
-        final = client.wait(backup["id"], backup_finished, interval=0.2, timeout=120)
-        status = final["status"]
+        damage_all_apps(cluster)
+    damaged = tree_now(cluster)
+    job_id = act_mid_job(cluster, start, ready, kill_leader(cluster), where if kind == "restore" else job_running)
+    final = client.wait(job_id, lambda d: backup_finished(d) and restore_finished(d), interval=0.2, timeout=120)
+    outcome = final["restores"] if kind == "restore" else final  # both have status and reason
+    status, reason = outcome["status"], outcome["reason"]
     cluster.wait_serving(90)
     if status == "STATUS_READY":
         if kind == "restore":
@@ -177,12 +291,11 @@ def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str) -> st
         else:
             archive_equals_tree(cluster, final)
         return "completed"
-    reason = final["restores"]["reason"] if kind == "restore" else final["reason"]
-    assert reason, "STATUS_ERROR without a reason"
-    if kind == "restore":  # leave the cluster as the next trial expects it
-        wait_service(cluster)
-        ready = ready_backup(client, "settle")
-        restore_again(client, backup["id"])
+    assert status == "STATUS_ERROR" and reason, f"{status} without a reason"
+    if kind == "restore":
+        as_before = tree_now(cluster) == damaged
+        restore_again(client, job_id)  # leave the cluster as the next trial expects it, whatever happened
         assert tree_now(cluster) == wanted
-        client.delete(ready["id"])
+        assert as_before, f"a failed restore left the tree neither as before nor as the backup ({reason})"
+        assert branch != "while applying" or "rolled back to the safety backup" in reason, reason
     return "error with reason"

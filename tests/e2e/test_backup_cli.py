@@ -4,53 +4,40 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from kazoo.security import OPEN_ACL_UNSAFE
-from tests.e2e.service_helpers import damage, snapshot, wait_for
+from tests.conftest import seeded_cluster
+from tests.e2e import fault_scenarios
+from tests.helpers import damage, ok, run_tool, wait_for
 
-from dcos_backup.local.processes import read_pid
-from dcos_backup.local.seed import seed_marathon
+from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import ZNode, apply_tree, connect
 
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
 
 
-def dcos(cluster, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("DCOS_BACKUP_URL", "DCOS_BACKUP_TOKEN")}
-    full_env.update({"DCOS_LOCAL_DIR": str(cluster.dir), **(env or {})})
-    return subprocess.run(
-        [str(BIN / "dcos"), "backup", *args], capture_output=True, text=True, env=full_env, timeout=120
-    )
+def dcos(cluster, *args: str, env: dict | None = None):
+    """``dcos backup ARGS`` against ``cluster`` (found the CLI's default way: its DCOS_LOCAL_DIR)."""
+    return run_tool("dcos", "backup", *args, cluster_dir=cluster.dir, env=env, timeout=120)
 
 
-def ok(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+def stdout_of(cluster, *args: str) -> str:
+    """``dcos backup ARGS``, which must succeed; its standard output."""
+    return ok(dcos(cluster, *args)).stdout
 
 
 def show(cluster, backup_id: str) -> dict:
-    return json.loads(ok(dcos(cluster, "show", backup_id)))
+    return json.loads(stdout_of(cluster, "show", backup_id))
 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory):
-    from tests.conftest import start_cluster
-
-    from dcos_backup.local import cluster as local_cluster
-
-    c = start_cluster(tmp_path_factory.mktemp("cli-cluster"))
-    zk = connect(c.zk_hosts)
-    seed_marathon(zk, apps=40, seed=11)
-    yield c, zk
-    zk.stop()
-    local_cluster.down(c)
+    with seeded_cluster(tmp_path_factory.mktemp("cli-cluster"), apps=40, seed=11) as c:
+        zk = connect(c.zk_hosts)
+        yield c, zk
+        zk.stop()
 
 
 def test_seed_procedure_through_the_cli(seeded):
@@ -58,15 +45,15 @@ def test_seed_procedure_through_the_cli(seeded):
     before = snapshot(zk)
 
     # 1. Create a backup and assign it a meaningful label.
-    backup_id = ok(dcos(cluster, "create", "--label=pre-upgrade")).strip()
+    backup_id = stdout_of(cluster, "create", "--label=pre-upgrade").strip()
     assert backup_id.startswith("pre-upgrade-")
     # 2. Verify that the backup has been created: it goes STATUS_BACKING_UP -> STATUS_READY.
     wait_for(lambda: show(cluster, backup_id)["status"] == "STATUS_READY", what="STATUS_READY")
-    listing = ok(dcos(cluster, "list"))
+    listing = stdout_of(cluster, "list")
     assert backup_id in listing and "STATUS_READY" in listing
-    assert backup_id in ok(dcos(cluster, "list", "pre-upgrade"))
-    assert backup_id not in ok(dcos(cluster, "list", "other-label"))
-    docs = json.loads(ok(dcos(cluster, "list", "--json")))
+    assert backup_id in stdout_of(cluster, "list", "pre-upgrade")
+    assert backup_id not in stdout_of(cluster, "list", "other-label")
+    docs = json.loads(stdout_of(cluster, "list", "--json"))
     assert [d["id"] for d in docs] == [backup_id]
 
     # Something goes wrong with /marathon.
@@ -74,7 +61,7 @@ def test_seed_procedure_through_the_cli(seeded):
     assert snapshot(zk) != before
 
     # Restoring: restore, then monitor restores.component_status.marathon.
-    assert "restoring" in ok(dcos(cluster, "restore", backup_id))
+    assert "restoring" in stdout_of(cluster, "restore", backup_id)
     seen = []
     wait_for(
         lambda: (
@@ -90,13 +77,13 @@ def test_seed_procedure_through_the_cli(seeded):
 
     # Deleting a backup.
     ok(dcos(cluster, "delete", backup_id))
-    assert backup_id not in ok(dcos(cluster, "list"))
+    assert backup_id not in stdout_of(cluster, "list")
 
 
 def test_wait_flags_and_exit_codes(seeded):
     cluster, _ = seeded
     created = dcos(cluster, "create", "--label", "with-wait", "--wait")
-    backup_id = ok(created).strip()
+    backup_id = ok(created).stdout.strip()
     assert show(cluster, backup_id)["status"] == "STATUS_READY"
     restored = dcos(cluster, "restore", backup_id, "--wait")
     assert restored.returncode == 0 and "STATUS_READY" in restored.stderr
@@ -110,7 +97,7 @@ def test_wait_flags_and_exit_codes(seeded):
         result = dcos(cluster, "create", "--label", label)
         assert result.returncode == 2, (label, result.stderr)
         assert "invalid label" in result.stderr and len(result.stderr.splitlines()) == 1
-    assert [d["label"] for d in json.loads(ok(dcos(cluster, "list", "--json"))) if not d["safety"]] == ["with-wait"]
+    assert [d["label"] for d in json.loads(stdout_of(cluster, "list", "--json")) if not d["safety"]] == ["with-wait"]
 
     result = dcos(cluster, "list", env={"DCOS_BACKUP_TOKEN": "wrong"})
     assert result.returncode == 1 and "invalid bearer token" in result.stderr
@@ -120,8 +107,7 @@ def test_wait_flags_and_exit_codes(seeded):
 
 def test_killed_service_is_restarted_and_marks_the_backup_interrupted(seeded):
     cluster, _ = seeded
-    child_pid_file = Path(cluster.service["child_pid_file"])
-    # A backup big enough (40,000 znodes: about 2 s) to still be running when the SIGKILL arrives.
+    # 40,000 more znodes: a backup long enough to be caught streaming its archive.
     open_acl = tuple(OPEN_ACL_UNSAFE)
     apply_tree(
         cluster.zk_hosts,
@@ -129,10 +115,13 @@ def test_killed_service_is_restarted_and_marks_the_backup_interrupted(seeded):
         [ZNode("/marathon/bulk", b"", open_acl)]
         + [ZNode(f"/marathon/bulk/n{i:05d}", b"x" * 200, open_acl) for i in range(40000)],
     )
-    old_pid = read_pid(child_pid_file)
-    backup_id = ok(dcos(cluster, "create", "--label", "doomed")).strip()
-    os.kill(old_pid, signal.SIGKILL)
-    wait_for(lambda: read_pid(child_pid_file) not in (None, old_pid), what="service restarted")
+    # SIGKILL while the catalog says STATUS_BACKING_UP and the archive is being written, not before or after.
+    backup_id = fault_scenarios.act_mid_job(
+        cluster,
+        lambda: stdout_of(cluster, "create", "--label", "doomed").strip(),
+        lambda job: fault_scenarios.archive_growing(cluster, job, 1),
+        fault_scenarios.kill_service(cluster),
+    )
     wait_for(lambda: dcos(cluster, "list").returncode == 0, what="service answering again")
     doc = show(cluster, backup_id)
     assert doc["status"] == "STATUS_ERROR" and "interrupted" in doc["reason"]

@@ -2,51 +2,40 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
-from tests.e2e.service_helpers import snapshot
+from tests.helpers import ok, run_tool
 
-from dcos_backup.local.seed import seed_marathon
+from dcos_backup.testing.seed import seed_marathon
+from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
-
-
-def run(cluster, tool: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DCOS_LOCAL_DIR": str(cluster.dir)}
-    env.pop("DCOS_EXHIBITOR_DIR", None)
-    return subprocess.run([str(BIN / tool), *args], capture_output=True, text=True, env=env, timeout=180)
-
-
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
 
 
 def test_seed_zookeeper_backup_and_restore_procedure(make_cluster, tmp_path):
     cluster = make_cluster(3)
+
+    def run(tool: str, *args: str):
+        return run_tool(tool, *args, cluster_dir=cluster.dir, timeout=180)
+
     client = connect(cluster.zk_hosts)
     seed_marathon(client, apps=40, seed=3)
     master2 = cluster.master(2)
     # Make sure master 2 has applied everything acknowledged so far before it is stopped.
-    only2 = connect(master2.zk_address)
+    only2 = connect(master2.member.client_address)
     only2.sync("/marathon")
     expected = snapshot(only2)
     only2.stop()
 
     # Backing up: stop ZooKeeper on one master only, back it up, start it again.
-    ok(run(cluster, "dcos-local", "stop-zk", "2"))
+    ok(run("dcos-local", "stop-zk", "2"))
     archive = tmp_path / "zk-backup.tar.gz"
-    result = ok(run(cluster, "dcos-zk", "backup", str(archive), "-v", "--exhibitor-dir", str(master2.exhibitor_dir)))
+    result = ok(run("dcos-zk", "backup", str(archive), "-v", "--exhibitor-dir", str(master2.layout.exhibitor_dir)))
     assert "archive complete" in result.stderr and "sha256" in result.stdout
-    ok(run(cluster, "dcos-local", "start-zk", "2"))
+    ok(run("dcos-local", "start-zk", "2"))
     assert all(s.code == 3 for s in cluster.wait_serving(60))
 
     # Life goes on, then disaster: writes after the backup, and /marathon is destroyed.
@@ -58,26 +47,22 @@ def test_seed_zookeeper_backup_and_restore_procedure(make_cluster, tmp_path):
     # Restoring: copy the archive to every master, stop all, restore on each, start all.
     copies = {}
     for m in cluster.masters:
-        copies[m.id] = m.exhibitor_dir.parent / f"master-{m.id}-zk-backup.tar.gz"
+        copies[m.id] = m.layout.exhibitor_dir.parent / f"master-{m.id}-zk-backup.tar.gz"
         shutil.copy(archive, copies[m.id])
-    refused = run(
-        cluster, "dcos-zk", "restore", str(copies[1]), "--exhibitor-dir", str(cluster.master(1).exhibitor_dir)
-    )
+    refused = run("dcos-zk", "restore", str(copies[1]), "--exhibitor-dir", str(cluster.master(1).layout.exhibitor_dir))
     assert refused.returncode != 0 and "stop it first: dcos-local stop-zk 1" in refused.stderr
     for m in cluster.masters:
-        ok(run(cluster, "dcos-local", "stop-zk", str(m.id)))
+        ok(run("dcos-local", "stop-zk", str(m.id)))
     for m in cluster.masters:
-        result = ok(
-            run(cluster, "dcos-zk", "restore", str(copies[m.id]), "-v", "--exhibitor-dir", str(m.exhibitor_dir))
-        )
+        result = ok(run("dcos-zk", "restore", str(copies[m.id]), "-v", "--exhibitor-dir", str(m.layout.exhibitor_dir)))
         assert f"myid {m.id}" in result.stdout
-        assert (m.exhibitor_dir / "zookeeper" / "snapshot" / "myid").read_text().strip() == str(m.id)
+        assert m.layout.myid_file.read_text().strip() == str(m.id)
     for m in cluster.masters:
-        ok(run(cluster, "dcos-local", "start-zk", str(m.id), "--no-wait"))
+        ok(run("dcos-local", "start-zk", str(m.id), "--no-wait"))
     cluster.wait_serving(90)
 
     # Monitor the Exhibitor status: all serving, one leader.
-    status = httpx.get(f"{cluster.master(1).exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()
+    status = httpx.get(f"{cluster.master(1).member.exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()
     assert [s["description"] for s in status] == ["serving"] * 3
     assert sum(s["isLeader"] for s in status) == 1
 

@@ -6,47 +6,33 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from tests.helpers import BIN, run_tool, wait_for
 
 from dcos_backup.local.cluster import Cluster
-from dcos_backup.local.processes import read_pid
-from dcos_backup.local.seed import ROOT
+from dcos_backup.master.processes import read_pid
+from dcos_backup.testing.seed import ROOT
 from dcos_backup.zk import connect, iter_tree
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent
-
 
 def dcos_local(cluster_dir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "DCOS_LOCAL_DIR": str(cluster_dir), **(env or {})}
-    return subprocess.run([str(BIN / "dcos-local"), *args], capture_output=True, text=True, env=full_env, timeout=120)
+    return run_tool("dcos-local", *args, cluster_dir=cluster_dir, env=env, timeout=120)
 
 
 def exhibitor_status(cluster: Cluster, n: int) -> list[dict]:
-    return httpx.get(f"{cluster.master(n).exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()
-
-
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
+    return httpx.get(f"{cluster.master(n).member.exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()
 
 
 def test_status_endpoint_lists_every_member_serving_with_one_leader(cluster):
     for n in (1, 2, 3):
         status = exhibitor_status(cluster, n)
-        assert [s["hostname"] for s in status] == [m.host for m in cluster.masters]
+        assert [s["hostname"] for s in status] == [m.member.host for m in cluster.masters]
         assert all(s["code"] == 3 and s["description"] == "serving" for s in status)
         assert sum(s["isLeader"] for s in status) == 1
         assert all(set(s) == {"code", "description", "hostname", "isLeader"} for s in status)
@@ -64,15 +50,20 @@ def test_env_points_at_the_master(cluster):
     result = dcos_local(cluster.dir, "env", "2")
     assert result.returncode == 0
     exports = dict(line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines())
-    assert exports["DCOS_EXHIBITOR_DIR"] == str(cluster.master(2).exhibitor_dir)
-    assert exports["DCOS_ZK_ADDRESS"] == f"{cluster.master(2).host}:2181"
+    assert exports["DCOS_EXHIBITOR_DIR"] == str(cluster.master(2).layout.exhibitor_dir)
+    assert exports["DCOS_ZK_ADDRESS"] == f"{cluster.master(2).member.host}:2181"
 
 
 def test_data_layout_is_dcos_like(cluster):
-    m = cluster.master(3)
-    assert (m.exhibitor_dir / "zookeeper" / "snapshot" / "myid").read_text().strip() == "3"
-    assert (m.exhibitor_dir / "zookeeper" / "transactions" / "version-2").is_dir()
-    assert (m.exhibitor_dir / "conf" / "zoo.cfg").is_file()
+    # Spelled out here (not through MasterLayout): this is the layout DC/OS masters have.
+    ex = cluster.master(3).layout.exhibitor_dir
+    assert (ex / "zookeeper" / "snapshot" / "myid").read_text().strip() == "3"
+    assert (ex / "zookeeper" / "transactions" / "version-2").is_dir()
+    assert (ex / "conf" / "zoo.cfg").is_file()
+    zoo_cfg = dict(line.split("=", 1) for line in (ex / "conf" / "zoo.cfg").read_text().splitlines())
+    assert zoo_cfg["dataDir"] == str(ex / "zookeeper" / "snapshot")
+    assert zoo_cfg["dataLogDir"] == str(ex / "zookeeper" / "transactions")
+    assert (ex / "run" / "zookeeper.pid").is_file() and (ex / "run" / "exhibitor.pid").is_file()
 
 
 def test_stop_start_and_kill_recovery(make_cluster):
@@ -84,16 +75,17 @@ def test_stop_start_and_kill_recovery(make_cluster):
         assert status[1]["code"] == 1 and status[1]["description"] == "down"
         assert [s["code"] for s in (status[0], status[2])] == [3, 3]
         assert sum(s["isLeader"] for s in status) == 1
-    assert read_pid(c.master(2).pid_file) is None
+    assert read_pid(c.master(2).layout.exhibitor_pid_file) is None
     assert dcos_local(c.dir, "start-zk", "2").returncode == 0
     assert all(s["code"] == 3 for s in exhibitor_status(c, 2))
 
     # SIGKILL ZooKeeper: the supervisor brings it back and logs why
-    old_pid = read_pid(c.master(1).zk_pid_file)
+    zk_pid_file = c.master(1).layout.zookeeper_pid_file
+    old_pid = read_pid(zk_pid_file)
     os.kill(old_pid, signal.SIGKILL)
-    wait_for(lambda: (p := read_pid(c.master(1).zk_pid_file)) and p != old_pid, what="a new ZooKeeper pid")
+    wait_for(lambda: (p := read_pid(zk_pid_file)) and p != old_pid, what="a new ZooKeeper pid")
     wait_for(lambda: all(s["code"] == 3 for s in exhibitor_status(c, 2)), what="all serving again")
-    assert "killed by SIGKILL; restarting" in c.master(1).log_file.read_text()
+    assert "killed by SIGKILL; restarting" in c.master(1).layout.exhibitor_log.read_text()
 
     # down leaves no process behind
     pids = c.all_pids()
@@ -148,18 +140,3 @@ def test_cli_errors_are_one_line(make_cluster, tmp_path):
         assert message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
-
-
-def test_quick_start_demo_runs_end_to_end(tmp_path):
-    from tests.conftest import free_subnet
-
-    result = subprocess.run(
-        [str(BIN / "dcos-local"), "demo", "--apps", "30", "--dir", str(tmp_path / "demo"), "--subnet", free_subnet()],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    for expected in ("STATUS_RESTORING", "STATUS_READY", "identical", "every step passed"):
-        assert expected in result.stdout
-    assert not (tmp_path / "demo").exists()  # purged: nothing left running or on disk

@@ -13,15 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 from tests.e2e.faulty_engine import FaultyEngine
-from tests.e2e.service_helpers import damage, snapshot, wait_for
+from tests.helpers import damage, wait_for
 
 from dcos_backup.catalog.archive import read_archive
 from dcos_backup.catalog.models import BackupRecord, Status, new_backup_id, now
 from dcos_backup.catalog.storage import LocalStorage
-from dcos_backup.local.seed import seed_marathon
 from dcos_backup.service.app import PREFIX, build_app
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
+from dcos_backup.testing.seed import seed_marathon
+from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e

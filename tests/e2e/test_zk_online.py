@@ -6,56 +6,44 @@ while the load runs: the online copy has to stitch a fuzzy snapshot and growing 
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
-import sys
 import tarfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import start_cluster
-from tests.e2e.service_helpers import snapshot
+from tests.conftest import seeded_cluster
+from tests.helpers import ok, run_tool, wait_for
 
-from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.cluster import Cluster
-from dcos_backup.local.load import LoadGenerator
-from dcos_backup.local.seed import seed_marathon
+from dcos_backup.master.layout import MasterLayout
+from dcos_backup.testing.load import LoadGenerator
+from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
 from dcos_backup.zkdata import formats
 
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
-
-
-def dcos_zk(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "dcos-zk"), *args], capture_output=True, text=True, timeout=300)
-
-
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+SNAP_COUNT = 400
+dcos_zk = functools.partial(run_tool, "dcos-zk")
 
 
 @pytest.fixture(scope="module")
 def busy_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = start_cluster(tmp_path_factory.mktemp("online-cluster"), zk_config=[("snapCount", "400")])
-    client = connect(c.zk_hosts)
-    seed_marathon(client, apps=30, seed=5)
-    client.stop()
-    yield c
-    local_cluster.down(c)
+    directory = tmp_path_factory.mktemp("online-cluster")
+    with seeded_cluster(directory, apps=30, seed=5, zk_config=[("snapCount", str(SNAP_COUNT))]) as c:
+        yield c
 
 
 class StatusWatch:
     """Polls the Exhibitor status of every member; remembers any member seen not serving."""
 
     def __init__(self, cluster: Cluster) -> None:
-        self.urls = [f"{m.exhibitor_url}/exhibitor/v1/cluster/status" for m in cluster.masters]
+        self.urls = [f"{m.member.exhibitor_url}/exhibitor/v1/cluster/status" for m in cluster.masters]
         self.bad: list[object] = []
         self.polls = 0
         self._stop = threading.Event()
@@ -92,20 +80,23 @@ def test_online_backup_under_load_restores_exactly_the_archived_state(busy_clust
     load = LoadGenerator(cluster.zk_hosts, root="/load", rate=150, seed=7)
     load.start()
     with StatusWatch(cluster) as watch:
-        time.sleep(3)  # several snapshots and log roll-overs (snapCount=400)
+        # Several snapshots and log roll-overs before the backup: ZooKeeper snapshots every ~snapCount writes.
+        wait_for(lambda: len(load.acknowledged()) >= 2 * SNAP_COUNT, timeout=120, what="writes for 2 snapshots")
         acked_before_backup = max(op.zxid for op in load.acknowledged())
-        result = ok(dcos_zk("backup", str(archive), "--online", "-v", "--exhibitor-dir", str(master2.exhibitor_dir)))
-        time.sleep(1)
+        ex = master2.layout.exhibitor_dir
+        result = ok(dcos_zk("backup", str(archive), "--online", "-v", "--exhibitor-dir", str(ex)))
+        verified = json.loads(ok(dcos_zk("verify", str(archive), "--json")).stdout)
+        last_zxid = int(verified["last_zxid"], 16)
+        # The load goes on after the backup, and the members serve all along.
+        wait_for(lambda: max(op.zxid for op in load.acknowledged()) > last_zxid, what="writes after the backup")
+        wait_for(lambda: watch.polls >= 5, what="5 status polls")
     report = load.stop()
 
     assert report.failures == [], report.failures
-    assert watch.polls >= 5 and watch.bad == [], watch.bad
+    assert watch.bad == [], watch.bad
     assert "online backup written" in result.stdout and "verified up to zxid" in result.stdout
-    verified = json.loads(ok(dcos_zk("verify", str(archive), "--json")).stdout)
-    last_zxid = int(verified["last_zxid"], 16)
     assert last_zxid >= acked_before_backup
     assert verified["digests_checked"] > 0
-    assert any(op.zxid > last_zxid for op in report.ops), "the load should go on after the backup"
 
     # The normal restore procedure on every master.
     for m in cluster.masters:
@@ -113,7 +104,7 @@ def test_online_backup_under_load_restores_exactly_the_archived_state(busy_clust
     for m in cluster.masters:
         copy = tmp_path / f"master-{m.id}.tar.gz"
         shutil.copy(archive, copy)
-        ok(dcos_zk("restore", str(copy), "--exhibitor-dir", str(m.exhibitor_dir)))
+        ok(dcos_zk("restore", str(copy), "--exhibitor-dir", str(m.layout.exhibitor_dir)))
     for m in cluster.masters:
         cluster.start_master(m.id)
     statuses = cluster.wait_serving(90)
@@ -141,33 +132,34 @@ def full_data_archive(busy_cluster: Cluster, tmp_path_factory: pytest.TempPathFa
     archive = tmp_path_factory.mktemp("verify") / "master3.tar.gz"
     cluster.stop_master(3)
     try:
-        ok(dcos_zk("backup", str(archive), "--exhibitor-dir", str(cluster.master(3).exhibitor_dir)))
+        ok(dcos_zk("backup", str(archive), "--exhibitor-dir", str(cluster.master(3).layout.exhibitor_dir)))
     finally:
         cluster.start_master(3, wait=True)
     return archive
 
 
-def unpack(archive: Path, target: Path) -> Path:
+def unpack(archive: Path, target: Path) -> MasterLayout:
+    """The archive's data, laid out as on a master (its ``zookeeper/`` in ``target``)."""
     with tarfile.open(archive, "r:gz") as tar:
         tar.extractall(target, filter="data")
-    return target / "zookeeper"
+    return MasterLayout(target)
 
 
-def repack(zk_dir: Path, archive: Path) -> Path:
+def repack(data: MasterLayout, archive: Path) -> Path:
     with tarfile.open(archive, "w:gz") as tar:
-        tar.add(zk_dir, arcname="./zookeeper")
+        tar.add(data.zk_dir, arcname="./zookeeper")
     return archive
 
 
-def data_files(zk_dir: Path, kind: str) -> list[Path]:
-    sub = "snapshot" if kind == "snapshot" else "transactions"
-    files = [p for p in (zk_dir / sub / "version-2").iterdir() if formats.kind_of_name(p.name) == kind]
+def data_files(data: MasterLayout, kind: str) -> list[Path]:
+    directory = data.snapshots_dir if kind == "snapshot" else data.logs_dir
+    files = [p for p in directory.iterdir() if formats.kind_of_name(p.name) == kind]
     return sorted(files, key=lambda p: formats.zxid_of_name(p.name) or 0)
 
 
-def only_oldest_snapshot(zk_dir: Path) -> None:
+def only_oldest_snapshot(data: MasterLayout) -> None:
     """Make the replay start at the first snapshot, so that it runs through every log."""
-    for path in data_files(zk_dir, "snapshot")[1:]:
+    for path in data_files(data, "snapshot")[1:]:
         path.unlink()
 
 
@@ -184,65 +176,65 @@ def flip(path: Path, offset: int) -> None:
 
 
 def test_verify_accepts_the_untouched_data(full_data_archive: Path, tmp_path: Path):
-    zk_dir = unpack(full_data_archive, tmp_path)
-    assert len(data_files(zk_dir, "log")) >= 3
+    data = unpack(full_data_archive, tmp_path)
+    assert len(data_files(data, "log")) >= 3
     result = ok(verify(full_data_archive))
     assert "OK" in result.stdout and "tree digest" in result.stdout
-    only_oldest_snapshot(zk_dir)
-    from_first = json.loads(ok(dcos_zk("verify", str(repack(zk_dir, tmp_path / "first.tar.gz")), "--json")).stdout)
+    only_oldest_snapshot(data)
+    from_first = json.loads(ok(dcos_zk("verify", str(repack(data, tmp_path / "first.tar.gz")), "--json")).stdout)
     assert from_first["transactions"] >= 1500 and len(from_first["logs"]) >= 3
     assert from_first["digests_checked"] >= 1500
 
 
 @pytest.mark.parametrize("position", [0.2, 0.5, 0.9])
 def test_verify_catches_a_flipped_byte_in_a_log(full_data_archive: Path, tmp_path: Path, position: float):
-    zk_dir = unpack(full_data_archive, tmp_path)
-    only_oldest_snapshot(zk_dir)
-    log_file = data_files(zk_dir, "log")[1]
+    data = unpack(full_data_archive, tmp_path)
+    only_oldest_snapshot(data)
+    log_file = data_files(data, "log")[1]
     _, end = formats.read_log(log_file)
     flip(log_file, 16 + int((end.valid_end - 16) * position))
-    result = verify(repack(zk_dir, tmp_path / "flipped.tar.gz"))
+    result = verify(repack(data, tmp_path / "flipped.tar.gz"))
     assert result.returncode == 1
     assert log_file.name in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_verify_catches_a_truncated_log(full_data_archive: Path, tmp_path: Path):
-    zk_dir = unpack(full_data_archive, tmp_path)
-    last_log = data_files(zk_dir, "log")[-1]
+    data = unpack(full_data_archive, tmp_path)
+    last_log = data_files(data, "log")[-1]
     records, _ = formats.read_log(last_log)
     with open(last_log, "r+b") as f:
         f.truncate(records[-1].offset + 9)  # inside the last record
-    result = verify(repack(zk_dir, tmp_path / "truncated.tar.gz"))
+    result = verify(repack(data, tmp_path / "truncated.tar.gz"))
     assert result.returncode == 1 and "truncated" in result.stderr
 
 
 def test_verify_catches_a_log_cut_short_before_the_next(full_data_archive: Path, tmp_path: Path):
-    zk_dir = unpack(full_data_archive, tmp_path)
-    only_oldest_snapshot(zk_dir)
-    middle = data_files(zk_dir, "log")[1]
+    data = unpack(full_data_archive, tmp_path)
+    only_oldest_snapshot(data)
+    middle = data_files(data, "log")[1]
     records, _ = formats.read_log(middle)
     with open(middle, "r+b") as f:
         f.truncate(records[len(records) // 2].offset)  # at a record boundary: only the gap tells
-    result = verify(repack(zk_dir, tmp_path / "short.tar.gz"))
+    result = verify(repack(data, tmp_path / "short.tar.gz"))
     # Within an epoch the zxid sequence shows the gap; across an epoch change the tree digest does.
     assert result.returncode == 1 and ("jump" in result.stderr or "digest mismatch" in result.stderr)
 
 
 def test_verify_catches_a_missing_log_in_the_middle(full_data_archive: Path, tmp_path: Path):
-    zk_dir = unpack(full_data_archive, tmp_path)
-    only_oldest_snapshot(zk_dir)
-    data_files(zk_dir, "log")[1].unlink()
-    result = verify(repack(zk_dir, tmp_path / "missing.tar.gz"))
+    data = unpack(full_data_archive, tmp_path)
+    only_oldest_snapshot(data)
+    data_files(data, "log")[1].unlink()
+    result = verify(repack(data, tmp_path / "missing.tar.gz"))
     assert result.returncode == 1
     assert "a log file is missing" in result.stderr or "digest mismatch" in result.stderr
 
 
 @pytest.mark.parametrize("position", [0.1, 0.5, 0.95])
 def test_verify_catches_a_corrupt_snapshot(full_data_archive: Path, tmp_path: Path, position: float):
-    zk_dir = unpack(full_data_archive, tmp_path)
-    snap = data_files(zk_dir, "snapshot")[-1]
+    data = unpack(full_data_archive, tmp_path)
+    snap = data_files(data, "snapshot")[-1]
     flip(snap, 16 + int((snap.stat().st_size - 16 - 5) * position))
-    result = verify(repack(zk_dir, tmp_path / "corrupt.tar.gz"))
+    result = verify(repack(data, tmp_path / "corrupt.tar.gz"))
     assert result.returncode == 1 and snap.name in result.stderr
 
 

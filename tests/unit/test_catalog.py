@@ -1,14 +1,12 @@
 """LocalStorage: atomic records, partial archives never look finished, ids cannot escape the root."""
 
 import os
-import stat
 
 import pytest
 
 from dcos_backup.catalog.models import BackupRecord, Status, new_backup_id, now
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.errors import NotFound, StorageError
-from dcos_backup.service.auth import generate_token_file
 
 
 def record(label="pre-upgrade", status=Status.READY) -> BackupRecord:
@@ -74,11 +72,3 @@ def test_unwritable_storage_is_a_storage_error(tmp_path):
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(StorageError):
         LocalStorage(tmp_path / "file" / "sub")
-
-
-def test_token_file_is_private(tmp_path):
-    path = tmp_path / "secrets" / "token"
-    token = generate_token_file(path)
-    assert len(token) >= 40 and path.read_text().strip() == token
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700

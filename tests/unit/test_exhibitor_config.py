@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from dcos_backup.errors import ClusterError, UsageError
-from dcos_backup.exhibitor.config import Member, NodeConfig, parse_zk_extra, render_zoo_cfg
+from dcos_backup.exhibitor.config import NodeConfig, parse_zk_extra, render_zoo_cfg
+from dcos_backup.master.member import Member
 
 MEMBERS = (Member(1, "127.5.0.1"), Member(2, "127.5.0.2"), Member(3, "127.5.0.3"))
 
@@ -48,7 +49,7 @@ def test_parse_zk_extra():
 def test_node_config_round_trips(tmp_path):
     cfg = config(tmp_path, zk_extra=(("snapCount", "2"),), heap="256m")
     cfg.write()
-    assert NodeConfig.load(cfg.config_file) == cfg
+    assert NodeConfig.load(cfg.layout.node_config) == cfg
 
 
 def test_own_id_must_be_a_member(tmp_path):

@@ -3,7 +3,6 @@
 import socket
 import threading
 
-from dcos_backup.exhibitor.config import Member
 from dcos_backup.exhibitor.status import (
     DOWN,
     NOT_SERVING,
@@ -13,6 +12,7 @@ from dcos_backup.exhibitor.status import (
     member_status,
     status_from_srvr,
 )
+from dcos_backup.master.member import Member
 
 LEADER = "Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0.0/0\nZxid: 0x100000002\nMode: leader\nNode count: 5\n"
 

@@ -1,24 +1,18 @@
 """The restart-always supervisor with real child processes."""
 
+import logging
 import os
+import re
 import signal
 import sys
 import threading
-import time
 
 import psutil
+import pytest
+from tests.helpers import wait_for
 
 from dcos_backup.exhibitor.supervisor import Supervisor, describe_exit
-from dcos_backup.local.processes import read_pid
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+from dcos_backup.master.processes import read_pid
 
 
 def test_restarts_a_killed_child_and_stops_cleanly(tmp_path):
@@ -41,29 +35,37 @@ def test_restarts_a_killed_child_and_stops_cleanly(tmp_path):
     assert sup.starts == 2 and len(prepared) == 2  # prepare (myid, zoo.cfg) runs before every start
     second = read_pid(pid_file)
     sup.stop()
-    thread.join(10)
+    thread.join(60)
     assert not thread.is_alive() and sup.state == "stopped"
     assert not pid_file.exists()
     wait_for(lambda: not psutil.pid_exists(second) or psutil.Process(second).status() == psutil.STATUS_ZOMBIE)
 
 
-def test_backoff_grows_for_a_crashing_child(tmp_path):
-    sup = Supervisor(
-        "crasher",
-        [sys.executable, "-c", "raise SystemExit(3)"],
-        output=tmp_path / "o.log",
-        min_backoff=0.05,
-        max_backoff=0.4,
-    )
+def restart_waits(tmp_path, caplog, starts: int, **backoff: float) -> list[str]:
+    """Run a child that exits at once until it was started ``starts`` times; the backoffs logged between."""
+    sup = Supervisor("crasher", [sys.executable, "-c", "raise SystemExit(3)"], output=tmp_path / "o.log", **backoff)
     thread = threading.Thread(target=sup.run)
-    thread.start()
-    time.sleep(1.5)
-    sup.stop()
-    thread.join(5)
-    # 0.05 + 0.1 + 0.2 + 0.4 + 0.4 ... : a handful of starts, not hundreds
-    assert 3 <= sup.starts <= 8
+    with caplog.at_level(logging.WARNING, logger="dcos_backup.exhibitor.supervisor"):
+        thread.start()
+        wait_for(lambda: sup.starts >= starts, what=f"{starts} starts")
+        sup.stop()
+        thread.join(60)
+    messages = [r.getMessage() for r in caplog.records if "restarting in" in r.getMessage()]
+    assert all("exited with code 3" in m for m in messages), messages  # every exit is logged with its cause
+    return [re.search(r"restarting in ([0-9.]+)s", m).group(1) for m in messages]
 
 
-def test_describe_exit():
-    assert describe_exit(-9) == "killed by SIGKILL"
-    assert describe_exit(3) == "exited with code 3"
+def test_backoff_doubles_up_to_its_cap_for_a_crashing_child(tmp_path, caplog):
+    waits = restart_waits(tmp_path, caplog, 6, min_backoff=0.1, max_backoff=0.8, reset_after=3600)
+    assert waits[:5] == ["0.1", "0.2", "0.4", "0.8", "0.8"]
+
+
+def test_backoff_starts_again_after_a_child_that_stayed_up(tmp_path, caplog):
+    # reset_after=0: every child counts as having stayed up long enough, so the backoff never grows.
+    waits = restart_waits(tmp_path, caplog, 4, min_backoff=0.1, max_backoff=0.8, reset_after=0)
+    assert waits[:3] == ["0.1", "0.1", "0.1"]
+
+
+@pytest.mark.parametrize(("code", "text"), [(-9, "killed by SIGKILL"), (3, "exited with code 3")])
+def test_describe_exit(code, text):
+    assert describe_exit(code) == text

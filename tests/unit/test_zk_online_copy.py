@@ -10,13 +10,14 @@ import pytest
 from tests.zkfiles import create_txn, log_file, snapshot_file
 
 from dcos_backup.errors import NotFound
+from dcos_backup.master.layout import MasterLayout
 from dcos_backup.zkdata import formats, online
 from dcos_backup.zkdata.replay import TreeStore, replay
 
 
-def live_dir(root: Path) -> Path:
-    zk = root / "zookeeper"
-    snaps, logs = zk / "snapshot" / "version-2", zk / "transactions" / "version-2"
+def live_dir(root: Path) -> MasterLayout:
+    live = MasterLayout(root)
+    snaps, logs = live.snapshots_dir, live.logs_dir
     snaps.mkdir(parents=True)
     logs.mkdir(parents=True)
     (snaps / "snapshot.1").write_bytes(snapshot_file({"/a": b"1"}, zxid=1))
@@ -27,33 +28,33 @@ def live_dir(root: Path) -> Path:
     txns = [create_txn(z, f"/n{z}", b"x" * z) for z in range(2, 11)]
     torn = log_file([create_txn(11, "/n11", b"torn")], padding=0)[16:-6]
     (logs / "log.2").write_bytes(log_file(txns, padding=0) + torn)
-    return zk
+    return live
 
 
-def rebuilt(zk_dir: Path) -> tuple[list[str], str]:
+def rebuilt(data: MasterLayout) -> tuple[list[str], str]:
     with tempfile.TemporaryDirectory() as work:
         store = TreeStore(Path(work) / "t.sqlite")
-        result = replay(zk_dir, store)
+        result = replay(data, store)
         paths = [n.path for n in store.iter_nodes("/")]
         store.close()
     return paths, result.last_zxid
 
 
 def test_the_copy_skips_the_unsealed_snapshot_and_the_torn_record(tmp_path: Path):
-    zk = live_dir(tmp_path / "live")
-    copied = online.copy_online(zk, tmp_path / "copy" / "zookeeper")
+    live, copy = live_dir(tmp_path / "live"), MasterLayout(tmp_path / "copy")
+    copied = online.copy_online(live, copy)
     assert copied.snapshot == "snapshot.1" and copied.logs == ["log.2"] and copied.last_zxid == 10
-    paths, last = rebuilt(tmp_path / "copy" / "zookeeper")
+    paths, last = rebuilt(copy)
     assert last == "0xa"
     assert "/n10" in paths and "/n11" not in paths and "/a" in paths
-    records, end = formats.read_log(tmp_path / "copy" / "zookeeper" / "transactions" / "version-2" / "log.2")
+    records, end = formats.read_log(copy.logs_dir / "log.2")
     assert end.reason == "padding" and len(records) == 9
-    assert (tmp_path / "copy" / "zookeeper" / "snapshot" / "version-2" / "currentEpoch").read_text() == "1"
+    assert (copy.snapshots_dir / "currentEpoch").read_text() == "1"
 
 
 def test_a_log_that_rolled_over_is_copied_again_in_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    zk = live_dir(tmp_path / "live")
-    logs = zk / "transactions" / "version-2"
+    live, copy = live_dir(tmp_path / "live"), MasterLayout(tmp_path / "copy")
+    logs = live.logs_dir
     real_copy = online.copy_log_prefix
     rolled = []
 
@@ -66,24 +67,23 @@ def test_a_log_that_rolled_over_is_copied_again_in_full(tmp_path: Path, monkeypa
         return end
 
     monkeypatch.setattr(online, "copy_log_prefix", copy_then_roll)
-    copied = online.copy_online(zk, tmp_path / "copy" / "zookeeper")
+    copied = online.copy_online(live, copy)
     assert copied.logs == ["log.2", "log.d"] and copied.last_zxid == 13
-    paths, last = rebuilt(tmp_path / "copy" / "zookeeper")
+    paths, last = rebuilt(copy)
     assert last == "0xd" and {"/n11", "/n12", "/n13"} <= set(paths)
 
 
 def test_no_complete_snapshot_is_a_clear_error(tmp_path: Path):
-    zk = live_dir(tmp_path / "live")
-    (zk / "snapshot" / "version-2" / "snapshot.1").unlink()
+    live = live_dir(tmp_path / "live")
+    (live.snapshots_dir / "snapshot.1").unlink()
     with pytest.raises(NotFound, match="no complete snapshot"):
-        online.copy_online(zk, tmp_path / "copy" / "zookeeper")
+        online.copy_online(live, MasterLayout(tmp_path / "copy"))
 
 
 def test_replay_starts_from_the_newest_sealed_snapshot_like_zookeeper(tmp_path: Path):
-    zk = live_dir(tmp_path / "live")
-    copy = tmp_path / "copy" / "zookeeper"
-    online.copy_online(zk, copy)
+    live, copy = live_dir(tmp_path / "live"), MasterLayout(tmp_path / "copy")
+    online.copy_online(live, copy)
     # A crash in the middle of writing a newer snapshot leaves it without its seal: ZooKeeper skips it.
-    (copy / "snapshot" / "version-2" / "snapshot.9").write_bytes(snapshot_file({"/z": b"9"}, zxid=9)[:-30])
+    (copy.snapshots_dir / "snapshot.9").write_bytes(snapshot_file({"/z": b"9"}, zxid=9)[:-30])
     paths, last = rebuilt(copy)
     assert last == "0xa" and "/z" not in paths and "/n10" in paths

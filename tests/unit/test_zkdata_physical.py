@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -15,27 +16,25 @@ from pathlib import Path
 
 import pytest
 from tests import zkfiles
+from tests.helpers import tool, wait_for
 
 from dcos_backup.errors import Conflict, IntegrityError, NotFound, UsageError
+from dcos_backup.master.layout import MasterLayout
 from dcos_backup.zkdata import physical
-
-BIN = Path(sys.executable).parent
 
 
 def make_exhibitor_dir(root: Path, myid: str = "2", seed: int = 0, size: int = 200_000) -> Path:
     rng = random.Random(seed)
-    ex = root / "exhibitor"
-    snap = ex / "zookeeper" / "snapshot" / "version-2"
-    logs = ex / "zookeeper" / "transactions" / "version-2"
-    snap.mkdir(parents=True)
-    logs.mkdir(parents=True)
-    (ex / "zookeeper" / "snapshot" / "myid").write_text(myid + "\n")
-    (ex / "zookeeper" / "zookeeper.out").write_text("console log\n")
-    (snap / "acceptedEpoch").write_text("1")
+    layout = MasterLayout(root / "exhibitor")
+    layout.snapshots_dir.mkdir(parents=True)
+    layout.logs_dir.mkdir(parents=True)
+    layout.myid_file.write_text(myid + "\n")
+    layout.console_log.write_text("console log\n")
+    (layout.snapshots_dir / "acceptedEpoch").write_text("1")
     for zxid in (0x100000000, 0x100000ABC):
-        (snap / f"snapshot.{zxid:x}").write_bytes(zkfiles.random_snapshot(rng, zxid, size))
-    (logs / "log.100000001").write_bytes(zkfiles.random_log(rng, 0x100000001, size, padding=size))
-    return ex
+        (layout.snapshots_dir / f"snapshot.{zxid:x}").write_bytes(zkfiles.random_snapshot(rng, zxid, size))
+    (layout.logs_dir / "log.100000001").write_bytes(zkfiles.random_log(rng, 0x100000001, size, padding=size))
+    return layout.exhibitor_dir
 
 
 def tree_digest(directory: Path) -> dict[str, str]:
@@ -88,7 +87,7 @@ def test_original_script_archive_restores_with_ours_and_keeps_myid(tmp_path):
     target = make_exhibitor_dir(tmp_path / "dst", myid="3", seed=2)
     result = physical.restore(target, archive)
     assert data_of(target) == data_of(source)
-    assert (target / "zookeeper" / "snapshot" / "myid").read_text().strip() == "3"
+    assert MasterLayout(target).myid_file.read_text().strip() == "3"
     assert result.myid == "3"
     assert sorted(p.name for p in target.iterdir()) == ["zookeeper"]  # no staging, journal or old copy left
 
@@ -106,7 +105,7 @@ def test_backup_refuses_existing_target_and_missing_parent(tmp_path):
 
 def test_failed_backup_leaves_nothing(tmp_path):
     ex = make_exhibitor_dir(tmp_path)
-    os.mkfifo(ex / "zookeeper" / "snapshot" / "version-2" / "odd-fifo")
+    os.mkfifo(MasterLayout(ex).snapshots_dir / "odd-fifo")
     with pytest.raises(IntegrityError, match="not a regular file"):
         physical.backup(ex, tmp_path / "zk.tar.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exhibitor"]
@@ -175,7 +174,7 @@ def test_restore_input_errors(tmp_path):
 
 def test_refuses_while_a_process_holds_the_data_dir(tmp_path):
     ex = make_exhibitor_dir(tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(ex / "conf" / "zoo.cfg")])
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(MasterLayout(ex).zoo_cfg)])
     try:
         with pytest.raises(Conflict, match=r"running.*stop it first"):
             physical.backup(ex, tmp_path / "zk.tar.gz")
@@ -197,51 +196,101 @@ def test_info_reads_without_extracting(tmp_path):
     assert details.last_zxid == "0x100000abc"
 
 
+def staged_data(ex: Path) -> bool:
+    """A restore has extracted (some of) its new data beside the old and not swapped it in yet."""
+    return any(MasterLayout(staged).zk_dir.is_dir() for staged in ex.glob(".restore-*"))
+
+
+def before_the_swap(proc: subprocess.Popen, ex: Path) -> None:
+    wait_for(lambda: staged_data(ex) or proc.poll() is not None, interval=0.001, what="staged data")
+
+
+def after_the_swap(proc: subprocess.Popen, ex: Path) -> None:
+    before_the_swap(proc, ex)
+    wait_for(lambda: not staged_data(ex) or proc.poll() is not None, interval=0.001, what="the swap")
+
+
+def at_random(seconds: float):
+    return lambda proc, ex: time.sleep(seconds)
+
+
+def frozen_restore(ex: Path, archive: Path, moment) -> tuple[Path | None, dict]:
+    """Run ``dcos-zk restore``, freeze it (SIGSTOP) at ``moment``, then SIGKILL it. Returns what the frozen
+    restore had in place (None while the swap had moved the old data aside) and a snapshot of the state."""
+    proc = subprocess.Popen(
+        [tool("dcos-zk"), "restore", str(archive), "--exhibitor-dir", str(ex)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        moment(proc, ex)
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGSTOP)
+        layout = MasterLayout(ex)
+        state = {"staged": staged_data(ex), "journal": layout.restore_journal.exists()}
+        in_place = data_of(ex) if layout.zk_dir.exists() else None
+    finally:
+        proc.kill()
+        proc.wait()
+    return in_place, state
+
+
 def test_sigkill_during_restore_leaves_old_or_new_never_a_mix(tmp_path):
-    """Kill `dcos-zk restore` at random moments; after recovery the data is exactly the old or the new."""
+    """Kill `dcos-zk restore` before its swap, after it, and at random moments (each frozen first, so that
+    what it had done is known): recovery leaves exactly the data that was in place, or the old data while
+    the swap had moved it aside; never a mix, never a leftover."""
     new_src = make_exhibitor_dir(tmp_path / "new", seed=7, size=3_000_000)
     archive = tmp_path / "new.tar.gz"
     physical.backup(new_src, archive, level=1)
     new_data = data_of(new_src)
     rng = random.Random(42)
-    outcomes = []
-    for trial in range(6):
+    moments = [("before the swap", before_the_swap)] * 3 + [("after the swap", after_the_swap)]
+    moments += [("at random", at_random(rng.uniform(0.05, 0.6))) for _ in range(4)]
+    outcomes: dict[str, list[str]] = {}
+    for trial, (name, moment) in enumerate(moments):
         ex = make_exhibitor_dir(tmp_path / f"t{trial}", seed=trial, size=3_000_000)
         old_data = data_of(ex)
-        proc = subprocess.Popen(
-            [str(BIN / "dcos-zk"), "restore", str(archive), "--exhibitor-dir", str(ex)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(rng.uniform(0.05, 0.6))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        in_place, state = frozen_restore(ex, archive, moment)
+        assert in_place in (old_data, new_data, None), f"{name}: a mix of old and new data in place"
+        assert in_place is not None or state["journal"], f"{name}: no data and no journal to bring it back"
         physical.recover(ex)
-        after = data_of(ex)
-        assert after in (old_data, new_data), f"trial {trial}: a mix of old and new data"
-        assert (ex / "zookeeper" / "snapshot" / "myid").read_text().strip() == "2"
-        assert sorted(p.name for p in ex.iterdir()) == ["zookeeper"]
-        outcomes.append("new" if after == new_data else "old")
-    print("outcomes:", outcomes)
-    assert len(outcomes) == 6
+        assert data_of(ex) == (in_place or old_data), f"{name}: recovery changed what it should keep ({state})"
+        assert MasterLayout(ex).myid_file.read_text().strip() == "2"
+        assert sorted(p.name for p in ex.iterdir()) == ["zookeeper"], name  # no staging, journal or old copy
+        outcomes.setdefault(name, []).append("new" if in_place == new_data else "old")
+    # Each trial that names a branch waited for its state: killed before the swap, the old data stays (one
+    # of three may lose the race from seeing the staged data to the SIGSTOP); after it, the new data does.
+    assert "old" in outcomes["before the swap"] and outcomes["after the swap"] == ["new"], outcomes
 
 
-@pytest.mark.parametrize("crash_after", ["journal", "old-moved-aside", "new-in-place"])
+CRASH_POINTS = ["journal-half-written", "journal", "old-moved-aside", "new-in-place", "old-half-removed"]
+
+
+@pytest.mark.parametrize("crash_after", CRASH_POINTS)
 def test_recover_from_every_crash_point_of_the_swap(tmp_path, crash_after):
     ex = make_exhibitor_dir(tmp_path, seed=1)
+    layout = MasterLayout(ex)
     old_data = data_of(ex)
     new = make_exhibitor_dir(tmp_path / "n", seed=2)
     staged = ex / ".restore-abcd"
     staged.mkdir()
-    os.rename(new / "zookeeper", staged / "zookeeper")
+    os.rename(MasterLayout(new).zk_dir, MasterLayout(staged).zk_dir)
     new_data = data_of(staged)
     old = ex / "zookeeper.old-x"
-    physical._write_journal(ex, staged, old)
-    if crash_after in ("old-moved-aside", "new-in-place"):
-        os.rename(ex / "zookeeper", old)
-    if crash_after == "new-in-place":
-        os.rename(staged / "zookeeper", ex / "zookeeper")
-    assert physical.recover(ex) is not None
-    assert data_of(ex) == (new_data if crash_after == "new-in-place" else old_data)
+    step = CRASH_POINTS.index(crash_after)
+    if crash_after == "journal-half-written":  # killed while writing the journal's temporary file
+        layout.restore_journal.with_suffix(".tmp").write_text('{"staged": "')
+    else:
+        physical._write_journal(ex, staged, old)
+    if step >= CRASH_POINTS.index("old-moved-aside"):
+        os.rename(layout.zk_dir, old)
+    if step >= CRASH_POINTS.index("new-in-place"):
+        os.rename(MasterLayout(staged).zk_dir, layout.zk_dir)
+    if crash_after == "old-half-removed":  # the clean-up after the swap, cut short
+        next(old.rglob("snapshot.*")).unlink()
+    did = physical.recover(ex)
+    assert (did is None) == (crash_after == "journal-half-written"), did
+    in_place_new = step >= CRASH_POINTS.index("new-in-place")
+    assert data_of(ex) == (new_data if in_place_new else old_data)
     assert sorted(p.name for p in ex.iterdir()) == ["zookeeper"]
     assert physical.recover(ex) is None

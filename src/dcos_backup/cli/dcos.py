@@ -1,4 +1,7 @@
-"""``dcos backup ...``: the seed's Backup and Restore CLI, talking to the backup service over HTTP."""
+"""``dcos backup ...``: the seed's Backup and Restore CLI, talking to the backup service over HTTP.
+
+The service is found by :mod:`.endpoint` (command line, environment, else the local cluster).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +17,9 @@ from rich.table import Table
 
 from dcos_backup.catalog.models import validate_label
 from dcos_backup.cli._common import run
+from dcos_backup.cli.endpoint import resolve_endpoint
 from dcos_backup.errors import DcosBackupError
-from dcos_backup.service.client import BackupClient, backup_finished, resolve_endpoint, restore_finished
+from dcos_backup.service.client import BackupClient, backup_finished, restore_finished
 
 
 class OperationFailed(DcosBackupError):
@@ -36,7 +40,7 @@ def cli() -> None:
 )
 @click.pass_context
 def backup(ctx: click.Context, url: str | None, token_file: Path | None) -> None:
-    ctx.obj = lambda: BackupClient(resolve_endpoint(url, None, token_file))
+    ctx.obj = lambda: BackupClient(resolve_endpoint(url, token_file))
 
 
 def client_of(ctx: click.Context) -> BackupClient:

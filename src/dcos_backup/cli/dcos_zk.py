@@ -14,6 +14,7 @@ import click
 
 from dcos_backup.cli._common import run, setup_logging
 from dcos_backup.errors import NotFound, UsageError
+from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR
 from dcos_backup.zkdata import physical
 from dcos_backup.zkdata import verify as zk_verify
 
@@ -21,7 +22,7 @@ exhibitor_dir_option = click.option(
     "--exhibitor-dir",
     type=click.Path(path_type=Path, file_okay=False),
     envvar="DCOS_EXHIBITOR_DIR",
-    default=physical.DEFAULT_EXHIBITOR_DIR,
+    default=DEFAULT_EXHIBITOR_DIR,
     show_default=True,
     help="Exhibitor directory of this master ($DCOS_EXHIBITOR_DIR); ZooKeeper data is in its zookeeper/.",
 )

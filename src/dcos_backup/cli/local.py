@@ -15,9 +15,7 @@ from dcos_backup.cli._common import run
 from dcos_backup.errors import ClusterError
 from dcos_backup.exhibitor.config import parse_zk_extra
 from dcos_backup.local import cluster as local_cluster
-from dcos_backup.local import extras
 from dcos_backup.local.cluster import DEFAULT_SUBNET, Cluster
-from dcos_backup.zk import connect
 
 dir_option = click.option(
     "--dir",
@@ -126,10 +124,10 @@ def env(n: int, directory: Path | None) -> None:
     exports = {
         "DCOS_LOCAL_DIR": str(cluster.dir),
         "DCOS_MASTER_ID": str(master.id),
-        "DCOS_EXHIBITOR_DIR": str(master.exhibitor_dir),
-        "DCOS_ZK_ADDRESS": master.zk_address,
+        "DCOS_EXHIBITOR_DIR": str(master.layout.exhibitor_dir),
+        "DCOS_ZK_ADDRESS": master.member.client_address,
         "DCOS_ZK_HOSTS": cluster.zk_hosts,
-        "DCOS_EXHIBITOR_URL": master.exhibitor_url,
+        "DCOS_EXHIBITOR_URL": master.member.exhibitor_url,
     }
     for key, value in exports.items():
         click.echo(f"export {key}={shlex.quote(value)}")
@@ -141,16 +139,7 @@ def env(n: int, directory: Path | None) -> None:
 @click.option("--seed", "seed_value", default=0, show_default=True, help="Random seed: same seed, same bytes.")
 def seed(directory: Path | None, apps: int, seed_value: int) -> None:
     """Write realistic, deterministic Marathon state under /marathon (plus live ephemeral nodes)."""
-    from dcos_backup.local.seed import seed_marathon
-
-    cluster = Cluster.load(directory)
-    client = connect(cluster.zk_hosts, timeout=60)  # big multis during log rolls can stall a while
-    try:
-        stats = seed_marathon(client, apps=apps, seed=seed_value)
-    finally:
-        client.stop()
-        client.close()
-    extras.start_holder(cluster)
+    stats = local_cluster.seed(Cluster.load(directory), apps, seed_value)
     click.echo(f"seeded /marathon: {stats.nodes} znodes, {stats.bytes} bytes of data ({apps} apps, seed {seed_value})")
 
 

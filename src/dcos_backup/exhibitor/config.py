@@ -1,14 +1,6 @@
-"""A master's node configuration and the ``zoo.cfg`` rendered from it.
+"""A master's node configuration (``conf/node.json``) and the ``zoo.cfg`` rendered from it.
 
-Data is laid out as DC/OS lays it on a master::
-
-    <exhibitor-dir>/conf/node.json           this config
-    <exhibitor-dir>/conf/zoo.cfg             rendered at every start
-    <exhibitor-dir>/zookeeper/snapshot/      ZooKeeper dataDir (with myid)
-    <exhibitor-dir>/zookeeper/transactions/  ZooKeeper dataLogDir
-    <exhibitor-dir>/zookeeper/zookeeper.out  ZooKeeper's console output
-    <exhibitor-dir>/run/exhibitor.pid        the supervisor, while it runs
-    <exhibitor-dir>/run/zookeeper.pid        its ZooKeeper, while it runs
+Where each file lives is :class:`~dcos_backup.master.layout.MasterLayout`'s business (``NodeConfig.layout``).
 """
 
 from __future__ import annotations
@@ -18,8 +10,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dcos_backup.errors import ClusterError, UsageError
+from dcos_backup.master.layout import MasterLayout
+from dcos_backup.master.member import Member
 
-DEFAULT_EXHIBITOR_DIR = Path("/var/lib/dcos/exhibitor")
 # slf4j-simple comes with Debian's zookeeper (libslf4j-java); without a binding ZooKeeper logs nothing.
 ZK_CLASSPATH = "/usr/share/java/zookeeper.jar"
 SLF4J_BINDING = "/usr/share/java/slf4j-simple.jar"
@@ -38,26 +31,6 @@ BASE_ZOO_CFG = {
     "standaloneEnabled": "false",
     "reconfigEnabled": "false",
 }
-
-
-@dataclass(frozen=True)
-class Member:
-    """One ensemble member as every other member sees it."""
-
-    id: int
-    host: str
-    client_port: int = 2181
-    quorum_port: int = 2888
-    election_port: int = 3888
-    exhibitor_port: int = 8181
-
-    @property
-    def client_address(self) -> str:
-        return f"{self.host}:{self.client_port}"
-
-    @property
-    def exhibitor_url(self) -> str:
-        return f"http://{self.host}:{self.exhibitor_port}"
 
 
 @dataclass(frozen=True)
@@ -85,44 +58,8 @@ class NodeConfig:
         return next(m for m in self.members if m.id == self.id)
 
     @property
-    def zk_dir(self) -> Path:
-        return self.exhibitor_dir / "zookeeper"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.zk_dir / "snapshot"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.zk_dir / "transactions"
-
-    @property
-    def conf_dir(self) -> Path:
-        return self.exhibitor_dir / "conf"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.exhibitor_dir / "run"
-
-    @property
-    def config_file(self) -> Path:
-        return self.conf_dir / "node.json"
-
-    @property
-    def zoo_cfg(self) -> Path:
-        return self.conf_dir / "zoo.cfg"
-
-    @property
-    def console_log(self) -> Path:
-        return self.zk_dir / "zookeeper.out"
-
-    @property
-    def exhibitor_pid_file(self) -> Path:
-        return self.run_dir / "exhibitor.pid"
-
-    @property
-    def zookeeper_pid_file(self) -> Path:
-        return self.run_dir / "zookeeper.pid"
+    def layout(self) -> MasterLayout:
+        return MasterLayout(self.exhibitor_dir)
 
     def to_json(self) -> str:
         doc = asdict(self)
@@ -158,8 +95,8 @@ class NodeConfig:
         return cls.from_dict(doc)
 
     def write(self) -> None:
-        self.conf_dir.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(self.to_json())
+        self.layout.conf_dir.mkdir(parents=True, exist_ok=True)
+        self.layout.node_config.write_text(self.to_json())
 
 
 def parse_zk_extra(items: list[str] | tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -179,8 +116,8 @@ def render_zoo_cfg(cfg: NodeConfig) -> str:
     settings = dict(BASE_ZOO_CFG)
     settings.update(
         {
-            "dataDir": str(cfg.data_dir),
-            "dataLogDir": str(cfg.log_dir),
+            "dataDir": str(cfg.layout.data_dir),
+            "dataLogDir": str(cfg.layout.log_dir),
             "clientPort": str(cfg.me.client_port),
             "clientPortAddress": cfg.me.host,
         }

@@ -20,7 +20,8 @@ from fastapi import FastAPI
 from dcos_backup.errors import Conflict, MissingDependency
 from dcos_backup.exhibitor.config import SLF4J_BINDING, ZK_MAIN, NodeConfig, render_zoo_cfg
 from dcos_backup.exhibitor.status import DESCRIPTIONS, LATENT, cluster_status
-from dcos_backup.exhibitor.supervisor import Supervisor, remove_file, write_pid_file
+from dcos_backup.exhibitor.supervisor import Supervisor
+from dcos_backup.master.processes import write_pid_file
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +47,21 @@ def check_port_free(host: str, port: int, what: str) -> None:
 
 
 def zookeeper_command(cfg: NodeConfig) -> list[str]:
-    classpath = [str(cfg.conf_dir), cfg.zk_classpath]
+    layout = cfg.layout
+    classpath = [str(layout.conf_dir), cfg.zk_classpath]
     if Path(SLF4J_BINDING).exists():
         classpath.append(SLF4J_BINDING)
     return [
         cfg.java,
         f"-Xmx{cfg.heap}",
         *cfg.jvm_flags,
-        f"-Dzookeeper.log.dir={cfg.zk_dir}",
+        f"-Dzookeeper.log.dir={layout.zk_dir}",
         "-Dorg.slf4j.simpleLogger.showDateTime=true",
         "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd HH:mm:ss,SSS",
         "-cp",
         ":".join(classpath),
         ZK_MAIN,
-        str(cfg.zoo_cfg),
+        str(layout.zoo_cfg),
     ]
 
 
@@ -71,11 +73,12 @@ def prepare_data_dirs(cfg: NodeConfig) -> None:
     """
     from dcos_backup.zkdata.physical import recover
 
-    recover(cfg.exhibitor_dir)
-    for path in (cfg.data_dir, cfg.log_dir, cfg.conf_dir, cfg.run_dir):
+    layout = cfg.layout
+    recover(layout.exhibitor_dir)
+    for path in (layout.data_dir, layout.log_dir, layout.conf_dir, layout.run_dir):
         path.mkdir(parents=True, exist_ok=True)
-    (cfg.data_dir / "myid").write_text(f"{cfg.id}\n")
-    cfg.zoo_cfg.write_text(render_zoo_cfg(cfg))
+    layout.myid_file.write_text(f"{cfg.id}\n")
+    layout.zoo_cfg.write_text(render_zoo_cfg(cfg))
 
 
 def build_app(cfg: NodeConfig, supervisor: Supervisor | None = None) -> FastAPI:
@@ -109,12 +112,13 @@ def serve(cfg: NodeConfig) -> None:
         http_sock.close()
         raise Conflict(f"Exhibitor port {me.host}:{me.exhibitor_port} is already in use ({exc.strerror})") from exc
 
-    write_pid_file(cfg.exhibitor_pid_file, os.getpid())
+    layout = cfg.layout
+    write_pid_file(layout.exhibitor_pid_file, os.getpid())
     supervisor = Supervisor(
         f"zookeeper-{cfg.id}",
         zookeeper_command(cfg),
-        output=cfg.console_log,
-        pid_file=cfg.zookeeper_pid_file,
+        output=layout.console_log,
+        pid_file=layout.zookeeper_pid_file,
         prepare=lambda: prepare_data_dirs(cfg),
     )
     thread = threading.Thread(target=supervisor.run, name="zk-supervisor", daemon=True)
@@ -131,5 +135,5 @@ def serve(cfg: NodeConfig) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         supervisor.stop()
         thread.join(timeout=30)
-        remove_file(cfg.exhibitor_pid_file)
+        layout.exhibitor_pid_file.unlink(missing_ok=True)
         log.info("dcos-exhibitor %d stopped", cfg.id)

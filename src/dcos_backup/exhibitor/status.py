@@ -9,8 +9,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from dcos_backup.exhibitor.config import Member
-from dcos_backup.zk.wire import four_letter_word
+from dcos_backup.master.fourlw import four_letter_word
+from dcos_backup.master.member import Member
 
 LATENT, DOWN, NOT_SERVING, SERVING = 0, 1, 2, 3
 DESCRIPTIONS = {LATENT: "latent", DOWN: "down", NOT_SERVING: "not serving", SERVING: "serving"}

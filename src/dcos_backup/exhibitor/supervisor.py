@@ -7,15 +7,15 @@ seconds. Every exit is logged with its cause. ``stop()`` ends the child with SIG
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from dcos_backup.master.processes import write_pid_file
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +27,6 @@ def describe_exit(returncode: int) -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exited with code {returncode}"
-
-
-def write_pid_file(path: Path, pid: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{pid}\n")
-    os.replace(tmp, path)
-
-
-def remove_file(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
 
 
 class Supervisor:
@@ -112,7 +100,7 @@ class Supervisor:
             started = time.monotonic()
             returncode = self._proc.wait()
             if self.pid_file is not None:
-                remove_file(self.pid_file)
+                self.pid_file.unlink(missing_ok=True)
             if self._stopping.is_set():
                 break
             if time.monotonic() - started >= self.reset_after:
@@ -145,4 +133,4 @@ class Supervisor:
             proc.kill()
             proc.wait()
         if self.pid_file is not None:
-            remove_file(self.pid_file)
+            self.pid_file.unlink(missing_ok=True)

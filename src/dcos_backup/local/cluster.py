@@ -2,7 +2,9 @@
 
 Each master gets its own loopback address ``<subnet>.N`` (all of 127/8 is local on Linux) and the
 same ports DC/OS masters use, so the cluster looks like a real one: ZooKeeper on 2181/2888/3888 and
-the Exhibitor status API on 8181. Master N's exhibitor dir is ``<dir>/master-N``.
+the Exhibitor status API on 8181. Master N's exhibitor dir is ``<dir>/master-N``, laid out as
+:class:`~dcos_backup.master.layout.MasterLayout` says. :func:`up` and :func:`down` start and stop it all,
+with the processes of :mod:`.services` beside the masters; :func:`seed` fills it with Marathon-like state.
 """
 
 from __future__ import annotations
@@ -12,15 +14,20 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from dcos_backup.errors import ClusterError, Conflict, NotFound, UsageError
-from dcos_backup.exhibitor.config import Member, NodeConfig
+from dcos_backup.exhibitor.config import NodeConfig
 from dcos_backup.exhibitor.server import check_dependencies, check_port_free
 from dcos_backup.exhibitor.status import MemberStatus, cluster_status, is_healthy
-from dcos_backup.local import extras
-from dcos_backup.local.processes import (
+from dcos_backup.local import services
+from dcos_backup.master.layout import LOCAL_CLUSTER_FILE as CLUSTER_FILE
+from dcos_backup.master.layout import MasterLayout
+from dcos_backup.master.member import Member
+from dcos_backup.master.processes import (
     last_complaint,
     last_lines,
     live_process,
@@ -30,9 +37,10 @@ from dcos_backup.local.processes import (
     terminate,
     wait_until_gone,
 )
+from dcos_backup.testing.seed import SeedStats, seed_marathon
+from dcos_backup.zk import connect
 
 DEFAULT_SUBNET = "127.20.0"
-CLUSTER_FILE = "cluster.json"
 MAX_MASTERS = 9
 _SUBNET_RE = re.compile(r"^127\.(\d{1,3})\.(\d{1,3})$")
 
@@ -54,43 +62,42 @@ def validate_subnet(subnet: str) -> str:
 
 @dataclass(frozen=True)
 class Master:
-    """One master of the local cluster."""
+    """One master of the local cluster: how the ensemble sees it and where its files are."""
 
-    id: int
-    host: str
-    exhibitor_dir: Path
-    client_port: int = 2181
-    quorum_port: int = 2888
-    election_port: int = 3888
-    exhibitor_port: int = 8181
+    member: Member
+    layout: MasterLayout
 
     @property
-    def member(self) -> Member:
-        return Member(self.id, self.host, self.client_port, self.quorum_port, self.election_port, self.exhibitor_port)
+    def id(self) -> int:
+        return self.member.id
 
-    @property
-    def exhibitor_url(self) -> str:
-        return self.member.exhibitor_url
+    def to_dict(self) -> dict[str, object]:
+        """Its ``cluster.json`` entry (the fields and their order are the file's format)."""
+        m = self.member
+        return {
+            "id": m.id,
+            "host": m.host,
+            "exhibitor_dir": str(self.layout.exhibitor_dir),
+            "client_port": m.client_port,
+            "quorum_port": m.quorum_port,
+            "election_port": m.election_port,
+            "exhibitor_port": m.exhibitor_port,
+            "exhibitor_url": m.exhibitor_url,
+            "log_file": str(self.layout.exhibitor_log),
+            "pid_file": str(self.layout.exhibitor_pid_file),
+        }
 
-    @property
-    def zk_address(self) -> str:
-        return self.member.client_address
-
-    @property
-    def config_file(self) -> Path:
-        return self.exhibitor_dir / "conf" / "node.json"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.exhibitor_dir / "run" / "exhibitor.pid"
-
-    @property
-    def zk_pid_file(self) -> Path:
-        return self.exhibitor_dir / "run" / "zookeeper.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.exhibitor_dir / "exhibitor.log"
+    @classmethod
+    def from_dict(cls, doc: dict) -> Master:
+        member = Member(
+            id=int(doc["id"]),
+            host=str(doc["host"]),
+            client_port=int(doc["client_port"]),
+            quorum_port=int(doc["quorum_port"]),
+            election_port=int(doc["election_port"]),
+            exhibitor_port=int(doc["exhibitor_port"]),
+        )
+        return cls(member, MasterLayout(Path(doc["exhibitor_dir"])))
 
 
 @dataclass
@@ -107,7 +114,7 @@ class Cluster:
     # ----------------------------------------------------------------- description
     @property
     def zk_hosts(self) -> str:
-        return ",".join(m.zk_address for m in self.masters)
+        return ",".join(m.member.client_address for m in self.masters)
 
     @property
     def members(self) -> tuple[Member, ...]:
@@ -123,7 +130,7 @@ class Cluster:
         return NodeConfig(
             id=master.id,
             members=self.members,
-            exhibitor_dir=master.exhibitor_dir,
+            exhibitor_dir=master.layout.exhibitor_dir,
             zk_extra=tuple(self.zk_config),
             heap=self.heap,
         )
@@ -135,16 +142,7 @@ class Cluster:
             "zk_hosts": self.zk_hosts,
             "zk_config": [list(kv) for kv in self.zk_config],
             "heap": self.heap,
-            "masters": [
-                {
-                    **asdict(m),
-                    "exhibitor_dir": str(m.exhibitor_dir),
-                    "exhibitor_url": m.exhibitor_url,
-                    "log_file": str(m.log_file),
-                    "pid_file": str(m.pid_file),
-                }
-                for m in self.masters
-            ],
+            "masters": [m.to_dict() for m in self.masters],
             "service": self.service,
         }
 
@@ -166,22 +164,10 @@ class Cluster:
         except (OSError, ValueError) as exc:
             raise ClusterError(f"{path} is corrupt ({exc}); remove it or run: dcos-local down --purge") from exc
         try:
-            masters = [
-                Master(
-                    id=int(m["id"]),
-                    host=str(m["host"]),
-                    exhibitor_dir=Path(m["exhibitor_dir"]),
-                    client_port=int(m["client_port"]),
-                    quorum_port=int(m["quorum_port"]),
-                    election_port=int(m["election_port"]),
-                    exhibitor_port=int(m["exhibitor_port"]),
-                )
-                for m in doc["masters"]
-            ]
             return cls(
                 dir=directory,
                 subnet=str(doc["subnet"]),
-                masters=masters,
+                masters=[Master.from_dict(m) for m in doc["masters"]],
                 zk_config=[(str(k), str(v)) for k, v in doc.get("zk_config", [])],
                 heap=str(doc.get("heap", "1g")),
                 service=doc.get("service"),
@@ -205,14 +191,17 @@ class Cluster:
         return cls(
             dir=directory,
             subnet=subnet,
-            masters=[Master(i, f"{subnet}.{i}", directory / f"master-{i}") for i in range(1, masters + 1)],
+            masters=[
+                Master(Member(i, f"{subnet}.{i}"), MasterLayout(directory / f"master-{i}"))
+                for i in range(1, masters + 1)
+            ],
             zk_config=list(zk_config or []),
             heap=heap,
         )
 
     # ----------------------------------------------------------------- processes
-    def master_process(self, master: Master):
-        return live_process(master.pid_file, str(master.config_file))
+    def master_process(self, master: Master) -> psutil.Process | None:
+        return live_process(master.layout.exhibitor_pid_file, str(master.layout.node_config))
 
     def is_running(self, master: Master) -> bool:
         return self.master_process(master) is not None
@@ -229,10 +218,11 @@ class Cluster:
         check_dependencies(cfg)
         self._check_ports_free(master)
         cfg.write()
+        layout = master.layout
         spawn_detached(
-            python_module_command("dcos_backup.cli.exhibitor", "run", "--config", str(master.config_file)),
-            master.log_file,
-            master.pid_file,
+            python_module_command("dcos_backup.cli.exhibitor", "run", "--config", str(layout.node_config)),
+            layout.exhibitor_log,
+            layout.exhibitor_pid_file,
         )
         if wait:
             self.wait_serving(timeout, members=[master])
@@ -244,20 +234,22 @@ class Cluster:
         if proc is not None:
             terminate(proc, timeout)
         # A supervisor killed with SIGKILL leaves its ZooKeeper behind; never leave it running.
-        zk = live_process(master.zk_pid_file, str(master.exhibitor_dir))
+        layout = master.layout
+        zk = live_process(layout.zookeeper_pid_file, str(layout.exhibitor_dir))
         if zk is not None:
             terminate(zk, timeout)
-        for pid_file in (master.pid_file, master.zk_pid_file):
+        for pid_file in (layout.exhibitor_pid_file, layout.zookeeper_pid_file):
             pid_file.unlink(missing_ok=True)
 
     def _check_ports_free(self, master: Master) -> None:
+        m = master.member
         for port, what in (
-            (master.client_port, "ZooKeeper client"),
-            (master.quorum_port, "ZooKeeper quorum"),
-            (master.election_port, "ZooKeeper election"),
-            (master.exhibitor_port, "Exhibitor"),
+            (m.client_port, "ZooKeeper client"),
+            (m.quorum_port, "ZooKeeper quorum"),
+            (m.election_port, "ZooKeeper election"),
+            (m.exhibitor_port, "Exhibitor"),
         ):
-            check_port_free(master.host, port, f"master {master.id}: {what}")
+            check_port_free(m.host, port, f"master {m.id}: {what}")
 
     def status(self, timeout: float = 1.0) -> list[MemberStatus]:
         return cluster_status(self.members, timeout)
@@ -271,28 +263,27 @@ class Cluster:
             if members is None and is_healthy(statuses):
                 return statuses
             if members is not None:
-                wanted = {m.host for m in watched}
+                wanted = {m.member.host for m in watched}
                 if all(s.code == 3 for s in statuses if s.hostname in wanted) and any(s.isLeader for s in statuses):
                     return statuses
             for m in watched:
                 if not self.is_running(m):
-                    why = last_lines(m.log_file) or "no log"
-                    raise ClusterError(f"master {m.id} stopped while starting: {why} (log: {m.log_file})")
+                    why = last_lines(m.layout.exhibitor_log) or "no log"
+                    raise ClusterError(f"master {m.id} stopped while starting: {why} (log: {m.layout.exhibitor_log})")
             if time.monotonic() > deadline:
                 states = ", ".join(f"{s.hostname} {s.description}" for s in statuses)
                 failing = [m for m, s in zip(self.masters, statuses, strict=True) if s.code != 3 and m in watched]
                 last_words = ""
                 if failing:
-                    console = failing[0].exhibitor_dir / "zookeeper" / "zookeeper.out"
-                    last_words = f"master {failing[0].id} says: {last_complaint(console)}"
+                    last_words = f"master {failing[0].id} says: {last_complaint(failing[0].layout.console_log)}"
                 raise ClusterError(
                     f"cluster not serving after {timeout:g}s ({states}) {last_words}; logs in {self.dir}"
                 )
             time.sleep(0.25)
 
     def all_pids(self) -> list[int]:
-        pid_files = [p for m in self.masters for p in (m.pid_file, m.zk_pid_file)]
-        pid_files += [self.dir / "run" / name for name in ("service.pid", "service-child.pid", "holder.pid")]
+        pid_files = [p for m in self.masters for p in (m.layout.exhibitor_pid_file, m.layout.zookeeper_pid_file)]
+        pid_files += services.pid_files(self.dir)
         return [pid for pid in (read_pid(p) for p in pid_files) if pid is not None]
 
 
@@ -324,8 +315,8 @@ def up(
         for master in cluster.masters:
             cluster.start_master(master.id)
         cluster.wait_serving(timeout)
-        if with_service and extras.service_available():
-            cluster.service = extras.start_service(cluster)
+        if with_service and services.service_available():
+            cluster.service = services.start_service(cluster.dir, cluster.masters[0].member.host, cluster.zk_hosts)
             cluster.save()
     except Exception:
         down(cluster)
@@ -336,10 +327,22 @@ def up(
 def down(cluster: Cluster, purge: bool = False) -> list[int]:
     """Stop everything the cluster started; returns pids that survived (should be none)."""
     pids = cluster.all_pids()
-    extras.stop_all(cluster)
+    services.stop_all(cluster.dir)
     for master in cluster.masters:
         cluster.stop_master(master.id)
     survivors = wait_until_gone(pids, timeout=10)
     if purge and not survivors:
         shutil.rmtree(cluster.dir, ignore_errors=True)
     return survivors
+
+
+def seed(cluster: Cluster, apps: int = 50, seed_value: int = 0) -> SeedStats:
+    """``dcos-local seed``: Marathon-like state under /marathon, and the process holding its ephemeral nodes."""
+    client = connect(cluster.zk_hosts, timeout=60)  # big multis during log rolls can stall a while
+    try:
+        stats = seed_marathon(client, apps=apps, seed=seed_value)
+    finally:
+        client.stop()
+        client.close()
+    services.start_holder(cluster.dir, cluster.zk_hosts)
+    return stats

@@ -1,29 +1,35 @@
-"""The quick-start demo: start a real 3-master cluster, seed it, back up (logical and --online physical), damage,
-restore, verify.
+"""The quick-start demo (``dcos-local demo``): start a real 3-master cluster, seed it, back up (logical and
+--online physical), damage, restore, verify, stop.
 
-Each step prints the command an operator would type for it, so the demo doubles as a tour. The backup
-and restore go through the backup service's HTTP API, exactly as ``dcos backup`` does.
+A thin script over the public commands: each step runs the console scripts an operator would type (shown
+after ``$``) and prints what they print, so the demo doubles as a tour. Only the damage (an accident, not
+a command) and the final byte-for-byte comparison talk to ZooKeeper directly.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from dcos_backup.errors import DcosBackupError
-from dcos_backup.local import cluster as local_cluster
-from dcos_backup.local import extras
-from dcos_backup.local.cluster import Cluster
-from dcos_backup.local.seed import seed_marathon
-from dcos_backup.service.client import BackupClient, backup_finished, resolve_endpoint, restore_finished
-from dcos_backup.zk import connect, iter_tree
-from dcos_backup.zkdata import physical
+from dcos_backup.local.cluster import CLUSTER_FILE, Cluster
+from dcos_backup.testing.trees import snapshot
+from dcos_backup.zk import connect
 
 DEMO_SUBNET = "127.21.0"
+BIN = Path(sys.executable).parent  # the console scripts are installed beside this Python
+# Settings that would point the commands at something else than the demo's own cluster.
+FOREIGN_SETTINGS = ("DCOS_BACKUP_URL", "DCOS_BACKUP_TOKEN", "DCOS_EXHIBITOR_DIR")
 
 
 def step(title: str) -> Callable[[Callable[..., object]], Callable[..., object]]:
@@ -40,66 +46,81 @@ def step(title: str) -> Callable[[Callable[..., object]], Callable[..., object]]
     return decorate
 
 
+class Shell:
+    """Runs console scripts against the demo's cluster (``DCOS_LOCAL_DIR``), echoing them like a terminal."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.env = {k: v for k, v in os.environ.items() if k not in FOREIGN_SETTINGS}
+        self.env["DCOS_LOCAL_DIR"] = str(directory)
+
+    def run(self, *command: str, env: dict[str, str] | None = None, echo: bool = True) -> str:
+        """Run one command and return its stdout; with ``echo`` (or when it fails) show it and its output."""
+        if echo:
+            click.echo(f"    $ {shlex.join(command)}")
+        result = subprocess.run(
+            [str(BIN / command[0]), *command[1:]], capture_output=True, text=True, env={**self.env, **(env or {})}
+        )
+        if echo or result.returncode != 0:
+            for line in (result.stdout + result.stderr).splitlines():
+                if line.strip():
+                    click.echo(f"      {line}")
+        if result.returncode != 0:
+            raise DcosBackupError(f"'{shlex.join(command)}' failed with exit code {result.returncode}")
+        return result.stdout
+
+    def show(self, backup_id: str) -> dict:
+        return json.loads(self.run("dcos", "backup", "show", backup_id, echo=False))
+
+
 @step("dcos-local up: start a local cluster (a real ZooKeeper ensemble on loopback)")
-def start(directory: Path, masters: int, subnet: str) -> Cluster:
-    cluster = local_cluster.up(directory, masters=masters, subnet=subnet, heap="512m")
-    click.echo(f"    ZooKeeper: {cluster.zk_hosts}")
-    return cluster
+def start(shell: Shell, masters: int, subnet: str) -> Cluster:
+    click.echo(f"    $ export DCOS_LOCAL_DIR={shlex.quote(str(shell.directory))}")
+    shell.run("dcos-local", "up", "--masters", str(masters), "--subnet", subnet, "--heap", "512m")
+    return Cluster.load(shell.directory)
 
 
 @step("dcos-local seed: Marathon state under /marathon")
-def seed(cluster: Cluster, apps: int) -> None:
-    client = connect(cluster.zk_hosts)
-    try:
-        stats = seed_marathon(client, apps=apps)
-    finally:
-        client.stop()
-        client.close()
-    extras.start_holder(cluster)
-    click.echo(f"    {stats.nodes} znodes, {stats.bytes / 1e6:.1f} MB of data")
+def seed(shell: Shell, apps: int) -> None:
+    shell.run("dcos-local", "seed", "--apps", str(apps))
 
 
 @step("cluster status (GET /exhibitor/v1/cluster/status on every master)")
-def show_status(cluster: Cluster) -> None:
-    for s in cluster.status():
-        click.echo(f"    {s.hostname:<12} code {s.code} {s.description:<8} {'leader' if s.isLeader else ''}")
+def show_status(shell: Shell) -> None:
+    shell.run("dcos-local", "status")
 
 
 def tree_of(cluster: Cluster) -> list[tuple]:
-    return [(n.path, n.data, n.acl) for n in iter_tree(cluster.zk_hosts, "/marathon")]
-
-
-def service_client(cluster: Cluster) -> BackupClient:
-    service = cluster.service or {}
-    return BackupClient(resolve_endpoint(service.get("url"), None, Path(service.get("token_file", "-"))))
+    client = connect(cluster.zk_hosts)
+    try:
+        return snapshot(client, "/marathon")
+    finally:
+        client.stop()
+        client.close()
 
 
 @step("dcos backup create --label=pre-upgrade --wait")
-def create_backup(cluster: Cluster) -> str:
-    client = service_client(cluster)
-    doc = client.wait(client.create("pre-upgrade")["id"], backup_finished)
-    if doc["status"] != "STATUS_READY":
-        raise DcosBackupError(f"backup failed: {doc.get('reason')}")
+def create_backup(shell: Shell) -> str:
+    backup_id = shell.run("dcos", "backup", "create", "--label=pre-upgrade", "--wait").strip()
+    click.echo(f"    $ dcos backup show {backup_id}")
+    doc = shell.show(backup_id)
     comp = doc["components"]["marathon"]
-    click.echo(f"    {doc['id']}: {doc['status']}, {comp['nodes']} znodes, sha256 {comp['sha256'][:16]}...")
-    return doc["id"]
+    click.echo(f"      status {doc['status']}, {comp['nodes']} znodes, sha256 {comp['sha256'][:16]}...")
+    return backup_id
 
 
 @step("dcos-zk backup --online on master 2 (ZooKeeper keeps serving), then dcos-zk verify")
-def physical_backup_online(cluster: Cluster) -> None:
+def physical_backup_online(shell: Shell, cluster: Cluster) -> None:
     master = cluster.master(2 if len(cluster.masters) > 1 else 1)
     archive = cluster.dir / "backups" / f"zk-master-{master.id}-{time.strftime('%Y%m%dT%H%M%S')}.tar.gz"
     archive.parent.mkdir(parents=True, exist_ok=True)
-    result = physical.backup(master.exhibitor_dir, archive, online=True)
-    checked = result.verified
-    assert checked is not None
-    click.echo(f"    {archive.name}: {result.bytes / 1e6:.1f} MB, sha256 {result.sha256[:16]}...")
-    click.echo(
-        f"    verified: {checked.snapshot} + {len(checked.logs)} logs replayed to zxid {checked.last_zxid}, "
-        f"{checked.nodes} znodes, {checked.digests_checked} ZooKeeper tree digests matched"
-    )
-    statuses = cluster.status()
-    click.echo(f"    members serving throughout: {sum(s.code == 3 for s in statuses)}/{len(statuses)}")
+    click.echo(f'    $ eval "$(dcos-local env {master.id})"')
+    exports = shell.run("dcos-local", "env", str(master.id), echo=False)
+    env = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in exports.splitlines())
+    shell.run("dcos-zk", "backup", str(archive), "--online", env=env)
+    shell.run("dcos-zk", "verify", str(archive))
+    statuses = json.loads(shell.run("dcos-local", "status", "--json", echo=False))
+    click.echo(f"    members serving after it: {sum(s['code'] == 3 for s in statuses)}/{len(statuses)}")
 
 
 @step("damage /marathon: delete 10 apps, change 10, add 5")
@@ -118,22 +139,24 @@ def damage(cluster: Cluster) -> None:
         client.close()
 
 
-@step("dcos backup restore <id> --wait  (show: STATUS_RESTORING -> STATUS_READY)")
-def restore_backup(cluster: Cluster, backup_id: str) -> None:
-    client = service_client(cluster)
-    client.restore(backup_id)
+@step("dcos backup restore <id>, then dcos backup show <id> until the restore ends")
+def restore_backup(shell: Shell, backup_id: str) -> None:
+    shell.run("dcos", "backup", "restore", backup_id)
+    click.echo(f"    $ dcos backup show {backup_id}   (until the restore ends)")
     seen: list[str] = []
-
-    def note(doc: dict) -> None:
-        state = doc["restores"]["component_status"].get("marathon")
+    while True:
+        restores = shell.show(backup_id)["restores"]
+        state = restores["component_status"].get("marathon")
         if not seen or seen[-1] != state:
             seen.append(state)
-            click.echo(f"    restores.component_status.marathon = {state}")
-
-    doc = client.wait(backup_id, restore_finished, note, interval=0.1)
-    if doc["restores"]["status"] != "STATUS_READY":
-        raise DcosBackupError(f"restore failed: {doc['restores'].get('reason')}")
-    click.echo(f"    changes applied: {doc['restores']['history'][-1]['stats']['marathon']}")
+            click.echo(f"      restores.component_status.marathon = {state}")
+        if restores["status"] != "STATUS_RESTORING":
+            break
+    if restores["status"] != "STATUS_READY":
+        raise DcosBackupError(f"restore failed: {restores.get('reason')}")
+    took = datetime.fromisoformat(restores["finished_at"]) - datetime.fromisoformat(restores["started_at"])
+    click.echo(f"    restored in {took.total_seconds():.1f}s after a safety backup ({restores['safety_backup_id']})")
+    click.echo(f"    changes applied: {restores['history'][-1]['stats']['marathon']}")
 
 
 @step("verify: /marathon equals the backed-up tree, byte for byte (data and ACLs)")
@@ -147,22 +170,22 @@ def verify(cluster: Cluster, expected: list[tuple]) -> None:
 def run_demo(
     masters: int = 3, apps: int = 200, keep: bool = False, directory: Path | None = None, subnet: str = DEMO_SUBNET
 ) -> None:
-    directory = directory or Path(tempfile.mkdtemp(prefix="dcos-local-demo-"))
-    cluster = start(directory, masters, subnet)
+    shell = Shell((directory or Path(tempfile.mkdtemp(prefix="dcos-local-demo-"))).absolute())
     try:
-        seed(cluster, apps)
-        show_status(cluster)
+        cluster = start(shell, masters, subnet)
+        seed(shell, apps)
+        show_status(shell)
         expected = tree_of(cluster)
-        backup_id = create_backup(cluster)
-        physical_backup_online(cluster)
+        backup_id = create_backup(shell)
+        physical_backup_online(shell, cluster)
         damage(cluster)
-        restore_backup(cluster, backup_id)
+        restore_backup(shell, backup_id)
         verify(cluster, expected)
-        show_status(cluster)
+        show_status(shell)
     finally:
         if keep:
-            click.echo(f"cluster left running; use it with: export DCOS_LOCAL_DIR={cluster.dir}")
-        else:
+            click.echo(f"cluster left running; use it with: export DCOS_LOCAL_DIR={shell.directory}")
+        elif (shell.directory / CLUSTER_FILE).exists():
             click.secho("==> stop the cluster (dcos-local down --purge)", bold=True)
-            local_cluster.down(cluster, purge=True)
+            shell.run("dcos-local", "down", "--purge")
     click.secho("demo finished: every step passed", fg="green", bold=True)

@@ -1,12 +1,14 @@
-"""HTTP client of the backup service, used by ``dcos backup``: maps every failure to the error hierarchy."""
+"""HTTP client of the backup service, used by ``dcos backup``: maps every failure to the error hierarchy.
+
+It talks to the :class:`Endpoint` it is given; finding the service is the caller's business
+(``cli/endpoint.py`` for the CLI).
+"""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
@@ -21,7 +23,6 @@ from dcos_backup.errors import (
     UsageError,
 )
 from dcos_backup.service.app import PREFIX
-from dcos_backup.service.auth import read_token_file
 
 _BY_STATUS: dict[int, type[DcosBackupError]] = {
     400: UsageError,
@@ -37,32 +38,10 @@ _BY_STATUS: dict[int, type[DcosBackupError]] = {
 
 @dataclass
 class Endpoint:
+    """Where the backup service is and the bearer token it wants."""
+
     url: str
     token: str
-
-
-def resolve_endpoint(url: str | None, token: str | None, token_file: Path | None) -> Endpoint:
-    """``--url``/``DCOS_BACKUP_URL`` and ``DCOS_BACKUP_TOKEN``/``--token-file``, else the local cluster's."""
-    url = url or os.environ.get("DCOS_BACKUP_URL")
-    token = token or os.environ.get("DCOS_BACKUP_TOKEN")
-    if token is None and token_file is not None:
-        token = read_token_file(token_file)
-    if url is None or token is None:
-        from dcos_backup.local.cluster import Cluster
-
-        try:
-            service = Cluster.load().service
-        except DcosBackupError as exc:
-            raise UsageError(
-                f"no backup service configured: set DCOS_BACKUP_URL and DCOS_BACKUP_TOKEN, or start a local "
-                f"cluster with dcos-local up ({exc})"
-            ) from exc
-        if not service:
-            raise UsageError("the local cluster runs no backup service; set DCOS_BACKUP_URL and DCOS_BACKUP_TOKEN")
-        url = url or service["url"]
-        if token is None:
-            token = read_token_file(Path(service["token_file"]))
-    return Endpoint(url.rstrip("/"), token)
 
 
 class BackupClient:

@@ -24,6 +24,7 @@ from kazoo.exceptions import EXCEPTIONS
 from kazoo.protocol.serialization import Close, Connect, Ping, int_int_struct, int_struct, reply_header_struct
 
 from dcos_backup.errors import ZooKeeperUnavailable
+from dcos_backup.master.fourlw import four_letter_word
 from dcos_backup.zk.spec import ZkSpec, address_text
 
 OFFSET = reply_header_struct.size  # where a reply's body starts in its frame
@@ -43,16 +44,6 @@ class Reply(NamedTuple):  # a tuple: one is made per reply, and a frozen datacla
 
     def error(self) -> Exception:
         return EXCEPTIONS[self.err]()
-
-
-def four_letter_word(host: str, port: int, word: str = "srvr", timeout: float = 1.0) -> str:
-    """Send a 4lw command and return the whole reply; raises OSError when unreachable."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(word.encode())
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def leader_first(addresses: list[tuple[str, int]]) -> list[tuple[str, int]]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dcos_backup.errors import IntegrityError, NotFound
+from dcos_backup.master.layout import MasterLayout
 from dcos_backup.zkdata import formats
 from dcos_backup.zkdata.replay import log_files, logs_after, newest_sealed_snapshot
 
@@ -66,20 +67,17 @@ def copy_log_prefix(source: Path, target: Path) -> formats.LogEnd:
     return end
 
 
-def copy_online(zk_dir: Path, target_zk_dir: Path) -> OnlineCopy:
-    """Copy ``zk_dir`` (a live ``zookeeper/`` directory) into ``target_zk_dir`` at a consistent point."""
-    snap_src_dir = zk_dir / "snapshot" / "version-2"
-    snap_dst_dir = target_zk_dir / "snapshot" / "version-2"
-    log_dst_dir = target_zk_dir / "transactions" / "version-2"
-    snap_dst_dir.mkdir(parents=True)
-    log_dst_dir.mkdir(parents=True)
+def copy_online(source: MasterLayout, target: MasterLayout) -> OnlineCopy:
+    """Copy ``source``'s live ``zookeeper/`` directory into ``target``'s at a consistent point."""
+    target.snapshots_dir.mkdir(parents=True)
+    target.logs_dir.mkdir(parents=True)
 
-    newest = newest_sealed_snapshot(zk_dir)
+    newest = newest_sealed_snapshot(source)
     if newest is None:
-        raise NotFound(f"no complete snapshot in {snap_src_dir}")
+        raise NotFound(f"no complete snapshot in {source.snapshots_dir}")
     snap_zxid, snap_path = newest
     try:
-        shutil.copyfile(snap_path, snap_dst_dir / snap_path.name)
+        shutil.copyfile(snap_path, target.snapshots_dir / snap_path.name)
     except FileNotFoundError as e:
         raise IntegrityError(f"{snap_path.name} was purged while being copied; run the backup again") from e
     result = OnlineCopy(snap_path.name, snap_zxid, bytes=snap_path.stat().st_size)
@@ -88,18 +86,18 @@ def copy_online(zk_dir: Path, target_zk_dir: Path) -> OnlineCopy:
     ends: dict[str, formats.LogEnd] = {}
     newest_name = None
     for _ in range(_MAX_ROUNDS):
-        listing = logs_after(log_files(zk_dir), snap_zxid)
+        listing = logs_after(log_files(source), snap_zxid)
         # Re-copy the log that was newest last round: if it rolled over meanwhile, it got more records.
         for _, path in listing:
             if path.name in ends and path.name != newest_name:
                 continue
             try:
-                ends[path.name] = copy_log_prefix(path, log_dst_dir / path.name)
+                ends[path.name] = copy_log_prefix(path, target.logs_dir / path.name)
             except FileNotFoundError as e:
                 raise IntegrityError(f"{path.name} was purged while being copied; run the backup again") from e
             log.info("copied %s up to offset %d (%s)", path.name, ends[path.name].valid_end, ends[path.name].reason)
         newest_name = listing[-1][1].name if listing else None
-        relisted = logs_after(log_files(zk_dir), snap_zxid)
+        relisted = logs_after(log_files(source), snap_zxid)
         if not relisted or relisted[-1][1].name == newest_name:
             break
     else:
@@ -108,7 +106,7 @@ def copy_online(zk_dir: Path, target_zk_dir: Path) -> OnlineCopy:
     result.last_zxid = max([snap_zxid, *(end.last_zxid for end in ends.values() if end.last_zxid is not None)])
     result.logs = sorted(ends, key=lambda name: formats.zxid_of_name(name) or 0)
     for name in EPOCH_FILES:  # last: an epoch file must not be older than the transactions copied
-        source = snap_src_dir / name
-        if source.exists():
-            shutil.copyfile(source, snap_dst_dir / name)
+        epoch_file = source.snapshots_dir / name
+        if epoch_file.exists():
+            shutil.copyfile(epoch_file, target.snapshots_dir / name)
     return result

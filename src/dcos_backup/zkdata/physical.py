@@ -31,6 +31,7 @@ from pathlib import Path
 
 from dcos_backup.errors import IntegrityError, NotFound, StorageError, UsageError
 from dcos_backup.fsutil import HashingWriter, fsync_dir
+from dcos_backup.master.layout import CONSOLE_LOG, MYID, ZK_DIR_NAME, MasterLayout
 from dcos_backup.zkdata import online as online_copy
 from dcos_backup.zkdata import tarsafe
 from dcos_backup.zkdata.pgzip import ParallelGzipWriter
@@ -39,9 +40,7 @@ from dcos_backup.zkdata.verify import VerifyResult, verify_archive
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EXHIBITOR_DIR = Path("/var/lib/dcos/exhibitor")
-EXCLUDED_NAMES = {"myid", "zookeeper.out"}
-JOURNAL = "zookeeper.restore-journal"
+EXCLUDED_NAMES = {MYID, CONSOLE_LOG}  # this master's identity and console: not data, as in DC/OS's script
 _ZXID_FILE = re.compile(r"^(snapshot|log)\.([0-9a-fA-F]+)$")
 
 
@@ -83,10 +82,6 @@ class ArchiveInfo:
         return asdict(self)
 
 
-def zk_dir_of(exhibitor_dir: Path) -> Path:
-    return Path(exhibitor_dir) / "zookeeper"
-
-
 # ---------------------------------------------------------------------------------------------- backup
 def iter_data_files(zk_dir: Path) -> Iterator[Path]:
     """Directories and files to archive, each directory before its content, minus ``myid``/``zookeeper.out``."""
@@ -107,7 +102,7 @@ def iter_data_files(zk_dir: Path) -> Iterator[Path]:
 
 def _arcname(zk_dir: Path, path: Path) -> str:
     rel = path.relative_to(zk_dir)
-    return "./zookeeper" if rel == Path(".") else f"./zookeeper/{rel.as_posix()}"
+    return f"./{ZK_DIR_NAME}" if rel == Path(".") else f"./{ZK_DIR_NAME}/{rel.as_posix()}"
 
 
 def backup(
@@ -126,8 +121,8 @@ def backup(
     checked completely (:mod:`.verify`) before it gets its final name.
     """
     started = time.monotonic()
-    exhibitor_dir, archive = Path(exhibitor_dir), Path(archive).absolute()
-    zk_dir = zk_dir_of(exhibitor_dir)
+    layout, archive = MasterLayout(Path(exhibitor_dir)), Path(archive).absolute()
+    zk_dir = layout.zk_dir
     if archive.exists():
         raise UsageError(f"{archive} already exists; choose a new path")
     if not archive.parent.is_dir():
@@ -135,19 +130,19 @@ def backup(
     if not zk_dir.is_dir():
         raise NotFound(f"no ZooKeeper data in {zk_dir} (is --exhibitor-dir right?)")
     if not online:
-        ensure_not_running(exhibitor_dir)
-        recover(exhibitor_dir)
+        ensure_not_running(layout)
+        recover(layout.exhibitor_dir)
     tmp_parent = Path(tmp_dir) if tmp_dir is not None else archive.parent
     if not tmp_parent.is_dir():
         raise UsageError(f"temporary directory {tmp_parent} does not exist")
     partial = tmp_parent / f".{archive.name}.partial-{uuid.uuid4().hex[:8]}"
-    stage = tmp_parent / f".dcos-zk-online-{uuid.uuid4().hex[:8]}"
+    stage = MasterLayout(tmp_parent / f".dcos-zk-online-{uuid.uuid4().hex[:8]}")
     try:
         if online:
-            log.info("copying the live data of %s at a consistent point into %s", zk_dir, stage)
-            copied = online_copy.copy_online(zk_dir, stage / "zookeeper")
+            log.info("copying the live data of %s at a consistent point into %s", zk_dir, stage.exhibitor_dir)
+            copied = online_copy.copy_online(layout, stage)
             log.info("copied %s and %d logs up to zxid 0x%x", copied.snapshot, len(copied.logs), copied.last_zxid)
-            zk_dir = stage / "zookeeper"
+            zk_dir = stage.zk_dir
         log.info("archiving %s into %s (via %s)", zk_dir, archive, partial)
         digest, size, files, data_bytes = _write_archive(zk_dir, partial, level, workers)
         verified = None
@@ -165,7 +160,7 @@ def backup(
         raise StorageError(f"writing {archive} failed: {exc.strerror or exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
-        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(stage.exhibitor_dir, ignore_errors=True)
     log.info("archive complete: %d files, %d bytes, sha256 %s", files, size, digest)
     seconds = time.monotonic() - started
     return BackupResult(str(archive), digest, size, files, data_bytes, seconds, online, verified)
@@ -189,13 +184,13 @@ def _write_archive(zk_dir: Path, partial: Path, level: int, workers: int | None)
 
 
 # --------------------------------------------------------------------------------------------- restore
-def _journal_path(exhibitor_dir: Path) -> Path:
-    return Path(exhibitor_dir) / JOURNAL
+def _journal_tmp(layout: MasterLayout) -> Path:
+    return layout.restore_journal.with_suffix(".tmp")
 
 
 def _write_journal(exhibitor_dir: Path, staged: Path, old: Path) -> None:
-    path = _journal_path(exhibitor_dir)
-    tmp = path.with_suffix(".tmp")
+    layout = MasterLayout(Path(exhibitor_dir))
+    path, tmp = layout.restore_journal, _journal_tmp(layout)
     with open(tmp, "w") as f:
         json.dump({"staged": str(staged), "old": str(old)}, f)
         f.flush()
@@ -210,12 +205,13 @@ def recover(exhibitor_dir: Path) -> str | None:
     The swap is: (1) rename zookeeper -> old, (2) rename staged -> zookeeper, (3) drop journal, old,
     staging. If (2) happened the new data is complete and stays; otherwise the old data goes back.
     """
-    exhibitor_dir = Path(exhibitor_dir)
-    journal = _journal_path(exhibitor_dir)
-    zk_dir = zk_dir_of(exhibitor_dir)
+    layout = MasterLayout(Path(exhibitor_dir))
+    exhibitor_dir, journal, zk_dir = layout.exhibitor_dir, layout.restore_journal, layout.zk_dir
     if not journal.exists():
-        for leftover in exhibitor_dir.glob(".restore-*"):  # staging of a restore killed before its swap
+        # A restore killed before its swap: its staging, and a journal it had not finished writing.
+        for leftover in exhibitor_dir.glob(".restore-*"):
             shutil.rmtree(leftover, ignore_errors=True)
+        _journal_tmp(layout).unlink(missing_ok=True)
         return None
     try:
         doc = json.loads(journal.read_text())
@@ -223,7 +219,7 @@ def recover(exhibitor_dir: Path) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         journal.unlink()  # written atomically: an unreadable one was never complete, so no swap began
         return None
-    staged_zk = staged / "zookeeper"
+    staged_zk = MasterLayout(staged).zk_dir
     if zk_dir.exists() and not staged_zk.exists():
         outcome = "completed an interrupted restore (new data kept)"
     elif not zk_dir.exists() and old.exists():
@@ -239,12 +235,11 @@ def recover(exhibitor_dir: Path) -> str | None:
     return outcome
 
 
-def _read_myid(exhibitor_dir: Path) -> str | None:
-    for path in (zk_dir_of(exhibitor_dir) / "snapshot" / "myid",):
-        with contextlib.suppress(OSError):
-            return path.read_text().strip() or None
+def _read_myid(layout: MasterLayout) -> str | None:
+    with contextlib.suppress(OSError):
+        return layout.myid_file.read_text().strip() or None
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        return str(json.loads((Path(exhibitor_dir) / "conf" / "node.json").read_text())["id"])
+        return str(json.loads(layout.node_config.read_text())["id"])
     return None
 
 
@@ -273,63 +268,77 @@ def _fsync_tree(tree: Path) -> None:
 def restore(exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, keep_old: bool = False) -> RestoreResult:
     """Replace this master's ZooKeeper data with the archive's; all or nothing."""
     started = time.monotonic()
-    exhibitor_dir, archive = Path(exhibitor_dir), Path(archive).absolute()
+    layout, archive = MasterLayout(Path(exhibitor_dir)), Path(archive).absolute()
     if not archive.exists():
         raise NotFound(f"{archive} does not exist")
     if not archive.is_file():
         raise UsageError(f"{archive} is not a regular file")
-    if not exhibitor_dir.is_dir():
-        raise NotFound(f"exhibitor directory {exhibitor_dir} does not exist (is --exhibitor-dir right?)")
-    ensure_not_running(exhibitor_dir)
-    recover(exhibitor_dir)
+    if not layout.exhibitor_dir.is_dir():
+        raise NotFound(f"exhibitor directory {layout.exhibitor_dir} does not exist (is --exhibitor-dir right?)")
+    ensure_not_running(layout)
+    recover(layout.exhibitor_dir)
     log.info("checking %s", archive)
     members = tarsafe.validate(archive)
     files = sum(1 for m in members if not m.is_dir)
     data_bytes = sum(m.size for m in members)
     log.info("archive is sound: %d files, %d bytes", files, data_bytes)
 
-    zk_dir = zk_dir_of(exhibitor_dir)
-    myid = _read_myid(exhibitor_dir)
+    myid = _read_myid(layout)
     # The new data is assembled inside the exhibitor dir (same filesystem) so the swap is a rename;
     # -t is accepted for compatibility with DC/OS's script, whose temporary copy we do not need.
-    staged = exhibitor_dir / f".restore-{uuid.uuid4().hex[:8]}"
-    old = exhibitor_dir / f"zookeeper.old-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    staged = MasterLayout(layout.exhibitor_dir / f".restore-{uuid.uuid4().hex[:8]}")
+    old = layout.exhibitor_dir / f"{ZK_DIR_NAME}.old-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
     try:
-        staged.mkdir()
-        log.info("extracting into %s", staged)
-        tarsafe.extract(archive, staged)
-        new_zk = staged / "zookeeper"
-        for sub in ("snapshot", "transactions"):
-            (new_zk / sub).mkdir(parents=True, exist_ok=True)
-        if myid is not None:
-            (new_zk / "snapshot" / "myid").write_text(myid + "\n")
-            log.info("restored this master's myid (%s)", myid)
-        _copy_ownership(zk_dir, new_zk)
-        _fsync_tree(new_zk)
-        _write_journal(exhibitor_dir, staged, old)
-        if zk_dir.exists():
-            os.rename(zk_dir, old)
-            log.info("moved the previous data aside to %s", old)
-        os.rename(new_zk, zk_dir)
-        fsync_dir(exhibitor_dir)
-        log.info("new data in place at %s", zk_dir)
-        _journal_path(exhibitor_dir).unlink()
-        if keep_old and old.exists():
-            log.info("kept the previous data in %s", old)
-        else:
-            shutil.rmtree(old, ignore_errors=True)
-        shutil.rmtree(staged, ignore_errors=True)
+        _stage(archive, staged, layout, myid)
+        _swap(layout, staged, old)
     except BaseException as exc:
         log.error("restore failed (%s); putting the previous data back", exc)
-        if _journal_path(exhibitor_dir).exists():
-            if zk_dir.exists() and old.exists():
-                shutil.rmtree(zk_dir)  # the new data made it in and the failure came after: roll back fully
-            recover(exhibitor_dir)
-        shutil.rmtree(staged, ignore_errors=True)
+        if layout.restore_journal.exists():
+            if layout.zk_dir.exists() and old.exists():
+                shutil.rmtree(layout.zk_dir)  # the new data made it in and the failure came after: roll back fully
+            recover(layout.exhibitor_dir)
+        shutil.rmtree(staged.exhibitor_dir, ignore_errors=True)
         if isinstance(exc, OSError):
             raise StorageError(f"restore failed, previous data kept: {exc.strerror or exc}") from exc
         raise
+    _clean_up_swap(layout, staged, old, keep_old)
     return RestoreResult(str(archive), files, data_bytes, myid, time.monotonic() - started)
+
+
+def _stage(archive: Path, staged: MasterLayout, layout: MasterLayout, myid: str | None) -> None:
+    """Extract ``archive`` into ``staged`` with this master's ``myid``, owned and fsynced like the live data."""
+    staged.exhibitor_dir.mkdir()
+    log.info("extracting into %s", staged.exhibitor_dir)
+    tarsafe.extract(archive, staged.exhibitor_dir)
+    for directory in (staged.data_dir, staged.log_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    if myid is not None:
+        staged.myid_file.write_text(myid + "\n")
+        log.info("restored this master's myid (%s)", myid)
+    _copy_ownership(layout.zk_dir, staged.zk_dir)
+    _fsync_tree(staged.zk_dir)
+
+
+def _swap(layout: MasterLayout, staged: MasterLayout, old: Path) -> None:
+    """Put the staged data in place with two renames, recorded in the journal first (see :func:`recover`)."""
+    _write_journal(layout.exhibitor_dir, staged.exhibitor_dir, old)
+    if layout.zk_dir.exists():
+        os.rename(layout.zk_dir, old)
+        log.info("moved the previous data aside to %s", old)
+    os.rename(staged.zk_dir, layout.zk_dir)
+    fsync_dir(layout.exhibitor_dir)
+    log.info("new data in place at %s", layout.zk_dir)
+
+
+def _clean_up_swap(layout: MasterLayout, staged: MasterLayout, old: Path, keep_old: bool) -> None:
+    """After the swap: the journal goes last, so that a crash before leaves :func:`recover` its clean-up."""
+    if keep_old and old.exists():
+        layout.restore_journal.unlink()
+        log.info("kept the previous data in %s", old)
+    else:
+        shutil.rmtree(old, ignore_errors=True)
+        layout.restore_journal.unlink()
+    shutil.rmtree(staged.exhibitor_dir, ignore_errors=True)  # no journal: recover() removes a leftover too
 
 
 # ------------------------------------------------------------------------------------------------ info

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from dcos_backup.errors import IntegrityError
+from dcos_backup.master.layout import MasterLayout
 from dcos_backup.zkdata import formats
 from dcos_backup.zkdata.formats import (
     ACL,
@@ -367,23 +368,23 @@ def _data_files(directory: Path, kind: str) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def snapshot_files(zk_dir: Path) -> list[tuple[int, Path]]:
-    return _data_files(zk_dir / "snapshot" / "version-2", "snapshot")
+def snapshot_files(layout: MasterLayout) -> list[tuple[int, Path]]:
+    return _data_files(layout.snapshots_dir, "snapshot")
 
 
-def newest_sealed_snapshot(zk_dir: Path) -> tuple[int, Path] | None:
+def newest_sealed_snapshot(layout: MasterLayout) -> tuple[int, Path] | None:
     """The snapshot ZooKeeper starts from: the newest with its seal. One without is still being written
     (or was left by a crash mid-snapshot); ZooKeeper skips it, and so do we. A sealed snapshot that does
     not check out later is corruption, not skipped."""
-    for zxid, path in reversed(snapshot_files(zk_dir)):
+    for zxid, path in reversed(snapshot_files(layout)):
         if formats.is_sealed_snapshot(path):
             return zxid, path
         log.warning("%s has no seal (being written, or left by a crash): skipped, as ZooKeeper does", path.name)
     return None
 
 
-def log_files(zk_dir: Path) -> list[tuple[int, Path]]:
-    return _data_files(zk_dir / "transactions" / "version-2", "log")
+def log_files(layout: MasterLayout) -> list[tuple[int, Path]]:
+    return _data_files(layout.logs_dir, "log")
 
 
 def logs_after(logs: list[tuple[int, Path]], snapshot_zxid: int) -> list[tuple[int, Path]]:
@@ -426,9 +427,9 @@ class _DigestCheck:
             self._compare(txn_digest[1], f"zxid {zxid_hex(zxid)}")
 
 
-def replay(zk_dir: Path, store: TreeStore) -> ReplayResult:
-    """Load the newest snapshot of ``zk_dir`` (a ``zookeeper/`` directory) and replay the logs after it."""
-    newest = newest_sealed_snapshot(zk_dir)
+def replay(layout: MasterLayout, store: TreeStore) -> ReplayResult:
+    """Load the newest snapshot of ``layout``'s ``zookeeper/`` directory and replay the logs after it."""
+    newest = newest_sealed_snapshot(layout)
     if newest is None:
         raise IntegrityError("no complete snapshot in the data (snapshot/version-2/snapshot.*)")
     snap_zxid, snap_path = newest
@@ -443,7 +444,7 @@ def replay(zk_dir: Path, store: TreeStore) -> ReplayResult:
     check.after(snap_zxid)
     result = ReplayResult(snap_path.name, zxid_hex(snap_zxid))
     last = snap_zxid
-    for _, log_path in logs_after(log_files(zk_dir), snap_zxid):
+    for _, log_path in logs_after(log_files(layout), snap_zxid):
         result.logs.append(log_path.name)
         log.info("replaying %s", log_path.name)
         with formats.open_data_file(log_path) as f:

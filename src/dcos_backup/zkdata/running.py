@@ -16,7 +16,8 @@ from pathlib import Path
 import psutil
 
 from dcos_backup.errors import Conflict
-from dcos_backup.local.processes import live_process
+from dcos_backup.master.layout import MasterLayout
+from dcos_backup.master.processes import live_process
 
 SYSTEMD_UNIT = "dcos-exhibitor"
 
@@ -28,9 +29,9 @@ def systemd_active(unit: str = SYSTEMD_UNIT) -> bool:
     return result.returncode == 0
 
 
-def processes_holding(exhibitor_dir: Path) -> list[psutil.Process]:
+def processes_holding(layout: MasterLayout) -> list[psutil.Process]:
     """Processes whose command line names this exhibitor dir (its zoo.cfg, data dirs or node config)."""
-    marker = str(exhibitor_dir.resolve())
+    marker = str(layout.exhibitor_dir.resolve())
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info.get("cmdline") or []
@@ -44,11 +45,10 @@ def _is_self_or_parent(proc: psutil.Process) -> bool:
     return proc.pid == me.pid or proc.pid in {p.pid for p in me.parents()}
 
 
-def client_port_open(exhibitor_dir: Path) -> str | None:
+def client_port_open(layout: MasterLayout) -> str | None:
     """``host:port`` if the client port named in this master's zoo.cfg accepts connections."""
-    cfg = exhibitor_dir / "conf" / "zoo.cfg"
     try:
-        settings = dict(line.split("=", 1) for line in cfg.read_text().splitlines() if "=" in line)
+        settings = dict(line.split("=", 1) for line in layout.zoo_cfg.read_text().splitlines() if "=" in line)
     except OSError:
         return None
     host = settings.get("clientPortAddress", "127.0.0.1").strip()
@@ -63,34 +63,32 @@ def client_port_open(exhibitor_dir: Path) -> str | None:
         return None
 
 
-def how_to_stop(exhibitor_dir: Path) -> str:
-    node = exhibitor_dir / "conf" / "node.json"
+def how_to_stop(layout: MasterLayout) -> str:
     try:
-        master_id = json.loads(node.read_text())["id"]
-        if (exhibitor_dir.parent / "cluster.json").exists():
+        master_id = json.loads(layout.node_config.read_text())["id"]
+        if layout.local_cluster_file.exists():
             return f"dcos-local stop-zk {master_id}"
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return "systemctl stop dcos-exhibitor"
 
 
-def ensure_not_running(exhibitor_dir: Path) -> None:
+def ensure_not_running(layout: MasterLayout) -> None:
     """Raise Conflict naming what runs and how to stop it."""
-    exhibitor_dir = Path(exhibitor_dir)
     reasons = []
     if systemd_active():
         reasons.append(f"systemd unit {SYSTEMD_UNIT} is active")
-    for name in ("run/exhibitor.pid", "run/zookeeper.pid", "zk.pid"):
-        proc = live_process(exhibitor_dir / name)
+    for pid_file in layout.pid_files:
+        proc = live_process(pid_file)
         if proc is not None and proc.pid != psutil.Process().pid:
-            reasons.append(f"pid {proc.pid} from {name} is alive")
-    holders = processes_holding(exhibitor_dir)
+            reasons.append(f"pid {proc.pid} from {pid_file.relative_to(layout.exhibitor_dir)} is alive")
+    holders = processes_holding(layout)
     if holders:
         reasons.append("process " + ", ".join(str(p.pid) for p in holders) + " uses this data directory")
-    address = client_port_open(exhibitor_dir)
+    address = client_port_open(layout)
     if address:
         reasons.append(f"a server answers on its client port {address}")
     if reasons:
         raise Conflict(
-            f"ZooKeeper of this master is running ({'; '.join(reasons)}); stop it first: {how_to_stop(exhibitor_dir)}"
+            f"ZooKeeper of this master is running ({'; '.join(reasons)}); stop it first: {how_to_stop(layout)}"
         )

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dcos_backup.errors import IntegrityError
+from dcos_backup.master.layout import ZK_DIR_NAME
 
-ROOT = "zookeeper"
+ROOT = ZK_DIR_NAME  # the one top-level directory of an archive
 
 
 @dataclass(frozen=True)

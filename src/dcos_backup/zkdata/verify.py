@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dcos_backup.errors import NotFound
+from dcos_backup.master.layout import MasterLayout
 from dcos_backup.zkdata import tarsafe
 from dcos_backup.zkdata.replay import ReplayResult, TreeStore, replay
 
@@ -41,13 +42,13 @@ def _workspace(tmp_dir: Path | None) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def rebuilt_data_dir(
-    zk_dir: Path, tmp_dir: Path | None = None, keep_data: bool = True
+    layout: MasterLayout, tmp_dir: Path | None = None, keep_data: bool = True
 ) -> Iterator[tuple[TreeStore, ReplayResult]]:
-    """The tree of a ``zookeeper/`` data directory, rebuilt and checked; the store lives until exit."""
+    """The tree of ``layout``'s ``zookeeper/`` directory, rebuilt and checked; the store lives until exit."""
     with _workspace(tmp_dir) as work:
         store = TreeStore(work / "tree.sqlite", keep_data)
         try:
-            yield store, replay(zk_dir, store)
+            yield store, replay(layout, store)
         finally:
             store.close()
 
@@ -63,7 +64,8 @@ def rebuilt_archive(
     with _workspace(tmp_dir) as work:
         log.info("checking and extracting %s", archive)
         tarsafe.validate(archive, into=work)
-        with rebuilt_data_dir(work / tarsafe.ROOT, work, keep_data) as rebuilt:
+        # The archive holds the zookeeper/ part of a master's layout; extracted, work is laid out as one.
+        with rebuilt_data_dir(MasterLayout(work), work, keep_data) as rebuilt:
             yield rebuilt
 
 

@@ -4,7 +4,11 @@ The layout follows Marathon 1.x's ZooKeeper store: ``/marathon/state/{app,group,
 pod,framework-id,...}`` with JSON payloads of the sizes Marathon writes (1-4 KB apps, ~1 KB instances),
 a few binary nodes (framework id, storage version), and a few nodes with non-default ACLs. The same
 ``(apps, seed)`` always gives byte-identical state. Ephemeral nodes (Marathon's leader latch, Mesos'
-master info) come from :mod:`dcos_backup.local.holder`, since they need a live session.
+master info) come from :mod:`.holder`, since they need a live session.
+
+It lives in :mod:`dcos_backup.testing`, not in the launcher, because it is synthetic data, not part of the
+product: tests and benchmarks import it directly (without a launcher), and the launcher, which may import
+anything, exposes it to people trying the tools as ``dcos-local seed``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Holds the ephemeral znodes a live DC/OS cluster has (Marathon's leader latch, Mesos' master info).
 
 Ephemeral nodes vanish with their session, so a process must keep one open: ``dcos-local seed`` starts
-this module detached and ``dcos-local down`` stops it. Backups must skip these nodes.
+this module detached (``python -m dcos_backup.testing.holder``) and ``dcos-local down`` stops it.
+Backups must skip these nodes.
 """
 
 from __future__ import annotations

