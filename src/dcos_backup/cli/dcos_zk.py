@@ -34,6 +34,11 @@ tmp_dir_option = click.option(
     help="Existing directory for temporary files (backup: default beside the archive).",
 )
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Log each step.")
+wait_lock_option = click.option(
+    "--wait-lock",
+    is_flag=True,
+    help="If another dcos-zk command holds this master's data-dir lock, wait for it instead of refusing.",
+)
 
 
 @click.group(help="Back up, restore, verify and inspect the ZooKeeper data of a DC/OS master (offline, or --online).")
@@ -53,8 +58,16 @@ def cli() -> None:
     help="Back up while ZooKeeper keeps serving: newest snapshot + the logs after it, to a consistent point.",
 )
 @click.option("--no-verify", is_flag=True, help="Skip the full check of the written archive (not recommended).")
+@wait_lock_option
 def backup(
-    archive: Path, tmp_dir: Path | None, verbose: bool, exhibitor_dir: Path, level: int, online: bool, no_verify: bool
+    archive: Path,
+    tmp_dir: Path | None,
+    verbose: bool,
+    exhibitor_dir: Path,
+    level: int,
+    online: bool,
+    no_verify: bool,
+    wait_lock: bool,
 ) -> None:
     """Write a gzip tar of this master's ZooKeeper data to ARCHIVE (which must not exist).
 
@@ -66,7 +79,9 @@ def backup(
     if online:
         # A backup must not slow the member it copies: give ZooKeeper the CPU first.
         os.nice(10)
-    result = physical.backup(exhibitor_dir, archive, tmp_dir, level, online=online, verify=not no_verify)
+    result = physical.backup(
+        exhibitor_dir, archive, tmp_dir, level, online=online, verify=not no_verify, wait_lock=wait_lock
+    )
     checked = result.verified
     summary = f", verified up to zxid {checked.last_zxid} ({checked.nodes} nodes)" if checked else ", NOT verified"
     click.echo(
@@ -81,10 +96,13 @@ def backup(
 @verbose_option
 @exhibitor_dir_option
 @click.option("--keep-old", is_flag=True, help="Keep the replaced data as zookeeper.old-<time>.")
-def restore(archive: Path, tmp_dir: Path | None, verbose: bool, exhibitor_dir: Path, keep_old: bool) -> None:
+@wait_lock_option
+def restore(
+    archive: Path, tmp_dir: Path | None, verbose: bool, exhibitor_dir: Path, keep_old: bool, wait_lock: bool
+) -> None:
     """Replace this master's ZooKeeper data with ARCHIVE (checked completely before anything changes)."""
     setup_logging(verbose)
-    result = physical.restore(exhibitor_dir, archive, tmp_dir, keep_old)
+    result = physical.restore(exhibitor_dir, archive, tmp_dir, keep_old, wait_lock)
     click.echo(
         f"ZooKeeper data restored from {result.archive}: {result.files} files, {result.data_bytes} bytes, "
         f"myid {result.myid or 'unknown'} ({result.seconds:.1f}s)"
@@ -159,10 +177,11 @@ def dump(archive: Path, prefix: str, as_json: bool, tmp_dir: Path | None, verbos
 @cli.command()
 @verbose_option
 @exhibitor_dir_option
-def recover(verbose: bool, exhibitor_dir: Path) -> None:
+@wait_lock_option
+def recover(verbose: bool, exhibitor_dir: Path, wait_lock: bool) -> None:
     """Finish or roll back a restore that was interrupted (dcos-exhibitor also does this at start)."""
     setup_logging(verbose)
-    click.echo(physical.recover(exhibitor_dir) or "nothing to recover")
+    click.echo(physical.recover(exhibitor_dir, wait=wait_lock) or "nothing to recover")
 
 
 def main() -> NoReturn:

@@ -69,12 +69,12 @@ def prepare_data_dirs(cfg: NodeConfig) -> None:
     """Create the DC/OS layout and write ``myid`` and ``zoo.cfg`` from the config (every start).
 
     A ``dcos-zk restore`` cut short mid-swap is finished or rolled back first, so ZooKeeper never
-    starts on a half-swapped data directory.
+    starts on a half-swapped data directory; one still running is waited for (it holds the data-dir lock).
     """
     from dcos_backup.zkdata.physical import recover
 
     layout = cfg.layout
-    recover(layout.exhibitor_dir)
+    recover(layout.exhibitor_dir, wait=True)
     for path in (layout.data_dir, layout.log_dir, layout.conf_dir, layout.run_dir):
         path.mkdir(parents=True, exist_ok=True)
     layout.myid_file.write_text(f"{cfg.id}\n")
