@@ -107,8 +107,14 @@ def _record(f: IO[str], exclusive: bool, what: str) -> None:
 
 
 @contextlib.contextmanager
-def data_dir_lock(lock_file: Path, *, exclusive: bool, what: str, wait: bool = False) -> Iterator[None]:
-    """Hold the data-dir lock for the ``with`` block; Conflict naming the holder if it is taken (unless ``wait``)."""
+def data_dir_lock(
+    lock_file: Path, *, exclusive: bool, what: str, wait: bool = False, subject: str = ""
+) -> Iterator[None]:
+    """Hold the data-dir lock for the ``with`` block; Conflict naming the holder if it is taken (unless ``wait``).
+
+    ``subject`` names what the lock guards in messages (default: the ZooKeeper data beside the file).
+    """
+    subject = subject or f"the ZooKeeper data in {lock_file.parent}"
     f = _open(lock_file)
     try:
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
@@ -117,11 +123,9 @@ def data_dir_lock(lock_file: Path, *, exclusive: bool, what: str, wait: bool = F
         except BlockingIOError:
             owners = ", ".join(map(str, holders(lock_file))) or "another process"
             if not wait:
-                raise Conflict(
-                    f"the ZooKeeper data in {lock_file.parent} is in use by {owners}; "
-                    "let it finish, or pass --wait-lock to wait for it"
-                ) from None
-            log.warning("waiting for %s to release the ZooKeeper data in %s", owners, lock_file.parent)
+                message = f"{subject} is in use by {owners}; let it finish, or pass --wait-lock to wait for it"
+                raise Conflict(message) from None
+            log.warning("waiting for %s to release %s", owners, subject)
             fcntl.flock(f, mode)
         _record(f, exclusive, what)
         yield

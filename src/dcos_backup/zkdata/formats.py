@@ -315,6 +315,11 @@ class _Stream:
         if len(self._buf) < n:
             raise IntegrityError(f"{self.name}: truncated at offset {self._base + len(self._buf)}")
 
+    def seek(self, offset: int) -> None:
+        """Continue reading at ``offset`` of the file (log records only: the running checksum restarts)."""
+        self._source.seek(offset)
+        self._buf, self._pos, self._hashed, self._adler, self._base = b"", 0, 0, 1, offset
+
     def buffered(self) -> bytes:
         """What is left in the buffer (after a failed read: every byte up to the end of the file)."""
         return self._buf[self._pos :]
@@ -477,6 +482,29 @@ def is_sealed_snapshot(path: Path) -> bool:
         return f.read(5) == b"\x00\x00\x00\x01/"
 
 
+_SEAL_TAIL = b"\x00\x00\x00\x01/"  # the string "/" that ends each sealed part of a snapshot
+_DIGEST_TAIL = struct.Struct(">5sqiq8s5s")  # seal end, zxid, digest version, digest, checksum, seal end
+
+
+def snapshot_digest_zxid(path: Path) -> int | None:
+    """The zxid of the tree digest a 3.6+ snapshot ends with: the last transaction applied while it was
+    written, so the first point from which snapshot + logs are consistent. None if it has no such record.
+
+    Read from the file's last bytes only; the seals themselves are checked when the snapshot is loaded.
+    """
+    if path.name.endswith((".gz", ".snappy")):
+        return None
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() < FILE_HEADER.size + _DIGEST_TAIL.size:
+            return None
+        f.seek(-_DIGEST_TAIL.size, 2)
+        first_end, zxid, version, _, _, last_end = _DIGEST_TAIL.unpack(f.read(_DIGEST_TAIL.size))
+    if first_end != _SEAL_TAIL or last_end != _SEAL_TAIL or version != DIGEST_VERSION:
+        return None
+    return zxid
+
+
 @dataclass
 class LogEnd:
     """How a log file ended: after ``valid_end`` bytes, for ``reason`` (padding, eof or truncated)."""
@@ -494,7 +522,7 @@ class LogReader:
     ZooKeeper itself does. Either way ``end`` says where the good records stop.
     """
 
-    def __init__(self, source: BinaryIO, name: str, strict: bool = True) -> None:
+    def __init__(self, source: BinaryIO, name: str, strict: bool = True, start: int = 0) -> None:
         self.name = name
         self.strict = strict
         self._s = _Stream(source, name)
@@ -506,6 +534,9 @@ class LogReader:
                 raise
             self.dbid = 0
             self.end = LogEnd(0, "truncated", None)
+            return
+        if start > FILE_HEADER.size:
+            self._s.seek(start)  # resume after a record read earlier (the archiver tailing a log)
 
     def records(self) -> Iterator[LogRecord]:
         if self.end is not None:

@@ -106,6 +106,14 @@ def _arcname(zk_dir: Path, path: Path) -> str:
     return f"./{ZK_DIR_NAME}" if rel == Path(".") else f"./{ZK_DIR_NAME}/{rel.as_posix()}"
 
 
+def check_new_archive(archive: Path) -> None:
+    """An archive is written to a new path in an existing directory."""
+    if archive.exists():
+        raise UsageError(f"{archive} already exists; choose a new path")
+    if not archive.parent.is_dir():
+        raise UsageError(f"the directory of {archive} does not exist")
+
+
 def backup(
     exhibitor_dir: Path,
     archive: Path,
@@ -125,10 +133,7 @@ def backup(
     """
     started = time.monotonic()
     layout, archive = MasterLayout(Path(exhibitor_dir)), Path(archive).absolute()
-    if archive.exists():
-        raise UsageError(f"{archive} already exists; choose a new path")
-    if not archive.parent.is_dir():
-        raise UsageError(f"the directory of {archive} does not exist")
+    check_new_archive(archive)
     if not layout.zk_dir.is_dir():
         raise NotFound(f"no ZooKeeper data in {layout.zk_dir} (is --exhibitor-dir right?)")
     tmp_parent = Path(tmp_dir) if tmp_dir is not None else archive.parent
@@ -139,30 +144,50 @@ def backup(
         recover(layout.exhibitor_dir, wait=wait_lock)
     what = f"dcos-zk backup{' --online' if online else ''}"
     with data_dir_lock(layout.lock_file, exclusive=False, what=what, wait=wait_lock):
-        result = _backup_locked(layout, archive, tmp_parent, tmp_dir is not None, level, workers, online, verify)
+        if online:
+            result = _online_backup(layout, archive, tmp_parent, level, workers, verify)
+        else:
+            result = write_archive(layout.zk_dir, archive, tmp_parent, level, workers, verify)
     result.seconds = time.monotonic() - started
     return result
 
 
-def _backup_locked(
-    layout: MasterLayout,
-    archive: Path,
-    tmp_parent: Path,
-    elsewhere: bool,
-    level: int,
-    workers: int | None,
-    online: bool,
-    verify: bool,
+def _online_backup(
+    layout: MasterLayout, archive: Path, tmp_parent: Path, level: int, workers: int | None, verify: bool
 ) -> BackupResult:
-    zk_dir = layout.zk_dir
-    partial = tmp_parent / f".{archive.name}.partial-{uuid.uuid4().hex[:8]}"
     stage = MasterLayout(tmp_parent / f".dcos-zk-online-{uuid.uuid4().hex[:8]}")
     try:
-        if online:
-            log.info("copying the live data of %s at a consistent point into %s", zk_dir, stage.exhibitor_dir)
+        log.info("copying the live data of %s at a consistent point into %s", layout.zk_dir, stage.exhibitor_dir)
+        try:
             copied = online_copy.copy_online(layout, stage)
-            log.info("copied %s and %d logs up to zxid 0x%x", copied.snapshot, len(copied.logs), copied.last_zxid)
-            zk_dir = stage.zk_dir
+        except OSError as exc:
+            raise StorageError(f"copying the live data failed: {exc.strerror or exc}") from exc
+        log.info("copied %s and %d logs up to zxid 0x%x", copied.snapshot, len(copied.logs), copied.last_zxid)
+        result = write_archive(stage.zk_dir, archive, tmp_parent, level, workers, verify)
+    finally:
+        shutil.rmtree(stage.exhibitor_dir, ignore_errors=True)
+    result.online = True
+    return result
+
+
+def write_archive(
+    zk_dir: Path,
+    archive: Path,
+    tmp_parent: Path | None = None,
+    level: int = 6,
+    workers: int | None = None,
+    verify: bool = False,
+) -> BackupResult:
+    """Archive ``zk_dir`` (a ``zookeeper/`` directory) as ``archive`` plus ``archive.sha256``.
+
+    Written under a hidden partial name in ``tmp_parent`` (default: beside the archive), fsynced,
+    with ``verify`` checked completely, and only then renamed: nothing that looks like a backup is
+    ever incomplete or unchecked.
+    """
+    started = time.monotonic()
+    tmp_parent = tmp_parent or archive.parent
+    partial = tmp_parent / f".{archive.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
         log.info("archiving %s into %s (via %s)", zk_dir, archive, partial)
         digest, size, files, data_bytes = _write_archive(zk_dir, partial, level, workers)
         verified = None
@@ -171,7 +196,7 @@ def _backup_locked(
             verified = verify_archive(partial, tmp_parent)
             verified.archive = str(archive)
             log.info("verified: last zxid %s, %d nodes, digest %s", verified.last_zxid, verified.nodes, verified.digest)
-        if not elsewhere:
+        if tmp_parent == archive.parent:
             os.replace(partial, archive)
         else:  # another filesystem, perhaps: move copies, then the rename inside shutil is atomic or not
             shutil.move(partial, archive)
@@ -180,9 +205,8 @@ def _backup_locked(
         raise StorageError(f"writing {archive} failed: {exc.strerror or exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
-        shutil.rmtree(stage.exhibitor_dir, ignore_errors=True)
     log.info("archive complete: %d files, %d bytes, sha256 %s", files, size, digest)
-    return BackupResult(str(archive), digest, size, files, data_bytes, 0.0, online, verified)
+    return BackupResult(str(archive), digest, size, files, data_bytes, time.monotonic() - started, False, verified)
 
 
 def _write_archive(zk_dir: Path, partial: Path, level: int, workers: int | None) -> tuple[str, int, int, int]:
@@ -271,7 +295,7 @@ def recover_locked(layout: MasterLayout) -> str | None:
     return outcome
 
 
-def _read_myid(layout: MasterLayout) -> str | None:
+def read_myid(layout: MasterLayout) -> str | None:
     with contextlib.suppress(OSError):
         return layout.myid_file.read_text().strip() or None
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
@@ -346,7 +370,7 @@ def replace_data_dir(
     with data_dir_lock(layout.lock_file, exclusive=True, what=what, wait=wait_lock):
         ensure_not_running(layout)
         recover_locked(layout)
-        myid = _read_myid(layout)
+        myid = read_myid(layout)
         # The new data is assembled inside the exhibitor dir (same filesystem) so the swap is a rename;
         # -t is accepted for compatibility with DC/OS's script, whose temporary copy we do not need.
         staged = MasterLayout(layout.exhibitor_dir / f".restore-{uuid.uuid4().hex[:8]}")
