@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -19,10 +21,12 @@ from dcos_backup.errors import NotFound, UsageError
 from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR, MasterLayout
 from dcos_backup.zkdata import physical
 from dcos_backup.zkdata import verify as zk_verify
-from dcos_backup.zkdata.continuous import pitr, txlog
+from dcos_backup.zkdata.continuous import pitr, retention, txlog
 from dcos_backup.zkdata.continuous.archiver import Archiver
 from dcos_backup.zkdata.continuous.index import RepoIndex, check_stream_name, describe_ranges, parse_time, parse_zxid
+from dcos_backup.zkdata.continuous.objects import verify_repository
 from dcos_backup.zkdata.continuous.store import open_store
+from dcos_backup.zkdata.formats import zxid_hex
 
 exhibitor_dir_option = click.option(
     "--exhibitor-dir",
@@ -338,6 +342,68 @@ def archive(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: archiver.stop())
     archiver.run()
+
+
+@archive.command("status")
+@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option("--stream", default=None, help="Only this stream.")
+@click.option("--json", "as_json", is_flag=True, help="Every generation as JSON.")
+def archive_status(repo: str, stream: str | None, as_json: bool) -> None:
+    """What the repository holds: per stream, its generations, their restorable ranges and any problem."""
+    index = RepoIndex(open_store(repo), stream)
+    docs = [
+        {
+            "stream": gen.stream,
+            "generation": gen.id,
+            "reason": (gen.info or {}).get("reason"),
+            "ended": (gen.end or {}).get("reason"),
+            "snapshots": len(gen.snapshots),
+            "segments": len(gen.segments),
+            "bytes": sum(o.size for o in [*gen.snapshots, *gen.segments]),
+            "restorable": [{**asdict(r), "first": zxid_hex(r.first), "last": zxid_hex(r.last)} for r in gen.ranges()],
+            "problems": gen.problems(),
+        }
+        for gen in index.generations
+    ]
+    if as_json:
+        click.echo(json.dumps(docs, indent=2))
+        return
+    for doc, gen in zip(docs, index.generations, strict=True):
+        ranges = describe_ranges(gen.ranges())
+        click.echo(f"{gen.name}: {doc['snapshots']} snapshots, {doc['segments']} segments, {doc['bytes']} bytes")
+        click.echo(f"    began: {doc['reason']}" + (f"; ended: {doc['ended']}" if doc["ended"] else "; live"))
+        click.echo(f"    restorable: {ranges}")
+        for problem in doc["problems"]:
+            click.echo(f"    PROBLEM: {problem}")
+
+
+@archive.command("verify")
+@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option("--stream", default=None, help="Only this stream.")
+@tmp_dir_option
+def archive_verify(repo: str, stream: str | None, tmp_dir: Path | None) -> None:
+    """Read back every object against the sha256 and zxids its name holds, and check each generation's continuity."""
+    index = RepoIndex(open_store(repo), stream)
+    with tempfile.TemporaryDirectory(prefix=".dcos-zk-archive-verify-", dir=tmp_dir) as work:
+        done = verify_repository(index, Path(work))
+    click.echo(
+        f"{repo}: OK: {done.generations} generations, {done.segments} segments, {done.snapshots} snapshots "
+        f"({done.bytes} bytes) read back and matched"
+    )
+
+
+@archive.command("prune")
+@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option("--keep-days", type=float, required=True, help="Every point of the last N days stays restorable.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+def archive_prune(repo: str, keep_days: float, dry_run: bool) -> None:
+    """Remove what only serves points older than --keep-days (the rest stays restorable)."""
+    result = retention.prune(open_store(repo), keep_days, int(time.time() * 1000), dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {result.objects} objects ({result.bytes} bytes), {len(result.generations_removed)} whole "
+        f"generations; every point since {result.cutoff} stays restorable"
+    )
 
 
 def main() -> NoReturn:

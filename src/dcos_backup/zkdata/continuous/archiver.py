@@ -150,12 +150,24 @@ class Archiver:
                         self._stop.wait(self.interval)
             finally:
                 self._stop.set()
+                self._drain()
                 snapshots.join(timeout=60)
                 self.state.state = "stopped"
                 self._write_state()
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _drain(self) -> None:
+        """On a clean stop, archive what ZooKeeper wrote since the last pass (the supervisor stops
+        ZooKeeper first, so this is everything)."""
+        try:
+            with self._lock:
+                for _ in range(1000):
+                    if self.gen is None or not self._ship():
+                        break
+        except (Discontinuity, DcosBackupError, OSError) as exc:
+            log.warning("stopping without the last records: %s", exc)
 
     def step(self) -> bool:
         """One pass; True if it archived something (then the next pass comes at once)."""

@@ -195,12 +195,18 @@ class Generation:
         return [(a[-1].last, b[0].first) for a, b in itertools.pairwise(runs)]
 
     def problems(self) -> list[str]:
+        """What makes part of this generation unusable: a missing snapshot or segment, a missing record."""
         found = []
-        base = self.base
         if self.info is None:
             found.append(f"{self.prefix}/{GENERATION_FILE} is missing")
-        elif not any(s.zxid == base for s in self.snapshots) and (self.segments or not self.snapshots):
-            found.append(f"its base snapshot {zxid_hex(base or 0)} is missing ({self.prefix}/snap/)")
+        if not self.snapshots:
+            found.append(f"it has no snapshot: its base {zxid_hex(self.base or 0)} is missing ({self.prefix}/snap/)")
+        elif self.segments and self.snapshots[0].zxid > self.segments[0].first:
+            # Pruning removes segments together with the snapshots they need; orphans mean a lost snapshot.
+            found.append(
+                f"the snapshot its segments from {zxid_hex(self.segments[0].first)} need is missing "
+                f"(base {zxid_hex(self.base or 0)}, {self.prefix}/snap/)"
+            )
         for before, after in self.gaps():
             found.append(
                 f"segments are missing between zxid {zxid_hex(before)} and {zxid_hex(after)} ({self.prefix}/log/)"

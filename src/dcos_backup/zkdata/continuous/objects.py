@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from dcos_backup.errors import IntegrityError
 from dcos_backup.zkdata import formats
-from dcos_backup.zkdata.continuous.index import SegmentRef, SnapshotRef, segment_key, snapshot_key
+from dcos_backup.zkdata.continuous.index import RepoIndex, SegmentRef, SnapshotRef, segment_key, snapshot_key
 from dcos_backup.zkdata.continuous.store import ObjectStore
 from dcos_backup.zkdata.formats import FILE_HEADER, LOG_MAGIC, Txn
 
@@ -155,3 +155,33 @@ def fetch_snapshot(store: ObjectStore, ref: SnapshotRef, target: Path) -> None:
     if digest.hexdigest() != ref.sha256:
         target.unlink(missing_ok=True)
         raise IntegrityError(f"{ref.key}: sha256 mismatch: the object is corrupt; not restoring from it")
+
+
+@dataclass
+class RepositoryCheck:
+    generations: int = 0
+    segments: int = 0
+    snapshots: int = 0
+    bytes: int = 0
+
+
+def verify_repository(index: RepoIndex, work: Path) -> RepositoryCheck:
+    """Read back every object of ``index`` against its key, and check each generation's continuity;
+    IntegrityError naming the first problem. ``work`` is a private directory for snapshot copies."""
+    done = RepositoryCheck()
+    for gen in index.generations:
+        problems = gen.problems()
+        if problems:
+            raise IntegrityError(f"{gen.name}: {problems[0]}")
+        for seg in gen.segments:
+            read_segment(index.store, seg)
+            done.segments += 1
+            done.bytes += seg.size
+        for snap in gen.snapshots:
+            copy = work / f"snapshot.{snap.zxid:x}"
+            fetch_snapshot(index.store, snap, copy)
+            copy.unlink()
+            done.snapshots += 1
+            done.bytes += snap.size
+        done.generations += 1
+    return done
