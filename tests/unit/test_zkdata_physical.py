@@ -301,3 +301,18 @@ def test_recover_from_every_crash_point_of_the_swap(tmp_path, crash_after):
     assert data_of(ex) == (new_data if in_place_new else old_data)
     assert left_in(ex) == ["zookeeper"]
     assert physical.recover(ex) is None
+
+
+@pytest.mark.parametrize("damage", ["log", "snapshot"])
+def test_a_verified_backup_of_damaged_data_fails_and_leaves_nothing(tmp_path, damage):
+    """The check runs while the archive is written, on the very bytes archived (issue 18, item 4)."""
+    ex = make_exhibitor_dir(tmp_path)
+    layout = MasterLayout(ex)
+    target = layout.logs_dir / "log.100000001" if damage == "log" else layout.snapshots_dir / "snapshot.100000abc"
+    blob = bytearray(target.read_bytes())
+    blob[len(blob) // 3] ^= 0x10
+    target.write_bytes(bytes(blob))
+    with pytest.raises(IntegrityError, match=target.name):
+        physical.backup(ex, tmp_path / "zk.tar.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exhibitor"]
+    physical.backup(ex, tmp_path / "unchecked.tar.gz", verify=False)  # --no-verify archives it as it is

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from dcos_backup.errors import IntegrityError, NotFound, StorageError, UsageError
 from dcos_backup.fsutil import HashingWriter, fsync_dir
@@ -37,12 +38,13 @@ from dcos_backup.zkdata import online as online_copy
 from dcos_backup.zkdata import tarsafe
 from dcos_backup.zkdata.pgzip import ParallelGzipWriter
 from dcos_backup.zkdata.running import ensure_not_running
-from dcos_backup.zkdata.verify import VerifyResult, verify_archive
+from dcos_backup.zkdata.verify import StreamVerifier, VerifyResult
 
 log = logging.getLogger(__name__)
 
 EXCLUDED_NAMES = {MYID, CONSOLE_LOG}  # this master's identity and console: not data, as in DC/OS's script
 _ZXID_FILE = re.compile(r"^(snapshot|log)\.([0-9a-fA-F]+)$")
+COPY_CHUNK = 1 << 20  # tarfile copies 16 KiB at a time by default: 64x the Python calls for nothing
 
 
 @dataclass
@@ -188,13 +190,15 @@ def write_archive(
     tmp_parent = tmp_parent or archive.parent
     partial = tmp_parent / f".{archive.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
-        log.info("archiving %s into %s (via %s)", zk_dir, archive, partial)
-        digest, size, files, data_bytes = _write_archive(zk_dir, partial, level, workers)
-        verified = None
-        if verify:
-            log.info("verifying %s", partial)
-            verified = verify_archive(partial, tmp_parent)
-            verified.archive = str(archive)
+        log.info("archiving %s into %s (via %s)%s", zk_dir, archive, partial, ", checking it as it goes" * verify)
+        verifier = StreamVerifier(MasterLayout(zk_dir.parent), tmp_parent) if verify else None
+        try:
+            digest, size, files, data_bytes = _write_archive(zk_dir, partial, level, workers, verifier)
+            verified = verifier.finish(str(archive)) if verifier is not None else None
+        finally:
+            if verifier is not None:
+                verifier.abort()
+        if verified is not None:
             log.info("verified: last zxid %s, %d nodes, digest %s", verified.last_zxid, verified.nodes, verified.digest)
         if tmp_parent == archive.parent:
             os.replace(partial, archive)
@@ -209,21 +213,54 @@ def write_archive(
     return BackupResult(str(archive), digest, size, files, data_bytes, time.monotonic() - started, False, verified)
 
 
-def _write_archive(zk_dir: Path, partial: Path, level: int, workers: int | None) -> tuple[str, int, int, int]:
-    """Tar + parallel gzip ``zk_dir`` into ``partial``, fsynced; returns (sha256, size, files, data bytes)."""
+def _write_archive(
+    zk_dir: Path, partial: Path, level: int, workers: int | None, verifier: StreamVerifier | None = None
+) -> tuple[str, int, int, int]:
+    """Tar + parallel gzip ``zk_dir`` into ``partial``, fsynced; returns (sha256, size, files, data bytes).
+
+    With a ``verifier`` the files it replays are archived first, in its order, and each byte read for
+    the archive goes to it too: what is checked is exactly what is archived.
+    """
     files = data_bytes = 0
+    paths = list(iter_data_files(zk_dir))
+    if verifier is not None:
+        wanted = [p for name, _, _ in verifier.files for p in paths if p.name == name and p in verifier.paths]
+        paths = [p for p in paths if p.is_dir()] + wanted + [p for p in paths if not p.is_dir() and p not in wanted]
     with open(partial, "xb") as raw:
         hashing = HashingWriter(raw)
         with ParallelGzipWriter(hashing, level, workers) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
-            for path in iter_data_files(zk_dir):
-                tar.add(path, arcname=_arcname(zk_dir, path), recursive=False)
-                if path.is_file():
-                    files += 1
-                    data_bytes += path.stat().st_size
-                    log.info("added %s (%d bytes)", _arcname(zk_dir, path), path.stat().st_size)
+            tar.copybufsize = COPY_CHUNK
+            for path in paths:
+                info = tar.gettarinfo(path, arcname=_arcname(zk_dir, path))
+                if not path.is_file():
+                    tar.addfile(info)
+                    continue
+                with open(path, "rb") as f:
+                    if verifier is not None and path in verifier.paths:
+                        verifier.begin(path, info.size)
+                        tar.addfile(info, _Tee(f, verifier.feed))
+                    else:
+                        tar.addfile(info, f)
+                files += 1
+                data_bytes += info.size
+                log.info("added %s (%d bytes)", info.name, info.size)
         raw.flush()
         os.fsync(raw.fileno())
     return hashing.sha256.hexdigest(), hashing.size, files, data_bytes
+
+
+class _Tee:
+    """A file whose reads also go to ``sink``."""
+
+    def __init__(self, source: BinaryIO, sink: Callable[[bytes], None]) -> None:
+        self._source = source
+        self._sink = sink
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._source.read(n)
+        if chunk:
+            self._sink(chunk)
+        return chunk
 
 
 # --------------------------------------------------------------------------------------------- restore

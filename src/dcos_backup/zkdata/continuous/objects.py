@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from zlib_ng import zlib_ng
+
 from dcos_backup.errors import IntegrityError
 from dcos_backup.zkdata import formats
 from dcos_backup.zkdata.continuous.index import RepoIndex, SegmentRef, SnapshotRef, segment_key, snapshot_key
@@ -92,7 +94,7 @@ def read_segment_bytes(ref: SegmentRef, body: bytes) -> list[Record]:
 
 
 def _gzip_chunks(source: BinaryIO, digest: hashlib._Hash) -> Iterator[bytes]:
-    compressor = zlib.compressobj(SNAPSHOT_LEVEL, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+    compressor = zlib_ng.compressobj(SNAPSHOT_LEVEL, zlib_ng.DEFLATED, 31)  # wbits 31: a gzip stream
     while chunk := source.read(_CHUNK):
         digest.update(chunk)
         yield compressor.compress(chunk)
