@@ -153,7 +153,7 @@ def restore(
     point and the logs cut at it, replayed with ZooKeeper's tree digests, and swapped in like an archive.
     """
     setup_logging(verbose)
-    if archive is not None and (repo or to_zxid or to_time or latest):
+    if archive is not None and (to_zxid or to_time or latest):  # (--repo may come from $DCOS_ZK_REPO)
         raise UsageError("give either ARCHIVE or --repo with --to-zxid/--to-time/--latest, not both")
     if archive is None:
         if not repo:
