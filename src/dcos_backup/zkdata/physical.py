@@ -191,9 +191,11 @@ def write_archive(
     partial = tmp_parent / f".{archive.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
         log.info("archiving %s into %s (via %s)%s", zk_dir, archive, partial, ", checking it as it goes" * verify)
-        verifier = StreamVerifier(MasterLayout(zk_dir.parent), tmp_parent) if verify else None
+        verifier, wanted = (
+            StreamVerifier.for_data_dir(MasterLayout(zk_dir.parent), tmp_parent) if verify else (None, [])
+        )
         try:
-            digest, size, files, data_bytes = _write_archive(zk_dir, partial, level, workers, verifier)
+            digest, size, files, data_bytes = _write_archive(zk_dir, partial, level, workers, verifier, wanted)
             verified = verifier.finish(str(archive)) if verifier is not None else None
         finally:
             if verifier is not None:
@@ -214,7 +216,12 @@ def write_archive(
 
 
 def _write_archive(
-    zk_dir: Path, partial: Path, level: int, workers: int | None, verifier: StreamVerifier | None = None
+    zk_dir: Path,
+    partial: Path,
+    level: int,
+    workers: int | None,
+    verifier: StreamVerifier | None = None,
+    wanted: list[Path] | None = None,
 ) -> tuple[str, int, int, int]:
     """Tar + parallel gzip ``zk_dir`` into ``partial``, fsynced; returns (sha256, size, files, data bytes).
 
@@ -223,8 +230,8 @@ def _write_archive(
     """
     files = data_bytes = 0
     paths = list(iter_data_files(zk_dir))
-    if verifier is not None:
-        wanted = [p for name, _, _ in verifier.files for p in paths if p.name == name and p in verifier.paths]
+    wanted = wanted or []
+    if verifier is not None:  # the verifier's files first, in its order
         paths = [p for p in paths if p.is_dir()] + wanted + [p for p in paths if not p.is_dir() and p not in wanted]
     with open(partial, "xb") as raw:
         hashing = HashingWriter(raw)
@@ -236,9 +243,10 @@ def _write_archive(
                     tar.addfile(info)
                     continue
                 with open(path, "rb") as f:
-                    if verifier is not None and path in verifier.paths:
-                        verifier.begin(path, info.size)
+                    if verifier is not None and path in wanted:
+                        verifier.begin(path.name)
                         tar.addfile(info, _Tee(f, verifier.feed))
+                        verifier.end()
                     else:
                         tar.addfile(info, f)
                 files += 1

@@ -19,6 +19,7 @@ import json
 import logging
 import queue
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from typing import BinaryIO
 from dcos_backup.errors import IntegrityError, NotFound
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.master.processes import python_module_command
-from dcos_backup.zkdata import tarsafe
+from dcos_backup.zkdata import formats, tarsafe
 from dcos_backup.zkdata.replay import DataFile, ReplayResult, TreeStore, replay, replay_files, replay_plan
 
 log = logging.getLogger(__name__)
@@ -84,20 +85,18 @@ def rebuilt_archive(
 
 
 class StreamVerifier:
-    """The replay of a data directory fed with its files' bytes as a backup archives them.
+    """A replay, in a process of its own, fed with files' bytes as they are written somewhere else.
 
-    ``plan`` names the files the replay reads, in order; the archiver hands each one's bytes to
-    :meth:`feed` (the order of :meth:`files`), then :meth:`finish` returns the replay's result or raises
-    IntegrityError with its reason. Bytes go over a pipe from a thread, so a slower replay holds the
-    archiving back by at most ``_QUEUE`` chunks, never more memory than that.
+    For each file the replay reads (the snapshot first, then the logs in order): :meth:`begin`, its bytes
+    in any number of :meth:`feed` calls, :meth:`end`. Then :meth:`finish` returns the replay's result or
+    raises IntegrityError with its reason. Bytes go over a pipe from a thread, so a slower replay holds
+    the writer back by at most ``_QUEUE`` chunks, never more memory than that.
     """
 
     _QUEUE = 32
+    _LENGTH = struct.Struct(">I")
 
-    def __init__(self, layout: MasterLayout, tmp_dir: Path | None = None) -> None:
-        snapshot, logs = replay_plan(layout)
-        self.files = [(snapshot.name, "snapshot", snapshot.zxid), *((f.name, "log", f.zxid) for f in logs)]
-        self.paths = {layout.snapshots_dir / snapshot.name, *(layout.logs_dir / f.name for f in logs)}
+    def __init__(self, tmp_dir: Path | None = None) -> None:
         self.started = time.monotonic()
         self._proc = subprocess.Popen(
             python_module_command(__name__, str(tmp_dir) if tmp_dir else ""),
@@ -107,6 +106,13 @@ class StreamVerifier:
         self._queue: queue.Queue[bytes | None] = queue.Queue(self._QUEUE)
         self._feeder = threading.Thread(target=self._pump, name="verify-feed", daemon=True)
         self._feeder.start()
+
+    @classmethod
+    def for_data_dir(cls, layout: MasterLayout, tmp_dir: Path | None = None) -> tuple[StreamVerifier, list[Path]]:
+        """A verifier for what ZooKeeper would load from ``layout``, and those files in the order to feed them."""
+        snapshot, logs = replay_plan(layout)
+        files = [layout.snapshots_dir / snapshot.name, *(layout.logs_dir / f.name for f in logs)]
+        return cls(tmp_dir), files
 
     def _pump(self) -> None:
         assert self._proc.stdin is not None
@@ -118,15 +124,18 @@ class StreamVerifier:
             while self._queue.get() is not None:  # the replay stopped (it found a problem): drain
                 pass
 
-    def begin(self, path: Path, size: int) -> None:
-        name, kind, zxid = self.files.pop(0)
-        assert name == path.name, (name, path)
-        self._queue.put(json.dumps({"name": name, "kind": kind, "zxid": zxid, "size": size}).encode() + b"\n")
+    def begin(self, name: str) -> None:
+        """A new file: ``snapshot.<zxid>`` (first) or ``log.<zxid>``."""
+        self._queue.put(name.encode() + b"\n")
 
     def feed(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
+        if chunk:
+            self._queue.put(self._LENGTH.pack(len(chunk)) + chunk)
 
-    def finish(self, archive: str) -> VerifyResult:
+    def end(self) -> None:
+        self._queue.put(self._LENGTH.pack(0))
+
+    def finish(self, archive: str = "") -> VerifyResult:
         self._queue.put(None)
         self._feeder.join()
         assert self._proc.stdout is not None
@@ -135,7 +144,7 @@ class StreamVerifier:
         try:
             doc = json.loads(out)
         except ValueError:
-            raise IntegrityError(f"the check of the archive died (exit code {self._proc.returncode})") from None
+            raise IntegrityError(f"the check of the data died (exit code {self._proc.returncode})") from None
         if "error" in doc:
             raise IntegrityError(doc["error"])
         return VerifyResult(**doc, archive=archive, seconds=time.monotonic() - self.started)
@@ -148,38 +157,55 @@ class StreamVerifier:
         self._feeder.join(timeout=10)
 
 
-class _Bounded(io.RawIOBase):
-    """The next ``size`` bytes of ``source``, as a file; what is left unread is skipped on close."""
+class _Chunked(io.RawIOBase):
+    """One file of a :class:`StreamVerifier`'s stream: length-prefixed chunks up to an empty one."""
 
-    def __init__(self, source: BinaryIO, size: int) -> None:
+    def __init__(self, source: BinaryIO) -> None:
         self._source = source
-        self._left = size
+        self._left = 0
+        self._done = False
 
     def readable(self) -> bool:
         return True
 
+    def _next_chunk(self) -> None:
+        head = self._source.read(StreamVerifier._LENGTH.size)
+        self._left = StreamVerifier._LENGTH.unpack(head)[0] if len(head) == StreamVerifier._LENGTH.size else 0
+        self._done = self._left == 0
+
     def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-        n = self._source.readinto(memoryview(buffer)[: min(len(buffer), self._left)]) if self._left else 0  # type: ignore[attr-defined]
+        while not self._left and not self._done:
+            self._next_chunk()
+        if self._done:
+            return 0
+        n = self._source.readinto(memoryview(buffer)[: min(len(buffer), self._left)])  # type: ignore[attr-defined]
+        if not n:
+            self._done = True  # the writer died mid-file: the reader sees the file end here
         self._left -= n
         return n
 
     def close(self) -> None:
-        while self._left and (skipped := self._source.read(min(self._left, 1 << 20))):
+        while not self._done:  # skip what the reader did not want, up to the file's end
+            if not self._left:
+                self._next_chunk()
+                continue
+            skipped = self._source.read(min(self._left, 1 << 20))
             self._left -= len(skipped)
+            self._done = not skipped
         super().close()
 
 
 def _piped_files(source: BinaryIO) -> Iterator[DataFile]:
     while header := source.readline():
-        doc = json.loads(header)
+        name = header.decode().strip()
 
         @contextlib.contextmanager
-        def opened(size: int = doc["size"], name: str = doc["name"]) -> Iterator[BinaryIO]:
-            raw = io.BufferedReader(_Bounded(source, size), 1 << 20)
+        def opened(name: str = name) -> Iterator[BinaryIO]:
+            raw = io.BufferedReader(_Chunked(source), 1 << 20)
             with raw, gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw as f:  # type: ignore[attr-defined]
                 yield f  # type: ignore[misc]
 
-        yield DataFile(doc["zxid"], doc["name"], opened)
+        yield DataFile(formats.zxid_of_name(name) or 0, name, opened)
 
 
 def _serve_stream(tmp_dir: Path | None) -> None:

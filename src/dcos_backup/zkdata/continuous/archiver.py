@@ -340,8 +340,7 @@ class Archiver:
             )
         chunks = _chunks(records)
         for chunk in chunks:
-            ref = objects.put_segment(self.store, self.gen.prefix, self.dbid, chunk)
-            self.gen.segments.append(ref)
+            ref = objects.put_segment(self.store, self.gen.prefix, self.dbid, chunk)  # not kept: memory stays flat
             # Advanced per segment: a failure on the next one (a full repository) resumes right here.
             self.pos.offset, self.pos.last_zxid, self.pos.last_raw = chunk[-1].end, chunk[-1].zxid, chunk[-1].raw
             self.state.segments += 1

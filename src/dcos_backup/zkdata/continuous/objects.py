@@ -13,7 +13,7 @@ import gzip
 import hashlib
 import io
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -141,14 +141,18 @@ def put_snapshot(store: ObjectStore, prefix: str, path: Path, zxid: int) -> Snap
     return SnapshotRef(key, zxid, consistent, sha, result.size)
 
 
-def fetch_snapshot(store: ObjectStore, ref: SnapshotRef, target: Path) -> None:
-    """Decompress a stored snapshot into ``target``, checking the sha256 of what comes out."""
+def fetch_snapshot(
+    store: ObjectStore, ref: SnapshotRef, target: Path, sink: Callable[[bytes], None] | None = None
+) -> None:
+    """Decompress a stored snapshot into ``target`` (and ``sink``), checking the sha256 of what comes out."""
     digest = hashlib.sha256()
     try:
         with store.get(ref.key) as raw, gzip.GzipFile(fileobj=raw) as gz, open(target, "xb") as out:
             while chunk := gz.read(_CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
+                if sink is not None:
+                    sink(chunk)
     except (OSError, EOFError, zlib.error) as exc:
         target.unlink(missing_ok=True)
         if isinstance(exc, OSError) and not isinstance(exc, gzip.BadGzipFile) and exc.errno is not None:

@@ -10,7 +10,8 @@
    up to the target (each segment checked against its key), and ``currentEpoch``/``acceptedEpoch`` set
    to the highest epoch the repository or this master has seen, so that the ensemble's next epoch is
    new: nothing written after the restore can reuse a zxid of an archived history.
-3. **Check** it as ``dcos-zk verify`` does (replay with ZooKeeper's tree digests) and that its last
+3. **Check** it as ``dcos-zk verify`` does (replay with ZooKeeper's tree digests), fed with the bytes as
+   they are written (in a process of its own, so the check overlaps the fetching), and that its last
    transaction is the target; only then does :func:`~dcos_backup.zkdata.physical.replace_data_dir`
    swap it in (same lock, journal and ``myid`` handling as every restore).
 """
@@ -42,7 +43,7 @@ from dcos_backup.zkdata.continuous.store import ObjectStore
 from dcos_backup.zkdata.formats import FILE_HEADER, epoch_of, follows, zxid_hex
 from dcos_backup.zkdata.online import EPOCH_FILES
 from dcos_backup.zkdata.replay import ReplayResult
-from dcos_backup.zkdata.verify import rebuilt_data_dir
+from dcos_backup.zkdata.verify import StreamVerifier
 
 log = logging.getLogger(__name__)
 
@@ -164,24 +165,45 @@ def _unreachable(index: RepoIndex, target: Target, zxid: int | None) -> UsageErr
 
 
 # ------------------------------------------------------------------------------------------ assembling
-def assemble(store: ObjectStore, chosen: Plan, staged: MasterLayout) -> int:
-    """Write the data directory of ``chosen`` into ``staged``'s ``zookeeper/``; returns transactions written."""
+def assemble(
+    store: ObjectStore, chosen: Plan, staged: MasterLayout, tmp_dir: Path | None = None
+) -> tuple[int, ReplayResult]:
+    """Write the data directory of ``chosen`` into ``staged``'s ``zookeeper/``, checked: every byte written
+    also goes to a replay with ZooKeeper's tree digests (in its own process, beside the fetching), whose
+    last transaction must be the target. Returns the transactions written and the replay's result."""
     staged.snapshots_dir.mkdir(parents=True, exist_ok=True)
     staged.logs_dir.mkdir(parents=True, exist_ok=True)
-    snap = chosen.snapshot
-    log.info("fetching snapshot %s", snap.key)
-    objects.fetch_snapshot(store, snap, staged.snapshots_dir / f"snapshot.{snap.zxid:x}")
-    written = _write_log(store, chosen, staged)
-    for name in EPOCH_FILES:
-        (staged.snapshots_dir / name).write_text(str(chosen.max_epoch))
-    return written
+    verifier = StreamVerifier(tmp_dir)
+    try:
+        snap = chosen.snapshot
+        name = f"snapshot.{snap.zxid:x}"
+        log.info("fetching snapshot %s", snap.key)
+        verifier.begin(name)
+        objects.fetch_snapshot(store, snap, staged.snapshots_dir / name, verifier.feed)
+        verifier.end()
+        written = _write_log(store, chosen, staged, verifier)
+        replayed = verifier.finish()
+    finally:
+        verifier.abort()
+    for epoch_file in EPOCH_FILES:
+        (staged.snapshots_dir / epoch_file).write_text(str(chosen.max_epoch))
+    if int(replayed.last_zxid, 16) != chosen.zxid:
+        raise IntegrityError(f"the assembled data ends at {replayed.last_zxid}, not at {zxid_hex(chosen.zxid)}")
+    log.info("checked: %s, %d nodes, tree digest %s", replayed.last_zxid, replayed.nodes, replayed.digest)
+    return written, replayed
 
 
-def _write_log(store: ObjectStore, chosen: Plan, staged: MasterLayout) -> int:
+def _write_log(store: ObjectStore, chosen: Plan, staged: MasterLayout, verifier: StreamVerifier) -> int:
     """One log file of the records after the snapshot up to the target, padded like ZooKeeper's."""
     last, written = chosen.snapshot.zxid, 0
     with contextlib.ExitStack() as stack:
         out = None
+
+        def put(data: bytes) -> None:
+            assert out is not None
+            out.write(data)
+            verifier.feed(data)
+
         for ref in chosen.segments:
             log.info("fetching segment %s", ref.key)
             body = store.get_bytes(ref.key)
@@ -191,24 +213,18 @@ def _write_log(store: ObjectStore, chosen: Plan, staged: MasterLayout) -> int:
                 if not follows(last, record.zxid):
                     raise IntegrityError(f"{ref.key}: zxid {zxid_hex(record.zxid)} does not follow {zxid_hex(last)}")
                 if out is None:
-                    out = stack.enter_context(open(staged.logs_dir / f"log.{record.zxid:x}", "xb"))
-                    out.write(body[: FILE_HEADER.size])  # the header of the log the records came from
-                out.write(record.raw)
+                    name = f"log.{record.zxid:x}"
+                    out = stack.enter_context(open(staged.logs_dir / name, "xb"))
+                    verifier.begin(name)
+                    put(body[: FILE_HEADER.size])  # the header of the log the records came from
+                put(record.raw)
                 last, written = record.zxid, written + 1
         if out is not None:
-            out.write(b"\0" * _PADDING)
+            put(b"\0" * _PADDING)
+            verifier.end()
     if last != chosen.zxid:
         raise IntegrityError(f"the archived segments end at {zxid_hex(last)}, before {zxid_hex(chosen.zxid)}")
     return written
-
-
-def check(staged: MasterLayout, chosen: Plan, tmp_dir: Path | None = None) -> ReplayResult:
-    """Replay the assembled data as ZooKeeper will (tree digests included); its last zxid must be the target."""
-    with rebuilt_data_dir(staged, tmp_dir, keep_data=False) as (_, result):
-        pass
-    if int(result.last_zxid, 16) != chosen.zxid:
-        raise IntegrityError(f"the assembled data ends at {result.last_zxid}, not at {zxid_hex(chosen.zxid)}")
-    return result
 
 
 def _local_epoch(layout: MasterLayout) -> int:
@@ -238,11 +254,7 @@ def restore(
     results: list[tuple[int, ReplayResult]] = []
 
     def fill(staged: MasterLayout) -> None:
-        written = assemble(store, chosen, staged)
-        results.append((written, check(staged, chosen, staged.exhibitor_dir)))
-        log.info(
-            "checked: %s, %d nodes, tree digest %s", results[0][1].last_zxid, results[0][1].nodes, results[0][1].digest
-        )
+        results.append(assemble(store, chosen, staged, staged.exhibitor_dir))
 
     myid = physical.replace_data_dir(layout.exhibitor_dir, fill, keep_old, wait_lock, what="dcos-zk restore --repo")
     written, replayed = results[0]
@@ -279,8 +291,7 @@ def export(
     work = MasterLayout(Path(tempfile.mkdtemp(prefix=".dcos-zk-export-", dir=tmp_dir or archive.parent)))
     try:
         os.chmod(work.exhibitor_dir, 0o700)
-        written = assemble(store, chosen, work)
-        replayed = check(work, chosen, work.exhibitor_dir)
+        written, replayed = assemble(store, chosen, work, work.exhibitor_dir)
         written_archive = physical.write_archive(work.zk_dir, archive, level=level)
     finally:
         shutil.rmtree(work.exhibitor_dir, ignore_errors=True)
