@@ -630,6 +630,35 @@ class LogReader:
                 raise IntegrityError(f"{self.name}: non-zero bytes after the end of the log (offset > {start})")
 
 
+_ZXID_TIME = struct.Struct(">12xqq")  # a transaction header's zxid and time (after the client id and cxid)
+
+
+def scan_log(data: bytes, name: str) -> Iterator[tuple[int, int, int, int]]:
+    """``(offset, end, zxid, time)`` of each record of a whole log held in memory, checking its framing and
+    Adler-32 without parsing the transaction (what copying records needs; a replay parses them anyway).
+
+    Strict: the data ends right after a record, or with an end marker and zeros; IntegrityError otherwise.
+    """
+    if len(data) < FILE_HEADER.size or FILE_HEADER.unpack_from(data)[0] != LOG_MAGIC:
+        raise IntegrityError(f"{name}: not a ZooKeeper log file")
+    pos, size = FILE_HEADER.size, len(data)
+    while pos < size:
+        if pos + LOG_RECORD_HEAD.size > size:
+            raise IntegrityError(f"{name}: truncated: the file ends inside the record at offset {pos}")
+        crc, length = LOG_RECORD_HEAD.unpack_from(data, pos)
+        if length == 0 and crc == 0 and not data[pos:].strip(b"\x00"):
+            return
+        body_end = pos + LOG_RECORD_HEAD.size + length
+        if length < _ZXID_TIME.size or length > MAX_RECORD or body_end >= size:
+            raise IntegrityError(f"{name}: truncated or implausible record at offset {pos}")
+        body = memoryview(data)[pos + LOG_RECORD_HEAD.size : body_end]
+        if data[body_end] != END_OF_RECORD or zlib.adler32(body) != crc:
+            raise IntegrityError(f"{name}: checksum mismatch in the record at offset {pos}")
+        zxid, time = _ZXID_TIME.unpack_from(body)
+        yield pos, body_end + 1, zxid, time
+        pos = body_end + 1
+
+
 def read_log(path: Path, strict: bool = True) -> tuple[list[LogRecord], LogEnd]:
     """All records of a (small) log file; for tests and tools. Stream with :class:`LogReader` otherwise."""
     with open_data_file(path) as f:

@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from zlib_ng import zlib_ng
 
@@ -30,21 +30,14 @@ _CHUNK = 1 << 20
 SNAPSHOT_LEVEL = 1  # the archiver runs beside ZooKeeper: cheap compression (snapshots still shrink ~5x)
 
 
-@dataclass(frozen=True)
-class Record:
-    """One transaction as it sits in a log: its zxid and time, parsed, and its raw bytes."""
+class Record(NamedTuple):
+    """One transaction as it sits in a log: its raw bytes, zxid, time and (when parsed) the transaction."""
 
     raw: bytes
-    txn: Txn
+    zxid: int
+    time: int
     end: int = 0  # the offset after it in the file it was read from
-
-    @property
-    def zxid(self) -> int:
-        return self.txn.zxid
-
-    @property
-    def time(self) -> int:
-        return self.txn.time
+    txn: Txn | None = None
 
 
 def log_header(dbid: int) -> bytes:
@@ -61,7 +54,9 @@ def read_log_records(source: BinaryIO, name: str, start: int = 0, strict: bool =
     source.seek(found[0].offset)
     blob = source.read(found[-1].end - found[0].offset)
     base = found[0].offset
-    return [Record(blob[r.offset - base : r.end - base], r.txn, r.end) for r in found], found[-1].end
+    return [Record(blob[r.offset - base : r.end - base], r.txn.zxid, r.txn.time, r.end, r.txn) for r in found], found[
+        -1
+    ].end
 
 
 def put_segment(store: ObjectStore, prefix: str, dbid: int, records: list[Record]) -> SegmentRef:
@@ -73,17 +68,21 @@ def put_segment(store: ObjectStore, prefix: str, dbid: int, records: list[Record
     return SegmentRef(key, first.zxid, last.zxid, first.time, last.time, sha, len(body))
 
 
-def read_segment(store: ObjectStore, ref: SegmentRef) -> list[Record]:
+def read_segment(store: ObjectStore, ref: SegmentRef, parse: bool = True) -> list[Record]:
     """Every record of a segment, after checking it against its key."""
-    return read_segment_bytes(ref, store.get_bytes(ref.key))
+    return read_segment_bytes(ref, store.get_bytes(ref.key), parse)
 
 
-def read_segment_bytes(ref: SegmentRef, body: bytes) -> list[Record]:
-    """The records of a segment's ``body``, checked against its key (sha256, zxids, times, checksums)."""
+def read_segment_bytes(ref: SegmentRef, body: bytes, parse: bool = True) -> list[Record]:
+    """The records of a segment's ``body``, checked against its key (sha256, zxids, times, checksums);
+    with ``parse`` each transaction is parsed too (not needed to copy records)."""
     if hashlib.sha256(body).hexdigest() != ref.sha256:
         raise IntegrityError(f"{ref.key}: sha256 mismatch: the object is corrupt; not restoring from it")
     try:
-        records, _ = read_log_records(io.BytesIO(body), ref.key, strict=True)
+        if parse:
+            records, _ = read_log_records(io.BytesIO(body), ref.key, strict=True)
+        else:
+            records = [Record(body[a:b], zxid, time, b) for a, b, zxid, time in formats.scan_log(body, ref.key)]
     except IntegrityError as exc:
         raise IntegrityError(f"{exc}; not restoring from it") from exc
     if not records or (records[0].zxid, records[-1].zxid) != (ref.first, ref.last):

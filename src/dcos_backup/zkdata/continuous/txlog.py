@@ -89,6 +89,7 @@ def transactions(index: RepoIndex, since_us: int | None = None, prefix: str | No
             shown = record.zxid
             if since_us is not None and record.time * 1000 < since_us:
                 continue
+            assert record.txn is not None
             for doc in entries(record.txn):
                 if prefix is None or _under(doc["path"], prefix):
                     yield doc
