@@ -284,8 +284,13 @@ def _read_record(c: _Cursor, kind: int) -> object:
     if kind == OpCode.multi:
         ops = []
         for _ in range(max(c.int(), 0)):
-            sub_kind, sub_raw = c.int(), c.buffer() or b""
-            ops.append((sub_kind, _read_record(_Cursor(sub_raw), sub_kind)))
+            sub_kind, length = _INT_INT.unpack_from(c.raw, c._take(8))
+            start = c._take(max(length, 0))
+            sub = _Cursor(c.raw)  # read in place (no copy per operation); it must end where its length says
+            sub.pos = start
+            ops.append((sub_kind, _read_record(sub, sub_kind) if length >= 0 else _read_record(_Cursor(b""), sub_kind)))
+            if length >= 0 and sub.pos > start + length:
+                raise ValueError(f"operation {len(ops)} of a multi overruns its length")
         return Multi(ops)
     raise ValueError(f"unknown transaction type {kind}")
 
