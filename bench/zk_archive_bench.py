@@ -124,7 +124,8 @@ def archiver_pids(cluster) -> list[int]:
 def measure_client_cost(cluster, rate: float, seconds: float, rounds: int) -> dict:
     runs: dict[str, list[LoadReport]] = {"archiving": [], "not archiving": []}
     for i in range(rounds):
-        for case in ("archiving", "not archiving"):
+        # ABBA order: neither case always runs first (right after the other's catch-up or warm-up).
+        for case in ("archiving", "not archiving")[:: 1 if i % 2 == 0 else -1]:
             pids = archiver_pids(cluster)
             if case == "not archiving":
                 for pid in pids:
@@ -141,15 +142,23 @@ def measure_client_cost(cluster, rate: float, seconds: float, rounds: int) -> di
             finally:
                 for pid in pids:
                     os.kill(pid, signal.SIGCONT)
+            time.sleep(3)  # thawed archivers catch up before the next round is measured
             p50, p99 = report.percentile(50) * 1e3, report.percentile(99) * 1e3
             print(f"round {i + 1} {case}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    ratios = [
+        a.percentile(99) / b.percentile(99) for a, b in zip(runs["archiving"], runs["not archiving"], strict=True)
+    ]
+    print(f"p99 ratio per round: {', '.join(f'{r:.2f}' for r in ratios)}")
     return {
-        case: {
-            "p50_ms": statistics.median(r.percentile(50) * 1000 for r in reports),
-            "p99_ms": statistics.median(r.percentile(99) * 1000 for r in reports),
-            "failed": sum(len(r.failures) for r in reports),
-        }
-        for case, reports in runs.items()
+        "p99_ratio_per_round": ratios,
+        **{
+            case: {
+                "p50_ms": statistics.median(r.percentile(50) * 1000 for r in reports),
+                "p99_ms": statistics.median(r.percentile(99) * 1000 for r in reports),
+                "failed": sum(len(r.failures) for r in reports),
+            }
+            for case, reports in runs.items()
+        },
     }
 
 
