@@ -99,6 +99,12 @@ class ZooKeeperUnavailable(Unavailable):
     code = "zookeeper_unavailable"
 
 
+class AccessDenied(DcosBackupError):
+    """ZooKeeper refused us a znode (NoAuth): the credentials we present may not read or change it."""
+
+    code = "zookeeper_access_denied"
+
+
 class ServiceUnavailable(Unavailable):
     """The backup service cannot be reached."""
 

@@ -45,25 +45,18 @@ def test_service_killed_mid_restore(fault_cluster, branch):
     assert outcome == fault_scenarios.RESTORE_BRANCHES[branch][2]
 
 
-ROLLBACK_TOO_EARLY = pytest.mark.xfail(
-    strict=True,
-    reason="known defect: when the leader dies while a restore applies its diff, the job rolls back at once, "
-    "before the ensemble has a new leader, and the rollback fails too (ROLLBACK FAILED ... restore <safety> by "
-    "hand): the tree is left a mix. The job runner must wait for the ensemble before it rolls back.",
-)
-
-
 @pytest.mark.parametrize(
     ("kind", "branch"),
     [
         pytest.param("backup", "while applying", id="backup"),  # the branch only matters for a restore
         pytest.param("restore", "before any change", id="restore-before-any-change"),
-        pytest.param("restore", "while applying", marks=ROLLBACK_TOO_EARLY, id="restore-while-applying"),
+        pytest.param("restore", "while applying", id="restore-while-applying"),
     ],
 )
 def test_leader_killed_mid_job(fault_cluster, kind, branch):
+    """A leader change is routine: the job rides over it (the engine reconnects and goes on) and ends READY."""
     outcome = fault_scenarios.leader_killed_mid_job(fault_cluster, random.Random(7), kind, branch)
-    assert outcome in ("completed", "error with reason")
+    assert outcome == "completed"
 
 
 def test_storage_full_is_an_error_with_nothing_partial(cluster, tmp_path):

@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 import msgpack
 import zstandard
+from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL, Id
 
 from dcos_backup.errors import IntegrityError
@@ -29,7 +30,10 @@ from dcos_backup.zk import ZNode
 
 MAGIC = b"DCOSBKP\n"
 FORMAT = 1
-STAT_FIELDS = ("czxid", "mzxid", "ctime", "mtime", "version", "cversion", "aversion", "pzxid")
+# numChildren came later: with cversion it gives the parent's count of child creates, which names its next
+# sequential child (a restore raises it). Archives without it are read with numChildren -1 (unknown).
+STAT_FIELDS = ("czxid", "mzxid", "ctime", "mtime", "version", "cversion", "aversion", "pzxid", "numChildren")
+_OLD_STAT_LEN = 8
 _READ_CHUNK = 1 << 16
 _WRITE_CHUNK = 1 << 20
 COMPRESS_THREADS = 2
@@ -180,7 +184,23 @@ def read_archive(raw: BinaryIO) -> Iterator[ZNode]:
 
 
 def _node_from(item: list) -> ZNode:
-    path, data, acl, _stat = item
+    path, data, acl, stat = item
     if not isinstance(path, str) or not path.startswith("/") or not isinstance(data, bytes):
         raise IntegrityError(f"bad znode record {path!r:.80}")
-    return ZNode(path, data, tuple(ACL(int(p), Id(str(s), str(i))) for p, s, i in acl), None)
+    return ZNode(path, data, tuple(ACL(int(p), Id(str(s), str(i))) for p, s, i in acl), _stat_from(stat, len(data)))
+
+
+def _stat_from(fields: list | None, data_length: int) -> ZnodeStat | None:
+    """The recorded stat as kazoo's: ephemeralOwner 0 (archives hold persistent nodes), numChildren -1
+    when the archive did not record it."""
+    if fields is None:
+        return None
+    if len(fields) not in (_OLD_STAT_LEN, len(STAT_FIELDS)) or not all(type(f) is int for f in fields):
+        raise IntegrityError(f"bad stat record {fields!r:.80}")
+    values = dict(zip(STAT_FIELDS, fields, strict=False))
+    return ZnodeStat(
+        **{f: values[f] for f in STAT_FIELDS[:_OLD_STAT_LEN]},
+        ephemeralOwner=0,
+        dataLength=data_length,
+        numChildren=values.get("numChildren", -1),
+    )
