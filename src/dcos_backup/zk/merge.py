@@ -155,10 +155,11 @@ def _locks_out(acl: tuple[ACL, ...]) -> bool:
 class _Open:
     """A node whose subtree the merge is in, with what must happen when it leaves it."""
 
-    __slots__ = ("acl", "counter", "path", "target")
+    __slots__ = ("acl", "counter", "path", "prefix", "target")
 
     def __init__(self, path: str, acl: tuple[ACL, ...] | None, target: int, counter: int) -> None:
         self.path = path
+        self.prefix = path if path == "/" else path + "/"  # what the paths in its subtree start with
         self.acl = acl  # the ACL to set on leaving, or None
         self.target = target  # the child counter it must reach ...
         self.counter = counter  # ... and what it is, counting our creates of its children
@@ -173,6 +174,7 @@ class Planner:
         self.stats = stats
         self.deletes: list[str] = []  # deleted paths whose subtree the merge is in (pre-order -> post-order)
         self.open: list[_Open] = []
+        self._create_acls: dict[tuple[ACL, ...], tuple[list[ACL], tuple[ACL, ...] | None]] = {}
 
     def feed(self, step: Step) -> None:
         op, path = step.op, step.path
@@ -199,13 +201,18 @@ class Planner:
 
     def _create(self, want: ZNode) -> None:
         open_ = self.open
-        if open_ and open_[-1].path == parent_of(want.path):
+        if open_ and want.path.rfind("/") == len(open_[-1].prefix) - 1:  # a child of the open node
             open_[-1].counter += 1
         acl = tuple(want.acl)
-        locked = _locks_out(acl)
-        self.sink.add(Create(self.full(want.path), want.data, list(OPEN if locked else acl), 0))
+        how = self._create_acls.get(acl)
+        if how is None:  # a tree has a handful of distinct ACLs: decide once for each
+            locked = _locks_out(acl)
+            how = self._create_acls[acl] = (list(OPEN if locked else acl), acl if locked and acl != OPEN else None)
+        create_acl, deferred = how
+        self.sink.add(Create(self.full(want.path), want.data, create_acl, 0))
         self.stats.created += 1
-        self._open(want.path, acl if locked and acl != OPEN else None, want, None)
+        if deferred is not None or (want.stat is not None and want.stat.cversion):
+            self._open(want.path, deferred, want, None)
 
     def _update(self, want: ZNode, have: ZNode) -> None:
         if have.data != want.data:
@@ -222,7 +229,10 @@ class Planner:
 
     def _leave(self, path: str) -> None:
         open_ = self.open
-        while open_ and not is_under(path, open_[-1].path):
+        while open_:
+            top = open_[-1]
+            if path.startswith(top.prefix) or path == top.path:
+                return
             self._close(open_.pop())
 
     def _close(self, node: _Open) -> None:
