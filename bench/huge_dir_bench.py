@@ -5,9 +5,9 @@
 A directory's child list comes back in one reply (9 MB for 200,000 40-byte names, far past ZooKeeper's
 1 MiB jute.maxbuffer, which the server applies only to what it reads). Both shapes hold the same znodes
 (40-byte names, ``--data`` bytes each): ``/huge`` as one directory, ``/tree`` as about sqrt(N)
-directories of about sqrt(N) children. For each: the engine backup (read + archive) and the restore into
-the emptied subtree (then verified equal), each in its own process for its peak RSS, and the read alone
-(best of 2). Prints a table and writes JSON to bench/results/.
+directories of about sqrt(N) children. For each: the engine backup (read + archive), the read alone (best
+of 2) and the restore into the emptied subtree (then verified equal), each in its own process for its peak
+RSS. Prints a table and writes JSON to bench/results/.
 """
 
 from __future__ import annotations
@@ -17,16 +17,15 @@ import math
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from kazoo.security import OPEN_ACL_UNSAFE
 
-from _common import bench_cluster, print_table, timed_command, write_result
+from _common import bench_cluster, measured_command, print_table, write_result
 from dcos_backup.catalog.archive import read_archive
-from dcos_backup.zk import ZkSpec, ZNode, apply_tree, compare_tree, iter_tree
+from dcos_backup.zk import ZkSpec, ZNode, apply_tree, compare_tree
 
 HERE = Path(__file__).parent
 OPEN = tuple(OPEN_ACL_UNSAFE)
@@ -55,15 +54,11 @@ def measure(spec: ZkSpec, hosts: str, root: str, nodes: list[ZNode], work: Path)
     apply_tree(spec, root, nodes)
     del nodes  # what the readers and the restore hold is theirs alone
     archive = work / f"{root.strip('/')}.dcosbkp"
-    secs, rss = timed_command([sys.executable, str(HERE / "_read_once.py"), hosts, root, str(archive)])
-    count = sum(1 for _ in iter_tree(spec, root))
-    alone = []
-    for _ in range(2):
-        started = time.perf_counter()
-        sum(1 for _ in iter_tree(spec, root))
-        alone.append(time.perf_counter() - started)
+    secs, read = measured_command([sys.executable, str(HERE / "_read_once.py"), hosts, root, str(archive)])
+    count = read["nodes"]
+    alone = [measured_command([sys.executable, str(HERE / "_read_once.py"), hosts, root, "-"]) for _ in range(2)]
     apply_tree(spec, root, [])
-    restore_secs, restore_rss = timed_command(
+    restore_secs, restore = measured_command(
         [sys.executable, str(HERE / "_restore_once.py"), hosts, root, str(archive)]
     )
     with open(archive, "rb") as raw:
@@ -72,11 +67,11 @@ def measure(spec: ZkSpec, hosts: str, root: str, nodes: list[ZNode], work: Path)
     apply_tree(spec, root, [])
     return [
         {"what": f"{root}: engine backup (read + archive)", "znodes": count, "seconds": secs,
-         "znodes/s": count / secs, "peak RSS MB": rss},
-        {"what": f"{root}: engine read alone (best of 2)", "znodes": count, "seconds": min(alone),
-         "znodes/s": count / min(alone)},
+         "znodes/s": count / secs, "peak RSS MB": read["peak_rss_mb"]},
+        {"what": f"{root}: engine read alone (best of 2)", "znodes": count, "seconds": min(a[0] for a in alone),
+         "znodes/s": count / min(a[0] for a in alone), "peak RSS MB": max(a[1]["peak_rss_mb"] for a in alone)},
         {"what": f"{root}: restore into the emptied subtree (verified)", "znodes": count, "seconds": restore_secs,
-         "znodes/s": count / restore_secs, "peak RSS MB": restore_rss},
+         "znodes/s": count / restore_secs, "peak RSS MB": restore["peak_rss_mb"]},
     ]  # fmt: skip
 
 
@@ -107,7 +102,7 @@ def main() -> None:
     ratios = {
         "read_huge_vs_tree": rows[4]["znodes/s"] / rows[1]["znodes/s"],
         "restore_huge_vs_tree": rows[5]["znodes/s"] / rows[2]["znodes/s"],
-        "backup_rss_huge_minus_tree_mb": rows[3]["peak RSS MB"] - rows[0]["peak RSS MB"],
+        "read_rss_huge_minus_tree_mb": rows[4]["peak RSS MB"] - rows[1]["peak RSS MB"],
     }
     for key, value in ratios.items():
         print(f"{key:32s} {value:8.2f}")
