@@ -127,6 +127,9 @@ class Connection:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc.__cause__ or exc)
                 errors.append(f"{address_text(host, port)}: no session ({reason})")
                 self._close_socket()
+            except BaseException:  # credentials refused: no point in another member
+                self._close_socket()
+                raise
         raise ZooKeeperUnavailable(f"cannot connect to ZooKeeper at {self.spec} ({'; '.join(errors)})", members_up=up)
 
     def _open_session(self, sock: socket.socket, host: str, port: int) -> None:
