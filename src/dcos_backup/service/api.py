@@ -64,14 +64,15 @@ class RestoreRequest(BackupRef):
 
 
 # ------------------------------------------------------------------------------------------ responses
-def _without_none(*keys: str):
-    """A wrap serializer that leaves out ``keys`` whose value is None (optional parts of a document)."""
+def _optional_last(*keys: str):
+    """A wrap serializer for optional parts of a document: ``keys`` come last, and not at all when None."""
 
     def serialize(self: BaseModel, handler: SerializerFunctionWrapHandler):
         doc = handler(self)
         for key in keys:
-            if doc.get(key) is None:
-                doc.pop(key, None)
+            value = doc.pop(key, None)
+            if value is not None:
+                doc[key] = value
         return doc
 
     # No return annotation on purpose: with one, pydantic would take it for the schema of the document.
@@ -92,7 +93,7 @@ class BackupDocument(BackupRecord):
     def size(self) -> int:
         return super().size
 
-    _serialize = _without_none("progress")
+    _serialize = _optional_last("progress")
 
 
 class RestoreDocument(RestoreRecord):
@@ -114,7 +115,7 @@ class BackupList(BaseModel):
 
     backup_info: list[BackupDocument] | None = None
 
-    _serialize = _without_none("backup_info")
+    _serialize = _optional_last("backup_info")
 
 
 class ErrorBody(BaseModel):

@@ -1,0 +1,68 @@
+"""The Admin Router's configuration (checked by nginx itself) and the cluster CA's certificates."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import stat
+import subprocess
+
+import pytest
+from cryptography import x509
+
+from dcos_backup.adminrouter import tls
+from dcos_backup.adminrouter.nginx import AdminRouter, nginx_binary
+from dcos_backup.service.api import MAX_BODY
+
+
+@pytest.fixture
+def router(tmp_path) -> AdminRouter:
+    tls.create_ca(tmp_path / "ca.crt", tmp_path / "ca.key", "test CA")
+    tls.issue_server_certificate(
+        tmp_path / "ca.crt", tmp_path / "ca.key", "127.41.0.2", tmp_path / "m.crt", tmp_path / "m.key"
+    )
+    return AdminRouter(
+        host="127.41.0.2",
+        directory=tmp_path / "ar",
+        certificate=tmp_path / "m.crt",
+        key=tmp_path / "m.key",
+        exhibitor_url="http://127.41.0.2:8181",
+        backup_socket=tmp_path / "run" / "backup.sock",
+        worker_user="root",
+    )
+
+
+def test_nginx_accepts_the_configuration(router):
+    router.write()
+    checked = subprocess.run([*router.command()[:-2], "-t"], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert "test is successful" in checked.stderr
+
+
+def test_routes_limits_and_json_errors(router):
+    conf = router.render()
+    assert "listen 127.41.0.2:443 ssl;" in conf
+    assert "location /exhibitor/ {\n            proxy_pass http://127.41.0.2:8181/;" in conf  # prefix removed
+    assert f"server unix:{router.backup_socket};" in conf and "proxy_pass http://dcos_backup;" in conf
+    assert f"client_max_body_size {MAX_BODY};" in conf
+    assert f"pid {router.pid_file};" in conf  # never the system's /run/nginx.pid
+    bodies = re.findall(r"return (\d+) '(.*)';", conf)
+    assert {code for code, _ in bodies} == {"400", "404", "413", "503"}
+    for _, body in bodies:
+        assert set(json.loads(body)) == {"errors", "code"}
+
+
+def test_the_master_certificate_is_the_cas_for_its_ip(router, tmp_path):
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+    cert = x509.load_pem_x509_certificate((tmp_path / "m.crt").read_bytes())
+    cert.verify_directly_issued_by(ca)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.41.0.2")]
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    for key in ("ca.key", "m.key"):
+        assert stat.S_IMODE((tmp_path / key).stat().st_mode) == 0o600
+
+
+def test_nginx_is_found():
+    assert nginx_binary().endswith("nginx")
