@@ -206,7 +206,7 @@ class BackupService:
         restore.protect(self._take_safety_backup(record, job))
         self.storage.write(record)  # the journal: a restart from here on rolls back to the safety backup
         restore.finish(self._apply_backup(record, job, "restoring"))
-        log.info("restore of %s done: %s", record.id, restore.stats)
+        log.info("restore %s of %s done", restore.id, record.id)
 
     def _restore_failed(self, restore: RestoreRecord, job: Job, reason: str) -> None:
         if restore.safety_backup_id is not None:
