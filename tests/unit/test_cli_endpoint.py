@@ -39,7 +39,7 @@ def test_flags_win_over_the_variables(local_dir):
 def test_a_url_without_a_token_is_refused_even_with_a_local_cluster(local_dir):
     local_cluster_with_service(local_dir)
     for url, env in (("https://flag", {}), (None, {"DCOS_URL": "https://10.0.0.1"})):
-        with pytest.raises(UsageError, match="no token for https://.*: set DCOS_ACS_TOKEN or pass --token"):
+        with pytest.raises(UsageError, match=r"no token for https://.*: set DCOS_ACS_TOKEN or pass --token"):
             resolve_endpoint(url, None, env)
 
 
@@ -61,7 +61,7 @@ def test_an_expiring_saved_token_is_replaced(local_dir):
 
 
 def test_nothing_configured_says_what_to_set(local_dir):
-    with pytest.raises(UsageError, match="set DCOS_URL and DCOS_ACS_TOKEN .*or start a local cluster"):
+    with pytest.raises(UsageError, match=r"set DCOS_URL and DCOS_ACS_TOKEN .*or start a local cluster"):
         resolve_endpoint(None, None, {})
     Cluster.define(local_dir, masters=1, subnet="127.31.0").save()
     with pytest.raises(UsageError, match="the local cluster runs no backup service"):
@@ -70,7 +70,15 @@ def test_nothing_configured_says_what_to_set(local_dir):
 
 @pytest.mark.parametrize(
     ("value", "verify"),
-    [(None, None), ("", None), ("false", False), ("False", False), ("0", False), ("true", True), ("/ca.crt", "/ca.crt")],
+    [
+        (None, None),
+        ("", None),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("true", True),
+        ("/ca.crt", "/ca.crt"),
+    ],
 )
 def test_dcos_ssl_verify_is_a_flag_or_a_ca_file(value, verify):
     assert ssl_verify(value) == verify

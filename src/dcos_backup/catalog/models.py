@@ -45,6 +45,7 @@ _LABEL_RE = re.compile(r"[A-Za-z0-9_]{2}[A-Za-z0-9_.-]{1,23}")
 _UUID4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 # Ids keep the seed's looser label rule, so that backups labelled before DC/OS's pattern applied stay reachable.
 _ID_RE = re.compile(rf"(?P<label>[A-Za-z0-9_.-]{{3,25}})-{_UUID4}")
+ID_PATTERN = f"^[A-Za-z0-9_.-]{{3,25}}-{_UUID4}$"  # for schemas; is_backup_id also refuses a label '..'
 
 
 class Status(StrEnum):

@@ -19,7 +19,14 @@ from pydantic import (
     model_serializer,
 )
 
-from dcos_backup.catalog.models import LABEL_PATTERN, BackupRecord, RestoreRecord, is_backup_id, validate_label
+from dcos_backup.catalog.models import (
+    ID_PATTERN,
+    LABEL_PATTERN,
+    BackupRecord,
+    RestoreRecord,
+    is_backup_id,
+    validate_label,
+)
 
 PREFIX = "/system/v1/backup/v1"
 CREATE = f"{PREFIX}/create"
@@ -49,7 +56,10 @@ class CreateBackup(BaseModel):
 class BackupRef(BaseModel):
     """A request naming one backup by its id (``<label>-<uuid4>``)."""
 
-    id: str = Field(description="a backup's id; a restore's id is not one (400)", max_length=200)
+    id: str = Field(
+        description="a backup's id, <label>-<uuid4>; a restore's id is not one (400)",
+        json_schema_extra={"pattern": ID_PATTERN},
+    )
 
     @field_validator("id")
     @classmethod
