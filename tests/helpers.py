@@ -4,7 +4,11 @@ backup API: through a cluster's Admin Router (:func:`front_door`) or in-process 
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
+import json
 import os
 import secrets
 import subprocess
@@ -15,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from kazoo.client import KazooClient
@@ -132,3 +138,50 @@ def in_process_api(service: BackupService, zk_hosts: str) -> Iterator[InProcessA
         # Only these credentials may read the users znode, so only they can clear it for the chroot's removal.
         users.client.delete(IAM_PATH)
         users.close()
+
+
+# ------------------------------------------------------------------------------------------ bad tokens
+FORGERIES = (
+    "alg none",
+    "HS256 with the public key as secret",
+    "another key",
+    "expired",
+    "no expiry",
+    "no uid",
+    "uid not a string",
+    "malformed",
+    "garbage",
+    "huge header",
+    "tampered claims",
+)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned(header: dict, claims: dict) -> str:
+    return _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
+
+
+def forged_tokens(private: rsa.RSAPrivateKey, public: rsa.RSAPublicKey, uid: str = "bootstrapuser") -> dict[str, str]:
+    """Tokens for ``uid`` that a verifier must refuse, by kind (FORGERIES), made against the IAM key pair
+    ``private``/``public`` (tokens it signed itself are expired, incomplete or tampered with)."""
+    claims = {"uid": uid, "exp": 4102444800}
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    hs256 = _unsigned({"alg": "HS256", "typ": "JWT"}, claims)
+    hs256_signature = _b64(hmac.new(pem, hs256.encode(), hashlib.sha256).digest())
+    header, _, signature = issue_token(private, "nobody").split(".")  # a valid token of another user
+    return {
+        "alg none": _unsigned({"alg": "none", "typ": "JWT"}, claims) + ".",
+        "HS256 with the public key as secret": hs256 + "." + hs256_signature,
+        "another key": jwt.encode(claims, rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256"),
+        "expired": jwt.encode({"uid": uid, "exp": 1}, private, algorithm="RS256"),
+        "no expiry": jwt.encode({"uid": uid}, private, algorithm="RS256"),
+        "no uid": jwt.encode({"exp": 4102444800}, private, algorithm="RS256"),
+        "uid not a string": jwt.encode({"uid": 7, "exp": 4102444800}, private, algorithm="RS256"),
+        "malformed": "not.a.token",
+        "garbage": "x" * 100,
+        "huge header": _unsigned({"alg": "RS256", "typ": "JWT", "x": "a" * 9000}, claims) + ".c2ln",
+        "tampered claims": header + "." + _b64(json.dumps(claims).encode()) + "." + signature,
+    }

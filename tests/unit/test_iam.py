@@ -5,15 +5,11 @@ ZooKeeper store is exercised end to end in tests/e2e/test_front_door.py)."""
 
 from __future__ import annotations
 
-import base64
-import json
 import stat
 from datetime import timedelta
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from tests.helpers import FORGERIES, forged_tokens
 
 from dcos_backup.errors import Forbidden, NotFound, Unauthorized, UsageError
 from dcos_backup.iam.tokens import (
@@ -58,10 +54,6 @@ def directory() -> Directory:
     return d
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def test_the_private_key_is_0600(keys):
     _, _, directory = keys
     assert stat.S_IMODE((directory / "private.pem").stat().st_mode) == 0o600
@@ -83,53 +75,7 @@ def test_headers_without_a_token_are_401(header):
         token_from_header(header)
 
 
-def forged_tokens(private, public) -> dict[str, str]:
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    claims = {"uid": "bootstrapuser", "exp": 4102444800}
-    unsigned = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
-    hs256 = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
-    import hashlib
-    import hmac
-
-    signature = b64(hmac.new(pem, hs256.encode(), hashlib.sha256).digest())
-    huge_header = b64(json.dumps({"alg": "RS256", "typ": "JWT", "x": "a" * 9000}).encode())
-    return {
-        "alg none": unsigned + ".",
-        "HS256 with the public key as secret": hs256 + "." + signature,
-        "another key": jwt.encode(claims, other, algorithm="RS256"),
-        "expired": jwt.encode({"uid": "bootstrapuser", "exp": 1}, private, algorithm="RS256"),
-        "no expiry": jwt.encode({"uid": "bootstrapuser"}, private, algorithm="RS256"),
-        "no uid": jwt.encode({"exp": 4102444800}, private, algorithm="RS256"),
-        "uid not a string": jwt.encode({"uid": 7, "exp": 4102444800}, private, algorithm="RS256"),
-        "malformed": "not.a.token",
-        "garbage": "x" * 100,
-        "huge header": huge_header + "." + b64(json.dumps(claims).encode()) + ".c2ln",
-        "tampered claims": _tampered(issue_token(private, "nobody")),
-    }
-
-
-def _tampered(token: str) -> str:
-    header, _, signature = token.split(".")
-    return header + "." + b64(json.dumps({"uid": "bootstrapuser", "exp": 4102444800}).encode()) + "." + signature
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "alg none",
-        "HS256 with the public key as secret",
-        "another key",
-        "expired",
-        "no expiry",
-        "no uid",
-        "uid not a string",
-        "malformed",
-        "garbage",
-        "huge header",
-        "tampered claims",
-    ],
-)
+@pytest.mark.parametrize("kind", FORGERIES)
 def test_forged_or_broken_tokens_are_401(keys, kind):
     private, public, _ = keys
     token = forged_tokens(private, public)[kind]

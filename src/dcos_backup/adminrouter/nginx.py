@@ -104,6 +104,8 @@ class AdminRouter:
         tmp = self.directory / "tmp"
         user = f"user {self.worker_user};\n" if self.worker_user else ""
         unavailable = _json("service_unavailable", "the backup service is not answering; retry shortly")
+        # A location with error_page directives inherits none from its server: each one lists them all.
+        client_errors = "error_page 400 494 = @bad_request;\n            error_page 413 = @too_large;"
         return f"""# Admin Router of master {self.host} (written by dcos-local; regenerated at every start)
 {user}worker_processes 1;
 pid {self.pid_file};
@@ -147,6 +149,7 @@ http {{
         error_page 413 = @too_large;
 
         location /exhibitor/ {{
+            {client_errors}
             proxy_pass {self.exhibitor_url.rstrip("/")}/;
             proxy_set_header Host $host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
@@ -156,6 +159,7 @@ http {{
         }}
 
         location /system/v1/backup/ {{
+            {client_errors}
             proxy_pass http://dcos_backup;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
