@@ -53,6 +53,93 @@ def _json(code: str, message: str) -> str:
     return "'" + json.dumps({"errors": [message], "code": code}).replace("'", "\\'") + "'"
 
 
+# The configuration, filled in by AdminRouter.render (nginx braces doubled for str.format).
+_CONF = """# Admin Router of master {host} (written by dcos-local; regenerated at every start)
+{user}worker_processes 1;
+pid {pid_file};
+error_log {error_log} warn;
+events {{ worker_connections 1024; }}
+
+http {{
+    access_log {access_log};
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server_tokens off;
+    default_type application/json;
+
+    client_max_body_size {max_body};
+    client_body_buffer_size {max_body};
+    large_client_header_buffers 4 16k;
+    client_header_timeout 10s;
+    client_body_timeout 10s;
+    send_timeout 30s;
+    keepalive_timeout 30s;
+
+    upstream dcos_backup {{
+        server unix:{backup_socket};
+        keepalive 16;
+        keepalive_timeout 4s;  # shorter than the service's: nginx, not the service, ends idle connections
+    }}
+
+    server {{
+        listen {host}:{port} ssl;
+        server_name {host};
+        ssl_certificate {certificate};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:admin_router_tls:1m;
+        ssl_session_timeout 10m;
+
+        error_page 400 494 = @bad_request;
+        error_page 413 = @too_large;
+
+        location /exhibitor/ {{
+            {client_errors}
+            proxy_pass {exhibitor_url}/;
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_connect_timeout 5s;
+            proxy_read_timeout 30s;
+            error_page 502 503 504 = @exhibitor_unavailable;
+        }}
+
+        location /system/v1/backup/ {{
+            {client_errors}
+            proxy_pass http://dcos_backup;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto https;
+            proxy_connect_timeout 5s;
+            proxy_send_timeout 60s;
+            proxy_read_timeout 60s;
+            error_page 502 503 504 = @backup_unavailable;
+        }}
+
+        location / {{
+            return 404 {not_found};
+        }}
+        location @bad_request {{
+            return 400 {bad_request};
+        }}
+        location @too_large {{
+            return 413 {too_large};
+        }}
+        location @exhibitor_unavailable {{
+            return 503 {exhibitor_unavailable};
+        }}
+        location @backup_unavailable {{
+            return 503 {backup_unavailable};
+        }}
+    }}
+}}
+"""
+
+
 @dataclass(frozen=True)
 class AdminRouter:
     """The Admin Router of the master at ``host``: its files live in ``directory``."""
@@ -101,92 +188,24 @@ class AdminRouter:
         return self.conf_file
 
     def render(self) -> str:
-        tmp = self.directory / "tmp"
-        user = f"user {self.worker_user};\n" if self.worker_user else ""
-        unavailable = _json("service_unavailable", "the backup service is not answering; retry shortly")
-        # A location with error_page directives inherits none from its server: each one lists them all.
-        client_errors = "error_page 400 494 = @bad_request;\n            error_page 413 = @too_large;"
-        return f"""# Admin Router of master {self.host} (written by dcos-local; regenerated at every start)
-{user}worker_processes 1;
-pid {self.pid_file};
-error_log {self.error_log} warn;
-events {{ worker_connections 1024; }}
-
-http {{
-    access_log {self.access_log};
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server_tokens off;
-    default_type application/json;
-
-    client_max_body_size {MAX_BODY};
-    client_body_buffer_size {MAX_BODY};
-    large_client_header_buffers 4 16k;
-    client_header_timeout 10s;
-    client_body_timeout 10s;
-    send_timeout 30s;
-    keepalive_timeout 30s;
-
-    upstream dcos_backup {{
-        server unix:{self.backup_socket};
-        keepalive 16;
-        keepalive_timeout 4s;  # shorter than the service's: nginx, not the service, ends idle connections
-    }}
-
-    server {{
-        listen {self.host}:{self.port} ssl;
-        server_name {self.host};
-        ssl_certificate {self.certificate};
-        ssl_certificate_key {self.key};
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_cache shared:admin_router_tls:1m;
-        ssl_session_timeout 10m;
-
-        error_page 400 494 = @bad_request;
-        error_page 413 = @too_large;
-
-        location /exhibitor/ {{
-            {client_errors}
-            proxy_pass {self.exhibitor_url.rstrip("/")}/;
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_connect_timeout 5s;
-            proxy_read_timeout 30s;
-            error_page 502 503 504 = @exhibitor_unavailable;
-        }}
-
-        location /system/v1/backup/ {{
-            {client_errors}
-            proxy_pass http://dcos_backup;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto https;
-            proxy_connect_timeout 5s;
-            proxy_send_timeout 60s;
-            proxy_read_timeout 60s;
-            error_page 502 503 504 = @backup_unavailable;
-        }}
-
-        location / {{
-            return 404 {_json("not_found", "no such route on the Admin Router")};
-        }}
-        location @bad_request {{
-            return 400 {_json("invalid_request", "bad request (headers too large or malformed)")};
-        }}
-        location @too_large {{
-            return 413 {_json("too_large", f"request body larger than {MAX_BODY} bytes")};
-        }}
-        location @exhibitor_unavailable {{
-            return 503 {_json("service_unavailable", "Exhibitor of this master is not answering")};
-        }}
-        location @backup_unavailable {{
-            return 503 {unavailable};
-        }}
-    }}
-}}
-"""
+        return _CONF.format(
+            host=self.host,
+            port=self.port,
+            user=f"user {self.worker_user};\n" if self.worker_user else "",
+            pid_file=self.pid_file,
+            error_log=self.error_log,
+            access_log=self.access_log,
+            tmp=self.directory / "tmp",
+            max_body=MAX_BODY,
+            backup_socket=self.backup_socket,
+            certificate=self.certificate,
+            key=self.key,
+            exhibitor_url=self.exhibitor_url.rstrip("/"),
+            # A location with error_page directives inherits none from its server: each one lists them all.
+            client_errors="error_page 400 494 = @bad_request;\n            error_page 413 = @too_large;",
+            not_found=_json("not_found", "no such route on the Admin Router"),
+            bad_request=_json("invalid_request", "bad request (headers too large or malformed)"),
+            too_large=_json("too_large", f"request body larger than {MAX_BODY} bytes"),
+            exhibitor_unavailable=_json("service_unavailable", "Exhibitor of this master is not answering"),
+            backup_unavailable=_json("service_unavailable", "the backup service is not answering; retry shortly"),
+        )
