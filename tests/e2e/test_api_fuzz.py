@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from tests.helpers import in_process_api
 
-from dcos_backup.catalog.models import new_backup_id
+from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.service.api import PREFIX
 from dcos_backup.service.engine import ZkEngine

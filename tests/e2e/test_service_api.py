@@ -16,7 +16,8 @@ from tests.e2e.faulty_engine import FaultyEngine
 from tests.helpers import damage, in_process_api, wait_for
 
 from dcos_backup.catalog.archive import read_archive
-from dcos_backup.catalog.models import BackupRecord, Status, new_backup_id, now
+from dcos_backup.catalog.ids import new_backup_id
+from dcos_backup.catalog.models import BackupRecord, Status, now
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.service.api import CREATE, DELETE, LIST, PREFIX, RESTORE
 from dcos_backup.service.engine import ZkEngine

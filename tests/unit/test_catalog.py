@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from dcos_backup.catalog.models import BackupRecord, Status, new_backup_id, now
+from dcos_backup.catalog.ids import new_backup_id
+from dcos_backup.catalog.models import BackupRecord, Status, now
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.errors import NotFound, StorageError
 

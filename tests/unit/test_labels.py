@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dcos_backup.catalog.models import LABEL_PATTERN, is_backup_id, new_backup_id, validate_backup_id, validate_label
+from dcos_backup.catalog.ids import LABEL_PATTERN, is_backup_id, new_backup_id, validate_backup_id, validate_label
 from dcos_backup.errors import NotFound, UsageError
 
 GOOD = ["abc", "pre-upgrade", "a" * 25, "v1.2_rc-3", "a_.", "__-", "A9_"]

@@ -22,7 +22,6 @@ and no restore of it runs. Files of earlier formats are upgraded when read (:mod
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -32,20 +31,12 @@ from typing import Any
 from pydantic import BaseModel, Field, model_validator
 
 from dcos_backup.catalog.archive import ArchiveSummary
+from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.migrations import upgrade
-from dcos_backup.errors import Conflict, NotFound, UsageError
+from dcos_backup.errors import Conflict
 
 FORMAT_VERSION = 2
-# DC/OS's API documents labels as 3-25 characters matching LABEL_PATTERN: the seed's rules (3-25 of
-# [A-Za-z0-9_.-], not starting with '..'), and neither of the first two characters may be '.' or '-'.
-LABEL_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_][A-Za-z0-9_.-]*$"
-LABEL_RULES = "3-25 characters of [A-Za-z0-9_.-], the first two of [A-Za-z0-9_] (so never starting with '..')"
 INTERRUPTED_BACKUP = "interrupted: the backup service stopped during the backup"
-_LABEL_RE = re.compile(r"[A-Za-z0-9_]{2}[A-Za-z0-9_.-]{1,23}")
-_UUID4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
-# Ids keep the seed's looser label rule, so that backups labelled before DC/OS's pattern applied stay reachable.
-_ID_RE = re.compile(rf"(?P<label>[A-Za-z0-9_.-]{{3,25}})-{_UUID4}")
-ID_PATTERN = f"^[A-Za-z0-9_.-]{{3,25}}-{_UUID4}$"  # for schemas; is_backup_id also refuses a label '..'
 
 
 class Status(StrEnum):
@@ -58,30 +49,6 @@ class Status(StrEnum):
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def validate_label(label: str) -> str:
-    """DC/OS's label rules; raises UsageError saying what a label is."""
-    if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
-        raise UsageError(f"invalid label {label!r}: a label is {LABEL_RULES}")
-    return label
-
-
-def new_backup_id(label: str) -> str:
-    return f"{validate_label(label)}-{uuid.uuid4()}"
-
-
-def is_backup_id(backup_id: object) -> bool:
-    """Ids are ``<label>-<uuid4>``; anything else (``../x``, ``a/b``, a restore's bare uuid4) is not one."""
-    match = _ID_RE.fullmatch(backup_id) if isinstance(backup_id, str) else None
-    return match is not None and not match.group("label").startswith("..")
-
-
-def validate_backup_id(backup_id: str) -> str:
-    """A string that cannot be a backup id names no backup (NotFound)."""
-    if not is_backup_id(backup_id):
-        raise NotFound(f"no backup with id {backup_id!r}")
-    return backup_id
 
 
 def _require(what: str, current: Status, expected: Status, action: str) -> None:

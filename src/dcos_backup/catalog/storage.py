@@ -19,7 +19,8 @@ from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from dcos_backup.catalog.models import BackupRecord, validate_backup_id
+from dcos_backup.catalog.ids import validate_backup_id
+from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.errors import IntegrityError, NotFound, StorageError
 from dcos_backup.fsutil import fsync_dir
 

@@ -16,7 +16,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dcos_backup import __version__
-from dcos_backup.catalog.models import validate_label
+from dcos_backup.catalog.ids import validate_label
 from dcos_backup.cli._common import run
 from dcos_backup.cli.endpoint import resolve_endpoint
 from dcos_backup.errors import DcosBackupError

@@ -1,4 +1,4 @@
-"""The contract of DC/OS's Backup and Restore API (v1): base path, routes, request and response models.
+"""The contract of DC/OS's Backup and Restore API (v1): routes (:mod:`.paths`), request and response models.
 
 DC/OS documented it (``backup-restore.yaml``, basePath ``/system/v1/backup/v1``); the service serves it
 (:mod:`.app`) and ``dcos backup`` calls it (:mod:`.client`). Responses carry DC/OS's documents
@@ -19,22 +19,11 @@ from pydantic import (
     model_serializer,
 )
 
-from dcos_backup.catalog.models import (
-    ID_PATTERN,
-    LABEL_PATTERN,
-    BackupRecord,
-    RestoreRecord,
-    is_backup_id,
-    validate_label,
-)
+from dcos_backup.catalog.ids import ID_PATTERN, LABEL_PATTERN, is_backup_id, validate_label
+from dcos_backup.catalog.models import BackupRecord, RestoreRecord
+from dcos_backup.service.paths import CREATE, DELETE, HEALTH, LIST, MAX_BODY, PREFIX, RESTORE
 
-PREFIX = "/system/v1/backup/v1"
-CREATE = f"{PREFIX}/create"
-LIST = f"{PREFIX}/list"
-RESTORE = f"{PREFIX}/restore"
-DELETE = f"{PREFIX}/delete"
-HEALTH = f"{PREFIX}/health"
-MAX_BODY = 64 * 1024  # bytes of a request body; the Admin Router enforces the same (client_max_body_size)
+__all__ = ["CREATE", "DELETE", "HEALTH", "LIST", "MAX_BODY", "PREFIX", "RESTORE"]  # the routes, with the models
 
 
 # ------------------------------------------------------------------------------------------ requests

@@ -24,7 +24,7 @@ from dcos_backup.errors import (
     Unauthorized,
     UsageError,
 )
-from dcos_backup.service.api import CREATE, DELETE, LIST, RESTORE
+from dcos_backup.service.paths import CREATE, DELETE, LIST, RESTORE
 
 _BY_STATUS: dict[int, type[DcosBackupError]] = {
     400: UsageError,
