@@ -70,7 +70,7 @@ OPERATIONS = [("post", "/create", 200), ("get", "/list", 200), ("post", "/restor
 
 def from_schema(schema: dict, document: dict) -> st.SearchStrategy:
     """Values that match ``schema``: the part of JSON Schema the API's requests use (objects, strings with
-    pattern and length, anyOf, $ref). Hand-written because hypothesis-jsonschema 0.23 fails on current
+    pattern and length, bounded numbers, anyOf, $ref). Hand-written because hypothesis-jsonschema 0.23 fails on current
     hypothesis ('many' object has no attribute 'more') and schemathesis 4's pytest plugin on current pytest."""
     if "$ref" in schema:
         return from_schema(document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]], document)
@@ -90,6 +90,8 @@ def from_schema(schema: dict, document: dict) -> st.SearchStrategy:
         return text.filter(lambda t: low <= len(t) <= high)
     if kind == "null":
         return st.none()
+    if kind == "number":
+        return st.floats(schema.get("minimum", 0), schema.get("maximum", 1e6), allow_nan=False)
     raise AssertionError(f"the API's requests use a schema this generator does not know: {schema}")
 
 

@@ -7,6 +7,7 @@ FaultyEngine (the real engine, faults off unless a test switches one on); tokens
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -205,6 +206,24 @@ def test_progress_and_component_status_while_a_backup_runs(env, slow_reader):
     slow_reader.set()
     done = wait_for(lambda: (d := backup_doc(http, backup_id))["status"] == "STATUS_READY" and d)
     assert "progress" not in done
+
+
+def test_a_list_can_wait_for_the_end_of_a_job(env, slow_reader):
+    """``GET /list?prefix=<id>&wait=S``: held while the job on that backup runs, answered when it ends."""
+    http, _, _, _ = env
+    backup_id = http.post(CREATE, json={"label": "awaited"}).json()["backup_info"]["id"]
+    started = time.monotonic()
+    held = http.get(LIST, params={"prefix": backup_id, "wait": 0.5}).json()["backup_info"][0]
+    assert held["status"] == "STATUS_BACKING_UP" and time.monotonic() - started >= 0.5  # the job is held
+    started = time.monotonic()
+    assert http.get(LIST, params={"prefix": "other", "wait": 20}).text == "{}"  # no job there: no wait
+    assert time.monotonic() - started < 20
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(lambda: http.get(LIST, params={"prefix": backup_id, "wait": 30}).json())
+        slow_reader.set()
+        assert waiting.result()["backup_info"][0]["status"] == "STATUS_READY"
+    for bad in ("-1", "31", "soon"):
+        assert http.get(LIST, params={"wait": bad}).status_code == 400
 
 
 def test_delete_while_creating_or_restoring_is_409(env, slow_reader):

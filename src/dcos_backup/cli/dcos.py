@@ -7,13 +7,11 @@ The cluster is found by :mod:`.endpoint` (``--url``/``--token``, ``DCOS_URL``/``
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
 from typing import NoReturn
 
 import click
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from dcos_backup import __version__
 from dcos_backup.catalog.ids import validate_label
@@ -77,6 +75,12 @@ def print_json(doc: object) -> None:
 
 
 def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, status_of) -> dict:
+    """Wait for a job, with a spinner on a terminal (only there: rich is loaded only when it shows)."""
+    if not sys.stderr.isatty():
+        return client.wait(backup_id, done)
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     console = Console(stderr=True)
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
@@ -120,6 +124,9 @@ def list_cmd(ctx: click.Context, prefix: str, as_json: bool) -> None:
     if as_json:
         print_json(docs)
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False)
     for column in LIST_COLUMNS:
         table.add_column(column, no_wrap=True)

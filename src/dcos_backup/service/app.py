@@ -4,15 +4,22 @@
 contract). Every one needs a token of a user with the backup permission (:mod:`.auth`); ``GET /health``
 needs none. Errors are DC/OS's JSON ``{"errors": ["..."]}`` (plus our ``code``) with the HTTP status
 that ``errors.py`` assigns; no traceback ever leaves the process.
+
+Beyond DC/OS: ``GET /list?prefix=P&wait=S`` answers when the job running on a backup matching P ends, or
+after S seconds, so that a client following a job learns its end at once instead of at its next poll;
+the waiting request holds no thread (:class:`JobWatch`). Without a matching job it answers at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -44,6 +51,37 @@ from dcos_backup.service.jobs import BackupService
 log = logging.getLogger(__name__)
 
 WWW_AUTHENTICATE = {"WWW-Authenticate": "acsjwt"}  # what DC/OS's Admin Router answers a 401 with
+MAX_WAIT = 30.0  # seconds a GET /list may wait for a job's end; the Admin Router's read timeout is 60 s
+
+
+class JobWatch:
+    """Lets requests await the end of the running job on the event loop, woken from the job's thread."""
+
+    def __init__(self, service: BackupService) -> None:
+        self._service = service
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._lock = threading.Lock()
+        service.on_job_end(self._job_ended)
+
+    def _job_ended(self) -> None:
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+    async def until_done(self, prefix: str, timeout: float) -> None:
+        """Return when no job runs on a backup matching ``prefix`` any more, or after ``timeout`` seconds."""
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            self._waiters.add(waiter)  # before looking: a job ending in between still wakes us
+        try:
+            if self._service.job_runs_on(prefix):
+                await asyncio.wait_for(waiter[1].wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -104,6 +142,11 @@ def health() -> Health:
     return Health(status="ok", version=__version__)
 
 
+def listing(service: BackupService, prefix: str) -> BackupList:
+    docs = [BackupDocument.of(r, service.progress(r.id)) for r in service.list(prefix)]
+    return BackupList(backup_info=docs or None)
+
+
 def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
     """DC/OS's four routes, each behind the permission check, each answering DC/OS's documents."""
 
@@ -114,15 +157,22 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
     # 400: bad input (request validation errors are 400, not FastAPI's 422); 422: a damaged catalog entry.
     common = {400: errors, 401: errors, 403: errors, 422: errors}
     router = APIRouter(dependencies=[Depends(authorized)], responses=common)
+    watch = JobWatch(service)
 
     @router.post(CREATE, responses={409: errors}, summary="Create a backup")
     def create(body: CreateBackup) -> BackupInfo:
         return BackupInfo(backup_info=BackupDocument.of(service.create(body.label)))
 
     @router.get(LIST, summary="List backups (those whose id starts with prefix)")
-    def list_backups(prefix: str = "") -> BackupList:
-        docs = [BackupDocument.of(r, service.progress(r.id)) for r in service.list(prefix)]
-        return BackupList(backup_info=docs or None)
+    async def list_backups(
+        prefix: str = "",
+        wait: Annotated[
+            float, Query(ge=0, le=MAX_WAIT, description="seconds to wait for a job on a matching backup to end")
+        ] = 0,
+    ) -> BackupList:
+        if wait:
+            await watch.until_done(prefix, wait)
+        return await run_in_threadpool(listing, service, prefix)
 
     @router.post(RESTORE, responses={404: errors, 409: errors}, summary="Restore a backup")
     def restore(body: RestoreRequest) -> RestoreInfo:

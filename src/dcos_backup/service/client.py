@@ -40,6 +40,7 @@ _BY_STATUS: dict[int, type[DcosBackupError]] = {
     507: StorageError,
 }
 FIRST_POLL = 0.05  # seconds; polls then slow down by half each time, up to the caller's interval
+LONG_POLL = 1.0  # seconds our service may hold a poll until the job ends (servers without it answer at once)
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,15 @@ class BackupClient:
         """``POST /create``: the new backup's document (STATUS_BACKING_UP)."""
         return self._call("POST", CREATE, json={"label": label})["backup_info"]
 
-    def list(self, prefix: str = "") -> list[dict]:
-        """``GET /list``: the backups whose id starts with ``prefix``, oldest first."""
-        return self._call("GET", LIST, params={"prefix": prefix} if prefix else None).get("backup_info", [])
+    def list(self, prefix: str = "", wait: float = 0) -> list[dict]:
+        """``GET /list``: the backups whose id starts with ``prefix``, oldest first; with ``wait``, once a job
+        running on one of them has ended (or ``wait`` seconds have passed)."""
+        params = {k: v for k, v in (("prefix", prefix), ("wait", wait)) if v}
+        return self._call("GET", LIST, params=params or None).get("backup_info", [])
 
-    def show(self, backup_id: str) -> dict:
+    def show(self, backup_id: str, wait: float = 0) -> dict:
         """One backup's document (``GET /list?prefix=<id>``: an id is never the prefix of another id)."""
-        for doc in self.list(backup_id):
+        for doc in self.list(backup_id, wait):
             if doc.get("id") == backup_id:
                 return doc
         raise NotFound(f"no backup with id {backup_id!r}")
@@ -124,20 +127,22 @@ class BackupClient:
     ) -> dict:
         """Poll ``show`` until ``done(doc)``; calls ``on_update`` with every document seen.
 
-        Polls start fast and slow down to ``interval``: a short job is seen finished within tens of
-        milliseconds, and a long one costs the service two requests a second."""
+        Each poll after the first asks the service to answer as soon as the job ends (``wait``), so the
+        end is seen at once. A server that answers at once regardless (DC/OS's) is polled with pauses that
+        start short and grow to ``interval``."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        pause = min(FIRST_POLL, interval)
+        pause, wait = min(FIRST_POLL, interval), 0.0
         while True:
-            doc = self.show(backup_id)
+            asked = time.monotonic()
+            doc = self.show(backup_id, wait)
             if on_update is not None:
                 on_update(doc)
             if done(doc):
                 return doc
             if deadline is not None and time.monotonic() > deadline:
                 raise DcosBackupError(f"gave up waiting for {backup_id} after {timeout:g}s")
-            time.sleep(pause)
-            pause = min(pause * 1.5, interval)
+            time.sleep(max(0.0, pause - (time.monotonic() - asked)))
+            pause, wait = min(pause * 1.5, interval), LONG_POLL
 
     def close(self) -> None:
         self._http.close()

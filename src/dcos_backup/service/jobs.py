@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -119,6 +119,15 @@ class BackupService:
     @property
     def running(self) -> Job | None:
         return self._jobs.current
+
+    def job_runs_on(self, prefix: str) -> bool:
+        """A job runs on a backup whose id starts with ``prefix``."""
+        job = self._jobs.current
+        return job is not None and job.id.startswith(prefix)
+
+    def on_job_end(self, listener: Callable[[], None]) -> None:
+        """Have ``listener()`` called (in the job's thread) whenever a job has ended."""
+        self._jobs.on_end(listener)
 
     # ------------------------------------------------------------------ commands
     def create(self, label: str) -> BackupRecord:
