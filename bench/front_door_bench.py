@@ -10,8 +10,10 @@ bytes each), then, --rounds times, one after the other on the same tree:
 - ``dcos backup create --wait`` as an operator runs it after ``eval "$(dcos-local env 1)"``: a new
   process, HTTPS through master 1's Admin Router to the service's socket, polling until STATUS_READY.
 
-Prints a table, the ratio of the front door to the engine's read (median of the rounds' ratios, and best
-against best; target <= 1.25) and writes JSON to bench/results/.
+Prints a table, the ratio of the front door to the engine's read (the median of the rounds' ratios is the
+figure: each round pairs the two on the same moment's machine; best against best is shown too; target
+<= 1.25) and the machine's load average (a shared machine makes single rounds swing both ways), and
+writes JSON to bench/results/.
 """
 
 from __future__ import annotations
@@ -104,7 +106,9 @@ def main() -> None:
     median_ratio = statistics.median(r["ratio"] for r in rounds)
     best_ratio = min(r["front door s"] for r in rounds) / min(r["engine read s"] for r in rounds)
     znodes = rounds[0]["znodes"]
+    load = os.getloadavg()
     print(f"\nfront door / engine read: median {median_ratio:.2f}, best vs best {best_ratio:.2f} (target <= {TARGET})")
+    print(f"load average during the run: {load[1]:.1f} (5 min) on {os.cpu_count()} cores")
     print(
         f"front door: {znodes / min(r['front door s'] for r in rounds):,.0f} znodes/s at best, "
         f"engine read {znodes / min(r['engine read s'] for r in rounds):,.0f} znodes/s"
@@ -117,6 +121,7 @@ def main() -> None:
             "ratio_median": median_ratio,
             "ratio_best": best_ratio,
             "target": TARGET,
+            "load_average_5min": load[1],
         },
     )
 
