@@ -16,8 +16,10 @@ import psutil
 import pytest
 from tests.helpers import BIN, run_tool, wait_for
 
+from dcos_backup.local import security
 from dcos_backup.local.cluster import Cluster
 from dcos_backup.master.processes import read_pid
+from dcos_backup.service.client import BackupClient, Endpoint
 from dcos_backup.testing.seed import ROOT
 from dcos_backup.zk import connect, iter_tree
 
@@ -103,9 +105,17 @@ def test_stop_start_and_kill_recovery(make_cluster):
     pids = c.all_pids()
     # 3 supervisors, 3 ZooKeepers, the service and its supervisor, 3 Admin Routers and their supervisors
     assert len(pids) == 14
+    token, ca = security.login(c.files, c.zk_hosts, "bootstrapuser"), c.files.ca_cert.read_bytes()
     result = dcos_local(c.dir, "down")
     assert result.returncode == 0, result.stderr
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+    # up again in the same directory: the same CA and users, so a token from before still works
+    again = dcos_local(c.dir, "up", "--masters", "3", "--subnet", c.subnet, "--heap", "512m")
+    assert again.returncode == 0, again.stderr
+    assert c.files.ca_cert.read_bytes() == ca
+    with BackupClient(Endpoint(c.master(2).admin_router_url, token, str(c.files.ca_cert))) as client:
+        assert client.list() == []
 
 
 def test_seed_is_realistic_and_deterministic(make_cluster):

@@ -31,14 +31,19 @@ TOKEN_MARGIN = 300  # seconds: a saved token closer than this to its expiry is r
 
 
 def create_trust(files: ClusterFiles, members: Iterable[Member]) -> None:
-    """The CA, every master's certificate, the IAM key pair and the service's ZooKeeper credentials."""
-    tls.create_ca(files.ca_cert, files.ca_key, f"dcos-local cluster CA ({files.dir.name})")
+    """The CA, every master's certificate, the IAM key pair and the service's ZooKeeper credentials: those
+    that do not exist yet. A cluster started again in its directory keeps its CA (clients keep trusting it),
+    its tokens and its users (their znode answers only to the credentials it was created with)."""
+    if not files.ca_cert.exists():
+        tls.create_ca(files.ca_cert, files.ca_key, f"dcos-local cluster CA ({files.dir.name})")
     for member in members:
-        tls.issue_server_certificate(
-            files.ca_cert, files.ca_key, member.host, files.master_cert(member.id), files.master_key(member.id)
-        )
-    generate_key_pair(files.iam_private_key, files.iam_public_key)
-    Credentials.generate(files.zk_credentials)
+        if not files.master_cert(member.id).exists():
+            cert, key = files.master_cert(member.id), files.master_key(member.id)
+            tls.issue_server_certificate(files.ca_cert, files.ca_key, member.host, cert, key)
+    if not files.iam_private_key.exists():
+        generate_key_pair(files.iam_private_key, files.iam_public_key)
+    if not files.zk_credentials.exists():
+        Credentials.generate(files.zk_credentials)
 
 
 def users(files: ClusterFiles, zk_hosts: str) -> UserStore:
