@@ -74,6 +74,13 @@ def print_json(doc: object) -> None:
     click.echo(json.dumps(doc, indent=2))
 
 
+def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Left-aligned columns two spaces apart, as the DC/OS CLI prints its tables."""
+    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
+    for line in (columns, *rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
 def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, status_of) -> dict:
     """Wait for a job, with a spinner on a terminal (only there: rich is loaded only when it shows)."""
     if not sys.stderr.isatty():
@@ -124,16 +131,11 @@ def list_cmd(ctx: click.Context, prefix: str, as_json: bool) -> None:
     if as_json:
         print_json(docs)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False)
-    for column in LIST_COLUMNS:
-        table.add_column(column, no_wrap=True)
-    for d in docs:
-        row = (d["id"], d["dcos_version"], d["status"], dcos_time(d["timestamp"]), d["label"], human_size(d["size"]))
-        table.add_row(*row)
-    Console(width=250).print(table)
+    rows = [
+        (d["id"], d["dcos_version"], d["status"], dcos_time(d["timestamp"]), d["label"], human_size(d["size"]))
+        for d in docs
+    ]
+    print_table(LIST_COLUMNS, rows)
 
 
 @backup.command()
