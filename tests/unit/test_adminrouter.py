@@ -13,7 +13,7 @@ from cryptography import x509
 
 from dcos_backup.adminrouter import tls
 from dcos_backup.adminrouter.nginx import AdminRouter, nginx_binary
-from dcos_backup.service.api import MAX_BODY
+from dcos_backup.service.paths import MAX_BODY
 
 
 @pytest.fixture

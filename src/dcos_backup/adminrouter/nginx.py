@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dcos_backup.errors import ClusterError, Conflict, MissingDependency
-from dcos_backup.service.api import MAX_BODY  # enforced here too, before a body reaches the service
+from dcos_backup.service.paths import MAX_BODY  # enforced here too, before a body reaches the service
 
 HTTPS_PORT = 443
 
