@@ -172,10 +172,9 @@ def _status(http: httpx.Client, url: str, token: str) -> int:
 def test_bad_tokens_are_401_through_the_admin_router_and_on_the_socket(cluster, kind):
     files = cluster.files
     token = forged_tokens(load_private_key(files.iam_private_key), load_public_key(files.iam_public_key))[kind]
-    through_router = https(cluster).get(cluster.master(1).admin_router_url + LIST, headers=auth(token))
-    on_socket = httpx.Client(transport=httpx.HTTPTransport(uds=cluster.service["socket"])).get(
-        "http://local" + LIST, headers=auth(token)
-    )
+    with https(cluster) as router, httpx.Client(transport=httpx.HTTPTransport(uds=cluster.service["socket"])) as sock:
+        through_router = router.get(cluster.master(1).admin_router_url + LIST, headers=auth(token))
+        on_socket = sock.get("http://local" + LIST, headers=auth(token))
     for response in (through_router, on_socket):
         assert response.status_code == 401, (kind, response.text)
         assert response.json()["code"] == "unauthorized" and len(response.json()["errors"]) == 1
