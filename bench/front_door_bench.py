@@ -5,7 +5,9 @@
 Seeds a private 3-master cluster with one wide directory (``/marathon/wide``: --children znodes of 200
 bytes each), then, --rounds times, one after the other on the same tree:
 
-- the engine's read alone: ``iter_tree`` over /marathon in this process, nothing else (the floor);
+- the engine's read alone: ``iter_tree`` over /marathon in this process, nothing else (the floor), once
+  before and once after the two below: the round's figure is the mean of the two, so that the machine's
+  load drifting during a round weighs on both sides alike;
 - the engine's backup in a process of its own: read + archive, what the service does with the tree;
 - ``dcos backup create --wait`` as an operator runs it after ``eval "$(dcos-local env 1)"``: a new
   process, HTTPS through master 1's Admin Router to the service's socket, polling until STATUS_READY.
@@ -74,7 +76,7 @@ def main() -> None:
         env = dcos_env(cluster.dir)
         engine_read(spec)  # warm the servers' caches once, for every contender alike
         for i in range(args.rounds):
-            read, nodes = engine_read(spec)
+            read_before, nodes = engine_read(spec)
             archived, rss = timed_command(
                 [
                     sys.executable,
@@ -85,6 +87,7 @@ def main() -> None:
                 ]
             )
             front, _ = timed_command([str(BIN / "dcos"), "backup", "create", f"--label=bench-{i}", "--wait"], env=env)
+            read = (read_before + engine_read(spec)[0]) / 2
             rounds.append(
                 {
                     "round": i + 1,
