@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
+import socket
 import stat
 import subprocess
+from pathlib import Path
 
 import pytest
 from cryptography import x509
+from tests.conftest import free_subnet
 
+import dcos_backup
 from dcos_backup.adminrouter import tls
-from dcos_backup.adminrouter.nginx import AdminRouter, nginx_binary
+from dcos_backup.adminrouter.nginx import AdminRouter, check_can_listen, nginx_binary
+from dcos_backup.errors import Conflict
 from dcos_backup.service.paths import MAX_BODY
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # the modules this test loads need nothing beyond the standard library
 
 
 @pytest.fixture
@@ -66,3 +74,31 @@ def test_the_master_certificate_is_the_cas_for_its_ip(router, tmp_path):
 
 def test_nginx_is_found():
     assert nginx_binary().endswith("nginx")
+
+
+def test_port_443_taken_is_one_clear_line():
+    host = f"{free_subnet()}.1"
+    with socket.socket() as taken:
+        taken.bind((host, 443))
+        taken.listen()
+        with pytest.raises(Conflict, match=f"the Admin Router's port {host}:443 is already in use"):
+            check_can_listen(host)
+    check_can_listen(host)  # free again
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path(SYSTEM_PYTHON).exists(), reason="needs root to become nobody")
+def test_without_root_443_is_refused_with_one_line():
+    """As the unprivileged user nobody (through the system's Python: the venv's may live under /root)."""
+    probe = f"from dcos_backup.adminrouter.nginx import check_can_listen; check_can_listen('{free_subnet()}.1')"
+    src = str(Path(dcos_backup.__file__).parent.parent)
+    result = subprocess.run(
+        [SYSTEM_PYTHON, "-c", probe],
+        user=65534,
+        group=65534,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": src},
+        cwd="/",
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].endswith("permission denied; run as root")
