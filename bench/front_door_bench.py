@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -69,6 +70,15 @@ def main() -> None:
     parser.add_argument("--subnet", default="127.32.0", help="loopback /24 of the private cluster")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="front-door-bench-"))
+    try:
+        rounds = measure(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(args, rounds)
+
+
+def measure(args: argparse.Namespace, work: Path) -> list[dict]:
+    """The rounds: engine read, engine backup, the front door, engine read again, on one cluster."""
     rounds = []
     with bench_cluster(3, subnet=args.subnet, heap="2g") as cluster:
         seed_wide(cluster.zk_hosts, args.children)
@@ -104,6 +114,10 @@ def main() -> None:
                 f"ratio {front / read:.2f}",
                 flush=True,
             )
+    return rounds
+
+
+def report(args: argparse.Namespace, rounds: list[dict]) -> None:
     columns = ["round", "znodes", "engine read s", "engine backup s", "front door s", "ratio"]
     print_table("dcos backup create --wait (front door) vs the engine's read alone", rounds, columns)
     median_ratio = statistics.median(r["ratio"] for r in rounds)
