@@ -5,7 +5,7 @@
 Seeds a private 3-master cluster with Marathon-like state (--nodes znodes under /marathon) and measures:
 
 - our engine reading /marathon (the backup's read path, in its own process: peak RSS and archive size),
-- a backup end to end through the backup service (HTTP create -> STATUS_READY),
+- a backup end to end through the front door (HTTPS to an Admin Router, create -> STATUS_READY),
 - the raw ceiling: pipelined getData for every path on one socket (nothing else: no ACL, no children),
 - our restore (apply_tree) into an emptied subtree, then a byte-for-byte comparison with the source,
 - a dry run (diff_tree) of the archive against the restored tree (reads it all, finds nothing to change).
@@ -33,7 +33,7 @@ from kazoo.protocol.serialization import GetData
 
 from _common import BIN, bench_cluster, measured_command, print_table, timed_command, write_result
 from dcos_backup.catalog.archive import read_archive
-from dcos_backup.service.auth import read_token_file
+from dcos_backup.local import security
 from dcos_backup.service.client import BackupClient, Endpoint, backup_finished
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import ZkSpec, ZNode, apply_tree, compare_tree, connect, diff_tree, iter_tree
@@ -159,14 +159,15 @@ def main() -> None:
         )
 
         # --- through the service
-        service = BackupClient(Endpoint(cluster.service["url"], read_token_file(Path(cluster.service["token_file"]))))
+        token = security.bootstrap_token(cluster.files)
+        service = BackupClient(Endpoint(cluster.master(1).admin_router_url, token, str(cluster.files.ca_cert)))
         started = time.perf_counter()
         doc = service.wait(service.create("bench")["id"], backup_finished, interval=0.05)
         secs = time.perf_counter() - started
         assert doc["status"] == "STATUS_READY", doc
         rows.append(
             {
-                "what": "ours: backup through the service (HTTP)",
+                "what": "ours: backup through the front door (HTTPS)",
                 "znodes": total,
                 "seconds": secs,
                 "znodes/s": rate(total, secs),
