@@ -42,6 +42,23 @@ def timed_command(command: list[str], **kwargs: object) -> tuple[float, int]:
     return seconds, usage.ru_maxrss // 1024
 
 
+def measured_command(command: list[str]) -> tuple[float, dict]:
+    """Run one of the bench's helper scripts (``_read_once.py``, ...); returns (seconds, the JSON it prints,
+    with its own ``peak_rss_mb``)."""
+    started = time.perf_counter()
+    out = subprocess.run(command, check=True, stdout=subprocess.PIPE).stdout
+    return time.perf_counter() - started, json.loads(out)
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident set size, from VmHWM, which exec starts afresh (wait4's ru_maxrss of a
+    child also counts memory from before its exec: 19 MB for a child whose own peak was 9 MB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
 def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 

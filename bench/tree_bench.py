@@ -5,9 +5,10 @@
 Seeds a private 3-master cluster with Marathon-like state (--nodes znodes under /marathon) and measures:
 
 - our engine reading /marathon (the backup's read path, in its own process: peak RSS and archive size),
-- a backup end to end through the backup service (HTTP create -> STATUS_READY),
+- a backup end to end through the front door (HTTPS to an Admin Router, create -> STATUS_READY),
 - the raw ceiling: pipelined getData for every path on one socket (nothing else: no ACL, no children),
-- our restore (apply_tree) into an emptied subtree, then a byte-for-byte comparison with the source.
+- our restore (apply_tree) into an emptied subtree, then a byte-for-byte comparison with the source,
+- a dry run (diff_tree) of the archive against the restored tree (reads it all, finds nothing to change).
 
 The one-request-at-a-time peers are slow, so they run on a --sample subtree copied from /marathon
 (rates are per znode, so they compare): kazoo sync reader, kazoo async reader, zk-shell `cp` to JSON,
@@ -30,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from kazoo.protocol.serialization import GetData
 
-from _common import BIN, bench_cluster, print_table, timed_command, write_result
+from _common import BIN, bench_cluster, measured_command, print_table, timed_command, write_result
 from dcos_backup.catalog.archive import read_archive
-from dcos_backup.service.auth import read_token_file
+from dcos_backup.local import security
 from dcos_backup.service.client import BackupClient, Endpoint, backup_finished
 from dcos_backup.testing.seed import seed_marathon
-from dcos_backup.zk import ZkSpec, ZNode, apply_tree, compare_tree, connect, iter_tree
+from dcos_backup.zk import ZkSpec, ZNode, apply_tree, compare_tree, connect, diff_tree, iter_tree
 from dcos_backup.zk.wire import Connection
 
 WRITER_REPEATS = 5
@@ -141,9 +142,10 @@ def main() -> None:
 
         # --- our read path, end to end into an archive, in its own process
         archive = work / "marathon.dcosbkp"
-        secs, rss = timed_command(
+        secs, read_once = measured_command(
             [sys.executable, str(Path(__file__).parent / "_read_once.py"), hosts, "/marathon", str(archive)]
         )
+        rss = read_once["peak_rss_mb"]
         rows.append(
             {
                 "what": "ours: engine backup (read + archive)",
@@ -157,14 +159,15 @@ def main() -> None:
         )
 
         # --- through the service
-        service = BackupClient(Endpoint(cluster.service["url"], read_token_file(Path(cluster.service["token_file"]))))
+        token = security.bootstrap_token(cluster.files)
+        service = BackupClient(Endpoint(cluster.master(1).admin_router_url, token, str(cluster.files.ca_cert)))
         started = time.perf_counter()
         doc = service.wait(service.create("bench")["id"], backup_finished, interval=0.05)
         secs = time.perf_counter() - started
         assert doc["status"] == "STATUS_READY", doc
         rows.append(
             {
-                "what": "ours: backup through the service (HTTP)",
+                "what": "ours: backup through the front door (HTTPS)",
                 "znodes": total,
                 "seconds": secs,
                 "znodes/s": rate(total, secs),
@@ -218,6 +221,20 @@ def main() -> None:
             }
         )
         ours_write = rate(applied.created, secs)
+
+        # --- a dry run (restore --dry-run) of the same archive over the restored tree: the merge reads it all
+        with open(archive, "rb") as raw:
+            secs, diff = timed(diff_tree, spec, "/marathon", read_archive(raw))
+        assert not diff.changes and diff.stats.unchanged == applied.created, diff.to_dict()
+        rows.append(
+            {
+                "what": "ours: dry-run diff of the archive vs the restored tree (no change)",
+                "znodes": diff.stats.unchanged,
+                "seconds": secs,
+                "znodes/s": rate(diff.stats.unchanged, secs),
+                "MB/s": data_mb / secs,
+            }
+        )
 
         # --- the sample subtree for the slow peers
         sample = []

@@ -3,7 +3,7 @@
 Every error a user can cause or meet derives from :class:`DcosBackupError`. Each class carries the
 CLI exit code and the HTTP status it maps to, so the mapping lives here and nowhere else:
 ``cli/_common.py`` turns an error into one line on stderr plus ``exit_code``; the service turns it
-into a JSON body plus ``http_status``.
+into DC/OS's JSON error body (``{"errors": ["..."]}``, plus our ``code``) and ``http_status``.
 
 CLI exit codes: 0 ok, 1 operation failed, 2 usage error, 3 service / ZooKeeper unreachable.
 """
@@ -24,7 +24,8 @@ class DcosBackupError(Exception):
         self.details = details
 
     def to_dict(self) -> dict[str, object]:
-        body: dict[str, object] = {"code": self.code, "message": self.message}
+        """The API's error body: DC/OS's ``errors`` list, then our machine-readable ``code``."""
+        body: dict[str, object] = {"errors": [self.message], "code": self.code}
         if self.details:
             body["details"] = self.details
         return body
@@ -39,10 +40,17 @@ class UsageError(DcosBackupError):
 
 
 class Unauthorized(DcosBackupError):
-    """Missing or wrong bearer token."""
+    """No token, or one that is malformed, expired, wrongly signed or names no known user."""
 
     http_status = 401
     code = "unauthorized"
+
+
+class Forbidden(DcosBackupError):
+    """A valid token whose user lacks the permission the request needs."""
+
+    http_status = 403
+    code = "forbidden"
 
 
 class NotFound(DcosBackupError):
@@ -97,6 +105,12 @@ class ZooKeeperUnavailable(Unavailable):
     """The ZooKeeper ensemble cannot be reached or lost our session."""
 
     code = "zookeeper_unavailable"
+
+
+class AccessDenied(DcosBackupError):
+    """ZooKeeper refused us a znode (NoAuth): the credentials we present may not read or change it."""
+
+    code = "zookeeper_access_denied"
 
 
 class ServiceUnavailable(Unavailable):

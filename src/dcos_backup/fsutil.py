@@ -1,4 +1,5 @@
-"""Small file-system helpers shared by the catalog and dcos-zk: durable renames and hashing writes."""
+"""Small file-system helpers shared by the catalog, dcos-zk and the keeper of secrets: durable renames, hashing
+writes and private (0600) files."""
 
 from __future__ import annotations
 
@@ -32,3 +33,18 @@ class HashingWriter:
 
     def flush(self) -> None:
         self.raw.flush()
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, readable by its owner only (0600; a new parent directory 0700):
+    keys, tokens and credentials never exist, not even for a moment, with wider permissions."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file left behind by an earlier crash
+        f.write(data)
+        f.flush()
+        os.fsync(fd)
+    os.replace(tmp, path)

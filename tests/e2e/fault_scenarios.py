@@ -20,14 +20,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.helpers import wait_for
+from tests.helpers import front_door, wait_for
 
 from dcos_backup.catalog.archive import read_archive, verify_archive
 from dcos_backup.errors import Conflict
 from dcos_backup.local.cluster import Cluster
 from dcos_backup.master.processes import read_pid
-from dcos_backup.service.auth import read_token_file
-from dcos_backup.service.client import BackupClient, Endpoint, backup_finished, restore_finished
+from dcos_backup.service.client import BackupClient, backup_finished, latest_restore, restore_finished
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
@@ -36,8 +35,8 @@ ATTEMPTS = 10
 
 
 def service_client(cluster: Cluster) -> BackupClient:
-    token = read_token_file(Path(cluster.service["token_file"]))
-    return BackupClient(Endpoint(cluster.service["url"], token))
+    """A superuser's client through master 1's Admin Router."""
+    return front_door(cluster)
 
 
 # The supervisor's backoff doubles up to 30 s while the service keeps dying young: many kills in a row
@@ -91,9 +90,10 @@ def restore_again(client: BackupClient, backup_id: str) -> dict:
 
 
 def archive_equals_tree(cluster: Cluster, doc: dict, root: str = "/marathon") -> None:
-    path = Path(cluster.service["storage_dir"]) / doc["id"] / doc["components"]["marathon"]["archive"]
+    component = doc["component_status"]["marathon"]
+    path = Path(cluster.service["storage_dir"]) / doc["id"] / component["archive"]
     with open(path, "rb") as raw:
-        verify_archive(raw, doc["components"]["marathon"]["sha256"])
+        verify_archive(raw, component["sha256"])
     with ZkEngine(cluster.zk_hosts) as engine, open(path, "rb") as raw:
         difference = engine.compare(root, read_archive(raw))
     assert difference is None, f"archive of a STATUS_READY backup differs from the tree: {difference}"
@@ -123,12 +123,12 @@ def catalog(cluster: Cluster, backup_id: str) -> dict:
 
 
 def job_running(doc: dict) -> bool:
-    return doc["status"] == "STATUS_BACKING_UP" or (doc.get("restores") or {}).get("status") == "STATUS_RESTORING"
+    return doc["status"] == "STATUS_BACKING_UP" or latest_restore(doc).get("status") == "STATUS_RESTORING"
 
 
 def safety_recorded(doc: dict) -> bool:
     """A restore has its safety backup: from now on it changes ZooKeeper."""
-    return bool((doc.get("restores") or {}).get("safety_backup_id"))
+    return bool(latest_restore(doc).get("safety_backup_id"))
 
 
 def archive_growing(cluster: Cluster, backup_id: str, size: int) -> bool:
@@ -248,11 +248,11 @@ def service_killed_mid_restore(cluster: Cluster, rng: random.Random, branch: str
     act_mid_job(cluster, start, ready, kill_service(cluster), still_there=where)
     client = wait_service(cluster)
     final = client.wait(backup["id"], restore_finished, interval=0.2, timeout=120)
-    restores = final["restores"]
-    assert restores["status"] == "STATUS_ERROR" and "interrupted" in restores["reason"], restores
-    assert reason in restores["reason"], restores
+    restore = latest_restore(final)
+    assert restore["status"] == "STATUS_ERROR" and "interrupted" in restore["reason"], restore
+    assert reason in restore["reason"], restore
     assert tree_now(cluster) == damaged, "the tree is not what it was before the interrupted restore"
-    assert restore_again(client, backup["id"])["restores"]["status"] == "STATUS_READY"
+    assert latest_restore(restore_again(client, backup["id"]))["status"] == "STATUS_READY"
     assert tree_now(cluster) == wanted, "a re-run restore did not bring the backup back"
     return outcome
 
@@ -282,7 +282,7 @@ def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branc
     damaged = tree_now(cluster)
     job_id = act_mid_job(cluster, start, ready, kill_leader(cluster), where if kind == "restore" else job_running)
     final = client.wait(job_id, lambda d: backup_finished(d) and restore_finished(d), interval=0.2, timeout=120)
-    outcome = final["restores"] if kind == "restore" else final  # both have status and reason
+    outcome = latest_restore(final) if kind == "restore" else final  # both have status and reason
     status, reason = outcome["status"], outcome["reason"]
     cluster.wait_serving(90)
     if status == "STATUS_READY":

@@ -1,5 +1,6 @@
 """The seed's "Backing up / Restoring a cluster", word for word, through `dcos backup` against a real
-3-master local cluster whose backup service runs under dcos-local's restart-always supervisor."""
+3-master local cluster (every request through an Admin Router, over HTTPS) whose backup service runs
+under dcos-local's restart-always supervisor; and the DC/OS CLI's own formats and ways to find a cluster."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import pytest
 from kazoo.security import OPEN_ACL_UNSAFE
 from tests.conftest import seeded_cluster
 from tests.e2e import fault_scenarios
-from tests.helpers import damage, ok, run_tool, wait_for
+from tests.helpers import damage, dcos_env, ok, run_tool, wait_for
 
+from dcos_backup import __version__
+from dcos_backup.local import security
+from dcos_backup.service.client import latest_restore
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import ZNode, apply_tree, connect
 
@@ -19,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 
 def dcos(cluster, *args: str, env: dict | None = None):
-    """``dcos backup ARGS`` against ``cluster`` (found the CLI's default way: its DCOS_LOCAL_DIR)."""
+    """``dcos backup ARGS`` against ``cluster`` (found the CLI's fallback way: its DCOS_LOCAL_DIR)."""
     return run_tool("dcos", "backup", *args, cluster_dir=cluster.dir, env=env, timeout=120)
 
 
@@ -55,24 +59,28 @@ def test_seed_procedure_through_the_cli(seeded):
     assert backup_id not in stdout_of(cluster, "list", "other-label")
     docs = json.loads(stdout_of(cluster, "list", "--json"))
     assert [d["id"] for d in docs] == [backup_id]
+    assert show(cluster, backup_id)["component_status"]["marathon"]["status"] == "STATUS_READY"
 
     # Something goes wrong with /marathon.
     damage(zk)
     assert snapshot(zk) != before
 
-    # Restoring: restore, then monitor restores.component_status.marathon.
-    assert "restoring" in stdout_of(cluster, "restore", backup_id)
+    # Restoring: restore, then monitor restores.component_status.marathon (of the latest restore).
+    restore_id = stdout_of(cluster, "restore", backup_id).strip()
     seen = []
+
+    def restore_state() -> str:
+        restore = latest_restore(show(cluster, backup_id))
+        assert restore["id"] == restore_id
+        return restore["component_status"]["marathon"]["status"]
+
     wait_for(
-        lambda: (
-            seen.append(show(cluster, backup_id)["restores"]["component_status"]["marathon"])
-            or seen[-1] != "STATUS_RESTORING"
-        ),
+        lambda: seen.append(restore_state()) or seen[-1] not in ("STATUS_UNKNOWN", "STATUS_RESTORING"),
         interval=0.05,
         what="restore to end",
     )
     assert seen[-1] == "STATUS_READY"
-    assert set(seen) <= {"STATUS_RESTORING", "STATUS_READY"}
+    assert set(seen) <= {"STATUS_UNKNOWN", "STATUS_RESTORING", "STATUS_READY"}
     assert snapshot(zk) == before
 
     # Deleting a backup.
@@ -87,22 +95,57 @@ def test_wait_flags_and_exit_codes(seeded):
     assert show(cluster, backup_id)["status"] == "STATUS_READY"
     restored = dcos(cluster, "restore", backup_id, "--wait")
     assert restored.returncode == 0 and "STATUS_READY" in restored.stderr
+    assert latest_restore(show(cluster, backup_id))["id"] == restored.stdout.strip()
 
     unknown = "pre-upgrade-ea6b49f5-79a8-4767-ae78-3f874c90e3da"
     for args in (["show", unknown], ["delete", unknown], ["restore", unknown]):
         result = dcos(cluster, *args)
         assert result.returncode == 1 and "no backup" in result.stderr and len(result.stderr.splitlines()) == 1
 
-    for label in ["ab", "a" * 26, "..abc", "a/b", "a b", "prè", ""]:
+    for label in ["ab", "a" * 26, "..abc", "-ab", "a/b", "a b", "prè", ""]:
         result = dcos(cluster, "create", "--label", label)
         assert result.returncode == 2, (label, result.stderr)
         assert "invalid label" in result.stderr and len(result.stderr.splitlines()) == 1
     assert [d["label"] for d in json.loads(stdout_of(cluster, "list", "--json")) if not d["safety"]] == ["with-wait"]
 
-    result = dcos(cluster, "list", env={"DCOS_BACKUP_TOKEN": "wrong"})
-    assert result.returncode == 1 and "invalid bearer token" in result.stderr
-    result = dcos(cluster, "list", env={"DCOS_BACKUP_URL": "http://127.0.0.1:9", "DCOS_BACKUP_TOKEN": "x"})
-    assert result.returncode == 3 and "http://127.0.0.1:9" in result.stderr and "Traceback" not in result.stderr
+    result = dcos(cluster, "list", env={"DCOS_ACS_TOKEN": "wrong"})
+    assert result.returncode == 1 and "invalid token" in result.stderr and len(result.stderr.splitlines()) == 1
+    result = dcos(cluster, "list", env={"DCOS_URL": "https://127.0.0.1:9", "DCOS_ACS_TOKEN": "x"})
+    assert result.returncode == 3 and "https://127.0.0.1:9" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_dcos_cli_formats_and_ways_in(seeded):
+    cluster, _ = seeded
+    assert ok(dcos(cluster, "--version")).stdout.strip() == __version__
+    assert "backups" in ok(dcos(cluster, "--info")).stdout
+    backup_id = ok(dcos(cluster, "create", "--label", "formats", "--wait")).stdout.strip()
+
+    # DC/OS's table: its four columns first, then ours.
+    header, *rows = ok(dcos(cluster, "list", "formats")).stdout.splitlines()
+    assert header.split() == ["BACKUP", "ID", "VERSION", "STATUS", "TIMESTAMP", "LABEL", "SIZE"]
+    assert len(rows) == 1 and rows[0].split()[:3] == [backup_id, __version__, "STATUS_READY"]
+    assert rows[0].split()[5:7] == ["+0000", "UTC"]
+    shown = json.loads(ok(dcos(cluster, "show", "--json", backup_id)).stdout)
+    assert list(shown)[:6] == ["dcos_version", "id", "timestamp", "status", "component_status", "restores"]
+
+    # The DC/OS CLI's variables (what `dcos-local env 2` exports) reach master 2's Admin Router.
+    env = dcos_env(cluster, master=2)
+    assert [d["id"] for d in json.loads(ok(dcos(cluster, "list", "formats", "--json", env=env)).stdout)] == [backup_id]
+
+    # A user without the permission: one line naming it. A URL without a token: one line saying so.
+    security.add_user(cluster.files, cluster.zk_hosts, "viewer", [])
+    token = security.login(cluster.files, cluster.zk_hosts, "viewer")
+    refused = dcos(cluster, "list", env=dcos_env(cluster, token))
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        "error: user 'viewer' lacks the permission dcos:adminrouter:ops:system-backup (action full)"
+    ]
+    no_token = dcos(cluster, "--url", cluster.master(1).admin_router_url, "list")
+    assert no_token.returncode == 2 and len(no_token.stderr.splitlines()) == 1
+    assert "no token for https://" in no_token.stderr
+    untrusted = dcos(cluster, "list", env={**dcos_env(cluster), "DCOS_SSL_VERIFY": "true"})
+    assert untrusted.returncode == 3 and "DCOS_SSL_VERIFY" in untrusted.stderr
+    assert len(untrusted.stderr.splitlines()) == 1
 
 
 def test_killed_service_is_restarted_and_marks_the_backup_interrupted(seeded):
@@ -125,6 +168,7 @@ def test_killed_service_is_restarted_and_marks_the_backup_interrupted(seeded):
     wait_for(lambda: dcos(cluster, "list").returncode == 0, what="service answering again")
     doc = show(cluster, backup_id)
     assert doc["status"] == "STATUS_ERROR" and "interrupted" in doc["reason"]
+    assert doc["component_status"]["marathon"]["status"] == "STATUS_ERROR"
     storage = Path(cluster.service["storage_dir"]) / backup_id
     assert not list(storage.glob("*.partial"))
     # a new backup succeeds once the dead session's lock has expired

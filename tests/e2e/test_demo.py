@@ -16,7 +16,10 @@ def test_quick_start_demo_runs_end_to_end(tmp_path):
     # Every step runs the public command an operator would type, and shows it.
     for command in (
         "$ dcos-local up",
+        '$ eval "$(dcos-local env 1)"',
         "$ dcos-local seed --apps 30",
+        "$ curl -sS --fail --cacert",
+        "/exhibitor/exhibitor/v1/cluster/status",
         "$ dcos-local status",
         "$ dcos backup create --label=pre-upgrade --wait",
         "$ dcos-zk backup",
@@ -26,6 +29,7 @@ def test_quick_start_demo_runs_end_to_end(tmp_path):
     ):
         assert command in out, command
     assert "seeded /marathon" in out and "OK:" in out and "tree digest" in out
-    assert "restores.component_status.marathon = STATUS_READY" in out
+    assert "restores[-1].component_status.marathon.status = STATUS_READY" in out
+    assert '"description":"serving"' in out  # the seed's curl, through the Admin Router
     assert "znodes identical" in out and "every step passed" in out
     assert not directory.exists()  # purged: nothing left running or on disk

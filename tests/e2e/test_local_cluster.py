@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
+import jwt
 import psutil
 import pytest
 from tests.helpers import BIN, run_tool, wait_for
 
+from dcos_backup.local import security
 from dcos_backup.local.cluster import Cluster
 from dcos_backup.master.processes import read_pid
+from dcos_backup.service.client import BackupClient, Endpoint
 from dcos_backup.testing.seed import ROOT
 from dcos_backup.zk import connect, iter_tree
 
@@ -52,6 +57,15 @@ def test_env_points_at_the_master(cluster):
     exports = dict(line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines())
     assert exports["DCOS_EXHIBITOR_DIR"] == str(cluster.master(2).layout.exhibitor_dir)
     assert exports["DCOS_ZK_ADDRESS"] == f"{cluster.master(2).member.host}:2181"
+    # The DC/OS CLI's own variables: master 2's Admin Router, the CA, a fresh bootstrapuser token.
+    assert exports["DCOS_URL"] == f"https://{cluster.master(2).member.host}"
+    assert exports["DCOS_SSL_VERIFY"] == str(cluster.files.ca_cert)
+    claims = jwt.decode(exports["DCOS_ACS_TOKEN"], options={"verify_signature": False})
+    assert claims["uid"] == "bootstrapuser" and claims["exp"] > time.time() + 3600
+    described = json.loads((cluster.dir / "cluster.json").read_text())["dcos_cli"]
+    assert described["DCOS_ACS_TOKEN_FILE"] == str(cluster.files.token_file)  # its file, not the token
+    assert stat.S_IMODE(cluster.files.token_file.stat().st_mode) == 0o600
+    assert "DCOS_ACS_TOKEN" not in described
 
 
 def test_data_layout_is_dcos_like(cluster):
@@ -89,10 +103,19 @@ def test_stop_start_and_kill_recovery(make_cluster):
 
     # down leaves no process behind
     pids = c.all_pids()
-    assert len(pids) == 8  # 3 supervisors, 3 ZooKeepers, the service and its supervisor
+    # 3 supervisors, 3 ZooKeepers, the service and its supervisor, 3 Admin Routers and their supervisors
+    assert len(pids) == 14
+    token, ca = security.login(c.files, c.zk_hosts, "bootstrapuser"), c.files.ca_cert.read_bytes()
     result = dcos_local(c.dir, "down")
     assert result.returncode == 0, result.stderr
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+    # up again in the same directory: the same CA and users, so a token from before still works
+    again = dcos_local(c.dir, "up", "--masters", "3", "--subnet", c.subnet, "--heap", "512m")
+    assert again.returncode == 0, again.stderr
+    assert c.files.ca_cert.read_bytes() == ca
+    with BackupClient(Endpoint(c.master(2).admin_router_url, token, str(c.files.ca_cert))) as client:
+        assert client.list() == []
 
 
 def test_seed_is_realistic_and_deterministic(make_cluster):

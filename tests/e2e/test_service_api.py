@@ -1,24 +1,26 @@
-"""The backup service's HTTP API, in-process (FastAPI TestClient) against the real shared ensemble.
+"""The backup service's HTTP API (DC/OS's v1), in-process (FastAPI TestClient) against the real shared ensemble.
 
-Each test gets its own ZooKeeper chroot and catalog directory, so tests cannot see each other's lock.
-The service is given a FaultyEngine (the real engine, faults off unless a test switches one on).
+Each test gets its own ZooKeeper chroot (its lock, its users) and catalog directory. The service is given a
+FaultyEngine (the real engine, faults off unless a test switches one on); tokens are real RS256 JWTs.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 from tests.e2e.faulty_engine import FaultyEngine
-from tests.helpers import damage, wait_for
+from tests.helpers import damage, in_process_api, wait_for
 
 from dcos_backup.catalog.archive import read_archive
-from dcos_backup.catalog.models import BackupRecord, Status, new_backup_id, now
+from dcos_backup.catalog.ids import new_backup_id
+from dcos_backup.catalog.models import BackupRecord, Status, now
 from dcos_backup.catalog.storage import LocalStorage
-from dcos_backup.service.app import PREFIX, build_app
+from dcos_backup.service.api import CREATE, DELETE, LIST, PREFIX, RESTORE
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
 from dcos_backup.testing.seed import seed_marathon
@@ -26,7 +28,6 @@ from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
-TOKEN = "s3cret-token"
 
 
 @pytest.fixture
@@ -37,9 +38,9 @@ def env(cluster, tmp_path):
     zk = connect(cluster.zk_hosts + chroot)
     seed_marathon(zk, apps=20, seed=5)
     engine = ZkEngine(cluster.zk_hosts + chroot)
-    service = BackupService(LocalStorage(tmp_path / "backups"), FaultyEngine(engine))
-    http = TestClient(build_app(service, TOKEN), headers={"Authorization": f"Bearer {TOKEN}"})
-    yield http, service, zk
+    service = BackupService(LocalStorage(tmp_path / "backups"), FaultyEngine(engine), dcos_version="2.2.0")
+    with in_process_api(service, cluster.zk_hosts + chroot) as api:
+        yield api.http, service, zk, api
     service.close()
     engine.close()
     zk.stop()
@@ -50,133 +51,202 @@ def env(cluster, tmp_path):
 @pytest.fixture
 def slow_reader(env):
     """Hold the engine's reads at a gate so a job is still running when the next request arrives."""
-    _, service, _ = env
+    _, service, _, _ = env
     gate = threading.Event()
     service.engine.gate = gate
     yield gate
     gate.set()
 
 
+def backup_doc(http, backup_id: str) -> dict:
+    docs = http.get(LIST, params={"prefix": backup_id}).json()["backup_info"]
+    return next(d for d in docs if d["id"] == backup_id)
+
+
 def create_ready(http, label="pre-upgrade") -> dict:
-    doc = http.post(f"{PREFIX}/backups", json={"label": label}).json()
+    doc = http.post(CREATE, json={"label": label}).json()["backup_info"]
     return wait_for(
-        lambda: (d := http.get(f"{PREFIX}/backups/{doc['id']}").json())["status"] != "STATUS_BACKING_UP" and d,
-        what="backup to finish",
+        lambda: (d := backup_doc(http, doc["id"]))["status"] != "STATUS_BACKING_UP" and d, what="backup to finish"
     )
+
+
+def restore_ended(http, backup_id: str, restore_id: str | None = None) -> dict:
+    """The backup's document once its restore ``restore_id`` (default: the latest) has ended."""
+
+    def ended():
+        doc = backup_doc(http, backup_id)
+        restore = next((r for r in doc["restores"] if r["id"] == restore_id), None) if restore_id else None
+        restore = restore or (doc["restores"][-1] if doc["restores"] else {})
+        return restore.get("status") not in (None, "STATUS_RESTORING") and doc
+
+    return wait_for(ended, what="restore to end")
 
 
 def test_backup_lifecycle_and_restore_byte_for_byte(env):
-    http, _, zk = env
+    http, _, zk, _ = env
     before = snapshot(zk)
-    response = http.post(f"{PREFIX}/backups", json={"label": "pre-upgrade"})
-    assert response.status_code == 202
-    assert response.json()["status"] == "STATUS_BACKING_UP"
-    assert response.json()["id"].startswith("pre-upgrade-")
-    doc = wait_for(
-        lambda: (d := http.get(f"{PREFIX}/backups/{response.json()['id']}").json())["status"] == "STATUS_READY" and d
-    )
-    comp = doc["components"]["marathon"]
+    assert http.get(LIST).text == "{}"
+    response = http.post(CREATE, json={"label": "pre-upgrade"})
+    assert response.status_code == 200
+    created = response.json()["backup_info"]
+    assert created["status"] == "STATUS_BACKING_UP" and created["id"].startswith("pre-upgrade-")
+    assert created["component_status"] == {
+        "marathon": {**created["component_status"]["marathon"], "status": "STATUS_UNKNOWN"}
+    }
+    assert created["dcos_version"] == "2.2.0" and created["restores"] == []
+    doc = wait_for(lambda: (d := backup_doc(http, created["id"]))["status"] == "STATUS_READY" and d)
+    comp = doc["component_status"]["marathon"]
     assert comp["nodes"] == len(before) and comp["status"] == "STATUS_READY" and len(comp["sha256"]) == 64
     assert comp["skipped_ephemeral"] == 0 and comp["zxid_window"]["last"] >= comp["zxid_window"]["first"] > 0
 
     damage(zk)
     assert snapshot(zk) != before
-    restore = http.post(f"{PREFIX}/backups/{doc['id']}/restore")
-    assert restore.status_code == 202
-    assert restore.json()["restores"]["component_status"]["marathon"] == "STATUS_RESTORING"
-    final = wait_for(
-        lambda: (
-            (d := http.get(f"{PREFIX}/backups/{doc['id']}").json())["restores"]["status"] != "STATUS_RESTORING" and d
-        )
-    )
-    assert final["restores"]["component_status"]["marathon"] == "STATUS_READY", final["restores"]
+    restore = http.post(RESTORE, json={"id": doc["id"]})
+    assert restore.status_code == 200
+    started = restore.json()["backup_info"]
+    assert started["status"] == "STATUS_RESTORING" and started["backup_id"] == doc["id"]
+    assert started["component_status"] == {"marathon": {"status": "STATUS_UNKNOWN", "stats": None}}
+    assert started["id"] != doc["id"] and len(started["id"]) == 36  # the restore's own id
+    final = restore_ended(http, doc["id"], started["id"])
+    latest = final["restores"][-1]
+    assert latest["id"] == started["id"] and latest["status"] == "STATUS_READY", latest
+    assert latest["component_status"]["marathon"]["status"] == "STATUS_READY"
     assert snapshot(zk) == before
-    stats = final["restores"]["history"][-1]["stats"]["marathon"]
+    stats = latest["component_status"]["marathon"]["stats"]
     assert stats["created"] > 0 and stats["updated"] > 0 and stats["deleted"] == 2
-    safety = http.get(f"{PREFIX}/backups/{final['restores']['safety_backup_id']}").json()
+    safety = backup_doc(http, latest["safety_backup_id"])
     assert safety["safety"] and safety["label"].startswith("safety-") and safety["status"] == "STATUS_READY"
 
-    listed = http.get(f"{PREFIX}/backups", params={"label": "pre-upgrade"}).json()
-    assert [d["id"] for d in listed] == [doc["id"]]
-    assert http.delete(f"{PREFIX}/backups/{doc['id']}").status_code == 200
-    assert doc["id"] not in [d["id"] for d in http.get(f"{PREFIX}/backups").json()]
+    assert [d["id"] for d in http.get(LIST, params={"prefix": "pre-upgrade"}).json()["backup_info"]] == [doc["id"]]
+    assert http.request("DELETE", DELETE, json={"id": latest["id"]}).status_code == 400  # a restore's id
+    deleted = http.request("DELETE", DELETE, json={"id": doc["id"]})
+    assert deleted.status_code == 200 and deleted.json()["backup_info"]["id"] == doc["id"]
+    assert doc["id"] not in [d["id"] for d in http.get(LIST).json()["backup_info"]]
 
 
-@pytest.mark.parametrize("label", ["ab", "a" * 26, "..abc", "a/b", "a b", "prè", "", None, 5])
+@pytest.mark.parametrize("label", ["ab", "a" * 26, "..abc", ".ab", "a-b", "a/b", "a b", "prè", "", None, 5, ["abc"]])
 def test_bad_labels_are_400_and_create_nothing(env, label):
-    http, _, _ = env
-    response = http.post(f"{PREFIX}/backups", json={"label": label})
+    http, _, _, _ = env
+    response = http.post(CREATE, json={"label": label})
     assert response.status_code == 400
-    assert response.json()["code"] == "invalid_request" and "label" in response.json()["message"]
-    assert http.get(f"{PREFIX}/backups").json() == []
+    body = response.json()
+    assert body["code"] == "invalid_request" and len(body["errors"]) == 1 and "label" in body["errors"][0]
+    assert http.get(LIST).text == "{}"
 
 
 @pytest.mark.parametrize(
-    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}, {"Authorization": "Bearer"}]
+    ("method", "path", "body"),
+    [
+        ("POST", CREATE, {"label": "abc"}),
+        ("GET", LIST, None),
+        ("POST", RESTORE, {"id": new_backup_id("abc")}),
+        ("DELETE", DELETE, {"id": new_backup_id("abc")}),
+    ],
 )
-def test_token_is_required_everywhere(env, headers):
-    http, _, _ = env
+def test_every_route_needs_a_token_of_a_permitted_user(env, method, path, body):
+    http, _, _, api = env
     raw = TestClient(http.app)
-    some_id = new_backup_id("abc")
-    for method, path in [
-        ("post", "/backups"),
-        ("get", "/backups"),
-        ("get", f"/backups/{some_id}"),
-        ("delete", f"/backups/{some_id}"),
-        ("post", f"/backups/{some_id}/restore"),
-    ]:
-        response = getattr(raw, method)(
-            PREFIX + path, headers=headers, **({"json": {"label": "abc"}} if method == "post" else {})
-        )
-        assert response.status_code == 401, (method, path)
-        assert response.json()["code"] == "unauthorized"
+    for headers in ({}, {"Authorization": "token=wrong"}, {"Authorization": "Basic YTpi"}, {"Authorization": "token="}):
+        response = raw.request(method, path, headers=headers, json=body)
+        assert response.status_code == 401, (method, path, headers)
+        assert response.json()["code"] == "unauthorized" and response.headers["www-authenticate"] == "acsjwt"
+    forbidden = raw.request(method, path, headers=api.headers("nobody"), json=body)
+    assert forbidden.status_code == 403
+    assert forbidden.json()["errors"] == [
+        "user 'nobody' lacks the permission dcos:adminrouter:ops:system-backup (action full)"
+    ]
     assert raw.get(f"{PREFIX}/health").status_code == 200  # liveness needs no token
+    assert http.get(LIST).text == "{}"  # nothing was created by the refused requests
 
 
-def test_unknown_and_malformed_ids_are_404(env):
-    http, _, _ = env
-    for backup_id in [new_backup_id("nope"), "..%2F..%2Fetc", "whatever"]:
-        assert http.get(f"{PREFIX}/backups/{backup_id}").status_code == 404
-        assert http.delete(f"{PREFIX}/backups/{backup_id}").status_code == 404
-        response = http.post(f"{PREFIX}/backups/{backup_id}/restore")
-        assert response.status_code == 404 and response.json()["code"] == "not_found"
+def test_a_grant_counts_at_once(env):
+    http, _, _, api = env
+    raw = TestClient(http.app)
+    assert raw.get(LIST, headers=api.headers("late")).status_code == 401  # unknown user
+    api.users.update(lambda d: d.add_user("late"))
+    assert raw.get(LIST, headers=api.headers("late")).status_code == 403
+    api.users.update(lambda d: d.user("late").grant("dcos:adminrouter:ops:system-backup"))
+    assert raw.get(LIST, headers=api.headers("late")).status_code == 200
+
+
+def test_ids_that_are_no_backups_are_400_and_unknown_backups_404(env):
+    http, _, _, _ = env
+    for bad in ("..%2F..%2Fetc", "whatever", str(uuid.uuid4()), "", 7, None):
+        for method, path in (("POST", RESTORE), ("DELETE", DELETE)):
+            response = http.request(method, path, json={"id": bad})
+            assert response.status_code == 400 and response.json()["code"] == "invalid_request", (bad, path)
+    unknown = new_backup_id("nope")
+    for method, path in (("POST", RESTORE), ("DELETE", DELETE)):
+        response = http.request(method, path, json={"id": unknown})
+        assert response.status_code == 404 and response.json()["errors"] == [f"no backup with id {unknown!r}"]
+    assert http.post(RESTORE).status_code == 400  # no body at all
 
 
 def test_concurrent_creates_one_runs_the_rest_get_409(env, slow_reader):
-    http, _, _ = env
+    http, _, _, _ = env
     with ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(lambda i: http.post(f"{PREFIX}/backups", json={"label": f"burst-{i}"}), range(8)))
+        responses = list(pool.map(lambda i: http.post(CREATE, json={"label": f"burst-{i}"}), range(8)))
     codes = sorted(r.status_code for r in responses)
-    assert codes == [202] + [409] * 7
-    running = next(r.json()["id"] for r in responses if r.status_code == 202)
-    assert all(running in r.json()["message"] for r in responses if r.status_code == 409)
+    assert codes == [200] + [409] * 7
+    running = next(r.json()["backup_info"]["id"] for r in responses if r.status_code == 200)
+    assert all(running in r.json()["errors"][0] for r in responses if r.status_code == 409)
+    assert all(r.json()["details"] == {"running": running} for r in responses if r.status_code == 409)
     slow_reader.set()
-    wait_for(lambda: http.get(f"{PREFIX}/backups/{running}").json()["status"] == "STATUS_READY")
-    assert len(http.get(f"{PREFIX}/backups").json()) == 1
+    wait_for(lambda: backup_doc(http, running)["status"] == "STATUS_READY")
+    assert len(http.get(LIST).json()["backup_info"]) == 1
+
+
+def test_progress_and_component_status_while_a_backup_runs(env, slow_reader):
+    http, _, _, _ = env
+    backup_id = http.post(CREATE, json={"label": "watched"}).json()["backup_info"]["id"]
+    running = wait_for(lambda: (d := backup_doc(http, backup_id)).get("progress") and d, what="progress")
+    assert running["status"] == "STATUS_BACKING_UP"
+    assert running["component_status"]["marathon"]["status"] == "STATUS_BACKING_UP"  # it has started
+    assert running["progress"]["phase"] == "backing up marathon"
+    slow_reader.set()
+    done = wait_for(lambda: (d := backup_doc(http, backup_id))["status"] == "STATUS_READY" and d)
+    assert "progress" not in done
+
+
+def test_a_list_can_wait_for_the_end_of_a_job(env, slow_reader):
+    """``GET /list?prefix=<id>&wait=S``: held while the job on that backup runs, answered when it ends."""
+    http, _, _, _ = env
+    backup_id = http.post(CREATE, json={"label": "awaited"}).json()["backup_info"]["id"]
+    started = time.monotonic()
+    held = http.get(LIST, params={"prefix": backup_id, "wait": 0.5}).json()["backup_info"][0]
+    assert held["status"] == "STATUS_BACKING_UP" and time.monotonic() - started >= 0.5  # the job is held
+    started = time.monotonic()
+    assert http.get(LIST, params={"prefix": "other", "wait": 20}).text == "{}"  # no job there: no wait
+    assert time.monotonic() - started < 20
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(lambda: http.get(LIST, params={"prefix": backup_id, "wait": 30}).json())
+        slow_reader.set()
+        assert waiting.result()["backup_info"][0]["status"] == "STATUS_READY"
+    for bad in ("-1", "31", "soon"):
+        assert http.get(LIST, params={"wait": bad}).status_code == 400
 
 
 def test_delete_while_creating_or_restoring_is_409(env, slow_reader):
-    http, _, _ = env
+    http, _, _, _ = env
     slow_reader.set()
     ready = create_ready(http, "first")
     slow_reader.clear()
-    creating = http.post(f"{PREFIX}/backups", json={"label": "second"}).json()
-    response = http.delete(f"{PREFIX}/backups/{creating['id']}")
-    assert response.status_code == 409
-    assert http.post(f"{PREFIX}/backups/{ready['id']}/restore").status_code == 409  # one job at a time
+    creating = http.post(CREATE, json={"label": "second"}).json()["backup_info"]
+    assert http.request("DELETE", DELETE, json={"id": creating["id"]}).status_code == 409
+    assert http.post(RESTORE, json={"id": ready["id"]}).status_code == 409  # one job at a time
     slow_reader.set()
-    wait_for(lambda: http.get(f"{PREFIX}/backups/{creating['id']}").json()["status"] == "STATUS_READY")
+    wait_for(lambda: backup_doc(http, creating["id"])["status"] == "STATUS_READY")
 
     slow_reader.clear()
-    assert http.post(f"{PREFIX}/backups/{ready['id']}/restore").status_code == 202
-    assert http.delete(f"{PREFIX}/backups/{ready['id']}").status_code == 409
+    assert http.post(RESTORE, json={"id": ready["id"]}).status_code == 200
+    assert http.request("DELETE", DELETE, json={"id": ready["id"]}).status_code == 409
     slow_reader.set()
-    wait_for(lambda: http.get(f"{PREFIX}/backups/{ready['id']}").json()["restores"]["status"] == "STATUS_READY")
-    assert http.delete(f"{PREFIX}/backups/{ready['id']}").status_code == 200
+    assert restore_ended(http, ready["id"])["restores"][-1]["status"] == "STATUS_READY"
+    assert http.request("DELETE", DELETE, json={"id": ready["id"]}).status_code == 200
 
 
 def test_flipped_byte_restore_refused_and_zookeeper_untouched(env):
-    http, service, zk = env
+    http, service, zk, _ = env
     doc = create_ready(http)
     archive = service.storage.archive_path(doc["id"], "marathon.dcosbkp")
     blob = bytearray(archive.read_bytes())
@@ -184,51 +254,49 @@ def test_flipped_byte_restore_refused_and_zookeeper_untouched(env):
     archive.write_bytes(bytes(blob))
     damage(zk)
     damaged = snapshot(zk)
-    http.post(f"{PREFIX}/backups/{doc['id']}/restore")
-    final = wait_for(
-        lambda: (
-            (d := http.get(f"{PREFIX}/backups/{doc['id']}").json())["restores"]["status"] != "STATUS_RESTORING" and d
-        )
-    )
-    assert final["restores"]["status"] == "STATUS_ERROR"
-    assert final["restores"]["component_status"]["marathon"] == "STATUS_ERROR"
-    assert "checksum" in final["restores"]["reason"] and "not changed" in final["restores"]["reason"]
-    assert final["restores"]["safety_backup_id"] is None
+    http.post(RESTORE, json={"id": doc["id"]})
+    restore = restore_ended(http, doc["id"])["restores"][-1]
+    assert restore["status"] == "STATUS_ERROR"
+    assert restore["component_status"]["marathon"]["status"] == "STATUS_ERROR"
+    assert "checksum" in restore["reason"] and "not changed" in restore["reason"]
+    assert restore["safety_backup_id"] is None
     assert snapshot(zk) == damaged
 
 
 def test_restore_of_a_failed_backup_is_refused(env):
-    http, service, _ = env
+    http, service, _, _ = env
     failed = BackupRecord(
-        id=new_backup_id("broken"), label="broken", status=Status.ERROR, reason="boom", created_at=now()
+        dcos_version="2.2.0",
+        id=new_backup_id("broken"),
+        label="broken",
+        status=Status.ERROR,
+        reason="boom",
+        timestamp=now(),
     )
     service.storage.write(failed)
-    response = http.post(f"{PREFIX}/backups/{failed.id}/restore")
-    assert response.status_code == 409 and "STATUS_ERROR" in response.json()["message"]
+    response = http.post(RESTORE, json={"id": failed.id})
+    assert response.status_code == 409 and "STATUS_ERROR" in response.json()["errors"][0]
 
 
 def test_failed_restore_rolls_back_to_the_safety_backup(env):
-    http, service, zk = env
+    http, service, zk, _ = env
     doc = create_ready(http)
     damage(zk)
     damaged = snapshot(zk)
     service.engine.compare_lies = 1  # the verification after the restore "finds" a difference
-    http.post(f"{PREFIX}/backups/{doc['id']}/restore")
-    final = wait_for(
-        lambda: (
-            (d := http.get(f"{PREFIX}/backups/{doc['id']}").json())["restores"]["status"] != "STATUS_RESTORING" and d
-        )
-    )
-    assert final["restores"]["status"] == "STATUS_ERROR"
-    assert "injected difference" in final["restores"]["reason"]
-    assert "rolled back to the safety backup" in final["restores"]["reason"]
+    http.post(RESTORE, json={"id": doc["id"]})
+    restore = restore_ended(http, doc["id"])["restores"][-1]
+    assert restore["status"] == "STATUS_ERROR"
+    assert "injected difference" in restore["reason"]
+    assert "rolled back to the safety backup" in restore["reason"]
     assert snapshot(zk) == damaged
 
 
 def test_restart_marks_interrupted_jobs_and_removes_partials(env):
-    http, service, _ = env
+    http, service, _, _ = env
     done = create_ready(http, "kept")
-    running = BackupRecord(id=new_backup_id("cut"), label="cut", status=Status.BACKING_UP, created_at=now())
+    running = BackupRecord.start("cut", {"marathon": "/marathon"}, "2.2.0")
+    running.start_component("marathon")
     service.storage.write(running)
     # what a SIGKILLed service leaves behind: a running record and a partial archive
     partial = service.storage.archive_path(running.id, "marathon.dcosbkp.partial")
@@ -237,15 +305,16 @@ def test_restart_marks_interrupted_jobs_and_removes_partials(env):
     assert not partial.exists()
     record = service.get(running.id)
     assert record.status == Status.ERROR and "interrupted" in record.reason
+    assert record.component_status["marathon"].status == Status.ERROR
     assert service.get(done["id"]).status == Status.READY
 
 
 def test_a_read_failing_mid_backup_is_an_error_and_frees_the_lock_at_once(env):
-    http, service, _ = env
+    http, service, _, _ = env
     service.engine.read_fails_after = 10
     failed = create_ready(http, "cut-short")
     assert failed["status"] == "STATUS_ERROR" and failed["reason"] == "injected: connection lost after 10 nodes"
-    component = failed["components"]["marathon"]
+    component = failed["component_status"]["marathon"]
     assert component["status"] == "STATUS_ERROR" and component["reason"] == failed["reason"]
     assert sorted(p.name for p in service.storage.archive_path(failed["id"], "x").parent.iterdir()) == ["backup.json"]
     service.engine.read_fails_after = None
@@ -256,13 +325,14 @@ def interrupted_restore(service: BackupService, backup_id: str, safety_id: str |
     """What a service killed mid-restore leaves in the catalog: a restore still STATUS_RESTORING."""
     record = service.get(backup_id)
     restore = record.start_restore()
+    restore.begin()
     if safety_id is not None:
         restore.protect(safety_id)
     service.storage.write(record)
 
 
 def test_restart_rolls_an_interrupted_restore_back_to_its_safety_backup(env):
-    http, service, zk = env
+    http, service, zk, _ = env
     wanted = create_ready(http, "wanted")
     damage(zk)
     damaged = snapshot(zk)
@@ -273,49 +343,54 @@ def test_restart_rolls_an_interrupted_restore_back_to_its_safety_backup(env):
     assert snapshot(zk) != damaged
 
     assert service.recover() == [wanted["id"]]
-    final = wait_for(
-        lambda: (
-            (d := http.get(f"{PREFIX}/backups/{wanted['id']}").json())["restores"]["status"] != "STATUS_RESTORING" and d
-        )
-    )
-    restores = final["restores"]
-    assert restores["status"] == "STATUS_ERROR" and restores["component_status"] == {"marathon": "STATUS_ERROR"}
-    assert restores["reason"] == (
+    restore = restore_ended(http, wanted["id"])["restores"][-1]
+    assert restore["status"] == "STATUS_ERROR"
+    assert restore["component_status"] == {"marathon": {"status": "STATUS_ERROR", "stats": None}}
+    assert restore["reason"] == (
         f"interrupted: the service stopped during the restore; rolled back to the safety backup {safety['id']}"
     )
     assert snapshot(zk) == damaged
-    assert http.post(f"{PREFIX}/backups/{wanted['id']}/restore").status_code == 202  # the lock is free again
+    assert http.post(RESTORE, json={"id": wanted["id"]}).status_code == 200  # the lock is free again
 
 
 def test_restart_ends_a_restore_interrupted_before_any_change(env):
-    http, service, zk = env
+    http, service, zk, _ = env
     wanted = create_ready(http, "wanted")
     damage(zk)
     damaged = snapshot(zk)
     interrupted_restore(service, wanted["id"], None)
     assert service.recover() == [wanted["id"]]
-    restores = service.get(wanted["id"]).restores  # no job needed: ended at once
-    assert restores.status == Status.ERROR and restores.component_status == {"marathon": Status.ERROR}
-    assert restores.reason == "interrupted before any change; ZooKeeper was not touched"
+    restore = service.get(wanted["id"]).latest_restore  # no job needed: ended at once
+    assert restore.status == Status.ERROR and restore.component_status["marathon"].status == Status.ERROR
+    assert restore.reason == "interrupted before any change; ZooKeeper was not touched"
     assert service.running is None and snapshot(zk) == damaged
 
 
 def test_openapi_and_error_shapes(env):
-    http, _, _ = env
+    http, _, _, _ = env
     schema = TestClient(http.app).get(f"{PREFIX}/openapi.json").json()
-    assert f"{PREFIX}/backups/{{backup_id}}/restore" in schema["paths"]
-    document = {"$ref": "#/components/schemas/BackupDocument"}
-    show = schema["paths"][f"{PREFIX}/backups/{{backup_id}}"]["get"]["responses"]
-    assert show["200"]["content"]["application/json"]["schema"] == document
-    assert show["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
-    listed = schema["paths"][f"{PREFIX}/backups"]["get"]["responses"]["200"]["content"]["application/json"]
-    assert listed["schema"]["items"] == document
+    assert {CREATE, LIST, RESTORE, DELETE} <= set(schema["paths"])
+    assert not any("/backups" in path for path in schema["paths"])  # the old routes are gone
+    listed = schema["paths"][LIST]["get"]["responses"]
+    assert listed["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/BackupList"}
+    for path, method in ((CREATE, "post"), (LIST, "get"), (RESTORE, "post"), (DELETE, "delete")):
+        responses = schema["paths"][path][method]["responses"]
+        for status in ("400", "401", "403"):
+            assert responses[status]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorBody"
+            }, (path, status)
     models = schema["components"]["schemas"]
-    assert {"restores", "size", "progress", "components"} <= set(models["BackupDocument"]["properties"])
-    assert {"component_status", "history", "safety_backup_id"} <= set(models["Restores"]["properties"])
-    big = http.post(
-        f"{PREFIX}/backups", content=b"{" + b" " * 70000 + b"}", headers={"content-type": "application/json"}
-    )
+    assert list(models["BackupDocument"]["properties"])[:6] == [
+        "dcos_version",
+        "id",
+        "timestamp",
+        "status",
+        "component_status",
+        "restores",
+    ]
+    assert {"label", "size", "progress", "reason"} <= set(models["BackupDocument"]["properties"])
+    assert models["CreateBackup"]["properties"]["label"]["pattern"] == "^[A-Za-z0-9_][A-Za-z0-9_][A-Za-z0-9_.-]*$"
+    big = http.post(CREATE, content=b"{" + b" " * 70000 + b"}", headers={"content-type": "application/json"})
     assert big.status_code == 413 and big.json()["code"] == "too_large"
     assert http.get("/nope").json()["code"] == "not_found"
-    assert http.put(f"{PREFIX}/backups").json()["code"] == "method_not_allowed"
+    assert http.put(CREATE).json() == {"errors": ["Method Not Allowed"], "code": "method_not_allowed"}

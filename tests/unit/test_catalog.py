@@ -4,13 +4,14 @@ import os
 
 import pytest
 
-from dcos_backup.catalog.models import BackupRecord, Status, new_backup_id, now
+from dcos_backup.catalog.ids import new_backup_id
+from dcos_backup.catalog.models import BackupRecord, Status, now
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.errors import NotFound, StorageError
 
 
 def record(label="pre-upgrade", status=Status.READY) -> BackupRecord:
-    return BackupRecord(id=new_backup_id(label), label=label, status=status, created_at=now())
+    return BackupRecord(dcos_version="2.2.0", id=new_backup_id(label), label=label, status=status, timestamp=now())
 
 
 def test_write_read_list_delete(tmp_path):
@@ -20,6 +21,9 @@ def test_write_read_list_delete(tmp_path):
     storage.write(b)
     assert storage.read(a.id) == a
     assert [r.id for r in storage.list_records()] == [a.id, b.id]
+    assert [r.id for r in storage.list_records("sec")] == [b.id]
+    assert [r.id for r in storage.list_records(a.id)] == [a.id]
+    assert storage.list_records("nothing") == []
     storage.delete(a.id)
     assert [r.id for r in storage.list_records()] == [b.id]
     with pytest.raises(NotFound):

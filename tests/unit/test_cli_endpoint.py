@@ -1,60 +1,84 @@
-"""How ``dcos backup`` finds the service: command line and environment first, the local cluster as fallback."""
+"""How ``dcos backup`` finds the cluster: --url/--token, then DCOS_URL/DCOS_ACS_TOKEN/DCOS_SSL_VERIFY, then the
+local cluster as the fallback; a URL never gets the local cluster's token."""
 
 from pathlib import Path
 
 import pytest
 
-from dcos_backup.cli.endpoint import resolve_endpoint
+from dcos_backup.cli.endpoint import resolve_endpoint, ssl_verify
 from dcos_backup.errors import UsageError
+from dcos_backup.iam.tokens import generate_key_pair
 from dcos_backup.local.cluster import Cluster
+from dcos_backup.local.security import bootstrap_token
 from dcos_backup.service.client import Endpoint
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path):
-    """No service settings, and a local cluster directory that holds nothing yet."""
-    for name in ("DCOS_BACKUP_URL", "DCOS_BACKUP_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+def local_dir(monkeypatch, tmp_path) -> Path:
+    """A local cluster directory that holds nothing yet (and no DC/OS CLI variables set)."""
     monkeypatch.setenv("DCOS_LOCAL_DIR", str(tmp_path / "local"))
-    return monkeypatch
+    return tmp_path / "local"
 
 
-def token_file(path: Path, token: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(token + "\n")
-    return path
-
-
-def local_cluster_with_service(directory: Path) -> None:
+def local_cluster_with_service(directory: Path) -> Cluster:
     cluster = Cluster.define(directory, masters=1, subnet="127.31.0")
-    cluster.service = {"url": "http://127.31.0.1:8100", "token_file": str(token_file(directory / "t", "local"))}
+    generate_key_pair(cluster.files.iam_private_key, cluster.files.iam_public_key)
+    cluster.service = {"socket": str(cluster.files.backup_socket)}
     cluster.save()
+    return cluster
 
 
-def test_the_environment_wins_and_the_local_cluster_is_not_read(env, tmp_path):
-    env.setenv("DCOS_BACKUP_URL", "http://backup.example:8100/")
-    env.setenv("DCOS_BACKUP_TOKEN", "from-env")
-    assert resolve_endpoint(None, None) == Endpoint("http://backup.example:8100", "from-env")
-    assert resolve_endpoint("http://flag:1", token_file(tmp_path / "f", "file")) == Endpoint(
-        "http://flag:1", "from-env"
-    )
+def test_flags_win_over_the_variables(local_dir):
+    env = {"DCOS_URL": "https://10.0.0.1", "DCOS_ACS_TOKEN": "from-env", "DCOS_SSL_VERIFY": "/ca.crt"}
+    assert resolve_endpoint("https://flag/", "from-flag", env) == Endpoint("https://flag", "from-flag", "/ca.crt")
+    assert resolve_endpoint(None, None, env) == Endpoint("https://10.0.0.1", "from-env", "/ca.crt")
+    assert resolve_endpoint(None, None, {**env, "DCOS_SSL_VERIFY": "false"}).verify is False
+    assert resolve_endpoint(None, None, {"DCOS_URL": "https://x", "DCOS_ACS_TOKEN": "t"}).verify is True
 
 
-def test_the_token_file_serves_when_no_token_variable_is_set(env, tmp_path):
-    assert resolve_endpoint("http://flag:1", token_file(tmp_path / "f", "file")) == Endpoint("http://flag:1", "file")
+def test_a_url_without_a_token_is_refused_even_with_a_local_cluster(local_dir):
+    local_cluster_with_service(local_dir)
+    for url, env in (("https://flag", {}), (None, {"DCOS_URL": "https://10.0.0.1"})):
+        with pytest.raises(UsageError, match=r"no token for https://.*: set DCOS_ACS_TOKEN or pass --token"):
+            resolve_endpoint(url, None, env)
 
 
-def test_the_local_cluster_fills_in_what_is_missing(env, tmp_path):
-    local_cluster_with_service(tmp_path / "local")
-    assert resolve_endpoint(None, None) == Endpoint("http://127.31.0.1:8100", "local")
-    assert resolve_endpoint("http://flag:1", None) == Endpoint("http://flag:1", "local")
-    env.setenv("DCOS_BACKUP_TOKEN", "from-env")
-    assert resolve_endpoint(None, None) == Endpoint("http://127.31.0.1:8100", "from-env")
+def test_the_local_cluster_fills_in_what_is_missing(local_dir):
+    cluster = local_cluster_with_service(local_dir)
+    endpoint = resolve_endpoint(None, None, {})
+    assert endpoint.url == "https://127.31.0.1" and endpoint.verify == str(cluster.files.ca_cert)
+    assert endpoint.token == bootstrap_token(cluster.files) == cluster.files.token_file.read_text().strip()
+    assert cluster.files.token_file.stat().st_mode & 0o777 == 0o600
+    assert resolve_endpoint(None, "mine", {"DCOS_SSL_VERIFY": "true"}) == Endpoint("https://127.31.0.1", "mine", True)
 
 
-def test_nothing_configured_says_what_to_set(env, tmp_path):
-    with pytest.raises(UsageError, match="set DCOS_BACKUP_URL and DCOS_BACKUP_TOKEN, or start a local cluster"):
-        resolve_endpoint(None, None)
-    Cluster.define(tmp_path / "local", masters=1, subnet="127.31.0").save()
+def test_an_expiring_saved_token_is_replaced(local_dir):
+    cluster = local_cluster_with_service(local_dir)
+    cluster.files.token_file.parent.mkdir(parents=True)
+    cluster.files.token_file.write_text("not-a-jwt\n")
+    token = resolve_endpoint(None, None, {}).token
+    assert token != "not-a-jwt" and token.count(".") == 2
+
+
+def test_nothing_configured_says_what_to_set(local_dir):
+    with pytest.raises(UsageError, match=r"set DCOS_URL and DCOS_ACS_TOKEN .*or start a local cluster"):
+        resolve_endpoint(None, None, {})
+    Cluster.define(local_dir, masters=1, subnet="127.31.0").save()
     with pytest.raises(UsageError, match="the local cluster runs no backup service"):
-        resolve_endpoint(None, None)
+        resolve_endpoint(None, None, {})
+
+
+@pytest.mark.parametrize(
+    ("value", "verify"),
+    [
+        (None, None),
+        ("", None),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("true", True),
+        ("/ca.crt", "/ca.crt"),
+    ],
+)
+def test_dcos_ssl_verify_is_a_flag_or_a_ca_file(value, verify):
+    assert ssl_verify(value) == verify

@@ -1,6 +1,6 @@
-"""The records' state machine (legal and illegal transitions) and their JSON: files written before the
-state machine existed (tests/unit/fixtures/*-backup.json, written by the service as it was) load and
-are written again byte for byte; the API document keeps its keys and their order."""
+"""The records' state machine (legal and illegal transitions) and their JSON: DC/OS's documents
+(BackupMetadata, RestoreMetadata) with DC/OS's keys first; files of the earlier format
+(tests/unit/fixtures/*-backup.json, written by the service before the v1 API) load, upgraded."""
 
 from __future__ import annotations
 
@@ -10,23 +10,27 @@ from pathlib import Path
 import pytest
 
 from dcos_backup.catalog.archive import ArchiveSummary
-from dcos_backup.catalog.models import INTERRUPTED_BACKUP, BackupRecord, Status, ZxidWindow
+from dcos_backup.catalog.models import FORMAT_VERSION, INTERRUPTED_BACKUP, BackupRecord, Status, ZxidWindow
 from dcos_backup.errors import Conflict
-from dcos_backup.service.app import BackupDocument
+from dcos_backup.service.api import BackupDocument
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUMMARY = ArchiveSummary(nodes=3, data_bytes=10, bytes=120, sha256="ab" * 32)
 
 
+def started(*components: str) -> BackupRecord:
+    return BackupRecord.start("pre-upgrade", {name: f"/{name}" for name in components}, "2.2.0")
+
+
 def backing_up(*components: str) -> BackupRecord:
-    record = BackupRecord.start("pre-upgrade")
+    record = started(*components)
     for name in components:
-        record.start_component(name, f"/{name}")
+        record.start_component(name)
     return record
 
 
 def finish_component(record: BackupRecord, name: str) -> None:
-    record.components[name].finish(f"{name}.dcosbkp", SUMMARY, 1, ZxidWindow(first=5, last=7))
+    record.component_status[name].finish(f"{name}.dcosbkp", SUMMARY, 1, ZxidWindow(first=5, last=7))
 
 
 def ready(*components: str) -> BackupRecord:
@@ -38,13 +42,29 @@ def ready(*components: str) -> BackupRecord:
 
 
 # ---------------------------------------------------------------------------------------------- backups
+def test_a_new_backups_components_are_unknown_until_they_start():
+    record = started("marathon", "metronome")
+    assert record.status == Status.BACKING_UP and record.dcos_version == "2.2.0"
+    assert {n: c.status for n, c in record.component_status.items()} == {
+        "marathon": Status.UNKNOWN,
+        "metronome": Status.UNKNOWN,
+    }
+    record.start_component("marathon")
+    assert record.component_status["marathon"].status == Status.BACKING_UP
+    assert record.component_status["metronome"].status == Status.UNKNOWN
+    with pytest.raises(Conflict):
+        record.start_component("marathon")  # started once
+    with pytest.raises(Conflict, match="no component secrets"):
+        record.start_component("secrets")
+
+
 def test_a_backup_goes_backing_up_to_ready():
     record = backing_up("marathon")
     assert record.status == Status.BACKING_UP and record.finished_at is None and not record.safety
     finish_component(record, "marathon")
     record.finish()
-    comp = record.components["marathon"]
-    assert record.status == Status.READY and record.finished_at >= record.created_at
+    comp = record.component_status["marathon"]
+    assert record.status == Status.READY and record.finished_at >= record.timestamp
     assert (comp.status, comp.archive, comp.nodes, comp.bytes, comp.sha256) == (
         Status.READY,
         "marathon.dcosbkp",
@@ -57,26 +77,29 @@ def test_a_backup_goes_backing_up_to_ready():
 
 
 def test_a_failed_backup_fails_the_component_that_was_running():
-    record = backing_up("marathon", "metronome")
+    record = started("marathon", "metronome", "secrets")
+    record.start_component("marathon")
     finish_component(record, "marathon")
+    record.start_component("metronome")
     record.fail("no space left on the backup storage")
     assert record.status == Status.ERROR and record.reason == "no space left on the backup storage"
     assert record.finished_at is not None
-    assert record.components["marathon"].status == Status.READY
-    assert record.components["metronome"].status == Status.ERROR
-    assert record.components["metronome"].reason == "no space left on the backup storage"
+    assert record.component_status["marathon"].status == Status.READY
+    assert record.component_status["metronome"].status == Status.ERROR
+    assert record.component_status["metronome"].reason == "no space left on the backup storage"
+    assert record.component_status["secrets"].status == Status.UNKNOWN  # never started
 
 
 def test_an_interrupted_backup_is_an_error_that_says_so():
     record = backing_up("marathon")
     record.interrupt()
     assert record.status == Status.ERROR and record.reason == INTERRUPTED_BACKUP
-    assert record.components["marathon"].status == Status.ERROR
+    assert record.component_status["marathon"].status == Status.ERROR
 
 
 def test_a_safety_backup_names_the_backup_it_protects():
     protected = ready("marathon")
-    safety = BackupRecord.start("safety-20260101T000000", safety_for=protected.id)
+    safety = BackupRecord.start("safety-20260101T000000", {"marathon": "/marathon"}, "2.2.0", safety_for=protected.id)
     assert safety.safety and safety.safety_for == protected.id and safety.status == Status.BACKING_UP
 
 
@@ -86,9 +109,9 @@ def test_a_safety_backup_names_the_backup_it_protects():
         lambda r: r.finish(),
         lambda r: r.fail("late"),
         lambda r: r.interrupt(),
-        lambda r: r.start_component("other", "/other"),
-        lambda r: r.components["marathon"].finish("x", SUMMARY, 0, ZxidWindow(first=0, last=0)),
-        lambda r: r.components["marathon"].fail("late"),
+        lambda r: r.start_component("marathon"),
+        lambda r: r.component_status["marathon"].finish("x", SUMMARY, 0, ZxidWindow(first=0, last=0)),
+        lambda r: r.component_status["marathon"].fail("late"),
     ],
 )
 def test_a_finished_backup_cannot_move_again(move):
@@ -113,37 +136,40 @@ def test_a_backup_with_an_unfinished_component_cannot_be_ready():
 
 
 # ---------------------------------------------------------------------------------------------- restores
-def test_a_restore_goes_restoring_to_ready_and_the_top_level_follows_it():
+def test_a_restore_goes_unknown_restoring_ready_with_counts_per_component():
     record = ready("marathon")
     restore = record.start_restore()
-    assert record.restores.status == Status.RESTORING
-    assert record.restores.component_status == {"marathon": Status.RESTORING}
-    assert record.restores.id == restore.id and record.in_progress
+    assert record.latest_restore is restore and record.in_progress
+    assert restore.status == Status.RESTORING and len(restore.id) == 36  # a bare uuid4: never a backup id
+    assert restore.component_status["marathon"].status == Status.UNKNOWN
+    restore.begin()
+    assert restore.component_status["marathon"].status == Status.RESTORING
     restore.protect("safety-20260101T000000-" + "0" * 8 + "-0000-4000-8000-" + "0" * 12)
-    assert record.restores.safety_backup_id == restore.safety_backup_id
-    stats = {"marathon": {"created": 1, "updated": 2, "deleted": 3, "unchanged": 4}}
-    restore.finish(stats)
-    doc = json.loads(record.model_dump_json())["restores"]
-    assert doc["status"] == "STATUS_READY" and doc["component_status"] == {"marathon": "STATUS_READY"}
-    assert doc["finished_at"] is not None and doc["history"][-1]["stats"] == stats
-    assert doc["id"] == doc["history"][-1]["id"] and not record.in_progress
+    stats = {"created": 1, "updated": 2, "deleted": 3, "unchanged": 4}
+    restore.finish({"marathon": stats})
+    doc = json.loads(record.model_dump_json())["restores"][-1]
+    assert doc["status"] == "STATUS_READY"
+    assert doc["component_status"] == {"marathon": {"status": "STATUS_READY", "stats": stats}}
+    assert doc["finished_at"] is not None and doc["timestamp"] <= doc["finished_at"] and not record.in_progress
 
 
 def test_a_failed_restore_fails_every_component():
     record = ready("marathon", "metronome")
     restore = record.start_restore()
     restore.fail("marathon: archive fails its checksum; ZooKeeper was not changed")
-    assert record.restores.status == Status.ERROR
-    assert record.restores.component_status == {"marathon": Status.ERROR, "metronome": Status.ERROR}
-    assert record.restores.reason == restore.reason and restore.finished_at is not None
+    assert restore.status == Status.ERROR and restore.finished_at is not None
+    assert {n: c.status for n, c in restore.component_status.items()} == {
+        "marathon": Status.ERROR,
+        "metronome": Status.ERROR,
+    }
 
 
-def test_the_top_level_shows_the_latest_of_several_restores():
+def test_restores_are_a_list_oldest_first():
     record = ready("marathon")
     record.start_restore().fail("first")
     second = record.start_restore()
-    assert [r.status for r in record.restores.history] == [Status.ERROR, Status.RESTORING]
-    assert record.restores.id == second.id and record.restores.reason is None
+    assert [r.status for r in record.restores] == [Status.ERROR, Status.RESTORING]
+    assert record.latest_restore is second
 
 
 @pytest.mark.parametrize(
@@ -152,10 +178,12 @@ def test_the_top_level_shows_the_latest_of_several_restores():
         lambda r: r.finish({}),
         lambda r: r.fail("late"),
         lambda r: r.protect("safety-x"),
+        lambda r: r.begin(),
     ],
 )
 def test_a_finished_restore_cannot_move_again(move):
     restore = ready("marathon").start_restore()
+    restore.begin()
     restore.finish({})
     before = restore.model_dump_json()
     with pytest.raises(Conflict):
@@ -180,36 +208,60 @@ def test_only_a_ready_backup_is_restored_and_one_restore_at_a_time():
     record.start_restore()
     with pytest.raises(Conflict, match="still running"):
         record.start_restore()
-    assert len(record.restores.history) == 1
+    assert len(record.restores) == 1
 
 
 # ---------------------------------------------------------------------------------------------- JSON
-@pytest.mark.parametrize("name", ["restored", "plain", "safety", "interrupted"])
-def test_backup_json_of_the_earlier_code_loads_and_is_written_again_byte_for_byte(name):
-    written = (FIXTURES / f"{name}-backup.json").read_bytes()
-    record = BackupRecord.model_validate_json(written)
-    assert record.model_dump_json(indent=2).encode() == written
+DCOS_BACKUP_KEYS = ["dcos_version", "id", "timestamp", "status", "component_status", "restores"]
+DCOS_RESTORE_KEYS = ["id", "status", "component_status", "timestamp"]
 
 
-def test_the_restores_top_level_is_derived_not_read():
-    """A file whose top-level copy disagrees with its history shows the history's latest restore."""
-    doc = json.loads((FIXTURES / "restored-backup.json").read_text())
-    doc["restores"]["status"] = "STATUS_RESTORING"
-    doc["restores"]["component_status"] = {"marathon": "STATUS_RESTORING"}
-    record = BackupRecord.model_validate(doc)
-    assert record.restores.status == Status.ERROR == record.restores.history[-1].status
-    assert record.restores.component_status == {"marathon": Status.ERROR}
-
-
-@pytest.mark.parametrize("name", ["restored", "plain"])
-def test_the_api_document_is_the_one_the_earlier_code_showed(name):
-    """What ``dcos backup show`` printed: the same keys in the same order, the same values."""
-    shown = json.loads((FIXTURES / f"{name}-show.json").read_text())
-    record = BackupRecord.model_validate_json((FIXTURES / f"{name}-backup.json").read_bytes())
+def test_documents_put_dcos_keys_first():
+    record = ready("marathon")
+    record.start_restore()
     doc = json.loads(BackupDocument.of(record).model_dump_json())
-    assert doc == shown
-    assert list(doc) == list(shown) and list(doc["restores"]) == list(shown["restores"])
-    assert list(doc["components"]["marathon"]) == list(shown["components"]["marathon"])
+    assert list(doc)[:6] == DCOS_BACKUP_KEYS
+    assert list(doc)[6:] == ["label", "reason", "finished_at", "safety", "safety_for", "format_version", "size"]
+    assert next(iter(doc["component_status"]["marathon"])) == "status"
+    assert list(doc["restores"][0])[:4] == DCOS_RESTORE_KEYS
+    assert doc["timestamp"].endswith("Z")  # RFC 3339, UTC
+
+
+@pytest.mark.parametrize("name", ["restored", "plain", "safety", "interrupted", "two-components"])
+def test_backup_json_of_the_earlier_format_loads_upgraded(name):
+    earlier = json.loads((FIXTURES / f"{name}-backup.json").read_text())
+    assert earlier["format_version"] == 1
+    record = BackupRecord.model_validate(earlier)
+    assert record.format_version == FORMAT_VERSION and record.dcos_version == "unknown"
+    assert (record.id, record.label, record.status.value, record.reason) == (
+        earlier["id"],
+        earlier["label"],
+        earlier["status"],
+        earlier["reason"],
+    )
+    assert record.timestamp.isoformat().replace("+00:00", "Z") == earlier["created_at"]
+    assert (record.safety, record.safety_for) == (earlier["safety"], earlier["safety_for"])
+    for name_, old in earlier["components"].items():
+        new = json.loads(record.component_status[name_].model_dump_json())
+        assert new == {k: v for k, v in old.items() if k != "name"}
+    history = earlier["restores"]["history"]
+    assert [r.id for r in record.restores] == [r["id"] for r in history]
+    for new, old in zip(record.restores, history, strict=True):
+        assert new.status.value == old["status"] and new.reason == old["reason"]
+        assert new.safety_backup_id == old["safety_backup_id"]
+        assert {n: c.status.value for n, c in new.component_status.items()} == old["component_status"]
+        assert {n: c.stats for n, c in new.component_status.items() if c.stats} == old["stats"]
+    # Written again, it is the current format, and reads back the same.
+    again = BackupRecord.model_validate_json(record.model_dump_json())
+    assert again == record and json.loads(record.model_dump_json())["format_version"] == FORMAT_VERSION
+
+
+def test_an_upgraded_record_moves_on_like_a_new_one():
+    record = BackupRecord.model_validate_json((FIXTURES / "two-components-backup.json").read_bytes())
+    restore = record.start_restore()
+    restore.begin()
+    restore.finish({"marathon": {"created": 0, "updated": 0, "deleted": 0, "unchanged": 40}})
+    assert [r.status for r in record.restores] == [Status.READY, Status.ERROR, Status.READY]
 
 
 def test_progress_is_shown_last_and_only_while_a_job_runs():

@@ -19,7 +19,8 @@ from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from dcos_backup.catalog.models import BackupRecord, validate_backup_id
+from dcos_backup.catalog.ids import validate_backup_id
+from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.errors import IntegrityError, NotFound, StorageError
 from dcos_backup.fsutil import fsync_dir
 
@@ -37,7 +38,8 @@ class Storage(ABC):
     """The operations the service needs from a backup store."""
 
     @abstractmethod
-    def list_records(self) -> list[BackupRecord]: ...
+    def list_records(self, prefix: str = "") -> list[BackupRecord]:
+        """The records whose id starts with ``prefix``, oldest first."""
 
     @abstractmethod
     def read(self, backup_id: str) -> BackupRecord: ...
@@ -71,13 +73,14 @@ class LocalStorage(Storage):
     def _dir(self, backup_id: str) -> Path:
         return self.root / validate_backup_id(backup_id)
 
-    def list_records(self) -> list[BackupRecord]:
+    def list_records(self, prefix: str = "") -> list[BackupRecord]:
         records = []
         for entry in sorted(self.root.iterdir()):
-            if (entry / RECORD_FILE).is_file():
+            # The prefix is matched on directory names, so only the matching records are read.
+            if entry.name.startswith(prefix) and (entry / RECORD_FILE).is_file():
                 with contextlib.suppress(NotFound, IntegrityError):
                     records.append(self.read(entry.name))
-        return sorted(records, key=lambda r: r.created_at)
+        return sorted(records, key=lambda r: r.timestamp)
 
     def read(self, backup_id: str) -> BackupRecord:
         path = self._dir(backup_id) / RECORD_FILE

@@ -14,7 +14,10 @@ from rich.table import Table
 from dcos_backup.cli._common import run
 from dcos_backup.errors import ClusterError
 from dcos_backup.exhibitor.config import parse_zk_extra
+from dcos_backup.iam.tokens import parse_ttl
+from dcos_backup.iam.users import ACTIONS, FULL
 from dcos_backup.local import cluster as local_cluster
+from dcos_backup.local import security
 from dcos_backup.local.cluster import DEFAULT_SUBNET, Cluster
 
 dir_option = click.option(
@@ -38,7 +41,7 @@ def cli() -> None:
     "--subnet",
     default=DEFAULT_SUBNET,
     show_default=True,
-    help="Master N listens on <subnet>.N (ZooKeeper 2181/2888/3888, Exhibitor 8181).",
+    help="Master N listens on <subnet>.N (ZooKeeper 2181/2888/3888, Exhibitor 8181, Admin Router 443).",
 )
 @click.option(
     "--zk-config",
@@ -58,10 +61,13 @@ def up(
     timeout: float,
     zk_archive: str | None,
 ) -> None:
-    """Start the masters and wait until all serve and a leader exists."""
+    """Start the masters, the backup service and every master's Admin Router (HTTPS on port 443: run as root)."""
     extra = list(parse_zk_extra(zk_config))
     cluster = local_cluster.up(directory, masters, subnet, extra, heap, timeout, zk_archive=zk_archive)
     click.echo(f"cluster up in {cluster.dir}: {len(cluster.masters)} masters, ZooKeeper {cluster.zk_hosts}")
+    if cluster.service:
+        urls = ", ".join(m.admin_router_url for m in cluster.masters)
+        click.echo(f"Admin Router: {urls} (CA: {cluster.files.ca_cert}); user bootstrapuser")
 
 
 @cli.command()
@@ -126,7 +132,8 @@ def start_zk(n: int, directory: Path | None, no_wait: bool) -> None:
 @click.argument("n", type=int)
 @dir_option
 def env(n: int, directory: Path | None) -> None:
-    """Print shell exports so per-master tools (dcos-zk) act on master N: eval "$(dcos-local env 2)"."""
+    """Print shell exports for master N: its tools (dcos-zk) and the DC/OS CLI's DCOS_URL, DCOS_ACS_TOKEN
+    (a fresh bootstrapuser token) and DCOS_SSL_VERIFY: eval "$(dcos-local env 2)"."""
     cluster = Cluster.load(directory)
     master = cluster.master(n)
     exports = {
@@ -139,8 +146,52 @@ def env(n: int, directory: Path | None) -> None:
     }
     if cluster.zk_archive:
         exports["DCOS_ZK_REPO"] = cluster.zk_archive
+    if cluster.service:
+        cli = cluster.dcos_cli(n)
+        exports["DCOS_URL"] = cli["DCOS_URL"]
+        exports["DCOS_ACS_TOKEN"] = security.issue_bootstrap_token(cluster.files)
+        exports["DCOS_SSL_VERIFY"] = cli["DCOS_SSL_VERIFY"]
     for key, value in exports.items():
         click.echo(f"export {key}={shlex.quote(value)}")
+
+
+@cli.group()
+def iam() -> None:
+    """Users, permissions and tokens of the cluster (DC/OS's IAM): bootstrapuser is a superuser."""
+
+
+@iam.command("add-user")
+@click.argument("uid")
+@click.option("--grant", "grants", multiple=True, metavar="PERMISSION", help="Resource id granted 'full' (repeatable).")
+@dir_option
+def add_user(uid: str, grants: tuple[str, ...], directory: Path | None) -> None:
+    """Add the user UID (idempotent), e.g. --grant dcos:adminrouter:ops:system-backup."""
+    cluster = Cluster.load(directory)
+    user = security.add_user(cluster.files, cluster.zk_hosts, uid, [(g, FULL) for g in grants]).user(uid)
+    click.echo(f"user {uid}: " + (", ".join(f"{g.rid} {g.action}" for g in user.grants) or "no permissions"))
+
+
+@iam.command("grant")
+@click.argument("uid")
+@click.argument("permission")
+@click.argument("action", default=FULL, type=click.Choice(ACTIONS))
+@dir_option
+def grant(uid: str, permission: str, action: str, directory: Path | None) -> None:
+    """Give the user UID the PERMISSION (a resource id) with ACTION (default: full)."""
+    cluster = Cluster.load(directory)
+    security.grant(cluster.files, cluster.zk_hosts, uid, permission, action)
+    click.echo(f"user {uid}: granted {permission} {action}")
+
+
+@iam.command("login")
+@click.argument("uid")
+@click.option("--ttl", default="5d", show_default=True, help="Lifetime of the token: 90s, 30m, 1h, 5d.")
+@dir_option
+def login(uid: str, ttl: str, directory: Path | None) -> None:
+    """Print a token of the user UID (for DCOS_ACS_TOKEN or 'Authorization: token=...'), nothing else."""
+    lifetime = parse_ttl(ttl)
+    cluster = Cluster.load(directory)
+    click.echo(security.login(cluster.files, cluster.zk_hosts, uid, lifetime))
 
 
 @cli.command()

@@ -11,14 +11,18 @@ import click
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.cli._common import run
 from dcos_backup.components import DEFAULT_COMPONENTS, parse_component
+from dcos_backup.iam.store import Credentials, UserStore
+from dcos_backup.iam.tokens import load_public_key
 from dcos_backup.service.app import build_app
-from dcos_backup.service.auth import read_token_file
+from dcos_backup.service.auth import Authorizer
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
 from dcos_backup.service.server import serve
 
+file_option = click.Path(path_type=Path, dir_okay=False)
 
-@click.command(help="Run the backup service: HTTP API under /system/v1/backup/v1 and the job runner.")
+
+@click.command(help="Run the backup service: DC/OS's Backup and Restore API on a unix socket, and the job runner.")
 @click.option("--zk", "zk_hosts", required=True, envvar="DCOS_ZK_HOSTS", help="ZooKeeper connect string.")
 @click.option(
     "--storage",
@@ -27,13 +31,19 @@ from dcos_backup.service.server import serve
     help="Directory of the backup catalog and archives (the master's local disk).",
 )
 @click.option(
-    "--token-file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    "--socket",
+    "socket_path",
+    type=file_option,
     required=True,
-    help="File holding the bearer token (keep it 0600).",
+    help="Unix socket to serve on (DC/OS: /run/dcos/dcos-backup-master.sock); the Admin Router proxies to it.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback by default).")
-@click.option("--port", default=8100, show_default=True)
+@click.option("--iam-public-key", type=file_option, required=True, help="PEM public key that verifies tokens.")
+@click.option(
+    "--zk-credentials",
+    type=file_option,
+    required=True,
+    help="File (0600) with the ZooKeeper identity user:password that may read the users and grants.",
+)
 @click.option(
     "--component",
     "components",
@@ -41,16 +51,23 @@ from dcos_backup.service.server import serve
     metavar="NAME=/zk/path",
     help="Components to back up (repeatable); default: marathon=/marathon.",
 )
-def cli(zk_hosts: str, storage: Path, token_file: Path, host: str, port: int, components: tuple[str, ...]) -> None:
+def cli(
+    zk_hosts: str,
+    storage: Path,
+    socket_path: Path,
+    iam_public_key: Path,
+    zk_credentials: Path,
+    components: tuple[str, ...],
+) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    token = read_token_file(token_file)
     comps = tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS
+    public_key = load_public_key(iam_public_key)
     storage_backend = LocalStorage(storage)
-    with ZkEngine(zk_hosts) as engine:
+    with ZkEngine(zk_hosts) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
         service = BackupService(storage_backend, engine, comps)
         service.recover()
         try:
-            serve(build_app(service, token), host, port)
+            serve(build_app(service, Authorizer(public_key, users.watch())), socket_path)
         finally:
             service.close()
 

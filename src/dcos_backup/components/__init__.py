@@ -27,9 +27,10 @@ class ZkSubtree:
         if not self.root.startswith("/") or (self.root != "/" and self.root.endswith("/")) or "//" in self.root:
             raise UsageError(f"invalid ZooKeeper path {self.root!r} for component {self.name}")
 
-    @property
-    def archive_name(self) -> str:
-        return f"{self.name}.dcosbkp"
+
+def archive_name(component: str) -> str:
+    """The file name of a component's archive in its backup's directory."""
+    return f"{component}.dcosbkp"
 
 
 MARATHON = ZkSubtree("marathon", "/marathon")

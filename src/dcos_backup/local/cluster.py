@@ -1,10 +1,12 @@
 """A real N-master cluster on this machine, described by ``<dir>/cluster.json``.
 
 Each master gets its own loopback address ``<subnet>.N`` (all of 127/8 is local on Linux) and the
-same ports DC/OS masters use, so the cluster looks like a real one: ZooKeeper on 2181/2888/3888 and
-the Exhibitor status API on 8181. Master N's exhibitor dir is ``<dir>/master-N``, laid out as
-:class:`~dcos_backup.master.layout.MasterLayout` says. :func:`up` and :func:`down` start and stop it all,
-with the processes of :mod:`.services` beside the masters; :func:`seed` fills it with Marathon-like state.
+same ports DC/OS masters use, so the cluster looks like a real one: ZooKeeper on 2181/2888/3888, the
+Exhibitor status API on 8181 and the Admin Router on 443 (HTTPS, certificates of the cluster's own CA).
+Master N's exhibitor dir is ``<dir>/master-N``, laid out as :class:`~dcos_backup.master.layout.MasterLayout`
+says; the rest of ``<dir>`` as :class:`~dcos_backup.local.files.ClusterFiles` says. :func:`up` and
+:func:`down` start and stop it all, with the processes of :mod:`.services` beside the masters and the
+trust and users of :mod:`.security`; :func:`seed` fills it with Marathon-like state.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from pathlib import Path
 
 import psutil
 
+from dcos_backup.adminrouter.nginx import HTTPS_PORT, check_can_listen, nginx_binary
 from dcos_backup.errors import ClusterError, Conflict, NotFound, UsageError
 from dcos_backup.exhibitor.config import NodeConfig
 from dcos_backup.exhibitor.server import check_dependencies, check_port_free
 from dcos_backup.exhibitor.status import MemberStatus, cluster_status, is_healthy
-from dcos_backup.local import services
+from dcos_backup.local import security, services
+from dcos_backup.local.files import ClusterFiles
 from dcos_backup.master.layout import LOCAL_CLUSTER_FILE as CLUSTER_FILE
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.master.member import Member
@@ -71,6 +75,10 @@ class Master:
     def id(self) -> int:
         return self.member.id
 
+    @property
+    def admin_router_url(self) -> str:
+        return f"https://{self.member.host}"
+
     def to_dict(self) -> dict[str, object]:
         """Its ``cluster.json`` entry (the fields and their order are the file's format)."""
         m = self.member
@@ -83,6 +91,7 @@ class Master:
             "election_port": m.election_port,
             "exhibitor_port": m.exhibitor_port,
             "exhibitor_url": m.exhibitor_url,
+            "admin_router_url": self.admin_router_url,
             "log_file": str(self.layout.exhibitor_log),
             "pid_file": str(self.layout.exhibitor_pid_file),
         }
@@ -114,6 +123,10 @@ class Cluster:
 
     # ----------------------------------------------------------------- description
     @property
+    def files(self) -> ClusterFiles:
+        return ClusterFiles(self.dir)
+
+    @property
     def zk_hosts(self) -> str:
         return ",".join(m.member.client_address for m in self.masters)
 
@@ -137,6 +150,15 @@ class Cluster:
             archive_repo=self.zk_archive,
         )
 
+    def dcos_cli(self, n: int = 1) -> dict[str, str]:
+        """What the DC/OS CLI needs to reach this cluster through master ``n``, by its variables' names
+        (the token by the file that holds one: cluster.json holds no secret)."""
+        return {
+            "DCOS_URL": self.master(n).admin_router_url,
+            "DCOS_SSL_VERIFY": str(self.files.ca_cert),
+            "DCOS_ACS_TOKEN_FILE": str(self.files.token_file),
+        }
+
     def to_dict(self) -> dict[str, object]:
         return {
             "dir": str(self.dir),
@@ -147,6 +169,7 @@ class Cluster:
             "masters": [m.to_dict() for m in self.masters],
             "service": self.service,
             "zk_archive": self.zk_archive,
+            "dcos_cli": self.dcos_cli() if self.service else None,
         }
 
     def save(self) -> None:
@@ -323,21 +346,37 @@ def up(
         raise Conflict(f"a local cluster already runs in {directory} (stop it with: dcos-local down)")
     archive = str(Path(zk_archive).absolute()) if zk_archive and "://" not in zk_archive else zk_archive
     cluster = Cluster.define(directory, masters, subnet, zk_config, heap, archive)
+    front_door = with_service and services.service_available()
     for master in cluster.masters:
         check_dependencies(cluster.node_config(master))
         cluster._check_ports_free(master)
+        if front_door:
+            check_can_listen(master.member.host, HTTPS_PORT)
+    if front_door:
+        nginx_binary()
     cluster.save()
     try:
         for master in cluster.masters:
             cluster.start_master(master.id)
+        if front_door:
+            security.create_trust(cluster.files, cluster.members)
         cluster.wait_serving(timeout)
-        if with_service and services.service_available():
-            cluster.service = services.start_service(cluster.dir, cluster.masters[0].member.host, cluster.zk_hosts)
-            cluster.save()
+        if front_door:
+            start_front_door(cluster)
     except Exception:
         down(cluster)
         raise
     return cluster
+
+
+def start_front_door(cluster: Cluster) -> None:
+    """The users (bootstrapuser), the backup service on its socket, and every master's Admin Router."""
+    security.create_bootstrap_user(cluster.files, cluster.zk_hosts)
+    # DC/OS runs the service on every master; here it runs once, and every master's Admin Router proxies to it.
+    cluster.service = services.start_service(cluster.dir, cluster.zk_hosts)
+    cluster.save()
+    for master in cluster.masters:
+        services.start_admin_router(cluster.dir, master.member)
 
 
 def down(cluster: Cluster, purge: bool = False) -> list[int]:

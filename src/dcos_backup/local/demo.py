@@ -1,9 +1,11 @@
 """The quick-start demo (``dcos-local demo``): start a real 3-master cluster, seed it, back up (logical and
 --online physical), damage, restore, verify, stop.
 
-A thin script over the public commands: each step runs the console scripts an operator would type (shown
-after ``$``) and prints what they print, so the demo doubles as a tour. Only the damage (an accident, not
-a command) and the final byte-for-byte comparison talk to ZooKeeper directly.
+A thin script over the public commands: each step runs the commands an operator would type (shown after
+``$``) and prints what they print, so the demo doubles as a tour. Everything goes through the front door:
+``dcos backup`` reaches the Admin Router over HTTPS with the DC/OS CLI's variables (``eval "$(dcos-local env
+1)"``), and the seed's ``curl https://<master>/exhibitor/exhibitor/v1/cluster/status`` checks the ensemble.
+Only the damage (an accident, not a command) and the final byte-for-byte comparison talk to ZooKeeper.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dcos_backup.zk import connect
 DEMO_SUBNET = "127.21.0"
 BIN = Path(sys.executable).parent  # the console scripts are installed beside this Python
 # Settings that would point the commands at something else than the demo's own cluster.
-FOREIGN_SETTINGS = ("DCOS_BACKUP_URL", "DCOS_BACKUP_TOKEN", "DCOS_EXHIBITOR_DIR")
+FOREIGN_SETTINGS = ("DCOS_URL", "DCOS_ACS_TOKEN", "DCOS_SSL_VERIFY", "DCOS_EXHIBITOR_DIR")
 
 
 def step(title: str) -> Callable[[Callable[..., object]], Callable[..., object]]:
@@ -55,11 +57,16 @@ class Shell:
         self.env["DCOS_LOCAL_DIR"] = str(directory)
 
     def run(self, *command: str, env: dict[str, str] | None = None, echo: bool = True) -> str:
-        """Run one command and return its stdout; with ``echo`` (or when it fails) show it and its output."""
+        """Run one command and return its stdout; with ``echo`` (or when it fails) show it and its output.
+        Our console scripts run from beside this Python; others (curl) from the PATH."""
         if echo:
             click.echo(f"    $ {shlex.join(command)}")
+        program = BIN / command[0]
         result = subprocess.run(
-            [str(BIN / command[0]), *command[1:]], capture_output=True, text=True, env={**self.env, **(env or {})}
+            [str(program) if program.exists() else command[0], *command[1:]],
+            capture_output=True,
+            text=True,
+            env={**self.env, **(env or {})},
         )
         if echo or result.returncode != 0:
             for line in (result.stdout + result.stderr).splitlines():
@@ -72,11 +79,21 @@ class Shell:
     def show(self, backup_id: str) -> dict:
         return json.loads(self.run("dcos", "backup", "show", backup_id, echo=False))
 
+    def export(self, master: int) -> dict[str, str]:
+        """``eval "$(dcos-local env N)"``: master N's variables, for every later command."""
+        click.echo(f'    $ eval "$(dcos-local env {master})"')
+        exports = self.run("dcos-local", "env", str(master), echo=False)
+        variables = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in exports.splitlines())
+        self.env.update(variables)
+        return variables
 
-@step("dcos-local up: start a local cluster (a real ZooKeeper ensemble on loopback)")
+
+@step("dcos-local up: a local cluster (ZooKeeper ensemble, backup service, an HTTPS Admin Router per master)")
 def start(shell: Shell, masters: int, subnet: str) -> Cluster:
     click.echo(f"    $ export DCOS_LOCAL_DIR={shlex.quote(str(shell.directory))}")
     shell.run("dcos-local", "up", "--masters", str(masters), "--subnet", subnet, "--heap", "512m")
+    variables = shell.export(1)
+    click.echo(f"      DCOS_URL={variables['DCOS_URL']} DCOS_SSL_VERIFY={variables['DCOS_SSL_VERIFY']}")
     return Cluster.load(shell.directory)
 
 
@@ -85,8 +102,10 @@ def seed(shell: Shell, apps: int) -> None:
     shell.run("dcos-local", "seed", "--apps", str(apps))
 
 
-@step("cluster status (GET /exhibitor/v1/cluster/status on every master)")
-def show_status(shell: Shell) -> None:
+@step("cluster status through the Admin Router (the seed's check), then on every master")
+def show_status(shell: Shell, cluster: Cluster) -> None:
+    url = f"{cluster.master(1).admin_router_url}/exhibitor/exhibitor/v1/cluster/status"
+    shell.run("curl", "-sS", "--fail", "--cacert", shell.env["DCOS_SSL_VERIFY"], url)
     shell.run("dcos-local", "status")
 
 
@@ -102,10 +121,12 @@ def tree_of(cluster: Cluster) -> list[tuple]:
 @step("dcos backup create --label=pre-upgrade --wait")
 def create_backup(shell: Shell) -> str:
     backup_id = shell.run("dcos", "backup", "create", "--label=pre-upgrade", "--wait").strip()
+    shell.run("dcos", "backup", "list")
     click.echo(f"    $ dcos backup show {backup_id}")
     doc = shell.show(backup_id)
-    comp = doc["components"]["marathon"]
-    click.echo(f"      status {doc['status']}, {comp['nodes']} znodes, sha256 {comp['sha256'][:16]}...")
+    comp = doc["component_status"]["marathon"]
+    summary = f"{comp['nodes']} znodes, sha256 {comp['sha256'][:16]}..."
+    click.echo(f"      status {doc['status']}, component_status.marathon {comp['status']}: {summary}")
     return backup_id
 
 
@@ -114,10 +135,8 @@ def physical_backup_online(shell: Shell, cluster: Cluster) -> None:
     master = cluster.master(2 if len(cluster.masters) > 1 else 1)
     archive = cluster.dir / "backups" / f"zk-master-{master.id}-{time.strftime('%Y%m%dT%H%M%S')}.tar.gz"
     archive.parent.mkdir(parents=True, exist_ok=True)
-    click.echo(f'    $ eval "$(dcos-local env {master.id})"')
-    exports = shell.run("dcos-local", "env", str(master.id), echo=False)
-    env = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in exports.splitlines())
-    shell.run("dcos-zk", "backup", str(archive), "--online", env=env)
+    shell.export(master.id)
+    shell.run("dcos-zk", "backup", str(archive), "--online")
     shell.run("dcos-zk", "verify", str(archive))
     statuses = json.loads(shell.run("dcos-local", "status", "--json", echo=False))
     click.echo(f"    members serving after it: {sum(s['code'] == 3 for s in statuses)}/{len(statuses)}")
@@ -141,22 +160,22 @@ def damage(cluster: Cluster) -> None:
 
 @step("dcos backup restore <id>, then dcos backup show <id> until the restore ends")
 def restore_backup(shell: Shell, backup_id: str) -> None:
-    shell.run("dcos", "backup", "restore", backup_id)
-    click.echo(f"    $ dcos backup show {backup_id}   (until the restore ends)")
+    restore_id = shell.run("dcos", "backup", "restore", backup_id).strip()
+    click.echo(f"    $ dcos backup show {backup_id}   (until restore {restore_id} ends)")
     seen: list[str] = []
     while True:
-        restores = shell.show(backup_id)["restores"]
-        state = restores["component_status"].get("marathon")
+        restore = next(r for r in shell.show(backup_id)["restores"] if r["id"] == restore_id)
+        state = restore["component_status"]["marathon"]["status"]
         if not seen or seen[-1] != state:
             seen.append(state)
-            click.echo(f"      restores.component_status.marathon = {state}")
-        if restores["status"] != "STATUS_RESTORING":
+            click.echo(f"      restores[-1].component_status.marathon.status = {state}")
+        if restore["status"] != "STATUS_RESTORING":
             break
-    if restores["status"] != "STATUS_READY":
-        raise DcosBackupError(f"restore failed: {restores.get('reason')}")
-    took = datetime.fromisoformat(restores["finished_at"]) - datetime.fromisoformat(restores["started_at"])
-    click.echo(f"    restored in {took.total_seconds():.1f}s after a safety backup ({restores['safety_backup_id']})")
-    click.echo(f"    changes applied: {restores['history'][-1]['stats']['marathon']}")
+    if restore["status"] != "STATUS_READY":
+        raise DcosBackupError(f"restore failed: {restore.get('reason')}")
+    took = datetime.fromisoformat(restore["finished_at"]) - datetime.fromisoformat(restore["timestamp"])
+    click.echo(f"    restored in {took.total_seconds():.1f}s after a safety backup ({restore['safety_backup_id']})")
+    click.echo(f"    changes applied: {restore['component_status']['marathon']['stats']}")
 
 
 @step("verify: /marathon equals the backed-up tree, byte for byte (data and ACLs)")
@@ -174,14 +193,14 @@ def run_demo(
     try:
         cluster = start(shell, masters, subnet)
         seed(shell, apps)
-        show_status(shell)
+        show_status(shell, cluster)
         expected = tree_of(cluster)
         backup_id = create_backup(shell)
         physical_backup_online(shell, cluster)
         damage(cluster)
         restore_backup(shell, backup_id)
         verify(cluster, expected)
-        show_status(shell)
+        show_status(shell, cluster)
     finally:
         if keep:
             click.echo(f"cluster left running; use it with: export DCOS_LOCAL_DIR={shell.directory}")

@@ -1,109 +1,166 @@
-"""Processes dcos-local runs beside the masters: the ephemeral-node holder and the backup service.
+"""Processes dcos-local runs beside the masters: the ephemeral-node holder, the backup service and one Admin
+Router (nginx) per master.
 
-Each lives in the cluster directory (``run/`` for pid files, logs beside them); the functions take that
-directory and what the process needs, not the cluster, so that :mod:`.cluster` can use them.
+The service and the Admin Routers run under a restart-always supervisor (``local/supervise.py``), as
+systemd runs them on a DC/OS master. Their files are in the cluster directory (:class:`ClusterFiles`);
+the functions take those and what the process needs, not the cluster, so that :mod:`.cluster` can use them.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from dcos_backup.adminrouter.nginx import AdminRouter
 from dcos_backup.errors import ClusterError
+from dcos_backup.local.files import MAX_SOCKET_PATH, ClusterFiles
+from dcos_backup.master.member import Member
 from dcos_backup.master.processes import last_lines, live_process, python_module_command, spawn_detached, terminate
+from dcos_backup.service.api import HEALTH
 
-SERVICE_PORT = 8100
 SERVICE_MODULE = "dcos_backup.cli.service"
 SUPERVISE_MODULE = "dcos_backup.local.supervise"
 HOLDER_MODULE = "dcos_backup.testing.holder"
+NGINX_MARKER = "nginx"
 
 
-def _run_dir(cluster_dir: Path) -> Path:
-    return cluster_dir / "run"
-
-
-def _pid_files(cluster_dir: Path) -> dict[Path, str]:
-    """Each pid file of these processes, with the marker its process's command line has."""
-    run_dir = _run_dir(cluster_dir)
+def _pid_files(files: ClusterFiles) -> dict[Path, str]:
+    """Each pid file of these processes, with the marker its process's command line has; supervisors
+    before their children, so that a supervisor does not restart a child that is being stopped."""
+    routers = sorted(files.run_dir.glob("adminrouter-*.pid"))
     return {
-        run_dir / "service.pid": SUPERVISE_MODULE,
-        run_dir / "service-child.pid": SERVICE_MODULE,
-        run_dir / "holder.pid": HOLDER_MODULE,
+        files.pid_file("service"): SUPERVISE_MODULE,
+        **{p: SUPERVISE_MODULE for p in routers if not p.name.endswith("-child.pid")},
+        files.pid_file("service-child"): SERVICE_MODULE,
+        **{p: NGINX_MARKER for p in routers if p.name.endswith("-child.pid")},
+        files.pid_file("holder"): HOLDER_MODULE,
     }
 
 
 def pid_files(cluster_dir: Path) -> list[Path]:
-    return list(_pid_files(cluster_dir))
+    return list(_pid_files(ClusterFiles(cluster_dir)))
 
 
 def start_holder(cluster_dir: Path, zk_hosts: str) -> None:
     """Keep the cluster's ephemeral nodes alive (idempotent)."""
-    pid_file = _run_dir(cluster_dir) / "holder.pid"
+    files = ClusterFiles(cluster_dir)
+    pid_file = files.pid_file("holder")
     if live_process(pid_file, HOLDER_MODULE) is not None:
         return
-    spawn_detached(python_module_command(HOLDER_MODULE, "--zk", zk_hosts), cluster_dir / "holder.log", pid_file)
+    spawn_detached(python_module_command(HOLDER_MODULE, "--zk", zk_hosts), files.log_file("holder"), pid_file)
 
 
 def service_available() -> bool:
     return importlib.util.find_spec(SERVICE_MODULE) is not None
 
 
-def start_service(cluster_dir: Path, host: str, zk_hosts: str) -> dict[str, str]:
-    """Run the backup service on ``host`` under a restart-always supervisor; returns its cluster.json entry."""
-    from dcos_backup.service.auth import generate_token_file
+def supervised(files: ClusterFiles, name: str, command: list[str], output: Path) -> None:
+    """Run ``command`` under a restart-always supervisor (pid files ``name`` and ``name-child``), unless it runs."""
+    pid_file = files.pid_file(name)
+    if live_process(pid_file, SUPERVISE_MODULE) is not None:
+        return
+    files.run_dir.mkdir(parents=True, exist_ok=True)
+    files.run_dir.chmod(0o700)  # the service's socket and the pid files: the cluster's owner only
+    spawn_detached(
+        python_module_command(
+            SUPERVISE_MODULE,
+            *("--name", name, "--child-pid-file", str(files.pid_file(f"{name}-child"))),
+            *("--output", str(output), "--", *command),
+        ),
+        files.log_file(f"supervise-{name}"),
+        pid_file,
+    )
 
-    run_dir = _run_dir(cluster_dir)
+
+def start_service(cluster_dir: Path, zk_hosts: str) -> dict[str, str]:
+    """Run the backup service on its unix socket under a restart-always supervisor; returns its cluster.json entry."""
+    files = ClusterFiles(cluster_dir)
+    socket = files.backup_socket
+    if len(str(socket)) > MAX_SOCKET_PATH:
+        raise ClusterError(f"the cluster directory is too deep for a unix socket ({socket}); use a shorter --dir")
     info = {
-        "url": f"http://{host}:{SERVICE_PORT}",
-        "token_file": str(cluster_dir / "secrets" / "backup-token"),
-        "log_file": str(cluster_dir / "service.log"),
-        "pid_file": str(run_dir / "service.pid"),
-        "child_pid_file": str(run_dir / "service-child.pid"),
-        "storage_dir": str(cluster_dir / "backups"),
+        "socket": str(socket),
+        "log_file": str(files.log_file("service")),
+        "pid_file": str(files.pid_file("service")),
+        "child_pid_file": str(files.pid_file("service-child")),
+        "storage_dir": str(files.storage_dir),
     }
-    if not Path(info["token_file"]).exists():
-        generate_token_file(Path(info["token_file"]))
-    if live_process(Path(info["pid_file"]), SUPERVISE_MODULE) is None:
-        command = python_module_command(
-            SERVICE_MODULE,
-            *("--zk", zk_hosts, "--storage", info["storage_dir"], "--token-file", info["token_file"]),
-            *("--host", host, "--port", str(SERVICE_PORT)),
+    command = python_module_command(
+        SERVICE_MODULE,
+        *("--zk", zk_hosts, "--storage", info["storage_dir"], "--socket", info["socket"]),
+        *("--iam-public-key", str(files.iam_public_key), "--zk-credentials", str(files.zk_credentials)),
+    )
+    supervised(files, "service", command, Path(info["log_file"]))
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket))) as client:
+        _wait_until(
+            lambda: _answers(client, "http://service" + HEALTH),
+            lambda: live_process(Path(info["pid_file"]), SUPERVISE_MODULE) is not None,
+            f"the backup service did not start on {socket}",
+            Path(info["log_file"]),
         )
-        spawn_detached(
-            python_module_command(
-                SUPERVISE_MODULE,
-                *("--name", "dcos-backup-service", "--child-pid-file", info["child_pid_file"]),
-                *("--output", info["log_file"], "--", *command),
-            ),
-            cluster_dir / "supervise-service.log",
-            Path(info["pid_file"]),
-        )
-    wait_for_service(info)
     return info
 
 
-def wait_for_service(info: dict[str, str], timeout: float = 30.0) -> None:
-    """Wait until the service answers its health check; fail with its last log line if it cannot start."""
-    url = info["url"] + "/system/v1/backup/v1/health"
+def admin_router(files: ClusterFiles, member: Member) -> AdminRouter:
+    """Master ``member``'s Admin Router: its certificate, its Exhibitor, the cluster's backup service."""
+    return AdminRouter(
+        host=member.host,
+        directory=files.admin_router_dir(member.id),
+        certificate=files.master_cert(member.id),
+        key=files.master_key(member.id),
+        exhibitor_url=f"http://{member.host}:{member.exhibitor_port}",
+        backup_socket=files.backup_socket,
+        worker_user="root" if os.geteuid() == 0 else None,  # workers reach the socket in a 0700 directory
+    )
+
+
+def start_admin_router(cluster_dir: Path, member: Member) -> AdminRouter:
+    """Run master ``member``'s nginx under a restart-always supervisor and wait until it serves HTTPS."""
+    files = ClusterFiles(cluster_dir)
+    router = admin_router(files, member)
+    router.write()
+    name = f"adminrouter-{member.id}"
+    supervised(files, name, router.command(), router.directory / "console.log")
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(files.ca_cert))) as client:
+        _wait_until(
+            lambda: _answers(client, router.url + HEALTH),
+            lambda: live_process(files.pid_file(name), SUPERVISE_MODULE) is not None,
+            f"the Admin Router of master {member.id} did not start on {router.url}",
+            router.error_log,
+        )
+    return router
+
+
+def _answers(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _wait_until(
+    answers: Callable[[], bool], alive: Callable[[], bool], failure: str, log_file: Path, timeout: float = 30.0
+) -> None:
+    """Wait until ``answers()``; fail with the last line of ``log_file`` if ``alive()`` turns false or time is up."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if live_process(Path(info["pid_file"]), SUPERVISE_MODULE) is None:
+        if answers():
+            return
+        if not alive():
             break
         time.sleep(0.2)
-    why = last_lines(Path(info["log_file"])) or "no log"
-    raise ClusterError(f"the backup service did not start at {info['url']}: {why} (log: {info['log_file']})")
+    why = last_lines(log_file) or "no log"
+    raise ClusterError(f"{failure}: {why} (log: {log_file})")
 
 
 def stop_all(cluster_dir: Path) -> None:
-    for pid_file, marker in _pid_files(cluster_dir).items():
+    for pid_file, marker in _pid_files(ClusterFiles(cluster_dir)).items():
         proc = live_process(pid_file, marker)
         if proc is not None:
             terminate(proc)

@@ -1,83 +1,100 @@
-"""The HTTP API of the backup service (FastAPI), under ``/system/v1/backup/v1``.
+"""The HTTP API of the backup service (FastAPI): DC/OS's Backup and Restore API v1, under ``/system/v1/backup/v1``.
 
-Every backup endpoint needs ``Authorization: Bearer <token>``. Routes answer with response models
-(:class:`BackupDocument`: the catalog's record plus size and progress), so the OpenAPI schema shows
-what they return. Errors are JSON ``{"code", "message"}`` with the HTTP status that ``errors.py``
-assigns; no traceback ever leaves the process.
+``POST /create``, ``GET /list[?prefix=]``, ``POST /restore``, ``DELETE /delete`` (:mod:`.api` holds the
+contract). Every one needs a token of a user with the backup permission (:mod:`.auth`); ``GET /health``
+needs none. Errors are DC/OS's JSON ``{"errors": ["..."]}`` (plus our ``code``) with the HTTP status
+that ``errors.py`` assigns; no traceback ever leaves the process.
+
+Beyond DC/OS: ``GET /list?prefix=P&wait=S`` answers when the job running on a backup matching P ends, or
+after S seconds, so that a client following a job learns its end at once instead of at its next poll;
+the waiting request holds no thread (:class:`JobWatch`). Without a matching job it answers at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, computed_field, model_serializer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dcos_backup import __version__
-from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.errors import DcosBackupError
-from dcos_backup.service.auth import check_bearer
+from dcos_backup.service.api import (
+    CREATE,
+    DELETE,
+    HEALTH,
+    LIST,
+    MAX_BODY,
+    PREFIX,
+    RESTORE,
+    BackupDocument,
+    BackupInfo,
+    BackupList,
+    BackupRef,
+    CreateBackup,
+    ErrorBody,
+    Health,
+    RestoreDocument,
+    RestoreInfo,
+    RestoreRequest,
+)
+from dcos_backup.service.auth import Authorizer
 from dcos_backup.service.jobs import BackupService
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/system/v1/backup/v1"
-MAX_BODY = 64 * 1024
+WWW_AUTHENTICATE = {"WWW-Authenticate": "acsjwt"}  # what DC/OS's Admin Router answers a 401 with
+MAX_WAIT = 30.0  # seconds a GET /list may wait for a job's end; the Admin Router's read timeout is 60 s
 
 
-class CreateBackup(BaseModel):
-    label: str = Field(description="3-25 characters of [A-Za-z0-9_.-], not starting with '..'", max_length=256)
+class JobWatch:
+    """Lets requests await the end of the running job on the event loop, woken from the job's thread."""
+
+    def __init__(self, service: BackupService) -> None:
+        self._service = service
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._lock = threading.Lock()
+        service.on_job_end(self._job_ended)
+
+    def _job_ended(self) -> None:
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+    async def until_done(self, prefix: str, timeout: float) -> None:
+        """Return when no job runs on a backup matching ``prefix`` any more, or after ``timeout`` seconds."""
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            self._waiters.add(waiter)  # before looking: a job ending in between still wakes us
+        try:
+            if self._service.job_runs_on(prefix):
+                await asyncio.wait_for(waiter[1].wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
 
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any] | None = Field(None, description="e.g. the running job of a 409")
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"errors": [message], "code": code}, status_code=status, headers=headers)
 
 
-class Health(BaseModel):
-    status: str
-    version: str
-
-
-class BackupDocument(BackupRecord):
-    """A backup as the API shows it: the catalog's record, its size and, while a job runs on it, its progress."""
-
-    progress: dict[str, Any] | None = Field(None, description="what the running job does; absent when none runs")
-
-    @classmethod
-    def of(cls, record: BackupRecord, progress: dict[str, Any] | None = None) -> BackupDocument:
-        return cls.model_validate({**dict(record), "progress": progress})
-
-    @computed_field(description="bytes of all archives")  # type: ignore[prop-decorator]
-    @property
-    def size(self) -> int:
-        return super().size
-
-    @model_serializer(mode="wrap")
-    def _progress_last_if_any(self, handler: SerializerFunctionWrapHandler):
-        # No return annotation on purpose: with one, pydantic would take it for the schema of the document.
-        doc = handler(self)
-        progress = doc.pop("progress", None)
-        if progress:
-            doc["progress"] = progress
-        return doc
-
-
-def error_response(status: int, code: str, message: str, **extra: object) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message, **extra}, status_code=status)
-
-
-def build_app(service: BackupService, token: str) -> FastAPI:
+def build_app(service: BackupService, authorizer: Authorizer) -> FastAPI:
     app = FastAPI(
-        title="dcos-backup service",
+        title="DC/OS Backup and Restore API (dcos-backup)",
         version=__version__,
-        description="Backup and restore of DC/OS cluster components (ZooKeeper subtrees).",
+        description="DC/OS's Backup and Restore API v1: backups and restores of cluster components "
+        "(ZooKeeper subtrees). Every route but /health needs a DC/OS token with the permission "
+        "dcos:adminrouter:ops:system-backup (action full) or dcos:superuser.",
         docs_url=f"{PREFIX}/docs",
         redoc_url=None,
         openapi_url=f"{PREFIX}/openapi.json",
@@ -87,8 +104,8 @@ def build_app(service: BackupService, token: str) -> FastAPI:
     app.exception_handler(RequestValidationError)(on_invalid)
     app.exception_handler(StarletteHTTPException)(on_http)
     app.exception_handler(Exception)(on_bug)
-    app.get(f"{PREFIX}/health", summary="Liveness (no auth)")(health)
-    app.include_router(backup_routes(service, token))
+    app.get(HEALTH, summary="Liveness (no token)")(health)
+    app.include_router(backup_routes(service, authorizer))
     return app
 
 
@@ -100,14 +117,15 @@ async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[
 
 
 async def on_error(_: Request, exc: DcosBackupError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    headers = WWW_AUTHENTICATE if exc.http_status == 401 else None
     return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
 
 
 async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-    return error_response(400, "invalid_request", f"invalid request: {where or 'body'}: {first.get('msg', '')}")
+    message = str(first.get("msg", "")).removeprefix("Value error, ")
+    return error_response(400, "invalid_request", f"invalid request: {where or 'body'}: {message}")
 
 
 async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -124,35 +142,45 @@ def health() -> Health:
     return Health(status="ok", version=__version__)
 
 
-def backup_routes(service: BackupService, token: str) -> APIRouter:
-    """The backup endpoints: each needs the bearer token; each answers with the backup's document."""
+def listing(service: BackupService, prefix: str) -> BackupList:
+    docs = [BackupDocument.of(r, service.progress(r.id)) for r in service.list(prefix)]
+    return BackupList(backup_info=docs or None)
 
-    def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
-        check_bearer(authorization, token)
+
+def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
+    """DC/OS's four routes, each behind the permission check, each answering DC/OS's documents."""
+
+    def authorized(authorization: Annotated[str | None, Header()] = None) -> str:
+        return authorizer.check(authorization)
 
     errors = {"model": ErrorBody}
-    # 422 is a damaged catalog entry (IntegrityError); request validation errors are answered with 400.
-    common = {401: errors, 404: errors, 422: errors}
-    router = APIRouter(prefix=PREFIX, dependencies=[Depends(authorized)], responses=common)
+    # 400: bad input (request validation errors are 400, not FastAPI's 422); 422: a damaged catalog entry.
+    common = {400: errors, 401: errors, 403: errors, 422: errors}
+    router = APIRouter(dependencies=[Depends(authorized)], responses=common)
+    watch = JobWatch(service)
 
-    @router.post("/backups", status_code=202, responses={400: errors, 409: errors}, summary="Start a backup")
-    def create_backup(body: CreateBackup) -> BackupDocument:
-        return BackupDocument.of(service.create(body.label))
+    @router.post(CREATE, responses={409: errors}, summary="Create a backup")
+    def create(body: CreateBackup) -> BackupInfo:
+        return BackupInfo(backup_info=BackupDocument.of(service.create(body.label)))
 
-    @router.get("/backups", summary="List backups")
-    def list_backups(label: str | None = None) -> list[BackupDocument]:
-        return [BackupDocument.of(r, service.progress(r.id)) for r in service.list(label)]
+    @router.get(LIST, summary="List backups (those whose id starts with prefix)")
+    async def list_backups(
+        prefix: str = "",
+        wait: Annotated[
+            float, Query(ge=0, le=MAX_WAIT, description="seconds to wait for a job on a matching backup to end")
+        ] = 0,
+    ) -> BackupList:
+        if wait:
+            await watch.until_done(prefix, wait)
+        return await run_in_threadpool(listing, service, prefix)
 
-    @router.get("/backups/{backup_id}", summary="Show one backup")
-    def show_backup(backup_id: str) -> BackupDocument:
-        return BackupDocument.of(service.get(backup_id), service.progress(backup_id))
+    @router.post(RESTORE, responses={404: errors, 409: errors}, summary="Restore a backup")
+    def restore(body: RestoreRequest) -> RestoreInfo:
+        started = service.restore(body.id)
+        return RestoreInfo(backup_info=RestoreDocument(**dict(started), backup_id=body.id))
 
-    @router.delete("/backups/{backup_id}", responses={409: errors}, summary="Delete a backup")
-    def delete_backup(backup_id: str) -> BackupDocument:
-        return BackupDocument.of(service.delete(backup_id))
-
-    @router.post("/backups/{backup_id}/restore", status_code=202, responses={409: errors}, summary="Restore a backup")
-    def restore_backup(backup_id: str) -> BackupDocument:
-        return BackupDocument.of(service.restore(backup_id), service.progress(backup_id))
+    @router.delete(DELETE, responses={404: errors, 409: errors}, summary="Delete a backup")
+    def delete(body: BackupRef) -> BackupInfo:
+        return BackupInfo(backup_info=BackupDocument.of(service.delete(body.id)))
 
     return router

@@ -1,41 +1,47 @@
-"""The backup API's bearer token: generated once per cluster, kept in a 0600 file."""
+"""Who may use the backup API: DC/OS's permission check, done by the service itself.
+
+A request needs a valid token (:mod:`dcos_backup.iam.tokens`) of a known user who holds
+``dcos:adminrouter:ops:system-backup`` with the action ``full``, or ``dcos:superuser``. Because the check
+is in the service, it holds for every way in: through the Admin Router and on the service's unix socket.
+No token, a bad one, or one of an unknown user: 401. A known user without the permission: 403 naming it.
+"""
 
 from __future__ import annotations
 
-import hmac
-import os
-import secrets
-from pathlib import Path
+from typing import Protocol
 
-from dcos_backup.errors import StorageError, Unauthorized
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from dcos_backup.errors import Forbidden, Unauthorized
+from dcos_backup.iam.tokens import token_from_header, verify_token
+from dcos_backup.iam.users import FULL, User
 
-def generate_token_file(path: Path) -> str:
-    """Write a fresh random token to ``path`` (mode 0600, parent 0700) and return it."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    token = secrets.token_urlsafe(32)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-    os.replace(tmp, path)
-    return token
+BACKUP_PERMISSION = "dcos:adminrouter:ops:system-backup"
 
 
-def read_token_file(path: Path) -> str:
-    try:
-        token = Path(path).read_text().strip()
-    except OSError as exc:
-        raise StorageError(f"cannot read the token file {path}: {exc.strerror or exc}") from exc
-    if not token:
-        raise StorageError(f"the token file {path} is empty")
-    return token
+class Users(Protocol):
+    """Where the check looks users up (:class:`dcos_backup.iam.store.UserStore` is one)."""
+
+    def user(self, uid: str, fresh: bool = False) -> User | None: ...
 
 
-def check_bearer(header: str | None, token: str) -> None:
-    """Raise Unauthorized unless ``header`` is ``Bearer <token>`` (constant-time comparison)."""
-    if not header:
-        raise Unauthorized("missing bearer token (send 'Authorization: Bearer <token>')")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise Unauthorized("invalid bearer token")
+class Authorizer:
+    """Checks an ``Authorization`` header against the IAM's public key and the cluster's users."""
+
+    def __init__(self, public_key: RSAPublicKey, users: Users, permission: str = BACKUP_PERMISSION) -> None:
+        self.public_key = public_key
+        self.users = users
+        self.permission = permission
+
+    def check(self, header: str | None) -> str:
+        """The uid the request acts as; Unauthorized or Forbidden saying why not."""
+        uid = verify_token(self.public_key, token_from_header(header))
+        user = self.users.user(uid)
+        if user is None or not user.allows(self.permission, FULL):
+            # Decide a refusal again on a fresh read: a user or grant added a moment ago counts.
+            user = self.users.user(uid, fresh=True)
+        if user is None:
+            raise Unauthorized(f"unknown user {uid!r}")
+        if not user.allows(self.permission, FULL):
+            raise Forbidden(f"user {uid!r} lacks the permission {self.permission} (action {FULL})")
+        return uid

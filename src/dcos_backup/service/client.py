@@ -1,11 +1,12 @@
-"""HTTP client of the backup service, used by ``dcos backup``: maps every failure to the error hierarchy.
+"""HTTP client of DC/OS's Backup and Restore API, used by ``dcos backup``: maps every failure to the error hierarchy.
 
-It talks to the :class:`Endpoint` it is given; finding the service is the caller's business
-(``cli/endpoint.py`` for the CLI).
+It talks to the :class:`Endpoint` it is given (the Admin Router's URL, a token, how to verify TLS);
+finding the cluster is the caller's business (``cli/endpoint.py`` for the CLI).
 """
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import httpx
 from dcos_backup.errors import (
     Conflict,
     DcosBackupError,
+    Forbidden,
     IntegrityError,
     NotFound,
     ServiceUnavailable,
@@ -22,67 +24,98 @@ from dcos_backup.errors import (
     Unauthorized,
     UsageError,
 )
-from dcos_backup.service.app import PREFIX
+from dcos_backup.service.paths import CREATE, DELETE, LIST, RESTORE
 
 _BY_STATUS: dict[int, type[DcosBackupError]] = {
     400: UsageError,
     401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     409: Conflict,
     413: UsageError,
     422: IntegrityError,
+    502: ServiceUnavailable,
     503: ServiceUnavailable,
+    504: ServiceUnavailable,
     507: StorageError,
 }
+FIRST_POLL = 0.05  # seconds; polls then slow down by half each time, up to the caller's interval
+LONG_POLL = 1.0  # seconds our service may hold a poll until the job ends (servers without it answer at once)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Endpoint:
-    """Where the backup service is and the bearer token it wants."""
+    """Where the cluster's Admin Router is, the token to send, and how to check its certificate:
+    ``verify`` is a CA file, True (the system's CAs) or False (no check)."""
 
     url: str
     token: str
+    verify: str | bool = True
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        if isinstance(self.verify, str):
+            try:
+                return ssl.create_default_context(cafile=self.verify)
+            except (OSError, ssl.SSLError) as exc:
+                raise UsageError(f"cannot use {self.verify} as the CA file (DCOS_SSL_VERIFY): {exc}") from exc
+        return self.verify
 
 
 class BackupClient:
     def __init__(self, endpoint: Endpoint, timeout: float = 30.0) -> None:
         self.endpoint = endpoint
         self._http = httpx.Client(
-            base_url=endpoint.url + PREFIX,
-            headers={"Authorization": f"Bearer {endpoint.token}"},
+            base_url=endpoint.url,
+            headers={"Authorization": f"token={endpoint.token}", "Accept": "application/json"},
             timeout=timeout,
+            verify=endpoint.ssl_context(),
         )
 
-    def _call(self, method: str, path: str, **kwargs: object) -> object:
+    def _call(self, method: str, path: str, **kwargs: object) -> dict:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ServiceUnavailable(
-                f"cannot reach the backup service at {self.endpoint.url}: {exc or type(exc).__name__}"
-            ) from exc
+            raise ServiceUnavailable(self._unreachable(exc)) from exc
         if response.status_code >= 400:
-            try:
-                message = response.json().get("message") or response.text
-            except (ValueError, AttributeError):
-                message = response.text.strip()[:200] or response.reason_phrase
             error = _BY_STATUS.get(response.status_code, DcosBackupError)
-            raise error(message)
-        return response.json()
+            raise error(_message_of(response))
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ServiceUnavailable(f"{self.endpoint.url} answered {path} with something that is not JSON") from exc
+
+    def _unreachable(self, exc: httpx.TransportError) -> str:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return (
+                f"the TLS certificate of {self.endpoint.url} is not trusted: set DCOS_SSL_VERIFY to the "
+                f"cluster's CA file ({exc})"
+            )
+        return f"cannot reach the cluster at {self.endpoint.url}: {exc or type(exc).__name__}"
 
     def create(self, label: str) -> dict:
-        return self._call("POST", "/backups", json={"label": label})
+        """``POST /create``: the new backup's document (STATUS_BACKING_UP)."""
+        return self._call("POST", CREATE, json={"label": label})["backup_info"]
 
-    def list(self, label: str | None = None) -> list[dict]:
-        return self._call("GET", "/backups", params={"label": label} if label is not None else None)
+    def list(self, prefix: str = "", wait: float = 0) -> list[dict]:
+        """``GET /list``: the backups whose id starts with ``prefix``, oldest first; with ``wait``, once a job
+        running on one of them has ended (or ``wait`` seconds have passed)."""
+        params = {k: v for k, v in (("prefix", prefix), ("wait", wait)) if v}
+        return self._call("GET", LIST, params=params or None).get("backup_info", [])
 
-    def show(self, backup_id: str) -> dict:
-        return self._call("GET", f"/backups/{_quote(backup_id)}")
-
-    def delete(self, backup_id: str) -> dict:
-        return self._call("DELETE", f"/backups/{_quote(backup_id)}")
+    def show(self, backup_id: str, wait: float = 0) -> dict:
+        """One backup's document (``GET /list?prefix=<id>``: an id is never the prefix of another id)."""
+        for doc in self.list(backup_id, wait):
+            if doc.get("id") == backup_id:
+                return doc
+        raise NotFound(f"no backup with id {backup_id!r}")
 
     def restore(self, backup_id: str) -> dict:
-        return self._call("POST", f"/backups/{_quote(backup_id)}/restore")
+        """``POST /restore``: the restore's document; its ``id`` is the restore's own."""
+        return self._call("POST", RESTORE, json={"id": backup_id})["backup_info"]
+
+    def delete(self, backup_id: str) -> dict:
+        """``DELETE /delete``: the deleted backup's document."""
+        return self._call("DELETE", DELETE, json={"id": backup_id})["backup_info"]
 
     def wait(
         self,
@@ -92,26 +125,55 @@ class BackupClient:
         interval: float = 0.5,
         timeout: float | None = None,
     ) -> dict:
-        """Poll ``show`` until ``done(doc)``; calls ``on_update`` with every document seen."""
+        """Poll ``show`` until ``done(doc)``; calls ``on_update`` with every document seen.
+
+        Each poll after the first asks the service to answer as soon as the job ends (``wait``), so the
+        end is seen at once. A server that answers at once regardless (DC/OS's) is polled with pauses that
+        start short and grow to ``interval``."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        pause, wait = min(FIRST_POLL, interval), 0.0
         while True:
-            doc = self.show(backup_id)
+            asked = time.monotonic()
+            doc = self.show(backup_id, wait)
             if on_update is not None:
                 on_update(doc)
             if done(doc):
                 return doc
             if deadline is not None and time.monotonic() > deadline:
                 raise DcosBackupError(f"gave up waiting for {backup_id} after {timeout:g}s")
-            time.sleep(interval)
+            time.sleep(max(0.0, pause - (time.monotonic() - asked)))
+            pause, wait = min(pause * 1.5, interval), LONG_POLL
 
     def close(self) -> None:
         self._http.close()
 
+    def __enter__(self) -> BackupClient:
+        return self
 
-def _quote(backup_id: str) -> str:
-    from urllib.parse import quote
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
-    return quote(backup_id, safe="")
+
+def _message_of(response: httpx.Response) -> str:
+    """The one line an error response says: DC/OS's ``errors``, else its text, else its reason."""
+    try:
+        errors = response.json().get("errors")
+        if errors:
+            return "; ".join(str(e) for e in errors)
+    except (ValueError, AttributeError):
+        pass
+    return " ".join(response.text.split())[:200] or response.reason_phrase
+
+
+def latest_restore(doc: dict) -> dict:
+    """The latest restore of a backup document (empty before the first restore)."""
+    restores = doc.get("restores") or []
+    return restores[-1] if restores else {}
+
+
+def restore_of(doc: dict, restore_id: str) -> dict:
+    """The restore ``restore_id`` in a backup document (empty if it has none of that id)."""
+    return next((r for r in doc.get("restores") or [] if r.get("id") == restore_id), {})
 
 
 def backup_finished(doc: dict) -> bool:
@@ -119,4 +181,5 @@ def backup_finished(doc: dict) -> bool:
 
 
 def restore_finished(doc: dict) -> bool:
-    return (doc.get("restores") or {}).get("status") not in ("STATUS_RESTORING",)
+    """The latest restore (if any) has ended."""
+    return latest_restore(doc).get("status") != "STATUS_RESTORING"

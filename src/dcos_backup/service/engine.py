@@ -16,6 +16,7 @@ from kazoo.exceptions import KazooException
 from kazoo.recipe.lock import Lock
 
 from dcos_backup.zk import ApplyStats, ReadStats, ZkSpec, ZNode, apply_tree, compare_tree, connect, iter_tree
+from dcos_backup.zk.spec import DEFAULT_MAX_OUTAGE
 
 LOCK_PATH = "/dcos-backup/lock"
 _ZXID_RE = re.compile(r"^Zxid: (0x[0-9a-fA-F]+)", re.MULTILINE)
@@ -62,10 +63,19 @@ class ZkEngine:
     asks its server for ``srvr``. ``close()`` ends that session.
     """
 
-    def __init__(self, hosts: str, timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        hosts: str,
+        timeout: float = 15.0,
+        *,
+        auth: Iterable[tuple[str, str]] = (),
+        max_outage: float = DEFAULT_MAX_OUTAGE,
+    ) -> None:
+        """``auth``: the credentials every session presents (``[digest_auth("user:password")]``);
+        ``max_outage``: how long a job rides out a ZooKeeper fault before it fails."""
         self.hosts = hosts
-        self.spec = ZkSpec.parse(hosts, session_timeout=timeout)
-        self.client: KazooClient = connect(hosts, timeout)
+        self.spec = ZkSpec.parse(hosts, session_timeout=timeout, auth=auth, max_outage=max_outage)
+        self.client: KazooClient = connect(self.spec, timeout)
 
     def read(self, root: str, stats: ReadStats | None = None) -> Iterator[ZNode]:
         return iter_tree(self.spec, root, stats=stats)

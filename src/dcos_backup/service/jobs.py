@@ -12,14 +12,17 @@ re-read and compare -> on any failure, apply the safety backup again and report 
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 
+from dcos_backup import __version__
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
 from dcos_backup.catalog.models import BackupRecord, RestoreRecord, Status, ZxidWindow, now
 from dcos_backup.catalog.storage import Storage
-from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree
+from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree, archive_name
 from dcos_backup.errors import Conflict, DcosBackupError, IntegrityError
 from dcos_backup.service.engine import Engine
 from dcos_backup.service.runner import Job, JobRunner, attempt
@@ -30,14 +33,30 @@ log = logging.getLogger(__name__)
 SAFETY_PREFIX = "safety-"
 RECOVERY_LOCK_WAIT = 120.0  # the stopped process's lock lives until its ZooKeeper session expires
 PROGRESS_EVERY = 256  # nodes between two updates of a job's progress
+DCOS_VERSION_FILE = Path("/opt/mesosphere/etc/dcos-version.json")
+
+
+def cluster_version(version_file: Path = DCOS_VERSION_FILE) -> str:
+    """What backups record as ``dcos_version``: DC/OS's version on a DC/OS master, else this package's."""
+    try:
+        return str(json.loads(version_file.read_text())["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return __version__
 
 
 class BackupService:
-    def __init__(self, storage: Storage, engine: Engine, components: Sequence[ZkSubtree] = DEFAULT_COMPONENTS) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        engine: Engine,
+        components: Sequence[ZkSubtree] = DEFAULT_COMPONENTS,
+        dcos_version: str | None = None,
+    ) -> None:
         """``engine`` is the service's only way to ZooKeeper; its owner closes it after :meth:`close`."""
         self.storage = storage
         self.engine = engine
         self.components = tuple(components)
+        self.dcos_version = dcos_version or cluster_version()
         self._jobs = JobRunner(engine, storage)
 
     # ------------------------------------------------------------------ lifecycle
@@ -51,7 +70,7 @@ class BackupService:
         """
         interrupted = []
         for record in self.storage.list_records():
-            restore = record.restores.latest
+            restore = record.latest_restore
             if record.status == Status.BACKING_UP:
                 record.interrupt()
                 self.storage.remove_partials(record.id)
@@ -84,11 +103,9 @@ class BackupService:
         self._jobs.join(timeout=5)
 
     # ------------------------------------------------------------------ queries
-    def list(self, label: str | None = None) -> list[BackupRecord]:
-        records = self.storage.list_records()
-        if label is not None:
-            records = [r for r in records if r.label == label]
-        return records
+    def list(self, prefix: str = "") -> list[BackupRecord]:
+        """The backups whose id starts with ``prefix`` (a label, an id), oldest first."""
+        return self.storage.list_records(prefix)
 
     def get(self, backup_id: str) -> BackupRecord:
         return self.storage.read(backup_id)
@@ -103,11 +120,25 @@ class BackupService:
     def running(self) -> Job | None:
         return self._jobs.current
 
+    def job_runs_on(self, prefix: str) -> bool:
+        """A job runs on a backup whose id starts with ``prefix``."""
+        job = self._jobs.current
+        return job is not None and job.id.startswith(prefix)
+
+    def on_job_end(self, listener: Callable[[], None]) -> None:
+        """Have ``listener()`` called (in the job's thread) whenever a job has ended."""
+        self._jobs.on_end(listener)
+
     # ------------------------------------------------------------------ commands
     def create(self, label: str) -> BackupRecord:
-        record = BackupRecord.start(label)
+        """Start a backup; returns it as it starts (every component STATUS_UNKNOWN), whatever the job does next."""
+        record = BackupRecord.start(label, self._roots(), self.dcos_version)
+        started = record.model_copy(deep=True)
         self._jobs.launch("backup", record, partial(self._back_up, record), partial(self._backup_failed, record))
-        return record
+        return started
+
+    def _roots(self) -> dict[str, str]:
+        return {comp.name: comp.root for comp in self.components}
 
     def delete(self, backup_id: str) -> BackupRecord:
         record = self.storage.read(backup_id)
@@ -121,17 +152,19 @@ class BackupService:
         self.storage.delete(backup_id)
         return record
 
-    def restore(self, backup_id: str) -> BackupRecord:
+    def restore(self, backup_id: str) -> RestoreRecord:
+        """Start a restore of a backup; returns the restore as it starts (components STATUS_UNKNOWN)."""
         record = self.storage.read(backup_id)
         restore = record.start_restore()  # journalled by launch, before anything in ZooKeeper changes
+        started = restore.model_copy(deep=True)
         steps = partial(self._restore, record, restore)
         self._jobs.launch("restore", record, steps, partial(self._restore_failed, restore))
-        return record
+        return started
 
     # ------------------------------------------------------------------ backup steps
     def _back_up(self, record: BackupRecord, job: Job) -> None:
-        for comp in self.components:
-            self._back_up_component(record, comp, job)
+        for name, comp in record.component_status.items():
+            self._back_up_component(record, name, comp.root, job)
         record.finish()
         log.info("backup %s ready (%d bytes)", record.id, record.size)
 
@@ -139,26 +172,30 @@ class BackupService:
         record.fail(reason)
         self.storage.remove_partials(record.id)
 
-    def _back_up_component(self, record: BackupRecord, comp: ZkSubtree, job: Job) -> None:
+    def _back_up_component(self, record: BackupRecord, name: str, root: str, job: Job) -> None:
         """Stream one component into its archive."""
-        entry = record.start_component(comp.name, comp.root)
-        job.progress.update(phase=f"backing up {comp.name}", component=comp.name, nodes=0)
+        entry = record.start_component(name)
+        self.storage.write(record)  # the component shows STATUS_BACKING_UP while it is read
+        job.progress.update(phase=f"backing up {name}", component=name, nodes=0)
         stats = ReadStats()
         first = self.engine.current_zxid()
-        with self.storage.archive_writer(record.id, comp.archive_name) as raw:
-            writer = ArchiveWriter(raw, comp.name, comp.root)
-            for node in self.engine.read(comp.root, stats):
+        archive = archive_name(name)
+        with self.storage.archive_writer(record.id, archive) as raw:
+            writer = ArchiveWriter(raw, name, root)
+            for node in self.engine.read(root, stats):
                 writer.add(node)
                 if writer.nodes % PROGRESS_EVERY == 0:
                     job.progress["nodes"] = writer.nodes
             summary = writer.close()
         job.progress["nodes"] = summary.nodes
         window = ZxidWindow(first=first, last=max(self.engine.current_zxid(), first))
-        entry.finish(comp.archive_name, summary, stats.skipped_ephemeral, window)
+        entry.finish(archive, summary, stats.skipped_ephemeral, window)
 
     def _take_safety_backup(self, record: BackupRecord, job: Job) -> str:
         """Back up the live tree before a restore changes it; raises (nothing changed yet) if that fails."""
-        safety = BackupRecord.start(SAFETY_PREFIX + now().strftime("%Y%m%dT%H%M%S"), safety_for=record.id)
+        label = SAFETY_PREFIX + now().strftime("%Y%m%dT%H%M%S")
+        roots = {name: comp.root for name, comp in record.component_status.items()}
+        safety = BackupRecord.start(label, roots, self.dcos_version, safety_for=record.id)
         job.progress["safety_backup_id"] = safety.id
         self.storage.write(safety)
         reason = attempt(partial(self._back_up, safety, job), f"safety backup {safety.id}")
@@ -171,12 +208,14 @@ class BackupService:
 
     # ------------------------------------------------------------------ restore steps
     def _restore(self, record: BackupRecord, restore: RestoreRecord, job: Job) -> None:
+        restore.begin()
+        self.storage.write(record)  # every component shows STATUS_RESTORING from here on
         job.progress.update(phase="verifying archives")
         self._verify_archives(record)
         restore.protect(self._take_safety_backup(record, job))
         self.storage.write(record)  # the journal: a restart from here on rolls back to the safety backup
         restore.finish(self._apply_backup(record, job, "restoring"))
-        log.info("restore of %s done: %s", record.id, restore.stats)
+        log.info("restore %s of %s done", restore.id, record.id)
 
     def _restore_failed(self, restore: RestoreRecord, job: Job, reason: str) -> None:
         if restore.safety_backup_id is not None:
@@ -184,25 +223,25 @@ class BackupService:
         restore.fail(reason)
 
     def _verify_archives(self, record: BackupRecord) -> None:
-        for comp in record.components.values():
+        for name, comp in record.component_status.items():
             with self.storage.archive_reader(record.id, comp.archive or "") as raw:
                 try:
                     verify_archive(raw, comp.sha256)
                 except IntegrityError as exc:
-                    raise IntegrityError(f"{comp.name}: {exc}; ZooKeeper was not changed") from exc
+                    raise IntegrityError(f"{name}: {exc}; ZooKeeper was not changed") from exc
 
     def _apply_backup(self, record: BackupRecord, job: Job, verb: str) -> dict[str, dict[str, int]]:
         """Make every component's tree equal to its archive, then check it; the counts per component."""
         stats = {}
-        for comp in record.components.values():
-            job.progress.update(phase=f"{verb} {comp.name}", component=comp.name)
+        for name, comp in record.component_status.items():
+            job.progress.update(phase=f"{verb} {name}", component=name)
             with self.storage.archive_reader(record.id, comp.archive or "") as raw:
                 applied = self.engine.apply(comp.root, read_archive(raw))
             with self.storage.archive_reader(record.id, comp.archive or "") as raw:
                 difference = self.engine.compare(comp.root, read_archive(raw))
             if difference is not None:
-                raise IntegrityError(f"{comp.name} differs from the backup after {verb}: {difference}")
-            stats[comp.name] = {
+                raise IntegrityError(f"{name} differs from the backup after {verb}: {difference}")
+            stats[name] = {
                 "created": applied.created,
                 "updated": applied.updated,
                 "deleted": applied.deleted,

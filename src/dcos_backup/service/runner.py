@@ -68,10 +68,15 @@ class JobRunner:
         self._storage = storage
         self._job: Job | None = None
         self._mutex = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
 
     @property
     def current(self) -> Job | None:
         return self._job
+
+    def on_end(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (in the job's thread, quickly) each time a job's final record is written."""
+        self._listeners.append(listener)
 
     def launch(self, kind: str, record: BackupRecord, steps: Steps, fail: Fail) -> Job:
         """Start a job on ``record`` now, or raise Conflict (409) naming the job that runs.
@@ -142,6 +147,10 @@ class JobRunner:
             try:
                 if record is not None:
                     self.write_final(record)
+                    # Before the lock's release (a ZooKeeper write): whoever waits sees the end at once, and
+                    # a job started in reaction waits for this mutex, so it never finds the lock still held.
+                    for listener in self._listeners:
+                        attempt(listener, "a listener of the end of a job")
             finally:
                 if self._job is job:
                     self._release(job)

@@ -1,16 +1,20 @@
-"""Serving the API with uvicorn, hardened: loopback by default, bounded connections, and a deadline
-for request headers (slow-loris), which uvicorn itself does not have: any byte received cancels its
-keep-alive timer, so a client dribbling a never-ending header would hold a connection forever."""
+"""Serving the API with uvicorn on a unix socket (the Admin Router proxies to it; DC/OS's is
+``/run/dcos/dcos-backup-master.sock``), hardened: bounded connections and headers, and a deadline for
+request headers (slow-loris), which uvicorn itself does not have: any byte received cancels its keep-alive
+timer, so a client dribbling a never-ending header would hold a connection forever."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEADER_TIMEOUT = 10.0
+# Request headers, all of them: more than the Admin Router ever passes on (4 lines of at most 16 KiB).
+MAX_HEADERS = 80 * 1024
 
 
 class HeaderDeadlineProtocol(H11Protocol):
@@ -49,14 +53,17 @@ class HeaderDeadlineProtocol(H11Protocol):
             self.transport.close()
 
 
-def serve(app: FastAPI, host: str, port: int) -> None:
+def serve(app: FastAPI, socket_path: Path) -> None:
+    """Serve ``app`` on the unix socket ``socket_path`` until SIGTERM (a stale socket file is replaced)."""
+    socket_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     uvicorn.run(
         app,
-        host=host,
-        port=port,
+        uds=str(socket_path),
         http=HeaderDeadlineProtocol,
         log_level="warning",
+        # Longer than the Admin Router's upstream keepalive_timeout: nginx closes idle connections first,
+        # so it never sends a request on a connection the service is closing.
         timeout_keep_alive=5,
-        h11_max_incomplete_event_size=16 * 1024,
+        h11_max_incomplete_event_size=MAX_HEADERS,
         limit_concurrency=200,
     )

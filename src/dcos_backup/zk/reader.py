@@ -8,29 +8,45 @@ batches.
 
 Requests go out earliest-in-pre-order first (a heap over sibling lists), so the replies that arrive
 before their turn to be emitted are few, and memory stays bounded by the window, not the tree.
+
+A reader can start *after* a path (``after=P``): it then yields only what follows P in pre-order. Since
+children are sorted, "after P" is well defined whatever changed meanwhile; a read that lost its sessions
+goes on with a new reader from its :attr:`TreeReader.position`. The ancestors of P are read again (their
+children lists are needed) but not yielded, and their children up to P's branch are not requested.
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import heapq
 import itertools
 import select
 from collections import deque
 from collections.abc import Iterator
 
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import ConnectionLoss, NoAuthError, NoNodeError, SessionExpiredError, SessionMovedError
 from kazoo.protocol.serialization import Sync, stat_struct
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL
 
+from dcos_backup.errors import AccessDenied, UsageError, ZooKeeperUnavailable
 from dcos_backup.zk.protocol import GET_CHILDREN, GET_DATA, GetACLRequest, MultiRead
-from dcos_backup.zk.records import ZNode, path_key
+from dcos_backup.zk.records import ReadStats, ZNode, is_under, path_key
+from dcos_backup.zk.ride import Outage
+from dcos_backup.zk.spec import ZkSpec
 from dcos_backup.zk.wire import OFFSET, Connection, Reply
 
 DEFAULT_WINDOW = 256  # requests in flight (a batch counts once)
+# Sessions for getACL besides the main one. Measured on 100k znodes: one session 13k znodes/s, one ACL
+# session more 20k/s, two more 25k/s (above the one-socket getData ceiling).
+ACL_SESSIONS = 2
 BATCH_SIZE = 32
 ACL_CACHE = 1024  # distinct ACLs remembered (parsed once each)
 _GET_ACL = GetACLRequest.type
+_REQUEST_NAMES = {GET_DATA: "getData", GET_CHILDREN: "getChildren", _GET_ACL: "getACL"}
+# Errors a reply can carry that mean the session, not the node, is the problem.
+_SESSION_ERRORS = (ConnectionLoss, SessionExpiredError, SessionMovedError)
 
 
 class _Node:
@@ -43,6 +59,7 @@ class _Node:
         "children_requested",
         "data",
         "emitted",
+        "hidden",
         "key",
         "kids",
         "path",
@@ -65,6 +82,7 @@ class _Node:
         self.waiting = 2  # replies still expected: data and ACL (children are counted separately)
         self.skip = False  # ephemeral (when skipped), or deleted during the walk
         self.emitted = False  # handed out (or skipped); its children follow
+        self.hidden = False  # handed out by an earlier reader (an ancestor of where this one starts)
         self.children_emitted = 0  # how many children are emitted (or skipped)
 
     @property
@@ -92,12 +110,16 @@ class TreeReader:
 
     With ``acl_conns`` (more sessions) the getACL requests are spread over them, so the servers work
     on several streams at once. Nodes deleted during the walk are skipped; a missing ``root`` yields
-    nothing. After the walk, ``skipped_ephemeral`` counts the ephemeral nodes left out.
+    nothing. After the walk, ``skipped_ephemeral`` counts the ephemeral nodes left out. With ``after``
+    (a path in root's subtree) only the nodes after it in pre-order are yielded. ``position`` is the
+    last path handed out or skipped: where a new reader goes on if this one loses its sessions.
+    A node we may not read raises :class:`AccessDenied` naming it.
     """
 
     __slots__ = (
         "_acl_cache",
         "_acl_turn",
+        "_after",
         "_batch_nodes",
         "_batch_ops",
         "_schedule",
@@ -105,6 +127,7 @@ class TreeReader:
         "acl_conns",
         "conn",
         "conns",
+        "position",
         "root",
         "skip_ephemeral",
         "skipped_ephemeral",
@@ -119,9 +142,14 @@ class TreeReader:
         skip_ephemeral: bool = True,
         window: int = DEFAULT_WINDOW,
         acl_conns: list[Connection] | None = None,
+        after: str | None = None,
     ) -> None:
+        if after is not None and not is_under(after, root):
+            raise UsageError(f"cannot resume a read of {root} after {after}: not in that subtree")
         self.conn = conn
         self.root = root
+        self.position = after
+        self._after = path_key(after) if after is not None else None
         self.skip_ephemeral = skip_ephemeral
         self.window = window
         self.acl_conns = acl_conns or [conn]
@@ -137,6 +165,7 @@ class TreeReader:
     def __iter__(self) -> Iterator[ZNode]:
         self._sync()
         top = _Node(self.root, path_key(self.root))
+        top.hidden = self._after is not None
         self._stack.append(top)
         self._request(top)
         while True:
@@ -166,6 +195,8 @@ class TreeReader:
             room -= 1
             key, parent = heapq.heappop(schedule)
             node = _Node(_join(parent.path, parent.children[parent.children_requested]), key)
+            if parent.hidden:
+                node.hidden = self._after[: len(key)] == key
             parent.kids.append(node)
             parent.children_requested += 1
             if parent.children_requested < len(parent.children):
@@ -198,6 +229,11 @@ class TreeReader:
                 if not node.complete:
                     return
                 node.emitted = True
+                if node.hidden:  # handed out before: only its children after the resume point follow
+                    if node.skip:
+                        stack.pop()
+                    continue
+                self.position = node.path
                 if node.skip:
                     if node.stat is not None and node.stat.ephemeralOwner:
                         self.skipped_ephemeral += 1
@@ -243,11 +279,14 @@ class TreeReader:
         ready, _, _ = select.select(busy, [], [], self.conn.session_timeout / 3)
         for c in ready:
             c.receive()
+        if not ready:
+            for c in busy:
+                c.check_silence()  # a frozen member is a lost one
 
     def _handle(self, reply: Reply) -> None:
         if type(reply.request) is MultiRead:
             if reply.err:
-                raise reply.error()
+                raise _failure(reply.error())
             self._got_batch(reply)
         elif reply.err:
             self._gone(reply.tag, _GET_ACL, reply.error())
@@ -276,6 +315,9 @@ class TreeReader:
 
     def _got_children(self, node: _Node, names: list[str]) -> None:
         node.children = sorted(names)
+        if node.hidden and len(node.key) < len(self._after):
+            # Children before the resume point's branch were handed out with their subtrees already.
+            del node.children[: bisect.bisect_left(node.children, self._after[len(node.key)])]
         if node.children:
             heapq.heappush(self._schedule, ((*node.key, node.children[0]), node))
 
@@ -294,11 +336,67 @@ class TreeReader:
 
     def _gone(self, node: _Node, kind: int, error: Exception) -> None:
         """A request for ``node`` failed: a node deleted during the walk is skipped, anything else is fatal."""
+        if isinstance(error, NoAuthError):
+            raise AccessDenied(
+                f"not allowed to read {node.path} ({_REQUEST_NAMES[kind]}: NoAuth): "
+                "the ZooKeeper credentials in use lack READ on it",
+                path=node.path,
+            )
         if not isinstance(error, NoNodeError):
-            raise error
+            raise _failure(error)
         node.skip = True
         if kind == GET_CHILDREN:
             node.children = []
         else:
             node.waiting -= 1
             node.expect_no_children_if_gone()
+
+
+def _failure(error: Exception) -> Exception:
+    """A reply's error as the engine raises it: a lost session is ZooKeeperUnavailable (ridden over)."""
+    if isinstance(error, _SESSION_ERRORS):
+        return ZooKeeperUnavailable(f"ZooKeeper answered {type(error).__name__}")
+    return error
+
+
+def read_tree(
+    spec: ZkSpec,
+    root: str,
+    *,
+    skip_ephemeral: bool = True,
+    stats: ReadStats | None = None,
+    acl_sessions: int = ACL_SESSIONS,
+) -> Iterator[ZNode]:
+    """``root``'s subtree in pre-order on fresh sessions, riding over ZooKeeper faults.
+
+    When the sessions are lost (a member dies, the leader changes, a member freezes), new ones are opened
+    on any member and a new :class:`TreeReader` goes on after the last node handed out, so the stream is
+    the same as without the fault; :class:`~.ride.Outage` bounds the time without progress.
+    """
+    stats = stats if stats is not None else ReadStats()
+    outage = Outage(spec, f"reading {root}")
+    position: str | None = None
+    while True:
+        try:
+            with contextlib.ExitStack() as sessions:
+                conn = sessions.enter_context(Connection(spec))
+                acl_conns = [sessions.enter_context(Connection(spec)) for _ in range(acl_sessions)]
+                outage.connected_now()
+                stats.reconnects, stats.server = outage.reconnects, conn.address
+                reader = TreeReader(conn, root, skip_ephemeral=skip_ephemeral, acl_conns=acl_conns, after=position)
+                try:
+                    for node in reader:
+                        if outage.since is not None:
+                            outage.recovered()
+                        stats.nodes += 1
+                        stats.bytes += len(node.data)
+                        yield node
+                finally:
+                    position = reader.position
+                    stats.skipped_ephemeral += reader.skipped_ephemeral
+                    if stats.min_zxid is None:
+                        stats.min_zxid = conn.first_zxid
+                    stats.max_zxid = max(stats.max_zxid, conn.last_zxid)
+                return
+        except ZooKeeperUnavailable as exc:
+            outage.wait(exc)

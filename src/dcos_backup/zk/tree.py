@@ -1,21 +1,21 @@
-"""Reading and comparing whole ZooKeeper subtrees: the read side of the engine's public face.
+"""Reading, comparing and diffing whole ZooKeeper subtrees: the read side of the engine's public face.
 
 Callers hand in where to connect (a connect string or a :class:`~.spec.ZkSpec`); the work runs on the
-pipelined connections of :mod:`.wire` (:mod:`.reader`, :mod:`.writer`), which are several times faster
-than one-request-at-a-time kazoo calls.
+pipelined connections of :mod:`.wire` (:mod:`.reader`, :mod:`.merge`), which are several times faster
+than one-request-at-a-time kazoo calls, and rides over ZooKeeper faults (:mod:`.ride`).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator
 
-from dcos_backup.zk.reader import TreeReader
-from dcos_backup.zk.records import ReadStats, ZNode, path_key
+from dcos_backup.zk.merge import SAME, DropOps, Planner, plan_steps
+from dcos_backup.zk.reader import read_tree
+from dcos_backup.zk.records import ApplyStats, Change, ReadStats, TreeDiff, ZNode, path_key
 from dcos_backup.zk.spec import ZkSpec
-from dcos_backup.zk.wire import Connection
+from dcos_backup.zk.subtrees import split_scopes, subtree_paths
 
-ACL_SESSIONS = 2
+DEFAULT_DIFF_LIMIT = 10_000  # changes a TreeDiff keeps (the counts are always complete)
 
 
 def iter_tree(
@@ -24,30 +24,30 @@ def iter_tree(
     """Yield ``root`` and its descendants in pre-order, children sorted; ephemeral nodes skipped.
 
     ``hosts`` is a connect string (``"h1:2181,h2:2181[/chroot]"``) or a :class:`ZkSpec`. Nodes deleted
-    while we walk are skipped. A missing ``root`` yields nothing. Losing the connection raises
-    ZooKeeperUnavailable: a partial stream never looks complete.
+    while we walk are skipped. A missing ``root`` yields nothing. A lost session is replaced and the read
+    goes on after the last node yielded; ZooKeeperUnavailable only when ZooKeeper stays away longer than
+    the spec's ``max_outage`` (or nothing listens at the start): a partial stream never looks complete.
+    A node the credentials may not read raises AccessDenied naming it.
+    """
+    return read_tree(ZkSpec.of(hosts), root, skip_ephemeral=skip_ephemeral, stats=stats)
+
+
+def compare_tree(
+    hosts: str | ZkSpec, root: str, nodes: Iterable[ZNode], *, paths: Iterable[str] | None = None
+) -> str | None:
+    """Return a one-line description of the first difference, or None if equal (data and ACLs).
+
+    With ``paths``, only those subtrees of ``root`` are compared (the stream's nodes elsewhere are ignored).
     """
     spec = ZkSpec.of(hosts)
-    stats = stats if stats is not None else ReadStats()
-    # Several sessions: data and children on one, ACLs (which cannot be batched) spread over the
-    # others, so the servers work on several streams at once. Measured on 100k znodes: one session
-    # 13k znodes/s, one ACL session more 20k/s, two more 25k/s (above the one-socket getData ceiling).
-    with contextlib.ExitStack() as stack:
-        conn = stack.enter_context(Connection(spec))
-        acl_conns = [stack.enter_context(Connection(spec)) for _ in range(ACL_SESSIONS)]
-        reader = TreeReader(conn, root, skip_ephemeral=skip_ephemeral, acl_conns=acl_conns)
-        for node in reader:
-            stats.nodes += 1
-            stats.bytes += len(node.data)
-            yield node
-        stats.skipped_ephemeral = reader.skipped_ephemeral
-        stats.min_zxid = conn.first_zxid
-        stats.max_zxid = conn.last_zxid
+    for scope in split_scopes(nodes, subtree_paths(root, paths), require=False):
+        difference = _first_difference(iter_tree(spec, scope.path), scope.nodes)
+        if difference is not None:
+            return difference
+    return None
 
 
-def compare_tree(hosts: str | ZkSpec, root: str, nodes: Iterable[ZNode]) -> str | None:
-    """Return a one-line description of the first difference, or None if equal (data and ACLs)."""
-    live = iter_tree(hosts, root)
+def _first_difference(live: Iterator[ZNode], nodes: Iterable[ZNode]) -> str | None:
     for want in nodes:
         have = next(live, None)
         if have is None:
@@ -64,3 +64,43 @@ def compare_tree(hosts: str | ZkSpec, root: str, nodes: Iterable[ZNode]) -> str 
     if extra is not None:
         return f"unexpected {extra.path}"
     return None
+
+
+def iter_diff(
+    hosts: str | ZkSpec,
+    root: str,
+    nodes: Iterable[ZNode],
+    *,
+    paths: Iterable[str] | None = None,
+    stats: ApplyStats | None = None,
+) -> Iterator[Change]:
+    """The changes :func:`~dcos_backup.zk.apply_tree` would make, in pre-order, without writing anything.
+
+    Same arguments and the same merge as ``apply_tree``; ``stats`` gets the counts it would report
+    (complete once the iterator is exhausted). Memory stays bounded: nothing is collected here.
+    """
+    spec = ZkSpec.of(hosts)
+    planner = Planner(DropOps(), spec.full_path, stats if stats is not None else ApplyStats())
+    for step in plan_steps(spec, root, nodes, paths):
+        planner.feed(step)
+        if step.op != SAME:
+            yield Change(step.op, step.path)
+    planner.finish()
+
+
+def diff_tree(
+    hosts: str | ZkSpec,
+    root: str,
+    nodes: Iterable[ZNode],
+    *,
+    paths: Iterable[str] | None = None,
+    limit: int = DEFAULT_DIFF_LIMIT,
+) -> TreeDiff:
+    """:func:`iter_diff` summed up: every count, the first ``limit`` changes, how many more there were."""
+    diff = TreeDiff()
+    for change in iter_diff(hosts, root, nodes, paths=paths, stats=diff.stats):
+        if len(diff.changes) < limit:
+            diff.changes.append(change)
+        else:
+            diff.left_out += 1
+    return diff

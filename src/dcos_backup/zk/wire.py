@@ -21,9 +21,17 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from kazoo.exceptions import EXCEPTIONS
-from kazoo.protocol.serialization import Close, Connect, Ping, int_int_struct, int_struct, reply_header_struct
+from kazoo.protocol.serialization import (
+    Auth,
+    Close,
+    Connect,
+    Ping,
+    int_int_struct,
+    int_struct,
+    reply_header_struct,
+)
 
-from dcos_backup.errors import ZooKeeperUnavailable
+from dcos_backup.errors import DcosBackupError, ZooKeeperUnavailable
 from dcos_backup.master.fourlw import four_letter_word
 from dcos_backup.zk.spec import ZkSpec, address_text
 
@@ -32,6 +40,10 @@ PING_XID = -2
 WATCH_XID = -1
 _LEN = struct.Struct("!i")
 _RECV = 1 << 20
+# ZooKeeper does not bound its replies by jute.maxbuffer (that limit is on what it reads): a directory of
+# 200,000 children with 40-byte names answers in one 9 MB frame. This only catches a corrupt length.
+_MAX_FRAME = 1 << 30
+AUTH_XID = -4
 
 
 class Reply(NamedTuple):  # a tuple: one is made per reply, and a frozen dataclass costs 3x more to build
@@ -63,7 +75,13 @@ def leader_first(addresses: list[tuple[str, int]]) -> list[tuple[str, int]]:
 
 
 class Connection:
-    """One ZooKeeper session on one socket, for pipelined requests. Not thread-safe."""
+    """One ZooKeeper session on one socket, for pipelined requests. Not thread-safe.
+
+    The session authenticates with the spec's ``auth``. A server that stays silent for two thirds of the
+    session timeout while requests wait (frozen, partitioned) counts as lost, as a closed socket does:
+    both raise :class:`ZooKeeperUnavailable`; the requests that were not answered are then in doubt
+    (:meth:`take_unanswered`).
+    """
 
     def __init__(self, hosts: str | ZkSpec, prefer_leader: bool = False) -> None:
         self.spec = ZkSpec.of(hosts)
@@ -77,6 +95,7 @@ class Connection:
         self._pos = 0
         self._pending: deque[tuple[int, Any, Any]] = deque()
         self._last_send = time.monotonic()
+        self._quiet_since = self._last_send  # last time the server was heard, or requests started waiting
         self.address = ""
         self.session_timeout = self.timeout
         self.first_zxid: int | None = None
@@ -85,26 +104,55 @@ class Connection:
 
     # ---------------------------------------------------------------- session
     def _connect(self) -> None:
+        """A session on the first member that grants one; fails with the reason of each member.
+
+        ``members_up`` in the error's details counts the members that accepted a TCP connection: 0 means
+        nothing listens at all (ZooKeeper is down), which callers report at once instead of waiting.
+        """
         errors = []
+        up = 0
         addresses = list(self.spec.addresses)
         order = leader_first(addresses) if self.prefer_leader else random.sample(addresses, len(addresses))
         for host, port in order:
             try:
-                sock = socket.create_connection((host, port), timeout=self.timeout)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                sock.sendall(_frame(Connect(0, 0, int(self.timeout * 1000), 0, b"\x00" * 16, False).serialize()))
-                self._sock = sock
-                body = self._read_frame()
-                response, _ = Connect.deserialize(body, 0)
-                if response.time_out <= 0:
-                    raise OSError("session refused")
-                self.session_timeout = response.time_out / 1000
-                self.address = address_text(host, port)
-                return
+                sock = socket.create_connection((host, port), timeout=self.spec.connect_timeout)
             except OSError as exc:
                 errors.append(f"{address_text(host, port)}: {exc.strerror or exc}")
+                continue
+            up += 1
+            try:
+                self._open_session(sock, host, port)
+                return
+            except (OSError, ZooKeeperUnavailable) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc.__cause__ or exc)
+                errors.append(f"{address_text(host, port)}: no session ({reason})")
                 self._close_socket()
-        raise ZooKeeperUnavailable(f"cannot connect to ZooKeeper at {self.spec} ({'; '.join(errors)})")
+            except BaseException:  # credentials refused: no point in another member
+                self._close_socket()
+                raise
+        raise ZooKeeperUnavailable(f"cannot connect to ZooKeeper at {self.spec} ({'; '.join(errors)})", members_up=up)
+
+    def _open_session(self, sock: socket.socket, host: str, port: int) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        sock.sendall(_frame(Connect(0, 0, int(self.timeout * 1000), 0, b"\x00" * 16, False).serialize()))
+        response, _ = Connect.deserialize(self._read_frame(), 0)
+        if response.time_out <= 0:
+            raise OSError("session refused")
+        self.session_timeout = response.time_out / 1000
+        for scheme, credential in self.spec.auth:
+            self._authenticate(scheme, credential)
+        # From now on a silent server is noticed by the timeouts of receive().
+        sock.settimeout(self.session_timeout / 3)
+        self.address = address_text(host, port)
+
+    def _authenticate(self, scheme: str, credential: str) -> None:
+        """One auth packet, answered before anything else is sent (as kazoo does at connect)."""
+        self._outbox += _frame(int_int_struct.pack(AUTH_XID, Auth.type) + Auth(0, scheme, credential).serialize())
+        body = self._read_frame()
+        xid, _, err = reply_header_struct.unpack_from(body, 0)
+        if xid != AUTH_XID or err:
+            raise DcosBackupError(f"ZooKeeper refused the {scheme} credentials ({EXCEPTIONS[err].__name__})")
 
     def close(self) -> None:
         if self._sock is None:
@@ -120,6 +168,16 @@ class Connection:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+    def take_unanswered(self) -> list[tuple[Any, Any]]:
+        """The ``(request, tag)`` of every request sent or queued but not answered, in order; forgotten here.
+
+        After the connection is lost these are in doubt: the ensemble may have applied some of them.
+        """
+        unanswered = [(request, tag) for _, request, tag in self._pending]
+        self._pending.clear()
+        self._outbox.clear()
+        return unanswered
 
     def __enter__(self) -> Connection:
         return self
@@ -140,6 +198,8 @@ class Connection:
         """Queue a request (paths already chrooted by the caller); it is sent at the next flush."""
         xid = self._next_xid()
         self._outbox += _frame(int_int_struct.pack(xid, request.type) + request.serialize())
+        if not self._pending:
+            self._quiet_since = time.monotonic()  # the server's silence counts from now
         self._pending.append((xid, request, tag))
         if len(self._outbox) >= 1 << 16:
             self.flush()
@@ -179,9 +239,10 @@ class Connection:
             xid, zxid, err = reply_header_struct.unpack_from(body, 0)
             if xid != PING_XID and xid != WATCH_XID:
                 break
-        expected, request, tag = self._pending.popleft()
-        if xid != expected:
+        expected = self._pending[0][0]
+        if xid != expected:  # checked before the request leaves the queue: it stays in doubt
             self._lost(OSError(f"reply {xid} out of order, expected {expected}"))
+        _, request, tag = self._pending.popleft()
         if self.first_zxid is None:
             self.first_zxid = zxid
         if zxid > self.last_zxid:
@@ -192,25 +253,39 @@ class Connection:
         return self._sock.fileno() if self._sock is not None else -1
 
     def receive(self) -> None:
-        """One ``recv`` into the buffer (blocks until the server sends something)."""
+        """One ``recv`` into the buffer (blocks until the server sends something, pinging meanwhile)."""
         # Drop consumed bytes only now, before growing the buffer: deleting from the front is a memmove.
         if self._pos:
             del self._inbox[: self._pos]
             self._pos = 0
-        try:
-            chunk = self._sock.recv(_RECV) if self._sock is not None else b""
-        except OSError as exc:
-            self._lost(exc)
+        while True:
+            try:
+                chunk = self._sock.recv(_RECV) if self._sock is not None else b""
+                break
+            except TimeoutError as exc:  # a third of the session timeout without a byte
+                if not self.address:
+                    self._lost(exc)  # no session yet: a member that does not answer the handshake
+                self.check_silence()
+                self.ping_if_idle()
+            except OSError as exc:
+                self._lost(exc)
         if not chunk:
             self._lost(OSError("connection closed by the server"))
+        self._quiet_since = time.monotonic()
         self._inbox += chunk
+
+    def check_silence(self) -> None:
+        """Raise ZooKeeperUnavailable if requests have waited for two thirds of the session timeout
+        without the server sending anything (pings included): it is frozen or cut off."""
+        if self._pending and time.monotonic() - self._quiet_since > self.session_timeout * 2 / 3:
+            self._lost(TimeoutError(f"no reply for {self.session_timeout * 2 / 3:.0f}s"))
 
     def _read_frame(self) -> bytes:
         while True:
             available = len(self._inbox) - self._pos
             if available >= 4:
                 (length,) = _LEN.unpack_from(self._inbox, self._pos)
-                if length < 0 or length > 64 << 20:
+                if length < 0 or length > _MAX_FRAME:
                     self._lost(OSError(f"bad frame length {length}"))
                 if available >= 4 + length:
                     start = self._pos + 4

@@ -1,46 +1,52 @@
 """The tree writer used by restores: make a live subtree equal to a wanted stream, in ``multi()`` batches.
 
-Both sides arrive in canonical pre-order (``path_key``), so the difference is a streaming merge:
+:mod:`.merge` computes the operations (the same ones a dry run counts); this module sends them. They are
+packed into ``multi`` transactions kept under ZooKeeper's request size limit (``jute.maxbuffer``, 1 MiB by
+default) and several are kept in flight on one session; ZooKeeper applies one session's requests in
+order, so a batch may create children of a node the batch before it created. ``setACL`` (which ``multi``
+cannot carry) and an operation too big for a batch go alone, in order.
 
-- a wanted node missing live is created (parents come first in pre-order, so parents exist);
-- a node on both sides gets ``setData`` and/or ``setACL`` where they differ;
-- a live node missing from the wanted stream goes with its whole subtree, deepest first.
-
-Operations are packed into ``multi`` transactions kept under ZooKeeper's request size limit
-(``jute.maxbuffer``, 1 MiB by default) and several are kept in flight on one connection; ZooKeeper
-applies one session's requests in order, so a batch may create children of a node the batch before it
-created. ACL changes that could lock us out of a subtree (an ACL without world CREATE) are applied
-when the merge leaves that subtree, after its children exist. Ephemeral live nodes are left alone.
+Riding over faults: when the session is lost (leader change, member dead or frozen), the batches that
+were sent but not answered are in doubt. The writer opens a session on another member, ``sync`` s, and
+asks which of them the ensemble applied: a ``multi`` is atomic and one session's requests apply in order,
+so the applied ones are a prefix, and the existence of the nodes a batch creates or deletes tells whether
+it was. The rest is sent again; the merge itself goes on where it was (the wanted stream is read once).
+Batches that only set data or ACLs, or raise counters, are sent again in any case: doing them twice
+changes nothing. ``ZkSpec.max_outage`` bounds the time without progress.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Any
 
-from kazoo.protocol.serialization import Create, Delete, MultiHeader, SetACL, SetData, Transaction, multiheader_struct
-from kazoo.security import ACL, OPEN_ACL_UNSAFE, Permissions
+from kazoo.exceptions import NoAuthError
+from kazoo.protocol.serialization import (
+    Create,
+    Delete,
+    Exists,
+    MultiHeader,
+    SetACL,
+    Sync,
+    Transaction,
+    multiheader_struct,
+)
+from kazoo.security import OPEN_ACL_UNSAFE
 
-from dcos_backup.errors import DcosBackupError
-from dcos_backup.zk.reader import TreeReader
-from dcos_backup.zk.records import ApplyStats, ZNode, path_key
+from dcos_backup.errors import AccessDenied, DcosBackupError, ZooKeeperUnavailable
+from dcos_backup.zk.merge import Planner, RaiseCounter, plan_steps
+from dcos_backup.zk.records import ApplyStats, ZNode
+from dcos_backup.zk.ride import Outage, retrying
 from dcos_backup.zk.spec import ZkSpec
-from dcos_backup.zk.wire import OFFSET, Connection
+from dcos_backup.zk.wire import OFFSET, Connection, Reply
 
 MAX_BATCH_BYTES = 900 * 1024  # under jute.maxbuffer (1 MiB by default), with room for the request header
 MAX_BATCH_OPS = 2000
 MAX_IN_FLIGHT = 4
+COUNTER_CHILD = ".dcos-backup-counter"  # the throw-away child that raises a parent's child counter
 # In a failed multi every op reports an error; these only say "another op failed".
 _NOT_THE_CAUSE = {"RolledBackError", "RuntimeInconsistency"}
-
-
-def _is_under(path: str, ancestor: str) -> bool:
-    return path == ancestor or path.startswith(ancestor.rstrip("/") + "/")
-
-
-def _locks_out(acl: tuple[ACL, ...]) -> bool:
-    """An ACL that may stop us from creating children (unless our address or auth happens to match)."""
-    return not any(a.id.scheme == "world" and a.perms & Permissions.CREATE for a in acl)
+_END = multiheader_struct.pack(-1, True, -1)
 
 
 class _Multi:
@@ -56,155 +62,208 @@ class _Multi:
         self.body += encoded
         self.ops.append(op)
 
+    def room_for(self, size: int, ops: int = 1) -> bool:
+        return not self.ops or (len(self.body) + size <= MAX_BATCH_BYTES and len(self.ops) + ops <= MAX_BATCH_OPS)
+
     def serialize(self) -> bytearray:
-        return self.body + multiheader_struct.pack(-1, True, -1)
+        return self.body + _END
+
+
+def _encoded(op: Any) -> bytes:
+    return MultiHeader(op.type, False, -1).serialize() + op.serialize()
 
 
 class _Batcher:
-    """Packs ops into multis, keeps a few in flight, raises on the first failed op."""
+    """The sink of an apply: packs ops into multis, keeps a few in flight, raises on the first failed op,
+    and settles the batches in doubt when the session is lost (see the module docstring)."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+    def __init__(self, spec: ZkSpec, stats: ApplyStats) -> None:
+        self.spec = spec
+        self.stats = stats
+        self.outage = Outage(spec, "writing to ZooKeeper")
+        self.conn = retrying(self.outage, self._connect)
         self.multi = _Multi()
 
-    def add(self, op: object) -> None:
-        if isinstance(op, SetACL):  # multi() cannot carry setACL: it goes alone, in order
-            self.send()
-            self._wait_for_room()
-            self.conn.queue(op, op)
+    def _connect(self) -> Connection:
+        conn = Connection(self.spec, prefer_leader=True)
+        self.outage.connected_now()
+        self.stats.reconnects, self.stats.server = self.outage.reconnects, conn.address
+        return conn
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ---------------------------------------------------------------- the sink
+    def add(self, op: Any) -> None:
+        kind = type(op)
+        if kind is RaiseCounter:
+            self._raise_counter(op)
             return
-        encoded = MultiHeader(op.type, False, -1).serialize() + op.serialize()
-        if self.multi.ops and (
-            len(self.multi.body) + len(encoded) > MAX_BATCH_BYTES or len(self.multi.ops) >= MAX_BATCH_OPS
-        ):
+        encoded = None if kind is SetACL else _encoded(op)
+        if encoded is None or len(encoded) > MAX_BATCH_BYTES:  # setACL, or an op too big for a batch
+            self.send()
+            self._send(op, op)
+            return
+        if not self.multi.room_for(len(encoded)):
             self.send()
         self.multi.append(op, encoded)
 
-    def send(self) -> None:
-        if not self.multi.ops:
-            return
-        self._wait_for_room()
-        self.conn.queue(self.multi, self.multi.ops)
-        self.multi = _Multi()
-
-    def keepalive(self) -> None:
+    def tick(self) -> None:
         """Ping while the merge only reads (a long unchanged stretch): an idle session would expire."""
-        self.conn.ping_if_idle()
+        try:
+            self.conn.ping_if_idle()
+        except ZooKeeperUnavailable as exc:
+            self._recover(exc)
 
-    def _wait_for_room(self) -> None:
-        while self.conn.in_flight >= MAX_IN_FLIGHT:
-            self._check(self.conn.next_reply())
+    def _raise_counter(self, op: RaiseCounter) -> None:
+        """Pairs of create + delete of a throw-away child, each pair in one batch (the child never stays)."""
+        child = f"{op.path.rstrip('/')}/{COUNTER_CHILD}"
+        create, delete = Create(child, b"", OPEN_ACL_UNSAFE, 0), Delete(child, -1)
+        pair = (_encoded(create), _encoded(delete))
+        size = len(pair[0]) + len(pair[1])
+        for _ in range(op.creates):
+            if not self.multi.room_for(size, 2):
+                self.send()
+            self.multi.append(create, pair[0])
+            self.multi.append(delete, pair[1])
+
+    def send(self) -> None:
+        if self.multi.ops:
+            multi, self.multi = self.multi, _Multi()
+            self._send(multi, multi.ops)
 
     def finish(self) -> None:
+        """Send what is left and wait until every batch is answered."""
         self.send()
-        for reply in self.conn.replies():
+        self._wait_for_room(1)
+
+    # ---------------------------------------------------------------- the session
+    def _send(self, request: Any, tag: Any) -> None:
+        self._wait_for_room(MAX_IN_FLIGHT)
+        try:
+            self.conn.queue(request, tag)
+        except ZooKeeperUnavailable as exc:  # the request is queued: it is among those in doubt
+            self._recover(exc)
+
+    def _wait_for_room(self, limit: int) -> None:
+        """Handle replies until fewer than ``limit`` requests are in flight."""
+        while self.conn.in_flight >= limit:
+            try:
+                reply = self.conn.next_reply()
+            except ZooKeeperUnavailable as exc:
+                self._recover(exc)
+                continue
+            if self.outage.since is not None:
+                self.outage.recovered()
             self._check(reply)
 
-    def _check(self, reply) -> None:
-        if isinstance(reply.tag, SetACL):
+    def _check(self, reply: Reply) -> None:
+        if type(reply.request) is not _Multi:  # an op sent alone
             if reply.err:
-                raise DcosBackupError(f"cannot set the ACL of {reply.tag.path}: {type(reply.error()).__name__}")
+                raise _refused(reply.tag, reply.error())
             return
         if reply.err:
             raise DcosBackupError(f"ZooKeeper refused a batch of {len(reply.tag)} changes: {reply.error()!r}")
         results = Transaction.deserialize(reply.body, OFFSET)
         for op, result in zip(reply.tag, results, strict=False):
             if isinstance(result, Exception) and type(result).__name__ not in _NOT_THE_CAUSE:
-                raise DcosBackupError(f"cannot {type(op).__name__.lower()} {op.path}: {type(result).__name__}")
+                raise _refused(op, result)
+
+    # ---------------------------------------------------------------- faults
+    def _recover(self, exc: ZooKeeperUnavailable) -> None:
+        """A new session on any member, with the requests in doubt settled (see the module docstring)."""
+        doubtful = self.conn.take_unanswered()
+        self.conn.close()
+        while True:
+            self.outage.wait(exc)
+            conn = None
+            try:
+                conn = self._connect()
+                for request, tag in _not_applied(conn, doubtful):
+                    conn.queue(request, tag)
+                conn.flush()
+            except ZooKeeperUnavailable as again:
+                if conn is not None:
+                    conn.close()
+                exc = again
+                continue
+            self.conn = conn
+            return
 
 
-class _DeferredACL(NamedTuple):
-    path: str
-    acl: tuple[ACL, ...]
+def _refused(op: Any, error: Exception) -> DcosBackupError:
+    what = type(op).__name__.lower()
+    if isinstance(error, NoAuthError):
+        return AccessDenied(f"not allowed to {what} {op.path} (NoAuth)", path=op.path)
+    return DcosBackupError(f"cannot {what} {op.path}: {type(error).__name__}")
 
 
-class _Merge:
-    """One streaming merge: the live subtree (``live``, pre-order) made equal to a wanted stream.
-
-    ``have`` is the live node the merge stands at; every op goes out through ``batch``.
-    """
-
-    def __init__(self, batch: _Batcher, live: Iterator[ZNode]) -> None:
-        self.batch = batch
-        self.full = batch.conn.full_path
-        self.live = live
-        self.have = next(live, None)
-        self.counts = ApplyStats()
-        self.deferred_acls: list[_DeferredACL] = []  # applied when the merge leaves the node's subtree
-
-    def run(self, wanted: Iterable[ZNode]) -> ApplyStats:
-        for want in wanted:
-            self.batch.keepalive()
-            self._leave_subtrees(want.path)
-            key = path_key(want.path)
-            while self.have is not None and path_key(self.have.path) < key:
-                self._delete_subtree()
-            if self.have is not None and self.have.path == want.path:
-                self._update(self.have, want)
-                self.have = next(self.live, None)
-            else:
-                self._create(want)
-        self._leave_subtrees(None)
-        while self.have is not None:
-            self._delete_subtree()
-        self.batch.finish()
-        return self.counts
-
-    def _update(self, have: ZNode, want: ZNode) -> None:
-        changed = False
-        if have.data != want.data:
-            self.batch.add(SetData(self.full(want.path), want.data, -1))
-            changed = True
-        if tuple(have.acl) != tuple(want.acl):
-            self.deferred_acls.append(_DeferredACL(want.path, tuple(want.acl)))
-            changed = True
-        self.counts.updated += changed
-        self.counts.unchanged += not changed
-
-    def _create(self, want: ZNode) -> None:
-        acl = tuple(want.acl)
-        create_acl = OPEN_ACL_UNSAFE if _locks_out(acl) else list(acl)
-        self.batch.add(Create(self.full(want.path), want.data, create_acl, 0))
-        if create_acl is OPEN_ACL_UNSAFE and acl != tuple(OPEN_ACL_UNSAFE):
-            self.deferred_acls.append(_DeferredACL(want.path, acl))
-        self.counts.created += 1
-
-    def _delete_subtree(self) -> None:
-        """Delete ``have`` and its live descendants, children before parents; ``have`` moves past them.
-
-        Pre-order in, post-order out through a stack of ancestors: memory is the depth, not the subtree.
-        """
-        top = self.have.path
-        ancestors = [top]
-        following = next(self.live, None)
-        while following is not None and _is_under(following.path, top):
-            while not _is_under(following.path, ancestors[-1]):
-                self.batch.add(Delete(self.full(ancestors.pop()), -1))
-            ancestors.append(following.path)
-            self.counts.deleted += 1
-            self.batch.keepalive()
-            following = next(self.live, None)
-        while ancestors:
-            self.batch.add(Delete(self.full(ancestors.pop()), -1))
-        self.counts.deleted += 1
-        self.have = following
-
-    def _leave_subtrees(self, next_path: str | None) -> None:
-        """Apply the deferred ACLs of the subtrees the merge leaves before ``next_path`` (None: all)."""
-        deferred = self.deferred_acls
-        while deferred and (next_path is None or not _is_under(next_path, deferred[-1].path)):
-            path, acl = deferred.pop()
-            self.batch.add(SetACL(self.full(path), list(acl), -1))
+def _not_applied(conn: Connection, doubtful: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """The requests of ``doubtful`` (sent on a lost session, in order) to send again on ``conn``."""
+    if not doubtful:
+        return []
+    conn.queue(Sync(conn.full_path("/")), None)  # what the lost session's member committed is visible now
+    for _ in conn.replies():
+        pass
+    again = []
+    for index, (request, tag) in enumerate(doubtful):
+        applied = _was_applied(conn, request)
+        if applied is False:
+            return again + doubtful[index:]  # and none after it: a session's requests apply in order
+        if applied is None:
+            again.append((request, tag))  # cannot tell, and doing it twice changes nothing
+    return again
 
 
-def apply_tree(hosts: str | ZkSpec, root: str, nodes: Iterable[ZNode]) -> ApplyStats:
+def _was_applied(conn: Connection, request: Any) -> bool | None:
+    """Whether the ensemble applied ``request`` (True/False), from the nodes it creates or deletes;
+    None for one that only sets data or ACLs or raises counters (idempotent)."""
+    ops = request.ops if type(request) is _Multi else [request]
+    probes = [op for op in ops if type(op) in (Create, Delete) and not op.path.endswith("/" + COUNTER_CHILD)]
+    if not probes:
+        return None
+    for op in probes:
+        conn.queue(Exists(op.path, None))
+    present = [reply.err == 0 for reply in conn.replies()]
+    as_applied = [there == (type(op) is Create) for op, there in zip(probes, present, strict=True)]
+    if all(as_applied):
+        return True
+    if not any(as_applied):
+        return False
+    changed = next(op.path for op, done in zip(probes, as_applied, strict=True) if not done)
+    raise DcosBackupError(
+        f"cannot tell whether a batch of {len(ops)} changes was applied before the ZooKeeper session was lost: "
+        f"{changed} was changed by another client meanwhile"
+    )
+
+
+def apply_tree(
+    hosts: str | ZkSpec,
+    root: str,
+    nodes: Iterable[ZNode],
+    *,
+    paths: Iterable[str] | None = None,
+    stats: ApplyStats | None = None,
+) -> ApplyStats:
     """Make the subtree at ``root`` equal to ``nodes`` (pre-order): create, update, delete in batches.
 
-    ``hosts`` is a connect string (``"h1:2181,h2:2181[/chroot]"``) or a :class:`ZkSpec`.
-    Ephemeral nodes in the live tree are left alone.
+    ``hosts`` is a connect string (``"h1:2181,h2:2181[/chroot]"``) or a :class:`ZkSpec`. Ephemeral
+    nodes in the live tree are left alone. With ``paths`` (subtrees of ``root``), only those subtrees
+    are made equal to their part of ``nodes``; everything else is neither read nor written, and a path
+    ``nodes`` does not hold raises NotFound before that subtree is touched (check with
+    :func:`~dcos_backup.zk.missing_subtrees` first to refuse before anything is written). Missing
+    parents of a subtree are created. Every parent's child counter ends at least at the stream's.
+    ``stats`` (returned) is filled as the merge goes: a caller may show it as progress.
     """
     spec = ZkSpec.of(hosts)
-    with Connection(spec) as reader_conn, Connection(spec, prefer_leader=True) as writer_conn:
-        # Ephemeral live nodes stay where they are: never deleted, never compared.
-        live = iter(TreeReader(reader_conn, root, skip_ephemeral=True))
-        return _Merge(_Batcher(writer_conn), live).run(nodes)
+    stats = stats if stats is not None else ApplyStats()
+    batch = _Batcher(spec, stats)
+    try:
+        planner = Planner(batch, spec.full_path, stats)
+        for step in plan_steps(spec, root, nodes, paths):
+            planner.feed(step)
+        planner.finish()
+        batch.finish()
+    finally:
+        batch.close()
+    return stats

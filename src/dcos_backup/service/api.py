@@ -1,0 +1,128 @@
+"""The contract of DC/OS's Backup and Restore API (v1): routes (:mod:`.paths`), request and response models.
+
+DC/OS documented it (``backup-restore.yaml``, basePath ``/system/v1/backup/v1``); the service serves it
+(:mod:`.app`) and ``dcos backup`` calls it (:mod:`.client`). Responses carry DC/OS's documents
+(``BackupMetadata``, ``RestoreMetadata``: :mod:`dcos_backup.catalog.models`) with our fields beside
+DC/OS's. Request bodies are models so that later options are optional fields beside DC/OS's ``id``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    computed_field,
+    field_validator,
+    model_serializer,
+)
+
+from dcos_backup.catalog.ids import ID_PATTERN, LABEL_PATTERN, is_backup_id, validate_label
+from dcos_backup.catalog.models import BackupRecord, RestoreRecord
+from dcos_backup.service.paths import CREATE, DELETE, HEALTH, LIST, MAX_BODY, PREFIX, RESTORE
+
+__all__ = ["CREATE", "DELETE", "HEALTH", "LIST", "MAX_BODY", "PREFIX", "RESTORE"]  # the routes, with the models
+
+
+# ------------------------------------------------------------------------------------------ requests
+class CreateBackup(BaseModel):
+    label: str = Field(
+        description="3-25 characters; DC/OS's pattern",
+        json_schema_extra={"minLength": 3, "maxLength": 25, "pattern": LABEL_PATTERN},
+    )
+
+    @field_validator("label")
+    @classmethod
+    def _dcos_label(cls, label: str) -> str:
+        try:
+            return validate_label(label)
+        except Exception as exc:  # a UsageError, reported as the request's validation error (400)
+            raise ValueError(str(exc)) from exc
+
+
+class BackupRef(BaseModel):
+    """A request naming one backup by its id (``<label>-<uuid4>``)."""
+
+    id: str = Field(
+        description="a backup's id, <label>-<uuid4>; a restore's id is not one (400)",
+        json_schema_extra={"pattern": ID_PATTERN},
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _a_backup_id(cls, backup_id: str) -> str:
+        if not is_backup_id(backup_id):
+            raise ValueError(f"{backup_id!r} is not a backup id (ids are <label>-<uuid4>)")
+        return backup_id
+
+
+class RestoreRequest(BackupRef):
+    """Restore the backup ``id``."""
+
+
+# ------------------------------------------------------------------------------------------ responses
+def _optional_last(*keys: str):
+    """A wrap serializer for optional parts of a document: ``keys`` come last, and not at all when None."""
+
+    def serialize(self: BaseModel, handler: SerializerFunctionWrapHandler):
+        doc = handler(self)
+        for key in keys:
+            value = doc.pop(key, None)
+            if value is not None:
+                doc[key] = value
+        return doc
+
+    # No return annotation on purpose: with one, pydantic would take it for the schema of the document.
+    return model_serializer(mode="wrap")(serialize)
+
+
+class BackupDocument(BackupRecord):
+    """A backup as the API shows it: the catalog's record, its size and, while a job runs on it, its progress."""
+
+    progress: dict[str, Any] | None = Field(None, description="what the running job does; absent when none runs")
+
+    @classmethod
+    def of(cls, record: BackupRecord, progress: dict[str, Any] | None = None) -> BackupDocument:
+        return cls.model_validate({**dict(record), "progress": progress or None})
+
+    @computed_field(description="bytes of all archives")  # type: ignore[prop-decorator]
+    @property
+    def size(self) -> int:
+        return super().size
+
+    _serialize = _optional_last("progress")
+
+
+class RestoreDocument(RestoreRecord):
+    """A restore as ``POST /restore`` answers it: DC/OS's RestoreMetadata and the backup it restores."""
+
+    backup_id: str
+
+
+class BackupInfo(BaseModel):
+    backup_info: BackupDocument
+
+
+class RestoreInfo(BaseModel):
+    backup_info: RestoreDocument
+
+
+class BackupList(BaseModel):
+    """``GET /list``: exactly ``{}`` when no backup matches (as DC/OS answered), else every match, oldest first."""
+
+    backup_info: list[BackupDocument] | None = None
+
+    _serialize = _optional_last("backup_info")
+
+
+class ErrorBody(BaseModel):
+    errors: list[str] = Field(description="what went wrong, one line each (DC/OS's error body)")
+    code: str = Field(description="machine-readable kind: invalid_request, unauthorized, forbidden, conflict, ...")
+    details: dict[str, Any] | None = Field(None, description="e.g. the running job of a 409")
+
+
+class Health(BaseModel):
+    status: str
+    version: str

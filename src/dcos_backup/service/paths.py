@@ -1,0 +1,12 @@
+"""Where DC/OS's Backup and Restore API (v1) lives: its base path and routes, and the largest request body.
+
+Constants only, so that the CLI's client knows the routes without loading the API's models.
+"""
+
+PREFIX = "/system/v1/backup/v1"
+CREATE = f"{PREFIX}/create"
+LIST = f"{PREFIX}/list"
+RESTORE = f"{PREFIX}/restore"
+DELETE = f"{PREFIX}/delete"
+HEALTH = f"{PREFIX}/health"
+MAX_BODY = 64 * 1024  # bytes of a request body; the Admin Router enforces the same (client_max_body_size)
