@@ -27,8 +27,8 @@ def jute_acls(acls: list[tuple[int, str, str]]) -> bytes:
     return out
 
 
-def create_txn(zxid: int, path: str, data: bytes, digest: int | None = None) -> bytes:
-    header = struct.pack(">qiqqi", 0x1234, 1, zxid, 1700000000000, OpCode.create)
+def create_txn(zxid: int, path: str, data: bytes, digest: int | None = None, time: int = 1700000000000) -> bytes:
+    header = struct.pack(">qiqqi", 0x1234, 1, zxid, time, OpCode.create)
     body = jute_buffer(path.encode()) + jute_buffer(data) + jute_acls(OPEN_ACL) + b"\x00" + struct.pack(">i", -1)
     tail = b"" if digest is None else struct.pack(">iq", 2, digest)
     return header + body + tail

@@ -21,6 +21,8 @@ def test_the_layout_is_the_one_of_dcos_masters():
     assert layout.dcos_zk_pid_file == ex / "zk.pid"
     assert layout.pid_files == (ex / "run/exhibitor.pid", ex / "run/zookeeper.pid", ex / "zk.pid")
     assert layout.local_cluster_file == ex.parent / "cluster.json"
+    assert layout.lock_file == ex / "zookeeper.lock"
+    assert layout.activity_log == ex / "activity.log"
 
 
 def test_a_layout_is_a_value():

@@ -38,10 +38,17 @@ def make_exhibitor_dir(root: Path, myid: str = "2", seed: int = 0, size: int = 2
 
 
 def tree_digest(directory: Path) -> dict[str, str]:
+    """Every file's sha256 (the data-dir lock file aside: a command that takes the lock creates it)."""
     return {
         str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
         for p in sorted(directory.rglob("*"))
+        if p.name != "zookeeper.lock"
     }
+
+
+def left_in(ex: Path) -> list[str]:
+    """What an exhibitor dir holds besides the data-dir lock file (which stays, as lock files do)."""
+    return sorted(p.name for p in ex.iterdir() if p.name != "zookeeper.lock")
 
 
 def data_of(ex: Path) -> dict[str, str]:
@@ -89,7 +96,7 @@ def test_original_script_archive_restores_with_ours_and_keeps_myid(tmp_path):
     assert data_of(target) == data_of(source)
     assert MasterLayout(target).myid_file.read_text().strip() == "3"
     assert result.myid == "3"
-    assert sorted(p.name for p in target.iterdir()) == ["zookeeper"]  # no staging, journal or old copy left
+    assert left_in(target) == ["zookeeper"]  # no staging, journal or old copy left
 
 
 def test_backup_refuses_existing_target_and_missing_parent(tmp_path):
@@ -256,7 +263,7 @@ def test_sigkill_during_restore_leaves_old_or_new_never_a_mix(tmp_path):
         physical.recover(ex)
         assert data_of(ex) == (in_place or old_data), f"{name}: recovery changed what it should keep ({state})"
         assert MasterLayout(ex).myid_file.read_text().strip() == "2"
-        assert sorted(p.name for p in ex.iterdir()) == ["zookeeper"], name  # no staging, journal or old copy
+        assert left_in(ex) == ["zookeeper"], name  # no staging, journal or old copy
         outcomes.setdefault(name, []).append("new" if in_place == new_data else "old")
     # Each trial that names a branch waited for its state: killed before the swap, the old data stays (one
     # of three may lose the race from seeing the staged data to the SIGSTOP); after it, the new data does.
@@ -292,5 +299,20 @@ def test_recover_from_every_crash_point_of_the_swap(tmp_path, crash_after):
     assert (did is None) == (crash_after == "journal-half-written"), did
     in_place_new = step >= CRASH_POINTS.index("new-in-place")
     assert data_of(ex) == (new_data if in_place_new else old_data)
-    assert sorted(p.name for p in ex.iterdir()) == ["zookeeper"]
+    assert left_in(ex) == ["zookeeper"]
     assert physical.recover(ex) is None
+
+
+@pytest.mark.parametrize("damage", ["log", "snapshot"])
+def test_a_verified_backup_of_damaged_data_fails_and_leaves_nothing(tmp_path, damage):
+    """The check runs while the archive is written, on the very bytes archived (issue 18, item 4)."""
+    ex = make_exhibitor_dir(tmp_path)
+    layout = MasterLayout(ex)
+    target = layout.logs_dir / "log.100000001" if damage == "log" else layout.snapshots_dir / "snapshot.100000abc"
+    blob = bytearray(target.read_bytes())
+    blob[len(blob) // 3] ^= 0x10
+    target.write_bytes(bytes(blob))
+    with pytest.raises(IntegrityError, match=target.name):
+        physical.backup(ex, tmp_path / "zk.tar.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exhibitor"]
+    physical.backup(ex, tmp_path / "unchecked.tar.gz", verify=False)  # --no-verify archives it as it is

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn
@@ -14,9 +18,15 @@ import click
 
 from dcos_backup.cli._common import run, setup_logging
 from dcos_backup.errors import NotFound, UsageError
-from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR
+from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR, MasterLayout
 from dcos_backup.zkdata import physical
 from dcos_backup.zkdata import verify as zk_verify
+from dcos_backup.zkdata.continuous import pitr, retention, txlog
+from dcos_backup.zkdata.continuous.archiver import Archiver
+from dcos_backup.zkdata.continuous.index import RepoIndex, check_stream_name, describe_ranges, parse_time, parse_zxid
+from dcos_backup.zkdata.continuous.objects import verify_repository
+from dcos_backup.zkdata.continuous.store import open_store
+from dcos_backup.zkdata.formats import zxid_hex
 
 exhibitor_dir_option = click.option(
     "--exhibitor-dir",
@@ -34,6 +44,11 @@ tmp_dir_option = click.option(
     help="Existing directory for temporary files (backup: default beside the archive).",
 )
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Log each step.")
+wait_lock_option = click.option(
+    "--wait-lock",
+    is_flag=True,
+    help="If another dcos-zk command holds this master's data-dir lock, wait for it instead of refusing.",
+)
 
 
 @click.group(help="Back up, restore, verify and inspect the ZooKeeper data of a DC/OS master (offline, or --online).")
@@ -53,8 +68,16 @@ def cli() -> None:
     help="Back up while ZooKeeper keeps serving: newest snapshot + the logs after it, to a consistent point.",
 )
 @click.option("--no-verify", is_flag=True, help="Skip the full check of the written archive (not recommended).")
+@wait_lock_option
 def backup(
-    archive: Path, tmp_dir: Path | None, verbose: bool, exhibitor_dir: Path, level: int, online: bool, no_verify: bool
+    archive: Path,
+    tmp_dir: Path | None,
+    verbose: bool,
+    exhibitor_dir: Path,
+    level: int,
+    online: bool,
+    no_verify: bool,
+    wait_lock: bool,
 ) -> None:
     """Write a gzip tar of this master's ZooKeeper data to ARCHIVE (which must not exist).
 
@@ -66,7 +89,9 @@ def backup(
     if online:
         # A backup must not slow the member it copies: give ZooKeeper the CPU first.
         os.nice(10)
-    result = physical.backup(exhibitor_dir, archive, tmp_dir, level, online=online, verify=not no_verify)
+    result = physical.backup(
+        exhibitor_dir, archive, tmp_dir, level, online=online, verify=not no_verify, wait_lock=wait_lock
+    )
     checked = result.verified
     summary = f", verified up to zxid {checked.last_zxid} ({checked.nodes} nodes)" if checked else ", NOT verified"
     click.echo(
@@ -75,20 +100,131 @@ def backup(
     )
 
 
+def target_options(command: Callable) -> Callable:
+    """--to-zxid / --to-time / --latest: the point of a repository to restore or export."""
+    for option in reversed(
+        [
+            click.option("--to-zxid", default=None, help="The state right after this transaction (decimal or 0x hex)."),
+            click.option(
+                "--to-time", default=None, help="The last transaction at or before this RFC 3339 time (Z or offset)."
+            ),
+            click.option("--latest", is_flag=True, help="Everything archived."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def make_target(to_zxid: str | None, to_time: str | None, latest: bool) -> pitr.Target:
+    return pitr.Target(
+        zxid=parse_zxid(to_zxid) if to_zxid is not None else None,
+        time_us=parse_time(to_time) if to_time is not None else None,
+        latest=latest,
+    )
+
+
 @cli.command()
-@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @tmp_dir_option
 @verbose_option
 @exhibitor_dir_option
 @click.option("--keep-old", is_flag=True, help="Keep the replaced data as zookeeper.old-<time>.")
-def restore(archive: Path, tmp_dir: Path | None, verbose: bool, exhibitor_dir: Path, keep_old: bool) -> None:
-    """Replace this master's ZooKeeper data with ARCHIVE (checked completely before anything changes)."""
+@wait_lock_option
+@click.option("--repo", envvar="DCOS_ZK_REPO", default=None, help="Restore a point of this repository instead.")
+@target_options
+@click.option("--stream", default=None, help="With --repo: only this stream (default: whichever covers the point).")
+def restore(
+    archive: Path | None,
+    tmp_dir: Path | None,
+    verbose: bool,
+    exhibitor_dir: Path,
+    keep_old: bool,
+    wait_lock: bool,
+    repo: str | None,
+    to_zxid: str | None,
+    to_time: str | None,
+    latest: bool,
+    stream: str | None,
+) -> None:
+    """Replace this master's ZooKeeper data with ARCHIVE, or with a point of a --repo (checked before anything changes).
+
+    From a repository: --to-zxid Z (the state right after transaction Z), --to-time T (the last
+    transaction at or before T) or --latest. The data is rebuilt from the newest snapshot before the
+    point and the logs cut at it, replayed with ZooKeeper's tree digests, and swapped in like an archive.
+    """
     setup_logging(verbose)
-    result = physical.restore(exhibitor_dir, archive, tmp_dir, keep_old)
+    if archive is not None and (to_zxid or to_time or latest):  # (--repo may come from $DCOS_ZK_REPO)
+        raise UsageError("give either ARCHIVE or --repo with --to-zxid/--to-time/--latest, not both")
+    if archive is None:
+        if not repo:
+            raise UsageError("give ARCHIVE, or --repo with --to-zxid, --to-time or --latest")
+        target = make_target(to_zxid, to_time, latest)
+        prefer = _stream_or_none(exhibitor_dir)
+        store = open_store(repo)
+        done = pitr.restore(exhibitor_dir, store, target, stream, prefer, keep_old, wait_lock)
+        click.echo(
+            f"ZooKeeper data restored to {done.plan}: {done.snapshot} + {done.transactions} transactions, "
+            f"{done.nodes} nodes, myid {done.myid or 'unknown'} ({done.seconds:.1f}s)"
+        )
+        return
+    result = physical.restore(exhibitor_dir, archive, tmp_dir, keep_old, wait_lock)
     click.echo(
         f"ZooKeeper data restored from {result.archive}: {result.files} files, {result.data_bytes} bytes, "
         f"myid {result.myid or 'unknown'} ({result.seconds:.1f}s)"
     )
+
+
+def _stream_or_none(exhibitor_dir: Path) -> str | None:
+    myid = physical.read_myid(MasterLayout(exhibitor_dir))
+    return f"master-{myid}" if myid else None
+
+
+@cli.command()
+@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@target_options
+@click.option("--stream", default=None, help="Only this stream (default: whichever covers the point).")
+@tmp_dir_option
+@click.option("--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level.")
+@verbose_option
+def export(
+    archive: Path,
+    repo: str,
+    to_zxid: str | None,
+    to_time: str | None,
+    latest: bool,
+    stream: str | None,
+    tmp_dir: Path | None,
+    level: int,
+    verbose: bool,
+) -> None:
+    """Write a point of --repo as an ordinary archive (DC/OS layout) to ARCHIVE, for any dcos-zk restore."""
+    setup_logging(verbose)
+    done, written = pitr.export(
+        open_store(repo), make_target(to_zxid, to_time, latest), archive, stream, tmp_dir, level
+    )
+    click.echo(
+        f"exported {done.plan} to {written.archive}: {written.files} files, {written.bytes} bytes, "
+        f"sha256 {written.sha256} ({done.nodes} nodes, {done.seconds:.1f}s)"
+    )
+
+
+@cli.command("log")
+@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option("--since", default=None, help="Only transactions at or after this RFC 3339 time.")
+@click.option("--path-prefix", default=None, help="Only operations on this znode or below it.")
+@click.option("--stream", default=None, help="Only this stream.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (zxid, time, type, path, session).")
+def log_cmd(repo: str, since: str | None, path_prefix: str | None, stream: str | None, as_json: bool) -> None:
+    """The restorable range and every archived transaction, one line each (a multi: one line per operation)."""
+    if path_prefix is not None and not path_prefix.startswith("/"):
+        raise UsageError(f"--path-prefix must be absolute, got {path_prefix!r}")
+    index = RepoIndex(open_store(repo), stream)
+    since_us = parse_time(since) if since is not None else None
+    if not as_json:
+        click.echo(f"restorable: {describe_ranges(index.ranges())}")
+    for doc in txlog.transactions(index, since_us, path_prefix):
+        click.echo(json.dumps(doc, separators=(",", ":")) if as_json else txlog.text_line(doc))
 
 
 @cli.command()
@@ -159,10 +295,115 @@ def dump(archive: Path, prefix: str, as_json: bool, tmp_dir: Path | None, verbos
 @cli.command()
 @verbose_option
 @exhibitor_dir_option
-def recover(verbose: bool, exhibitor_dir: Path) -> None:
+@wait_lock_option
+def recover(verbose: bool, exhibitor_dir: Path, wait_lock: bool) -> None:
     """Finish or roll back a restore that was interrupted (dcos-exhibitor also does this at start)."""
     setup_logging(verbose)
-    click.echo(physical.recover(exhibitor_dir) or "nothing to recover")
+    click.echo(physical.recover(exhibitor_dir, wait=wait_lock) or "nothing to recover")
+
+
+def default_stream(exhibitor_dir: Path) -> str:
+    """``master-<myid>``: the stream a master archives into unless told otherwise."""
+    myid = physical.read_myid(MasterLayout(exhibitor_dir))
+    if myid is None:
+        raise UsageError(f"no myid in {exhibitor_dir}: pass --stream NAME")
+    return f"master-{myid}"
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--repo", envvar="DCOS_ZK_REPO", default=None, help="Repository directory ($DCOS_ZK_REPO).")
+@exhibitor_dir_option
+@click.option("--stream", default=None, help="Stream name in the repository [default: master-<myid>].")
+@click.option("--interval", default=0.5, show_default=True, help="Seconds between passes over the logs.")
+@verbose_option
+@click.pass_context
+def archive(
+    ctx: click.Context, repo: str | None, exhibitor_dir: Path, stream: str | None, interval: float, verbose: bool
+) -> None:
+    """Stream this master's ZooKeeper logs and snapshots into --repo, continuously (until SIGTERM).
+
+    Every new record is in the repository about --interval seconds after ZooKeeper wrote it; every
+    sealed snapshot too. Restore any archived moment with: dcos-zk restore --repo REPO --to-zxid/--to-time.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if repo is None:
+        raise UsageError("dcos-zk archive needs --repo (or $DCOS_ZK_REPO)")
+    if interval <= 0:
+        raise UsageError("--interval must be positive")
+    setup_logging(verbose)
+    os.nice(5)  # beside ZooKeeper: its clients come first; the archive needs little CPU
+    archiver = Archiver(
+        MasterLayout(exhibitor_dir),
+        open_store(repo, create=True),
+        check_stream_name(stream or default_stream(exhibitor_dir)),
+        interval,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: archiver.stop())
+    archiver.run()
+
+
+@archive.command("status")
+@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option("--stream", default=None, help="Only this stream.")
+@click.option("--json", "as_json", is_flag=True, help="Every generation as JSON.")
+def archive_status(repo: str, stream: str | None, as_json: bool) -> None:
+    """What the repository holds: per stream, its generations, their restorable ranges and any problem."""
+    index = RepoIndex(open_store(repo), stream)
+    docs = [
+        {
+            "stream": gen.stream,
+            "generation": gen.id,
+            "reason": (gen.info or {}).get("reason"),
+            "ended": (gen.end or {}).get("reason"),
+            "snapshots": len(gen.snapshots),
+            "segments": len(gen.segments),
+            "bytes": sum(o.size for o in [*gen.snapshots, *gen.segments]),
+            "restorable": [{**asdict(r), "first": zxid_hex(r.first), "last": zxid_hex(r.last)} for r in gen.ranges()],
+            "problems": gen.problems(),
+        }
+        for gen in index.generations
+    ]
+    if as_json:
+        click.echo(json.dumps(docs, indent=2))
+        return
+    for doc, gen in zip(docs, index.generations, strict=True):
+        ranges = describe_ranges(gen.ranges())
+        click.echo(f"{gen.name}: {doc['snapshots']} snapshots, {doc['segments']} segments, {doc['bytes']} bytes")
+        click.echo(f"    began: {doc['reason']}" + (f"; ended: {doc['ended']}" if doc["ended"] else "; live"))
+        click.echo(f"    restorable: {ranges}")
+        for problem in doc["problems"]:
+            click.echo(f"    PROBLEM: {problem}")
+
+
+@archive.command("verify")
+@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option("--stream", default=None, help="Only this stream.")
+@tmp_dir_option
+def archive_verify(repo: str, stream: str | None, tmp_dir: Path | None) -> None:
+    """Read back every object against the sha256 and zxids its name holds, and check each generation's continuity."""
+    index = RepoIndex(open_store(repo), stream)
+    with tempfile.TemporaryDirectory(prefix=".dcos-zk-archive-verify-", dir=tmp_dir) as work:
+        done = verify_repository(index, Path(work))
+    click.echo(
+        f"{repo}: OK: {done.generations} generations, {done.segments} segments, {done.snapshots} snapshots "
+        f"({done.bytes} bytes) read back and matched"
+    )
+
+
+@archive.command("prune")
+@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option("--keep-days", type=float, required=True, help="Every point of the last N days stays restorable.")
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+def archive_prune(repo: str, keep_days: float, dry_run: bool) -> None:
+    """Remove what only serves points older than --keep-days (the rest stays restorable)."""
+    result = retention.prune(open_store(repo), keep_days, int(time.time() * 1000), dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {result.objects} objects ({result.bytes} bytes), {len(result.generations_removed)} whole "
+        f"generations; every point since {result.cutoff} stays restorable"
+    )
 
 
 def main() -> NoReturn:

@@ -51,11 +51,19 @@ def cli() -> None:
 )
 @click.option("--heap", default="1g", show_default=True, help="Java heap of each ZooKeeper.")
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for a serving ensemble.")
+@click.option("--zk-archive", metavar="REPO", default=None, help="Archive every master's ZooKeeper into REPO.")
 def up(
-    masters: int, directory: Path | None, subnet: str, zk_config: tuple[str, ...], heap: str, timeout: float
+    masters: int,
+    directory: Path | None,
+    subnet: str,
+    zk_config: tuple[str, ...],
+    heap: str,
+    timeout: float,
+    zk_archive: str | None,
 ) -> None:
     """Start the masters, the backup service and every master's Admin Router (HTTPS on port 443: run as root)."""
-    cluster = local_cluster.up(directory, masters, subnet, list(parse_zk_extra(zk_config)), heap, timeout)
+    extra = list(parse_zk_extra(zk_config))
+    cluster = local_cluster.up(directory, masters, subnet, extra, heap, timeout, zk_archive=zk_archive)
     click.echo(f"cluster up in {cluster.dir}: {len(cluster.masters)} masters, ZooKeeper {cluster.zk_hosts}")
     if cluster.service:
         urls = ", ".join(m.admin_router_url for m in cluster.masters)
@@ -136,6 +144,8 @@ def env(n: int, directory: Path | None) -> None:
         "DCOS_ZK_HOSTS": cluster.zk_hosts,
         "DCOS_EXHIBITOR_URL": master.member.exhibitor_url,
     }
+    if cluster.zk_archive:
+        exports["DCOS_ZK_REPO"] = cluster.zk_archive
     if cluster.service:
         cli = cluster.dcos_cli(n)
         exports["DCOS_URL"] = cli["DCOS_URL"]

@@ -45,6 +45,8 @@ class NodeConfig:
     zk_classpath: str = ZK_CLASSPATH
     heap: str = "1g"
     jvm_flags: tuple[str, ...] = field(default=("-XX:+UseSerialGC",))
+    archive_repo: str | None = None  # a repository: the supervisor then runs dcos-zk archive beside ZooKeeper
+    archive_stream: str | None = None  # its stream name (default master-<id>)
 
     def __post_init__(self) -> None:
         ids = [m.id for m in self.members]
@@ -60,6 +62,11 @@ class NodeConfig:
     @property
     def layout(self) -> MasterLayout:
         return MasterLayout(self.exhibitor_dir)
+
+    @property
+    def stream(self) -> str:
+        """The stream this master archives into."""
+        return self.archive_stream or f"master-{self.id}"
 
     def to_json(self) -> str:
         doc = asdict(self)
@@ -78,6 +85,8 @@ class NodeConfig:
                 zk_classpath=doc.get("zk_classpath", ZK_CLASSPATH),
                 heap=doc.get("heap", "1g"),
                 jvm_flags=tuple(doc.get("jvm_flags", ("-XX:+UseSerialGC",))),
+                archive_repo=doc.get("archive_repo"),
+                archive_stream=doc.get("archive_stream"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClusterError(f"invalid node config: {exc}") from exc

@@ -6,12 +6,15 @@ Exhibitor does, so a restored data directory always gets this master's identity 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import shutil
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 
 import uvicorn
@@ -21,7 +24,9 @@ from dcos_backup.errors import Conflict, MissingDependency
 from dcos_backup.exhibitor.config import SLF4J_BINDING, ZK_MAIN, NodeConfig, render_zoo_cfg
 from dcos_backup.exhibitor.status import DESCRIPTIONS, LATENT, cluster_status
 from dcos_backup.exhibitor.supervisor import Supervisor
-from dcos_backup.master.processes import write_pid_file
+from dcos_backup.master import activity
+from dcos_backup.master.processes import python_module_command, write_pid_file
+from dcos_backup.zkdata.running import DCOS_ZK_MODULE
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +74,39 @@ def prepare_data_dirs(cfg: NodeConfig) -> None:
     """Create the DC/OS layout and write ``myid`` and ``zoo.cfg`` from the config (every start).
 
     A ``dcos-zk restore`` cut short mid-swap is finished or rolled back first, so ZooKeeper never
-    starts on a half-swapped data directory.
+    starts on a half-swapped data directory; one still running is waited for (it holds the data-dir lock).
     """
     from dcos_backup.zkdata.physical import recover
 
     layout = cfg.layout
-    recover(layout.exhibitor_dir)
+    recover(layout.exhibitor_dir, wait=True)
     for path in (layout.data_dir, layout.log_dir, layout.conf_dir, layout.run_dir):
         path.mkdir(parents=True, exist_ok=True)
     layout.myid_file.write_text(f"{cfg.id}\n")
     layout.zoo_cfg.write_text(render_zoo_cfg(cfg))
 
 
-def build_app(cfg: NodeConfig, supervisor: Supervisor | None = None) -> FastAPI:
+def archiver_command(cfg: NodeConfig) -> list[str]:
+    """``dcos-zk archive`` for this master (its exhibitor dir comes by environment, see :func:`serve`)."""
+    assert cfg.archive_repo is not None
+    return python_module_command(DCOS_ZK_MODULE, "archive", "--repo", cfg.archive_repo, "--stream", cfg.stream, "-v")
+
+
+def archive_status(cfg: NodeConfig, archiver: Supervisor | None) -> dict[str, object]:
+    """The archiver's state (from its state file) and the master's status log, for the API."""
+    layout = cfg.layout
+    doc: dict[str, object] = {"enabled": cfg.archive_repo is not None, "repo": cfg.archive_repo, "stream": cfg.stream}
+    if archiver is not None:
+        doc["supervisor"] = archiver.state
+        with contextlib.suppress(OSError, ValueError):
+            doc.update(json.loads(layout.archiver_state.read_text()))
+        if doc.get("archived_at"):
+            doc["seconds_since_archived"] = round(time.time() - float(doc["archived_at"]), 3)  # type: ignore[arg-type]
+    doc["events"] = activity.tail(layout.activity_log)
+    return doc
+
+
+def build_app(cfg: NodeConfig, supervisor: Supervisor | None = None, archiver: Supervisor | None = None) -> FastAPI:
     app = FastAPI(title="dcos-exhibitor", version="1", docs_url=None, redoc_url=None)
 
     @app.get("/exhibitor/v1/cluster/status")
@@ -94,7 +119,37 @@ def build_app(cfg: NodeConfig, supervisor: Supervisor | None = None) -> FastAPI:
                     entry.update(code=LATENT, description=DESCRIPTIONS[LATENT])
         return statuses
 
+    @app.get("/exhibitor/v1/archive/status")
+    def get_archive_status() -> dict[str, object]:
+        return archive_status(cfg, archiver)
+
     return app
+
+
+def _start_archiver(cfg: NodeConfig, zookeeper: Supervisor) -> tuple[Supervisor | None, threading.Thread]:
+    """With a repository in the config, supervise ``dcos-zk archive`` too, once ZooKeeper's first start
+    (and its recovery of an interrupted restore, which needs the data-dir lock alone) is done."""
+    layout = cfg.layout
+    if cfg.archive_repo is None:
+        return None, threading.Thread()
+    archiver = Supervisor(
+        f"archiver-{cfg.id}",
+        archiver_command(cfg),
+        output=layout.archiver_log,
+        pid_file=layout.archiver_pid_file,
+        env={**os.environ, "DCOS_EXHIBITOR_DIR": str(layout.exhibitor_dir)},
+        events=layout.activity_log,
+    )
+
+    def run() -> None:
+        while zookeeper.starts == 0 and zookeeper.state != "stopped":
+            time.sleep(0.1)
+        if zookeeper.state != "stopped":
+            archiver.run()
+
+    thread = threading.Thread(target=run, name="archive-supervisor", daemon=True)
+    thread.start()
+    return archiver, thread
 
 
 def serve(cfg: NodeConfig) -> None:
@@ -120,10 +175,13 @@ def serve(cfg: NodeConfig) -> None:
         output=layout.console_log,
         pid_file=layout.zookeeper_pid_file,
         prepare=lambda: prepare_data_dirs(cfg),
+        events=layout.activity_log,
     )
     thread = threading.Thread(target=supervisor.run, name="zk-supervisor", daemon=True)
     thread.start()
-    server = uvicorn.Server(uvicorn.Config(build_app(cfg, supervisor), log_level="warning", access_log=False))
+    archiver, archiver_thread = _start_archiver(cfg, supervisor)
+    app = build_app(cfg, supervisor, archiver)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     # uvicorn re-raises the signal that stopped it once it returns, to the handler that was there
     # before; make that a no-op so we, not the default action, decide how the process ends.
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -135,5 +193,10 @@ def serve(cfg: NodeConfig) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         supervisor.stop()
         thread.join(timeout=30)
+        if archiver is not None:
+            # After ZooKeeper: its last pass archives everything ZooKeeper wrote; before we exit, so that
+            # the data-dir lock it holds is free for whatever comes after this stop (a restore).
+            archiver.stop()
+            archiver_thread.join(timeout=30)
         layout.exhibitor_pid_file.unlink(missing_ok=True)
         log.info("dcos-exhibitor %d stopped", cfg.id)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dcos_backup.master import activity
 from dcos_backup.master.processes import write_pid_file
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Supervisor:
         reset_after: float = 60.0,
         stop_timeout: float = 20.0,
         env: dict[str, str] | None = None,
+        events: Path | None = None,
     ) -> None:
         self.name = name
         self.command = command
@@ -56,6 +58,7 @@ class Supervisor:
         self.reset_after = reset_after
         self.stop_timeout = stop_timeout
         self.env = env
+        self.events = events  # the master's status log, for restarts worth an operator's eye
         self.state = "starting"
         self.starts = 0
         self._stopping = threading.Event()
@@ -105,13 +108,10 @@ class Supervisor:
                 break
             if time.monotonic() - started >= self.reset_after:
                 backoff = self.min_backoff
-            log.warning(
-                "%s (pid %d) %s; restarting in %.1fs",
-                self.name,
-                self._proc.pid,
-                describe_exit(returncode),
-                backoff,
-            )
+            message = f"{self.name} (pid {self._proc.pid}) {describe_exit(returncode)}; restarting in {backoff:.1f}s"
+            log.warning("%s", message)
+            if self.events is not None:
+                activity.record(self.events, message)
             self.state = "backoff"
             self._stopping.wait(backoff)
             backoff = min(backoff * 2, self.max_backoff)

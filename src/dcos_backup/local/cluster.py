@@ -119,6 +119,7 @@ class Cluster:
     zk_config: list[tuple[str, str]] = field(default_factory=list)
     heap: str = "1g"
     service: dict[str, str] | None = None
+    zk_archive: str | None = None  # every master's supervisor archives into this repository
 
     # ----------------------------------------------------------------- description
     @property
@@ -146,6 +147,7 @@ class Cluster:
             exhibitor_dir=master.layout.exhibitor_dir,
             zk_extra=tuple(self.zk_config),
             heap=self.heap,
+            archive_repo=self.zk_archive,
         )
 
     def dcos_cli(self, n: int = 1) -> dict[str, str]:
@@ -166,6 +168,7 @@ class Cluster:
             "heap": self.heap,
             "masters": [m.to_dict() for m in self.masters],
             "service": self.service,
+            "zk_archive": self.zk_archive,
             "dcos_cli": self.dcos_cli() if self.service else None,
         }
 
@@ -194,6 +197,7 @@ class Cluster:
                 zk_config=[(str(k), str(v)) for k, v in doc.get("zk_config", [])],
                 heap=str(doc.get("heap", "1g")),
                 service=doc.get("service"),
+                zk_archive=doc.get("zk_archive"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClusterError(f"{path} is corrupt (bad field {exc}); run: dcos-local down --purge") from exc
@@ -206,6 +210,7 @@ class Cluster:
         subnet: str = DEFAULT_SUBNET,
         zk_config: list[tuple[str, str]] | None = None,
         heap: str = "1g",
+        zk_archive: str | None = None,
     ) -> Cluster:
         if not 1 <= masters <= MAX_MASTERS:
             raise UsageError(f"--masters must be between 1 and {MAX_MASTERS}, got {masters}")
@@ -220,6 +225,7 @@ class Cluster:
             ],
             zk_config=list(zk_config or []),
             heap=heap,
+            zk_archive=zk_archive,
         )
 
     # ----------------------------------------------------------------- processes
@@ -258,10 +264,14 @@ class Cluster:
             terminate(proc, timeout)
         # A supervisor killed with SIGKILL leaves its ZooKeeper behind; never leave it running.
         layout = master.layout
-        zk = live_process(layout.zookeeper_pid_file, str(layout.exhibitor_dir))
-        if zk is not None:
-            terminate(zk, timeout)
-        for pid_file in (layout.exhibitor_pid_file, layout.zookeeper_pid_file):
+        for pid_file, marker in (
+            (layout.zookeeper_pid_file, str(layout.exhibitor_dir)),
+            (layout.archiver_pid_file, "archive"),
+        ):
+            leftover = live_process(pid_file, marker)
+            if leftover is not None:
+                terminate(leftover, timeout)
+        for pid_file in (layout.exhibitor_pid_file, layout.zookeeper_pid_file, layout.archiver_pid_file):
             pid_file.unlink(missing_ok=True)
 
     def _check_ports_free(self, master: Master) -> None:
@@ -305,7 +315,11 @@ class Cluster:
             time.sleep(0.25)
 
     def all_pids(self) -> list[int]:
-        pid_files = [p for m in self.masters for p in (m.layout.exhibitor_pid_file, m.layout.zookeeper_pid_file)]
+        pid_files = [
+            p
+            for m in self.masters
+            for p in (m.layout.exhibitor_pid_file, m.layout.zookeeper_pid_file, m.layout.archiver_pid_file)
+        ]
         pid_files += services.pid_files(self.dir)
         return [pid for pid in (read_pid(p) for p in pid_files) if pid is not None]
 
@@ -318,6 +332,7 @@ def up(
     heap: str = "1g",
     timeout: float = 90.0,
     with_service: bool = True,
+    zk_archive: str | None = None,
 ) -> Cluster:
     """Start a cluster in ``directory``, wait until it serves with a leader, then start the backup service."""
     directory = Path(directory) if directory is not None else default_dir()
@@ -329,7 +344,8 @@ def up(
         existing = None  # a corrupt cluster.json with nothing running is replaced
     if existing is not None and existing.running_masters():
         raise Conflict(f"a local cluster already runs in {directory} (stop it with: dcos-local down)")
-    cluster = Cluster.define(directory, masters, subnet, zk_config, heap)
+    archive = str(Path(zk_archive).absolute()) if zk_archive and "://" not in zk_archive else zk_archive
+    cluster = Cluster.define(directory, masters, subnet, zk_config, heap, archive)
     front_door = with_service and services.service_available()
     for master in cluster.masters:
         check_dependencies(cluster.node_config(master))

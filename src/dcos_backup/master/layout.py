@@ -10,9 +10,14 @@
     <exhibitor-dir>/zookeeper/transactions/version-2/  transaction logs
     <exhibitor-dir>/zookeeper/zookeeper.out          ZooKeeper's console output
     <exhibitor-dir>/zookeeper.restore-journal        a dcos-zk restore's swap, while it runs
+    <exhibitor-dir>/zookeeper.lock                   the data-dir lock (flock; holders' pids inside)
     <exhibitor-dir>/run/exhibitor.pid                the supervisor, while it runs
     <exhibitor-dir>/run/zookeeper.pid                its ZooKeeper, while it runs
+    <exhibitor-dir>/run/archiver.pid                 the archiver (dcos-zk archive), while it runs
+    <exhibitor-dir>/run/archiver.json                the archiver's state, rewritten as it goes
     <exhibitor-dir>/exhibitor.log                    the supervisor's output (dcos-local)
+    <exhibitor-dir>/archiver.log                     the archiver's output, when the supervisor runs it
+    <exhibitor-dir>/activity.log                     the status log: notable events, one line each
     <exhibitor-dir>/zk.pid                           DC/OS Exhibitor's ZooKeeper pid file
     <exhibitor-dir>/../cluster.json                  the description of a dcos-local cluster, if any
 
@@ -76,6 +81,11 @@ class MasterLayout:
     def restore_journal(self) -> Path:
         return self.exhibitor_dir / "zookeeper.restore-journal"
 
+    @property
+    def lock_file(self) -> Path:
+        """The data-dir lock every command touching ``zookeeper/`` takes (:mod:`dcos_backup.master.lock`)."""
+        return self.exhibitor_dir / "zookeeper.lock"
+
     # ---------------------------------------------------------------- configuration
     @property
     def conf_dir(self) -> Path:
@@ -120,3 +130,20 @@ class MasterLayout:
     @property
     def exhibitor_log(self) -> Path:
         return self.exhibitor_dir / "exhibitor.log"
+
+    @property
+    def archiver_pid_file(self) -> Path:
+        return self.run_dir / "archiver.pid"
+
+    @property
+    def archiver_state(self) -> Path:
+        return self.run_dir / "archiver.json"
+
+    @property
+    def archiver_log(self) -> Path:
+        return self.exhibitor_dir / "archiver.log"
+
+    @property
+    def activity_log(self) -> Path:
+        """The status log: one line per notable event (archiving paused, a new base, ...), newest last."""
+        return self.exhibitor_dir / "activity.log"

@@ -25,23 +25,26 @@ import shutil
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from dcos_backup.errors import IntegrityError, NotFound, StorageError, UsageError
 from dcos_backup.fsutil import HashingWriter, fsync_dir
 from dcos_backup.master.layout import CONSOLE_LOG, MYID, ZK_DIR_NAME, MasterLayout
+from dcos_backup.master.lock import data_dir_lock
 from dcos_backup.zkdata import online as online_copy
 from dcos_backup.zkdata import tarsafe
 from dcos_backup.zkdata.pgzip import ParallelGzipWriter
 from dcos_backup.zkdata.running import ensure_not_running
-from dcos_backup.zkdata.verify import VerifyResult, verify_archive
+from dcos_backup.zkdata.verify import StreamVerifier, VerifyResult
 
 log = logging.getLogger(__name__)
 
 EXCLUDED_NAMES = {MYID, CONSOLE_LOG}  # this master's identity and console: not data, as in DC/OS's script
 _ZXID_FILE = re.compile(r"^(snapshot|log)\.([0-9a-fA-F]+)$")
+COPY_CHUNK = 1 << 20  # tarfile copies 16 KiB at a time by default: 64x the Python calls for nothing
 
 
 @dataclass
@@ -105,6 +108,14 @@ def _arcname(zk_dir: Path, path: Path) -> str:
     return f"./{ZK_DIR_NAME}" if rel == Path(".") else f"./{ZK_DIR_NAME}/{rel.as_posix()}"
 
 
+def check_new_archive(archive: Path) -> None:
+    """An archive is written to a new path in an existing directory."""
+    if archive.exists():
+        raise UsageError(f"{archive} already exists; choose a new path")
+    if not archive.parent.is_dir():
+        raise UsageError(f"the directory of {archive} does not exist")
+
+
 def backup(
     exhibitor_dir: Path,
     archive: Path,
@@ -113,45 +124,85 @@ def backup(
     workers: int | None = None,
     online: bool = False,
     verify: bool = True,
+    wait_lock: bool = False,
 ) -> BackupResult:
     """Write a seed-compatible archive of this master's ZooKeeper data to ``archive``.
 
     Offline (the default, as DC/OS's script) ZooKeeper must be stopped; ``online`` copies a serving
     member's data at a consistent point instead (:mod:`.online`). With ``verify`` the written archive is
-    checked completely (:mod:`.verify`) before it gets its final name.
+    checked completely (:mod:`.verify`) before it gets its final name. Either way under the shared
+    data-dir lock: backups and the archiver run together, a restore never runs beside them.
     """
     started = time.monotonic()
     layout, archive = MasterLayout(Path(exhibitor_dir)), Path(archive).absolute()
-    zk_dir = layout.zk_dir
-    if archive.exists():
-        raise UsageError(f"{archive} already exists; choose a new path")
-    if not archive.parent.is_dir():
-        raise UsageError(f"the directory of {archive} does not exist")
-    if not zk_dir.is_dir():
-        raise NotFound(f"no ZooKeeper data in {zk_dir} (is --exhibitor-dir right?)")
-    if not online:
-        ensure_not_running(layout)
-        recover(layout.exhibitor_dir)
+    check_new_archive(archive)
+    if not layout.zk_dir.is_dir():
+        raise NotFound(f"no ZooKeeper data in {layout.zk_dir} (is --exhibitor-dir right?)")
     tmp_parent = Path(tmp_dir) if tmp_dir is not None else archive.parent
     if not tmp_parent.is_dir():
         raise UsageError(f"temporary directory {tmp_parent} does not exist")
-    partial = tmp_parent / f".{archive.name}.partial-{uuid.uuid4().hex[:8]}"
+    if not online:
+        ensure_not_running(layout)
+        recover(layout.exhibitor_dir, wait=wait_lock)
+    what = f"dcos-zk backup{' --online' if online else ''}"
+    with data_dir_lock(layout.lock_file, exclusive=False, what=what, wait=wait_lock):
+        if online:
+            result = _online_backup(layout, archive, tmp_parent, level, workers, verify)
+        else:
+            result = write_archive(layout.zk_dir, archive, tmp_parent, level, workers, verify)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _online_backup(
+    layout: MasterLayout, archive: Path, tmp_parent: Path, level: int, workers: int | None, verify: bool
+) -> BackupResult:
     stage = MasterLayout(tmp_parent / f".dcos-zk-online-{uuid.uuid4().hex[:8]}")
     try:
-        if online:
-            log.info("copying the live data of %s at a consistent point into %s", zk_dir, stage.exhibitor_dir)
+        log.info("copying the live data of %s at a consistent point into %s", layout.zk_dir, stage.exhibitor_dir)
+        try:
             copied = online_copy.copy_online(layout, stage)
-            log.info("copied %s and %d logs up to zxid 0x%x", copied.snapshot, len(copied.logs), copied.last_zxid)
-            zk_dir = stage.zk_dir
-        log.info("archiving %s into %s (via %s)", zk_dir, archive, partial)
-        digest, size, files, data_bytes = _write_archive(zk_dir, partial, level, workers)
-        verified = None
-        if verify:
-            log.info("verifying %s", partial)
-            verified = verify_archive(partial, tmp_parent)
-            verified.archive = str(archive)
+        except OSError as exc:
+            raise StorageError(f"copying the live data failed: {exc.strerror or exc}") from exc
+        log.info("copied %s and %d logs up to zxid 0x%x", copied.snapshot, len(copied.logs), copied.last_zxid)
+        result = write_archive(stage.zk_dir, archive, tmp_parent, level, workers, verify)
+    finally:
+        shutil.rmtree(stage.exhibitor_dir, ignore_errors=True)
+    result.online = True
+    return result
+
+
+def write_archive(
+    zk_dir: Path,
+    archive: Path,
+    tmp_parent: Path | None = None,
+    level: int = 6,
+    workers: int | None = None,
+    verify: bool = False,
+) -> BackupResult:
+    """Archive ``zk_dir`` (a ``zookeeper/`` directory) as ``archive`` plus ``archive.sha256``.
+
+    Written under a hidden partial name in ``tmp_parent`` (default: beside the archive), fsynced,
+    with ``verify`` checked completely, and only then renamed: nothing that looks like a backup is
+    ever incomplete or unchecked.
+    """
+    started = time.monotonic()
+    tmp_parent = tmp_parent or archive.parent
+    partial = tmp_parent / f".{archive.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        log.info("archiving %s into %s (via %s)%s", zk_dir, archive, partial, ", checking it as it goes" * verify)
+        verifier, wanted = (
+            StreamVerifier.for_data_dir(MasterLayout(zk_dir.parent), tmp_parent) if verify else (None, [])
+        )
+        try:
+            digest, size, files, data_bytes = _write_archive(zk_dir, partial, level, workers, verifier, wanted)
+            verified = verifier.finish(str(archive)) if verifier is not None else None
+        finally:
+            if verifier is not None:
+                verifier.abort()
+        if verified is not None:
             log.info("verified: last zxid %s, %d nodes, digest %s", verified.last_zxid, verified.nodes, verified.digest)
-        if tmp_dir is None:
+        if tmp_parent == archive.parent:
             os.replace(partial, archive)
         else:  # another filesystem, perhaps: move copies, then the rename inside shutil is atomic or not
             shutil.move(partial, archive)
@@ -160,27 +211,64 @@ def backup(
         raise StorageError(f"writing {archive} failed: {exc.strerror or exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
-        shutil.rmtree(stage.exhibitor_dir, ignore_errors=True)
     log.info("archive complete: %d files, %d bytes, sha256 %s", files, size, digest)
-    seconds = time.monotonic() - started
-    return BackupResult(str(archive), digest, size, files, data_bytes, seconds, online, verified)
+    return BackupResult(str(archive), digest, size, files, data_bytes, time.monotonic() - started, False, verified)
 
 
-def _write_archive(zk_dir: Path, partial: Path, level: int, workers: int | None) -> tuple[str, int, int, int]:
-    """Tar + parallel gzip ``zk_dir`` into ``partial``, fsynced; returns (sha256, size, files, data bytes)."""
+def _write_archive(
+    zk_dir: Path,
+    partial: Path,
+    level: int,
+    workers: int | None,
+    verifier: StreamVerifier | None = None,
+    wanted: list[Path] | None = None,
+) -> tuple[str, int, int, int]:
+    """Tar + parallel gzip ``zk_dir`` into ``partial``, fsynced; returns (sha256, size, files, data bytes).
+
+    With a ``verifier`` the files it replays are archived first, in its order, and each byte read for
+    the archive goes to it too: what is checked is exactly what is archived.
+    """
     files = data_bytes = 0
+    paths = list(iter_data_files(zk_dir))
+    wanted = wanted or []
+    if verifier is not None:  # the verifier's files first, in its order
+        paths = [p for p in paths if p.is_dir()] + wanted + [p for p in paths if not p.is_dir() and p not in wanted]
     with open(partial, "xb") as raw:
         hashing = HashingWriter(raw)
         with ParallelGzipWriter(hashing, level, workers) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
-            for path in iter_data_files(zk_dir):
-                tar.add(path, arcname=_arcname(zk_dir, path), recursive=False)
-                if path.is_file():
-                    files += 1
-                    data_bytes += path.stat().st_size
-                    log.info("added %s (%d bytes)", _arcname(zk_dir, path), path.stat().st_size)
+            tar.copybufsize = COPY_CHUNK
+            for path in paths:
+                info = tar.gettarinfo(path, arcname=_arcname(zk_dir, path))
+                if not path.is_file():
+                    tar.addfile(info)
+                    continue
+                with open(path, "rb") as f:
+                    if verifier is not None and path in wanted:
+                        verifier.begin(path.name)
+                        tar.addfile(info, _Tee(f, verifier.feed))
+                        verifier.end()
+                    else:
+                        tar.addfile(info, f)
+                files += 1
+                data_bytes += info.size
+                log.info("added %s (%d bytes)", info.name, info.size)
         raw.flush()
         os.fsync(raw.fileno())
     return hashing.sha256.hexdigest(), hashing.size, files, data_bytes
+
+
+class _Tee:
+    """A file whose reads also go to ``sink``."""
+
+    def __init__(self, source: BinaryIO, sink: Callable[[bytes], None]) -> None:
+        self._source = source
+        self._sink = sink
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._source.read(n)
+        if chunk:
+            self._sink(chunk)
+        return chunk
 
 
 # --------------------------------------------------------------------------------------------- restore
@@ -199,13 +287,30 @@ def _write_journal(exhibitor_dir: Path, staged: Path, old: Path) -> None:
     fsync_dir(path.parent)
 
 
-def recover(exhibitor_dir: Path) -> str | None:
+def _leftovers(layout: MasterLayout) -> bool:
+    """Whether an interrupted restore left anything for :func:`recover` to finish or clean."""
+    return (
+        layout.restore_journal.exists() or _journal_tmp(layout).exists() or any(layout.exhibitor_dir.glob(".restore-*"))
+    )
+
+
+def recover(exhibitor_dir: Path, wait: bool = False) -> str | None:
     """Finish or roll back a restore that stopped mid-swap; returns what it did, or None.
 
     The swap is: (1) rename zookeeper -> old, (2) rename staged -> zookeeper, (3) drop journal, old,
     staging. If (2) happened the new data is complete and stays; otherwise the old data goes back.
+    Anything to do is done under the exclusive data-dir lock: a restore still running holds it, so its
+    staging is never taken for a leftover (Conflict naming it, or wait for it with ``wait``).
     """
     layout = MasterLayout(Path(exhibitor_dir))
+    if not layout.exhibitor_dir.is_dir() or not _leftovers(layout):
+        return None
+    with data_dir_lock(layout.lock_file, exclusive=True, what="dcos-zk recover", wait=wait):
+        return recover_locked(layout)
+
+
+def recover_locked(layout: MasterLayout) -> str | None:
+    """:func:`recover` for a caller that holds the exclusive data-dir lock."""
     exhibitor_dir, journal, zk_dir = layout.exhibitor_dir, layout.restore_journal, layout.zk_dir
     if not journal.exists():
         # A restore killed before its swap: its staging, and a journal it had not finished writing.
@@ -235,7 +340,7 @@ def recover(exhibitor_dir: Path) -> str | None:
     return outcome
 
 
-def _read_myid(layout: MasterLayout) -> str | None:
+def read_myid(layout: MasterLayout) -> str | None:
     with contextlib.suppress(OSError):
         return layout.myid_file.read_text().strip() or None
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
@@ -265,51 +370,77 @@ def _fsync_tree(tree: Path) -> None:
         fsync_dir(Path(root))
 
 
-def restore(exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, keep_old: bool = False) -> RestoreResult:
+def restore(
+    exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, keep_old: bool = False, wait_lock: bool = False
+) -> RestoreResult:
     """Replace this master's ZooKeeper data with the archive's; all or nothing."""
     started = time.monotonic()
-    layout, archive = MasterLayout(Path(exhibitor_dir)), Path(archive).absolute()
+    archive = Path(archive).absolute()
     if not archive.exists():
         raise NotFound(f"{archive} does not exist")
     if not archive.is_file():
         raise UsageError(f"{archive} is not a regular file")
-    if not layout.exhibitor_dir.is_dir():
-        raise NotFound(f"exhibitor directory {layout.exhibitor_dir} does not exist (is --exhibitor-dir right?)")
-    ensure_not_running(layout)
-    recover(layout.exhibitor_dir)
-    log.info("checking %s", archive)
-    members = tarsafe.validate(archive)
-    files = sum(1 for m in members if not m.is_dir)
-    data_bytes = sum(m.size for m in members)
-    log.info("archive is sound: %d files, %d bytes", files, data_bytes)
+    members: list[tarsafe.Member] = []
 
-    myid = _read_myid(layout)
-    # The new data is assembled inside the exhibitor dir (same filesystem) so the swap is a rename;
-    # -t is accepted for compatibility with DC/OS's script, whose temporary copy we do not need.
-    staged = MasterLayout(layout.exhibitor_dir / f".restore-{uuid.uuid4().hex[:8]}")
-    old = layout.exhibitor_dir / f"{ZK_DIR_NAME}.old-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    try:
-        _stage(archive, staged, layout, myid)
-        _swap(layout, staged, old)
-    except BaseException as exc:
-        log.error("restore failed (%s); putting the previous data back", exc)
-        if layout.restore_journal.exists():
-            if layout.zk_dir.exists() and old.exists():
-                shutil.rmtree(layout.zk_dir)  # the new data made it in and the failure came after: roll back fully
-            recover(layout.exhibitor_dir)
-        shutil.rmtree(staged.exhibitor_dir, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise StorageError(f"restore failed, previous data kept: {exc.strerror or exc}") from exc
-        raise
-    _clean_up_swap(layout, staged, old, keep_old)
+    def fill(staged: MasterLayout) -> None:
+        log.info("checking %s and extracting it into %s", archive, staged.exhibitor_dir)
+        members.extend(tarsafe.validate(archive, into=staged.exhibitor_dir))  # checked and extracted in one pass
+        log.info("archive is sound: %d files, %d bytes", *_counts(members))
+
+    myid = replace_data_dir(Path(exhibitor_dir), fill, keep_old, wait_lock, what="dcos-zk restore")
+    files, data_bytes = _counts(members)
     return RestoreResult(str(archive), files, data_bytes, myid, time.monotonic() - started)
 
 
-def _stage(archive: Path, staged: MasterLayout, layout: MasterLayout, myid: str | None) -> None:
-    """Extract ``archive`` into ``staged`` with this master's ``myid``, owned and fsynced like the live data."""
-    staged.exhibitor_dir.mkdir()
-    log.info("extracting into %s", staged.exhibitor_dir)
-    tarsafe.extract(archive, staged.exhibitor_dir)
+def _counts(members: list[tarsafe.Member]) -> tuple[int, int]:
+    return sum(1 for m in members if not m.is_dir), sum(m.size for m in members)
+
+
+def replace_data_dir(
+    exhibitor_dir: Path,
+    fill: Callable[[MasterLayout], None],
+    keep_old: bool = False,
+    wait_lock: bool = False,
+    what: str = "dcos-zk restore",
+) -> str | None:
+    """Replace this master's ``zookeeper/`` with what ``fill`` puts into a staging layout; all or nothing.
+
+    Under the exclusive data-dir lock and with ZooKeeper stopped: ``fill`` writes the new ``zookeeper/``
+    (and checks it: it raises to refuse, before anything live changed); then this master's ``myid`` goes
+    in, ownership and fsync follow, and the journalled swap puts it in place. Returns the ``myid`` kept.
+    """
+    layout = MasterLayout(Path(exhibitor_dir))
+    if not layout.exhibitor_dir.is_dir():
+        raise NotFound(f"exhibitor directory {layout.exhibitor_dir} does not exist (is --exhibitor-dir right?)")
+    with data_dir_lock(layout.lock_file, exclusive=True, what=what, wait=wait_lock):
+        ensure_not_running(layout)
+        recover_locked(layout)
+        myid = read_myid(layout)
+        # The new data is assembled inside the exhibitor dir (same filesystem) so the swap is a rename;
+        # -t is accepted for compatibility with DC/OS's script, whose temporary copy we do not need.
+        staged = MasterLayout(layout.exhibitor_dir / f".restore-{uuid.uuid4().hex[:8]}")
+        old = layout.exhibitor_dir / f"{ZK_DIR_NAME}.old-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
+        try:
+            staged.exhibitor_dir.mkdir()
+            fill(staged)
+            _finish_staging(staged, layout, myid)
+            _swap(layout, staged, old)
+        except BaseException as exc:
+            log.error("restore failed (%s); putting the previous data back", exc)
+            if layout.restore_journal.exists():
+                if layout.zk_dir.exists() and old.exists():
+                    shutil.rmtree(layout.zk_dir)  # the new data made it in and the failure came after: roll back
+                recover_locked(layout)
+            shutil.rmtree(staged.exhibitor_dir, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise StorageError(f"restore failed, previous data kept: {exc.strerror or exc}") from exc
+            raise
+        _clean_up_swap(layout, staged, old, keep_old)
+    return myid
+
+
+def _finish_staging(staged: MasterLayout, layout: MasterLayout, myid: str | None) -> None:
+    """This master's ``myid`` into the staged data, owned and fsynced like the live data."""
     for directory in (staged.data_dir, staged.log_dir):
         directory.mkdir(parents=True, exist_ok=True)
     if myid is not None:

@@ -19,10 +19,10 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from dcos_backup.errors import IntegrityError
 from dcos_backup.master.layout import MasterLayout
@@ -105,7 +105,7 @@ class _Row(NamedTuple):
         return path, self.data, self.acl, self.stat.pack(), self.stat.ephemeral_owner, self.head, self.digest
 
     def restat(self, path: str, stat: Stat) -> _Row:
-        return self._replace(stat=stat, digest=formats.digest_from_head(path, self.head, stat))
+        return _Row(self.data, self.acl, stat, self.head, formats.digest_from_head(path, self.head, stat))
 
 
 class TreeStore:
@@ -137,6 +137,7 @@ class TreeStore:
         # under one parent rewrites that parent 1,000 times; here that costs dict updates, and SQLite
         # sees one batched write per node when the cache is flushed.
         self._dirty: dict[str, _Row | None] = {}
+        self._acls: dict[tuple, str] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -188,6 +189,14 @@ class TreeStore:
         rows.clear()
 
     # -- node access ----------------------------------------------------------------------------
+    def _acl_text(self, acl: list[ACL]) -> str:
+        """An ACL as stored; a tree has few distinct ACLs, so each is encoded once."""
+        key = tuple(map(tuple, acl))
+        text = self._acls.get(key)
+        if text is None:
+            text = self._acls[key] = json.dumps(acl)
+        return text
+
     def _row(self, path: str, data: bytes | None, acl: str, stat: Stat) -> _Row:
         head = formats.digest_head(path, data)
         return _Row(data if self.keep_data else None, acl, stat, head, formats.digest_from_head(path, head, stat))
@@ -215,7 +224,7 @@ class TreeStore:
         if parent is None:
             raise _NoNode(path)
         existing = self._get(path)
-        acl_text = json.dumps(acl)
+        acl_text = self._acl_text(acl)
         if existing is not None:
             # DataTree replaces the ACL of the node it found (the fuzzy-snapshot case) and reports NODEEXISTS.
             self._dirty[path] = existing._replace(acl=acl_text)
@@ -224,7 +233,8 @@ class TreeStore:
         if parent_cv == -1:
             parent_cv = p_stat.cversion + 1
         if parent_cv > p_stat.cversion:
-            p_stat = p_stat._replace(cversion=parent_cv, pzxid=zxid)
+            czxid, mzxid, ctime, mtime, version, _, aversion, owner_, _ = p_stat
+            p_stat = Stat(czxid, mzxid, ctime, mtime, version, parent_cv, aversion, owner_, zxid)
         self._put(parent_path, parent.restat(parent_path, p_stat), parent)
         self._put(path, self._row(path, data, acl_text, Stat(zxid, zxid, time, time, 0, 0, 0, owner, zxid)), None)
         self.count += 1
@@ -402,21 +412,40 @@ class _DigestCheck:
     def __init__(self, store: TreeStore, pending: formats.SnapshotDigest | None) -> None:
         self.store = store
         self.pending = pending  # the snapshot's digest, due once its (fuzzy) zxid range is replayed
+        self.doubt: IntegrityError | None = None  # a snapshot digest that disagreed, until a later one decides
         self.checked = 0
 
+    def _mismatch(self, expected: int, where: str) -> IntegrityError | None:
+        if (expected & _MASK) == self.store.digest:
+            self.checked += 1
+            return None
+        return IntegrityError(
+            f"tree digest mismatch at {where}: ZooKeeper recorded {expected & _MASK:x}, "
+            f"the replayed tree has {self.store.digest:x} (corrupt or incomplete data)"
+        )
+
     def _compare(self, expected: int, where: str) -> None:
-        if (expected & _MASK) != self.store.digest:
-            raise IntegrityError(
-                f"tree digest mismatch at {where}: ZooKeeper recorded {expected & _MASK:x}, "
-                f"the replayed tree has {self.store.digest:x} (corrupt or incomplete data)"
-            )
-        self.checked += 1
+        error = self._mismatch(expected, where)
+        if error is not None:
+            raise error
+        if self.doubt is not None:
+            # The digest is a sum over every node: a tree that was wrong at the snapshot's point stays wrong
+            # until that very node changes, so a matching digest of a later transaction clears the snapshot.
+            # ZooKeeper can record a stale snapshot digest after a member's crash and resync (it only logs
+            # the mismatch and goes on); without this check such a sound snapshot would be refused.
+            log.warning("%s; %s matches, so the snapshot's recorded digest was stale", self.doubt, where)
+            self.doubt = None
+
+    def finish(self) -> None:
+        """Raise what stays undecided: a snapshot digest that no later transaction's digest cleared."""
+        if self.doubt is not None:
+            raise self.doubt
 
     def after(self, zxid: int, txn_digest: tuple[int, int] | None = None) -> None:
         if self.pending is not None:
             if zxid == self.pending.zxid:
                 if self.pending.version == formats.DIGEST_VERSION:
-                    self._compare(self.pending.digest, f"the snapshot's zxid {zxid_hex(zxid)}")
+                    self.doubt = self._mismatch(self.pending.digest, f"the snapshot's zxid {zxid_hex(zxid)}")
                 self.pending = None
             elif zxid > self.pending.zxid:
                 # ZooKeeper only logs this ("the txn of snapshot digest does not exist") and goes on.
@@ -427,34 +456,59 @@ class _DigestCheck:
             self._compare(txn_digest[1], f"zxid {zxid_hex(zxid)}")
 
 
-def replay(layout: MasterLayout, store: TreeStore) -> ReplayResult:
-    """Load the newest snapshot of ``layout``'s ``zookeeper/`` directory and replay the logs after it."""
+class DataFile(NamedTuple):
+    """A snapshot or log to replay: its zxid, its name, and how to read it (a file, or bytes on a pipe)."""
+
+    zxid: int
+    name: str
+    open: Callable[[], contextlib.AbstractContextManager[BinaryIO]]
+
+
+def data_file(zxid: int, path: Path) -> DataFile:
+    return DataFile(zxid, path.name, lambda: formats.open_data_file(path))
+
+
+def replay_plan(layout: MasterLayout) -> tuple[DataFile, list[DataFile]]:
+    """What ZooKeeper loads from ``layout``'s ``zookeeper/``: the newest sealed snapshot, the logs after it."""
     newest = newest_sealed_snapshot(layout)
     if newest is None:
         raise IntegrityError("no complete snapshot in the data (snapshot/version-2/snapshot.*)")
     snap_zxid, snap_path = newest
-    log.info("loading %s", snap_path.name)
-    with formats.open_data_file(snap_path) as f:
-        reader = formats.SnapshotReader(f, snap_path.name)
+    logs = [data_file(zxid, path) for zxid, path in logs_after(log_files(layout), snap_zxid)]
+    return data_file(snap_zxid, snap_path), logs
+
+
+def replay(layout: MasterLayout, store: TreeStore) -> ReplayResult:
+    """Load the newest snapshot of ``layout``'s ``zookeeper/`` directory and replay the logs after it."""
+    snapshot, logs = replay_plan(layout)
+    return replay_files(store, snapshot, logs)
+
+
+def replay_files(store: TreeStore, snapshot: DataFile, logs: Iterable[DataFile]) -> ReplayResult:
+    """Load ``snapshot`` into ``store`` and replay ``logs`` (in zxid order) on it, checking everything."""
+    snap_zxid = snapshot.zxid
+    log.info("loading %s", snapshot.name)
+    with snapshot.open() as f:
+        reader = formats.SnapshotReader(f, snapshot.name)
         store.load_snapshot(reader)
         snap_digest = reader.finish()
     if snap_digest is not None and snap_digest.zxid < snap_zxid:
         snap_digest = None  # taken at an epoch start: not fuzzy, nothing to compare (as in DataTree)
     check = _DigestCheck(store, snap_digest)
     check.after(snap_zxid)
-    result = ReplayResult(snap_path.name, zxid_hex(snap_zxid))
+    result = ReplayResult(snapshot.name, zxid_hex(snap_zxid))
     last = snap_zxid
-    for _, log_path in logs_after(log_files(layout), snap_zxid):
-        result.logs.append(log_path.name)
-        log.info("replaying %s", log_path.name)
-        with formats.open_data_file(log_path) as f:
-            for record in formats.LogReader(f, log_path.name, strict=True).records():
+    for log_file in logs:
+        result.logs.append(log_file.name)
+        log.info("replaying %s", log_file.name)
+        with log_file.open() as f:
+            for record in formats.LogReader(f, log_file.name, strict=True).records():
                 txn = record.txn
                 if txn.zxid <= last:
                     continue
                 if not formats.follows(last, txn.zxid):
                     raise IntegrityError(
-                        f"{log_path.name}: transactions jump from {zxid_hex(last)} to {zxid_hex(txn.zxid)} "
+                        f"{log_file.name}: transactions jump from {zxid_hex(last)} to {zxid_hex(txn.zxid)} "
                         "(a log file is missing or was cut short)"
                     )
                 store.apply(txn)
@@ -468,6 +522,7 @@ def replay(layout: MasterLayout, store: TreeStore) -> ReplayResult:
             f"the logs end at {zxid_hex(last)}, before the snapshot's last change {zxid_hex(check.pending.zxid)}: "
             "the snapshot cannot be made consistent"
         )
+    check.finish()
     store.commit()
     result.last_zxid = zxid_hex(last)
     result.nodes = store.count

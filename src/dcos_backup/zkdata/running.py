@@ -20,6 +20,7 @@ from dcos_backup.master.layout import MasterLayout
 from dcos_backup.master.processes import live_process
 
 SYSTEMD_UNIT = "dcos-exhibitor"
+DCOS_ZK_MODULE = "dcos_backup.cli.dcos_zk"  # how the supervisor starts the archiver
 
 
 def systemd_active(unit: str = SYSTEMD_UNIT) -> bool:
@@ -30,14 +31,22 @@ def systemd_active(unit: str = SYSTEMD_UNIT) -> bool:
 
 
 def processes_holding(layout: MasterLayout) -> list[psutil.Process]:
-    """Processes whose command line names this exhibitor dir (its zoo.cfg, data dirs or node config)."""
+    """Processes whose command line names this exhibitor dir (its zoo.cfg, data dirs or node config).
+
+    Other ``dcos-zk`` commands (the archiver among them) are left out: they coordinate through the
+    data-dir lock, and one that has just released it may still be exiting.
+    """
     marker = str(layout.exhibitor_dir.resolve())
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info.get("cmdline") or []
-        if any(marker in part for part in cmdline) and not _is_self_or_parent(proc):
+        if any(marker in part for part in cmdline) and not _is_self_or_parent(proc) and not _is_dcos_zk(cmdline):
             found.append(proc)
     return found
+
+
+def _is_dcos_zk(cmdline: list[str]) -> bool:
+    return any(part.endswith("/dcos-zk") or part in ("dcos-zk", DCOS_ZK_MODULE) for part in cmdline[:3])
 
 
 def _is_self_or_parent(proc: psutil.Process) -> bool:

@@ -1,0 +1,10 @@
+"""Continuous archiving of a master's ZooKeeper logs and snapshots, and point-in-time restore from it.
+
+- :mod:`.store`: the object store a repository is (a local directory today), behind a small interface;
+- :mod:`.index`: the repository's layout, its index (read from a listing) and which points it can restore;
+- :mod:`.objects`: segments and snapshots written and read back, checked against their keys;
+- :mod:`.archiver`: ``dcos-zk archive``, the process that streams one master's data into a repository;
+- :mod:`.pitr`: point-in-time restore and export (``dcos-zk restore --repo``, ``dcos-zk export``);
+- :mod:`.txlog`: ``dcos-zk log``, the archived transactions one per line;
+- :mod:`.retention`: ``dcos-zk archive prune``.
+"""

@@ -1,0 +1,173 @@
+"""Continuous archiving and point-in-time restore on a real 3-master cluster (issue 18).
+
+``dcos-local up --zk-archive REPO``: every master's supervisor runs ``dcos-zk archive`` beside its
+ZooKeeper. A load records each acknowledged write's zxid, so every restore is checked against exactly
+the tree the cluster had at that point.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.conftest import seeded_cluster
+from tests.helpers import ok, run_tool, wait_for
+
+from dcos_backup.local.cluster import Cluster
+from dcos_backup.testing.load import LoadGenerator
+from dcos_backup.testing.trees import snapshot
+from dcos_backup.zk import connect
+from dcos_backup.zkdata.continuous.index import RepoIndex
+from dcos_backup.zkdata.continuous.store import open_store
+
+pytestmark = pytest.mark.e2e
+SNAP_COUNT = 400
+dcos_zk = functools.partial(run_tool, "dcos-zk")
+
+
+def archived_up_to(repo: Path, zxid: int, streams: int = 3) -> bool:
+    """Whether ``streams`` streams of the repository hold every transaction up to ``zxid``."""
+    index = RepoIndex(open_store(str(repo)))
+    reached = [s for s in index.streams() if any(r.last >= zxid for r in index.ranges() if r.stream == s)]
+    return len(reached) >= streams
+
+
+def load_children(cluster: Cluster, root: str = "/load") -> dict[str, bytes]:
+    client = connect(cluster.zk_hosts)
+    try:
+        return {f"{root}/{name}": client.get(f"{root}/{name}")[0] for name in client.get_children(root)}
+    finally:
+        client.stop()
+        client.close()
+
+
+def marathon(cluster: Cluster) -> list[tuple]:
+    client = connect(cluster.zk_hosts)
+    try:
+        return snapshot(client) if client.exists("/marathon") else []
+    finally:
+        client.stop()
+        client.close()
+
+
+def restore_all(cluster: Cluster, repo: Path, *point: str) -> list[str]:
+    """The seed's procedure with a point of the repository: stop every master, restore each, start them."""
+    for m in cluster.masters:
+        cluster.stop_master(m.id)
+    out = [
+        ok(dcos_zk("restore", "--repo", str(repo), *point, "--exhibitor-dir", str(m.layout.exhibitor_dir))).stdout
+        for m in cluster.masters
+    ]
+    for m in cluster.masters:
+        cluster.start_master(m.id)
+    cluster.wait_serving(120)
+    return out
+
+
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Path]]:
+    directory = tmp_path_factory.mktemp("archive-cluster")
+    repo = directory / "repo"
+    with seeded_cluster(
+        directory / "cluster", apps=30, seed=5, zk_config=[("snapCount", str(SNAP_COUNT))], zk_archive=str(repo)
+    ) as c:
+        yield c, repo
+
+
+def test_point_in_time_restore_after_rm_r_marathon(archived: tuple[Cluster, Path]):
+    cluster, repo = archived
+    marathon_before = marathon(cluster)
+    assert marathon_before
+
+    with LoadGenerator(cluster.zk_hosts, root="/load", rate=150, seed=7) as load:
+        # Several snapshots and log roll-overs: ZooKeeper snapshots every ~snapCount writes.
+        wait_for(lambda: len(load.acknowledged()) >= 3 * SNAP_COUNT, timeout=180, what="writes for 3 snapshots")
+    report = load.stop()
+    assert report.failures == [], report.failures
+    middle = report.ops[len(report.ops) // 2].zxid
+    last_write = report.ops[-1].zxid
+
+    # The accident, strictly after a moment we note (the transaction's time is the leader's clock, ms).
+    before_accident = datetime.now(UTC)
+    wait_for(lambda: (datetime.now(UTC) - before_accident).total_seconds() > 0.01, what="a later millisecond")
+    client = connect(cluster.zk_hosts)
+    client.delete("/marathon", recursive=True)
+    client.stop()
+    client.close()
+    assert marathon(cluster) == []
+
+    # dcos-zk log shows the deletes (once every master's archiver has them: within seconds).
+    def deletes() -> list[dict]:
+        lines = ok(dcos_zk("log", "--repo", str(repo), "--json", "--path-prefix", "/marathon")).stdout.splitlines()
+        return [doc for doc in map(json.loads, lines) if doc["type"] == "delete"]
+
+    found = wait_for(lambda: [d for d in deletes() if d["path"] == "/marathon"], timeout=30, what="the deletes")
+    assert len({d["path"] for d in deletes()}) == len(marathon_before)  # every node, once
+    assert all(d["zxid"] > last_write for d in found)
+    assert set(found[0]) >= {"zxid", "time", "type", "path", "session"}
+    wait_for(lambda: archived_up_to(repo, found[0]["zxid"]), timeout=30, what="every stream to have the accident")
+    text = ok(dcos_zk("log", "--repo", str(repo), "--since", before_accident.isoformat())).stdout
+    assert text.startswith("restorable: ") and " delete " in text and "/marathon" in text
+
+    # Every master back to a write in the middle of the load: exactly the writes up to it.
+    restore_all(cluster, repo, "--to-zxid", hex(middle))
+    assert load_children(cluster) == load.expected_children(middle, report.ops)
+    assert marathon(cluster) == marathon_before
+
+    # Then to just before the accident (a point of the first history, after the second one began):
+    # everything back, nothing written after it.
+    out = restore_all(cluster, repo, "--to-time", before_accident.isoformat())
+    restored_to = {int(line.split("zxid ")[1].split()[0], 16) for line in out}
+    assert len(restored_to) == 1 and last_write <= restored_to.pop() < found[0]["zxid"]
+    assert load_children(cluster) == load.expected_children(last_write, report.ops)
+    assert marathon(cluster) == marathon_before
+
+    # Each restore began a new history in every stream, and the old ones stay restorable.
+    index = RepoIndex(open_store(str(repo)))
+    for stream in index.streams():
+        generations = index.of_stream(stream)
+        assert len(generations) >= 3, [g.id for g in generations]
+        assert any("replaced" in str((g.info or {}).get("reason")) for g in generations)
+    status = httpx.get(f"{cluster.master(1).member.exhibitor_url}/exhibitor/v1/archive/status", timeout=10).json()
+    assert status["enabled"] and status["stream"] == "master-1"
+    assert any("new base" in line for line in status["events"])
+
+
+def test_refusals_name_what_is_restorable(archived: tuple[Cluster, Path], tmp_path: Path):
+    cluster, repo = archived
+    ex = str(cluster.master(1).layout.exhibitor_dir)
+    beyond = dcos_zk("restore", "--repo", str(repo), "--to-zxid", hex(1 << 60), "--exhibitor-dir", ex)
+    assert beyond.returncode == 2 and "is not restorable" in beyond.stderr and "restorable: 0x" in beyond.stderr
+    assert len(beyond.stderr.strip().splitlines()) == 1
+    early = dcos_zk("export", "--repo", str(repo), "--to-time", "2001-01-01T00:00:00Z", str(tmp_path / "x.tgz"))
+    assert early.returncode == 2 and "restorable: " in early.stderr and not (tmp_path / "x.tgz").exists()
+    naive = dcos_zk("export", "--repo", str(repo), "--to-time", "2001-01-01T00:00:00", str(tmp_path / "x.tgz"))
+    assert naive.returncode == 2 and "time zone" in naive.stderr
+    both = dcos_zk("restore", str(tmp_path / "a.tgz"), "--repo", str(repo), "--latest", "--exhibitor-dir", ex)
+    assert both.returncode == 2 and len(both.stderr.strip().splitlines()) == 1
+    # While the cluster runs, a restore is refused before anything is read: nothing changes.
+    running = dcos_zk("restore", "--repo", str(repo), "--latest", "--exhibitor-dir", ex)
+    assert running.returncode == 1 and ("running" in running.stderr or "in use" in running.stderr)
+
+
+def test_export_writes_an_ordinary_archive_of_a_point(archived: tuple[Cluster, Path], tmp_path: Path):
+    cluster, repo = archived
+    client = connect(cluster.zk_hosts)
+    client.ensure_path("/export")
+    zxid = client.create("/export/n", b"exported", include_data=True)[1].czxid
+    client.set("/export/n", b"later")
+    client.stop()
+    client.close()
+    wait_for(lambda: archived_up_to(repo, zxid), timeout=30, what="the write archived")
+    archive = tmp_path / "point.tar.gz"
+    ok(dcos_zk("export", "--repo", str(repo), "--to-zxid", str(zxid), str(archive)))
+    verified = json.loads(ok(dcos_zk("verify", str(archive), "--json")).stdout)
+    assert int(verified["last_zxid"], 16) == zxid
+    dumped = ok(dcos_zk("dump", str(archive), "--path", "/export/n", "--json")).stdout.splitlines()
+    assert json.loads(dumped[0])["data"] == "exported"
+    assert (tmp_path / "point.tar.gz.sha256").read_text().split()[0]
