@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import NoReturn
 
@@ -51,6 +52,12 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     metavar="NAME=/zk/path",
     help="Components to back up (repeatable); default: marathon=/marathon.",
 )
+@click.option(
+    "--instance",
+    envvar="DCOS_BACKUP_INSTANCE",
+    help="This service's name in the job lock, the same across restarts on one master "
+    "(default: HOSTNAME:SOCKET); a restart releases the lock its previous process held.",
+)
 def cli(
     zk_hosts: str,
     storage: Path,
@@ -58,13 +65,15 @@ def cli(
     iam_public_key: Path,
     zk_credentials: Path,
     components: tuple[str, ...],
+    instance: str | None,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     comps = tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS
     public_key = load_public_key(iam_public_key)
     storage_backend = LocalStorage(storage)
     with ZkEngine(zk_hosts) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
-        service = BackupService(storage_backend, engine, comps)
+        instance = instance or f"{socket.gethostname()}:{socket_path}"
+        service = BackupService(storage_backend, engine, comps, instance=instance)
         service.recover()
         try:
             serve(build_app(service, Authorizer(public_key, users.watch())), socket_path)
