@@ -18,6 +18,8 @@ from dcos_backup.service.app import build_app
 from dcos_backup.service.auth import Authorizer
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
+from dcos_backup.service.scheduler import Scheduler
+from dcos_backup.service.schedules import ScheduleStore
 from dcos_backup.service.server import serve
 
 file_option = click.Path(path_type=Path, dir_okay=False)
@@ -74,10 +76,13 @@ def cli(
     with ZkEngine(zk_hosts) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
         instance = instance or f"{socket.gethostname()}:{socket_path}"
         service = BackupService(storage_backend, engine, comps, instance=instance)
+        scheduler = Scheduler(service, ScheduleStore(engine.client))
         service.recover()
+        scheduler.start()  # after the recovery: a missed run starts once the lock is free
         try:
-            serve(build_app(service, Authorizer(public_key, users.watch())), socket_path)
+            serve(build_app(service, Authorizer(public_key, users.watch()), scheduler), socket_path)
         finally:
+            scheduler.stop()
             service.close()
 
 
