@@ -81,6 +81,8 @@ class BackupService:
         interrupted = []
         for record in self.storage.list_records():
             restore = record.latest_restore
+            if self.job_runs_on(record.id):
+                continue  # this process's own job (leading again after a lost session): it is not over
             if record.status == Status.BACKING_UP:
                 record.interrupt()
                 self.storage.remove_partials(record.id)
