@@ -50,13 +50,15 @@ def test_a_restarted_service_releases_its_own_job_lock_and_takes_a_create_at_onc
 def test_zookeeper_down_at_create_is_503_at_once_and_starts_nothing(lifecycle_cluster):
     cluster = lifecycle_cluster
     fault_scenarios.wait_service(cluster)
-    env = dcos_env(cluster)
+    leader_env, follower_env = dcos_env(cluster), dcos_env(cluster, master=2)  # logging in needs ZooKeeper
     for n in (1, 2, 3):
         cluster.stop_master(n)
     try:
         began = time.monotonic()
-        result = run_tool("dcos", "backup", "create", "--label", "zk-down", "--wait", env=env, timeout=120)
+        result = run_tool("dcos", "backup", "create", "--label", "zk-down", "--wait", env=leader_env)
         took = time.monotonic() - began
+        # the same through master 2, whose service follows (it would forward a create to the leader)
+        follower = run_tool("dcos", "backup", "create", "--label", "zk-down", env=follower_env)
     finally:
         for n in (1, 2, 3):
             cluster.start_master(n)
@@ -67,6 +69,8 @@ def test_zookeeper_down_at_create_is_503_at_once_and_starts_nothing(lifecycle_cl
     assert "cannot reach" not in lines[0]
     assert result.stdout == ""  # no backup id: nothing was started
     assert took < CLIENT_TIMEOUT, f"the create took {took:.0f}s: it waited for ZooKeeper instead of refusing"
+    assert follower.returncode == 3 and follower.stdout == "", follower.stdout + follower.stderr
+    assert follower.stderr.startswith("error: ZooKeeper unavailable") and len(follower.stderr.splitlines()) == 1
     client = fault_scenarios.wait_service(cluster)
     # Once the service's session is back, a create is accepted (no job left from the refused one) ...
     started = wait_for(lambda: _create_unless_zookeeper_away(client, "zk-back"), what="the service's session")

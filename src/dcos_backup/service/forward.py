@@ -22,7 +22,7 @@ import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from dcos_backup.errors import ServiceUnavailable
+from dcos_backup.errors import DcosBackupError, ServiceUnavailable, ZooKeeperUnavailable
 from dcos_backup.service.leadership import Leadership
 from dcos_backup.service.paths import PREFIX
 
@@ -45,6 +45,12 @@ class Forwarder:
     async def __call__(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if request.method in ("GET", "HEAD") or not request.url.path.startswith(PREFIX) or self.leadership.is_leader:
             return await call_next(request)
+        if not self.leadership.client.connected:
+            return refusal(
+                ZooKeeperUnavailable(
+                    "ZooKeeper unavailable: this backup service has no ZooKeeper session; nothing started"
+                )
+            )
         leader = self.leadership.leader()
         if leader is None or leader.url is None or leader.instance == self.leadership.me.instance:
             return unavailable("no backup service leads at the moment (an election is under way); retry shortly")
@@ -71,5 +77,9 @@ class Forwarder:
 
 
 def unavailable(message: str) -> JSONResponse:
-    error = ServiceUnavailable(message)
+    return refusal(ServiceUnavailable(message))
+
+
+def refusal(error: DcosBackupError) -> JSONResponse:
+    """The API's answer to ``error`` (a middleware's errors do not reach the app's exception handlers)."""
     return JSONResponse(error.to_dict(), status_code=error.http_status)
