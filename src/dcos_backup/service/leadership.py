@@ -55,7 +55,8 @@ class Leader:
 
 class Leadership:
     """Contends for leadership on ``client`` as ``me``; calls ``on_lead()`` when this instance starts
-    leading and ``on_follow()`` when it stops (both in its own thread, never at the same time)."""
+    leading and ``on_follow()`` when it stops (both in its own thread, never at the same time).
+    :attr:`is_leader` turns true once ``on_lead()`` has returned (the recovery of interrupted jobs)."""
 
     def __init__(
         self,
@@ -138,9 +139,9 @@ class Leadership:
                     self._changed.wait(RETRY)
                     continue
                 if leads and not self._leading:
-                    self._leading = True
                     log.info("this service (%s) leads: it runs the jobs and the schedules", self.me.instance)
                     attempt(self._on_lead, "taking up the leadership")
+                    self._leading = True  # only now: recovery is over before a job request is taken
                 self._settled.set()
             self._changed.wait(RETRY if not self.client.connected else None)
 
