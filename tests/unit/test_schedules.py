@@ -141,3 +141,20 @@ def test_without_a_policy_or_a_ready_backup_nothing_goes():
     assert doomed(schedule(), runs, T0 + timedelta(days=1)) == []
     errors = [backup("nightly", m, Status.ERROR, schedule="nightly") for m in range(5)]
     assert doomed(schedule(keep_last=1), errors, T0 + timedelta(days=1)) == []
+
+
+cron_like = st.lists(
+    st.one_of(
+        st.sampled_from(["*", "*/5", "1-5", "L", "#", "?", "0", "60", "-1", "@daily", "@x", "MON", "1,2"]),
+        st.text(max_size=6),
+    ),
+    max_size=7,
+).map(" ".join)
+
+
+@given(st.one_of(st.text(max_size=40), cron_like))
+def test_any_text_is_a_cron_expression_or_a_usage_error(text):
+    try:
+        validate_cron(text)
+    except UsageError as exc:
+        assert str(exc).startswith("invalid cron expression")
