@@ -34,6 +34,7 @@ from dcos_backup.service.app import build_app
 from dcos_backup.service.auth import Authorizer
 from dcos_backup.service.client import BackupClient, Endpoint
 from dcos_backup.service.jobs import BackupService
+from dcos_backup.service.scheduler import Scheduler
 
 T = TypeVar("T")
 
@@ -124,13 +125,14 @@ class InProcessApi:
 
 
 @contextlib.contextmanager
-def in_process_api(service: BackupService, zk_hosts: str) -> Iterator[InProcessApi]:
-    """``service``'s API in-process; its users (bootstrapuser: superuser, nobody: no permission) live in
-    ZooKeeper at ``zk_hosts`` (give it a chroot), under credentials made for this app."""
+def in_process_api(service: BackupService, zk_hosts: str, scheduler: Scheduler | None = None) -> Iterator[InProcessApi]:
+    """``service``'s API in-process (with ``scheduler``'s routes, if given); its users (bootstrapuser:
+    superuser, nobody: no permission) live in ZooKeeper at ``zk_hosts`` (give it a chroot), under
+    credentials made for this app."""
     users = UserStore(zk_hosts, Credentials("dcos-backup", secrets.token_urlsafe(16)))
     try:
         users.update(lambda d: (d.add_user(security.BOOTSTRAP_USER).grant(SUPERUSER), d.add_user("nobody")))
-        app = build_app(service, Authorizer(SIGNING_KEY.public_key(), users.watch()))
+        app = build_app(service, Authorizer(SIGNING_KEY.public_key(), users.watch()), scheduler)
         api = InProcessApi(TestClient(app), users)
         api.http.headers["Authorization"] = f"token={api.token(security.BOOTSTRAP_USER)}"
         yield api

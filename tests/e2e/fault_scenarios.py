@@ -28,10 +28,25 @@ from dcos_backup.local.cluster import Cluster
 from dcos_backup.master.processes import read_pid
 from dcos_backup.service.client import BackupClient, backup_finished, latest_restore, restore_finished
 from dcos_backup.service.engine import ZkEngine
+from dcos_backup.service.leadership import LEADER_PATH
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
 
 ATTEMPTS = 10
+
+
+def leading_service(cluster: Cluster) -> dict[str, str]:
+    """The cluster.json entry of the backup service that leads (runs the jobs); master 1's when none is known.
+    A kill must hit that one: after a long restart of master 1's, another master's service may lead."""
+    zk = connect(cluster.zk_hosts)
+    try:
+        instance = json.loads(zk.get(LEADER_PATH)[0])["instance"]
+    except Exception:
+        return cluster.service
+    finally:
+        zk.stop()
+        zk.close()
+    return next((s for s in cluster.services if s.get("instance") == instance), cluster.service)
 
 
 def service_client(cluster: Cluster) -> BackupClient:
@@ -150,8 +165,8 @@ def act_mid_job(
     shows the job still where ``still_there`` wants it, call ``action(service pid)`` then. A job that got
     past that point first is left to finish and another one is started. Returns the id of the job hit."""
     client = service_client(cluster)
-    pid_file = Path(cluster.service["child_pid_file"])
     for _ in range(ATTEMPTS):
+        pid_file = Path(leading_service(cluster)["child_pid_file"])
         job_id = start()
         reached = functools.partial(_reached_or_over, cluster, job_id, ready)
         wait_for(reached, timeout=120, interval=0.02, what=f"job {job_id} to reach the point of the fault")
@@ -175,9 +190,13 @@ def _reached_or_over(cluster: Cluster, job_id: str, ready: Callable[[str], bool]
 
 def kill_service(cluster: Cluster) -> Callable[[int], None]:
     """An action for :func:`act_mid_job`: SIGKILL the frozen service, return once it runs again."""
-    pid_file = Path(cluster.service["child_pid_file"])
 
     def kill(pid: int) -> None:
+        pid_file = next(
+            Path(s["child_pid_file"])
+            for s in cluster.services or [cluster.service]
+            if read_pid(Path(s["child_pid_file"])) == pid
+        )
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: read_pid(pid_file) not in (None, pid), timeout=RESTART_TIMEOUT, what="service restart")
 

@@ -53,3 +53,6 @@ class FaultyEngine:
 
     def lock(self, identifier: str) -> JobLock:
         return self.real.lock(identifier)
+
+    def release_stale_locks(self, owner: str) -> list[str]:
+        return self.real.release_stale_locks(owner)

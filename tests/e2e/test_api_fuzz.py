@@ -25,6 +25,8 @@ from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.service.api import PREFIX
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
+from dcos_backup.service.scheduler import Scheduler
+from dcos_backup.service.schedules import ScheduleStore
 from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +46,8 @@ def api(cluster, tmp_path_factory):
     admin.create(chroot)
     engine = ZkEngine(cluster.zk_hosts + chroot)
     service = BackupService(LocalStorage(tmp_path_factory.mktemp("fuzz")), engine)
-    with in_process_api(service, cluster.zk_hosts + chroot) as api:
+    scheduler = Scheduler(service, ScheduleStore(engine.client))  # its routes, not its thread: nothing runs
+    with in_process_api(service, cluster.zk_hosts + chroot, scheduler) as api:
         api.raw = TestClient(api.http.app, raise_server_exceptions=False)
         api.schema = api.raw.get(f"{PREFIX}/openapi.json").json()
         yield api
@@ -65,7 +68,14 @@ def check_error_shape(response) -> None:
 
 # ------------------------------------------------------------------------------------------ schema-driven
 # Each operation, and a status the generated requests must reach (valid input gets past validation).
-OPERATIONS = [("post", "/create", 200), ("get", "/list", 200), ("post", "/restore", 404), ("delete", "/delete", 404)]
+OPERATIONS = [
+    ("post", "/create", 200),
+    ("get", "/list", 200),
+    ("post", "/restore", 404),
+    ("delete", "/delete", 404),
+    ("post", "/schedules", 400),  # a random name and cron expression are rarely both good
+    ("get", "/schedules", 200),
+]
 
 
 def from_schema(schema: dict, document: dict) -> st.SearchStrategy:
@@ -90,6 +100,8 @@ def from_schema(schema: dict, document: dict) -> st.SearchStrategy:
         return text.filter(lambda t: low <= len(t) <= high)
     if kind == "null":
         return st.none()
+    if kind == "integer":
+        return st.integers(schema.get("minimum", -(10**6)), schema.get("maximum", 10**6))
     if kind == "number":
         return st.floats(schema.get("minimum", 0), schema.get("maximum", 1e6), allow_nan=False)
     raise AssertionError(f"the API's requests use a schema this generator does not know: {schema}")
@@ -140,6 +152,10 @@ bodies = st.one_of(
     st.builds(lambda v: {"label": v}, st.one_of(st.text(max_size=40), st.integers(), st.none(), st.lists(st.text()))),
     st.builds(lambda v: {"id": v}, st.one_of(st.text(max_size=60), st.integers(), st.just(new_backup_id("abc")))),
     st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=4),
+    st.fixed_dictionaries(
+        {"name": st.text(max_size=30), "cron": st.text(max_size=30)},
+        optional={"keep_last": st.one_of(st.integers(), st.text()), "keep_within": st.text(max_size=10)},
+    ),
 )
 authorizations = st.sampled_from(["superuser", "nobody", None, "token=", "token=x.y.z", "Bearer nope", "Basic YTpi"])
 
@@ -147,7 +163,7 @@ authorizations = st.sampled_from(["superuser", "nobody", None, "token=", "token=
 @FUZZ
 @given(
     method=st.sampled_from(["GET", "POST", "DELETE", "PUT", "PATCH"]),
-    route=st.sampled_from(["create", "list", "restore", "delete", "health", "openapi.json", ""]),
+    route=st.sampled_from(["create", "list", "restore", "delete", "health", "openapi.json", "schedules", ""]),
     tail=segments,
     body=bodies,
     authorization=authorizations,

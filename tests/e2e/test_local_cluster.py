@@ -103,8 +103,8 @@ def test_stop_start_and_kill_recovery(make_cluster):
 
     # down leaves no process behind
     pids = c.all_pids()
-    # 3 supervisors, 3 ZooKeepers, the service and its supervisor, 3 Admin Routers and their supervisors
-    assert len(pids) == 14
+    # 3 supervisors, 3 ZooKeepers, 3 backup services and 3 Admin Routers, each of these with its supervisor
+    assert len(pids) == 18
     token, ca = security.login(c.files, c.zk_hosts, "bootstrapuser"), c.files.ca_cert.read_bytes()
     result = dcos_local(c.dir, "down")
     assert result.returncode == 0, result.stderr

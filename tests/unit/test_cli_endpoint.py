@@ -23,7 +23,7 @@ def local_dir(monkeypatch, tmp_path) -> Path:
 def local_cluster_with_service(directory: Path) -> Cluster:
     cluster = Cluster.define(directory, masters=1, subnet="127.31.0")
     generate_key_pair(cluster.files.iam_private_key, cluster.files.iam_public_key)
-    cluster.service = {"socket": str(cluster.files.backup_socket)}
+    cluster.service = {"socket": str(cluster.files.backup_socket(1))}
     cluster.save()
     return cluster
 

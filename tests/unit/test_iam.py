@@ -128,12 +128,14 @@ def test_grants_and_users_validate_their_names():
         d.user("bob")
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("1h", 3600), ("5d", 432000)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("1h", 3600), ("5d", 432000), ("1w", 604800)]
+)
 def test_ttls(text, seconds):
     assert parse_ttl(text).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("text", ["", "1", "h", "0h", "-1h", "1w", "1.5h"])
+@pytest.mark.parametrize("text", ["", "1", "h", "0h", "-1h", "1y", "1.5h"])
 def test_bad_ttls_are_usage_errors(text):
     with pytest.raises(UsageError):
         parse_ttl(text)

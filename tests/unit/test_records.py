@@ -221,7 +221,16 @@ def test_documents_put_dcos_keys_first():
     record.start_restore()
     doc = json.loads(BackupDocument.of(record).model_dump_json())
     assert list(doc)[:6] == DCOS_BACKUP_KEYS
-    assert list(doc)[6:] == ["label", "reason", "finished_at", "safety", "safety_for", "format_version", "size"]
+    assert list(doc)[6:] == [
+        "label",
+        "reason",
+        "finished_at",
+        "safety",
+        "safety_for",
+        "schedule",
+        "format_version",
+        "size",
+    ]
     assert next(iter(doc["component_status"]["marathon"])) == "status"
     assert list(doc["restores"][0])[:4] == DCOS_RESTORE_KEYS
     assert doc["timestamp"].endswith("Z")  # RFC 3339, UTC

@@ -172,6 +172,7 @@ class BackupRecord(BaseModel):
     finished_at: datetime | None = None
     safety: bool = Field(False, description="taken automatically before a restore")
     safety_for: str | None = Field(None, description="the backup whose restore this safety backup protects")
+    schedule: str | None = Field(None, description="the schedule that took this backup; None for any other backup")
     format_version: int = FORMAT_VERSION
 
     @model_validator(mode="before")
@@ -181,10 +182,16 @@ class BackupRecord(BaseModel):
 
     @classmethod
     def start(
-        cls, label: str, roots: Mapping[str, str], dcos_version: str, *, safety_for: str | None = None
+        cls,
+        label: str,
+        roots: Mapping[str, str],
+        dcos_version: str,
+        *,
+        safety_for: str | None = None,
+        schedule: str | None = None,
     ) -> BackupRecord:
         """A new backup of the components ``roots`` (name -> ZooKeeper path), ``STATUS_BACKING_UP``;
-        with ``safety_for``, the safety backup of that backup's restore."""
+        with ``safety_for``, the safety backup of that backup's restore; with ``schedule``, taken by it."""
         return cls(
             dcos_version=dcos_version,
             id=new_backup_id(label),
@@ -194,6 +201,7 @@ class BackupRecord(BaseModel):
             label=label,
             safety=safety_for is not None,
             safety_for=safety_for,
+            schedule=schedule,
         )
 
     @property

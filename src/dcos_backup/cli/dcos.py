@@ -6,9 +6,7 @@ The cluster is found by :mod:`.endpoint` (``--url``/``--token``, ``DCOS_URL``/``
 
 from __future__ import annotations
 
-import json
 import sys
-from datetime import datetime
 from typing import NoReturn
 
 import click
@@ -17,6 +15,8 @@ from dcos_backup import __version__
 from dcos_backup.catalog.ids import validate_label
 from dcos_backup.cli._common import run
 from dcos_backup.cli.endpoint import resolve_endpoint
+from dcos_backup.cli.output import dcos_time, print_json, print_table
+from dcos_backup.cli.schedule import schedule
 from dcos_backup.errors import DcosBackupError
 from dcos_backup.service.client import BackupClient, backup_finished, restore_of
 
@@ -63,22 +63,6 @@ def human_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return str(size)
-
-
-def dcos_time(timestamp: str) -> str:
-    """RFC 3339 as the DC/OS CLI prints times: ``2019-03-18 23:15:47.639999 +0000 UTC``."""
-    return datetime.fromisoformat(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f %z UTC")
-
-
-def print_json(doc: object) -> None:
-    click.echo(json.dumps(doc, indent=2))
-
-
-def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    """Left-aligned columns two spaces apart, as the DC/OS CLI prints its tables."""
-    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
-    for line in (columns, *rows):
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
 def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, status_of) -> dict:
@@ -178,6 +162,9 @@ def restore(ctx: click.Context, backup_id: str, wait: bool) -> None:
             click.echo(f"{backup_id}: restore {restore_id} {status(doc)}", err=True)
             if status(doc) != "STATUS_READY":
                 raise OperationFailed(f"restore of {backup_id} failed: {restore_of(doc, restore_id).get('reason')}")
+
+
+backup.add_command(schedule)
 
 
 def main() -> NoReturn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import NoReturn
 
@@ -16,7 +17,11 @@ from dcos_backup.iam.tokens import load_public_key
 from dcos_backup.service.app import build_app
 from dcos_backup.service.auth import Authorizer
 from dcos_backup.service.engine import ZkEngine
+from dcos_backup.service.forward import Forwarder
 from dcos_backup.service.jobs import BackupService
+from dcos_backup.service.leadership import Leader, Leadership
+from dcos_backup.service.scheduler import Scheduler
+from dcos_backup.service.schedules import ScheduleStore
 from dcos_backup.service.server import serve
 
 file_option = click.Path(path_type=Path, dir_okay=False)
@@ -51,6 +56,19 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     metavar="NAME=/zk/path",
     help="Components to back up (repeatable); default: marathon=/marathon.",
 )
+@click.option(
+    "--instance",
+    envvar="DCOS_BACKUP_INSTANCE",
+    help="This service's name in the job lock, the same across restarts on one master "
+    "(default: HOSTNAME:SOCKET); a restart releases the lock its previous process held.",
+)
+@click.option(
+    "--advertise",
+    metavar="URL",
+    help="Where the other masters' services forward job requests while this one leads: this master's "
+    "Admin Router (https://<master-ip>). Without it, this service can lead but not be forwarded to.",
+)
+@click.option("--ca-file", type=file_option, help="CA certificate that verifies the other masters' Admin Routers.")
 def cli(
     zk_hosts: str,
     storage: Path,
@@ -58,17 +76,32 @@ def cli(
     iam_public_key: Path,
     zk_credentials: Path,
     components: tuple[str, ...],
+    instance: str | None,
+    advertise: str | None,
+    ca_file: Path | None,
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     comps = tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS
     public_key = load_public_key(iam_public_key)
     storage_backend = LocalStorage(storage)
     with ZkEngine(zk_hosts) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
-        service = BackupService(storage_backend, engine, comps)
-        service.recover()
+        instance = instance or f"{socket.gethostname()}:{socket_path}"
+        service = BackupService(storage_backend, engine, comps, instance=instance)
+        scheduler = Scheduler(service, ScheduleStore(engine.client))
+
+        def lead() -> None:  # recovery first: an interrupted job is dealt with before new ones start
+            service.recover()
+            scheduler.start()
+
+        leadership = Leadership(engine.client, Leader(instance, advertise), lead, scheduler.stop)
+        app = build_app(service, Authorizer(public_key, users.watch()), scheduler)
+        app.middleware("http")(Forwarder(leadership, ca_file))
+        leadership.start()
         try:
-            serve(build_app(service, Authorizer(public_key, users.watch())), socket_path)
+            serve(app, socket_path)
         finally:
+            leadership.stop()
+            scheduler.stop()
             service.close()
 
 

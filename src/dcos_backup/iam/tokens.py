@@ -9,7 +9,6 @@ Every refusal is :class:`~dcos_backup.errors.Unauthorized` with one line saying 
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,14 +16,13 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from dcos_backup.errors import StorageError, Unauthorized, UsageError
+from dcos_backup.durations import parse_duration
+from dcos_backup.errors import StorageError, Unauthorized
 from dcos_backup.fsutil import write_private_file
 
 ALGORITHM = "RS256"
 MAX_TOKEN = 8192  # bytes; DC/OS's own tokens are well under 1 KiB
 DEFAULT_TTL = timedelta(days=5)  # DC/OS's login token lifetime
-_TTL_RE = re.compile(r"^(\d+)([smhd])$")
-_TTL_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def generate_key_pair(private_path: Path, public_path: Path) -> None:
@@ -63,10 +61,7 @@ def _read(path: Path, what: str) -> bytes:
 
 def parse_ttl(text: str) -> timedelta:
     """``90s``, ``30m``, ``1h``, ``5d`` -> a positive timedelta."""
-    match = _TTL_RE.match(text.strip())
-    if not match or int(match.group(1)) == 0:
-        raise UsageError(f"invalid time to live {text!r}: a number and s, m, h or d, like 1h")
-    return timedelta(**{_TTL_UNITS[match.group(2)]: int(match.group(1))})
+    return parse_duration(text, "time to live")
 
 
 def issue_token(private_key: rsa.RSAPrivateKey, uid: str, ttl: timedelta = DEFAULT_TTL) -> str:

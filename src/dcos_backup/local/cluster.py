@@ -118,7 +118,8 @@ class Cluster:
     masters: list[Master]
     zk_config: list[tuple[str, str]] = field(default_factory=list)
     heap: str = "1g"
-    service: dict[str, str] | None = None
+    service: dict[str, str] | None = None  # master 1's backup service (the leader when the cluster starts)
+    services: list[dict[str, str]] = field(default_factory=list)  # every master's, in master order
     zk_archive: str | None = None  # every master's supervisor archives into this repository
 
     # ----------------------------------------------------------------- description
@@ -169,6 +170,7 @@ class Cluster:
             "masters": [m.to_dict() for m in self.masters],
             "service": self.service,
             "zk_archive": self.zk_archive,
+            "services": self.services,
             "dcos_cli": self.dcos_cli() if self.service else None,
         }
 
@@ -198,6 +200,7 @@ class Cluster:
                 heap=str(doc.get("heap", "1g")),
                 service=doc.get("service"),
                 zk_archive=doc.get("zk_archive"),
+                services=list(doc.get("services") or []),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClusterError(f"{path} is corrupt (bad field {exc}); run: dcos-local down --purge") from exc
@@ -372,8 +375,16 @@ def up(
 def start_front_door(cluster: Cluster) -> None:
     """The users (bootstrapuser), the backup service on its socket, and every master's Admin Router."""
     security.create_bootstrap_user(cluster.files, cluster.zk_hosts)
-    # DC/OS runs the service on every master; here it runs once, and every master's Admin Router proxies to it.
-    cluster.service = services.start_service(cluster.dir, cluster.zk_hosts)
+    # As DC/OS, a backup service on every master, behind that master's Admin Router; master 1's starts
+    # first, so it leads (runs the jobs and schedules) until it dies; the others forward job requests to it.
+    first, *others = cluster.masters
+    started = [services.start_service(cluster.dir, cluster.zk_hosts, first.member, first.admin_router_url)]
+    started += [
+        services.start_service(cluster.dir, cluster.zk_hosts, m.member, m.admin_router_url, wait=False) for m in others
+    ]
+    for info in started[1:]:
+        services.wait_service(info)
+    cluster.service, cluster.services = started[0], started
     cluster.save()
     for master in cluster.masters:
         services.start_admin_router(cluster.dir, master.member)

@@ -10,10 +10,10 @@
     DIR/secrets/zk-credentials               the service's ZooKeeper identity for the users znode (0600)
     DIR/secrets/bootstrapuser.token          a token of the superuser bootstrapuser (0600)
     DIR/adminrouter/master-N/                master N's nginx: nginx.conf, error.log, access.log, tmp/
-    DIR/run/dcos-backup-master.sock          the backup service's socket (the Admin Routers proxy to it)
+    DIR/run/dcos-backup-master-N.sock        master N's backup service's socket (its Admin Router proxies to it)
     DIR/run/*.pid                            pid files of the processes beside the masters
     DIR/backups/                             the backup catalog and archives
-    DIR/service.log, holder.log, ...         their output
+    DIR/service-N.log, holder.log, ...       their output (service-N: master N's backup service)
 """
 
 from __future__ import annotations
@@ -73,9 +73,9 @@ class ClusterFiles:
     def run_dir(self) -> Path:
         return self.dir / "run"
 
-    @property
-    def backup_socket(self) -> Path:
-        return self.run_dir / "dcos-backup-master.sock"
+    def backup_socket(self, n: int) -> Path:
+        """Master ``n``'s backup service's socket (DC/OS: /run/dcos/dcos-backup-master.sock on each master)."""
+        return self.run_dir / f"dcos-backup-master-{n}.sock"
 
     def admin_router_dir(self, n: int) -> Path:
         return self.dir / "adminrouter" / f"master-{n}"

@@ -34,10 +34,11 @@ def _pid_files(files: ClusterFiles) -> dict[Path, str]:
     """Each pid file of these processes, with the marker its process's command line has; supervisors
     before their children, so that a supervisor does not restart a child that is being stopped."""
     routers = sorted(files.run_dir.glob("adminrouter-*.pid"))
+    backup_services = sorted(files.run_dir.glob("service-*.pid"))
     return {
-        files.pid_file("service"): SUPERVISE_MODULE,
+        **{p: SUPERVISE_MODULE for p in backup_services if not p.name.endswith("-child.pid")},
         **{p: SUPERVISE_MODULE for p in routers if not p.name.endswith("-child.pid")},
-        files.pid_file("service-child"): SERVICE_MODULE,
+        **{p: SERVICE_MODULE for p in backup_services if p.name.endswith("-child.pid")},
         **{p: NGINX_MARKER for p in routers if p.name.endswith("-child.pid")},
         files.pid_file("holder"): HOLDER_MODULE,
     }
@@ -78,44 +79,56 @@ def supervised(files: ClusterFiles, name: str, command: list[str], output: Path)
     )
 
 
-def start_service(cluster_dir: Path, zk_hosts: str) -> dict[str, str]:
-    """Run the backup service on its unix socket under a restart-always supervisor; returns its cluster.json entry."""
+def start_service(cluster_dir: Path, zk_hosts: str, member: Member, url: str, wait: bool = True) -> dict[str, str]:
+    """Run master ``member``'s backup service on its unix socket under a restart-always supervisor, advertising
+    ``url`` (its Admin Router) for job requests while it leads; returns its cluster.json entry. Without
+    ``wait``, return at once (:func:`wait_service` then)."""
     files = ClusterFiles(cluster_dir)
-    socket = files.backup_socket
+    socket = files.backup_socket(member.id)
     if len(str(socket)) > MAX_SOCKET_PATH:
         raise ClusterError(f"the cluster directory is too deep for a unix socket ({socket}); use a shorter --dir")
+    name = f"service-{member.id}"
     info = {
+        "master": str(member.id),
+        "instance": f"master-{member.id}",
         "socket": str(socket),
-        "log_file": str(files.log_file("service")),
-        "pid_file": str(files.pid_file("service")),
-        "child_pid_file": str(files.pid_file("service-child")),
-        "storage_dir": str(files.storage_dir),
+        "log_file": str(files.log_file(name)),
+        "pid_file": str(files.pid_file(name)),
+        "child_pid_file": str(files.pid_file(f"{name}-child")),
+        "storage_dir": str(files.storage_dir),  # shared by every master's service (docs/operations.md)
     }
     command = python_module_command(
         SERVICE_MODULE,
         *("--zk", zk_hosts, "--storage", info["storage_dir"], "--socket", info["socket"]),
         *("--iam-public-key", str(files.iam_public_key), "--zk-credentials", str(files.zk_credentials)),
+        *("--instance", info["instance"], "--advertise", url, "--ca-file", str(files.ca_cert)),
     )
-    supervised(files, "service", command, Path(info["log_file"]))
-    with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket))) as client:
-        _wait_until(
-            lambda: _answers(client, "http://service" + HEALTH),
-            lambda: live_process(Path(info["pid_file"]), SUPERVISE_MODULE) is not None,
-            f"the backup service did not start on {socket}",
-            Path(info["log_file"]),
-        )
+    supervised(files, name, command, Path(info["log_file"]))
+    if wait:
+        wait_service(info)
     return info
 
 
+def wait_service(info: dict[str, str]) -> None:
+    """Wait until the service of ``info`` (:func:`start_service`) answers on its socket."""
+    with httpx.Client(transport=httpx.HTTPTransport(uds=info["socket"])) as client:
+        _wait_until(
+            lambda: _answers(client, "http://service" + HEALTH),
+            lambda: live_process(Path(info["pid_file"]), SUPERVISE_MODULE) is not None,
+            f"the backup service did not start on {info['socket']}",
+            Path(info["log_file"]),
+        )
+
+
 def admin_router(files: ClusterFiles, member: Member) -> AdminRouter:
-    """Master ``member``'s Admin Router: its certificate, its Exhibitor, the cluster's backup service."""
+    """Master ``member``'s Admin Router: its certificate, its Exhibitor, its backup service."""
     return AdminRouter(
         host=member.host,
         directory=files.admin_router_dir(member.id),
         certificate=files.master_cert(member.id),
         key=files.master_key(member.id),
         exhibitor_url=f"http://{member.host}:{member.exhibitor_port}",
-        backup_socket=files.backup_socket,
+        backup_socket=files.backup_socket(member.id),
         worker_user="root" if os.geteuid() == 0 else None,  # workers reach the socket in a 0700 directory
     )
 

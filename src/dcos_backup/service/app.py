@@ -47,6 +47,8 @@ from dcos_backup.service.api import (
 )
 from dcos_backup.service.auth import Authorizer
 from dcos_backup.service.jobs import BackupService
+from dcos_backup.service.schedule_api import schedule_routes
+from dcos_backup.service.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,8 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse({"errors": [message], "code": code}, status_code=status, headers=headers)
 
 
-def build_app(service: BackupService, authorizer: Authorizer) -> FastAPI:
+def build_app(service: BackupService, authorizer: Authorizer, scheduler: Scheduler | None = None) -> FastAPI:
+    """The API of ``service``; with ``scheduler``, also our schedule routes (:mod:`.schedule_api`)."""
     app = FastAPI(
         title="DC/OS Backup and Restore API (dcos-backup)",
         version=__version__,
@@ -106,6 +109,8 @@ def build_app(service: BackupService, authorizer: Authorizer) -> FastAPI:
     app.exception_handler(Exception)(on_bug)
     app.get(HEALTH, summary="Liveness (no token)")(health)
     app.include_router(backup_routes(service, authorizer))
+    if scheduler is not None:
+        app.include_router(schedule_routes(scheduler, token_check(authorizer)))
     return app
 
 
@@ -147,12 +152,18 @@ def listing(service: BackupService, prefix: str) -> BackupList:
     return BackupList(backup_info=docs or None)
 
 
-def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
-    """DC/OS's four routes, each behind the permission check, each answering DC/OS's documents."""
+def token_check(authorizer: Authorizer) -> Callable[..., str]:
+    """The dependency every route but /health has: the request's token must be a permitted user's."""
 
     def authorized(authorization: Annotated[str | None, Header()] = None) -> str:
         return authorizer.check(authorization)
 
+    return authorized
+
+
+def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
+    """DC/OS's four routes, each behind the permission check, each answering DC/OS's documents."""
+    authorized = token_check(authorizer)
     errors = {"model": ErrorBody}
     # 400: bad input (request validation errors are 400, not FastAPI's 422); 422: a damaged catalog entry.
     common = {400: errors, 401: errors, 403: errors, 422: errors}

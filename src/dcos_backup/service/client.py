@@ -10,6 +10,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 
@@ -24,7 +25,7 @@ from dcos_backup.errors import (
     Unauthorized,
     UsageError,
 )
-from dcos_backup.service.paths import CREATE, DELETE, LIST, RESTORE
+from dcos_backup.service.paths import CREATE, DELETE, LIST, RESTORE, SCHEDULES
 
 _BY_STATUS: dict[int, type[DcosBackupError]] = {
     400: UsageError,
@@ -116,6 +117,25 @@ class BackupClient:
     def delete(self, backup_id: str) -> dict:
         """``DELETE /delete``: the deleted backup's document."""
         return self._call("DELETE", DELETE, json={"id": backup_id})["backup_info"]
+
+    # ---------------------------------------------------------------- schedules (our extension)
+    def schedules(self) -> list[dict]:
+        """``GET /schedules``: every schedule, by name."""
+        return self._call("GET", SCHEDULES)["schedules"]
+
+    def create_schedule(
+        self, name: str, cron: str, keep_last: int | None = None, keep_within: str | None = None
+    ) -> dict:
+        """``POST /schedules``: the new schedule's document."""
+        body = {"name": name, "cron": cron, "keep_last": keep_last, "keep_within": keep_within}
+        return self._call("POST", SCHEDULES, json=body)["schedule"]
+
+    def schedule_action(self, name: str, action: str) -> dict:
+        """``DELETE /schedules/NAME`` (``action`` "delete"), or ``POST /schedules/NAME/pause|resume``."""
+        path = f"{SCHEDULES}/{quote(name, safe='')}"
+        if action == "delete":
+            return self._call("DELETE", path)["schedule"]
+        return self._call("POST", f"{path}/{action}")["schedule"]
 
     def wait(
         self,

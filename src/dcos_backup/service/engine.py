@@ -12,13 +12,15 @@ from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException
+from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.recipe.lock import Lock
 
+from dcos_backup.errors import ZooKeeperUnavailable
 from dcos_backup.zk import ApplyStats, ReadStats, ZkSpec, ZNode, apply_tree, compare_tree, connect, iter_tree
 from dcos_backup.zk.spec import DEFAULT_MAX_OUTAGE
 
 LOCK_PATH = "/dcos-backup/lock"
+LOCK_OWNER_SEP = " on "  # a lock node's data: "<job id> on <instance>"
 _ZXID_RE = re.compile(r"^Zxid: (0x[0-9a-fA-F]+)", re.MULTILINE)
 
 
@@ -30,6 +32,18 @@ class JobLock(Protocol):
     def release(self) -> bool: ...
 
     def contenders(self) -> list[str]: ...
+
+
+def lock_identifier(job_id: str, owner: str) -> str:
+    """What a job's lock node holds: the job and the service instance that runs it (whose restart may
+    release it at once, :meth:`ZkEngine.release_stale_locks`)."""
+    return f"{job_id}{LOCK_OWNER_SEP}{owner}"
+
+
+def lock_holder(identifier: str) -> tuple[str, str | None]:
+    """``(job id, instance)`` of a lock node's data (instance None for a lock of an older version)."""
+    job_id, _, owner = identifier.partition(LOCK_OWNER_SEP)
+    return job_id, owner or None
 
 
 class Engine(Protocol):
@@ -52,8 +66,39 @@ class Engine(Protocol):
         ...
 
     def lock(self, identifier: str) -> JobLock:
-        """The cluster-wide job lock, held under ``identifier`` (what a 409 names)."""
+        """The cluster-wide job lock, held under ``identifier`` (:func:`lock_identifier`, what a 409 names)."""
         ...
+
+    def release_stale_locks(self, owner: str) -> list[str]:
+        """Delete the job-lock nodes that ``owner`` holds under another ZooKeeper session (a previous
+        process of this instance, dead): the ids of their jobs."""
+        ...
+
+
+class SessionLock:
+    """kazoo's lock recipe, failing at once when there is no ZooKeeper session: kazoo would queue the
+    request until one comes back, so that a ``POST /create`` with ZooKeeper down would hang and then
+    start its job whenever ZooKeeper returns (issue 17: a 503 at once, nothing started)."""
+
+    def __init__(self, client: KazooClient, lock: Lock) -> None:
+        self._client = client
+        self._lock = lock
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        if not self._client.connected:
+            raise ZooKeeperUnavailable("ZooKeeper unavailable: the backup service has no ZooKeeper session")
+        try:
+            return self._lock.acquire(blocking=blocking, timeout=timeout)
+        except KazooException as exc:
+            if not self._client.connected:
+                raise ZooKeeperUnavailable(f"ZooKeeper unavailable: {type(exc).__name__}") from exc
+            raise
+
+    def release(self) -> bool:
+        return self._lock.release()
+
+    def contenders(self) -> list[str]:
+        return self._lock.contenders()
 
 
 class ZkEngine:
@@ -96,8 +141,29 @@ class ZkEngine:
         match = _ZXID_RE.search(reply)
         return int(match.group(1), 16) if match else 0
 
-    def lock(self, identifier: str) -> Lock:
-        return Lock(self.client, LOCK_PATH, identifier=identifier)
+    def lock(self, identifier: str) -> SessionLock:
+        return SessionLock(self.client, Lock(self.client, LOCK_PATH, identifier=identifier))
+
+    def release_stale_locks(self, owner: str) -> list[str]:
+        if not self.client.connected:
+            raise ZooKeeperUnavailable("ZooKeeper unavailable: no session to look at the job lock with")
+        mine = self.client.client_id[0] if self.client.client_id else None
+        released = []
+        try:
+            children = self.client.get_children(LOCK_PATH)
+        except NoNodeError:
+            return []
+        for child in children:
+            path = f"{LOCK_PATH}/{child}"
+            try:
+                data, stat = self.client.get(path)
+                job_id, holder = lock_holder(data.decode("utf-8", "replace"))
+                if holder == owner and stat.ephemeralOwner != mine:
+                    self.client.delete(path, version=stat.version)
+                    released.append(job_id)
+            except NoNodeError:
+                continue  # its session ended meanwhile: released anyway
+        return released
 
     def close(self) -> None:
         self.client.stop()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -51,26 +53,36 @@ class BackupService:
         engine: Engine,
         components: Sequence[ZkSubtree] = DEFAULT_COMPONENTS,
         dcos_version: str | None = None,
+        instance: str | None = None,
     ) -> None:
-        """``engine`` is the service's only way to ZooKeeper; its owner closes it after :meth:`close`."""
+        """``engine`` is the service's only way to ZooKeeper; its owner closes it after :meth:`close`.
+        ``instance`` names this service in the job lock: the same name after a restart on the same master
+        lets :meth:`recover` release the lock its previous process held (default: unique to this object)."""
         self.storage = storage
         self.engine = engine
         self.components = tuple(components)
         self.dcos_version = dcos_version or cluster_version()
-        self._jobs = JobRunner(engine, storage)
+        self.instance = instance or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self._jobs = JobRunner(engine, storage, self.instance)
 
     # ------------------------------------------------------------------ lifecycle
     def recover(self) -> list[str]:
         """Deal with jobs a previous process left running; returns their ids.
 
+        First the job lock that process held (same ``instance``) is released: its ZooKeeper session
+        outlives the process by the session timeout, and would refuse every job until then.
         An interrupted backup becomes STATUS_ERROR and its partial files go. An interrupted restore
         that had not changed ZooKeeper yet (no safety backup recorded) becomes STATUS_ERROR; one that
         may have changed it is rolled back to its safety backup in the background (under the cluster
         lock), so the tree ends exactly as it was before the restore, and the reason says so.
         """
+        for job_id in self.engine.release_stale_locks(self.instance):
+            log.warning("released the job lock of %s, left by this service's previous process", job_id)
         interrupted = []
         for record in self.storage.list_records():
             restore = record.latest_restore
+            if self.job_runs_on(record.id):
+                continue  # this process's own job (leading again after a lost session): it is not over
             if record.status == Status.BACKING_UP:
                 record.interrupt()
                 self.storage.remove_partials(record.id)
@@ -130,9 +142,10 @@ class BackupService:
         self._jobs.on_end(listener)
 
     # ------------------------------------------------------------------ commands
-    def create(self, label: str) -> BackupRecord:
-        """Start a backup; returns it as it starts (every component STATUS_UNKNOWN), whatever the job does next."""
-        record = BackupRecord.start(label, self._roots(), self.dcos_version)
+    def create(self, label: str, schedule: str | None = None) -> BackupRecord:
+        """Start a backup (taken by ``schedule``, if given); returns it as it starts (every component
+        STATUS_UNKNOWN), whatever the job does next."""
+        record = BackupRecord.start(label, self._roots(), self.dcos_version, schedule=schedule)
         started = record.model_copy(deep=True)
         self._jobs.launch("backup", record, partial(self._back_up, record), partial(self._backup_failed, record))
         return started

@@ -9,4 +9,5 @@ LIST = f"{PREFIX}/list"
 RESTORE = f"{PREFIX}/restore"
 DELETE = f"{PREFIX}/delete"
 HEALTH = f"{PREFIX}/health"
+SCHEDULES = f"{PREFIX}/schedules"  # our extension: backup schedules (docs/api.md)
 MAX_BODY = 64 * 1024  # bytes of a request body; the Admin Router enforces the same (client_max_body_size)

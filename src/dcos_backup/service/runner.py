@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.catalog.storage import Storage
 from dcos_backup.errors import Conflict, DcosBackupError, StorageError
-from dcos_backup.service.engine import Engine, JobLock
+from dcos_backup.service.engine import Engine, JobLock, lock_holder, lock_identifier
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,13 @@ def attempt(step: Callable[[], object], what: str) -> str | None:
 
 
 class JobRunner:
-    """Runs one job at a time per cluster (the engine's lock) and at most one in this process."""
+    """Runs one job at a time per cluster (the engine's lock, held in the name of the service instance
+    ``owner``) and at most one in this process."""
 
-    def __init__(self, engine: Engine, storage: Storage) -> None:
+    def __init__(self, engine: Engine, storage: Storage, owner: str) -> None:
         self._engine = engine
         self._storage = storage
+        self.owner = owner
         self._job: Job | None = None
         self._mutex = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
@@ -83,7 +85,7 @@ class JobRunner:
 
         The record is written before the thread starts: the journal a restarted service recovers from.
         """
-        job = self._claim(Job(record.id, kind, self._engine.lock(record.id)))
+        job = self._claim(self._job_of(kind, record))
         try:
             self._storage.write(record)
         except BaseException:
@@ -96,7 +98,10 @@ class JobRunner:
         """Start a job on ``record`` in the background as soon as the lock is free (at most ``wait`` s);
         for start-up recovery, where the lock may still be held by the stopped process's session.
         If the lock cannot be had, ``fail`` gets the reason and the record is written."""
-        self._spawn(Job(record.id, kind, self._engine.lock(record.id)), record, steps, fail, wait)
+        self._spawn(self._job_of(kind, record), record, steps, fail, wait)
+
+    def _job_of(self, kind: str, record: BackupRecord) -> Job:
+        return Job(record.id, kind, self._engine.lock(lock_identifier(record.id, self.owner)))
 
     def _spawn(self, job: Job, record: BackupRecord, steps: Steps, fail: Fail, wait: float | None) -> None:
         job.thread = threading.Thread(
@@ -124,9 +129,10 @@ class JobRunner:
                 raise Conflict(f"a {self._job.kind} is already running: {self._job.id}", running=self._job.id)
             if not job.lock.acquire(blocking=wait is not None, timeout=wait):
                 holders = job.lock.contenders()
-                running = holders[0] if holders else "unknown"
+                running, where = lock_holder(holders[0]) if holders else ("unknown", None)
+                on = f" (service {where})" if where else ""
                 raise Conflict(
-                    f"another backup or restore is running in this cluster: {running}{self._stale_hint(running)}",
+                    f"another backup or restore is running in this cluster: {running}{on}{self._stale_hint(running)}",
                     running=running,
                 )
             self._job = job

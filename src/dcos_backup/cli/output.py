@@ -1,0 +1,24 @@
+"""How the ``dcos`` commands print: DC/OS CLI's tables and times, and JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import click
+
+
+def dcos_time(timestamp: str) -> str:
+    """RFC 3339 as the DC/OS CLI prints times: ``2019-03-18 23:15:47.639999 +0000 UTC``."""
+    return datetime.fromisoformat(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f %z UTC")
+
+
+def print_json(doc: object) -> None:
+    click.echo(json.dumps(doc, indent=2))
+
+
+def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Left-aligned columns two spaces apart, as the DC/OS CLI prints its tables."""
+    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
+    for line in (columns, *rows):
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
