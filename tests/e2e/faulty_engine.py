@@ -6,11 +6,11 @@ The service is given it instead of a :class:`~dcos_backup.service.engine.ZkEngin
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from dcos_backup.errors import ZooKeeperUnavailable
 from dcos_backup.service.engine import Engine, JobLock
-from dcos_backup.zk import ApplyStats, ReadStats, ZNode
+from dcos_backup.zk import ApplyStats, ReadStats, TreeDiff, ZNode
 
 
 class FaultyEngine:
@@ -29,6 +29,7 @@ class FaultyEngine:
         self.read_fails_after: int | None = None
         self.compare_lies = 0
         self.reads = 0
+        self.applies = 0
 
     def read(self, root: str, stats: ReadStats | None = None) -> Iterator[ZNode]:
         self.reads += 1
@@ -39,14 +40,18 @@ class FaultyEngine:
                 raise ZooKeeperUnavailable(f"injected: connection lost after {i} nodes")
             yield node
 
-    def apply(self, root: str, nodes: Iterable[ZNode]) -> ApplyStats:
-        return self.real.apply(root, nodes)
+    def apply(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> ApplyStats:
+        self.applies += 1
+        return self.real.apply(root, nodes, paths)
 
-    def compare(self, root: str, nodes: Iterable[ZNode]) -> str | None:
+    def compare(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> str | None:
         if self.compare_lies:
             self.compare_lies -= 1
             return "injected difference"
-        return self.real.compare(root, nodes)
+        return self.real.compare(root, nodes, paths)
+
+    def diff(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None, limit: int = 0) -> TreeDiff:
+        return self.real.diff(root, nodes, paths, limit)
 
     def current_zxid(self) -> int:
         return self.real.current_zxid()

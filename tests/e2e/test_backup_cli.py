@@ -179,3 +179,44 @@ def test_killed_service_is_restarted_and_marks_the_backup_interrupted(seeded):
         what="a new backup",
     )
     apply_tree(cluster.zk_hosts, "/marathon/bulk", [])
+
+
+def test_dry_run_path_and_map_through_the_cli(seeded):
+    cluster, zk = seeded
+    backup_id = ok(dcos(cluster, "create", "--label", "precise", "--wait")).stdout.strip()
+    before = snapshot(zk)
+    apps = sorted(zk.get_children("/marathon/state/app"))
+    damage(zk)  # deletes apps[:3], changes apps[3:6], adds "intruder"
+    damaged = snapshot(zk)
+
+    human = ok(dcos(cluster, "restore", backup_id, "--dry-run")).stdout.splitlines()
+    assert human[0] == f"Dry run of a restore of {backup_id}: nothing was changed."
+    assert human[1].startswith("  marathon: ") and "4 updated, 2 deleted" in human[1]
+    assert "delete (2):" in human and "  /marathon/state/app/intruder" in human
+    diff = json.loads(ok(dcos(cluster, "restore", backup_id, "--dry-run", "--json")).stdout)
+    assert diff["deleted"] == 2 and diff["updated"] == 4 and len(diff["changes"]) == diff["created"] + 6
+    assert snapshot(zk) == damaged and latest_restore(show(cluster, backup_id)) == {}
+
+    chosen = f"/marathon/state/app/{apps[3]}"
+    restored = dcos(cluster, "restore", backup_id, "--path", chosen, "--wait")
+    assert restored.returncode == 0 and "STATUS_READY" in restored.stderr, restored.stderr
+    now = snapshot(zk)
+    assert [n for n in now if n[0].startswith(chosen)] == [n for n in before if n[0].startswith(chosen)]
+    assert [n for n in now if not n[0].startswith(chosen)] == [n for n in damaged if not n[0].startswith(chosen)]
+
+    ok(dcos(cluster, "restore", backup_id, "--map", "/marathon=/marathon-copy", "--wait"))
+    assert snapshot(zk, "/marathon-copy") == [("/marathon-copy" + p[9:], d, a) for p, d, a in before]
+    assert snapshot(zk) == now
+
+    for args, code, words in [
+        (["--path", "marathon/state"], 2, "not an absolute znode path"),
+        (["--path", "/metronome"], 2, "not under any component's root"),
+        (["--map", "/marathon"], 2, "expected SRC=DST"),
+        (["--path", "/marathon/never-was"], 1, "does not hold /marathon/never-was"),
+    ]:
+        result = dcos(cluster, "restore", backup_id, *args)
+        assert result.returncode == code and words in result.stderr, (args, result.stderr)
+        assert len(result.stderr.splitlines()) == 1
+    ok(dcos(cluster, "restore", backup_id, "--wait"))  # the seed's plain restore: everything as backed up
+    assert snapshot(zk) == before
+    zk.delete("/marathon-copy", recursive=True)

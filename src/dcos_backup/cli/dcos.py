@@ -161,11 +161,26 @@ def delete(ctx: click.Context, backup_id: str) -> None:
 @backup.command()
 @click.argument("backup_id")
 @click.option("--wait", is_flag=True, help="Wait until the restore ends (exit 1 on STATUS_ERROR).")
+@click.option("--dry-run", is_flag=True, help="Show what the restore would change, and change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the API's dry-run document.")
+@click.option(
+    "--path", "paths", multiple=True, metavar="P", help="Restore only the subtree at P (repeatable); the rest stays."
+)
+@click.option("--map", "mapping", metavar="SRC=DST", help="Restore the backed-up subtree SRC under DST instead.")
 @click.pass_context
-def restore(ctx: click.Context, backup_id: str, wait: bool) -> None:
-    """Restore a backup (a safety backup of the current state is taken first); prints the restore's id."""
+def restore(
+    ctx: click.Context, backup_id: str, wait: bool, dry_run: bool, as_json: bool, paths: tuple, mapping: str | None
+) -> None:
+    """Restore a backup (a safety backup of what it touches is taken first); prints the restore's id."""
     with client_of(ctx) as client:
-        restore_id = client.restore(backup_id)["id"]
+        if dry_run:
+            diff = client.dry_run(backup_id, paths, mapping)
+            if as_json:
+                print_json(diff)
+            else:
+                print_dry_run(diff)
+            return
+        restore_id = client.restore(backup_id, paths, mapping)["id"]
         click.echo(restore_id)
         if wait:
 
@@ -178,6 +193,30 @@ def restore(ctx: click.Context, backup_id: str, wait: bool) -> None:
             click.echo(f"{backup_id}: restore {restore_id} {status(doc)}", err=True)
             if status(doc) != "STATUS_READY":
                 raise OperationFailed(f"restore of {backup_id} failed: {restore_of(doc, restore_id).get('reason')}")
+
+
+DRY_RUN_PATHS = 50  # paths per kind of change the human form of a dry run lists
+
+
+def counts_line(counts: dict) -> str:
+    return ", ".join(f"{counts[k]} {k}" for k in ("created", "updated", "deleted", "unchanged"))
+
+
+def print_dry_run(diff: dict) -> None:
+    """Counts per component, then the first paths of each kind of change, in pre-order."""
+    click.echo(f"Dry run of a restore of {diff['backup_id']}: nothing was changed.")
+    for name, counts in diff["component_status"].items():
+        click.echo(f"  {name}: {counts_line(counts)}")
+    for op in ("create", "update", "delete"):
+        total = diff[f"{op}d"]
+        if not total:
+            continue
+        paths = [c["path"] for c in diff["changes"] if c["op"] == op][:DRY_RUN_PATHS]
+        click.echo(f"{op} ({total}):")
+        for path in paths:
+            click.echo(f"  {path}")
+        if total > len(paths):
+            click.echo(f"  ... and {total - len(paths)} more (--json lists up to 10,000 changes)")
 
 
 def main() -> NoReturn:

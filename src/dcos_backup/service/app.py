@@ -39,6 +39,7 @@ from dcos_backup.service.api import (
     BackupList,
     BackupRef,
     CreateBackup,
+    DryRun,
     ErrorBody,
     Health,
     RestoreDocument,
@@ -174,9 +175,12 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
             await watch.until_done(prefix, wait)
         return await run_in_threadpool(listing, service, prefix)
 
-    @router.post(RESTORE, responses={404: errors, 409: errors}, summary="Restore a backup")
-    def restore(body: RestoreRequest) -> RestoreInfo:
-        started = service.restore(body.id)
+    @router.post(RESTORE, responses={404: errors, 409: errors}, summary="Restore a backup (or dry-run it)")
+    def restore(body: RestoreRequest) -> RestoreInfo | DryRun:
+        if body.dry_run:
+            diff = service.dry_run(body.id, body.paths, body.map)
+            return DryRun.model_validate({**diff, "backup_id": body.id, "paths": body.paths or None, "map": body.map})
+        started = service.restore(body.id, body.paths, body.map)
         return RestoreInfo(backup_info=RestoreDocument(**dict(started), backup_id=body.id))
 
     @router.delete(DELETE, responses={404: errors, 409: errors}, summary="Delete a backup")

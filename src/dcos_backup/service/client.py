@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -109,9 +109,14 @@ class BackupClient:
                 return doc
         raise NotFound(f"no backup with id {backup_id!r}")
 
-    def restore(self, backup_id: str) -> dict:
-        """``POST /restore``: the restore's document; its ``id`` is the restore's own."""
-        return self._call("POST", RESTORE, json={"id": backup_id})["backup_info"]
+    def restore(self, backup_id: str, paths: Sequence[str] = (), mapping: str | None = None) -> dict:
+        """``POST /restore`` (of the subtrees ``paths``, moved by ``mapping`` "SRC=DST", if given): the
+        restore's document; its ``id`` is the restore's own."""
+        return self._call("POST", RESTORE, json=restore_body(backup_id, paths, mapping))["backup_info"]
+
+    def dry_run(self, backup_id: str, paths: Sequence[str] = (), mapping: str | None = None) -> dict:
+        """``POST /restore`` with ``dry_run``: what that restore would change (counts, changes in pre-order)."""
+        return self._call("POST", RESTORE, json={**restore_body(backup_id, paths, mapping), "dry_run": True})
 
     def delete(self, backup_id: str) -> dict:
         """``DELETE /delete``: the deleted backup's document."""
@@ -152,6 +157,16 @@ class BackupClient:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def restore_body(backup_id: str, paths: Sequence[str], mapping: str | None) -> dict:
+    """DC/OS's body (``id``), with our options only when given, so that DC/OS's own service takes it too."""
+    body: dict[str, object] = {"id": backup_id}
+    if paths:
+        body["paths"] = list(paths)
+    if mapping is not None:
+        body["map"] = mapping
+    return body
 
 
 def _message_of(response: httpx.Response) -> str:

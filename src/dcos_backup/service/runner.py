@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.catalog.storage import Storage
@@ -35,6 +36,7 @@ class Job:
     thread: threading.Thread | None = None
 
 
+T = TypeVar("T")
 Steps = Callable[[Job], None]
 Fail = Callable[[Job, str], None]
 
@@ -91,6 +93,15 @@ class JobRunner:
             raise
         self._spawn(job, record, steps, fail, wait=None)
         return job
+
+    def run_now(self, kind: str, identifier: str, work: Callable[[Job], T]) -> T:
+        """Run ``work(job)`` in the calling thread under the cluster-wide lock (Conflict if a job holds it),
+        and free the lock when it returns; for a read-only job that writes no record (a dry run)."""
+        job = self._claim(Job(identifier, kind, self._engine.lock(identifier)))
+        try:
+            return work(job)
+        finally:
+            self._finish(job, None)
 
     def launch_when_free(self, kind: str, record: BackupRecord, steps: Steps, fail: Fail, wait: float) -> None:
         """Start a job on ``record`` in the background as soon as the lock is free (at most ``wait`` s);
