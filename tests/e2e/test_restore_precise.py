@@ -4,14 +4,18 @@ in-process against the real shared ensemble (the ``env`` of test_service_api: a 
 from __future__ import annotations
 
 import pytest
+from kazoo.security import OPEN_ACL_UNSAFE
 from tests.e2e.test_service_api import backup_doc, create_ready, env, restore_ended  # noqa: F401 (env: a fixture)
-from tests.helpers import damage
+from tests.helpers import damage, wait_for
 
-from dcos_backup.service.api import LIST, RESTORE
+from dcos_backup.service.api import CREATE, LIST, RESTORE
 from dcos_backup.testing.trees import snapshot
+from dcos_backup.zk import ZNode, apply_tree
 from dcos_backup.zk.records import path_key
 
 pytestmark = pytest.mark.e2e
+
+OPEN = tuple(OPEN_ACL_UNSAFE)
 
 
 def listing(http) -> list[str]:
@@ -132,3 +136,51 @@ def test_a_failed_subtree_restore_rolls_back_that_subtree_only(env):  # noqa: F8
     assert service.engine.applies == 2  # the restore of the subtree and its rollback, nothing else
     safety = backup_doc(http, restore["safety_backup_id"])
     assert [c["root"] for c in safety["component_status"].values()] == [f"/marathon/state/app/{apps[3]}"]
+
+
+def test_sequential_counters_are_restored_through_the_service(env):  # noqa: F811
+    """Item 5: after a restore, a new sequential child never takes a restored child's name, and sorts after them."""
+    http, _, zk, _ = env
+    zk.create("/marathon/state/queue")
+    made = [zk.create("/marathon/state/queue/item-", b"%d" % i, sequence=True) for i in range(30)]
+    for path in made[:20]:
+        zk.delete(path)
+    doc = create_ready(http)
+    zk.delete("/marathon/state/queue", recursive=True)  # the disaster: the parent is recreated, its counter at 0
+    zk.create("/marathon/state/queue")
+    zk.create("/marathon/state/queue/item-", b"after the disaster", sequence=True)  # item-0000000000
+
+    http.post(RESTORE, json={"id": doc["id"]})
+    restore = restore_ended(http, doc["id"])["restores"][-1]
+    assert restore["status"] == "STATUS_READY", restore
+    assert restore["component_status"]["marathon"]["stats"]["counters"] == 1
+    assert sorted(zk.get_children("/marathon/state/queue")) == [f"item-{i:010d}" for i in range(20, 30)]
+    new = zk.create("/marathon/state/queue/item-", b"new", sequence=True)
+    assert new == "/marathon/state/queue/item-0000000030"
+
+
+def test_a_60000_child_directory_backs_up_and_restores_through_the_service(env):  # noqa: F811
+    """Item 7: a child list of 2.6 MB, past ZooKeeper's 1 MiB jute.maxbuffer, through the API."""
+    http, service, zk, _ = env
+    hosts = service.engine.real.hosts
+    huge = [
+        ZNode("/marathon/huge", b"dir", OPEN),
+        *(ZNode(f"/marathon/huge/{i:040d}", b"%d" % i, OPEN) for i in range(60_000)),
+    ]
+    apply_tree(hosts, "/marathon/huge", huge)
+    try:
+        before = snapshot(zk)
+        doc = http.post(CREATE, json={"label": "huge"}).json()["backup_info"]
+        ready = wait_for(lambda: (d := backup_doc(http, doc["id"]))["status"] != "STATUS_BACKING_UP" and d, timeout=600)
+        assert ready["status"] == "STATUS_READY" and ready["component_status"]["marathon"]["nodes"] == len(before)
+        apply_tree(hosts, "/marathon/huge", huge[:30_001])  # the directory and 30,000 children: 30,000 lost
+        http.post(RESTORE, json={"id": doc["id"]})
+        restore = wait_for(
+            lambda: (r := backup_doc(http, doc["id"])["restores"][-1])["status"] != "STATUS_RESTORING" and r,
+            timeout=600,
+        )
+        assert restore["status"] == "STATUS_READY", restore
+        assert restore["component_status"]["marathon"]["stats"]["created"] == 30_000
+        assert snapshot(zk) == before
+    finally:
+        apply_tree(hosts, "/marathon/huge", [])
