@@ -51,11 +51,23 @@ def cli() -> None:
 )
 @click.option("--heap", default="1g", show_default=True, help="Java heap of each ZooKeeper.")
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for a serving ensemble.")
+@click.option(
+    "--zk-auth",
+    metavar="USER:PASSWORD",
+    help="Digest identity the backup service presents to ZooKeeper (kept 0600 in the cluster's secrets).",
+)
 def up(
-    masters: int, directory: Path | None, subnet: str, zk_config: tuple[str, ...], heap: str, timeout: float
+    masters: int,
+    directory: Path | None,
+    subnet: str,
+    zk_config: tuple[str, ...],
+    heap: str,
+    timeout: float,
+    zk_auth: str | None,
 ) -> None:
     """Start the masters, the backup service and every master's Admin Router (HTTPS on port 443: run as root)."""
-    cluster = local_cluster.up(directory, masters, subnet, list(parse_zk_extra(zk_config)), heap, timeout)
+    extra = list(parse_zk_extra(zk_config))
+    cluster = local_cluster.up(directory, masters, subnet, extra, heap, timeout, zk_auth=zk_auth)
     click.echo(f"cluster up in {cluster.dir}: {len(cluster.masters)} masters, ZooKeeper {cluster.zk_hosts}")
     if cluster.service:
         urls = ", ".join(m.admin_router_url for m in cluster.masters)

@@ -45,6 +45,12 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     help="File (0600) with the ZooKeeper identity user:password that may read the users and grants.",
 )
 @click.option(
+    "--zk-auth",
+    "zk_auth",
+    type=file_option,
+    help="File (0600) with the digest identity user:password the jobs present to ZooKeeper (default: none).",
+)
+@click.option(
     "--component",
     "components",
     multiple=True,
@@ -57,13 +63,15 @@ def cli(
     socket_path: Path,
     iam_public_key: Path,
     zk_credentials: Path,
+    zk_auth: Path | None,
     components: tuple[str, ...],
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     comps = tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS
     public_key = load_public_key(iam_public_key)
     storage_backend = LocalStorage(storage)
-    with ZkEngine(zk_hosts) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
+    auth = Credentials.read(zk_auth).auth_data if zk_auth is not None else []
+    with ZkEngine(zk_hosts, auth=auth) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
         service = BackupService(storage_backend, engine, comps)
         service.recover()
         try:

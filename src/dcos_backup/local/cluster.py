@@ -26,6 +26,7 @@ from dcos_backup.errors import ClusterError, Conflict, NotFound, UsageError
 from dcos_backup.exhibitor.config import NodeConfig
 from dcos_backup.exhibitor.server import check_dependencies, check_port_free
 from dcos_backup.exhibitor.status import MemberStatus, cluster_status, is_healthy
+from dcos_backup.fsutil import write_private_file
 from dcos_backup.local import security, services
 from dcos_backup.local.files import ClusterFiles
 from dcos_backup.master.layout import LOCAL_CLUSTER_FILE as CLUSTER_FILE
@@ -42,7 +43,7 @@ from dcos_backup.master.processes import (
     wait_until_gone,
 )
 from dcos_backup.testing.seed import SeedStats, seed_marathon
-from dcos_backup.zk import connect
+from dcos_backup.zk import connect, digest_auth
 
 DEFAULT_SUBNET = "127.20.0"
 MAX_MASTERS = 9
@@ -318,8 +319,12 @@ def up(
     heap: str = "1g",
     timeout: float = 90.0,
     with_service: bool = True,
+    zk_auth: str | None = None,
 ) -> Cluster:
-    """Start a cluster in ``directory``, wait until it serves with a leader, then start the backup service."""
+    """Start a cluster in ``directory``, wait until it serves with a leader, then start the backup service
+    (presenting the digest identity ``zk_auth``, ``user:password``, to ZooKeeper if given)."""
+    if zk_auth is not None:
+        digest_auth(zk_auth)  # a malformed one is a UsageError before anything starts
     directory = Path(directory) if directory is not None else default_dir()
     try:
         existing = Cluster.load(directory)
@@ -339,6 +344,10 @@ def up(
     if front_door:
         nginx_binary()
     cluster.save()
+    if zk_auth is not None:
+        write_private_file(cluster.files.zk_auth, zk_auth.encode())
+    else:
+        cluster.files.zk_auth.unlink(missing_ok=True)
     try:
         for master in cluster.masters:
             cluster.start_master(master.id)

@@ -95,6 +95,7 @@ def start_service(cluster_dir: Path, zk_hosts: str) -> dict[str, str]:
         SERVICE_MODULE,
         *("--zk", zk_hosts, "--storage", info["storage_dir"], "--socket", info["socket"]),
         *("--iam-public-key", str(files.iam_public_key), "--zk-credentials", str(files.zk_credentials)),
+        *(("--zk-auth", str(files.zk_auth)) if files.zk_auth.exists() else ()),
     )
     supervised(files, "service", command, Path(info["log_file"]))
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket))) as client:
