@@ -210,7 +210,7 @@ def test_dry_run_path_and_map_through_the_cli(seeded):
 
     for args, code, words in [
         (["--path", "marathon/state"], 2, "not an absolute znode path"),
-        (["--path", "/metronome"], 2, "not under any component's root"),
+        (["--path", "/chronos"], 2, "not under any component's root"),
         (["--map", "/marathon"], 2, "expected SRC=DST"),
         (["--path", "/marathon/never-was"], 1, "does not hold /marathon/never-was"),
     ]:
@@ -220,3 +220,14 @@ def test_dry_run_path_and_map_through_the_cli(seeded):
     ok(dcos(cluster, "restore", backup_id, "--wait"))  # the seed's plain restore: everything as backed up
     assert snapshot(zk) == before
     zk.delete("/marathon-copy", recursive=True)
+
+
+def test_create_chooses_components(seeded):
+    cluster, _ = seeded
+    backup_id = ok(dcos(cluster, "create", "--label", "only-metronome", "--component", "metronome", "--wait"))
+    doc = show(cluster, backup_id.stdout.strip())
+    assert list(doc["component_status"]) == ["metronome"] and doc["component_status"]["metronome"]["nodes"] == 0
+    unknown = dcos(cluster, "create", "--label", "nope", "--component", "secrets")
+    assert unknown.returncode == 2 and unknown.stderr.splitlines() == [
+        "error: unknown component secrets: this cluster has marathon, metronome"
+    ]

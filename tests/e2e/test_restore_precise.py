@@ -105,7 +105,7 @@ def test_bad_paths_and_maps_are_refused_before_anything_runs(env):  # noqa: F811
         ({"paths": [missing], "dry_run": True}, 404, f"does not hold {missing}"),
         ({"paths": ["marathon/state"]}, 400, "not an absolute znode path"),
         ({"paths": ["/marathon/../etc"]}, 400, "not a normalised"),
-        ({"paths": ["/metronome/jobs"]}, 400, "not under any component's root"),
+        ({"paths": ["/chronos/jobs"]}, 400, "not under any component's root"),
         ({"map": "/marathon"}, 400, "expected SRC=DST"),
         ({"map": "/marathon=/marathon/copy"}, 400, "one contains the other"),
         ({"map": "/other=/x"}, 400, "not under any component's root"),

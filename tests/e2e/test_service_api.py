@@ -90,14 +90,17 @@ def test_backup_lifecycle_and_restore_byte_for_byte(env):
     assert response.status_code == 200
     created = response.json()["backup_info"]
     assert created["status"] == "STATUS_BACKING_UP" and created["id"].startswith("pre-upgrade-")
-    assert created["component_status"] == {
-        "marathon": {**created["component_status"]["marathon"], "status": "STATUS_UNKNOWN"}
+    assert {name: c["status"] for name, c in created["component_status"].items()} == {
+        "marathon": "STATUS_UNKNOWN",
+        "metronome": "STATUS_UNKNOWN",  # the default registry's second component
     }
     assert created["dcos_version"] == "2.2.0" and created["restores"] == []
     doc = wait_for(lambda: (d := backup_doc(http, created["id"]))["status"] == "STATUS_READY" and d)
     comp = doc["component_status"]["marathon"]
     assert comp["nodes"] == len(before) and comp["status"] == "STATUS_READY" and len(comp["sha256"]) == 64
     assert comp["skipped_ephemeral"] == 0 and comp["zxid_window"]["last"] >= comp["zxid_window"]["first"] > 0
+    absent = doc["component_status"]["metronome"]  # no /metronome: backed up as empty, not an error
+    assert absent["status"] == "STATUS_READY" and absent["nodes"] == 0 and absent["root"] == "/metronome"
 
     damage(zk)
     assert snapshot(zk) != before
@@ -105,7 +108,10 @@ def test_backup_lifecycle_and_restore_byte_for_byte(env):
     assert restore.status_code == 200
     started = restore.json()["backup_info"]
     assert started["status"] == "STATUS_RESTORING" and started["backup_id"] == doc["id"]
-    assert started["component_status"] == {"marathon": {"status": "STATUS_UNKNOWN", "stats": None}}
+    assert started["component_status"] == {
+        "marathon": {"status": "STATUS_UNKNOWN", "stats": None},
+        "metronome": {"status": "STATUS_UNKNOWN", "stats": None},
+    }
     assert started["id"] != doc["id"] and len(started["id"]) == 36  # the restore's own id
     final = restore_ended(http, doc["id"], started["id"])
     latest = final["restores"][-1]
@@ -345,7 +351,10 @@ def test_restart_rolls_an_interrupted_restore_back_to_its_safety_backup(env):
     assert service.recover() == [wanted["id"]]
     restore = restore_ended(http, wanted["id"])["restores"][-1]
     assert restore["status"] == "STATUS_ERROR"
-    assert restore["component_status"] == {"marathon": {"status": "STATUS_ERROR", "stats": None}}
+    assert restore["component_status"] == {
+        "marathon": {"status": "STATUS_ERROR", "stats": None},
+        "metronome": {"status": "STATUS_ERROR", "stats": None},
+    }
     assert restore["reason"] == (
         f"interrupted: the service stopped during the restore; rolled back to the safety backup {safety['id']}"
     )

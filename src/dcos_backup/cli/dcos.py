@@ -105,12 +105,15 @@ def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, st
 @backup.command()
 @click.option("--label", required=True, help="3-25 characters of [A-Za-z0-9_.-], the first two of [A-Za-z0-9_].")
 @click.option("--wait", is_flag=True, help="Wait until the backup is STATUS_READY (exit 1 on STATUS_ERROR).")
+@click.option(
+    "--component", "components", multiple=True, metavar="NAME", help="Back up only this component (repeatable)."
+)
 @click.pass_context
-def create(ctx: click.Context, label: str, wait: bool) -> None:
-    """Create a backup of the cluster's components; prints its id."""
+def create(ctx: click.Context, label: str, wait: bool, components: tuple[str, ...]) -> None:
+    """Create a backup of the cluster's components (default: all); prints its id."""
     validate_label(label)
     with client_of(ctx) as client:
-        backup_id = client.create(label)["id"]
+        backup_id = client.create(label, components)["id"]
         click.echo(backup_id)
         if wait:
             what = f"backing up {backup_id}"

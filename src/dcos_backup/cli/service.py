@@ -11,6 +11,7 @@ import click
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.cli._common import run
 from dcos_backup.components import DEFAULT_COMPONENTS, parse_component
+from dcos_backup.components.hooks import parse_hook
 from dcos_backup.iam.store import Credentials, UserStore
 from dcos_backup.iam.tokens import load_public_key
 from dcos_backup.service.app import build_app
@@ -55,7 +56,15 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     "components",
     multiple=True,
     metavar="NAME=/zk/path",
-    help="Components to back up (repeatable); default: marathon=/marathon.",
+    help="Components to back up (repeatable); default: marathon=/marathon and metronome=/metronome.",
+)
+@click.option(
+    "--hook",
+    "hooks",
+    multiple=True,
+    metavar="NAME:WHEN=[METHOD ]URL",
+    help="Call an application before or after a restore of a component (repeatable), e.g. "
+    "'marathon:after=DELETE http://127.0.0.1:8080/v2/leader'; default: none.",
 )
 def cli(
     zk_hosts: str,
@@ -65,6 +74,7 @@ def cli(
     zk_credentials: Path,
     zk_auth: Path | None,
     components: tuple[str, ...],
+    hooks: tuple[str, ...],
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     comps = tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS
@@ -72,7 +82,7 @@ def cli(
     storage_backend = LocalStorage(storage)
     auth = Credentials.read(zk_auth).auth_data if zk_auth is not None else []
     with ZkEngine(zk_hosts, auth=auth) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
-        service = BackupService(storage_backend, engine, comps)
+        service = BackupService(storage_backend, engine, comps, hooks=[parse_hook(h) for h in hooks])
         service.recover()
         try:
             serve(build_app(service, Authorizer(public_key, users.watch())), socket_path)

@@ -37,6 +37,9 @@ class CreateBackup(BaseModel):
         description="3-25 characters; DC/OS's pattern",
         json_schema_extra={"minLength": 3, "maxLength": 25, "pattern": LABEL_PATTERN},
     )
+    components: list[str] = Field(
+        default_factory=list, description="the components to back up (default: all of the cluster's)", max_length=64
+    )
 
     @field_validator("label")
     @classmethod

@@ -162,7 +162,7 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
 
     @router.post(CREATE, responses={409: errors}, summary="Create a backup")
     def create(body: CreateBackup) -> BackupInfo:
-        return BackupInfo(backup_info=BackupDocument.of(service.create(body.label)))
+        return BackupInfo(backup_info=BackupDocument.of(service.create(body.label, body.components)))
 
     @router.get(LIST, summary="List backups (those whose id starts with prefix)")
     async def list_backups(

@@ -92,9 +92,12 @@ class BackupClient:
             )
         return f"cannot reach the cluster at {self.endpoint.url}: {exc or type(exc).__name__}"
 
-    def create(self, label: str) -> dict:
-        """``POST /create``: the new backup's document (STATUS_BACKING_UP)."""
-        return self._call("POST", CREATE, json={"label": label})["backup_info"]
+    def create(self, label: str, components: Sequence[str] = ()) -> dict:
+        """``POST /create`` (of ``components``, default all): the new backup's document (STATUS_BACKING_UP)."""
+        body: dict[str, object] = {"label": label}
+        if components:
+            body["components"] = list(components)
+        return self._call("POST", CREATE, json=body)["backup_info"]
 
     def list(self, prefix: str = "", wait: float = 0) -> list[dict]:
         """``GET /list``: the backups whose id starts with ``prefix``, oldest first; with ``wait``, once a job

@@ -25,8 +25,9 @@ from dcos_backup import __version__
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
 from dcos_backup.catalog.models import BackupRecord, RestoreRecord, Status, ZxidWindow, now
 from dcos_backup.catalog.storage import Storage
-from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree, archive_name
-from dcos_backup.errors import Conflict, DcosBackupError, IntegrityError, NotFound
+from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree, archive_name, choose
+from dcos_backup.components.hooks import Hook, run_hooks
+from dcos_backup.errors import Conflict, DcosBackupError, IntegrityError, NotFound, UsageError
 from dcos_backup.service.engine import Engine
 from dcos_backup.service.plan import Target, components_of, plan_restore, safety_roots
 from dcos_backup.service.runner import Job, JobRunner, attempt
@@ -57,11 +58,17 @@ class BackupService:
         engine: Engine,
         components: Sequence[ZkSubtree] = DEFAULT_COMPONENTS,
         dcos_version: str | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> None:
-        """``engine`` is the service's only way to ZooKeeper; its owner closes it after :meth:`close`."""
+        """``engine`` is the service's only way to ZooKeeper; its owner closes it after :meth:`close`.
+        ``hooks``: application hooks around a restore (:mod:`dcos_backup.components.hooks`)."""
         self.storage = storage
         self.engine = engine
         self.components = tuple(components)
+        unknown = sorted({h.component for h in hooks} - {c.name for c in self.components})
+        if unknown:
+            raise UsageError(f"hooks for unknown components: {', '.join(unknown)}")
+        self.hooks = tuple(hooks)
         self.dcos_version = dcos_version or cluster_version()
         self._jobs = JobRunner(engine, storage)
 
@@ -136,15 +143,14 @@ class BackupService:
         self._jobs.on_end(listener)
 
     # ------------------------------------------------------------------ commands
-    def create(self, label: str) -> BackupRecord:
-        """Start a backup; returns it as it starts (every component STATUS_UNKNOWN), whatever the job does next."""
-        record = BackupRecord.start(label, self._roots(), self.dcos_version)
+    def create(self, label: str, components: Sequence[str] = ()) -> BackupRecord:
+        """Start a backup of ``components`` (names; default all); returns it as it starts (every component
+        STATUS_UNKNOWN), whatever the job does next."""
+        roots = {comp.name: comp.root for comp in choose(self.components, components)}
+        record = BackupRecord.start(label, roots, self.dcos_version)
         started = record.model_copy(deep=True)
         self._jobs.launch("backup", record, partial(self._back_up, record), partial(self._backup_failed, record))
         return started
-
-    def _roots(self) -> dict[str, str]:
-        return {comp.name: comp.root for comp in self.components}
 
     def delete(self, backup_id: str) -> BackupRecord:
         record = self.storage.read(backup_id)
@@ -241,10 +247,18 @@ class BackupService:
         self.storage.write(record)  # every component shows STATUS_RESTORING from here on
         job.progress.update(phase="verifying archives")
         self._verify_archives(record, components_of(targets))
+        hooked = [t.component for t in targets if t.mapping is None]  # the applications read these roots
+        self._call_hooks("before", hooked, job)
         restore.protect(self._take_safety_backup(record, safety_roots(targets), job))
         self.storage.write(record)  # the journal: a restart from here on rolls back to the safety backup
-        restore.finish(self._apply_targets(record, targets, job, "restoring"))
+        stats = self._apply_targets(record, targets, job, "restoring")
+        self._call_hooks("after", hooked, job)
+        restore.finish(stats)
         log.info("restore %s of %s done", restore.id, record.id)
+
+    def _call_hooks(self, when: str, components: Sequence[str], job: Job) -> None:
+        job.progress.update(phase=f"calling the {when}-restore hooks")
+        run_hooks(self.hooks, when, components)
 
     def _restore_failed(self, restore: RestoreRecord, job: Job, reason: str) -> None:
         if restore.safety_backup_id is not None:
