@@ -19,7 +19,8 @@ class FaultyEngine:
     - ``gate``: an Event; while it is clear, a read stops after ``gate_after`` nodes (for 30 s at most),
       so a job is still running when the next request arrives;
     - ``read_fails_after``: a read raises ZooKeeperUnavailable after that many nodes;
-    - ``compare_lies``: that many comparisons report an "injected difference" without looking.
+    - ``compare_lies``: that many comparisons report an "injected difference" without looking;
+    - ``apply_gate``: an Event; while it is clear, an apply stops taking nodes after ``gate_after`` (30 s at most).
     """
 
     def __init__(self, real: Engine) -> None:
@@ -30,6 +31,7 @@ class FaultyEngine:
         self.compare_lies = 0
         self.reads = 0
         self.applies = 0
+        self.apply_gate: threading.Event | None = None
 
     def read(self, root: str, stats: ReadStats | None = None) -> Iterator[ZNode]:
         self.reads += 1
@@ -42,7 +44,13 @@ class FaultyEngine:
 
     def apply(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> ApplyStats:
         self.applies += 1
-        return self.real.apply(root, nodes, paths)
+        return self.real.apply(root, self._gated(nodes), paths)
+
+    def _gated(self, nodes: Iterable[ZNode]) -> Iterator[ZNode]:
+        for i, node in enumerate(nodes):
+            if i == self.gate_after and self.apply_gate is not None:
+                self.apply_gate.wait(30)
+            yield node
 
     def compare(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> str | None:
         if self.compare_lies:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from kazoo.security import OPEN_ACL_UNSAFE
 from tests.conftest import seeded_cluster
@@ -231,3 +232,26 @@ def test_create_chooses_components(seeded):
     assert unknown.returncode == 2 and unknown.stderr.splitlines() == [
         "error: unknown component secrets: this cluster has marathon, metronome"
     ]
+
+
+def test_json_outputs_version_and_unknown_routes(seeded):
+    cluster, _ = seeded
+    assert ok(run_tool("dcos", "--version")).stdout.strip() == __version__
+    created = json.loads(ok(dcos(cluster, "create", "--label", "as-json", "--json", "--wait")).stdout)
+    assert created["status"] == "STATUS_READY" and created["id"].startswith("as-json-") and created["size"] > 0
+    restored = json.loads(ok(dcos(cluster, "restore", created["id"], "--json", "--wait")).stdout)
+    assert restored["status"] == "STATUS_READY" and restored["backup_id"] == created["id"]
+    assert restored["safety_backup_id"] and restored["component_status"]["marathon"]["stats"]["unchanged"] > 0
+    started = json.loads(ok(dcos(cluster, "restore", created["id"], "--json")).stdout)
+    assert started["status"] == "STATUS_RESTORING" and started["backup_id"] == created["id"]
+    wait_for(lambda: latest_restore(show(cluster, created["id"]))["status"] == "STATUS_READY", what="restore")
+    deleted = json.loads(ok(dcos(cluster, "delete", created["id"], "--json")).stdout)
+    assert deleted["id"] == created["id"]
+
+    env = dcos_env(cluster)
+    with httpx.Client(
+        verify=env["DCOS_SSL_VERIFY"], headers={"Authorization": f"token={env['DCOS_ACS_TOKEN']}"}
+    ) as http:
+        for path in ("/system/v1/backup/v1/nope", "/nothing-here"):
+            response = http.get(env["DCOS_URL"] + path)
+            assert response.status_code == 404 and response.json()["code"] == "not_found", (path, response.text)

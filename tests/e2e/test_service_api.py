@@ -20,7 +20,7 @@ from dcos_backup.catalog.archive import read_archive
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
 from dcos_backup.catalog.storage import LocalStorage
-from dcos_backup.service.api import CREATE, DELETE, LIST, PREFIX, RESTORE
+from dcos_backup.service.api import CANCEL, CREATE, DELETE, LIST, PREFIX, RESTORE
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
 from dcos_backup.testing.seed import seed_marathon
@@ -403,3 +403,35 @@ def test_openapi_and_error_shapes(env):
     assert big.status_code == 413 and big.json()["code"] == "too_large"
     assert http.get("/nope").json()["code"] == "not_found"
     assert http.put(CREATE).json() == {"errors": ["Method Not Allowed"], "code": "method_not_allowed"}
+
+
+def test_cancel_a_backup_and_a_restore(env, slow_reader):
+    http, service, zk, _ = env
+    slow_reader.set()
+    ready = create_ready(http)
+    slow_reader.clear()  # the next backup stops reading after a few nodes
+    running = http.post(CREATE, json={"label": "doomed"}).json()["backup_info"]
+    wait_for(lambda: service.running is not None and service.running.id == running["id"])
+    cancelled = http.post(CANCEL, json={"id": running["id"]})
+    assert cancelled.status_code == 200 and cancelled.json()["backup_info"]["id"] == running["id"]
+    slow_reader.set()
+    doc = wait_for(lambda: (d := backup_doc(http, running["id"]))["status"] != "STATUS_BACKING_UP" and d)
+    assert doc["status"] == "STATUS_ERROR" and doc["reason"] == "cancelled"
+    assert not list(service.storage.archive_path(running["id"], "marathon.dcosbkp").parent.glob("*.partial"))
+
+    damage(zk)
+    damaged = snapshot(zk)
+    service.engine.apply_gate = gate = threading.Event()  # the restore stops after a few nodes of its apply
+    http.post(RESTORE, json={"id": ready["id"]})
+    wait_for(lambda: service.progress(ready["id"]) and service.progress(ready["id"])["phase"] == "restoring marathon")
+    assert "STATUS_RESTORING" in [r["status"] for r in backup_doc(http, ready["id"])["restores"]]
+    assert http.post(CANCEL, json={"id": ready["id"]}).status_code == 200
+    gate.set()
+    restore = restore_ended(http, ready["id"])["restores"][-1]
+    assert restore["status"] == "STATUS_ERROR"
+    assert restore["reason"].startswith("cancelled; rolled back to the safety backup "), restore["reason"]
+    assert snapshot(zk) == damaged
+
+    nothing = http.post(CANCEL, json={"id": ready["id"]})  # no job runs on it any more
+    assert nothing.status_code == 409 and nothing.json()["errors"] == [f"no backup or restore runs on {ready['id']}"]
+    assert http.post(CANCEL, json={"id": new_backup_id("nope")}).status_code == 404

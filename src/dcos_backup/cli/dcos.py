@@ -18,7 +18,14 @@ from dcos_backup.catalog.ids import validate_label
 from dcos_backup.cli._common import run
 from dcos_backup.cli.endpoint import resolve_endpoint
 from dcos_backup.errors import DcosBackupError
-from dcos_backup.service.client import BackupClient, backup_finished, restore_of
+from dcos_backup.service.client import (
+    BackupClient,
+    backup_finished,
+    job_finished,
+    latest_restore,
+    list_status,
+    restore_of,
+)
 
 INFO = "Create, list, show, restore and delete backups of the cluster's state"
 LIST_COLUMNS = ("BACKUP ID", "VERSION", "STATUS", "TIMESTAMP", "LABEL", "SIZE")
@@ -26,6 +33,12 @@ LIST_COLUMNS = ("BACKUP ID", "VERSION", "STATUS", "TIMESTAMP", "LABEL", "SIZE")
 
 class OperationFailed(DcosBackupError):
     """A job the CLI waited for ended in STATUS_ERROR (exit 1)."""
+
+
+class StoppedWaiting(DcosBackupError):
+    """Ctrl-C while waiting for a job: the job goes on in the service (exit 130, as for any Ctrl-C)."""
+
+    exit_code = 130
 
 
 def print_and_exit(text: str):
@@ -38,6 +51,7 @@ def print_and_exit(text: str):
 
 
 @click.group(help="DC/OS command line (the backup commands of the Enterprise CLI).")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=print_and_exit(__version__))
 def cli() -> None:
     pass
 
@@ -82,6 +96,17 @@ def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, status_of) -> dict:
+    """Wait for a job with a spinner (on a terminal); Ctrl-C stops waiting, not the job, and says how to go on."""
+    try:
+        return _wait_with_progress(client, backup_id, what, done, status_of)
+    except KeyboardInterrupt:
+        raise StoppedWaiting(
+            f"stopped waiting; {what} goes on in the service: follow it with 'dcos backup show {backup_id} --wait', "
+            f"stop it with 'dcos backup cancel {backup_id}'"
+        ) from None
+
+
+def _wait_with_progress(client: BackupClient, backup_id: str, what: str, done, status_of) -> dict:
     """Wait for a job, with a spinner on a terminal (only there: rich is loaded only when it shows)."""
     if not sys.stderr.isatty():
         return client.wait(backup_id, done)
@@ -108,19 +133,24 @@ def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, st
 @click.option(
     "--component", "components", multiple=True, metavar="NAME", help="Back up only this component (repeatable)."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the backup's BackupMetadata (the final one with --wait).")
 @click.pass_context
-def create(ctx: click.Context, label: str, wait: bool, components: tuple[str, ...]) -> None:
+def create(ctx: click.Context, label: str, wait: bool, components: tuple[str, ...], as_json: bool) -> None:
     """Create a backup of the cluster's components (default: all); prints its id."""
     validate_label(label)
     with client_of(ctx) as client:
-        backup_id = client.create(label, components)["id"]
-        click.echo(backup_id)
+        doc = client.create(label, components)
+        backup_id = doc["id"]
+        if not as_json:
+            click.echo(backup_id)
         if wait:
             what = f"backing up {backup_id}"
             doc = wait_with_progress(client, backup_id, what, backup_finished, lambda d: d["status"])
             click.echo(f"{backup_id}: {doc['status']} ({human_size(doc.get('size', 0))})", err=True)
-            if doc["status"] != "STATUS_READY":
-                raise OperationFailed(f"backup {backup_id} failed: {doc.get('reason')}")
+        if as_json:
+            print_json(doc)
+        if doc["status"] == "STATUS_ERROR":
+            raise OperationFailed(f"backup {backup_id} failed: {doc.get('reason')}")
 
 
 @backup.command("list")
@@ -135,7 +165,7 @@ def list_cmd(ctx: click.Context, prefix: str, as_json: bool) -> None:
         print_json(docs)
         return
     rows = [
-        (d["id"], d["dcos_version"], d["status"], dcos_time(d["timestamp"]), d["label"], human_size(d["size"]))
+        (d["id"], d["dcos_version"], list_status(d), dcos_time(d["timestamp"]), d["label"], human_size(d["size"]))
         for d in docs
     ]
     print_table(LIST_COLUMNS, rows)
@@ -144,28 +174,60 @@ def list_cmd(ctx: click.Context, prefix: str, as_json: bool) -> None:
 @backup.command()
 @click.argument("backup_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default: the backup's BackupMetadata).")
+@click.option(
+    "--wait", is_flag=True, help="First wait until the backup or restore running on it ends (exit 1 if it fails)."
+)
 @click.pass_context
-def show(ctx: click.Context, backup_id: str, as_json: bool) -> None:
+def show(ctx: click.Context, backup_id: str, as_json: bool, wait: bool) -> None:
     """Show one backup as JSON: DC/OS's keys first; restores[-1].component_status.marathon follows a restore."""
     with client_of(ctx) as client:
-        print_json(client.show(backup_id))
+        doc = client.show(backup_id)
+        running = not job_finished(doc)
+        if wait and running:
+            what = f"{'backing up' if not backup_finished(doc) else 'restoring'} {backup_id}"
+            doc = wait_with_progress(client, backup_id, what, job_finished, list_status)
+        print_json(doc)
+    if wait and running and (doc["status"] == "STATUS_ERROR" or latest_restore(doc).get("status") == "STATUS_ERROR"):
+        raise OperationFailed(
+            f"the job on {backup_id} failed: {latest_restore(doc).get('reason') or doc.get('reason')}"
+        )
 
 
 @backup.command()
 @click.argument("backup_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the backup's BackupMetadata.")
 @click.pass_context
-def delete(ctx: click.Context, backup_id: str) -> None:
+def cancel(ctx: click.Context, backup_id: str, as_json: bool) -> None:
+    """Cancel the backup or restore running on a backup (a restore is rolled back to its safety backup)."""
+    with client_of(ctx) as client:
+        doc = client.cancel(backup_id)
+    if as_json:
+        print_json(doc)
+    else:
+        click.echo(f"cancelling the job on {backup_id}; follow it with 'dcos backup show {backup_id} --wait'")
+
+
+@backup.command()
+@click.argument("backup_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the deleted backup's BackupMetadata.")
+@click.pass_context
+def delete(ctx: click.Context, backup_id: str, as_json: bool) -> None:
     """Delete a backup."""
     with client_of(ctx) as client:
-        client.delete(backup_id)
-    click.echo(f"deleted {backup_id}")
+        doc = client.delete(backup_id)
+    if as_json:
+        print_json(doc)
+    else:
+        click.echo(f"deleted {backup_id}")
 
 
 @backup.command()
 @click.argument("backup_id")
 @click.option("--wait", is_flag=True, help="Wait until the restore ends (exit 1 on STATUS_ERROR).")
 @click.option("--dry-run", is_flag=True, help="Show what the restore would change, and change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the API's dry-run document.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the restore's RestoreMetadata (final with --wait), or the dry run's."
+)
 @click.option(
     "--path", "paths", multiple=True, metavar="P", help="Restore only the subtree at P (repeatable); the rest stays."
 )
@@ -183,19 +245,26 @@ def restore(
             else:
                 print_dry_run(diff)
             return
-        restore_id = client.restore(backup_id, paths, mapping)["id"]
-        click.echo(restore_id)
-        if wait:
+        started = client.restore(backup_id, paths, mapping)
+        restore_id = started["id"]
+        if not as_json:
+            click.echo(restore_id)
+        if not wait:
+            if as_json:
+                print_json(started)
+            return
 
-            def status(doc: dict) -> str | None:
-                return restore_of(doc, restore_id).get("status")
+        def status(doc: dict) -> str | None:
+            return restore_of(doc, restore_id).get("status")
 
-            doc = wait_with_progress(
-                client, backup_id, f"restoring {backup_id}", lambda d: status(d) != "STATUS_RESTORING", status
-            )
-            click.echo(f"{backup_id}: restore {restore_id} {status(doc)}", err=True)
-            if status(doc) != "STATUS_READY":
-                raise OperationFailed(f"restore of {backup_id} failed: {restore_of(doc, restore_id).get('reason')}")
+        doc = wait_with_progress(
+            client, backup_id, f"restoring {backup_id}", lambda d: status(d) != "STATUS_RESTORING", status
+        )
+        click.echo(f"{backup_id}: restore {restore_id} {status(doc)}", err=True)
+        if as_json:
+            print_json({**restore_of(doc, restore_id), "backup_id": backup_id})
+        if status(doc) != "STATUS_READY":
+            raise OperationFailed(f"restore of {backup_id} failed: {restore_of(doc, restore_id).get('reason')}")
 
 
 DRY_RUN_PATHS = 50  # paths per kind of change the human form of a dry run lists

@@ -22,13 +22,22 @@ from pydantic import (
 from dcos_backup.catalog.ids import ID_PATTERN, LABEL_PATTERN, is_backup_id, validate_label
 from dcos_backup.catalog.models import BackupRecord, RestoreRecord
 from dcos_backup.errors import UsageError
-from dcos_backup.service.paths import CREATE, DELETE, HEALTH, LIST, MAX_BODY, PREFIX, RESTORE
+from dcos_backup.service.paths import CANCEL, CREATE, DELETE, HEALTH, LIST, MAX_BODY, PREFIX, RESTORE
 from dcos_backup.zk import PathMap
 from dcos_backup.zk.subtrees import normal_path
 
 MAX_PATHS = 1000  # --path arguments one restore may name
 
-__all__ = ["CREATE", "DELETE", "HEALTH", "LIST", "MAX_BODY", "PREFIX", "RESTORE"]  # the routes, with the models
+__all__ = [
+    "CANCEL",
+    "CREATE",
+    "DELETE",
+    "HEALTH",
+    "LIST",
+    "MAX_BODY",
+    "PREFIX",
+    "RESTORE",
+]  # the routes, with the models
 
 
 # ------------------------------------------------------------------------------------------ requests

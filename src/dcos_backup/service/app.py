@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dcos_backup import __version__
 from dcos_backup.errors import DcosBackupError
 from dcos_backup.service.api import (
+    CANCEL,
     CREATE,
     DELETE,
     HEALTH,
@@ -182,6 +183,10 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
             return DryRun.model_validate({**diff, "backup_id": body.id, "paths": body.paths or None, "map": body.map})
         started = service.restore(body.id, body.paths, body.map)
         return RestoreInfo(backup_info=RestoreDocument(**dict(started), backup_id=body.id))
+
+    @router.post(CANCEL, responses={404: errors, 409: errors}, summary="Cancel the job running on a backup")
+    def cancel(body: BackupRef) -> BackupInfo:
+        return BackupInfo(backup_info=BackupDocument.of(service.cancel(body.id), service.progress(body.id)))
 
     @router.delete(DELETE, responses={404: errors, 409: errors}, summary="Delete a backup")
     def delete(body: BackupRef) -> BackupInfo:

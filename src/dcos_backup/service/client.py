@@ -24,7 +24,7 @@ from dcos_backup.errors import (
     Unauthorized,
     UsageError,
 )
-from dcos_backup.service.paths import CREATE, DELETE, LIST, RESTORE
+from dcos_backup.service.paths import CANCEL, CREATE, DELETE, LIST, RESTORE
 
 _BY_STATUS: dict[int, type[DcosBackupError]] = {
     400: UsageError,
@@ -121,6 +121,10 @@ class BackupClient:
         """``POST /restore`` with ``dry_run``: what that restore would change (counts, changes in pre-order)."""
         return self._call("POST", RESTORE, json={**restore_body(backup_id, paths, mapping), "dry_run": True})
 
+    def cancel(self, backup_id: str) -> dict:
+        """``POST /cancel`` (ours): the backup's document; its job stops soon after (a restore is rolled back)."""
+        return self._call("POST", CANCEL, json={"id": backup_id})["backup_info"]
+
     def delete(self, backup_id: str) -> dict:
         """``DELETE /delete``: the deleted backup's document."""
         return self._call("DELETE", DELETE, json={"id": backup_id})["backup_info"]
@@ -196,6 +200,16 @@ def restore_of(doc: dict, restore_id: str) -> dict:
 
 def backup_finished(doc: dict) -> bool:
     return doc.get("status") != "STATUS_BACKING_UP"
+
+
+def job_finished(doc: dict) -> bool:
+    """No backup or restore runs on the backup any more."""
+    return backup_finished(doc) and restore_finished(doc)
+
+
+def list_status(doc: dict) -> str:
+    """The STATUS a table shows: the backup's, or STATUS_RESTORING while a restore of it runs."""
+    return "STATUS_RESTORING" if not restore_finished(doc) else doc["status"]
 
 
 def restore_finished(doc: dict) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from dcos_backup.errors import Conflict, DcosBackupError, IntegrityError, NotFou
 from dcos_backup.service.engine import Engine
 from dcos_backup.service.plan import Target, components_of, plan_restore, safety_roots
 from dcos_backup.service.runner import Job, JobRunner, attempt
-from dcos_backup.zk import ReadStats, missing_subtrees
+from dcos_backup.zk import ReadStats, ZNode, missing_subtrees
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,13 @@ PROGRESS_EVERY = 256  # nodes between two updates of a job's progress
 DCOS_VERSION_FILE = Path("/opt/mesosphere/etc/dcos-version.json")
 DRY_RUN_CHANGES = 10_000  # changes a dry run lists (every count is complete): bounds its answer's size
 COUNTS = ("created", "updated", "deleted", "unchanged", "counters", "counter_children")
+
+
+def until_cancelled(nodes: Iterable[ZNode], job: Job) -> Iterator[ZNode]:
+    """``nodes``, stopping with Cancelled once the job is cancelled (an Event's check per node costs little)."""
+    for node in nodes:
+        job.check_cancelled()
+        yield node
 
 
 def cluster_version(version_file: Path = DCOS_VERSION_FILE) -> str:
@@ -152,6 +159,17 @@ class BackupService:
         self._jobs.launch("backup", record, partial(self._back_up, record), partial(self._backup_failed, record))
         return started
 
+    def cancel(self, backup_id: str) -> BackupRecord:
+        """Ask the job running on a backup to stop: a backup ends STATUS_ERROR "cancelled", a restore is
+        rolled back to its safety backup (a rollback itself cannot be cancelled). Returns the record."""
+        record = self.storage.read(backup_id)
+        job = self._jobs.current
+        if job is None or job.id != backup_id or job.kind not in ("backup", "restore"):
+            raise Conflict(f"no backup or restore runs on {backup_id}")
+        job.cancelled.set()
+        log.info("cancelling the %s of %s", job.kind, backup_id)
+        return record
+
     def delete(self, backup_id: str) -> BackupRecord:
         record = self.storage.read(backup_id)
         job = self._jobs.current
@@ -221,6 +239,8 @@ class BackupService:
                 writer.add(node)
                 if writer.nodes % PROGRESS_EVERY == 0:
                     job.progress["nodes"] = writer.nodes
+                    job.check_cancelled()
+            job.check_cancelled()
             summary = writer.close()
         job.progress["nodes"] = summary.nodes
         window = ZxidWindow(first=first, last=max(self.engine.current_zxid(), first))
@@ -251,6 +271,7 @@ class BackupService:
         self._call_hooks("before", hooked, job)
         restore.protect(self._take_safety_backup(record, safety_roots(targets), job))
         self.storage.write(record)  # the journal: a restart from here on rolls back to the safety backup
+        job.check_cancelled()
         stats = self._apply_targets(record, targets, job, "restoring")
         self._call_hooks("after", hooked, job)
         restore.finish(stats)
@@ -287,7 +308,10 @@ class BackupService:
             name = target.component
             job.progress.update(phase=f"{verb} {name}", component=name)
             with self._archive(record, target) as raw:
-                applied = self.engine.apply(target.root, target.nodes(read_archive(raw)), target.paths)
+                nodes = target.nodes(read_archive(raw))
+                if verb == "restoring":  # a rollback is never cancelled
+                    nodes = until_cancelled(nodes, job)
+                applied = self.engine.apply(target.root, nodes, target.paths)
             with self._archive(record, target) as raw:
                 difference = self.engine.compare(target.root, target.nodes(read_archive(raw)), target.paths)
             if difference is not None:

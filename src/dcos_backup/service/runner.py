@@ -27,13 +27,23 @@ log = logging.getLogger(__name__)
 STALE_LOCK_HINT = " (left by a service that stopped; it expires with that service's ZooKeeper session, retry shortly)"
 
 
+class Cancelled(DcosBackupError):
+    """The job was cancelled (``POST /cancel``): what its record's reason says."""
+
+
 @dataclass
 class Job:
     id: str
-    kind: str  # "backup" | "restore" | "recovery"
+    kind: str  # "backup" | "restore" | "recovery" | "dry run"
     lock: JobLock
     progress: dict[str, object] = field(default_factory=dict)
     thread: threading.Thread | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def check_cancelled(self) -> None:
+        """Raise Cancelled if someone asked to cancel the job; the steps call it where stopping is safe."""
+        if self.cancelled.is_set():
+            raise Cancelled("cancelled")
 
 
 T = TypeVar("T")
