@@ -6,8 +6,10 @@ The cluster is found by :mod:`.endpoint` (``--url``/``--token``, ``DCOS_URL``/``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from typing import NoReturn
 
@@ -95,10 +97,12 @@ def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
-def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, status_of) -> dict:
-    """Wait for a job with a spinner (on a terminal); Ctrl-C stops waiting, not the job, and says how to go on."""
+@contextlib.contextmanager
+def job_goes_on(backup_id: str, what: str) -> Iterator[None]:
+    """Around the wait for a job (from the moment its id is printed): Ctrl-C stops the wait, not the job,
+    and says so, and how to follow or stop the job."""
     try:
-        return _wait_with_progress(client, backup_id, what, done, status_of)
+        yield
     except KeyboardInterrupt:
         raise StoppedWaiting(
             f"stopped waiting; {what} goes on in the service: follow it with 'dcos backup show {backup_id} --wait', "
@@ -106,7 +110,7 @@ def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, st
         ) from None
 
 
-def _wait_with_progress(client: BackupClient, backup_id: str, what: str, done, status_of) -> dict:
+def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, status_of) -> dict:
     """Wait for a job, with a spinner on a terminal (only there: rich is loaded only when it shows)."""
     if not sys.stderr.isatty():
         return client.wait(backup_id, done)
@@ -141,11 +145,13 @@ def create(ctx: click.Context, label: str, wait: bool, components: tuple[str, ..
     with client_of(ctx) as client:
         doc = client.create(label, components)
         backup_id = doc["id"]
-        if not as_json:
-            click.echo(backup_id)
+        what = f"backing up {backup_id}"
+        with job_goes_on(backup_id, what):
+            if not as_json:
+                click.echo(backup_id)
+            if wait:
+                doc = wait_with_progress(client, backup_id, what, backup_finished, lambda d: d["status"])
         if wait:
-            what = f"backing up {backup_id}"
-            doc = wait_with_progress(client, backup_id, what, backup_finished, lambda d: d["status"])
             click.echo(f"{backup_id}: {doc['status']} ({human_size(doc.get('size', 0))})", err=True)
         if as_json:
             print_json(doc)
@@ -185,7 +191,9 @@ def show(ctx: click.Context, backup_id: str, as_json: bool, wait: bool) -> None:
         running = not job_finished(doc)
         if wait and running:
             what = f"{'backing up' if not backup_finished(doc) else 'restoring'} {backup_id}"
-            doc = wait_with_progress(client, backup_id, what, job_finished, list_status)
+            with job_goes_on(backup_id, what):
+                click.echo(f"waiting: {what} (Ctrl-C stops waiting, not the job)", err=True)
+                doc = wait_with_progress(client, backup_id, what, job_finished, list_status)
         print_json(doc)
     if wait and running and (doc["status"] == "STATUS_ERROR" or latest_restore(doc).get("status") == "STATUS_ERROR"):
         raise OperationFailed(
@@ -247,19 +255,19 @@ def restore(
             return
         started = client.restore(backup_id, paths, mapping)
         restore_id = started["id"]
-        if not as_json:
-            click.echo(restore_id)
-        if not wait:
-            if as_json:
-                print_json(started)
-            return
 
         def status(doc: dict) -> str | None:
             return restore_of(doc, restore_id).get("status")
 
-        doc = wait_with_progress(
-            client, backup_id, f"restoring {backup_id}", lambda d: status(d) != "STATUS_RESTORING", status
-        )
+        what = f"restoring {backup_id}"
+        with job_goes_on(backup_id, what):
+            if not as_json:
+                click.echo(restore_id)
+            if not wait:
+                if as_json:
+                    print_json(started)
+                return
+            doc = wait_with_progress(client, backup_id, what, lambda d: status(d) != "STATUS_RESTORING", status)
         click.echo(f"{backup_id}: restore {restore_id} {status(doc)}", err=True)
         if as_json:
             print_json({**restore_of(doc, restore_id), "backup_id": backup_id})

@@ -16,12 +16,14 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
 from dcos_backup.adminrouter.nginx import HTTPS_PORT, check_can_listen, nginx_binary
+from dcos_backup.components.hooks import parse_hook
 from dcos_backup.errors import ClusterError, Conflict, NotFound, UsageError
 from dcos_backup.exhibitor.config import NodeConfig
 from dcos_backup.exhibitor.server import check_dependencies, check_port_free
@@ -320,11 +322,15 @@ def up(
     timeout: float = 90.0,
     with_service: bool = True,
     zk_auth: str | None = None,
+    hooks: Sequence[str] = (),
 ) -> Cluster:
     """Start a cluster in ``directory``, wait until it serves with a leader, then start the backup service
-    (presenting the digest identity ``zk_auth``, ``user:password``, to ZooKeeper if given)."""
+    (presenting the digest identity ``zk_auth``, ``user:password``, to ZooKeeper if given; calling the
+    application ``hooks``, ``NAME:WHEN=[METHOD ]URL``, around restores)."""
     if zk_auth is not None:
         digest_auth(zk_auth)  # a malformed one is a UsageError before anything starts
+    for hook in hooks:
+        parse_hook(hook)
     directory = Path(directory) if directory is not None else default_dir()
     try:
         existing = Cluster.load(directory)
@@ -355,18 +361,18 @@ def up(
             security.create_trust(cluster.files, cluster.members)
         cluster.wait_serving(timeout)
         if front_door:
-            start_front_door(cluster)
+            start_front_door(cluster, hooks)
     except Exception:
         down(cluster)
         raise
     return cluster
 
 
-def start_front_door(cluster: Cluster) -> None:
+def start_front_door(cluster: Cluster, hooks: Sequence[str] = ()) -> None:
     """The users (bootstrapuser), the backup service on its socket, and every master's Admin Router."""
     security.create_bootstrap_user(cluster.files, cluster.zk_hosts)
     # DC/OS runs the service on every master; here it runs once, and every master's Admin Router proxies to it.
-    cluster.service = services.start_service(cluster.dir, cluster.zk_hosts)
+    cluster.service = services.start_service(cluster.dir, cluster.zk_hosts, hooks)
     cluster.save()
     for master in cluster.masters:
         services.start_admin_router(cluster.dir, master.member)

@@ -12,7 +12,7 @@ import importlib.util
 import os
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -78,7 +78,7 @@ def supervised(files: ClusterFiles, name: str, command: list[str], output: Path)
     )
 
 
-def start_service(cluster_dir: Path, zk_hosts: str) -> dict[str, str]:
+def start_service(cluster_dir: Path, zk_hosts: str, hooks: Sequence[str] = ()) -> dict[str, str]:
     """Run the backup service on its unix socket under a restart-always supervisor; returns its cluster.json entry."""
     files = ClusterFiles(cluster_dir)
     socket = files.backup_socket
@@ -96,6 +96,7 @@ def start_service(cluster_dir: Path, zk_hosts: str) -> dict[str, str]:
         *("--zk", zk_hosts, "--storage", info["storage_dir"], "--socket", info["socket"]),
         *("--iam-public-key", str(files.iam_public_key), "--zk-credentials", str(files.zk_credentials)),
         *(("--zk-auth", str(files.zk_auth)) if files.zk_auth.exists() else ()),
+        *(arg for hook in hooks for arg in ("--hook", hook)),
     )
     supervised(files, "service", command, Path(info["log_file"]))
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket))) as client:

@@ -269,6 +269,7 @@ class BackupService:
         self._verify_archives(record, components_of(targets))
         hooked = [t.component for t in targets if t.mapping is None]  # the applications read these roots
         self._call_hooks("before", hooked, job)
+        job.check_cancelled()
         restore.protect(self._take_safety_backup(record, safety_roots(targets), job))
         self.storage.write(record)  # the journal: a restart from here on rolls back to the safety backup
         job.check_cancelled()
