@@ -90,6 +90,14 @@ def print_json(doc: object) -> None:
     click.echo(json.dumps(doc, indent=2))
 
 
+def print_result(doc: object, as_json: bool, line: str) -> None:
+    """A command's result: the API's document with ``--json``, else one line for a person."""
+    if as_json:
+        print_json(doc)
+    else:
+        click.echo(line)
+
+
 def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     """Left-aligned columns two spaces apart, as the DC/OS CLI prints its tables."""
     widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
@@ -209,10 +217,8 @@ def cancel(ctx: click.Context, backup_id: str, as_json: bool) -> None:
     """Cancel the backup or restore running on a backup (a restore is rolled back to its safety backup)."""
     with client_of(ctx) as client:
         doc = client.cancel(backup_id)
-    if as_json:
-        print_json(doc)
-    else:
-        click.echo(f"cancelling the job on {backup_id}; follow it with 'dcos backup show {backup_id} --wait'")
+    follow = f"follow it with 'dcos backup show {backup_id} --wait'"
+    print_result(doc, as_json, f"cancelling the job on {backup_id}; {follow}")
 
 
 @backup.command()
@@ -223,10 +229,7 @@ def delete(ctx: click.Context, backup_id: str, as_json: bool) -> None:
     """Delete a backup."""
     with client_of(ctx) as client:
         doc = client.delete(backup_id)
-    if as_json:
-        print_json(doc)
-    else:
-        click.echo(f"deleted {backup_id}")
+    print_result(doc, as_json, f"deleted {backup_id}")
 
 
 @backup.command()

@@ -1,9 +1,10 @@
 """The HTTP API of the backup service (FastAPI): DC/OS's Backup and Restore API v1, under ``/system/v1/backup/v1``.
 
 ``POST /create``, ``GET /list[?prefix=]``, ``POST /restore``, ``DELETE /delete`` (:mod:`.api` holds the
-contract), and ours: ``POST /cancel``; ``POST /restore`` with ``dry_run``, ``paths``, ``map``. Every one needs a token of a user with the backup permission (:mod:`.auth`); ``GET /health``
-needs none. Errors are DC/OS's JSON ``{"errors": ["..."]}`` (plus our ``code``) with the HTTP status
-that ``errors.py`` assigns; no traceback ever leaves the process.
+contract), and ours: ``POST /cancel``; ``POST /restore`` with ``dry_run``, ``paths``, ``map``. Every one
+needs a token of a user with the backup permission (:mod:`.auth`); ``GET /health`` needs none. Errors
+are DC/OS's JSON ``{"errors": ["..."]}`` (plus our ``code``) with the HTTP status that ``errors.py``
+assigns; no traceback ever leaves the process.
 
 Beyond DC/OS: ``GET /list?prefix=P&wait=S`` answers when the job running on a backup matching P ends, or
 after S seconds, so that a client following a job learns its end at once instead of at its next poll;
