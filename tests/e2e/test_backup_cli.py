@@ -200,7 +200,12 @@ def test_dry_run_path_and_map_through_the_cli(seeded):
 
     chosen = f"/marathon/state/app/{apps[3]}"
     restored = dcos(cluster, "restore", backup_id, "--path", chosen, "--wait")
-    assert restored.returncode == 0 and "STATUS_READY" in restored.stderr, restored.stderr
+    assert restored.returncode == 0, restored.stderr
+    safety = latest_restore(show(cluster, backup_id))["safety_backup_id"]
+    assert restored.stderr.splitlines()[-1].endswith(  # the final line: what changed, and the safety backup
+        f"STATUS_READY: 0 created, 1 updated, 0 deleted, {len([n for n in before if n[0].startswith(chosen)]) - 1}"
+        f" unchanged; safety backup {safety}"
+    )
     now = snapshot(zk)
     assert [n for n in now if n[0].startswith(chosen)] == [n for n in before if n[0].startswith(chosen)]
     assert [n for n in now if not n[0].startswith(chosen)] == [n for n in damaged if not n[0].startswith(chosen)]

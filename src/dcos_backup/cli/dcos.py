@@ -271,11 +271,12 @@ def restore(
                     print_json(started)
                 return
             doc = wait_with_progress(client, backup_id, what, lambda d: status(d) != "STATUS_RESTORING", status)
-        click.echo(f"{backup_id}: restore {restore_id} {status(doc)}", err=True)
+        ended = restore_of(doc, restore_id)
+        click.echo(f"{backup_id}: restore {restore_id} {status(doc)}{restore_summary(ended)}", err=True)
         if as_json:
-            print_json({**restore_of(doc, restore_id), "backup_id": backup_id})
+            print_json({**ended, "backup_id": backup_id})
         if status(doc) != "STATUS_READY":
-            raise OperationFailed(f"restore of {backup_id} failed: {restore_of(doc, restore_id).get('reason')}")
+            raise OperationFailed(f"restore of {backup_id} failed: {ended.get('reason')}")
 
 
 DRY_RUN_PATHS = 50  # paths per kind of change the human form of a dry run lists
@@ -283,6 +284,15 @@ DRY_RUN_PATHS = 50  # paths per kind of change the human form of a dry run lists
 
 def counts_line(counts: dict) -> str:
     return ", ".join(f"{counts[k]} {k}" for k in ("created", "updated", "deleted", "unchanged"))
+
+
+def restore_summary(restore: dict) -> str:
+    """What a finished restore changed, in all, and its safety backup: the end of the line ``--wait`` prints."""
+    stats = [c["stats"] for c in (restore.get("component_status") or {}).values() if c.get("stats")]
+    totals = {k: sum(s.get(k, 0) for s in stats) for k in ("created", "updated", "deleted", "unchanged")}
+    changed = f": {counts_line(totals)}" if stats else ""
+    safety = restore.get("safety_backup_id")
+    return changed + (f"; safety backup {safety}" if safety else "")
 
 
 def print_dry_run(diff: dict) -> None:
