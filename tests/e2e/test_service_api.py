@@ -435,3 +435,28 @@ def test_cancel_a_backup_and_a_restore(env, slow_reader):
     nothing = http.post(CANCEL, json={"id": ready["id"]})  # no job runs on it any more
     assert nothing.status_code == 409 and nothing.json()["errors"] == [f"no backup or restore runs on {ready['id']}"]
     assert http.post(CANCEL, json={"id": new_backup_id("nope")}).status_code == 404
+
+
+def test_only_the_newest_safety_backups_are_kept(env):
+    http, service, zk, _ = env
+    service.keep_safety = 2
+    doc = create_ready(http)
+    safeties = []
+    for round_no in range(3):
+        if round_no == 0:
+            damage(zk)
+        else:
+            zk.set("/marathon/state/framework-id", b"round %d" % round_no)
+        http.post(RESTORE, json={"id": doc["id"]})
+        restore = restore_ended(http, doc["id"])["restores"][-1]
+        assert restore["status"] == "STATUS_READY", restore
+        safeties.append(restore["safety_backup_id"])
+        kept = [d["id"] for d in http.get(LIST, params={"prefix": "safety-"}).json()["backup_info"]]
+        assert kept == safeties[-2:]  # the newest two, oldest first
+        assert restore["pruned_safety_backups"] == (safeties[:1] if round_no == 2 else None)
+
+    service.engine.compare_lies = 1  # a failed restore prunes nothing
+    http.post(RESTORE, json={"id": doc["id"]})
+    failed = restore_ended(http, doc["id"])["restores"][-1]
+    assert failed["status"] == "STATUS_ERROR" and failed["pruned_safety_backups"] is None
+    assert len(http.get(LIST, params={"prefix": "safety-"}).json()["backup_info"]) == 3

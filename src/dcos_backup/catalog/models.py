@@ -119,6 +119,9 @@ class RestoreRecord(BaseModel):
     safety_backup_id: str | None = None
     paths: list[str] | None = Field(None, description="the subtrees restored (--path); absent: whole components")
     map: str | None = Field(None, description="SRC=DST: the backed-up SRC was restored under DST (--map)")
+    pruned_safety_backups: list[str] | None = Field(
+        None, description="older safety backups deleted after this restore succeeded (the newest N are kept)"
+    )
 
     @classmethod
     def start(

@@ -17,7 +17,7 @@ from dcos_backup.iam.tokens import load_public_key
 from dcos_backup.service.app import build_app
 from dcos_backup.service.auth import Authorizer
 from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.jobs import BackupService
+from dcos_backup.service.jobs import KEEP_SAFETY_BACKUPS, BackupService
 from dcos_backup.service.server import serve
 
 file_option = click.Path(path_type=Path, dir_okay=False)
@@ -52,6 +52,13 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     help="File (0600) with the digest identity user:password the jobs present to ZooKeeper (default: none).",
 )
 @click.option(
+    "--keep-safety-backups",
+    type=click.IntRange(min=1),
+    default=KEEP_SAFETY_BACKUPS,
+    show_default=True,
+    help="Safety backups kept; older ones are deleted after each successful restore.",
+)
+@click.option(
     "--component",
     "components",
     multiple=True,
@@ -73,6 +80,7 @@ def cli(
     iam_public_key: Path,
     zk_credentials: Path,
     zk_auth: Path | None,
+    keep_safety_backups: int,
     components: tuple[str, ...],
     hooks: tuple[str, ...],
 ) -> None:
@@ -82,7 +90,9 @@ def cli(
     storage_backend = LocalStorage(storage)
     auth = Credentials.read(zk_auth).auth_data if zk_auth is not None else []
     with ZkEngine(zk_hosts, auth=auth) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
-        service = BackupService(storage_backend, engine, comps, hooks=[parse_hook(h) for h in hooks])
+        service = BackupService(
+            storage_backend, engine, comps, hooks=[parse_hook(h) for h in hooks], keep_safety=keep_safety_backups
+        )
         service.recover()
         try:
             serve(build_app(service, Authorizer(public_key, users.watch())), socket_path)

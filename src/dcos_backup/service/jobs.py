@@ -39,6 +39,7 @@ SAFETY_PREFIX = "safety-"
 RECOVERY_LOCK_WAIT = 120.0  # the stopped process's lock lives until its ZooKeeper session expires
 PROGRESS_EVERY = 256  # nodes between two updates of a job's progress
 DCOS_VERSION_FILE = Path("/opt/mesosphere/etc/dcos-version.json")
+KEEP_SAFETY_BACKUPS = 3  # safety backups kept per cluster; older ones go after a successful restore
 DRY_RUN_CHANGES = 10_000  # changes a dry run lists (every count is complete): bounds its answer's size
 COUNTS = ("created", "updated", "deleted", "unchanged", "counters", "counter_children")
 
@@ -66,9 +67,14 @@ class BackupService:
         components: Sequence[ZkSubtree] = DEFAULT_COMPONENTS,
         dcos_version: str | None = None,
         hooks: Sequence[Hook] = (),
+        keep_safety: int = KEEP_SAFETY_BACKUPS,
     ) -> None:
         """``engine`` is the service's only way to ZooKeeper; its owner closes it after :meth:`close`.
-        ``hooks``: application hooks around a restore (:mod:`dcos_backup.components.hooks`)."""
+        ``hooks``: application hooks around a restore (:mod:`dcos_backup.components.hooks`); ``keep_safety``:
+        how many safety backups a successful restore leaves (the newest, its own among them)."""
+        if keep_safety < 1:
+            raise UsageError("at least one safety backup must be kept (the one of the latest restore)")
+        self.keep_safety = keep_safety
         self.storage = storage
         self.engine = engine
         self.components = tuple(components)
@@ -276,11 +282,22 @@ class BackupService:
         stats = self._apply_targets(record, targets, job, "restoring")
         self._call_hooks("after", hooked, job)
         restore.finish(stats)
+        restore.pruned_safety_backups = self._prune_safety_backups() or None
         log.info("restore %s of %s done", restore.id, record.id)
 
     def _call_hooks(self, when: str, components: Sequence[str], job: Job) -> None:
         job.progress.update(phase=f"calling the {when}-restore hooks")
         run_hooks(self.hooks, when, components)
+
+    def _prune_safety_backups(self) -> list[str]:
+        """Delete all but the newest ``keep_safety`` safety backups (after a successful restore, so the
+        newest is the one just taken); the ids deleted. A failure to delete is logged, never fatal."""
+        ready = [r for r in self.storage.list_records(SAFETY_PREFIX) if r.safety and not r.in_progress]
+        pruned = []
+        for old in ready[: max(0, len(ready) - self.keep_safety)]:
+            if attempt(partial(self.storage.delete, old.id), f"pruning the safety backup {old.id}") is None:
+                pruned.append(old.id)
+        return pruned
 
     def _restore_failed(self, restore: RestoreRecord, job: Job, reason: str) -> None:
         if restore.safety_backup_id is not None:
