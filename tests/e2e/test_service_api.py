@@ -423,7 +423,7 @@ def test_cancel_a_backup_and_a_restore(env, slow_reader):
     damaged = snapshot(zk)
     service.engine.apply_gate = gate = threading.Event()  # the restore stops after a few nodes of its apply
     http.post(RESTORE, json={"id": ready["id"]})
-    wait_for(lambda: service.progress(ready["id"]) and service.progress(ready["id"])["phase"] == "restoring marathon")
+    wait_for(lambda: service.progress(ready["id"]) and service.progress(ready["id"])["phase"] == "applying marathon")
     assert "STATUS_RESTORING" in [r["status"] for r in backup_doc(http, ready["id"])["restores"]]
     assert http.post(CANCEL, json={"id": ready["id"]}).status_code == 200
     gate.set()
@@ -460,3 +460,24 @@ def test_only_the_newest_safety_backups_are_kept(env):
     failed = restore_ended(http, doc["id"])["restores"][-1]
     assert failed["status"] == "STATUS_ERROR" and failed["pruned_safety_backups"] is None
     assert len(http.get(LIST, params={"prefix": "safety-"}).json()["backup_info"]) == 3
+
+
+def test_a_restore_reports_its_phases_and_counts(env):
+    http, service, zk, _ = env
+    doc = create_ready(http)
+    total = doc["component_status"]["marathon"]["nodes"]
+    assert total > 100
+    damage(zk)
+    service.engine.gate_after = 100
+    service.engine.apply_gate = gate = threading.Event()  # the apply stops after 100 nodes of the archive
+
+    def applying() -> dict | None:
+        progress = backup_doc(http, doc["id"]).get("progress")
+        return progress if progress and progress["phase"] == "applying marathon" and progress["nodes"] else None
+
+    http.post(RESTORE, json={"id": doc["id"]})
+    progress = wait_for(applying)
+    assert progress["nodes"] == 64 and progress["total"] == total  # counted every 64 nodes: never 128 at the gate
+    assert progress["safety_backup_id"].startswith("safety-")
+    gate.set()
+    assert restore_ended(http, doc["id"])["restores"][-1]["status"] == "STATUS_READY"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import NoReturn
@@ -130,13 +131,39 @@ def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, st
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
     ) as progress:
         task = progress.add_task(what, total=None)
+        rate = Rate()
 
         def update(doc: dict) -> None:
-            info = doc.get("progress") or {}
-            detail = f" - {info.get('phase')}: {info.get('nodes', 0)} znodes" if info.get("phase") else ""
-            progress.update(task, description=f"{what}: {status_of(doc)}{detail}")
+            progress.update(task, description=f"{what}: {status_of(doc)}{progress_detail(doc, rate)}")
 
         return client.wait(backup_id, done, update)
+
+
+class Rate:
+    """znodes per second within one phase, from the counts of successive polls."""
+
+    def __init__(self) -> None:
+        self.phase: object = None
+        self.start = (0, 0.0)
+
+    def of(self, phase: object, nodes: int) -> float | None:
+        now = time.monotonic()
+        if phase != self.phase:
+            self.phase, self.start = phase, (nodes, now)
+            return None
+        done, since = nodes - self.start[0], now - self.start[1]
+        return done / since if since > 0.5 else None
+
+
+def progress_detail(doc: dict, rate: Rate) -> str:
+    """`` - applying marathon: 1200/5000 znodes, 3400/s``: the running job's phase, its counts, its rate."""
+    info = doc.get("progress") or {}
+    if not info.get("phase"):
+        return ""
+    nodes = int(info.get("nodes") or 0)
+    count = f"{nodes}/{info['total']}" if info.get("total") else str(nodes)
+    per_second = rate.of(info["phase"], nodes)
+    return f" - {info['phase']}: {count} znodes" + (f", {per_second:.0f}/s" if per_second else "")
 
 
 @backup.command()

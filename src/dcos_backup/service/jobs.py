@@ -37,18 +37,26 @@ log = logging.getLogger(__name__)
 
 SAFETY_PREFIX = "safety-"
 RECOVERY_LOCK_WAIT = 120.0  # the stopped process's lock lives until its ZooKeeper session expires
-PROGRESS_EVERY = 256  # nodes between two updates of a job's progress
+PROGRESS_EVERY = 256  # nodes between two updates of a backup's progress (and checks for a cancel)
+PROGRESS_TICK = 64  # nodes between two updates of an apply's or a verification's progress
 DCOS_VERSION_FILE = Path("/opt/mesosphere/etc/dcos-version.json")
 KEEP_SAFETY_BACKUPS = 3  # safety backups kept per cluster; older ones go after a successful restore
 DRY_RUN_CHANGES = 10_000  # changes a dry run lists (every count is complete): bounds its answer's size
 COUNTS = ("created", "updated", "deleted", "unchanged", "counters", "counter_children")
 
 
-def until_cancelled(nodes: Iterable[ZNode], job: Job) -> Iterator[ZNode]:
-    """``nodes``, stopping with Cancelled once the job is cancelled (an Event's check per node costs little)."""
-    for node in nodes:
-        job.check_cancelled()
+def followed(nodes: Iterable[ZNode], job: Job, cancellable: bool) -> Iterator[ZNode]:
+    """``nodes``, counted in the job's progress as they go and, if ``cancellable``, stopping with Cancelled
+    once the job is cancelled (an Event's check per node costs little)."""
+    progress = job.progress
+    count = 0
+    for count, node in enumerate(nodes, 1):
+        if cancellable:
+            job.check_cancelled()
+        if count % PROGRESS_TICK == 0:
+            progress["nodes"] = count
         yield node
+    progress["nodes"] = count
 
 
 def cluster_version(version_file: Path = DCOS_VERSION_FILE) -> str:
@@ -235,7 +243,9 @@ class BackupService:
         """Stream one component into its archive."""
         entry = record.start_component(name)
         self.storage.write(record)  # the component shows STATUS_BACKING_UP while it is read
-        job.progress.update(phase=f"backing up {name}", component=name, nodes=0)
+        phase = f"safety backup of {name}" if record.safety else f"backing up {name}"
+        job.progress.update(phase=phase, component=name, nodes=0)
+        job.progress.pop("total", None)
         stats = ReadStats()
         first = self.engine.current_zxid()
         archive = archive_name(name)
@@ -271,7 +281,7 @@ class BackupService:
     def _restore(self, record: BackupRecord, restore: RestoreRecord, targets: Sequence[Target], job: Job) -> None:
         restore.begin()
         self.storage.write(record)  # every component shows STATUS_RESTORING from here on
-        job.progress.update(phase="verifying archives")
+        job.progress.update(phase="checking archives")
         self._verify_archives(record, components_of(targets))
         hooked = [t.component for t in targets if t.mapping is None]  # the applications read these roots
         self._call_hooks("before", hooked, job)
@@ -322,16 +332,21 @@ class BackupService:
     ) -> dict[str, dict[str, int]]:
         """Make each target's subtrees equal to its part of the archive, then check them; the counts per component."""
         stats: dict[str, dict[str, int]] = {}
+        restoring = verb == "restoring"  # else rolling back, which is never cancelled
         for target in targets:
             name = target.component
-            job.progress.update(phase=f"{verb} {name}", component=name)
+            whole = target.paths is None and target.mapping is None
+            total = {"total": record.component_status[name].nodes} if whole else {}
+            job.progress.update(phase=f"applying {name}" if restoring else f"{verb} {name}", component=name, nodes=0)
+            job.progress.pop("total", None)
+            job.progress.update(total)
             with self._archive(record, target) as raw:
-                nodes = target.nodes(read_archive(raw))
-                if verb == "restoring":  # a rollback is never cancelled
-                    nodes = until_cancelled(nodes, job)
+                nodes = followed(target.nodes(read_archive(raw)), job, restoring)
                 applied = self.engine.apply(target.root, nodes, target.paths)
+            job.progress.update(phase=f"verifying {name}", nodes=0)
             with self._archive(record, target) as raw:
-                difference = self.engine.compare(target.root, target.nodes(read_archive(raw)), target.paths)
+                nodes = followed(target.nodes(read_archive(raw)), job, False)
+                difference = self.engine.compare(target.root, nodes, target.paths)
             if difference is not None:
                 raise IntegrityError(f"{name} differs from the backup after {verb}: {difference}")
             counts = applied.to_dict()
