@@ -185,16 +185,19 @@ class BackupService:
         return record
 
     def delete(self, backup_id: str) -> BackupRecord:
-        record = self.storage.read(backup_id)
-        job = self._jobs.current
-        if job is not None and backup_id in (job.id, job.progress.get("safety_backup_id")):
-            raise Conflict(
-                f"backup {backup_id} is in use by a running {job.kind}; wait for it to finish", running=job.id
-            )
-        if record.status == Status.BACKING_UP:
-            raise Conflict(f"backup {backup_id} is still being created")
-        self.storage.delete(backup_id)
-        return record
+        def delete_unless_in_use(job: Job | None) -> BackupRecord:
+            if job is not None and backup_id in (job.id, job.progress.get("safety_backup_id")):
+                raise Conflict(
+                    f"backup {backup_id} is in use by a running {job.kind}; wait for it to finish", running=job.id
+                )
+            record = self.storage.read(backup_id)
+            if record.status == Status.BACKING_UP:
+                raise Conflict(f"backup {backup_id} is still being created")
+            self.storage.delete(backup_id)
+            return record
+
+        self.storage.read(backup_id)  # 404 first
+        return self._jobs.between_jobs(delete_unless_in_use)
 
     def restore(self, backup_id: str, paths: Sequence[str] = (), mapping: str | None = None) -> RestoreRecord:
         """Start a restore of a backup (of its subtrees ``paths``, moved by ``mapping`` "SRC=DST", if given);

@@ -113,6 +113,12 @@ class JobRunner:
         finally:
             self._finish(job, None)
 
+    def between_jobs(self, action: Callable[[Job | None], T]) -> T:
+        """``action(running job or None)`` while no job starts or ends: a job that has just ended is seen
+        as ended, with its final record written (a delete right after a restore is not refused)."""
+        with self._mutex:
+            return action(self._job)
+
     def launch_when_free(self, kind: str, record: BackupRecord, steps: Steps, fail: Fail, wait: float) -> None:
         """Start a job on ``record`` in the background as soon as the lock is free (at most ``wait`` s);
         for start-up recovery, where the lock may still be held by the stopped process's session.
