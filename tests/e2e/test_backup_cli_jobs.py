@@ -59,8 +59,26 @@ def start_dcos(cluster, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in AMBIENT_SETTINGS}
     env["DCOS_LOCAL_DIR"] = str(cluster.dir)
     return subprocess.Popen(
-        [tool("dcos"), "backup", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        [tool("dcos"), "backup", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # A suite started in the background (``scripts/test.sh &``) inherits SIGINT ignored, and Python then
+        # never turns it into KeyboardInterrupt: give the CLI the disposition a terminal's user gives it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def ended(process: subprocess.Popen, timeout: float = 60) -> tuple[str, str]:
+    """The output of a CLI process once it has exited; if it does not, kill it and fail with what it said."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        said = f"stdout {out!r}, stderr {err!r}"
+        raise AssertionError(f"{process.args} did not exit within {timeout:g}s; {said}") from None
 
 
 def test_list_ctrl_c_show_wait_and_cancel_of_a_running_restore(make_cluster):
@@ -80,7 +98,7 @@ def test_list_ctrl_c_show_wait_and_cancel_of_a_running_restore(make_cluster):
 
         restore_id = waiting.stdout.readline().strip()  # printed as the CLI starts to wait
         waiting.send_signal(signal.SIGINT)
-        out, err = waiting.communicate(timeout=60)
+        out, err = ended(waiting)
         assert waiting.returncode == 130 and out == "" and len(restore_id) == 36
         assert err.splitlines() == [
             f"error: stopped waiting; restoring {backup_id} goes on in the service: follow it with "
@@ -92,7 +110,7 @@ def test_list_ctrl_c_show_wait_and_cancel_of_a_running_restore(make_cluster):
         cancelled = ok(dcos(cluster, "cancel", backup_id))
         assert cancelled.stdout.startswith(f"cancelling the job on {backup_id}")
         hook.release.set()
-        out, err = follower.communicate(timeout=120)
+        out, err = ended(follower, 120)
         assert follower.returncode == 1, (out, err)
         assert err.strip() == f"error: the job on {backup_id} failed: cancelled"
         shown = json.loads(out)
