@@ -6,11 +6,11 @@ The service is given it instead of a :class:`~dcos_backup.service.engine.ZkEngin
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from dcos_backup.errors import ZooKeeperUnavailable
 from dcos_backup.service.engine import Engine, JobLock
-from dcos_backup.zk import ApplyStats, ReadStats, ZNode
+from dcos_backup.zk import ApplyStats, ReadStats, TreeDiff, ZNode
 
 
 class FaultyEngine:
@@ -19,7 +19,8 @@ class FaultyEngine:
     - ``gate``: an Event; while it is clear, a read stops after ``gate_after`` nodes (for 30 s at most),
       so a job is still running when the next request arrives;
     - ``read_fails_after``: a read raises ZooKeeperUnavailable after that many nodes;
-    - ``compare_lies``: that many comparisons report an "injected difference" without looking.
+    - ``compare_lies``: that many comparisons report an "injected difference" without looking;
+    - ``apply_gate``: an Event; while it is clear, an apply stops taking nodes after ``gate_after`` (30 s at most).
     """
 
     def __init__(self, real: Engine) -> None:
@@ -29,6 +30,8 @@ class FaultyEngine:
         self.read_fails_after: int | None = None
         self.compare_lies = 0
         self.reads = 0
+        self.applies = 0
+        self.apply_gate: threading.Event | None = None
 
     def read(self, root: str, stats: ReadStats | None = None) -> Iterator[ZNode]:
         self.reads += 1
@@ -39,14 +42,24 @@ class FaultyEngine:
                 raise ZooKeeperUnavailable(f"injected: connection lost after {i} nodes")
             yield node
 
-    def apply(self, root: str, nodes: Iterable[ZNode]) -> ApplyStats:
-        return self.real.apply(root, nodes)
+    def apply(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> ApplyStats:
+        self.applies += 1
+        return self.real.apply(root, self._gated(nodes), paths)
 
-    def compare(self, root: str, nodes: Iterable[ZNode]) -> str | None:
+    def _gated(self, nodes: Iterable[ZNode]) -> Iterator[ZNode]:
+        for i, node in enumerate(nodes):
+            if i == self.gate_after and self.apply_gate is not None:
+                self.apply_gate.wait(30)
+            yield node
+
+    def compare(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> str | None:
         if self.compare_lies:
             self.compare_lies -= 1
             return "injected difference"
-        return self.real.compare(root, nodes)
+        return self.real.compare(root, nodes, paths)
+
+    def diff(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None, limit: int = 0) -> TreeDiff:
+        return self.real.diff(root, nodes, paths, limit)
 
     def current_zxid(self) -> int:
         return self.real.current_zxid()

@@ -80,8 +80,9 @@ OPERATIONS = [
 
 def from_schema(schema: dict, document: dict) -> st.SearchStrategy:
     """Values that match ``schema``: the part of JSON Schema the API's requests use (objects, strings with
-    pattern and length, bounded numbers, anyOf, $ref). Hand-written because hypothesis-jsonschema 0.23 fails on current
-    hypothesis ('many' object has no attribute 'more') and schemathesis 4's pytest plugin on current pytest."""
+    pattern and length, bounded numbers, booleans, arrays, anyOf, $ref). Hand-written because
+    hypothesis-jsonschema 0.23 fails on current hypothesis ('many' object has no attribute 'more') and
+    schemathesis 4's pytest plugin on current pytest."""
     if "$ref" in schema:
         return from_schema(document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]], document)
     if "anyOf" in schema:
@@ -102,6 +103,10 @@ def from_schema(schema: dict, document: dict) -> st.SearchStrategy:
         return st.none()
     if kind == "integer":
         return st.integers(schema.get("minimum", -(10**6)), schema.get("maximum", 10**6))
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "array":
+        return st.lists(from_schema(schema["items"], document), max_size=min(schema.get("maxItems", 5), 5))
     if kind == "number":
         return st.floats(schema.get("minimum", 0), schema.get("maximum", 1e6), allow_nan=False)
     raise AssertionError(f"the API's requests use a schema this generator does not know: {schema}")

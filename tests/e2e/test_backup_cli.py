@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from kazoo.security import OPEN_ACL_UNSAFE
 from tests.conftest import seeded_cluster
@@ -179,3 +180,83 @@ def test_killed_service_is_restarted_and_marks_the_backup_interrupted(seeded):
         what="a new backup",
     )
     apply_tree(cluster.zk_hosts, "/marathon/bulk", [])
+
+
+def test_dry_run_path_and_map_through_the_cli(seeded):
+    cluster, zk = seeded
+    backup_id = ok(dcos(cluster, "create", "--label", "precise", "--wait")).stdout.strip()
+    before = snapshot(zk)
+    apps = sorted(zk.get_children("/marathon/state/app"))
+    damage(zk)  # deletes apps[:3], changes apps[3:6], adds "intruder"
+    damaged = snapshot(zk)
+
+    human = ok(dcos(cluster, "restore", backup_id, "--dry-run")).stdout.splitlines()
+    assert human[0] == f"Dry run of a restore of {backup_id}: nothing was changed."
+    assert human[1].startswith("  marathon: ") and "4 updated, 2 deleted" in human[1]
+    assert "delete (2):" in human and "  /marathon/state/app/intruder" in human
+    diff = json.loads(ok(dcos(cluster, "restore", backup_id, "--dry-run", "--json")).stdout)
+    assert diff["deleted"] == 2 and diff["updated"] == 4 and len(diff["changes"]) == diff["created"] + 6
+    assert snapshot(zk) == damaged and latest_restore(show(cluster, backup_id)) == {}
+
+    chosen = f"/marathon/state/app/{apps[3]}"
+    restored = dcos(cluster, "restore", backup_id, "--path", chosen, "--wait")
+    assert restored.returncode == 0, restored.stderr
+    safety = latest_restore(show(cluster, backup_id))["safety_backup_id"]
+    assert restored.stderr.splitlines()[-1].endswith(  # the final line: what changed, and the safety backup
+        f"STATUS_READY: 0 created, 1 updated, 0 deleted, {len([n for n in before if n[0].startswith(chosen)]) - 1}"
+        f" unchanged; safety backup {safety}"
+    )
+    now = snapshot(zk)
+    assert [n for n in now if n[0].startswith(chosen)] == [n for n in before if n[0].startswith(chosen)]
+    assert [n for n in now if not n[0].startswith(chosen)] == [n for n in damaged if not n[0].startswith(chosen)]
+
+    ok(dcos(cluster, "restore", backup_id, "--map", "/marathon=/marathon-copy", "--wait"))
+    assert snapshot(zk, "/marathon-copy") == [("/marathon-copy" + p[9:], d, a) for p, d, a in before]
+    assert snapshot(zk) == now
+
+    for args, code, words in [
+        (["--path", "marathon/state"], 2, "not an absolute znode path"),
+        (["--path", "/chronos"], 2, "not under any component's root"),
+        (["--map", "/marathon"], 2, "expected SRC=DST"),
+        (["--path", "/marathon/never-was"], 1, "does not hold /marathon/never-was"),
+    ]:
+        result = dcos(cluster, "restore", backup_id, *args)
+        assert result.returncode == code and words in result.stderr, (args, result.stderr)
+        assert len(result.stderr.splitlines()) == 1
+    ok(dcos(cluster, "restore", backup_id, "--wait"))  # the seed's plain restore: everything as backed up
+    assert snapshot(zk) == before
+    zk.delete("/marathon-copy", recursive=True)
+
+
+def test_create_chooses_components(seeded):
+    cluster, _ = seeded
+    backup_id = ok(dcos(cluster, "create", "--label", "only-metronome", "--component", "metronome", "--wait"))
+    doc = show(cluster, backup_id.stdout.strip())
+    assert list(doc["component_status"]) == ["metronome"] and doc["component_status"]["metronome"]["nodes"] == 0
+    unknown = dcos(cluster, "create", "--label", "nope", "--component", "secrets")
+    assert unknown.returncode == 2 and unknown.stderr.splitlines() == [
+        "error: unknown component secrets: this cluster has marathon, metronome"
+    ]
+
+
+def test_json_outputs_version_and_unknown_routes(seeded):
+    cluster, _ = seeded
+    assert ok(run_tool("dcos", "--version")).stdout.strip() == __version__
+    created = json.loads(ok(dcos(cluster, "create", "--label", "as-json", "--json", "--wait")).stdout)
+    assert created["status"] == "STATUS_READY" and created["id"].startswith("as-json-") and created["size"] > 0
+    restored = json.loads(ok(dcos(cluster, "restore", created["id"], "--json", "--wait")).stdout)
+    assert restored["status"] == "STATUS_READY" and restored["backup_id"] == created["id"]
+    assert restored["safety_backup_id"] and restored["component_status"]["marathon"]["stats"]["unchanged"] > 0
+    started = json.loads(ok(dcos(cluster, "restore", created["id"], "--json")).stdout)
+    assert started["status"] == "STATUS_RESTORING" and started["backup_id"] == created["id"]
+    wait_for(lambda: latest_restore(show(cluster, created["id"]))["status"] == "STATUS_READY", what="restore")
+    deleted = json.loads(ok(dcos(cluster, "delete", created["id"], "--json")).stdout)
+    assert deleted["id"] == created["id"]
+
+    env = dcos_env(cluster)
+    with httpx.Client(
+        verify=env["DCOS_SSL_VERIFY"], headers={"Authorization": f"token={env['DCOS_ACS_TOKEN']}"}
+    ) as http:
+        for path in ("/system/v1/backup/v1/nope", "/nothing-here"):
+            response = http.get(env["DCOS_URL"] + path)
+            assert response.status_code == 404 and response.json()["code"] == "not_found", (path, response.text)

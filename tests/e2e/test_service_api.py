@@ -20,7 +20,7 @@ from dcos_backup.catalog.archive import read_archive
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
 from dcos_backup.catalog.storage import LocalStorage
-from dcos_backup.service.api import CREATE, DELETE, LIST, PREFIX, RESTORE
+from dcos_backup.service.api import CANCEL, CREATE, DELETE, LIST, PREFIX, RESTORE
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
 from dcos_backup.testing.seed import seed_marathon
@@ -90,14 +90,17 @@ def test_backup_lifecycle_and_restore_byte_for_byte(env):
     assert response.status_code == 200
     created = response.json()["backup_info"]
     assert created["status"] == "STATUS_BACKING_UP" and created["id"].startswith("pre-upgrade-")
-    assert created["component_status"] == {
-        "marathon": {**created["component_status"]["marathon"], "status": "STATUS_UNKNOWN"}
+    assert {name: c["status"] for name, c in created["component_status"].items()} == {
+        "marathon": "STATUS_UNKNOWN",
+        "metronome": "STATUS_UNKNOWN",  # the default registry's second component
     }
     assert created["dcos_version"] == "2.2.0" and created["restores"] == []
     doc = wait_for(lambda: (d := backup_doc(http, created["id"]))["status"] == "STATUS_READY" and d)
     comp = doc["component_status"]["marathon"]
     assert comp["nodes"] == len(before) and comp["status"] == "STATUS_READY" and len(comp["sha256"]) == 64
     assert comp["skipped_ephemeral"] == 0 and comp["zxid_window"]["last"] >= comp["zxid_window"]["first"] > 0
+    absent = doc["component_status"]["metronome"]  # no /metronome: backed up as empty, not an error
+    assert absent["status"] == "STATUS_READY" and absent["nodes"] == 0 and absent["root"] == "/metronome"
 
     damage(zk)
     assert snapshot(zk) != before
@@ -105,7 +108,10 @@ def test_backup_lifecycle_and_restore_byte_for_byte(env):
     assert restore.status_code == 200
     started = restore.json()["backup_info"]
     assert started["status"] == "STATUS_RESTORING" and started["backup_id"] == doc["id"]
-    assert started["component_status"] == {"marathon": {"status": "STATUS_UNKNOWN", "stats": None}}
+    assert started["component_status"] == {
+        "marathon": {"status": "STATUS_UNKNOWN", "stats": None},
+        "metronome": {"status": "STATUS_UNKNOWN", "stats": None},
+    }
     assert started["id"] != doc["id"] and len(started["id"]) == 36  # the restore's own id
     final = restore_ended(http, doc["id"], started["id"])
     latest = final["restores"][-1]
@@ -345,7 +351,10 @@ def test_restart_rolls_an_interrupted_restore_back_to_its_safety_backup(env):
     assert service.recover() == [wanted["id"]]
     restore = restore_ended(http, wanted["id"])["restores"][-1]
     assert restore["status"] == "STATUS_ERROR"
-    assert restore["component_status"] == {"marathon": {"status": "STATUS_ERROR", "stats": None}}
+    assert restore["component_status"] == {
+        "marathon": {"status": "STATUS_ERROR", "stats": None},
+        "metronome": {"status": "STATUS_ERROR", "stats": None},
+    }
     assert restore["reason"] == (
         f"interrupted: the service stopped during the restore; rolled back to the safety backup {safety['id']}"
     )
@@ -394,3 +403,81 @@ def test_openapi_and_error_shapes(env):
     assert big.status_code == 413 and big.json()["code"] == "too_large"
     assert http.get("/nope").json()["code"] == "not_found"
     assert http.put(CREATE).json() == {"errors": ["Method Not Allowed"], "code": "method_not_allowed"}
+
+
+def test_cancel_a_backup_and_a_restore(env, slow_reader):
+    http, service, zk, _ = env
+    slow_reader.set()
+    ready = create_ready(http)
+    slow_reader.clear()  # the next backup stops reading after a few nodes
+    running = http.post(CREATE, json={"label": "doomed"}).json()["backup_info"]
+    wait_for(lambda: service.running is not None and service.running.id == running["id"])
+    cancelled = http.post(CANCEL, json={"id": running["id"]})
+    assert cancelled.status_code == 200 and cancelled.json()["backup_info"]["id"] == running["id"]
+    slow_reader.set()
+    doc = wait_for(lambda: (d := backup_doc(http, running["id"]))["status"] != "STATUS_BACKING_UP" and d)
+    assert doc["status"] == "STATUS_ERROR" and doc["reason"] == "cancelled"
+    assert not list(service.storage.archive_path(running["id"], "marathon.dcosbkp").parent.glob("*.partial"))
+
+    damage(zk)
+    damaged = snapshot(zk)
+    service.engine.apply_gate = gate = threading.Event()  # the restore stops after a few nodes of its apply
+    http.post(RESTORE, json={"id": ready["id"]})
+    wait_for(lambda: service.progress(ready["id"]) and service.progress(ready["id"])["phase"] == "applying marathon")
+    assert "STATUS_RESTORING" in [r["status"] for r in backup_doc(http, ready["id"])["restores"]]
+    assert http.post(CANCEL, json={"id": ready["id"]}).status_code == 200
+    gate.set()
+    restore = restore_ended(http, ready["id"])["restores"][-1]
+    assert restore["status"] == "STATUS_ERROR"
+    assert restore["reason"].startswith("cancelled; rolled back to the safety backup "), restore["reason"]
+    assert snapshot(zk) == damaged
+
+    nothing = http.post(CANCEL, json={"id": ready["id"]})  # no job runs on it any more
+    assert nothing.status_code == 409 and nothing.json()["errors"] == [f"no backup or restore runs on {ready['id']}"]
+    assert http.post(CANCEL, json={"id": new_backup_id("nope")}).status_code == 404
+
+
+def test_only_the_newest_safety_backups_are_kept(env):
+    http, service, zk, _ = env
+    service.keep_safety = 2
+    doc = create_ready(http)
+    safeties = []
+    for round_no in range(3):
+        if round_no == 0:
+            damage(zk)
+        else:
+            zk.set("/marathon/state/framework-id", b"round %d" % round_no)
+        http.post(RESTORE, json={"id": doc["id"]})
+        restore = restore_ended(http, doc["id"])["restores"][-1]
+        assert restore["status"] == "STATUS_READY", restore
+        safeties.append(restore["safety_backup_id"])
+        kept = [d["id"] for d in http.get(LIST, params={"prefix": "safety-"}).json()["backup_info"]]
+        assert kept == safeties[-2:]  # the newest two, oldest first
+        assert restore["pruned_safety_backups"] == (safeties[:1] if round_no == 2 else None)
+
+    service.engine.compare_lies = 1  # a failed restore prunes nothing
+    http.post(RESTORE, json={"id": doc["id"]})
+    failed = restore_ended(http, doc["id"])["restores"][-1]
+    assert failed["status"] == "STATUS_ERROR" and failed["pruned_safety_backups"] is None
+    assert len(http.get(LIST, params={"prefix": "safety-"}).json()["backup_info"]) == 3
+
+
+def test_a_restore_reports_its_phases_and_counts(env):
+    http, service, zk, _ = env
+    doc = create_ready(http)
+    total = doc["component_status"]["marathon"]["nodes"]
+    assert total > 100
+    damage(zk)
+    service.engine.gate_after = 100
+    service.engine.apply_gate = gate = threading.Event()  # the apply stops after 100 nodes of the archive
+
+    def applying() -> dict | None:
+        progress = backup_doc(http, doc["id"]).get("progress")
+        return progress if progress and progress["phase"] == "applying marathon" and progress["nodes"] else None
+
+    http.post(RESTORE, json={"id": doc["id"]})
+    progress = wait_for(applying)
+    assert progress["nodes"] == 64 and progress["total"] == total  # counted every 64 nodes: never 128 at the gate
+    assert progress["safety_backup_id"].startswith("safety-")
+    gate.set()
+    assert restore_ended(http, doc["id"])["restores"][-1]["status"] == "STATUS_READY"

@@ -117,14 +117,23 @@ class RestoreRecord(BaseModel):
     finished_at: datetime | None = None
     reason: str | None = None
     safety_backup_id: str | None = None
+    paths: list[str] | None = Field(None, description="the subtrees restored (--path); absent: whole components")
+    map: str | None = Field(None, description="SRC=DST: the backed-up SRC was restored under DST (--map)")
+    pruned_safety_backups: list[str] | None = Field(
+        None, description="older safety backups deleted after this restore succeeded (the newest N are kept)"
+    )
 
     @classmethod
-    def start(cls, components: Iterable[str]) -> RestoreRecord:
+    def start(
+        cls, components: Iterable[str], paths: Iterable[str] | None = None, mapping: str | None = None
+    ) -> RestoreRecord:
         return cls(
             id=str(uuid.uuid4()),
             status=Status.RESTORING,
             component_status={name: RestoreComponent() for name in components},
             timestamp=now(),
+            paths=list(paths) if paths else None,
+            map=mapping,
         )
 
     def begin(self) -> None:
@@ -248,13 +257,20 @@ class BackupRecord(BaseModel):
         """The service stopped while this backup ran (found at the next start)."""
         self.fail(INTERRUPTED_BACKUP)
 
-    def start_restore(self) -> RestoreRecord:
-        """Begin a restore of this backup: only a ``STATUS_READY`` backup can be restored, one restore at a time."""
+    def check_restorable(self) -> None:
+        """Only a ``STATUS_READY`` backup can be restored (or dry-run), one restore at a time (Conflict)."""
         if self.status != Status.READY:
             raise Conflict(f"backup {self.id} is {self.status.value}; only STATUS_READY backups can be restored")
         latest = self.latest_restore
         if latest is not None and latest.status == Status.RESTORING:
             raise Conflict(f"restore {latest.id} of this backup is still running")
-        restore = RestoreRecord.start(self.component_status)
+
+    def start_restore(
+        self, components: Iterable[str] | None = None, paths: Iterable[str] | None = None, mapping: str | None = None
+    ) -> RestoreRecord:
+        """Begin a restore of this backup (of ``components``, default all; ``paths``/``mapping`` as asked):
+        only a ``STATUS_READY`` backup can be restored, one restore at a time."""
+        self.check_restorable()
+        restore = RestoreRecord.start(self.component_status if components is None else components, paths, mapping)
         self.restores.append(restore)
         return restore

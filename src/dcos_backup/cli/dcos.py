@@ -6,7 +6,10 @@ The cluster is found by :mod:`.endpoint` (``--url``/``--token``, ``DCOS_URL``/``
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
+from collections.abc import Iterator
 from typing import NoReturn
 
 import click
@@ -15,10 +18,17 @@ from dcos_backup import __version__
 from dcos_backup.catalog.ids import validate_label
 from dcos_backup.cli._common import run
 from dcos_backup.cli.endpoint import resolve_endpoint
-from dcos_backup.cli.output import dcos_time, print_json, print_table
+from dcos_backup.cli.output import dcos_time, print_json, print_result, print_table
 from dcos_backup.cli.schedule import schedule
 from dcos_backup.errors import DcosBackupError
-from dcos_backup.service.client import BackupClient, backup_finished, restore_of
+from dcos_backup.service.client import (
+    BackupClient,
+    backup_finished,
+    job_finished,
+    latest_restore,
+    list_status,
+    restore_of,
+)
 
 INFO = "Create, list, show, restore and delete backups of the cluster's state"
 LIST_COLUMNS = ("BACKUP ID", "VERSION", "STATUS", "TIMESTAMP", "LABEL", "SIZE")
@@ -26,6 +36,12 @@ LIST_COLUMNS = ("BACKUP ID", "VERSION", "STATUS", "TIMESTAMP", "LABEL", "SIZE")
 
 class OperationFailed(DcosBackupError):
     """A job the CLI waited for ended in STATUS_ERROR (exit 1)."""
+
+
+class StoppedWaiting(DcosBackupError):
+    """Ctrl-C while waiting for a job: the job goes on in the service (exit 130, as for any Ctrl-C)."""
+
+    exit_code = 130
 
 
 def print_and_exit(text: str):
@@ -38,6 +54,7 @@ def print_and_exit(text: str):
 
 
 @click.group(help="DC/OS command line (the backup commands of the Enterprise CLI).")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=print_and_exit(__version__))
 def cli() -> None:
     pass
 
@@ -65,6 +82,19 @@ def human_size(size: int) -> str:
     return str(size)
 
 
+@contextlib.contextmanager
+def job_goes_on(backup_id: str, what: str) -> Iterator[None]:
+    """Around the wait for a job (from the moment its id is printed): Ctrl-C stops the wait, not the job,
+    and says so, and how to follow or stop the job."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise StoppedWaiting(
+            f"stopped waiting; {what} goes on in the service: follow it with 'dcos backup show {backup_id} --wait', "
+            f"stop it with 'dcos backup cancel {backup_id}'"
+        ) from None
+
+
 def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, status_of) -> dict:
     """Wait for a job, with a spinner on a terminal (only there: rich is loaded only when it shows)."""
     if not sys.stderr.isatty():
@@ -77,31 +107,67 @@ def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, st
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
     ) as progress:
         task = progress.add_task(what, total=None)
+        rate = Rate()
 
         def update(doc: dict) -> None:
-            info = doc.get("progress") or {}
-            detail = f" - {info.get('phase')}: {info.get('nodes', 0)} znodes" if info.get("phase") else ""
-            progress.update(task, description=f"{what}: {status_of(doc)}{detail}")
+            progress.update(task, description=f"{what}: {status_of(doc)}{progress_detail(doc, rate)}")
 
         return client.wait(backup_id, done, update)
+
+
+class Rate:
+    """znodes per second within one phase, from the counts of successive polls."""
+
+    def __init__(self) -> None:
+        self.phase: object = None
+        self.start = (0, 0.0)
+
+    def of(self, phase: object, nodes: int) -> float | None:
+        now = time.monotonic()
+        if phase != self.phase:
+            self.phase, self.start = phase, (nodes, now)
+            return None
+        done, since = nodes - self.start[0], now - self.start[1]
+        return done / since if since > 0.5 else None
+
+
+def progress_detail(doc: dict, rate: Rate) -> str:
+    """`` - applying marathon: 1200/5000 znodes, 3400/s``: the running job's phase, its counts, its rate."""
+    info = doc.get("progress") or {}
+    if not info.get("phase"):
+        return ""
+    nodes = int(info.get("nodes") or 0)
+    count = f"{nodes}/{info['total']}" if info.get("total") else str(nodes)
+    per_second = rate.of(info["phase"], nodes)
+    return f" - {info['phase']}: {count} znodes" + (f", {per_second:.0f}/s" if per_second else "")
 
 
 @backup.command()
 @click.option("--label", required=True, help="3-25 characters of [A-Za-z0-9_.-], the first two of [A-Za-z0-9_].")
 @click.option("--wait", is_flag=True, help="Wait until the backup is STATUS_READY (exit 1 on STATUS_ERROR).")
+@click.option(
+    "--component", "components", multiple=True, metavar="NAME", help="Back up only this component (repeatable)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the backup's BackupMetadata (the final one with --wait).")
 @click.pass_context
-def create(ctx: click.Context, label: str, wait: bool) -> None:
-    """Create a backup of the cluster's components; prints its id."""
+def create(ctx: click.Context, label: str, wait: bool, components: tuple[str, ...], as_json: bool) -> None:
+    """Create a backup of the cluster's components (default: all); prints its id."""
     validate_label(label)
     with client_of(ctx) as client:
-        backup_id = client.create(label)["id"]
-        click.echo(backup_id)
+        doc = client.create(label, components)
+        backup_id = doc["id"]
+        what = f"backing up {backup_id}"
+        with job_goes_on(backup_id, what):
+            if not as_json:
+                click.echo(backup_id)
+            if wait:
+                doc = wait_with_progress(client, backup_id, what, backup_finished, lambda d: d["status"])
         if wait:
-            what = f"backing up {backup_id}"
-            doc = wait_with_progress(client, backup_id, what, backup_finished, lambda d: d["status"])
             click.echo(f"{backup_id}: {doc['status']} ({human_size(doc.get('size', 0))})", err=True)
-            if doc["status"] != "STATUS_READY":
-                raise OperationFailed(f"backup {backup_id} failed: {doc.get('reason')}")
+        if as_json:
+            print_json(doc)
+        if doc["status"] == "STATUS_ERROR":
+            raise OperationFailed(f"backup {backup_id} failed: {doc.get('reason')}")
 
 
 @backup.command("list")
@@ -116,7 +182,7 @@ def list_cmd(ctx: click.Context, prefix: str, as_json: bool) -> None:
         print_json(docs)
         return
     rows = [
-        (d["id"], d["dcos_version"], d["status"], dcos_time(d["timestamp"]), d["label"], human_size(d["size"]))
+        (d["id"], d["dcos_version"], list_status(d), dcos_time(d["timestamp"]), d["label"], human_size(d["size"]))
         for d in docs
     ]
     print_table(LIST_COLUMNS, rows)
@@ -125,43 +191,128 @@ def list_cmd(ctx: click.Context, prefix: str, as_json: bool) -> None:
 @backup.command()
 @click.argument("backup_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default: the backup's BackupMetadata).")
+@click.option(
+    "--wait", is_flag=True, help="First wait until the backup or restore running on it ends (exit 1 if it fails)."
+)
 @click.pass_context
-def show(ctx: click.Context, backup_id: str, as_json: bool) -> None:
+def show(ctx: click.Context, backup_id: str, as_json: bool, wait: bool) -> None:
     """Show one backup as JSON: DC/OS's keys first; restores[-1].component_status.marathon follows a restore."""
     with client_of(ctx) as client:
-        print_json(client.show(backup_id))
+        doc = client.show(backup_id)
+        running = not job_finished(doc)
+        if wait and running:
+            what = f"{'backing up' if not backup_finished(doc) else 'restoring'} {backup_id}"
+            with job_goes_on(backup_id, what):
+                click.echo(f"waiting: {what} (Ctrl-C stops waiting, not the job)", err=True)
+                doc = wait_with_progress(client, backup_id, what, job_finished, list_status)
+        print_json(doc)
+    if wait and running and (doc["status"] == "STATUS_ERROR" or latest_restore(doc).get("status") == "STATUS_ERROR"):
+        raise OperationFailed(
+            f"the job on {backup_id} failed: {latest_restore(doc).get('reason') or doc.get('reason')}"
+        )
 
 
 @backup.command()
 @click.argument("backup_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the backup's BackupMetadata.")
 @click.pass_context
-def delete(ctx: click.Context, backup_id: str) -> None:
+def cancel(ctx: click.Context, backup_id: str, as_json: bool) -> None:
+    """Cancel the backup or restore running on a backup (a restore is rolled back to its safety backup)."""
+    with client_of(ctx) as client:
+        doc = client.cancel(backup_id)
+    follow = f"follow it with 'dcos backup show {backup_id} --wait'"
+    print_result(doc, as_json, f"cancelling the job on {backup_id}; {follow}")
+
+
+@backup.command()
+@click.argument("backup_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the deleted backup's BackupMetadata.")
+@click.pass_context
+def delete(ctx: click.Context, backup_id: str, as_json: bool) -> None:
     """Delete a backup."""
     with client_of(ctx) as client:
-        client.delete(backup_id)
-    click.echo(f"deleted {backup_id}")
+        doc = client.delete(backup_id)
+    print_result(doc, as_json, f"deleted {backup_id}")
 
 
 @backup.command()
 @click.argument("backup_id")
 @click.option("--wait", is_flag=True, help="Wait until the restore ends (exit 1 on STATUS_ERROR).")
+@click.option("--dry-run", is_flag=True, help="Show what the restore would change, and change nothing.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the restore's RestoreMetadata (final with --wait), or the dry run's."
+)
+@click.option(
+    "--path", "paths", multiple=True, metavar="P", help="Restore only the subtree at P (repeatable); the rest stays."
+)
+@click.option("--map", "mapping", metavar="SRC=DST", help="Restore the backed-up subtree SRC under DST instead.")
 @click.pass_context
-def restore(ctx: click.Context, backup_id: str, wait: bool) -> None:
-    """Restore a backup (a safety backup of the current state is taken first); prints the restore's id."""
+def restore(
+    ctx: click.Context, backup_id: str, wait: bool, dry_run: bool, as_json: bool, paths: tuple, mapping: str | None
+) -> None:
+    """Restore a backup (a safety backup of what it touches is taken first); prints the restore's id."""
     with client_of(ctx) as client:
-        restore_id = client.restore(backup_id)["id"]
-        click.echo(restore_id)
-        if wait:
+        if dry_run:
+            diff = client.dry_run(backup_id, paths, mapping)
+            if as_json:
+                print_json(diff)
+            else:
+                print_dry_run(diff)
+            return
+        started = client.restore(backup_id, paths, mapping)
+        restore_id = started["id"]
 
-            def status(doc: dict) -> str | None:
-                return restore_of(doc, restore_id).get("status")
+        def status(doc: dict) -> str | None:
+            return restore_of(doc, restore_id).get("status")
 
-            doc = wait_with_progress(
-                client, backup_id, f"restoring {backup_id}", lambda d: status(d) != "STATUS_RESTORING", status
-            )
-            click.echo(f"{backup_id}: restore {restore_id} {status(doc)}", err=True)
-            if status(doc) != "STATUS_READY":
-                raise OperationFailed(f"restore of {backup_id} failed: {restore_of(doc, restore_id).get('reason')}")
+        what = f"restoring {backup_id}"
+        with job_goes_on(backup_id, what):
+            if not as_json:
+                click.echo(restore_id)
+            if not wait:
+                if as_json:
+                    print_json(started)
+                return
+            doc = wait_with_progress(client, backup_id, what, lambda d: status(d) != "STATUS_RESTORING", status)
+        ended = restore_of(doc, restore_id)
+        click.echo(f"{backup_id}: restore {restore_id} {status(doc)}{restore_summary(ended)}", err=True)
+        if as_json:
+            print_json({**ended, "backup_id": backup_id})
+        if status(doc) != "STATUS_READY":
+            raise OperationFailed(f"restore of {backup_id} failed: {ended.get('reason')}")
+
+
+DRY_RUN_PATHS = 50  # paths per kind of change the human form of a dry run lists
+
+
+def counts_line(counts: dict) -> str:
+    return ", ".join(f"{counts[k]} {k}" for k in ("created", "updated", "deleted", "unchanged"))
+
+
+def restore_summary(restore: dict) -> str:
+    """What a finished restore changed, in all, and its safety backup: the end of the line ``--wait`` prints."""
+    stats = [c["stats"] for c in (restore.get("component_status") or {}).values() if c.get("stats")]
+    totals = {k: sum(s.get(k, 0) for s in stats) for k in ("created", "updated", "deleted", "unchanged")}
+    changed = f": {counts_line(totals)}" if stats else ""
+    safety = restore.get("safety_backup_id")
+    return changed + (f"; safety backup {safety}" if safety else "")
+
+
+def print_dry_run(diff: dict) -> None:
+    """Counts per component, then the first paths of each kind of change, in pre-order."""
+    click.echo(f"Dry run of a restore of {diff['backup_id']}: nothing was changed.")
+    for name, counts in diff["component_status"].items():
+        click.echo(f"  {name}: {counts_line(counts)}")
+    for op in ("create", "update", "delete"):
+        total = diff[f"{op}d"]
+        if not total:
+            continue
+        paths = [c["path"] for c in diff["changes"] if c["op"] == op][:DRY_RUN_PATHS]
+        click.echo(f"{op} ({total}):")
+        for path in paths:
+            click.echo(f"  {path}")
+        if total > len(paths):
+            click.echo(f"  ... and {total - len(paths)} more (--json lists up to 10,000 changes)")
 
 
 backup.add_command(schedule)

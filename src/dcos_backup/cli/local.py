@@ -52,6 +52,19 @@ def cli() -> None:
 @click.option("--heap", default="1g", show_default=True, help="Java heap of each ZooKeeper.")
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for a serving ensemble.")
 @click.option("--zk-archive", metavar="REPO", default=None, help="Archive every master's ZooKeeper into REPO.")
+@click.option(
+    "--zk-auth",
+    metavar="USER:PASSWORD",
+    help="Digest identity the backup service presents to ZooKeeper (kept 0600 in the cluster's secrets).",
+)
+@click.option(
+    "--hook",
+    "hooks",
+    multiple=True,
+    metavar="NAME:WHEN=[METHOD ]URL",
+    help="Application hook of the backup service around restores (repeatable), e.g. "
+    "'marathon:after=DELETE http://127.0.0.1:8080/v2/leader'.",
+)
 def up(
     masters: int,
     directory: Path | None,
@@ -60,10 +73,14 @@ def up(
     heap: str,
     timeout: float,
     zk_archive: str | None,
+    zk_auth: str | None,
+    hooks: tuple[str, ...],
 ) -> None:
     """Start the masters, the backup service and every master's Admin Router (HTTPS on port 443: run as root)."""
     extra = list(parse_zk_extra(zk_config))
-    cluster = local_cluster.up(directory, masters, subnet, extra, heap, timeout, zk_archive=zk_archive)
+    cluster = local_cluster.up(
+        directory, masters, subnet, extra, heap, timeout, zk_archive=zk_archive, zk_auth=zk_auth, hooks=hooks
+    )
     click.echo(f"cluster up in {cluster.dir}: {len(cluster.masters)} masters, ZooKeeper {cluster.zk_hosts}")
     if cluster.service:
         urls = ", ".join(m.admin_router_url for m in cluster.masters)

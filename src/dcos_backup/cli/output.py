@@ -17,6 +17,14 @@ def print_json(doc: object) -> None:
     click.echo(json.dumps(doc, indent=2))
 
 
+def print_result(doc: object, as_json: bool, line: str) -> None:
+    """A command's result: the API's document with ``--json``, else one line for a person."""
+    if as_json:
+        print_json(doc)
+    else:
+        click.echo(line)
+
+
 def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     """Left-aligned columns two spaces apart, as the DC/OS CLI prints its tables."""
     widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]

@@ -12,13 +12,14 @@ import click
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.cli._common import run
 from dcos_backup.components import DEFAULT_COMPONENTS, parse_component
+from dcos_backup.components.hooks import parse_hook
 from dcos_backup.iam.store import Credentials, UserStore
 from dcos_backup.iam.tokens import load_public_key
 from dcos_backup.service.app import build_app
 from dcos_backup.service.auth import Authorizer
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.forward import Forwarder
-from dcos_backup.service.jobs import BackupService
+from dcos_backup.service.jobs import KEEP_SAFETY_BACKUPS, BackupService
 from dcos_backup.service.leadership import Leader, Leadership
 from dcos_backup.service.scheduler import Scheduler
 from dcos_backup.service.schedules import ScheduleStore
@@ -50,11 +51,32 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     help="File (0600) with the ZooKeeper identity user:password that may read the users and grants.",
 )
 @click.option(
+    "--zk-auth",
+    "zk_auth",
+    type=file_option,
+    help="File (0600) with the digest identity user:password the jobs present to ZooKeeper (default: none).",
+)
+@click.option(
+    "--keep-safety-backups",
+    type=click.IntRange(min=1),
+    default=KEEP_SAFETY_BACKUPS,
+    show_default=True,
+    help="Safety backups kept; older ones are deleted after each successful restore.",
+)
+@click.option(
     "--component",
     "components",
     multiple=True,
     metavar="NAME=/zk/path",
-    help="Components to back up (repeatable); default: marathon=/marathon.",
+    help="Components to back up (repeatable); default: marathon=/marathon and metronome=/metronome.",
+)
+@click.option(
+    "--hook",
+    "hooks",
+    multiple=True,
+    metavar="NAME:WHEN=[METHOD ]URL",
+    help="Call an application before or after a restore of a component (repeatable), e.g. "
+    "'marathon:after=DELETE http://127.0.0.1:8080/v2/leader'; default: none.",
 )
 @click.option(
     "--instance",
@@ -75,18 +97,29 @@ def cli(
     socket_path: Path,
     iam_public_key: Path,
     zk_credentials: Path,
+    zk_auth: Path | None,
+    keep_safety_backups: int,
     components: tuple[str, ...],
     instance: str | None,
     advertise: str | None,
     ca_file: Path | None,
+    hooks: tuple[str, ...],
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     comps = tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS
     public_key = load_public_key(iam_public_key)
     storage_backend = LocalStorage(storage)
-    with ZkEngine(zk_hosts) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
+    auth = Credentials.read(zk_auth).auth_data if zk_auth is not None else []
+    with ZkEngine(zk_hosts, auth=auth) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
         instance = instance or f"{socket.gethostname()}:{socket_path}"
-        service = BackupService(storage_backend, engine, comps, instance=instance)
+        service = BackupService(
+            storage_backend,
+            engine,
+            comps,
+            instance=instance,
+            hooks=[parse_hook(h) for h in hooks],
+            keep_safety=keep_safety_backups,
+        )
         scheduler = Scheduler(service, ScheduleStore(engine.client))
 
         def lead() -> None:  # recovery first: an interrupted job is dealt with before new ones start

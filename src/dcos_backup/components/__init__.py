@@ -1,12 +1,15 @@
 """What a backup contains: a registry of components, each a ZooKeeper subtree.
 
-``marathon`` is the subtree ``/marathon`` (the seed's only component). More are added with
-``register(ZkSubtree("name", "/path"))`` or the service's ``--component name=/path`` flag.
+By default ``marathon`` (``/marathon``) and ``metronome`` (``/metronome``); a root that does not exist
+backs up as an empty archive (and a restore of it leaves the root absent). A cluster configures its own
+with the service's ``--component name=/path`` flags (they replace the defaults); ``dcos backup create
+--component NAME`` backs up some of them. Application hooks around a restore: :mod:`.hooks`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dcos_backup.errors import UsageError
@@ -34,7 +37,19 @@ def archive_name(component: str) -> str:
 
 
 MARATHON = ZkSubtree("marathon", "/marathon")
-DEFAULT_COMPONENTS: tuple[ZkSubtree, ...] = (MARATHON,)
+METRONOME = ZkSubtree("metronome", "/metronome")
+DEFAULT_COMPONENTS: tuple[ZkSubtree, ...] = (MARATHON, METRONOME)
+
+
+def choose(registry: Sequence[ZkSubtree], names: Sequence[str] = ()) -> tuple[ZkSubtree, ...]:
+    """The components ``names`` of ``registry`` (all of them without names); an unknown name is a UsageError."""
+    if not names:
+        return tuple(registry)
+    known = {comp.name: comp for comp in registry}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"unknown component {', '.join(unknown)}: this cluster has {', '.join(known)}")
+    return tuple(known[n] for n in dict.fromkeys(names))
 
 
 def parse_component(spec: str) -> ZkSubtree:

@@ -16,16 +16,19 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
 from dcos_backup.adminrouter.nginx import HTTPS_PORT, check_can_listen, nginx_binary
+from dcos_backup.components.hooks import parse_hook
 from dcos_backup.errors import ClusterError, Conflict, NotFound, UsageError
 from dcos_backup.exhibitor.config import NodeConfig
 from dcos_backup.exhibitor.server import check_dependencies, check_port_free
 from dcos_backup.exhibitor.status import MemberStatus, cluster_status, is_healthy
+from dcos_backup.fsutil import write_private_file
 from dcos_backup.local import security, services
 from dcos_backup.local.files import ClusterFiles
 from dcos_backup.master.layout import LOCAL_CLUSTER_FILE as CLUSTER_FILE
@@ -42,7 +45,7 @@ from dcos_backup.master.processes import (
     wait_until_gone,
 )
 from dcos_backup.testing.seed import SeedStats, seed_marathon
-from dcos_backup.zk import connect
+from dcos_backup.zk import connect, digest_auth
 
 DEFAULT_SUBNET = "127.20.0"
 MAX_MASTERS = 9
@@ -336,8 +339,16 @@ def up(
     timeout: float = 90.0,
     with_service: bool = True,
     zk_archive: str | None = None,
+    zk_auth: str | None = None,
+    hooks: Sequence[str] = (),
 ) -> Cluster:
-    """Start a cluster in ``directory``, wait until it serves with a leader, then start the backup service."""
+    """Start a cluster in ``directory``, wait until it serves with a leader, then start the backup service
+    (presenting the digest identity ``zk_auth``, ``user:password``, to ZooKeeper if given; calling the
+    application ``hooks``, ``NAME:WHEN=[METHOD ]URL``, around restores)."""
+    if zk_auth is not None:
+        digest_auth(zk_auth)  # a malformed one is a UsageError before anything starts
+    for hook in hooks:
+        parse_hook(hook)
     directory = Path(directory) if directory is not None else default_dir()
     try:
         existing = Cluster.load(directory)
@@ -358,6 +369,10 @@ def up(
     if front_door:
         nginx_binary()
     cluster.save()
+    if zk_auth is not None:
+        write_private_file(cluster.files.zk_auth, zk_auth.encode())
+    else:
+        cluster.files.zk_auth.unlink(missing_ok=True)
     try:
         for master in cluster.masters:
             cluster.start_master(master.id)
@@ -365,22 +380,24 @@ def up(
             security.create_trust(cluster.files, cluster.members)
         cluster.wait_serving(timeout)
         if front_door:
-            start_front_door(cluster)
+            start_front_door(cluster, hooks)
     except Exception:
         down(cluster)
         raise
     return cluster
 
 
-def start_front_door(cluster: Cluster) -> None:
+def start_front_door(cluster: Cluster, hooks: Sequence[str] = ()) -> None:
     """The users (bootstrapuser), the backup service on its socket, and every master's Admin Router."""
     security.create_bootstrap_user(cluster.files, cluster.zk_hosts)
     # As DC/OS, a backup service on every master, behind that master's Admin Router; master 1's starts
     # first, so it leads (runs the jobs and schedules) until it dies; the others forward job requests to it.
     first, *others = cluster.masters
-    started = [services.start_service(cluster.dir, cluster.zk_hosts, first.member, first.admin_router_url)]
+    hosts = cluster.zk_hosts
+    started = [services.start_service(cluster.dir, hosts, first.member, first.admin_router_url, hooks=hooks)]
     started += [
-        services.start_service(cluster.dir, cluster.zk_hosts, m.member, m.admin_router_url, wait=False) for m in others
+        services.start_service(cluster.dir, hosts, m.member, m.admin_router_url, wait=False, hooks=hooks)
+        for m in others
     ]
     for info in started[1:]:
         services.wait_service(info)

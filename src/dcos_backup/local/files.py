@@ -65,6 +65,11 @@ class ClusterFiles:
         return self.secrets_dir / "zk-credentials"
 
     @property
+    def zk_auth(self) -> Path:
+        """The digest identity (user:password) the backup service presents to ZooKeeper (``up --zk-auth``)."""
+        return self.secrets_dir / "zk-auth"
+
+    @property
     def token_file(self) -> Path:
         return self.secrets_dir / "bootstrapuser.token"
 

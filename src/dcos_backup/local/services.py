@@ -12,7 +12,7 @@ import importlib.util
 import os
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -79,10 +79,12 @@ def supervised(files: ClusterFiles, name: str, command: list[str], output: Path)
     )
 
 
-def start_service(cluster_dir: Path, zk_hosts: str, member: Member, url: str, wait: bool = True) -> dict[str, str]:
+def start_service(
+    cluster_dir: Path, zk_hosts: str, member: Member, url: str, wait: bool = True, hooks: Sequence[str] = ()
+) -> dict[str, str]:
     """Run master ``member``'s backup service on its unix socket under a restart-always supervisor, advertising
-    ``url`` (its Admin Router) for job requests while it leads; returns its cluster.json entry. Without
-    ``wait``, return at once (:func:`wait_service` then)."""
+    ``url`` (its Admin Router) for job requests while it leads, calling ``hooks`` around restores; returns its
+    cluster.json entry. Without ``wait``, return at once (:func:`wait_service` then)."""
     files = ClusterFiles(cluster_dir)
     socket = files.backup_socket(member.id)
     if len(str(socket)) > MAX_SOCKET_PATH:
@@ -102,6 +104,8 @@ def start_service(cluster_dir: Path, zk_hosts: str, member: Member, url: str, wa
         *("--zk", zk_hosts, "--storage", info["storage_dir"], "--socket", info["socket"]),
         *("--iam-public-key", str(files.iam_public_key), "--zk-credentials", str(files.zk_credentials)),
         *("--instance", info["instance"], "--advertise", url, "--ca-file", str(files.ca_cert)),
+        *(("--zk-auth", str(files.zk_auth)) if files.zk_auth.exists() else ()),
+        *(arg for hook in hooks for arg in ("--hook", hook)),
     )
     supervised(files, name, command, Path(info["log_file"]))
     if wait:

@@ -21,9 +21,23 @@ from pydantic import (
 
 from dcos_backup.catalog.ids import ID_PATTERN, LABEL_PATTERN, is_backup_id, validate_label
 from dcos_backup.catalog.models import BackupRecord, RestoreRecord
-from dcos_backup.service.paths import CREATE, DELETE, HEALTH, LIST, MAX_BODY, PREFIX, RESTORE
+from dcos_backup.errors import UsageError
+from dcos_backup.service.paths import CANCEL, CREATE, DELETE, HEALTH, LIST, MAX_BODY, PREFIX, RESTORE
+from dcos_backup.zk import PathMap
+from dcos_backup.zk.subtrees import normal_path
 
-__all__ = ["CREATE", "DELETE", "HEALTH", "LIST", "MAX_BODY", "PREFIX", "RESTORE"]  # the routes, with the models
+MAX_PATHS = 1000  # --path arguments one restore may name
+
+__all__ = [
+    "CANCEL",
+    "CREATE",
+    "DELETE",
+    "HEALTH",
+    "LIST",
+    "MAX_BODY",
+    "PREFIX",
+    "RESTORE",
+]  # the routes, with the models
 
 
 # ------------------------------------------------------------------------------------------ requests
@@ -32,14 +46,14 @@ class CreateBackup(BaseModel):
         description="3-25 characters; DC/OS's pattern",
         json_schema_extra={"minLength": 3, "maxLength": 25, "pattern": LABEL_PATTERN},
     )
+    components: list[str] = Field(
+        default_factory=list, description="the components to back up (default: all of the cluster's)", max_length=64
+    )
 
     @field_validator("label")
     @classmethod
     def _dcos_label(cls, label: str) -> str:
-        try:
-            return validate_label(label)
-        except Exception as exc:  # a UsageError, reported as the request's validation error (400)
-            raise ValueError(str(exc)) from exc
+        return _as_value_error(validate_label, label)
 
 
 class BackupRef(BaseModel):
@@ -59,7 +73,35 @@ class BackupRef(BaseModel):
 
 
 class RestoreRequest(BackupRef):
-    """Restore the backup ``id``."""
+    """Restore the backup ``id`` (DC/OS's body); the rest is ours, all optional."""
+
+    dry_run: bool = Field(False, description="compute what the restore would change; change nothing")
+    paths: list[str] = Field(
+        default_factory=list,
+        description="restore only these subtrees (absolute znode paths under a component's root)",
+        max_length=MAX_PATHS,
+    )
+    map: str | None = Field(None, description="SRC=DST: restore the backed-up subtree SRC under DST instead")
+
+    @field_validator("paths")
+    @classmethod
+    def _absolute_paths(cls, paths: list[str]) -> list[str]:
+        return [_as_value_error(normal_path, p, "path") for p in paths]
+
+    @field_validator("map")
+    @classmethod
+    def _mapping(cls, mapping: str | None) -> str | None:
+        if mapping is not None:
+            _as_value_error(PathMap.parse, mapping)
+        return mapping
+
+
+def _as_value_error(check, *args):
+    """``check(*args)``, its UsageError as the ValueError pydantic reports as the request's 400."""
+    try:
+        return check(*args)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from exc
 
 
 # ------------------------------------------------------------------------------------------ responses
@@ -99,6 +141,35 @@ class RestoreDocument(RestoreRecord):
     """A restore as ``POST /restore`` answers it: DC/OS's RestoreMetadata and the backup it restores."""
 
     backup_id: str
+
+
+class RestoreCounts(BaseModel):
+    """What a restore changes (or would): znodes created, updated, deleted, unchanged; child counters raised."""
+
+    created: int
+    updated: int
+    deleted: int
+    unchanged: int
+    counters: int = Field(description="parents whose child counter (sequential names) is raised")
+    counter_children: int = Field(description="throw-away children created and deleted to raise them")
+
+
+class ChangeItem(BaseModel):
+    op: str = Field(description="create, update or delete")
+    path: str
+
+
+class DryRun(RestoreCounts):
+    """``POST /restore`` with ``dry_run``: the counts in all and per component, the changes in pre-order
+    (the first 10,000; ``left_out`` more), for the restore the same body without ``dry_run`` would start."""
+
+    backup_id: str
+    dry_run: bool = True
+    paths: list[str] | None = None
+    map: str | None = None
+    component_status: dict[str, RestoreCounts]
+    changes: list[ChangeItem]
+    left_out: int
 
 
 class BackupInfo(BaseModel):

@@ -1,9 +1,10 @@
 """The HTTP API of the backup service (FastAPI): DC/OS's Backup and Restore API v1, under ``/system/v1/backup/v1``.
 
 ``POST /create``, ``GET /list[?prefix=]``, ``POST /restore``, ``DELETE /delete`` (:mod:`.api` holds the
-contract). Every one needs a token of a user with the backup permission (:mod:`.auth`); ``GET /health``
-needs none. Errors are DC/OS's JSON ``{"errors": ["..."]}`` (plus our ``code``) with the HTTP status
-that ``errors.py`` assigns; no traceback ever leaves the process.
+contract), and ours: ``POST /cancel``; ``POST /restore`` with ``dry_run``, ``paths``, ``map``. Every one
+needs a token of a user with the backup permission (:mod:`.auth`); ``GET /health`` needs none. Errors
+are DC/OS's JSON ``{"errors": ["..."]}`` (plus our ``code``) with the HTTP status that ``errors.py``
+assigns; no traceback ever leaves the process.
 
 Beyond DC/OS: ``GET /list?prefix=P&wait=S`` answers when the job running on a backup matching P ends, or
 after S seconds, so that a client following a job learns its end at once instead of at its next poll;
@@ -27,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dcos_backup import __version__
 from dcos_backup.errors import DcosBackupError
 from dcos_backup.service.api import (
+    CANCEL,
     CREATE,
     DELETE,
     HEALTH,
@@ -39,6 +41,7 @@ from dcos_backup.service.api import (
     BackupList,
     BackupRef,
     CreateBackup,
+    DryRun,
     ErrorBody,
     Health,
     RestoreDocument,
@@ -172,7 +175,7 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
 
     @router.post(CREATE, responses={409: errors}, summary="Create a backup")
     def create(body: CreateBackup) -> BackupInfo:
-        return BackupInfo(backup_info=BackupDocument.of(service.create(body.label)))
+        return BackupInfo(backup_info=BackupDocument.of(service.create(body.label, body.components)))
 
     @router.get(LIST, summary="List backups (those whose id starts with prefix)")
     async def list_backups(
@@ -185,10 +188,17 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
             await watch.until_done(prefix, wait)
         return await run_in_threadpool(listing, service, prefix)
 
-    @router.post(RESTORE, responses={404: errors, 409: errors}, summary="Restore a backup")
-    def restore(body: RestoreRequest) -> RestoreInfo:
-        started = service.restore(body.id)
+    @router.post(RESTORE, responses={404: errors, 409: errors}, summary="Restore a backup (or dry-run it)")
+    def restore(body: RestoreRequest) -> RestoreInfo | DryRun:
+        if body.dry_run:
+            diff = service.dry_run(body.id, body.paths, body.map)
+            return DryRun.model_validate({**diff, "backup_id": body.id, "paths": body.paths or None, "map": body.map})
+        started = service.restore(body.id, body.paths, body.map)
         return RestoreInfo(backup_info=RestoreDocument(**dict(started), backup_id=body.id))
+
+    @router.post(CANCEL, responses={404: errors, 409: errors}, summary="Cancel the job running on a backup")
+    def cancel(body: BackupRef) -> BackupInfo:
+        return BackupInfo(backup_info=BackupDocument.of(service.cancel(body.id), service.progress(body.id)))
 
     @router.delete(DELETE, responses={404: errors, 409: errors}, summary="Delete a backup")
     def delete(body: BackupRef) -> BackupInfo:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -25,7 +25,7 @@ from dcos_backup.errors import (
     Unauthorized,
     UsageError,
 )
-from dcos_backup.service.paths import CREATE, DELETE, LIST, RESTORE, SCHEDULES
+from dcos_backup.service.paths import CANCEL, CREATE, DELETE, LIST, RESTORE, SCHEDULES
 
 _BY_STATUS: dict[int, type[DcosBackupError]] = {
     400: UsageError,
@@ -93,9 +93,12 @@ class BackupClient:
             )
         return f"cannot reach the cluster at {self.endpoint.url}: {exc or type(exc).__name__}"
 
-    def create(self, label: str) -> dict:
-        """``POST /create``: the new backup's document (STATUS_BACKING_UP)."""
-        return self._call("POST", CREATE, json={"label": label})["backup_info"]
+    def create(self, label: str, components: Sequence[str] = ()) -> dict:
+        """``POST /create`` (of ``components``, default all): the new backup's document (STATUS_BACKING_UP)."""
+        body: dict[str, object] = {"label": label}
+        if components:
+            body["components"] = list(components)
+        return self._call("POST", CREATE, json=body)["backup_info"]
 
     def list(self, prefix: str = "", wait: float = 0) -> list[dict]:
         """``GET /list``: the backups whose id starts with ``prefix``, oldest first; with ``wait``, once a job
@@ -110,9 +113,18 @@ class BackupClient:
                 return doc
         raise NotFound(f"no backup with id {backup_id!r}")
 
-    def restore(self, backup_id: str) -> dict:
-        """``POST /restore``: the restore's document; its ``id`` is the restore's own."""
-        return self._call("POST", RESTORE, json={"id": backup_id})["backup_info"]
+    def restore(self, backup_id: str, paths: Sequence[str] = (), mapping: str | None = None) -> dict:
+        """``POST /restore`` (of the subtrees ``paths``, moved by ``mapping`` "SRC=DST", if given): the
+        restore's document; its ``id`` is the restore's own."""
+        return self._call("POST", RESTORE, json=restore_body(backup_id, paths, mapping))["backup_info"]
+
+    def dry_run(self, backup_id: str, paths: Sequence[str] = (), mapping: str | None = None) -> dict:
+        """``POST /restore`` with ``dry_run``: what that restore would change (counts, changes in pre-order)."""
+        return self._call("POST", RESTORE, json={**restore_body(backup_id, paths, mapping), "dry_run": True})
+
+    def cancel(self, backup_id: str) -> dict:
+        """``POST /cancel`` (ours): the backup's document; its job stops soon after (a restore is rolled back)."""
+        return self._call("POST", CANCEL, json={"id": backup_id})["backup_info"]
 
     def delete(self, backup_id: str) -> dict:
         """``DELETE /delete``: the deleted backup's document."""
@@ -174,6 +186,16 @@ class BackupClient:
         self.close()
 
 
+def restore_body(backup_id: str, paths: Sequence[str], mapping: str | None) -> dict:
+    """DC/OS's body (``id``), with our options only when given, so that DC/OS's own service takes it too."""
+    body: dict[str, object] = {"id": backup_id}
+    if paths:
+        body["paths"] = list(paths)
+    if mapping is not None:
+        body["map"] = mapping
+    return body
+
+
 def _message_of(response: httpx.Response) -> str:
     """The one line an error response says: DC/OS's ``errors``, else its text, else its reason."""
     try:
@@ -198,6 +220,16 @@ def restore_of(doc: dict, restore_id: str) -> dict:
 
 def backup_finished(doc: dict) -> bool:
     return doc.get("status") != "STATUS_BACKING_UP"
+
+
+def job_finished(doc: dict) -> bool:
+    """No backup or restore runs on the backup any more."""
+    return backup_finished(doc) and restore_finished(doc)
+
+
+def list_status(doc: dict) -> str:
+    """The STATUS a table shows: the backup's, or STATUS_RESTORING while a restore of it runs."""
+    return "STATUS_RESTORING" if not restore_finished(doc) else doc["status"]
 
 
 def restore_finished(doc: dict) -> bool:

@@ -8,7 +8,7 @@ one ensemble); tests that need a fault wrap it (fail or block at a given point) 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from kazoo.client import KazooClient
@@ -16,7 +16,18 @@ from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.recipe.lock import Lock
 
 from dcos_backup.errors import ZooKeeperUnavailable
-from dcos_backup.zk import ApplyStats, ReadStats, ZkSpec, ZNode, apply_tree, compare_tree, connect, iter_tree
+from dcos_backup.zk import (
+    ApplyStats,
+    ReadStats,
+    TreeDiff,
+    ZkSpec,
+    ZNode,
+    apply_tree,
+    compare_tree,
+    connect,
+    diff_tree,
+    iter_tree,
+)
 from dcos_backup.zk.spec import DEFAULT_MAX_OUTAGE
 
 LOCK_PATH = "/dcos-backup/lock"
@@ -53,12 +64,16 @@ class Engine(Protocol):
         """``root`` and its descendants in pre-order, children sorted, ephemeral nodes skipped."""
         ...
 
-    def apply(self, root: str, nodes: Iterable[ZNode]) -> ApplyStats:
-        """Make the live subtree at ``root`` equal to ``nodes`` (pre-order)."""
+    def apply(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> ApplyStats:
+        """Make the live subtree at ``root`` (only its subtrees ``paths``, if given) equal to ``nodes`` (pre-order)."""
         ...
 
-    def compare(self, root: str, nodes: Iterable[ZNode]) -> str | None:
-        """The first difference between the live subtree and ``nodes`` in one line, or None."""
+    def compare(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> str | None:
+        """The first difference between the live subtree (``paths`` of it) and ``nodes`` in one line, or None."""
+        ...
+
+    def diff(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None, limit: int = 0) -> TreeDiff:
+        """What :meth:`apply` would change, without writing: the counts and the first ``limit`` changes."""
         ...
 
     def current_zxid(self) -> int:
@@ -125,11 +140,14 @@ class ZkEngine:
     def read(self, root: str, stats: ReadStats | None = None) -> Iterator[ZNode]:
         return iter_tree(self.spec, root, stats=stats)
 
-    def apply(self, root: str, nodes: Iterable[ZNode]) -> ApplyStats:
-        return apply_tree(self.spec, root, nodes)
+    def apply(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> ApplyStats:
+        return apply_tree(self.spec, root, nodes, paths=paths)
 
-    def compare(self, root: str, nodes: Iterable[ZNode]) -> str | None:
-        return compare_tree(self.spec, root, nodes)
+    def compare(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> str | None:
+        return compare_tree(self.spec, root, nodes, paths=paths)
+
+    def diff(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None, limit: int = 0) -> TreeDiff:
+        return diff_tree(self.spec, root, nodes, paths=paths, limit=limit)
 
     def current_zxid(self) -> int:
         """From the ``srvr`` reply of the server our session is on. Best effort: the zxid window of a

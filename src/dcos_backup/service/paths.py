@@ -8,6 +8,7 @@ CREATE = f"{PREFIX}/create"
 LIST = f"{PREFIX}/list"
 RESTORE = f"{PREFIX}/restore"
 DELETE = f"{PREFIX}/delete"
+CANCEL = f"{PREFIX}/cancel"  # ours: cancel the job running on a backup
 HEALTH = f"{PREFIX}/health"
 SCHEDULES = f"{PREFIX}/schedules"  # our extension: backup schedules (docs/api.md)
 MAX_BODY = 64 * 1024  # bytes of a request body; the Admin Router enforces the same (client_max_body_size)

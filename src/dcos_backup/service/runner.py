@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.catalog.storage import Storage
@@ -26,15 +27,26 @@ log = logging.getLogger(__name__)
 STALE_LOCK_HINT = " (left by a service that stopped; it expires with that service's ZooKeeper session, retry shortly)"
 
 
+class Cancelled(DcosBackupError):
+    """The job was cancelled (``POST /cancel``): what its record's reason says."""
+
+
 @dataclass
 class Job:
     id: str
-    kind: str  # "backup" | "restore" | "recovery"
+    kind: str  # "backup" | "restore" | "recovery" | "dry run"
     lock: JobLock
     progress: dict[str, object] = field(default_factory=dict)
     thread: threading.Thread | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def check_cancelled(self) -> None:
+        """Raise Cancelled if someone asked to cancel the job; the steps call it where stopping is safe."""
+        if self.cancelled.is_set():
+            raise Cancelled("cancelled")
 
 
+T = TypeVar("T")
 Steps = Callable[[Job], None]
 Fail = Callable[[Job, str], None]
 
@@ -93,6 +105,21 @@ class JobRunner:
             raise
         self._spawn(job, record, steps, fail, wait=None)
         return job
+
+    def run_now(self, kind: str, identifier: str, work: Callable[[Job], T]) -> T:
+        """Run ``work(job)`` in the calling thread under the cluster-wide lock (Conflict if a job holds it),
+        and free the lock when it returns; for a read-only job that writes no record (a dry run)."""
+        job = self._claim(Job(identifier, kind, self._engine.lock(identifier)))
+        try:
+            return work(job)
+        finally:
+            self._finish(job, None)
+
+    def between_jobs(self, action: Callable[[Job | None], T]) -> T:
+        """``action(running job or None)`` while no job starts or ends: a job that has just ended is seen
+        as ended, with its final record written (a delete right after a restore is not refused)."""
+        with self._mutex:
+            return action(self._job)
 
     def launch_when_free(self, kind: str, record: BackupRecord, steps: Steps, fail: Fail, wait: float) -> None:
         """Start a job on ``record`` in the background as soon as the lock is free (at most ``wait`` s);
