@@ -15,35 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from tests import zkfiles
 from tests.helpers import tool, wait_for
+from tests.zkfiles import make_exhibitor_dir, tree_digest
 
 from dcos_backup.errors import Conflict, IntegrityError, NotFound, UsageError
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.zkdata import physical
-
-
-def make_exhibitor_dir(root: Path, myid: str = "2", seed: int = 0, size: int = 200_000) -> Path:
-    rng = random.Random(seed)
-    layout = MasterLayout(root / "exhibitor")
-    layout.snapshots_dir.mkdir(parents=True)
-    layout.logs_dir.mkdir(parents=True)
-    layout.myid_file.write_text(myid + "\n")
-    layout.console_log.write_text("console log\n")
-    (layout.snapshots_dir / "acceptedEpoch").write_text("1")
-    for zxid in (0x100000000, 0x100000ABC):
-        (layout.snapshots_dir / f"snapshot.{zxid:x}").write_bytes(zkfiles.random_snapshot(rng, zxid, size))
-    (layout.logs_dir / "log.100000001").write_bytes(zkfiles.random_log(rng, 0x100000001, size, padding=size))
-    return layout.exhibitor_dir
-
-
-def tree_digest(directory: Path) -> dict[str, str]:
-    """Every file's sha256 (the data-dir lock file aside: a command that takes the lock creates it)."""
-    return {
-        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-        for p in sorted(directory.rglob("*"))
-        if p.name != "zookeeper.lock"
-    }
 
 
 def left_in(ex: Path) -> list[str]:
@@ -200,7 +177,7 @@ def test_info_reads_without_extracting(tmp_path):
     assert details.files == 4
     assert details.newest_snapshot.endswith("snapshot.100000abc")
     assert details.newest_log.endswith("log.100000001")
-    assert details.last_zxid == "0x100000abc"
+    assert details.newest_file_zxid == "0x100000abc"
 
 
 def staged_data(ex: Path) -> bool:

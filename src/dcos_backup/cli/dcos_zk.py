@@ -36,13 +36,20 @@ exhibitor_dir_option = click.option(
     show_default=True,
     help="Exhibitor directory of this master ($DCOS_EXHIBITOR_DIR); ZooKeeper data is in its zookeeper/.",
 )
-tmp_dir_option = click.option(
-    "-t",
-    "--tmp-dir",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=None,
-    help="Existing directory for temporary files (backup: default beside the archive).",
-)
+
+
+def tmp_dir_option_for(default: str) -> Callable:
+    """-t/--tmp-dir, whose help says where each command puts its temporary files without it."""
+    return click.option(
+        "-t",
+        "--tmp-dir",
+        type=click.Path(path_type=Path, file_okay=False, exists=True),
+        default=None,
+        help=f"Existing directory for temporary files (default: {default}).",
+    )
+
+
+tmp_dir_option = tmp_dir_option_for("the system's temporary directory")
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Log each step.")
 wait_lock_option = click.option(
     "--wait-lock",
@@ -58,7 +65,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
-@tmp_dir_option
+@tmp_dir_option_for("beside the archive")
 @verbose_option
 @exhibitor_dir_option
 @click.option("--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level.")
@@ -125,10 +132,15 @@ def make_target(to_zxid: str | None, to_time: str | None, latest: bool) -> pitr.
 
 @cli.command()
 @click.argument("archive", type=click.Path(path_type=Path, dir_okay=False), required=False)
-@tmp_dir_option
+@tmp_dir_option_for("the staging directory inside the exhibitor directory")
 @verbose_option
 @exhibitor_dir_option
-@click.option("--keep-old", is_flag=True, help="Keep the replaced data as zookeeper.old-<time>.")
+@click.option(
+    "--keep-old", is_flag=True, help="Keep the replaced data as zookeeper.old-<time> (default: it is deleted)."
+)
+@click.option(
+    "--no-verify", is_flag=True, help="Skip the replay of the archive's data that verify runs (not recommended)."
+)
 @wait_lock_option
 @click.option("--repo", envvar="DCOS_ZK_REPO", default=None, help="Restore a point of this repository instead.")
 @target_options
@@ -139,6 +151,7 @@ def restore(
     verbose: bool,
     exhibitor_dir: Path,
     keep_old: bool,
+    no_verify: bool,
     wait_lock: bool,
     repo: str | None,
     to_zxid: str | None,
@@ -167,10 +180,18 @@ def restore(
             f"{done.nodes} nodes, myid {done.myid or 'unknown'} ({done.seconds:.1f}s)"
         )
         return
-    result = physical.restore(exhibitor_dir, archive, tmp_dir, keep_old, wait_lock)
+    if no_verify:
+        click.echo(
+            "WARNING: --no-verify: the archive's data is NOT replayed before it replaces this master's; "
+            "ZooKeeper may refuse to start on it or serve a damaged tree",
+            err=True,
+        )
+    result = physical.restore(exhibitor_dir, archive, tmp_dir, keep_old, wait_lock, verify=not no_verify)
+    checked = result.verified
+    summary = f", verified up to zxid {checked.last_zxid} ({checked.nodes} nodes)" if checked else ", NOT verified"
     click.echo(
-        f"ZooKeeper data restored from {result.archive}: {result.files} files, {result.data_bytes} bytes, "
-        f"myid {result.myid or 'unknown'} ({result.seconds:.1f}s)"
+        f"ZooKeeper data restored from {result.archive}: {result.files} files, {result.data_bytes} bytes"
+        f"{summary}, myid {result.myid or 'unknown'} ({result.seconds:.1f}s)"
     )
 
 
@@ -240,7 +261,7 @@ def info(archive: Path, as_json: bool) -> None:
     click.echo(f"files:            {details.files} ({details.data_bytes} bytes uncompressed)")
     click.echo(f"snapshots:        {len(details.snapshots)}, newest {details.newest_snapshot}")
     click.echo(f"transaction logs: {len(details.logs)}, newest {details.newest_log}")
-    click.echo(f"last zxid seen:   {details.last_zxid}")
+    click.echo(f"newest file zxid: {details.newest_file_zxid} (from file names; the last zxid: dcos-zk verify)")
 
 
 @cli.command()

@@ -30,15 +30,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from dcos_backup.errors import IntegrityError, NotFound, StorageError, UsageError
-from dcos_backup.fsutil import HashingWriter, fsync_dir
+from dcos_backup.errors import IntegrityError, NotFound, UsageError
+from dcos_backup.fsutil import HashingWriter, ensure_free_space, fsync_dir, storage_error, write_private_file
 from dcos_backup.master.layout import CONSOLE_LOG, MYID, ZK_DIR_NAME, MasterLayout
 from dcos_backup.master.lock import data_dir_lock
 from dcos_backup.zkdata import online as online_copy
 from dcos_backup.zkdata import tarsafe
 from dcos_backup.zkdata.pgzip import ParallelGzipWriter
+from dcos_backup.zkdata.replay import ReplayResult
 from dcos_backup.zkdata.running import ensure_not_running
-from dcos_backup.zkdata.verify import StreamVerifier, VerifyResult
+from dcos_backup.zkdata.verify import StreamVerifier, VerifyResult, rebuilt_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class RestoreResult:
     data_bytes: int
     myid: str | None
     seconds: float
+    verified: ReplayResult | None = None
 
 
 @dataclass
@@ -78,7 +80,9 @@ class ArchiveInfo:
     logs: list[str] = field(default_factory=list)
     newest_snapshot: str | None = None
     newest_log: str | None = None
-    last_zxid: str | None = None
+    # The zxid in the newest file's name (a log's name holds its FIRST zxid): not the last zxid of the
+    # data, which only a replay finds (``dcos-zk verify``); named for what it is so nobody takes it for that.
+    newest_file_zxid: str | None = None
     members: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -116,6 +120,12 @@ def check_new_archive(archive: Path) -> None:
         raise UsageError(f"the directory of {archive} does not exist")
 
 
+def refuse_inside(data_dir: Path, path: Path, what: str) -> None:
+    """A backup never writes into the data it archives (it would archive its own partial file)."""
+    if path.resolve().is_relative_to(data_dir.resolve()):
+        raise UsageError(f"{what} ({path}) is inside the ZooKeeper data directory {data_dir}; choose a path outside it")
+
+
 def backup(
     exhibitor_dir: Path,
     archive: Path,
@@ -141,6 +151,8 @@ def backup(
     tmp_parent = Path(tmp_dir) if tmp_dir is not None else archive.parent
     if not tmp_parent.is_dir():
         raise UsageError(f"temporary directory {tmp_parent} does not exist")
+    refuse_inside(layout.zk_dir, archive.parent, "the archive")
+    refuse_inside(layout.zk_dir, tmp_parent, "the temporary directory")
     if not online:
         ensure_not_running(layout)
         recover(layout.exhibitor_dir, wait=wait_lock)
@@ -163,7 +175,7 @@ def _online_backup(
         try:
             copied = online_copy.copy_online(layout, stage)
         except OSError as exc:
-            raise StorageError(f"copying the live data failed: {exc.strerror or exc}") from exc
+            raise storage_error(exc, "copying the live data", tmp_parent) from exc
         log.info("copied %s and %d logs up to zxid 0x%x", copied.snapshot, len(copied.logs), copied.last_zxid)
         result = write_archive(stage.zk_dir, archive, tmp_parent, level, workers, verify)
     finally:
@@ -206,9 +218,9 @@ def write_archive(
             os.replace(partial, archive)
         else:  # another filesystem, perhaps: move copies, then the rename inside shutil is atomic or not
             shutil.move(partial, archive)
-        (archive.parent / (archive.name + ".sha256")).write_text(f"{digest}  {archive.name}\n")
+        write_private_file(archive.parent / (archive.name + ".sha256"), f"{digest}  {archive.name}\n".encode())
     except OSError as exc:
-        raise StorageError(f"writing {archive} failed: {exc.strerror or exc}") from exc
+        raise storage_error(exc, f"writing {archive}", tmp_parent) from exc
     finally:
         partial.unlink(missing_ok=True)
     log.info("archive complete: %d files, %d bytes, sha256 %s", files, size, digest)
@@ -233,7 +245,8 @@ def _write_archive(
     wanted = wanted or []
     if verifier is not None:  # the verifier's files first, in its order
         paths = [p for p in paths if p.is_dir()] + wanted + [p for p in paths if not p.is_dir() and p not in wanted]
-    with open(partial, "xb") as raw:
+    # 0600 like the catalog: the archive holds every znode's data (digest ACLs, credentials).
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as raw:
         hashing = HashingWriter(raw)
         with ParallelGzipWriter(hashing, level, workers) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
             tar.copybufsize = COPY_CHUNK
@@ -371,25 +384,47 @@ def _fsync_tree(tree: Path) -> None:
 
 
 def restore(
-    exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, keep_old: bool = False, wait_lock: bool = False
+    exhibitor_dir: Path,
+    archive: Path,
+    tmp_dir: Path | None = None,
+    keep_old: bool = False,
+    wait_lock: bool = False,
+    verify: bool = True,
 ) -> RestoreResult:
-    """Replace this master's ZooKeeper data with the archive's; all or nothing."""
+    """Replace this master's ZooKeeper data with the archive's; all or nothing.
+
+    The archive passes the same checks as ``dcos-zk verify`` before anything live changes: its
+    structure and sha256 file while it is extracted into the staging directory, then (unless not
+    ``verify``) a replay of the staged data with ZooKeeper's tree digests, in ``tmp_dir`` or the staging.
+    """
     started = time.monotonic()
     archive = Path(archive).absolute()
     if not archive.exists():
         raise NotFound(f"{archive} does not exist")
     if not archive.is_file():
         raise UsageError(f"{archive} is not a regular file")
+    layout = MasterLayout(Path(exhibitor_dir))
+    if layout.exhibitor_dir.is_dir():  # (a missing one is reported by replace_data_dir)
+        ensure_free_space(layout.exhibitor_dir, archive.stat().st_size, f"restoring {archive.name}")
     members: list[tarsafe.Member] = []
+    checked: list[ReplayResult] = []
 
     def fill(staged: MasterLayout) -> None:
         log.info("checking %s and extracting it into %s", archive, staged.exhibitor_dir)
         members.extend(tarsafe.validate(archive, into=staged.exhibitor_dir))  # checked and extracted in one pass
         log.info("archive is sound: %d files, %d bytes", *_counts(members))
+        if not verify:
+            log.warning("--no-verify: the data is NOT replayed; ZooKeeper may refuse it or load it wrongly")
+            return
+        with rebuilt_data_dir(staged, tmp_dir or staged.exhibitor_dir, keep_data=False) as (_, result):
+            checked.append(result)
+        log.info("verified: last zxid %s, %d nodes, digest %s", result.last_zxid, result.nodes, result.digest)
 
-    myid = replace_data_dir(Path(exhibitor_dir), fill, keep_old, wait_lock, what="dcos-zk restore")
+    myid = replace_data_dir(layout.exhibitor_dir, fill, keep_old, wait_lock, what="dcos-zk restore")
     files, data_bytes = _counts(members)
-    return RestoreResult(str(archive), files, data_bytes, myid, time.monotonic() - started)
+    return RestoreResult(
+        str(archive), files, data_bytes, myid, time.monotonic() - started, checked[0] if checked else None
+    )
 
 
 def _counts(members: list[tarsafe.Member]) -> tuple[int, int]:
@@ -421,19 +456,19 @@ def replace_data_dir(
         staged = MasterLayout(layout.exhibitor_dir / f".restore-{uuid.uuid4().hex[:8]}")
         old = layout.exhibitor_dir / f"{ZK_DIR_NAME}.old-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
         try:
-            staged.exhibitor_dir.mkdir()
+            staged.exhibitor_dir.mkdir(mode=0o700)  # the data may hold secrets (digest ACLs, credentials)
             fill(staged)
             _finish_staging(staged, layout, myid)
             _swap(layout, staged, old)
         except BaseException as exc:
-            log.error("restore failed (%s); putting the previous data back", exc)
+            log.info("restore failed (%s); putting the previous data back", exc)  # the error itself says why
             if layout.restore_journal.exists():
                 if layout.zk_dir.exists() and old.exists():
                     shutil.rmtree(layout.zk_dir)  # the new data made it in and the failure came after: roll back
                 recover_locked(layout)
             shutil.rmtree(staged.exhibitor_dir, ignore_errors=True)
             if isinstance(exc, OSError):
-                raise StorageError(f"restore failed, previous data kept: {exc.strerror or exc}") from exc
+                raise storage_error(exc, "restore (previous data kept)", layout.exhibitor_dir) from exc
             raise
         _clean_up_swap(layout, staged, old, keep_old)
     return myid
@@ -462,19 +497,26 @@ def _swap(layout: MasterLayout, staged: MasterLayout, old: Path) -> None:
 
 
 def _clean_up_swap(layout: MasterLayout, staged: MasterLayout, old: Path, keep_old: bool) -> None:
-    """After the swap: the journal goes last, so that a crash before leaves :func:`recover` its clean-up."""
+    """After the swap: the journal goes last, so that a crash before leaves :func:`recover` its clean-up.
+
+    Policy: the replaced data is deleted once the new data is in place (it was moved aside only so that a
+    crash can roll back); ``keep_old`` keeps it as ``zookeeper.old-<time>``. Either way it is logged.
+    """
     if keep_old and old.exists():
         layout.restore_journal.unlink()
-        log.info("kept the previous data in %s", old)
+        log.info("kept the previous data in %s (remove it when no longer needed)", old)
     else:
+        had_old = old.exists()
         shutil.rmtree(old, ignore_errors=True)
         layout.restore_journal.unlink()
+        if had_old:
+            log.info("deleted the previous data (%s); --keep-old keeps it", old.name)
     shutil.rmtree(staged.exhibitor_dir, ignore_errors=True)  # no journal: recover() removes a leftover too
 
 
 # ------------------------------------------------------------------------------------------------ info
 def info(archive: Path) -> ArchiveInfo:
-    """What an archive holds, read as a stream (nothing is extracted)."""
+    """What an archive holds, read as a stream (nothing is extracted; every check of the tar reader applies)."""
     archive = Path(archive)
     if not archive.is_file():
         raise NotFound(f"{archive} does not exist or is not a file")
@@ -495,5 +537,5 @@ def info(archive: Path) -> ArchiveInfo:
     result.newest_snapshot = newest.get("snapshot", (0, None))[1]
     result.newest_log = newest.get("log", (0, None))[1]
     if newest:
-        result.last_zxid = hex(max(z for z, _ in newest.values()))
+        result.newest_file_zxid = hex(max(z for z, _ in newest.values()))
     return result

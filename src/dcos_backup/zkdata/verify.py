@@ -13,12 +13,14 @@ instead of after it (a replay is Python, and would otherwise share one core with
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import io
 import json
 import logging
 import queue
 import shutil
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dcos_backup.errors import IntegrityError, NotFound
+from dcos_backup.fsutil import storage_error
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.master.processes import python_module_command
 from dcos_backup.zkdata import formats, tarsafe
@@ -47,10 +50,17 @@ class VerifyResult(ReplayResult):
 
 @contextlib.contextmanager
 def _workspace(tmp_dir: Path | None) -> Iterator[Path]:
-    work = Path(tempfile.mkdtemp(prefix=".dcos-zk-verify-", dir=tmp_dir))
+    try:
+        work = Path(tempfile.mkdtemp(prefix=".dcos-zk-verify-", dir=tmp_dir))
+    except OSError as exc:
+        raise storage_error(exc, "creating a temporary directory", Path(tmp_dir or tempfile.gettempdir())) from exc
     try:
         work.chmod(0o700)  # the extracted data may hold secrets (digest ACLs, credentials in znodes)
         yield work
+    except sqlite3.OperationalError as exc:  # the rebuilt tree's store: "database or disk is full"
+        if "full" not in str(exc):
+            raise
+        raise storage_error(OSError(errno.ENOSPC, str(exc)), "checking the data", work.parent) from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
