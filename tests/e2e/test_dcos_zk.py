@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 
 import httpx
 import pytest
-from tests.helpers import ok, run_tool
+from tests.helpers import ok, run_tool, tool, wait_for
 
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
@@ -57,13 +58,36 @@ def test_seed_zookeeper_backup_and_restore_procedure(make_cluster, tmp_path):
         result = ok(run("dcos-zk", "restore", str(copies[m.id]), "-v", "--exhibitor-dir", str(m.layout.exhibitor_dir)))
         assert f"myid {m.id}" in result.stdout
         assert m.layout.myid_file.read_text().strip() == str(m.id)
-    for m in cluster.masters:
-        ok(run("dcos-local", "start-zk", str(m.id), "--no-wait"))
-    cluster.wait_serving(90)
+    # Started by hand one master at a time, as the seed says: plain start-zk returns once the supervisor
+    # is up (systemctl start), never a timeout while the others are still down; --wait says what it waits for.
+    ok(run("dcos-local", "start-zk", "1"))
+    waiting_log = tmp_path / "start-zk-1-wait.err"
+    with open(waiting_log, "w") as err:
+        waiter = subprocess.Popen(
+            [tool("dcos-local"), "start-zk", "1", "--wait", "--dir", str(cluster.dir)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    try:
+        wait_for(
+            lambda: "waiting for 1 more master to form a quorum of 2" in waiting_log.read_text(),
+            what="start-zk --wait to say why it waits",
+        )
+        ok(run("dcos-local", "start-zk", "2"))
+        out, _ = waiter.communicate(timeout=180)
+    finally:
+        waiter.kill()
+    assert waiter.returncode == 0 and "master 1: ZooKeeper serving" in out, waiting_log.read_text()
+    ok(run("dcos-local", "start-zk", "3"))
 
-    # Monitor the Exhibitor status: all serving, one leader.
-    status = httpx.get(f"{cluster.master(1).member.exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()
-    assert [s["description"] for s in status] == ["serving"] * 3
+    # Monitor the Exhibitor status until all serve, with one leader.
+    def all_serving() -> list[dict] | None:
+        url = f"{cluster.master(1).member.exhibitor_url}/exhibitor/v1/cluster/status"
+        status = httpx.get(url, timeout=5).json()
+        return status if [s["description"] for s in status] == ["serving"] * 3 else None
+
+    status = wait_for(all_serving, timeout=120, interval=0.5, what="3 serving members")
     assert sum(s["isLeader"] for s in status) == 1
 
     client = connect(cluster.zk_hosts)

@@ -90,7 +90,7 @@ def test_stop_start_and_kill_recovery(make_cluster):
         assert [s["code"] for s in (status[0], status[2])] == [3, 3]
         assert sum(s["isLeader"] for s in status) == 1
     assert read_pid(c.master(2).layout.exhibitor_pid_file) is None
-    assert dcos_local(c.dir, "start-zk", "2").returncode == 0
+    assert dcos_local(c.dir, "start-zk", "2", "--wait").returncode == 0
     assert all(s["code"] == 3 for s in exhibitor_status(c, 2))
 
     # SIGKILL ZooKeeper: the supervisor brings it back and logs why

@@ -121,11 +121,24 @@ def stop_zk(n: int, directory: Path | None) -> None:
 @cli.command("start-zk")
 @click.argument("n", type=int)
 @dir_option
-@click.option("--no-wait", is_flag=True, help="Return without waiting for the member to serve.")
-def start_zk(n: int, directory: Path | None, no_wait: bool) -> None:
-    """Start master N's Exhibitor and ZooKeeper (like: systemctl start dcos-exhibitor)."""
-    Cluster.load(directory).start_master(n, wait=not no_wait)
-    click.echo(f"master {n}: ZooKeeper started")
+@click.option("--wait", is_flag=True, help="Then wait for the member to serve (saying so while there is no quorum).")
+@click.option(
+    "--timeout", default=60.0, show_default=True, help="With --wait: seconds to serve once a quorum can form."
+)
+@click.option("--no-wait", is_flag=True, hidden=True)  # the default now; accepted so that old scripts keep working
+def start_zk(n: int, directory: Path | None, wait: bool, timeout: float, no_wait: bool) -> None:
+    """Start master N's Exhibitor and ZooKeeper (like: systemctl start dcos-exhibitor).
+
+    Returns as soon as the supervisor is up, as systemctl start does: ZooKeeper then joins the ensemble
+    once enough masters run for a quorum (follow with dcos-local status). With --wait it waits for the
+    member to serve instead; while too few masters run for a quorum it says so and keeps waiting.
+    """
+    cluster = Cluster.load(directory)
+    cluster.start_master(n, wait=wait and not no_wait, timeout=timeout, notify=lambda m: click.echo(m, err=True))
+    if wait and not no_wait:
+        click.echo(f"master {n}: ZooKeeper serving")
+    else:
+        click.echo(f"master {n}: supervisor started, ZooKeeper starting (dcos-local status shows when it serves)")
 
 
 @cli.command()
