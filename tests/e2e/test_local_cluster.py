@@ -163,3 +163,28 @@ def test_cli_errors_are_one_line(make_cluster, tmp_path):
         assert message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_up_json_and_status_with_every_zookeeper_stopped(tmp_path):
+    """`up --json` describes the cluster; `status` with every ZooKeeper stopped (the service still up) shows
+    the table with every master down and exits 3, instead of saying the cluster is not running."""
+    from tests.conftest import free_subnet, requires_zookeeper
+
+    requires_zookeeper()
+    directory = tmp_path / "c"
+    up = dcos_local(directory, "up", "--masters", "2", "--subnet", free_subnet(), "--heap", "256m", "--json")
+    try:
+        assert up.returncode == 0, up.stderr
+        doc = json.loads(up.stdout)
+        assert doc["dir"] == str(directory) and [m["id"] for m in doc["masters"]] == [1, 2]
+        assert doc["zk_hosts"] == ",".join(f"{m['host']}:{m['client_port']}" for m in doc["masters"])
+        for n in ("1", "2"):
+            assert dcos_local(directory, "stop-zk", n).returncode == 0
+        status = dcos_local(directory, "status")
+        assert status.returncode == 3, status.stderr
+        assert status.stdout.count("down") == 2 and status.stdout.count("stopped") == 2
+        assert "0 of 2 masters serving" in status.stderr
+        as_json = dcos_local(directory, "status", "--json")
+        assert as_json.returncode == 3 and [s["description"] for s in json.loads(as_json.stdout)] == ["down"] * 2
+    finally:
+        dcos_local(directory, "down")

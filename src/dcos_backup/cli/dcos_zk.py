@@ -16,6 +16,7 @@ from typing import NoReturn
 
 import click
 
+from dcos_backup import __version__
 from dcos_backup.cli._common import run, setup_logging
 from dcos_backup.errors import NotFound, UsageError
 from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR, MasterLayout
@@ -51,6 +52,7 @@ def tmp_dir_option_for(default: str) -> Callable:
 
 tmp_dir_option = tmp_dir_option_for("the system's temporary directory")
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Log each step.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
 wait_lock_option = click.option(
     "--wait-lock",
     is_flag=True,
@@ -59,6 +61,7 @@ wait_lock_option = click.option(
 
 
 @click.group(help="Back up, restore, verify and inspect the ZooKeeper data of a DC/OS master (offline, or --online).")
+@click.version_option(__version__, "--version", message="%(prog)s %(version)s")
 def cli() -> None:
     pass
 
@@ -76,6 +79,7 @@ def cli() -> None:
 )
 @click.option("--no-verify", is_flag=True, help="Skip the full check of the written archive (not recommended).")
 @wait_lock_option
+@json_option
 def backup(
     archive: Path,
     tmp_dir: Path | None,
@@ -85,6 +89,7 @@ def backup(
     online: bool,
     no_verify: bool,
     wait_lock: bool,
+    as_json: bool,
 ) -> None:
     """Write a gzip tar of this master's ZooKeeper data to ARCHIVE (which must not exist).
 
@@ -99,6 +104,9 @@ def backup(
     result = physical.backup(
         exhibitor_dir, archive, tmp_dir, level, online=online, verify=not no_verify, wait_lock=wait_lock
     )
+    if as_json:
+        click.echo(json.dumps(asdict(result), indent=2))
+        return
     checked = result.verified
     summary = f", verified up to zxid {checked.last_zxid} ({checked.nodes} nodes)" if checked else ", NOT verified"
     click.echo(
@@ -145,6 +153,7 @@ def make_target(to_zxid: str | None, to_time: str | None, latest: bool) -> pitr.
 @click.option("--repo", envvar="DCOS_ZK_REPO", default=None, help="Restore a point of this repository instead.")
 @target_options
 @click.option("--stream", default=None, help="With --repo: only this stream (default: whichever covers the point).")
+@json_option
 def restore(
     archive: Path | None,
     tmp_dir: Path | None,
@@ -158,6 +167,7 @@ def restore(
     to_time: str | None,
     latest: bool,
     stream: str | None,
+    as_json: bool,
 ) -> None:
     """Replace this master's ZooKeeper data with ARCHIVE, or with a point of a --repo (checked before anything changes).
 
@@ -175,6 +185,9 @@ def restore(
         prefer = _stream_or_none(exhibitor_dir)
         store = open_store(repo)
         done = pitr.restore(exhibitor_dir, store, target, stream, prefer, keep_old, wait_lock)
+        if as_json:
+            click.echo(json.dumps(asdict(done), indent=2))
+            return
         click.echo(
             f"ZooKeeper data restored to {done.plan}: {done.snapshot} + {done.transactions} transactions, "
             f"{done.nodes} nodes, myid {done.myid or 'unknown'} ({done.seconds:.1f}s)"
@@ -187,6 +200,9 @@ def restore(
             err=True,
         )
     result = physical.restore(exhibitor_dir, archive, tmp_dir, keep_old, wait_lock, verify=not no_verify)
+    if as_json:
+        click.echo(json.dumps(asdict(result), indent=2))
+        return
     checked = result.verified
     summary = f", verified up to zxid {checked.last_zxid} ({checked.nodes} nodes)" if checked else ", NOT verified"
     click.echo(
@@ -268,7 +284,7 @@ def info(archive: Path, as_json: bool) -> None:
 @click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
 @tmp_dir_option
 @verbose_option
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 def verify(archive: Path, tmp_dir: Path | None, verbose: bool, as_json: bool) -> None:
     """Check ARCHIVE completely, as a restore would load it.
 

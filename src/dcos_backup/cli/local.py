@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from dcos_backup import __version__
 from dcos_backup.cli._common import run
+from dcos_backup.cli._tables import print_status_table
 from dcos_backup.errors import ClusterError
 from dcos_backup.exhibitor.config import parse_zk_extra
+from dcos_backup.exhibitor.status import SERVING, is_healthy
 from dcos_backup.iam.tokens import parse_ttl
 from dcos_backup.iam.users import ACTIONS, FULL
 from dcos_backup.local import cluster as local_cluster
@@ -30,6 +31,7 @@ dir_option = click.option(
 
 
 @click.group(help="A real multi-master DC/OS-style cluster (ZooKeeper ensemble) on loopback addresses.")
+@click.version_option(__version__, "--version", message="%(prog)s %(version)s")
 def cli() -> None:
     pass
 
@@ -52,6 +54,7 @@ def cli() -> None:
 @click.option("--heap", default="1g", show_default=True, help="Java heap of each ZooKeeper.")
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for a serving ensemble.")
 @click.option("--zk-archive", metavar="REPO", default=None, help="Archive every master's ZooKeeper into REPO.")
+@click.option("--json", "as_json", is_flag=True, help="Print the cluster (directory, masters, URLs) as JSON.")
 def up(
     masters: int,
     directory: Path | None,
@@ -60,10 +63,17 @@ def up(
     heap: str,
     timeout: float,
     zk_archive: str | None,
+    as_json: bool,
 ) -> None:
     """Start the masters, the backup service and every master's Admin Router (HTTPS on port 443: run as root)."""
     extra = list(parse_zk_extra(zk_config))
     cluster = local_cluster.up(directory, masters, subnet, extra, heap, timeout, zk_archive=zk_archive)
+    if as_json:
+        doc = cluster.to_dict()  # cluster.json's fields: dir, zk_hosts, masters (with their URLs), ...
+        if cluster.service:
+            doc["ca_cert"] = str(cluster.files.ca_cert)
+        click.echo(json.dumps(doc, indent=2))
+        return
     click.echo(f"cluster up in {cluster.dir}: {len(cluster.masters)} masters, ZooKeeper {cluster.zk_hosts}")
     if cluster.service:
         urls = ", ".join(m.admin_router_url for m in cluster.masters)
@@ -86,27 +96,24 @@ def down(directory: Path | None, purge: bool) -> None:
 @dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the Exhibitor cluster status list.")
 def status(directory: Path | None, as_json: bool) -> None:
-    """Show each master's ZooKeeper state, as GET /exhibitor/v1/cluster/status does."""
+    """Show each master's ZooKeeper state, as GET /exhibitor/v1/cluster/status does.
+
+    Exit code 0 when every master serves and one leads, 3 when not (the table still shows each master,
+    every one "down" when all ZooKeepers are stopped), 1 with an error when nothing of the cluster runs.
+    """
     cluster = Cluster.load(directory)
-    if not cluster.running_masters():
+    if not cluster.anything_running():
         raise ClusterError(f"the cluster in {cluster.dir} is not running (start it with: dcos-local up)")
     statuses = cluster.status()
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
-        return
-    table = Table(title=f"dcos-local cluster in {cluster.dir}")
-    for column in ("master", "host", "code", "state", "leader", "supervisor"):
-        table.add_column(column)
-    for master, s in zip(cluster.masters, statuses, strict=True):
-        table.add_row(
-            str(master.id),
-            s.hostname,
-            str(s.code),
-            s.description,
-            "yes" if s.isLeader else "",
-            "running" if cluster.is_running(master) else "stopped",
-        )
-    Console().print(table)
+    else:
+        supervisors = ["running" if cluster.is_running(m) else "stopped" for m in cluster.masters]
+        print_status_table(f"dcos-local cluster in {cluster.dir}", statuses, supervisors)
+    if not is_healthy(statuses):
+        serving = sum(s.code == SERVING for s in statuses)
+        click.echo(f"{serving} of {len(statuses)} masters serving", err=True)
+        click.get_current_context().exit(3)
 
 
 @cli.command("stop-zk")

@@ -241,6 +241,10 @@ class Cluster:
     def running_masters(self) -> list[Master]:
         return [m for m in self.masters if self.is_running(m)]
 
+    def anything_running(self) -> bool:
+        """Whether any process of the cluster runs (a master's supervisor, the service, an Admin Router)."""
+        return bool(self.running_masters()) or services.any_running(self.dir)
+
     def start_master(
         self, n: int, wait: bool = False, timeout: float = 60.0, notify: Callable[[str], None] | None = None
     ) -> None:

@@ -47,6 +47,11 @@ def pid_files(cluster_dir: Path) -> list[Path]:
     return list(_pid_files(ClusterFiles(cluster_dir)))
 
 
+def any_running(cluster_dir: Path) -> bool:
+    """Whether any of these processes (the service, the Admin Routers, their supervisors) still runs."""
+    return any(live_process(p, marker) is not None for p, marker in _pid_files(ClusterFiles(cluster_dir)).items())
+
+
 def start_holder(cluster_dir: Path, zk_hosts: str) -> None:
     """Keep the cluster's ephemeral nodes alive (idempotent)."""
     files = ClusterFiles(cluster_dir)
