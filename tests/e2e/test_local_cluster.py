@@ -138,7 +138,19 @@ def test_seed_is_realistic_and_deterministic(make_cluster):
     assert len(apps) == 30
     assert json.loads(apps[0].data)["id"].startswith("/")
     again = dcos_local(c.dir, "seed")
-    assert again.returncode != 0 and "already exists" in again.stderr
+    assert again.returncode == 1 and "already exists" in again.stderr and "--replace" in again.stderr
+    assert "internal error" not in again.stderr and len(again.stderr.splitlines()) == 1
+    replaced = dcos_local(c.dir, "seed", "--replace", "--apps", "10", "--seed", "8")
+    assert replaced.returncode == 0, replaced.stderr
+    assert replaced.stderr == ""  # progress only on a terminal
+    nodes = list(iter_tree(c.zk_hosts, ROOT))
+    assert len([n for n in nodes if n.path.count("/") == 4 and "/state/app/" in n.path]) == 10
+    assert f"{len(nodes)} znodes" in replaced.stdout
+    client = connect(c.zk_hosts)
+    try:  # a new holder keeps the new tree's ephemeral nodes
+        wait_for(lambda: client.exists("/marathon/leader/member_0000000000"), what="ephemeral leader node again")
+    finally:
+        client.stop()
 
 
 def test_cli_errors_are_one_line(make_cluster, tmp_path):

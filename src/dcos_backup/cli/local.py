@@ -11,6 +11,7 @@ import click
 
 from dcos_backup import __version__
 from dcos_backup.cli._common import run
+from dcos_backup.cli._progress import progress_on_terminal
 from dcos_backup.cli._tables import print_status_table
 from dcos_backup.errors import ClusterError
 from dcos_backup.exhibitor.config import parse_zk_extra
@@ -216,11 +217,20 @@ def login(uid: str, ttl: str, directory: Path | None) -> None:
 
 @cli.command()
 @dir_option
-@click.option("--apps", default=50, show_default=True, help="Number of Marathon apps (about 8 znodes each).")
+@click.option("--apps", default=50, show_default=True, help="Number of Marathon apps (about 5.5 znodes each).")
 @click.option("--seed", "seed_value", default=0, show_default=True, help="Random seed: same seed, same bytes.")
-def seed(directory: Path | None, apps: int, seed_value: int) -> None:
-    """Write realistic, deterministic Marathon state under /marathon (plus live ephemeral nodes)."""
-    stats = local_cluster.seed(Cluster.load(directory), apps, seed_value)
+@click.option("--replace", is_flag=True, help="Delete an existing /marathon first (else a second seed is refused).")
+def seed(directory: Path | None, apps: int, seed_value: int, replace: bool) -> None:
+    """Write realistic, deterministic Marathon state under /marathon (plus live ephemeral nodes).
+
+    Each app is one app node, 1-3 version nodes and 1-4 instance nodes (5.5 on average), plus about 20
+    nodes for the groups and Marathon's own state; progress is shown on a terminal.
+    """
+    cluster = Cluster.load(directory)
+    with progress_on_terminal("znodes") as update:
+        stats = local_cluster.seed(
+            cluster, apps, seed_value, replace, progress=lambda nodes, size: update("seeding", nodes, size)
+        )
     click.echo(f"seeded /marathon: {stats.nodes} znodes, {stats.bytes} bytes of data ({apps} apps, seed {seed_value})")
 
 

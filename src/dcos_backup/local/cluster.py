@@ -44,6 +44,7 @@ from dcos_backup.master.processes import (
     terminate,
     wait_until_gone,
 )
+from dcos_backup.testing.seed import ROOT as SEED_ROOT
 from dcos_backup.testing.seed import SeedStats, seed_marathon
 from dcos_backup.zk import connect
 
@@ -444,11 +445,27 @@ def down(cluster: Cluster, purge: bool = False) -> list[int]:
     return survivors
 
 
-def seed(cluster: Cluster, apps: int = 50, seed_value: int = 0) -> SeedStats:
-    """``dcos-local seed``: Marathon-like state under /marathon, and the process holding its ephemeral nodes."""
+def seed(
+    cluster: Cluster,
+    apps: int = 50,
+    seed_value: int = 0,
+    replace: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> SeedStats:
+    """``dcos-local seed``: Marathon-like state under /marathon, and the process holding its ephemeral nodes.
+
+    An existing /marathon is refused (Conflict) unless ``replace``, which deletes it first.
+    """
     client = connect(cluster.zk_hosts, timeout=60)  # big multis during log rolls can stall a while
     try:
-        stats = seed_marathon(client, apps=apps, seed=seed_value)
+        if client.exists(SEED_ROOT):
+            if not replace:
+                raise Conflict(
+                    f"{SEED_ROOT} already exists (seeded before?); pass --replace to delete it and seed again"
+                )
+            services.stop_holder(cluster.dir)
+            client.delete(SEED_ROOT, recursive=True)
+        stats = seed_marathon(client, apps=apps, seed=seed_value, progress=progress)
     finally:
         client.stop()
         client.close()

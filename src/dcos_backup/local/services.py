@@ -61,6 +61,15 @@ def start_holder(cluster_dir: Path, zk_hosts: str) -> None:
     spawn_detached(python_module_command(HOLDER_MODULE, "--zk", zk_hosts), files.log_file("holder"), pid_file)
 
 
+def stop_holder(cluster_dir: Path) -> None:
+    """Stop the holder of the ephemeral nodes (``seed --replace`` starts a new one on the new tree)."""
+    pid_file = ClusterFiles(cluster_dir).pid_file("holder")
+    proc = live_process(pid_file, HOLDER_MODULE)
+    if proc is not None:
+        terminate(proc)
+    pid_file.unlink(missing_ok=True)
+
+
 def service_available() -> bool:
     return importlib.util.find_spec(SERVICE_MODULE) is not None
 
