@@ -9,6 +9,7 @@ import httpx
 import pytest
 from tests.helpers import ok, run_tool, tool, wait_for
 
+from dcos_backup.master import restore_mark
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
@@ -94,5 +95,56 @@ def test_seed_zookeeper_backup_and_restore_procedure(make_cluster, tmp_path):
     try:
         assert snapshot(client) == expected
         assert not client.exists("/marathon/after-backup")
+    finally:
+        client.stop()
+
+
+def test_a_forgotten_master_cannot_silently_undo_a_restore(make_cluster, tmp_path):
+    """Issue 17 item 2: masters 1 and 2 restored, master 3 forgotten (newer data) and started first. Before,
+    every command returned 0 and the ensemble came back with master 3's data. Now the restored masters
+    refuse to start, naming master 3; restoring it too brings the backup back."""
+    cluster = make_cluster(3)
+
+    def run(tool: str, *args: str):
+        return run_tool(tool, *args, cluster_dir=cluster.dir, timeout=180)
+
+    client = connect(cluster.zk_hosts)
+    client.create("/kept", b"in the backup")
+    client.sync("/kept")
+    client.stop()
+    ex = {m.id: str(m.layout.exhibitor_dir) for m in cluster.masters}
+    archive = tmp_path / "zk.tar.gz"
+    ok(run("dcos-local", "stop-zk", "1"))
+    ok(run("dcos-zk", "backup", str(archive), "--exhibitor-dir", ex[1]))
+    ok(run("dcos-local", "start-zk", "1", "--wait"))
+    client = connect(cluster.zk_hosts)
+    client.create("/newer", b"after the backup")
+    client.stop()
+
+    for n in (1, 2, 3):
+        ok(run("dcos-local", "stop-zk", str(n)))
+    for n in (1, 2):  # master 3 forgotten
+        ok(run("dcos-zk", "restore", str(archive), "--exhibitor-dir", ex[n]))
+    ok(run("dcos-local", "start-zk", "3"))
+    for n in (1, 2):
+        refused = run("dcos-local", "start-zk", str(n))
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "stop master 3 and restore it from the same backup" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert not cluster.is_running(cluster.master(n))
+
+    ok(run("dcos-local", "stop-zk", "3"))
+    ok(run("dcos-zk", "restore", str(archive), "--exhibitor-dir", ex[3]))
+    for n in (1, 2, 3):
+        ok(run("dcos-local", "start-zk", str(n)))
+    cluster.wait_serving(120)
+    status = httpx.get(f"{cluster.master(2).member.exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()
+    assert status[1]["restoreMark"]["source"] == "zk.tar.gz"  # master 2's own entry carries its mark
+    assert set(status[0]) == {"code", "description", "hostname", "isLeader"}
+    # once serving, the restore has taken: every mark says so, and a member rebuilt later may join
+    wait_for(lambda: all(restore_mark.read(m.layout.restore_mark).served for m in cluster.masters), what="served")
+    client = connect(cluster.zk_hosts)
+    try:
+        assert client.get("/kept")[0] == b"in the backup" and not client.exists("/newer")
     finally:
         client.stop()

@@ -33,10 +33,13 @@ config_option = click.option(
 
 @cli.command("run")
 @config_option
-def run_cmd(config_path: Path) -> None:
+@click.option(
+    "--force", is_flag=True, help="Start ZooKeeper even if the restore marks say its data is not the others' restore."
+)
+def run_cmd(config_path: Path, force: bool) -> None:
     """Run ZooKeeper (restarted when it dies) and serve GET /exhibitor/v1/cluster/status until SIGTERM."""
     setup_logging(True)
-    serve(NodeConfig.load(config_path))
+    serve(NodeConfig.load(config_path), force)
 
 
 @cli.command("status")

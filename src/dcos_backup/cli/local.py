@@ -134,7 +134,10 @@ def stop_zk(n: int, directory: Path | None) -> None:
     "--timeout", default=60.0, show_default=True, help="With --wait: seconds to serve once a quorum can form."
 )
 @click.option("--no-wait", is_flag=True, hidden=True)  # the default now; accepted so that old scripts keep working
-def start_zk(n: int, directory: Path | None, wait: bool, timeout: float, no_wait: bool) -> None:
+@click.option(
+    "--force", is_flag=True, help="Start even if the restore marks say this master's data is not the others'."
+)
+def start_zk(n: int, directory: Path | None, wait: bool, timeout: float, no_wait: bool, force: bool) -> None:
     """Start master N's Exhibitor and ZooKeeper (like: systemctl start dcos-exhibitor).
 
     Returns as soon as the supervisor is up, as systemctl start does: ZooKeeper then joins the ensemble
@@ -142,7 +145,8 @@ def start_zk(n: int, directory: Path | None, wait: bool, timeout: float, no_wait
     member to serve instead; while too few masters run for a quorum it says so and keeps waiting.
     """
     cluster = Cluster.load(directory)
-    cluster.start_master(n, wait=wait and not no_wait, timeout=timeout, notify=lambda m: click.echo(m, err=True))
+    notify = lambda m: click.echo(m, err=True)  # noqa: E731
+    cluster.start_master(n, wait and not no_wait, timeout, notify, force)
     if wait and not no_wait:
         click.echo(f"master {n}: ZooKeeper serving")
     else:

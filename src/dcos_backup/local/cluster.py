@@ -247,19 +247,26 @@ class Cluster:
         return bool(self.running_masters()) or services.any_running(self.dir)
 
     def start_master(
-        self, n: int, wait: bool = False, timeout: float = 60.0, notify: Callable[[str], None] | None = None
+        self,
+        n: int,
+        wait: bool = False,
+        timeout: float = 60.0,
+        notify: Callable[[str], None] | None = None,
+        force: bool = False,
     ) -> None:
         """``systemctl start dcos-exhibitor`` on master ``n``: returns once its supervisor is up.
 
-        With ``wait``, then waits for the member to serve (see :meth:`wait_serving`).
+        With ``wait``, then waits for the member to serve (see :meth:`wait_serving`). A supervisor that
+        refuses to start (a restore mark says its data would undo the others' restore) fails this with its
+        reason; ``force`` starts it anyway.
         """
         master = self.master(n)
-        if self.spawn_master(master):
+        if self.spawn_master(master, force):
             self.wait_supervisor(master, timeout)
         if wait:
             self.wait_serving(timeout, members=[master], notify=notify)
 
-    def spawn_master(self, master: Master) -> bool:
+    def spawn_master(self, master: Master, force: bool = False) -> bool:
         """Start master's supervisor unless it runs; returns whether it was started (not waiting for it)."""
         if self.is_running(master):
             return False
@@ -269,7 +276,9 @@ class Cluster:
         cfg.write()
         layout = master.layout
         spawn_detached(
-            python_module_command("dcos_backup.cli.exhibitor", "run", "--config", str(layout.node_config)),
+            python_module_command(
+                "dcos_backup.cli.exhibitor", "run", "--config", str(layout.node_config), *(["--force"] * force)
+            ),
             layout.exhibitor_log,
             layout.exhibitor_pid_file,
         )
@@ -281,8 +290,8 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while not port_open(member.host, member.exhibitor_port):
             if not self.is_running(master):
-                why = last_lines(master.layout.exhibitor_log) or "no log"
-                raise ClusterError(f"master {master.id}'s supervisor stopped while starting: {why}")
+                why = last_lines(master.layout.exhibitor_log, 1).removeprefix("error: ") or "no log"
+                raise ClusterError(f"master {master.id} not started: {why}")
             if time.monotonic() > deadline:
                 raise ClusterError(f"master {master.id}'s supervisor did not answer within {timeout:g}s")
             time.sleep(0.1)

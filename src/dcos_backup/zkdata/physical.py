@@ -32,6 +32,7 @@ from typing import BinaryIO
 
 from dcos_backup.errors import IntegrityError, NotFound, UsageError
 from dcos_backup.fsutil import HashingWriter, ensure_free_space, fsync_dir, storage_error, write_private_file
+from dcos_backup.master import restore_mark
 from dcos_backup.master.layout import CONSOLE_LOG, MYID, ZK_DIR_NAME, MasterLayout
 from dcos_backup.master.lock import data_dir_lock
 from dcos_backup.zkdata import online as online_copy
@@ -409,18 +410,19 @@ def restore(
     members: list[tarsafe.Member] = []
     checked: list[ReplayResult] = []
 
-    def fill(staged: MasterLayout) -> None:
+    def fill(staged: MasterLayout) -> ReplayResult | None:
         log.info("checking %s and extracting it into %s", archive, staged.exhibitor_dir)
         members.extend(tarsafe.validate(archive, into=staged.exhibitor_dir))  # checked and extracted in one pass
         log.info("archive is sound: %d files, %d bytes", *_counts(members))
         if not verify:
             log.warning("--no-verify: the data is NOT replayed; ZooKeeper may refuse it or load it wrongly")
-            return
+            return None
         with rebuilt_data_dir(staged, tmp_dir or staged.exhibitor_dir, keep_data=False) as (_, result):
             checked.append(result)
         log.info("verified: last zxid %s, %d nodes, digest %s", result.last_zxid, result.nodes, result.digest)
+        return result
 
-    myid = replace_data_dir(layout.exhibitor_dir, fill, keep_old, wait_lock, what="dcos-zk restore")
+    myid = replace_data_dir(layout.exhibitor_dir, fill, keep_old, wait_lock, "dcos-zk restore", archive.name)
     files, data_bytes = _counts(members)
     return RestoreResult(
         str(archive), files, data_bytes, myid, time.monotonic() - started, checked[0] if checked else None
@@ -433,16 +435,19 @@ def _counts(members: list[tarsafe.Member]) -> tuple[int, int]:
 
 def replace_data_dir(
     exhibitor_dir: Path,
-    fill: Callable[[MasterLayout], None],
+    fill: Callable[[MasterLayout], ReplayResult | None],
     keep_old: bool = False,
     wait_lock: bool = False,
     what: str = "dcos-zk restore",
+    source: str = "",
 ) -> str | None:
     """Replace this master's ``zookeeper/`` with what ``fill`` puts into a staging layout; all or nothing.
 
     Under the exclusive data-dir lock and with ZooKeeper stopped: ``fill`` writes the new ``zookeeper/``
-    (and checks it: it raises to refuse, before anything live changed); then this master's ``myid`` goes
-    in, ownership and fsync follow, and the journalled swap puts it in place. Returns the ``myid`` kept.
+    (and checks it: it raises to refuse, before anything live changed, and returns the replay that checked
+    it, or None); then this master's ``myid`` goes in, ownership and fsync follow, and the journalled swap
+    puts it in place, with the restore mark of the replayed data (:mod:`dcos_backup.master.restore_mark`).
+    Returns the ``myid`` kept.
     """
     layout = MasterLayout(Path(exhibitor_dir))
     if not layout.exhibitor_dir.is_dir():
@@ -457,8 +462,9 @@ def replace_data_dir(
         old = layout.exhibitor_dir / f"{ZK_DIR_NAME}.old-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
         try:
             staged.exhibitor_dir.mkdir(mode=0o700)  # the data may hold secrets (digest ACLs, credentials)
-            fill(staged)
+            replayed = fill(staged)
             _finish_staging(staged, layout, myid)
+            layout.restore_mark.unlink(missing_ok=True)  # never a mark of other data beside the new data
             _swap(layout, staged, old)
         except BaseException as exc:
             log.info("restore failed (%s); putting the previous data back", exc)  # the error itself says why
@@ -470,8 +476,17 @@ def replace_data_dir(
             if isinstance(exc, OSError):
                 raise storage_error(exc, "restore (previous data kept)", layout.exhibitor_dir) from exc
             raise
+        _write_mark(layout, replayed, source)
         _clean_up_swap(layout, staged, old, keep_old)
     return myid
+
+
+def _write_mark(layout: MasterLayout, replayed: ReplayResult | None, source: str) -> None:
+    if replayed is None:
+        log.warning("no restore mark written (the data was not replayed): the other masters cannot check this one")
+        return
+    mark = restore_mark.write(layout.restore_mark, replayed.last_zxid, replayed.digest, replayed.nodes, source)
+    log.info("restore mark written: %s", mark.describe())
 
 
 def _finish_staging(staged: MasterLayout, layout: MasterLayout, myid: str | None) -> None:
