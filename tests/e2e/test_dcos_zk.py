@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -133,11 +134,22 @@ def test_a_forgotten_master_cannot_silently_undo_a_restore(make_cluster, tmp_pat
         assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
         assert not cluster.is_running(cluster.master(n))
 
-    ok(run("dcos-local", "stop-zk", "3"))
-    ok(run("dcos-zk", "restore", str(archive), "--exhibitor-dir", ex[3]))
+    # --force does what happened silently before: master 3's data wins, and check-live says so.
+    for n in (1, 2):
+        ok(run("dcos-local", "start-zk", str(n), "--force"))
+        assert "started with --force despite" in cluster.master(n).layout.activity_log.read_text()
+    cluster.wait_serving(120)
+    check = run("dcos-zk", "check-live", str(archive), "--zk", cluster.zk_hosts)
+    assert check.returncode == 1 and "the restore did NOT take" in check.stdout and "/newer" in check.stdout
+
+    for n in (1, 2, 3):
+        ok(run("dcos-local", "stop-zk", str(n)))
+        ok(run("dcos-zk", "restore", str(archive), "--exhibitor-dir", ex[n]))
     for n in (1, 2, 3):
         ok(run("dcos-local", "start-zk", str(n)))
     cluster.wait_serving(120)
+    took = json.loads(ok(run("dcos-zk", "check-live", "--json", str(archive), "--zk", cluster.zk_hosts)).stdout)
+    assert took["took"] and took["foreign_count"] == 0 and took["unchanged"] >= took["archive_nodes"] - 1
     status = httpx.get(f"{cluster.master(2).member.exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()
     assert status[1]["restoreMark"]["source"] == "zk.tar.gz"  # master 2's own entry carries its mark
     assert set(status[0]) == {"code", "description", "hostname", "isLeader"}

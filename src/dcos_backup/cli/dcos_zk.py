@@ -22,6 +22,7 @@ from dcos_backup.errors import NotFound, UsageError
 from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR, MasterLayout
 from dcos_backup.zkdata import physical
 from dcos_backup.zkdata import verify as zk_verify
+from dcos_backup.zkdata.check_live import check_live
 from dcos_backup.zkdata.continuous import pitr, retention, txlog
 from dcos_backup.zkdata.continuous.archiver import Archiver
 from dcos_backup.zkdata.continuous.index import RepoIndex, check_stream_name, describe_ranges, parse_time, parse_zxid
@@ -327,6 +328,30 @@ def dump(archive: Path, prefix: str, as_json: bool, tmp_dir: Path | None, verbos
                 click.echo(f"{node.path or '/'}  version={node.stat.version} bytes={size}{owner}")
         if not found:
             raise NotFound(f"{prefix} is not in the archive")
+
+
+@cli.command("check-live")
+@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--zk",
+    "hosts",
+    envvar="DCOS_ZK_HOSTS",
+    default="127.0.0.1:2181",
+    show_default=True,
+    help="The ensemble's connect string ($DCOS_ZK_HOSTS).",
+)
+@tmp_dir_option
+@json_option
+def check_live_cmd(archive: Path, hosts: str, tmp_dir: Path | None, as_json: bool) -> None:
+    """Did the restore of ARCHIVE take? Compares the live ensemble's tree with the archive's.
+
+    Every live node must be the archive's or changed after the restore; live data with history the
+    archive does not know (a master that was not restored led the ensemble) fails it, exit code 1.
+    """
+    result = check_live(archive, hosts, tmp_dir)
+    click.echo(json.dumps({**asdict(result), "took": result.took}, indent=2) if as_json else result.describe())
+    if not result.took:
+        click.get_current_context().exit(1)
 
 
 @cli.command()
