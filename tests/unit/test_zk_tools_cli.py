@@ -3,10 +3,14 @@ versions, JSON results, numbers that agree between commands, and what happens to
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import subprocess
 
 import pytest
-from tests.helpers import ok, run_tool
+from tests.helpers import ok, run_tool, tool
 from tests.zkfiles import make_exhibitor_dir
 
 from dcos_backup import __version__
@@ -50,3 +54,30 @@ def test_restore_says_what_happens_to_the_replaced_data(tmp_path):
 def test_tmp_dir_help_says_what_this_command_does_with_it(command):
     text = " ".join(ok(run_tool("dcos-zk", command, "--help")).stdout.split())
     assert "--tmp-dir" in text and "beside the archive" not in text and "backup:" not in text
+
+
+def stderr_on_a_terminal(*args: str) -> tuple[int, str, str]:
+    """Run a tool with stderr on a pseudo-terminal (stdout piped): what an operator would see."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([tool(args[0]), *args[1:]], stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    seen = b""
+    with contextlib.suppress(OSError):  # EIO once the tool has exited and closed its end
+        while chunk := os.read(leader, 4096):
+            seen += chunk
+    os.close(leader)
+    out = proc.communicate(timeout=120)[0]
+    return proc.returncode, out, seen.decode(errors="replace")
+
+
+def test_progress_goes_to_a_terminal_and_never_into_a_pipe(tmp_path):
+    ex = make_exhibitor_dir(tmp_path, size=2_000_000)
+    archive = tmp_path / "zk.tar.gz"
+    rc, out, err = stderr_on_a_terminal("dcos-zk", "backup", str(archive), "--exhibitor-dir", str(ex))
+    assert rc == 0 and "backup written" in out and "archiving and checking: " in err and "files" in err
+    rc, out, err = stderr_on_a_terminal("dcos-zk", "verify", str(archive))
+    assert rc == 0 and ": OK: " in out and "MiB/s" in err
+    rc, out, err = stderr_on_a_terminal("dcos-zk", "restore", str(archive), "--exhibitor-dir", str(ex))
+    assert rc == 0 and "restored" in out and "files" in err
+    piped = ok(run_tool("dcos-zk", "verify", str(archive)))
+    assert piped.stderr == ""

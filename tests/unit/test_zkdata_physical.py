@@ -24,8 +24,9 @@ from dcos_backup.zkdata import physical
 
 
 def left_in(ex: Path) -> list[str]:
-    """What an exhibitor dir holds besides the data-dir lock file (which stays, as lock files do)."""
-    return sorted(p.name for p in ex.iterdir() if p.name != "zookeeper.lock")
+    """What an exhibitor dir holds besides the data-dir lock file (which stays, as lock files do) and the
+    restore mark (what a restore leaves on purpose, for the supervisor's check)."""
+    return sorted(p.name for p in ex.iterdir() if p.name not in ("zookeeper.lock", "zookeeper.restore-mark"))
 
 
 def data_of(ex: Path) -> dict[str, str]:
@@ -74,6 +75,7 @@ def test_original_script_archive_restores_with_ours_and_keeps_myid(tmp_path):
     assert MasterLayout(target).myid_file.read_text().strip() == "3"
     assert result.myid == "3"
     assert left_in(target) == ["zookeeper"]  # no staging, journal or old copy left
+    assert (target / "zookeeper.restore-mark").is_file()
 
 
 def test_backup_refuses_existing_target_and_missing_parent(tmp_path):

@@ -18,6 +18,7 @@ import click
 
 from dcos_backup import __version__
 from dcos_backup.cli._common import run, setup_logging
+from dcos_backup.cli._progress import progress_on_terminal
 from dcos_backup.errors import NotFound, UsageError
 from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR, MasterLayout
 from dcos_backup.zkdata import physical
@@ -61,7 +62,10 @@ wait_lock_option = click.option(
 )
 
 
-@click.group(help="Back up, restore, verify and inspect the ZooKeeper data of a DC/OS master (offline, or --online).")
+@click.group(
+    help="Back up, restore, verify and inspect the ZooKeeper data of a DC/OS master (offline, or --online). "
+    "Long work shows its progress (files, bytes, rate) on stderr when that is a terminal."
+)
 @click.version_option(__version__, "--version", message="%(prog)s %(version)s")
 def cli() -> None:
     pass
@@ -102,9 +106,11 @@ def backup(
     if online:
         # A backup must not slow the member it copies: give ZooKeeper the CPU first.
         os.nice(10)
-    result = physical.backup(
-        exhibitor_dir, archive, tmp_dir, level, online=online, verify=not no_verify, wait_lock=wait_lock
-    )
+    with progress_on_terminal("files") as update:
+        result = physical.backup(
+            exhibitor_dir, archive, tmp_dir, level, online=online, verify=not no_verify, wait_lock=wait_lock,
+            progress=update,
+        )  # fmt: skip
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
         return
@@ -200,7 +206,8 @@ def restore(
             "ZooKeeper may refuse to start on it or serve a damaged tree",
             err=True,
         )
-    result = physical.restore(exhibitor_dir, archive, tmp_dir, keep_old, wait_lock, verify=not no_verify)
+    with progress_on_terminal("files") as update:
+        result = physical.restore(exhibitor_dir, archive, tmp_dir, keep_old, wait_lock, not no_verify, update)
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
         return
@@ -294,7 +301,8 @@ def verify(archive: Path, tmp_dir: Path | None, verbose: bool, as_json: bool) ->
     snapshot; prints the last zxid, node count and tree digest. Exit 1 with the reason on any corruption.
     """
     setup_logging(verbose)
-    result = zk_verify.verify_archive(archive, tmp_dir)
+    with progress_on_terminal("files") as update:
+        result = zk_verify.verify_archive(archive, tmp_dir, update)
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
         return

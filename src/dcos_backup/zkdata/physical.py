@@ -136,6 +136,7 @@ def backup(
     online: bool = False,
     verify: bool = True,
     wait_lock: bool = False,
+    progress: tarsafe.Progress | None = None,
 ) -> BackupResult:
     """Write a seed-compatible archive of this master's ZooKeeper data to ``archive``.
 
@@ -160,15 +161,21 @@ def backup(
     what = f"dcos-zk backup{' --online' if online else ''}"
     with data_dir_lock(layout.lock_file, exclusive=False, what=what, wait=wait_lock):
         if online:
-            result = _online_backup(layout, archive, tmp_parent, level, workers, verify)
+            result = _online_backup(layout, archive, tmp_parent, level, workers, verify, progress)
         else:
-            result = write_archive(layout.zk_dir, archive, tmp_parent, level, workers, verify)
+            result = write_archive(layout.zk_dir, archive, tmp_parent, level, workers, verify, progress)
     result.seconds = time.monotonic() - started
     return result
 
 
 def _online_backup(
-    layout: MasterLayout, archive: Path, tmp_parent: Path, level: int, workers: int | None, verify: bool
+    layout: MasterLayout,
+    archive: Path,
+    tmp_parent: Path,
+    level: int,
+    workers: int | None,
+    verify: bool,
+    progress: tarsafe.Progress | None = None,
 ) -> BackupResult:
     stage = MasterLayout(tmp_parent / f".dcos-zk-online-{uuid.uuid4().hex[:8]}")
     try:
@@ -178,7 +185,7 @@ def _online_backup(
         except OSError as exc:
             raise storage_error(exc, "copying the live data", tmp_parent) from exc
         log.info("copied %s and %d logs up to zxid 0x%x", copied.snapshot, len(copied.logs), copied.last_zxid)
-        result = write_archive(stage.zk_dir, archive, tmp_parent, level, workers, verify)
+        result = write_archive(stage.zk_dir, archive, tmp_parent, level, workers, verify, progress)
     finally:
         shutil.rmtree(stage.exhibitor_dir, ignore_errors=True)
     result.online = True
@@ -192,6 +199,7 @@ def write_archive(
     level: int = 6,
     workers: int | None = None,
     verify: bool = False,
+    progress: tarsafe.Progress | None = None,
 ) -> BackupResult:
     """Archive ``zk_dir`` (a ``zookeeper/`` directory) as ``archive`` plus ``archive.sha256``.
 
@@ -208,7 +216,11 @@ def write_archive(
             StreamVerifier.for_data_dir(MasterLayout(zk_dir.parent), tmp_parent) if verify else (None, [])
         )
         try:
-            digest, size, files, data_bytes = _write_archive(zk_dir, partial, level, workers, verifier, wanted)
+            digest, size, files, data_bytes = _write_archive(
+                zk_dir, partial, level, workers, verifier, wanted, progress
+            )
+            if verifier is not None and progress is not None:
+                progress("finishing the check", files, data_bytes)
             verified = verifier.finish(str(archive)) if verifier is not None else None
         finally:
             if verifier is not None:
@@ -235,6 +247,7 @@ def _write_archive(
     workers: int | None,
     verifier: StreamVerifier | None = None,
     wanted: list[Path] | None = None,
+    progress: tarsafe.Progress | None = None,
 ) -> tuple[str, int, int, int]:
     """Tar + parallel gzip ``zk_dir`` into ``partial``, fsynced; returns (sha256, size, files, data bytes).
 
@@ -266,6 +279,8 @@ def _write_archive(
                 files += 1
                 data_bytes += info.size
                 log.info("added %s (%d bytes)", info.name, info.size)
+                if progress is not None:
+                    progress("archiving" + " and checking" * (verifier is not None), files, data_bytes)
         raw.flush()
         os.fsync(raw.fileno())
     return hashing.sha256.hexdigest(), hashing.size, files, data_bytes
@@ -391,6 +406,7 @@ def restore(
     keep_old: bool = False,
     wait_lock: bool = False,
     verify: bool = True,
+    progress: tarsafe.Progress | None = None,
 ) -> RestoreResult:
     """Replace this master's ZooKeeper data with the archive's; all or nothing.
 
@@ -412,11 +428,13 @@ def restore(
 
     def fill(staged: MasterLayout) -> ReplayResult | None:
         log.info("checking %s and extracting it into %s", archive, staged.exhibitor_dir)
-        members.extend(tarsafe.validate(archive, into=staged.exhibitor_dir))  # checked and extracted in one pass
+        members.extend(tarsafe.validate(archive, staged.exhibitor_dir, progress))  # checked and extracted in one pass
         log.info("archive is sound: %d files, %d bytes", *_counts(members))
         if not verify:
             log.warning("--no-verify: the data is NOT replayed; ZooKeeper may refuse it or load it wrongly")
             return None
+        if progress is not None:
+            progress("replaying the data", *_counts(members))
         with rebuilt_data_dir(staged, tmp_dir or staged.exhibitor_dir, keep_data=False) as (_, result):
             checked.append(result)
         log.info("verified: last zxid %s, %d nodes, digest %s", result.last_zxid, result.nodes, result.digest)

@@ -28,7 +28,7 @@ import posixpath
 import shutil
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -208,9 +208,20 @@ def read_sha256_file(archive: Path) -> str | None:
     return digest
 
 
-def validate(archive: Path, into: Path | None = None) -> list[Member]:
+Progress = Callable[[str, int, int], None]  # (phase, files so far, bytes so far)
+
+
+def validate(archive: Path, into: Path | None = None, progress: Progress | None = None) -> list[Member]:
     """Read the whole archive and return its members; IntegrityError on the first problem.
 
-    With ``into`` the members are extracted there in the same pass (see :func:`iter_members`).
+    With ``into`` the members are extracted there in the same pass (see :func:`iter_members`);
+    ``progress`` is told the files and bytes read after each member.
     """
-    return list(iter_members(archive, into))
+    members: list[Member] = []
+    files = size = 0
+    for member in iter_members(archive, into):
+        members.append(member)
+        files, size = files + (not member.is_dir), size + member.size
+        if progress is not None:
+            progress("checking and extracting" if into is not None else "checking", files, size)
+    return members

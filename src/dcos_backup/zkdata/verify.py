@@ -80,7 +80,7 @@ def rebuilt_data_dir(
 
 @contextlib.contextmanager
 def rebuilt_archive(
-    archive: Path, tmp_dir: Path | None = None, keep_data: bool = True
+    archive: Path, tmp_dir: Path | None = None, keep_data: bool = True, progress: tarsafe.Progress | None = None
 ) -> Iterator[tuple[TreeStore, ReplayResult]]:
     """The tree a ``dcos-zk`` archive would restore, rebuilt and checked; the store lives until exit."""
     archive = Path(archive)
@@ -88,7 +88,9 @@ def rebuilt_archive(
         raise NotFound(f"{archive} does not exist or is not a file")
     with _workspace(tmp_dir) as work:
         log.info("checking and extracting %s", archive)
-        tarsafe.validate(archive, into=work)
+        members = tarsafe.validate(archive, into=work, progress=progress)
+        if progress is not None:
+            progress("replaying the data", sum(not m.is_dir for m in members), sum(m.size for m in members))
         # The archive holds the zookeeper/ part of a master's layout; extracted, work is laid out as one.
         with rebuilt_data_dir(MasterLayout(work), work, keep_data) as rebuilt:
             yield rebuilt
@@ -237,10 +239,12 @@ def _serve_stream(tmp_dir: Path | None) -> None:
     sys.stdout.write(json.dumps(doc))
 
 
-def verify_archive(archive: Path, tmp_dir: Path | None = None) -> VerifyResult:
+def verify_archive(
+    archive: Path, tmp_dir: Path | None = None, progress: tarsafe.Progress | None = None
+) -> VerifyResult:
     """Check everything in an archive; IntegrityError with the reason on the first problem."""
     started = time.monotonic()
-    with rebuilt_archive(archive, tmp_dir, keep_data=False) as (_, result):
+    with rebuilt_archive(archive, tmp_dir, keep_data=False, progress=progress) as (_, result):
         fields = result.to_dict()
     return VerifyResult(**fields, archive=str(archive), seconds=time.monotonic() - started)
 
