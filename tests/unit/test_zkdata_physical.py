@@ -295,3 +295,11 @@ def test_a_verified_backup_of_damaged_data_fails_and_leaves_nothing(tmp_path, da
         physical.backup(ex, tmp_path / "zk.tar.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exhibitor"]
     physical.backup(ex, tmp_path / "unchecked.tar.gz", verify=False)  # --no-verify archives it as it is
+
+
+def test_recover_removes_a_restore_mark_killed_while_written(tmp_path):
+    ex = make_exhibitor_dir(tmp_path)
+    (ex / ".zookeeper.restore-mark.4242.tmp").write_text('{"last_zxid": ')
+    before = data_of(ex)
+    assert physical.recover(ex) is None
+    assert left_in(ex) == ["zookeeper"] and data_of(ex) == before

@@ -319,8 +319,16 @@ def _write_journal(exhibitor_dir: Path, staged: Path, old: Path) -> None:
 def _leftovers(layout: MasterLayout) -> bool:
     """Whether an interrupted restore left anything for :func:`recover` to finish or clean."""
     return (
-        layout.restore_journal.exists() or _journal_tmp(layout).exists() or any(layout.exhibitor_dir.glob(".restore-*"))
+        layout.restore_journal.exists()
+        or _journal_tmp(layout).exists()
+        or any(layout.exhibitor_dir.glob(".restore-*"))
+        or any(_mark_temporaries(layout))
     )
+
+
+def _mark_temporaries(layout: MasterLayout) -> Iterator[Path]:
+    """A restore mark being written when the restore was killed (write_private_file's temporary name)."""
+    return layout.exhibitor_dir.glob(f".{layout.restore_mark.name}.*.tmp")
 
 
 def recover(exhibitor_dir: Path, wait: bool = False) -> str | None:
@@ -341,6 +349,8 @@ def recover(exhibitor_dir: Path, wait: bool = False) -> str | None:
 def recover_locked(layout: MasterLayout) -> str | None:
     """:func:`recover` for a caller that holds the exclusive data-dir lock."""
     exhibitor_dir, journal, zk_dir = layout.exhibitor_dir, layout.restore_journal, layout.zk_dir
+    for leftover in _mark_temporaries(layout):
+        leftover.unlink(missing_ok=True)
     if not journal.exists():
         # A restore killed before its swap: its staging, and a journal it had not finished writing.
         for leftover in exhibitor_dir.glob(".restore-*"):
