@@ -6,10 +6,13 @@ offsets to damage) without a server.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import struct
 import zlib
+from pathlib import Path
 
+from dcos_backup.master.layout import MasterLayout
 from dcos_backup.zkdata import formats
 from dcos_backup.zkdata.formats import OpCode
 
@@ -64,3 +67,26 @@ def random_snapshot(rng: random.Random, zxid: int, size: int) -> bytes:
 def random_log(rng: random.Random, first_zxid: int, size: int, padding: int) -> bytes:
     txns = [create_txn(first_zxid + i, f"/log{i:05d}", rng.randbytes(1000)) for i in range(max(1, size // 1100))]
     return log_file(txns, padding)
+
+
+def make_exhibitor_dir(root: Path, myid: str = "2", seed: int = 0, size: int = 200_000) -> Path:
+    rng = random.Random(seed)
+    layout = MasterLayout(root / "exhibitor")
+    layout.snapshots_dir.mkdir(parents=True)
+    layout.logs_dir.mkdir(parents=True)
+    layout.myid_file.write_text(myid + "\n")
+    layout.console_log.write_text("console log\n")
+    (layout.snapshots_dir / "acceptedEpoch").write_text("1")
+    for zxid in (0x100000000, 0x100000ABC):
+        (layout.snapshots_dir / f"snapshot.{zxid:x}").write_bytes(random_snapshot(rng, zxid, size))
+    (layout.logs_dir / "log.100000001").write_bytes(random_log(rng, 0x100000001, size, padding=size))
+    return layout.exhibitor_dir
+
+
+def tree_digest(directory: Path) -> dict[str, str]:
+    """Every file's sha256 (the data-dir lock file aside: a command that takes the lock creates it)."""
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(directory.rglob("*"))
+        if p.name != "zookeeper.lock"
+    }

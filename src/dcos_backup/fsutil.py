@@ -1,12 +1,18 @@
 """Small file-system helpers shared by the catalog, dcos-zk and the keeper of secrets: durable renames, hashing
-writes and private (0600) files."""
+writes, private (0600) files, and disk-full errors that say so."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import BinaryIO
+
+from dcos_backup.errors import StorageError
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 def fsync_dir(directory: Path) -> None:
@@ -48,3 +54,19 @@ def write_private_file(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(fd)
     os.replace(tmp, path)
+
+
+def storage_error(exc: OSError, doing: str, directory: Path) -> StorageError:
+    """One line for a failed read or write; a full filesystem is named as such, with the directory that is full."""
+    if exc.errno in _FULL:
+        return StorageError(f"{doing} failed: no space left in {directory} (its filesystem is full); free space there")
+    return StorageError(f"{doing} failed: {exc.strerror or exc}")
+
+
+def ensure_free_space(directory: Path, needed: int, doing: str) -> None:
+    """Refuse, before writing, ``needed`` bytes that ``directory``'s filesystem cannot take."""
+    free = shutil.disk_usage(directory).free
+    if needed > free:
+        raise StorageError(
+            f"{doing} needs {needed} bytes but {directory} has {free} free (its filesystem is full); free space there"
+        )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 
 import httpx
 import pytest
-from tests.helpers import ok, run_tool
+from tests.helpers import ok, run_tool, tool, wait_for
 
+from dcos_backup.master import restore_mark
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
@@ -57,18 +60,103 @@ def test_seed_zookeeper_backup_and_restore_procedure(make_cluster, tmp_path):
         result = ok(run("dcos-zk", "restore", str(copies[m.id]), "-v", "--exhibitor-dir", str(m.layout.exhibitor_dir)))
         assert f"myid {m.id}" in result.stdout
         assert m.layout.myid_file.read_text().strip() == str(m.id)
-    for m in cluster.masters:
-        ok(run("dcos-local", "start-zk", str(m.id), "--no-wait"))
-    cluster.wait_serving(90)
+    # Started by hand one master at a time, as the seed says: plain start-zk returns once the supervisor
+    # is up (systemctl start), never a timeout while the others are still down; --wait says what it waits for.
+    ok(run("dcos-local", "start-zk", "1"))
+    waiting_log = tmp_path / "start-zk-1-wait.err"
+    with open(waiting_log, "w") as err:
+        waiter = subprocess.Popen(
+            [tool("dcos-local"), "start-zk", "1", "--wait", "--dir", str(cluster.dir)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    try:
+        wait_for(
+            lambda: "waiting for 1 more master to form a quorum of 2" in waiting_log.read_text(),
+            what="start-zk --wait to say why it waits",
+        )
+        ok(run("dcos-local", "start-zk", "2"))
+        out, _ = waiter.communicate(timeout=180)
+    finally:
+        waiter.kill()
+    assert waiter.returncode == 0 and "master 1: ZooKeeper serving" in out, waiting_log.read_text()
+    ok(run("dcos-local", "start-zk", "3"))
 
-    # Monitor the Exhibitor status: all serving, one leader.
-    status = httpx.get(f"{cluster.master(1).member.exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()
-    assert [s["description"] for s in status] == ["serving"] * 3
+    # Monitor the Exhibitor status until all serve, with one leader.
+    def all_serving() -> list[dict] | None:
+        url = f"{cluster.master(1).member.exhibitor_url}/exhibitor/v1/cluster/status"
+        status = httpx.get(url, timeout=5).json()
+        return status if [s["description"] for s in status] == ["serving"] * 3 else None
+
+    status = wait_for(all_serving, timeout=120, interval=0.5, what="3 serving members")
     assert sum(s["isLeader"] for s in status) == 1
 
     client = connect(cluster.zk_hosts)
     try:
         assert snapshot(client) == expected
         assert not client.exists("/marathon/after-backup")
+    finally:
+        client.stop()
+
+
+def test_a_forgotten_master_cannot_silently_undo_a_restore(make_cluster, tmp_path):
+    """Issue 17 item 2: masters 1 and 2 restored, master 3 forgotten (newer data) and started first. Before,
+    every command returned 0 and the ensemble came back with master 3's data. Now the restored masters
+    refuse to start, naming master 3; restoring it too brings the backup back."""
+    cluster = make_cluster(3)
+
+    def run(tool: str, *args: str):
+        return run_tool(tool, *args, cluster_dir=cluster.dir, timeout=180)
+
+    client = connect(cluster.zk_hosts)
+    client.create("/kept", b"in the backup")
+    client.sync("/kept")
+    client.stop()
+    ex = {m.id: str(m.layout.exhibitor_dir) for m in cluster.masters}
+    archive = tmp_path / "zk.tar.gz"
+    ok(run("dcos-local", "stop-zk", "1"))
+    ok(run("dcos-zk", "backup", str(archive), "--exhibitor-dir", ex[1]))
+    ok(run("dcos-local", "start-zk", "1", "--wait"))
+    client = connect(cluster.zk_hosts)
+    client.create("/newer", b"after the backup")
+    client.stop()
+
+    for n in (1, 2, 3):
+        ok(run("dcos-local", "stop-zk", str(n)))
+    for n in (1, 2):  # master 3 forgotten
+        ok(run("dcos-zk", "restore", str(archive), "--exhibitor-dir", ex[n]))
+    ok(run("dcos-local", "start-zk", "3"))
+    for n in (1, 2):
+        refused = run("dcos-local", "start-zk", str(n))
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "stop master 3 and restore it from the same backup" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert not cluster.is_running(cluster.master(n))
+
+    # --force does what happened silently before: master 3's data wins, and check-live says so.
+    for n in (1, 2):
+        ok(run("dcos-local", "start-zk", str(n), "--force"))
+        assert "started with --force despite" in cluster.master(n).layout.activity_log.read_text()
+    cluster.wait_serving(120)
+    check = run("dcos-zk", "check-live", str(archive), "--zk", cluster.zk_hosts)
+    assert check.returncode == 1 and "the restore did NOT take" in check.stdout and "/newer" in check.stdout
+
+    for n in (1, 2, 3):
+        ok(run("dcos-local", "stop-zk", str(n)))
+        ok(run("dcos-zk", "restore", str(archive), "--exhibitor-dir", ex[n]))
+    for n in (1, 2, 3):
+        ok(run("dcos-local", "start-zk", str(n)))
+    cluster.wait_serving(120)
+    took = json.loads(ok(run("dcos-zk", "check-live", "--json", str(archive), "--zk", cluster.zk_hosts)).stdout)
+    assert took["took"] and took["foreign_count"] == 0 and took["unchanged"] >= took["archive_nodes"] - 1
+    status = httpx.get(f"{cluster.master(2).member.exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()
+    assert status[1]["restoreMark"]["source"] == "zk.tar.gz"  # master 2's own entry carries its mark
+    assert set(status[0]) == {"code", "description", "hostname", "isLeader"}
+    # once serving, the restore has taken: every mark says so, and a member rebuilt later may join
+    wait_for(lambda: all(restore_mark.read(m.layout.restore_mark).served for m in cluster.masters), what="served")
+    client = connect(cluster.zk_hosts)
+    try:
+        assert client.get("/kept")[0] == b"in the backup" and not client.exists("/newer")
     finally:
         client.stop()

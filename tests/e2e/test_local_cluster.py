@@ -90,7 +90,7 @@ def test_stop_start_and_kill_recovery(make_cluster):
         assert [s["code"] for s in (status[0], status[2])] == [3, 3]
         assert sum(s["isLeader"] for s in status) == 1
     assert read_pid(c.master(2).layout.exhibitor_pid_file) is None
-    assert dcos_local(c.dir, "start-zk", "2").returncode == 0
+    assert dcos_local(c.dir, "start-zk", "2", "--wait").returncode == 0
     assert all(s["code"] == 3 for s in exhibitor_status(c, 2))
 
     # SIGKILL ZooKeeper: the supervisor brings it back and logs why
@@ -138,7 +138,19 @@ def test_seed_is_realistic_and_deterministic(make_cluster):
     assert len(apps) == 30
     assert json.loads(apps[0].data)["id"].startswith("/")
     again = dcos_local(c.dir, "seed")
-    assert again.returncode != 0 and "already exists" in again.stderr
+    assert again.returncode == 1 and "already exists" in again.stderr and "--replace" in again.stderr
+    assert "internal error" not in again.stderr and len(again.stderr.splitlines()) == 1
+    replaced = dcos_local(c.dir, "seed", "--replace", "--apps", "10", "--seed", "8")
+    assert replaced.returncode == 0, replaced.stderr
+    assert replaced.stderr == ""  # progress only on a terminal
+    nodes = list(iter_tree(c.zk_hosts, ROOT))
+    assert len([n for n in nodes if n.path.count("/") == 4 and "/state/app/" in n.path]) == 10
+    assert f"{len(nodes)} znodes" in replaced.stdout
+    client = connect(c.zk_hosts)
+    try:  # a new holder keeps the new tree's ephemeral nodes
+        wait_for(lambda: client.exists("/marathon/leader/member_0000000000"), what="ephemeral leader node again")
+    finally:
+        client.stop()
 
 
 def test_cli_errors_are_one_line(make_cluster, tmp_path):
@@ -163,3 +175,28 @@ def test_cli_errors_are_one_line(make_cluster, tmp_path):
         assert message in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_up_json_and_status_with_every_zookeeper_stopped(tmp_path):
+    """`up --json` describes the cluster; `status` with every ZooKeeper stopped (the service still up) shows
+    the table with every master down and exits 3, instead of saying the cluster is not running."""
+    from tests.conftest import free_subnet, requires_zookeeper
+
+    requires_zookeeper()
+    directory = tmp_path / "c"
+    up = dcos_local(directory, "up", "--masters", "2", "--subnet", free_subnet(), "--heap", "256m", "--json")
+    try:
+        assert up.returncode == 0, up.stderr
+        doc = json.loads(up.stdout)
+        assert doc["dir"] == str(directory) and [m["id"] for m in doc["masters"]] == [1, 2]
+        assert doc["zk_hosts"] == ",".join(f"{m['host']}:{m['client_port']}" for m in doc["masters"])
+        for n in ("1", "2"):
+            assert dcos_local(directory, "stop-zk", n).returncode == 0
+        status = dcos_local(directory, "status")
+        assert status.returncode == 3, status.stderr
+        assert status.stdout.count("down") == 2 and status.stdout.count("stopped") == 2
+        assert "0 of 2 masters serving" in status.stderr
+        as_json = dcos_local(directory, "status", "--json")
+        assert as_json.returncode == 3 and [s["description"] for s in json.loads(as_json.stdout)] == ["down"] * 2
+    finally:
+        dcos_local(directory, "down")

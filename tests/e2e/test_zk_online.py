@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import random
 import shutil
 import subprocess
 import tarfile
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kazoo.security import ACL, make_acl
 from tests.conftest import seeded_cluster
 from tests.helpers import ok, run_tool, wait_for
 
@@ -99,6 +101,73 @@ def test_online_backup_under_load_restores_exactly_the_archived_state(busy_clust
     assert verified["digests_checked"] > 0
 
     # The normal restore procedure on every master.
+    restore_every_master(cluster, archive, tmp_path)
+
+    client = connect(cluster.zk_hosts)
+    try:
+        children = {f"/load/{name}": client.get(f"/load/{name}")[0] for name in client.get_children("/load")}
+        assert children == load.expected_children(last_zxid, report.ops)
+        assert snapshot(client) == marathon_before
+    finally:
+        client.stop()
+
+
+class AclChurn:
+    """setACL and creates with ever new ACLs (each a new entry in ZooKeeper's ACL cache), one at a time, as
+    fast as acknowledged: the load under which ZooKeeper once wrote fuzzy snapshots it could not load
+    (ZOOKEEPER-4846). Remembers each node's czxid and every ACL it was given, in order."""
+
+    def __init__(self, hosts: str, root: str = "/acl-churn", seed: int = 11) -> None:
+        self.client = connect(hosts)
+        self.client.ensure_path(root)
+        self.root = root
+        self.rng = random.Random(seed)
+        self.czxid: dict[str, int] = {}
+        self.acls: dict[str, list[list[ACL]]] = {}  # [0]: at create; [k]: after the k-th acknowledged setACL
+        self.ambiguous: list[str] = []  # an op whose outcome the client never learned
+        self.ops = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _acl(self) -> list[ACL]:
+        n = self.ops
+        return [
+            make_acl("world", "anyone", all=True),
+            make_acl("ip", f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", read=True),
+        ]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.ops += 1
+            acl = self._acl()
+            live = [p for p in self.acls if p not in self.ambiguous]
+            path = self.rng.choice(live) if live and self.ops % 3 else f"{self.root}/n{self.ops:06d}"
+            try:
+                if path in self.acls:
+                    self.client.set_acls(path, acl)
+                    self.acls[path].append(acl)
+                else:
+                    _, stat = self.client.create(path, b"x", acl=acl, include_data=True)
+                    self.czxid[path], self.acls[path] = stat.czxid, [acl]
+            except Exception:
+                self.ambiguous.append(path)
+            self._stop.wait(0.005)
+
+    def setacls_acknowledged(self) -> dict[str, int]:
+        return {path: len(acls) - 1 for path, acls in list(self.acls.items())}
+
+    def __enter__(self) -> AclChurn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.client.stop()
+
+
+def restore_every_master(cluster: Cluster, archive: Path, tmp_path: Path) -> None:
+    """The seed's procedure: stop every master, restore each from its copy of the archive, start them all."""
     for m in cluster.masters:
         cluster.stop_master(m.id)
     for m in cluster.masters:
@@ -110,11 +179,39 @@ def test_online_backup_under_load_restores_exactly_the_archived_state(busy_clust
     statuses = cluster.wait_serving(90)
     assert [s.description for s in statuses] == ["serving"] * 3
 
+
+def test_online_backup_with_acl_churn_restores_exactly_the_acknowledged_acls(busy_cluster: Cluster, tmp_path: Path):
+    """Issue 17 item 7: setACL and creates with new ACLs while --online runs (and snapshots are taken)."""
+    cluster = busy_cluster
+    archive = tmp_path / "acl-churn.tar.gz"
+    ex = cluster.master(1).layout.exhibitor_dir
+    load = LoadGenerator(cluster.zk_hosts, root="/acl-load", rate=150, seed=9)
+    load.start()
+    with AclChurn(cluster.zk_hosts) as churn:
+        wait_for(lambda: churn.ops >= 300 and len(load.acknowledged()) >= SNAP_COUNT, timeout=180, what="churn")
+        before = churn.setacls_acknowledged()
+        ok(dcos_zk("backup", str(archive), "--online", "--exhibitor-dir", str(ex)))
+        ops_at_backup = churn.ops
+        wait_for(lambda: churn.ops >= ops_at_backup + 100, what="churn after the backup")
+    load.stop()
+    assert churn.ambiguous == []
+    last_zxid = int(json.loads(ok(dcos_zk("verify", str(archive), "--json")).stdout)["last_zxid"], 16)
+
+    restore_every_master(cluster, archive, tmp_path)
     client = connect(cluster.zk_hosts)
+    restored = [p for p, czxid in churn.czxid.items() if czxid <= last_zxid]
+    assert len(restored) >= 50 and len(restored) < len(churn.czxid)  # nodes on both sides of the backup
     try:
-        children = {f"/load/{name}": client.get(f"/load/{name}")[0] for name in client.get_children("/load")}
-        assert children == load.expected_children(last_zxid, report.ops)
-        assert snapshot(client) == marathon_before
+        for path, czxid in churn.czxid.items():
+            if czxid > last_zxid:
+                assert not client.exists(path), f"{path} created after the backup's last zxid came back"
+                continue
+            acl, stat = client.get_acls(path)
+            history = churn.acls[path]
+            assert stat.aversion < len(history), f"{path}: aversion {stat.aversion} beyond {len(history)} ACLs"
+            assert acl == history[stat.aversion], f"{path}: ACL is not the one of its aversion"
+            assert stat.aversion >= before.get(path, 0), f"{path}: a setACL acknowledged before the backup is lost"
+        assert sum(client.get_acls(p)[1].aversion > 0 for p in restored) >= 20  # setACLs made it into the backup
     finally:
         client.stop()
 

@@ -3,6 +3,9 @@
 import socket
 import threading
 
+from tests.helpers import run_tool
+
+from dcos_backup.exhibitor.config import NodeConfig
 from dcos_backup.exhibitor.status import (
     DOWN,
     NOT_SERVING,
@@ -61,3 +64,18 @@ def test_healthy_needs_all_serving_and_one_leader():
     assert not is_healthy([s(3, True), s(1, False), s(3, False)])
     assert not is_healthy([s(3, False), s(3, False), s(3, False)])
     assert not is_healthy([s(3, True), s(3, True), s(3, False)])
+
+
+def test_dcos_exhibitor_status_prints_a_titled_table_like_dcos_local(tmp_path):
+    with socket.socket() as s:  # ports nobody listens on: every member down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    members = tuple(Member(n, "127.0.0.1", client_port=port) for n in (1, 2))
+    cfg = NodeConfig(id=2, members=members, exhibitor_dir=tmp_path / "master-2")
+    cfg.write()
+    result = run_tool("dcos-exhibitor", "status", "--config", str(cfg.layout.node_config))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "ZooKeeper ensemble seen from master 2" in lines[0]
+    assert all(word in result.stdout for word in ("master", "host", "code", "state", "leader"))
+    assert result.stdout.count("down") == 2

@@ -15,40 +15,18 @@ import time
 from pathlib import Path
 
 import pytest
-from tests import zkfiles
 from tests.helpers import tool, wait_for
+from tests.zkfiles import make_exhibitor_dir, tree_digest
 
 from dcos_backup.errors import Conflict, IntegrityError, NotFound, UsageError
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.zkdata import physical
 
 
-def make_exhibitor_dir(root: Path, myid: str = "2", seed: int = 0, size: int = 200_000) -> Path:
-    rng = random.Random(seed)
-    layout = MasterLayout(root / "exhibitor")
-    layout.snapshots_dir.mkdir(parents=True)
-    layout.logs_dir.mkdir(parents=True)
-    layout.myid_file.write_text(myid + "\n")
-    layout.console_log.write_text("console log\n")
-    (layout.snapshots_dir / "acceptedEpoch").write_text("1")
-    for zxid in (0x100000000, 0x100000ABC):
-        (layout.snapshots_dir / f"snapshot.{zxid:x}").write_bytes(zkfiles.random_snapshot(rng, zxid, size))
-    (layout.logs_dir / "log.100000001").write_bytes(zkfiles.random_log(rng, 0x100000001, size, padding=size))
-    return layout.exhibitor_dir
-
-
-def tree_digest(directory: Path) -> dict[str, str]:
-    """Every file's sha256 (the data-dir lock file aside: a command that takes the lock creates it)."""
-    return {
-        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-        for p in sorted(directory.rglob("*"))
-        if p.name != "zookeeper.lock"
-    }
-
-
 def left_in(ex: Path) -> list[str]:
-    """What an exhibitor dir holds besides the data-dir lock file (which stays, as lock files do)."""
-    return sorted(p.name for p in ex.iterdir() if p.name != "zookeeper.lock")
+    """What an exhibitor dir holds besides the data-dir lock file (which stays, as lock files do) and the
+    restore mark (what a restore leaves on purpose, for the supervisor's check)."""
+    return sorted(p.name for p in ex.iterdir() if p.name not in ("zookeeper.lock", "zookeeper.restore-mark"))
 
 
 def data_of(ex: Path) -> dict[str, str]:
@@ -97,6 +75,7 @@ def test_original_script_archive_restores_with_ours_and_keeps_myid(tmp_path):
     assert MasterLayout(target).myid_file.read_text().strip() == "3"
     assert result.myid == "3"
     assert left_in(target) == ["zookeeper"]  # no staging, journal or old copy left
+    assert (target / "zookeeper.restore-mark").is_file()
 
 
 def test_backup_refuses_existing_target_and_missing_parent(tmp_path):
@@ -200,7 +179,7 @@ def test_info_reads_without_extracting(tmp_path):
     assert details.files == 4
     assert details.newest_snapshot.endswith("snapshot.100000abc")
     assert details.newest_log.endswith("log.100000001")
-    assert details.last_zxid == "0x100000abc"
+    assert details.newest_file_zxid == "0x100000abc"
 
 
 def staged_data(ex: Path) -> bool:
@@ -316,3 +295,11 @@ def test_a_verified_backup_of_damaged_data_fails_and_leaves_nothing(tmp_path, da
         physical.backup(ex, tmp_path / "zk.tar.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exhibitor"]
     physical.backup(ex, tmp_path / "unchecked.tar.gz", verify=False)  # --no-verify archives it as it is
+
+
+def test_recover_removes_a_restore_mark_killed_while_written(tmp_path):
+    ex = make_exhibitor_dir(tmp_path)
+    (ex / ".zookeeper.restore-mark.4242.tmp").write_text('{"last_zxid": ')
+    before = data_of(ex)
+    assert physical.recover(ex) is None
+    assert left_in(ex) == ["zookeeper"] and data_of(ex) == before

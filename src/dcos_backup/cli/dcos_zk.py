@@ -16,11 +16,14 @@ from typing import NoReturn
 
 import click
 
+from dcos_backup import __version__
 from dcos_backup.cli._common import run, setup_logging
+from dcos_backup.cli._progress import progress_on_terminal
 from dcos_backup.errors import NotFound, UsageError
 from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR, MasterLayout
 from dcos_backup.zkdata import physical
 from dcos_backup.zkdata import verify as zk_verify
+from dcos_backup.zkdata.check_live import check_live
 from dcos_backup.zkdata.continuous import pitr, retention, txlog
 from dcos_backup.zkdata.continuous.archiver import Archiver
 from dcos_backup.zkdata.continuous.index import RepoIndex, check_stream_name, describe_ranges, parse_time, parse_zxid
@@ -36,14 +39,22 @@ exhibitor_dir_option = click.option(
     show_default=True,
     help="Exhibitor directory of this master ($DCOS_EXHIBITOR_DIR); ZooKeeper data is in its zookeeper/.",
 )
-tmp_dir_option = click.option(
-    "-t",
-    "--tmp-dir",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=None,
-    help="Existing directory for temporary files (backup: default beside the archive).",
-)
+
+
+def tmp_dir_option_for(default: str) -> Callable:
+    """-t/--tmp-dir, whose help says where each command puts its temporary files without it."""
+    return click.option(
+        "-t",
+        "--tmp-dir",
+        type=click.Path(path_type=Path, file_okay=False, exists=True),
+        default=None,
+        help=f"Existing directory for temporary files (default: {default}).",
+    )
+
+
+tmp_dir_option = tmp_dir_option_for("the system's temporary directory")
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Log each step.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
 wait_lock_option = click.option(
     "--wait-lock",
     is_flag=True,
@@ -51,14 +62,18 @@ wait_lock_option = click.option(
 )
 
 
-@click.group(help="Back up, restore, verify and inspect the ZooKeeper data of a DC/OS master (offline, or --online).")
+@click.group(
+    help="Back up, restore, verify and inspect the ZooKeeper data of a DC/OS master (offline, or --online). "
+    "Long work shows its progress (files, bytes, rate) on stderr when that is a terminal."
+)
+@click.version_option(__version__, "--version", message="%(prog)s %(version)s")
 def cli() -> None:
     pass
 
 
 @cli.command()
 @click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
-@tmp_dir_option
+@tmp_dir_option_for("beside the archive")
 @verbose_option
 @exhibitor_dir_option
 @click.option("--level", type=click.IntRange(1, 9), default=6, show_default=True, help="gzip level.")
@@ -69,6 +84,7 @@ def cli() -> None:
 )
 @click.option("--no-verify", is_flag=True, help="Skip the full check of the written archive (not recommended).")
 @wait_lock_option
+@json_option
 def backup(
     archive: Path,
     tmp_dir: Path | None,
@@ -78,6 +94,7 @@ def backup(
     online: bool,
     no_verify: bool,
     wait_lock: bool,
+    as_json: bool,
 ) -> None:
     """Write a gzip tar of this master's ZooKeeper data to ARCHIVE (which must not exist).
 
@@ -89,9 +106,14 @@ def backup(
     if online:
         # A backup must not slow the member it copies: give ZooKeeper the CPU first.
         os.nice(10)
-    result = physical.backup(
-        exhibitor_dir, archive, tmp_dir, level, online=online, verify=not no_verify, wait_lock=wait_lock
-    )
+    with progress_on_terminal("files") as update:
+        result = physical.backup(
+            exhibitor_dir, archive, tmp_dir, level, online=online, verify=not no_verify, wait_lock=wait_lock,
+            progress=update,
+        )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(asdict(result), indent=2))
+        return
     checked = result.verified
     summary = f", verified up to zxid {checked.last_zxid} ({checked.nodes} nodes)" if checked else ", NOT verified"
     click.echo(
@@ -125,26 +147,34 @@ def make_target(to_zxid: str | None, to_time: str | None, latest: bool) -> pitr.
 
 @cli.command()
 @click.argument("archive", type=click.Path(path_type=Path, dir_okay=False), required=False)
-@tmp_dir_option
+@tmp_dir_option_for("the staging directory inside the exhibitor directory")
 @verbose_option
 @exhibitor_dir_option
-@click.option("--keep-old", is_flag=True, help="Keep the replaced data as zookeeper.old-<time>.")
+@click.option(
+    "--keep-old", is_flag=True, help="Keep the replaced data as zookeeper.old-<time> (default: it is deleted)."
+)
+@click.option(
+    "--no-verify", is_flag=True, help="Skip the replay of the archive's data that verify runs (not recommended)."
+)
 @wait_lock_option
 @click.option("--repo", envvar="DCOS_ZK_REPO", default=None, help="Restore a point of this repository instead.")
 @target_options
 @click.option("--stream", default=None, help="With --repo: only this stream (default: whichever covers the point).")
+@json_option
 def restore(
     archive: Path | None,
     tmp_dir: Path | None,
     verbose: bool,
     exhibitor_dir: Path,
     keep_old: bool,
+    no_verify: bool,
     wait_lock: bool,
     repo: str | None,
     to_zxid: str | None,
     to_time: str | None,
     latest: bool,
     stream: str | None,
+    as_json: bool,
 ) -> None:
     """Replace this master's ZooKeeper data with ARCHIVE, or with a point of a --repo (checked before anything changes).
 
@@ -162,15 +192,30 @@ def restore(
         prefer = _stream_or_none(exhibitor_dir)
         store = open_store(repo)
         done = pitr.restore(exhibitor_dir, store, target, stream, prefer, keep_old, wait_lock)
+        if as_json:
+            click.echo(json.dumps(asdict(done), indent=2))
+            return
         click.echo(
             f"ZooKeeper data restored to {done.plan}: {done.snapshot} + {done.transactions} transactions, "
             f"{done.nodes} nodes, myid {done.myid or 'unknown'} ({done.seconds:.1f}s)"
         )
         return
-    result = physical.restore(exhibitor_dir, archive, tmp_dir, keep_old, wait_lock)
+    if no_verify:
+        click.echo(
+            "WARNING: --no-verify: the archive's data is NOT replayed before it replaces this master's; "
+            "ZooKeeper may refuse to start on it or serve a damaged tree",
+            err=True,
+        )
+    with progress_on_terminal("files") as update:
+        result = physical.restore(exhibitor_dir, archive, tmp_dir, keep_old, wait_lock, not no_verify, update)
+    if as_json:
+        click.echo(json.dumps(asdict(result), indent=2))
+        return
+    checked = result.verified
+    summary = f", verified up to zxid {checked.last_zxid} ({checked.nodes} nodes)" if checked else ", NOT verified"
     click.echo(
-        f"ZooKeeper data restored from {result.archive}: {result.files} files, {result.data_bytes} bytes, "
-        f"myid {result.myid or 'unknown'} ({result.seconds:.1f}s)"
+        f"ZooKeeper data restored from {result.archive}: {result.files} files, {result.data_bytes} bytes"
+        f"{summary}, myid {result.myid or 'unknown'} ({result.seconds:.1f}s)"
     )
 
 
@@ -240,14 +285,14 @@ def info(archive: Path, as_json: bool) -> None:
     click.echo(f"files:            {details.files} ({details.data_bytes} bytes uncompressed)")
     click.echo(f"snapshots:        {len(details.snapshots)}, newest {details.newest_snapshot}")
     click.echo(f"transaction logs: {len(details.logs)}, newest {details.newest_log}")
-    click.echo(f"last zxid seen:   {details.last_zxid}")
+    click.echo(f"newest file zxid: {details.newest_file_zxid} (from file names; the last zxid: dcos-zk verify)")
 
 
 @cli.command()
 @click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
 @tmp_dir_option
 @verbose_option
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 def verify(archive: Path, tmp_dir: Path | None, verbose: bool, as_json: bool) -> None:
     """Check ARCHIVE completely, as a restore would load it.
 
@@ -256,7 +301,8 @@ def verify(archive: Path, tmp_dir: Path | None, verbose: bool, as_json: bool) ->
     snapshot; prints the last zxid, node count and tree digest. Exit 1 with the reason on any corruption.
     """
     setup_logging(verbose)
-    result = zk_verify.verify_archive(archive, tmp_dir)
+    with progress_on_terminal("files") as update:
+        result = zk_verify.verify_archive(archive, tmp_dir, update)
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
         return
@@ -290,6 +336,30 @@ def dump(archive: Path, prefix: str, as_json: bool, tmp_dir: Path | None, verbos
                 click.echo(f"{node.path or '/'}  version={node.stat.version} bytes={size}{owner}")
         if not found:
             raise NotFound(f"{prefix} is not in the archive")
+
+
+@cli.command("check-live")
+@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--zk",
+    "hosts",
+    envvar="DCOS_ZK_HOSTS",
+    default="127.0.0.1:2181",
+    show_default=True,
+    help="The ensemble's connect string ($DCOS_ZK_HOSTS).",
+)
+@tmp_dir_option
+@json_option
+def check_live_cmd(archive: Path, hosts: str, tmp_dir: Path | None, as_json: bool) -> None:
+    """Did the restore of ARCHIVE take? Compares the live ensemble's tree with the archive's.
+
+    Every live node must be the archive's or changed after the restore; live data with history the
+    archive does not know (a master that was not restored led the ensemble) fails it, exit code 1.
+    """
+    result = check_live(archive, hosts, tmp_dir)
+    click.echo(json.dumps({**asdict(result), "took": result.took}, indent=2) if as_json else result.describe())
+    if not result.took:
+        click.get_current_context().exit(1)
 
 
 @cli.command()

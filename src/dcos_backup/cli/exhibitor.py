@@ -8,13 +8,16 @@ from typing import NoReturn
 
 import click
 
+from dcos_backup import __version__
 from dcos_backup.cli._common import run, setup_logging
+from dcos_backup.cli._tables import print_status_table
 from dcos_backup.exhibitor.config import NodeConfig
 from dcos_backup.exhibitor.server import serve
 from dcos_backup.exhibitor.status import cluster_status
 
 
 @click.group(help="Per-master supervisor of ZooKeeper with the Exhibitor cluster status API.")
+@click.version_option(__version__, "--version", message="%(prog)s %(version)s")
 def cli() -> None:
     pass
 
@@ -30,10 +33,13 @@ config_option = click.option(
 
 @cli.command("run")
 @config_option
-def run_cmd(config_path: Path) -> None:
+@click.option(
+    "--force", is_flag=True, help="Start ZooKeeper even if the restore marks say its data is not the others' restore."
+)
+def run_cmd(config_path: Path, force: bool) -> None:
     """Run ZooKeeper (restarted when it dies) and serve GET /exhibitor/v1/cluster/status until SIGTERM."""
     setup_logging(True)
-    serve(NodeConfig.load(config_path))
+    serve(NodeConfig.load(config_path), force)
 
 
 @cli.command("status")
@@ -41,12 +47,12 @@ def run_cmd(config_path: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the Exhibitor JSON list.")
 def status_cmd(config_path: Path, as_json: bool) -> None:
     """Print each member's state, as the status endpoint would."""
-    statuses = cluster_status(NodeConfig.load(config_path).members)
+    cfg = NodeConfig.load(config_path)
+    statuses = cluster_status(cfg.members)
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
     else:
-        for s in statuses:
-            click.echo(f"{s.hostname:<16} {s.code} {s.description:<12} {'leader' if s.isLeader else ''}")
+        print_status_table(f"ZooKeeper ensemble seen from master {cfg.id}", statuses)
 
 
 def main() -> NoReturn:

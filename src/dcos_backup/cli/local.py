@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from rich.console import Console
-from rich.table import Table
 
+from dcos_backup import __version__
 from dcos_backup.cli._common import run
+from dcos_backup.cli._progress import progress_on_terminal
+from dcos_backup.cli._tables import print_status_table
 from dcos_backup.errors import ClusterError
 from dcos_backup.exhibitor.config import parse_zk_extra
+from dcos_backup.exhibitor.status import SERVING, is_healthy
 from dcos_backup.iam.tokens import parse_ttl
 from dcos_backup.iam.users import ACTIONS, FULL
 from dcos_backup.local import cluster as local_cluster
@@ -30,6 +32,7 @@ dir_option = click.option(
 
 
 @click.group(help="A real multi-master DC/OS-style cluster (ZooKeeper ensemble) on loopback addresses.")
+@click.version_option(__version__, "--version", message="%(prog)s %(version)s")
 def cli() -> None:
     pass
 
@@ -65,6 +68,7 @@ def cli() -> None:
     help="Application hook of the backup service around restores (repeatable), e.g. "
     "'marathon:after=DELETE http://127.0.0.1:8080/v2/leader'.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the cluster (directory, masters, URLs) as JSON.")
 def up(
     masters: int,
     directory: Path | None,
@@ -75,12 +79,19 @@ def up(
     zk_archive: str | None,
     zk_auth: str | None,
     hooks: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Start the masters, the backup service and every master's Admin Router (HTTPS on port 443: run as root)."""
     extra = list(parse_zk_extra(zk_config))
     cluster = local_cluster.up(
         directory, masters, subnet, extra, heap, timeout, zk_archive=zk_archive, zk_auth=zk_auth, hooks=hooks
     )
+    if as_json:
+        doc = cluster.to_dict()  # cluster.json's fields: dir, zk_hosts, masters (with their URLs), ...
+        if cluster.service:
+            doc["ca_cert"] = str(cluster.files.ca_cert)
+        click.echo(json.dumps(doc, indent=2))
+        return
     click.echo(f"cluster up in {cluster.dir}: {len(cluster.masters)} masters, ZooKeeper {cluster.zk_hosts}")
     if cluster.service:
         urls = ", ".join(m.admin_router_url for m in cluster.masters)
@@ -103,27 +114,24 @@ def down(directory: Path | None, purge: bool) -> None:
 @dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the Exhibitor cluster status list.")
 def status(directory: Path | None, as_json: bool) -> None:
-    """Show each master's ZooKeeper state, as GET /exhibitor/v1/cluster/status does."""
+    """Show each master's ZooKeeper state, as GET /exhibitor/v1/cluster/status does.
+
+    Exit code 0 when every master serves and one leads, 3 when not (the table still shows each master,
+    every one "down" when all ZooKeepers are stopped), 1 with an error when nothing of the cluster runs.
+    """
     cluster = Cluster.load(directory)
-    if not cluster.running_masters():
+    if not cluster.anything_running():
         raise ClusterError(f"the cluster in {cluster.dir} is not running (start it with: dcos-local up)")
     statuses = cluster.status()
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
-        return
-    table = Table(title=f"dcos-local cluster in {cluster.dir}")
-    for column in ("master", "host", "code", "state", "leader", "supervisor"):
-        table.add_column(column)
-    for master, s in zip(cluster.masters, statuses, strict=True):
-        table.add_row(
-            str(master.id),
-            s.hostname,
-            str(s.code),
-            s.description,
-            "yes" if s.isLeader else "",
-            "running" if cluster.is_running(master) else "stopped",
-        )
-    Console().print(table)
+    else:
+        supervisors = ["running" if cluster.is_running(m) else "stopped" for m in cluster.masters]
+        print_status_table(f"dcos-local cluster in {cluster.dir}", statuses, supervisors)
+    if not is_healthy(statuses):
+        serving = sum(s.code == SERVING for s in statuses)
+        click.echo(f"{serving} of {len(statuses)} masters serving", err=True)
+        click.get_current_context().exit(3)
 
 
 @cli.command("stop-zk")
@@ -138,11 +146,28 @@ def stop_zk(n: int, directory: Path | None) -> None:
 @cli.command("start-zk")
 @click.argument("n", type=int)
 @dir_option
-@click.option("--no-wait", is_flag=True, help="Return without waiting for the member to serve.")
-def start_zk(n: int, directory: Path | None, no_wait: bool) -> None:
-    """Start master N's Exhibitor and ZooKeeper (like: systemctl start dcos-exhibitor)."""
-    Cluster.load(directory).start_master(n, wait=not no_wait)
-    click.echo(f"master {n}: ZooKeeper started")
+@click.option("--wait", is_flag=True, help="Then wait for the member to serve (saying so while there is no quorum).")
+@click.option(
+    "--timeout", default=60.0, show_default=True, help="With --wait: seconds to serve once a quorum can form."
+)
+@click.option("--no-wait", is_flag=True, hidden=True)  # the default now; accepted so that old scripts keep working
+@click.option(
+    "--force", is_flag=True, help="Start even if the restore marks say this master's data is not the others'."
+)
+def start_zk(n: int, directory: Path | None, wait: bool, timeout: float, no_wait: bool, force: bool) -> None:
+    """Start master N's Exhibitor and ZooKeeper (like: systemctl start dcos-exhibitor).
+
+    Returns as soon as the supervisor is up, as systemctl start does: ZooKeeper then joins the ensemble
+    once enough masters run for a quorum (follow with dcos-local status). With --wait it waits for the
+    member to serve instead; while too few masters run for a quorum it says so and keeps waiting.
+    """
+    cluster = Cluster.load(directory)
+    notify = lambda m: click.echo(m, err=True)  # noqa: E731
+    cluster.start_master(n, wait and not no_wait, timeout, notify, force)
+    if wait and not no_wait:
+        click.echo(f"master {n}: ZooKeeper serving")
+    else:
+        click.echo(f"master {n}: supervisor started, ZooKeeper starting (dcos-local status shows when it serves)")
 
 
 @cli.command()
@@ -213,11 +238,20 @@ def login(uid: str, ttl: str, directory: Path | None) -> None:
 
 @cli.command()
 @dir_option
-@click.option("--apps", default=50, show_default=True, help="Number of Marathon apps (about 8 znodes each).")
+@click.option("--apps", default=50, show_default=True, help="Number of Marathon apps (about 5.5 znodes each).")
 @click.option("--seed", "seed_value", default=0, show_default=True, help="Random seed: same seed, same bytes.")
-def seed(directory: Path | None, apps: int, seed_value: int) -> None:
-    """Write realistic, deterministic Marathon state under /marathon (plus live ephemeral nodes)."""
-    stats = local_cluster.seed(Cluster.load(directory), apps, seed_value)
+@click.option("--replace", is_flag=True, help="Delete an existing /marathon first (else a second seed is refused).")
+def seed(directory: Path | None, apps: int, seed_value: int, replace: bool) -> None:
+    """Write realistic, deterministic Marathon state under /marathon (plus live ephemeral nodes).
+
+    Each app is one app node, 1-3 version nodes and 1-4 instance nodes (5.5 on average), plus about 20
+    nodes for the groups and Marathon's own state; progress is shown on a terminal.
+    """
+    cluster = Cluster.load(directory)
+    with progress_on_terminal("znodes") as update:
+        stats = local_cluster.seed(
+            cluster, apps, seed_value, replace, progress=lambda nodes, size: update("seeding", nodes, size)
+        )
     click.echo(f"seeded /marathon: {stats.nodes} znodes, {stats.bytes} bytes of data ({apps} apps, seed {seed_value})")
 
 

@@ -1,7 +1,9 @@
 """``dcos-exhibitor``: supervise this master's ZooKeeper and serve the cluster status API.
 
 At every start of ZooKeeper the supervisor writes ``myid`` and ``zoo.cfg`` from the node config, as
-Exhibitor does, so a restored data directory always gets this master's identity back.
+Exhibitor does, so a restored data directory always gets this master's identity back. Before the first
+start it compares this master's restore mark with the other masters' (:func:`check_restore_marks`): a
+master whose data does not come from the restore the others hold is not started.
 """
 
 from __future__ import annotations
@@ -17,19 +19,21 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
 from dcos_backup.errors import Conflict, MissingDependency
 from dcos_backup.exhibitor.config import SLF4J_BINDING, ZK_MAIN, NodeConfig, render_zoo_cfg
-from dcos_backup.exhibitor.status import DESCRIPTIONS, LATENT, cluster_status
+from dcos_backup.exhibitor.status import DESCRIPTIONS, LATENT, SERVING, cluster_status, member_status
 from dcos_backup.exhibitor.supervisor import Supervisor
-from dcos_backup.master import activity
+from dcos_backup.master import activity, restore_mark
 from dcos_backup.master.processes import python_module_command, write_pid_file
 from dcos_backup.zkdata.running import DCOS_ZK_MODULE
 
 log = logging.getLogger(__name__)
 
+MARK_FIELD = "restoreMark"  # our extra field in the cluster status: this master's restore mark
 INSTALL_HINT = "install it with: apt-get update && apt-get install -y zookeeper (Java 17 comes with it)"
 
 
@@ -112,11 +116,15 @@ def build_app(cfg: NodeConfig, supervisor: Supervisor | None = None, archiver: S
     @app.get("/exhibitor/v1/cluster/status")
     def get_cluster_status() -> list[dict[str, object]]:
         statuses = [s.to_dict() for s in cluster_status(cfg.members)]
-        # Before our own ZooKeeper has been started once, Exhibitor calls it latent, not down.
-        if supervisor is not None and supervisor.state == "starting":
-            for entry, member in zip(statuses, cfg.members, strict=True):
-                if member.id == cfg.id and entry["code"] != 3:
-                    entry.update(code=LATENT, description=DESCRIPTIONS[LATENT])
+        mark = restore_mark.read(cfg.layout.restore_mark)
+        for entry, member in zip(statuses, cfg.members, strict=True):
+            if member.id != cfg.id:
+                continue
+            # Before our own ZooKeeper has been started once, Exhibitor calls it latent, not down.
+            if supervisor is not None and supervisor.state == "starting" and entry["code"] != 3:
+                entry.update(code=LATENT, description=DESCRIPTIONS[LATENT])
+            if mark is not None:  # an extra field, on our own entry only, beside DC/OS's four
+                entry[MARK_FIELD] = mark.to_dict()
         return statuses
 
     @app.get("/exhibitor/v1/archive/status")
@@ -124,6 +132,48 @@ def build_app(cfg: NodeConfig, supervisor: Supervisor | None = None, archiver: S
         return archive_status(cfg, archiver)
 
     return app
+
+
+def peers_of(cfg: NodeConfig, timeout: float = 2.0) -> list[restore_mark.Peer]:
+    """What every other master's Exhibitor says of itself (status code, restore mark); unreachable ones left out."""
+    peers = []
+    for member in cfg.members:
+        if member.id == cfg.id:
+            continue
+        try:
+            doc = httpx.get(f"{member.exhibitor_url}/exhibitor/v1/cluster/status", timeout=timeout).json()
+            entry = next(e for e in doc if e.get("hostname") == member.host)
+        except (httpx.HTTPError, ValueError, StopIteration, AttributeError):
+            continue
+        mark = restore_mark.RestoreMark.from_dict(entry[MARK_FIELD]) if MARK_FIELD in entry else None
+        peers.append(restore_mark.Peer(member.id, int(entry.get("code", 1)), mark))
+    return peers
+
+
+def check_restore_marks(cfg: NodeConfig, force: bool = False) -> None:
+    """Refuse (Conflict, one line naming the master to restore) to start ZooKeeper on data that would undo,
+    or be undone by, a restore the other masters hold; with ``force`` log it and go on."""
+    layout = cfg.layout
+    reason = restore_mark.conflict(cfg.id, restore_mark.read(layout.restore_mark), peers_of(cfg))
+    if reason is None:
+        return
+    if not force:
+        activity.record(layout.activity_log, f"ZooKeeper not started: {reason}")
+        raise Conflict(reason)
+    log.warning("started with --force despite: %s", reason)
+    activity.record(layout.activity_log, f"ZooKeeper started with --force despite: {reason}")
+
+
+def _watch_restore_mark(cfg: NodeConfig, stopped: threading.Event) -> None:
+    """Once our ZooKeeper serves, the restore it runs has taken: mark it served (see restore_mark)."""
+    me, path = cfg.me, cfg.layout.restore_mark
+    while not stopped.wait(1.0):
+        mark = restore_mark.read(path)
+        if mark is None or mark.served:
+            return
+        if member_status(me).code == SERVING:
+            restore_mark.mark_served(path)
+            return
 
 
 def _start_archiver(cfg: NodeConfig, zookeeper: Supervisor) -> tuple[Supervisor | None, threading.Thread]:
@@ -152,9 +202,13 @@ def _start_archiver(cfg: NodeConfig, zookeeper: Supervisor) -> tuple[Supervisor 
     return archiver, thread
 
 
-def serve(cfg: NodeConfig) -> None:
-    """Run until SIGTERM/SIGINT: ZooKeeper under supervision plus the HTTP status API."""
+def serve(cfg: NodeConfig, force: bool = False) -> None:
+    """Run until SIGTERM/SIGINT: ZooKeeper under supervision plus the HTTP status API.
+
+    ``force`` starts ZooKeeper even when the restore marks say this master's data is not the others' restore.
+    """
     check_dependencies(cfg)
+    check_restore_marks(cfg, force)
     me = cfg.me
     check_port_free(me.host, me.client_port, "ZooKeeper client")
     check_port_free(me.host, me.quorum_port, "ZooKeeper quorum")
@@ -179,6 +233,8 @@ def serve(cfg: NodeConfig) -> None:
     )
     thread = threading.Thread(target=supervisor.run, name="zk-supervisor", daemon=True)
     thread.start()
+    stopped = threading.Event()
+    threading.Thread(target=_watch_restore_mark, args=(cfg, stopped), name="restore-mark", daemon=True).start()
     archiver, archiver_thread = _start_archiver(cfg, supervisor)
     app = build_app(cfg, supervisor, archiver)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
@@ -191,6 +247,7 @@ def serve(cfg: NodeConfig) -> None:
     finally:
         # uvicorn returns after SIGTERM/SIGINT; take ZooKeeper down cleanly before we exit.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stopped.set()
         supervisor.stop()
         thread.join(timeout=30)
         if archiver is not None:

@@ -16,9 +16,10 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import psutil
 
@@ -38,12 +39,14 @@ from dcos_backup.master.processes import (
     last_complaint,
     last_lines,
     live_process,
+    port_open,
     python_module_command,
     read_pid,
     spawn_detached,
     terminate,
     wait_until_gone,
 )
+from dcos_backup.testing.seed import ROOT as SEED_ROOT
 from dcos_backup.testing.seed import SeedStats, seed_marathon
 from dcos_backup.zk import connect, digest_auth
 
@@ -244,23 +247,63 @@ class Cluster:
     def running_masters(self) -> list[Master]:
         return [m for m in self.masters if self.is_running(m)]
 
-    def start_master(self, n: int, wait: bool = False, timeout: float = 60.0) -> None:
-        """``systemctl start dcos-exhibitor`` on master ``n``."""
+    def anything_running(self) -> bool:
+        """Whether any process of the cluster runs (a master's supervisor, the service, an Admin Router)."""
+        return bool(self.running_masters()) or services.any_running(self.dir)
+
+    def start_master(
+        self,
+        n: int,
+        wait: bool = False,
+        timeout: float = 60.0,
+        notify: Callable[[str], None] | None = None,
+        force: bool = False,
+    ) -> None:
+        """``systemctl start dcos-exhibitor`` on master ``n``: returns once its supervisor is up.
+
+        With ``wait``, then waits for the member to serve (see :meth:`wait_serving`). A supervisor that
+        refuses to start (a restore mark says its data would undo the others' restore) fails this with its
+        reason; ``force`` starts it anyway.
+        """
         master = self.master(n)
+        if self.spawn_master(master, force):
+            self.wait_supervisor(master, timeout)
+        if wait:
+            self.wait_serving(timeout, members=[master], notify=notify)
+
+    def spawn_master(self, master: Master, force: bool = False) -> bool:
+        """Start master's supervisor unless it runs; returns whether it was started (not waiting for it)."""
         if self.is_running(master):
-            return
+            return False
         cfg = self.node_config(master)
         check_dependencies(cfg)
         self._check_ports_free(master)
         cfg.write()
         layout = master.layout
         spawn_detached(
-            python_module_command("dcos_backup.cli.exhibitor", "run", "--config", str(layout.node_config)),
+            python_module_command(
+                "dcos_backup.cli.exhibitor", "run", "--config", str(layout.node_config), *(["--force"] * force)
+            ),
             layout.exhibitor_log,
             layout.exhibitor_pid_file,
         )
-        if wait:
-            self.wait_serving(timeout, members=[master])
+        return True
+
+    def wait_supervisor(self, master: Master, timeout: float = 60.0) -> None:
+        """Until master's supervisor answers on its Exhibitor port; ClusterError if it dies first."""
+        member = master.member
+        deadline = time.monotonic() + timeout
+        while not port_open(member.host, member.exhibitor_port):
+            if not self.is_running(master):
+                why = last_lines(master.layout.exhibitor_log, 1).removeprefix("error: ") or "no log"
+                raise ClusterError(f"master {master.id} not started: {why}")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"master {master.id}'s supervisor did not answer within {timeout:g}s")
+            time.sleep(0.1)
+
+    def missing_for_quorum(self) -> int:
+        """How many more supervisors must run before the ensemble can have a quorum (0: enough run)."""
+        return max(0, len(self.masters) // 2 + 1 - len(self.running_masters()))
 
     def stop_master(self, n: int, timeout: float = 30.0) -> None:
         """``systemctl stop dcos-exhibitor`` on master ``n``: its supervisor and its ZooKeeper end."""
@@ -293,10 +336,20 @@ class Cluster:
     def status(self, timeout: float = 1.0) -> list[MemberStatus]:
         return cluster_status(self.members, timeout)
 
-    def wait_serving(self, timeout: float = 90.0, members: list[Master] | None = None) -> list[MemberStatus]:
-        """Wait until every member serves and one leads; fail early if a supervisor died."""
+    def wait_serving(
+        self,
+        timeout: float = 90.0,
+        members: list[Master] | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> list[MemberStatus]:
+        """Wait until every member (or ``members``) serves and one leads; fail early if a supervisor died.
+
+        While too few supervisors run for a quorum nothing can serve, and that is no failure: the wait
+        goes on (the deadline runs from when a quorum could form), saying so through ``notify`` if given.
+        """
         deadline = time.monotonic() + timeout
         watched = members or self.masters
+        said = ""
         while True:
             statuses = self.status()
             if members is None and is_healthy(statuses):
@@ -309,16 +362,25 @@ class Cluster:
                 if not self.is_running(m):
                     why = last_lines(m.layout.exhibitor_log) or "no log"
                     raise ClusterError(f"master {m.id} stopped while starting: {why} (log: {m.layout.exhibitor_log})")
+            missing = self.missing_for_quorum()
+            if missing:
+                deadline = time.monotonic() + timeout
+                quorum = len(self.masters) // 2 + 1
+                message = f"waiting for {missing} more master{'s' * (missing > 1)} to form a quorum of {quorum}"
+                if notify is not None and message != said:
+                    notify(message)
+                said = message
             if time.monotonic() > deadline:
-                states = ", ".join(f"{s.hostname} {s.description}" for s in statuses)
-                failing = [m for m, s in zip(self.masters, statuses, strict=True) if s.code != 3 and m in watched]
-                last_words = ""
-                if failing:
-                    last_words = f"master {failing[0].id} says: {last_complaint(failing[0].layout.console_log)}"
-                raise ClusterError(
-                    f"cluster not serving after {timeout:g}s ({states}) {last_words}; logs in {self.dir}"
-                )
+                self._not_serving(timeout, statuses, watched)
             time.sleep(0.25)
+
+    def _not_serving(self, timeout: float, statuses: list[MemberStatus], watched: list[Master]) -> NoReturn:
+        states = ", ".join(f"{s.hostname} {s.description}" for s in statuses)
+        failing = [m for m, s in zip(self.masters, statuses, strict=True) if s.code != 3 and m in watched]
+        last_words = ""
+        if failing:
+            last_words = f"master {failing[0].id} says: {last_complaint(failing[0].layout.console_log)}"
+        raise ClusterError(f"cluster not serving after {timeout:g}s ({states}) {last_words}; logs in {self.dir}")
 
     def all_pids(self) -> list[int]:
         pid_files = [
@@ -375,7 +437,7 @@ def up(
         cluster.files.zk_auth.unlink(missing_ok=True)
     try:
         for master in cluster.masters:
-            cluster.start_master(master.id)
+            cluster.spawn_master(master)  # all at once: they elect among all of them, as on DC/OS
         if front_door:
             security.create_trust(cluster.files, cluster.members)
         cluster.wait_serving(timeout)
@@ -419,11 +481,27 @@ def down(cluster: Cluster, purge: bool = False) -> list[int]:
     return survivors
 
 
-def seed(cluster: Cluster, apps: int = 50, seed_value: int = 0) -> SeedStats:
-    """``dcos-local seed``: Marathon-like state under /marathon, and the process holding its ephemeral nodes."""
+def seed(
+    cluster: Cluster,
+    apps: int = 50,
+    seed_value: int = 0,
+    replace: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> SeedStats:
+    """``dcos-local seed``: Marathon-like state under /marathon, and the process holding its ephemeral nodes.
+
+    An existing /marathon is refused (Conflict) unless ``replace``, which deletes it first.
+    """
     client = connect(cluster.zk_hosts, timeout=60)  # big multis during log rolls can stall a while
     try:
-        stats = seed_marathon(client, apps=apps, seed=seed_value)
+        if client.exists(SEED_ROOT):
+            if not replace:
+                raise Conflict(
+                    f"{SEED_ROOT} already exists (seeded before?); pass --replace to delete it and seed again"
+                )
+            services.stop_holder(cluster.dir)
+            client.delete(SEED_ROOT, recursive=True)
+        stats = seed_marathon(client, apps=apps, seed=seed_value, progress=progress)
     finally:
         client.stop()
         client.close()

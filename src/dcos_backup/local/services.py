@@ -48,6 +48,11 @@ def pid_files(cluster_dir: Path) -> list[Path]:
     return list(_pid_files(ClusterFiles(cluster_dir)))
 
 
+def any_running(cluster_dir: Path) -> bool:
+    """Whether any of these processes (the service, the Admin Routers, their supervisors) still runs."""
+    return any(live_process(p, marker) is not None for p, marker in _pid_files(ClusterFiles(cluster_dir)).items())
+
+
 def start_holder(cluster_dir: Path, zk_hosts: str) -> None:
     """Keep the cluster's ephemeral nodes alive (idempotent)."""
     files = ClusterFiles(cluster_dir)
@@ -55,6 +60,15 @@ def start_holder(cluster_dir: Path, zk_hosts: str) -> None:
     if live_process(pid_file, HOLDER_MODULE) is not None:
         return
     spawn_detached(python_module_command(HOLDER_MODULE, "--zk", zk_hosts), files.log_file("holder"), pid_file)
+
+
+def stop_holder(cluster_dir: Path) -> None:
+    """Stop the holder of the ephemeral nodes (``seed --replace`` starts a new one on the new tree)."""
+    pid_file = ClusterFiles(cluster_dir).pid_file("holder")
+    proc = live_process(pid_file, HOLDER_MODULE)
+    if proc is not None:
+        terminate(proc)
+    pid_file.unlink(missing_ok=True)
 
 
 def service_available() -> bool:

@@ -3,6 +3,7 @@
 - :mod:`.layout`: :class:`MasterLayout`, every path of a master's exhibitor directory, spelled once.
 - :mod:`.member`: :class:`Member`, one ZooKeeper ensemble member as the others see it (host and ports).
 - :mod:`.processes`: pid files and the processes behind them.
+- :mod:`.restore_mark`: what a restore put in place, so that masters restored together can tell a stray one.
 - :mod:`.fourlw`: ZooKeeper's four-letter words (``srvr``) on a member's client port.
 
 Nothing here imports anything of dcos_backup but ``errors`` and ``fsutil``; every other layer may use it.

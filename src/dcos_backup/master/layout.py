@@ -82,6 +82,11 @@ class MasterLayout:
         return self.exhibitor_dir / "zookeeper.restore-journal"
 
     @property
+    def restore_mark(self) -> Path:
+        """What the last ``dcos-zk restore`` put in place (:mod:`dcos_backup.master.restore_mark`)."""
+        return self.exhibitor_dir / "zookeeper.restore-mark"
+
+    @property
     def lock_file(self) -> Path:
         """The data-dir lock every command touching ``zookeeper/`` takes (:mod:`dcos_backup.master.lock`)."""
         return self.exhibitor_dir / "zookeeper.lock"

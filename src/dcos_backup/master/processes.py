@@ -1,10 +1,11 @@
-"""Pid files and the processes behind them: is it alive, is it really ours, stop it for good; and the last
-words of a process's log when it is not."""
+"""Pid files and the processes behind them: is it alive, is it really ours, is it listening, stop it for good;
+and the last words of a process's log when it is not."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,15 @@ def read_pid(pid_file: Path) -> int | None:
         return int(pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def write_pid_file(path: Path, pid: int) -> None:

@@ -17,7 +17,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from kazoo.client import KazooClient
@@ -170,8 +170,13 @@ def marathon_nodes(apps: int = 50, seed: int = 0) -> Iterator[tuple[str, bytes, 
         )
 
 
-def seed_marathon(client: KazooClient, apps: int = 50, seed: int = 0) -> SeedStats:
-    """Write the state of :func:`marathon_nodes` (which must not exist yet) in transaction batches."""
+def seed_marathon(
+    client: KazooClient, apps: int = 50, seed: int = 0, progress: Callable[[int, int], None] | None = None
+) -> SeedStats:
+    """Write the state of :func:`marathon_nodes` (which must not exist yet) in transaction batches.
+
+    ``progress(nodes, bytes)`` is told the totals written so far after each batch.
+    """
     stats = SeedStats()
     if client.exists(ROOT):
         raise NodeExistsError(f"{ROOT} already exists")
@@ -182,6 +187,8 @@ def seed_marathon(client: KazooClient, apps: int = 50, seed: int = 0) -> SeedSta
         if batch and (len(batch) >= BATCH_OPS or size + node_size > BATCH_BYTES):
             _commit(client, batch)
             batch, size = [], 0
+            if progress is not None:
+                progress(stats.nodes, stats.bytes)
         batch.append((path, data, acl))
         size += node_size
         stats.nodes += 1

@@ -30,15 +30,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from dcos_backup.errors import IntegrityError, NotFound, StorageError, UsageError
-from dcos_backup.fsutil import HashingWriter, fsync_dir
+from dcos_backup.errors import IntegrityError, NotFound, UsageError
+from dcos_backup.fsutil import HashingWriter, ensure_free_space, fsync_dir, storage_error, write_private_file
+from dcos_backup.master import restore_mark
 from dcos_backup.master.layout import CONSOLE_LOG, MYID, ZK_DIR_NAME, MasterLayout
 from dcos_backup.master.lock import data_dir_lock
 from dcos_backup.zkdata import online as online_copy
 from dcos_backup.zkdata import tarsafe
 from dcos_backup.zkdata.pgzip import ParallelGzipWriter
+from dcos_backup.zkdata.replay import ReplayResult
 from dcos_backup.zkdata.running import ensure_not_running
-from dcos_backup.zkdata.verify import StreamVerifier, VerifyResult
+from dcos_backup.zkdata.verify import StreamVerifier, VerifyResult, rebuilt_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class RestoreResult:
     data_bytes: int
     myid: str | None
     seconds: float
+    verified: ReplayResult | None = None
 
 
 @dataclass
@@ -78,7 +81,9 @@ class ArchiveInfo:
     logs: list[str] = field(default_factory=list)
     newest_snapshot: str | None = None
     newest_log: str | None = None
-    last_zxid: str | None = None
+    # The zxid in the newest file's name (a log's name holds its FIRST zxid): not the last zxid of the
+    # data, which only a replay finds (``dcos-zk verify``); named for what it is so nobody takes it for that.
+    newest_file_zxid: str | None = None
     members: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -116,6 +121,12 @@ def check_new_archive(archive: Path) -> None:
         raise UsageError(f"the directory of {archive} does not exist")
 
 
+def refuse_inside(data_dir: Path, path: Path, what: str) -> None:
+    """A backup never writes into the data it archives (it would archive its own partial file)."""
+    if path.resolve().is_relative_to(data_dir.resolve()):
+        raise UsageError(f"{what} ({path}) is inside the ZooKeeper data directory {data_dir}; choose a path outside it")
+
+
 def backup(
     exhibitor_dir: Path,
     archive: Path,
@@ -125,6 +136,7 @@ def backup(
     online: bool = False,
     verify: bool = True,
     wait_lock: bool = False,
+    progress: tarsafe.Progress | None = None,
 ) -> BackupResult:
     """Write a seed-compatible archive of this master's ZooKeeper data to ``archive``.
 
@@ -141,21 +153,29 @@ def backup(
     tmp_parent = Path(tmp_dir) if tmp_dir is not None else archive.parent
     if not tmp_parent.is_dir():
         raise UsageError(f"temporary directory {tmp_parent} does not exist")
+    refuse_inside(layout.zk_dir, archive.parent, "the archive")
+    refuse_inside(layout.zk_dir, tmp_parent, "the temporary directory")
     if not online:
         ensure_not_running(layout)
         recover(layout.exhibitor_dir, wait=wait_lock)
     what = f"dcos-zk backup{' --online' if online else ''}"
     with data_dir_lock(layout.lock_file, exclusive=False, what=what, wait=wait_lock):
         if online:
-            result = _online_backup(layout, archive, tmp_parent, level, workers, verify)
+            result = _online_backup(layout, archive, tmp_parent, level, workers, verify, progress)
         else:
-            result = write_archive(layout.zk_dir, archive, tmp_parent, level, workers, verify)
+            result = write_archive(layout.zk_dir, archive, tmp_parent, level, workers, verify, progress)
     result.seconds = time.monotonic() - started
     return result
 
 
 def _online_backup(
-    layout: MasterLayout, archive: Path, tmp_parent: Path, level: int, workers: int | None, verify: bool
+    layout: MasterLayout,
+    archive: Path,
+    tmp_parent: Path,
+    level: int,
+    workers: int | None,
+    verify: bool,
+    progress: tarsafe.Progress | None = None,
 ) -> BackupResult:
     stage = MasterLayout(tmp_parent / f".dcos-zk-online-{uuid.uuid4().hex[:8]}")
     try:
@@ -163,9 +183,9 @@ def _online_backup(
         try:
             copied = online_copy.copy_online(layout, stage)
         except OSError as exc:
-            raise StorageError(f"copying the live data failed: {exc.strerror or exc}") from exc
+            raise storage_error(exc, "copying the live data", tmp_parent) from exc
         log.info("copied %s and %d logs up to zxid 0x%x", copied.snapshot, len(copied.logs), copied.last_zxid)
-        result = write_archive(stage.zk_dir, archive, tmp_parent, level, workers, verify)
+        result = write_archive(stage.zk_dir, archive, tmp_parent, level, workers, verify, progress)
     finally:
         shutil.rmtree(stage.exhibitor_dir, ignore_errors=True)
     result.online = True
@@ -179,6 +199,7 @@ def write_archive(
     level: int = 6,
     workers: int | None = None,
     verify: bool = False,
+    progress: tarsafe.Progress | None = None,
 ) -> BackupResult:
     """Archive ``zk_dir`` (a ``zookeeper/`` directory) as ``archive`` plus ``archive.sha256``.
 
@@ -195,7 +216,11 @@ def write_archive(
             StreamVerifier.for_data_dir(MasterLayout(zk_dir.parent), tmp_parent) if verify else (None, [])
         )
         try:
-            digest, size, files, data_bytes = _write_archive(zk_dir, partial, level, workers, verifier, wanted)
+            digest, size, files, data_bytes = _write_archive(
+                zk_dir, partial, level, workers, verifier, wanted, progress
+            )
+            if verifier is not None and progress is not None:
+                progress("finishing the check", files, data_bytes)
             verified = verifier.finish(str(archive)) if verifier is not None else None
         finally:
             if verifier is not None:
@@ -206,9 +231,9 @@ def write_archive(
             os.replace(partial, archive)
         else:  # another filesystem, perhaps: move copies, then the rename inside shutil is atomic or not
             shutil.move(partial, archive)
-        (archive.parent / (archive.name + ".sha256")).write_text(f"{digest}  {archive.name}\n")
+        write_private_file(archive.parent / (archive.name + ".sha256"), f"{digest}  {archive.name}\n".encode())
     except OSError as exc:
-        raise StorageError(f"writing {archive} failed: {exc.strerror or exc}") from exc
+        raise storage_error(exc, f"writing {archive}", tmp_parent) from exc
     finally:
         partial.unlink(missing_ok=True)
     log.info("archive complete: %d files, %d bytes, sha256 %s", files, size, digest)
@@ -222,6 +247,7 @@ def _write_archive(
     workers: int | None,
     verifier: StreamVerifier | None = None,
     wanted: list[Path] | None = None,
+    progress: tarsafe.Progress | None = None,
 ) -> tuple[str, int, int, int]:
     """Tar + parallel gzip ``zk_dir`` into ``partial``, fsynced; returns (sha256, size, files, data bytes).
 
@@ -233,7 +259,8 @@ def _write_archive(
     wanted = wanted or []
     if verifier is not None:  # the verifier's files first, in its order
         paths = [p for p in paths if p.is_dir()] + wanted + [p for p in paths if not p.is_dir() and p not in wanted]
-    with open(partial, "xb") as raw:
+    # 0600 like the catalog: the archive holds every znode's data (digest ACLs, credentials).
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as raw:
         hashing = HashingWriter(raw)
         with ParallelGzipWriter(hashing, level, workers) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
             tar.copybufsize = COPY_CHUNK
@@ -252,6 +279,8 @@ def _write_archive(
                 files += 1
                 data_bytes += info.size
                 log.info("added %s (%d bytes)", info.name, info.size)
+                if progress is not None:
+                    progress("archiving" + " and checking" * (verifier is not None), files, data_bytes)
         raw.flush()
         os.fsync(raw.fileno())
     return hashing.sha256.hexdigest(), hashing.size, files, data_bytes
@@ -290,8 +319,16 @@ def _write_journal(exhibitor_dir: Path, staged: Path, old: Path) -> None:
 def _leftovers(layout: MasterLayout) -> bool:
     """Whether an interrupted restore left anything for :func:`recover` to finish or clean."""
     return (
-        layout.restore_journal.exists() or _journal_tmp(layout).exists() or any(layout.exhibitor_dir.glob(".restore-*"))
+        layout.restore_journal.exists()
+        or _journal_tmp(layout).exists()
+        or any(layout.exhibitor_dir.glob(".restore-*"))
+        or any(_mark_temporaries(layout))
     )
+
+
+def _mark_temporaries(layout: MasterLayout) -> Iterator[Path]:
+    """A restore mark being written when the restore was killed (write_private_file's temporary name)."""
+    return layout.exhibitor_dir.glob(f".{layout.restore_mark.name}.*.tmp")
 
 
 def recover(exhibitor_dir: Path, wait: bool = False) -> str | None:
@@ -312,6 +349,8 @@ def recover(exhibitor_dir: Path, wait: bool = False) -> str | None:
 def recover_locked(layout: MasterLayout) -> str | None:
     """:func:`recover` for a caller that holds the exclusive data-dir lock."""
     exhibitor_dir, journal, zk_dir = layout.exhibitor_dir, layout.restore_journal, layout.zk_dir
+    for leftover in _mark_temporaries(layout):
+        leftover.unlink(missing_ok=True)
     if not journal.exists():
         # A restore killed before its swap: its staging, and a journal it had not finished writing.
         for leftover in exhibitor_dir.glob(".restore-*"):
@@ -371,25 +410,51 @@ def _fsync_tree(tree: Path) -> None:
 
 
 def restore(
-    exhibitor_dir: Path, archive: Path, tmp_dir: Path | None = None, keep_old: bool = False, wait_lock: bool = False
+    exhibitor_dir: Path,
+    archive: Path,
+    tmp_dir: Path | None = None,
+    keep_old: bool = False,
+    wait_lock: bool = False,
+    verify: bool = True,
+    progress: tarsafe.Progress | None = None,
 ) -> RestoreResult:
-    """Replace this master's ZooKeeper data with the archive's; all or nothing."""
+    """Replace this master's ZooKeeper data with the archive's; all or nothing.
+
+    The archive passes the same checks as ``dcos-zk verify`` before anything live changes: its
+    structure and sha256 file while it is extracted into the staging directory, then (unless not
+    ``verify``) a replay of the staged data with ZooKeeper's tree digests, in ``tmp_dir`` or the staging.
+    """
     started = time.monotonic()
     archive = Path(archive).absolute()
     if not archive.exists():
         raise NotFound(f"{archive} does not exist")
     if not archive.is_file():
         raise UsageError(f"{archive} is not a regular file")
+    layout = MasterLayout(Path(exhibitor_dir))
+    if layout.exhibitor_dir.is_dir():  # (a missing one is reported by replace_data_dir)
+        ensure_free_space(layout.exhibitor_dir, archive.stat().st_size, f"restoring {archive.name}")
     members: list[tarsafe.Member] = []
+    checked: list[ReplayResult] = []
 
-    def fill(staged: MasterLayout) -> None:
+    def fill(staged: MasterLayout) -> ReplayResult | None:
         log.info("checking %s and extracting it into %s", archive, staged.exhibitor_dir)
-        members.extend(tarsafe.validate(archive, into=staged.exhibitor_dir))  # checked and extracted in one pass
+        members.extend(tarsafe.validate(archive, staged.exhibitor_dir, progress))  # checked and extracted in one pass
         log.info("archive is sound: %d files, %d bytes", *_counts(members))
+        if not verify:
+            log.warning("--no-verify: the data is NOT replayed; ZooKeeper may refuse it or load it wrongly")
+            return None
+        if progress is not None:
+            progress("replaying the data", *_counts(members))
+        with rebuilt_data_dir(staged, tmp_dir or staged.exhibitor_dir, keep_data=False) as (_, result):
+            checked.append(result)
+        log.info("verified: last zxid %s, %d nodes, digest %s", result.last_zxid, result.nodes, result.digest)
+        return result
 
-    myid = replace_data_dir(Path(exhibitor_dir), fill, keep_old, wait_lock, what="dcos-zk restore")
+    myid = replace_data_dir(layout.exhibitor_dir, fill, keep_old, wait_lock, "dcos-zk restore", archive.name)
     files, data_bytes = _counts(members)
-    return RestoreResult(str(archive), files, data_bytes, myid, time.monotonic() - started)
+    return RestoreResult(
+        str(archive), files, data_bytes, myid, time.monotonic() - started, checked[0] if checked else None
+    )
 
 
 def _counts(members: list[tarsafe.Member]) -> tuple[int, int]:
@@ -398,16 +463,19 @@ def _counts(members: list[tarsafe.Member]) -> tuple[int, int]:
 
 def replace_data_dir(
     exhibitor_dir: Path,
-    fill: Callable[[MasterLayout], None],
+    fill: Callable[[MasterLayout], ReplayResult | None],
     keep_old: bool = False,
     wait_lock: bool = False,
     what: str = "dcos-zk restore",
+    source: str = "",
 ) -> str | None:
     """Replace this master's ``zookeeper/`` with what ``fill`` puts into a staging layout; all or nothing.
 
     Under the exclusive data-dir lock and with ZooKeeper stopped: ``fill`` writes the new ``zookeeper/``
-    (and checks it: it raises to refuse, before anything live changed); then this master's ``myid`` goes
-    in, ownership and fsync follow, and the journalled swap puts it in place. Returns the ``myid`` kept.
+    (and checks it: it raises to refuse, before anything live changed, and returns the replay that checked
+    it, or None); then this master's ``myid`` goes in, ownership and fsync follow, and the journalled swap
+    puts it in place, with the restore mark of the replayed data (:mod:`dcos_backup.master.restore_mark`).
+    Returns the ``myid`` kept.
     """
     layout = MasterLayout(Path(exhibitor_dir))
     if not layout.exhibitor_dir.is_dir():
@@ -421,22 +489,32 @@ def replace_data_dir(
         staged = MasterLayout(layout.exhibitor_dir / f".restore-{uuid.uuid4().hex[:8]}")
         old = layout.exhibitor_dir / f"{ZK_DIR_NAME}.old-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:4]}"
         try:
-            staged.exhibitor_dir.mkdir()
-            fill(staged)
+            staged.exhibitor_dir.mkdir(mode=0o700)  # the data may hold secrets (digest ACLs, credentials)
+            replayed = fill(staged)
             _finish_staging(staged, layout, myid)
+            layout.restore_mark.unlink(missing_ok=True)  # never a mark of other data beside the new data
             _swap(layout, staged, old)
         except BaseException as exc:
-            log.error("restore failed (%s); putting the previous data back", exc)
+            log.info("restore failed (%s); putting the previous data back", exc)  # the error itself says why
             if layout.restore_journal.exists():
                 if layout.zk_dir.exists() and old.exists():
                     shutil.rmtree(layout.zk_dir)  # the new data made it in and the failure came after: roll back
                 recover_locked(layout)
             shutil.rmtree(staged.exhibitor_dir, ignore_errors=True)
             if isinstance(exc, OSError):
-                raise StorageError(f"restore failed, previous data kept: {exc.strerror or exc}") from exc
+                raise storage_error(exc, "restore (previous data kept)", layout.exhibitor_dir) from exc
             raise
+        _write_mark(layout, replayed, source)
         _clean_up_swap(layout, staged, old, keep_old)
     return myid
+
+
+def _write_mark(layout: MasterLayout, replayed: ReplayResult | None, source: str) -> None:
+    if replayed is None:
+        log.warning("no restore mark written (the data was not replayed): the other masters cannot check this one")
+        return
+    mark = restore_mark.write(layout.restore_mark, replayed.last_zxid, replayed.digest, replayed.nodes, source)
+    log.info("restore mark written: %s", mark.describe())
 
 
 def _finish_staging(staged: MasterLayout, layout: MasterLayout, myid: str | None) -> None:
@@ -462,19 +540,26 @@ def _swap(layout: MasterLayout, staged: MasterLayout, old: Path) -> None:
 
 
 def _clean_up_swap(layout: MasterLayout, staged: MasterLayout, old: Path, keep_old: bool) -> None:
-    """After the swap: the journal goes last, so that a crash before leaves :func:`recover` its clean-up."""
+    """After the swap: the journal goes last, so that a crash before leaves :func:`recover` its clean-up.
+
+    Policy: the replaced data is deleted once the new data is in place (it was moved aside only so that a
+    crash can roll back); ``keep_old`` keeps it as ``zookeeper.old-<time>``. Either way it is logged.
+    """
     if keep_old and old.exists():
         layout.restore_journal.unlink()
-        log.info("kept the previous data in %s", old)
+        log.info("kept the previous data in %s (remove it when no longer needed)", old)
     else:
+        had_old = old.exists()
         shutil.rmtree(old, ignore_errors=True)
         layout.restore_journal.unlink()
+        if had_old:
+            log.info("deleted the previous data (%s); --keep-old keeps it", old.name)
     shutil.rmtree(staged.exhibitor_dir, ignore_errors=True)  # no journal: recover() removes a leftover too
 
 
 # ------------------------------------------------------------------------------------------------ info
 def info(archive: Path) -> ArchiveInfo:
-    """What an archive holds, read as a stream (nothing is extracted)."""
+    """What an archive holds, read as a stream (nothing is extracted; every check of the tar reader applies)."""
     archive = Path(archive)
     if not archive.is_file():
         raise NotFound(f"{archive} does not exist or is not a file")
@@ -495,5 +580,5 @@ def info(archive: Path) -> ArchiveInfo:
     result.newest_snapshot = newest.get("snapshot", (0, None))[1]
     result.newest_log = newest.get("log", (0, None))[1]
     if newest:
-        result.last_zxid = hex(max(z for z, _ in newest.values()))
+        result.newest_file_zxid = hex(max(z for z, _ in newest.values()))
     return result

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import psutil
 
 from dcos_backup.errors import Conflict
 from dcos_backup.master.layout import MasterLayout
-from dcos_backup.master.processes import live_process
+from dcos_backup.master.processes import live_process, port_open
 
 SYSTEMD_UNIT = "dcos-exhibitor"
 DCOS_ZK_MODULE = "dcos_backup.cli.dcos_zk"  # how the supervisor starts the archiver
@@ -65,11 +64,7 @@ def client_port_open(layout: MasterLayout) -> str | None:
         port = int(settings.get("clientPort", "2181"))
     except ValueError:
         return None
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return f"{host}:{port}"
-    except OSError:
-        return None
+    return f"{host}:{port}" if port_open(host, port) else None
 
 
 def how_to_stop(layout: MasterLayout) -> str:

@@ -13,12 +13,14 @@ instead of after it (a replay is Python, and would otherwise share one core with
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import io
 import json
 import logging
 import queue
 import shutil
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dcos_backup.errors import IntegrityError, NotFound
+from dcos_backup.fsutil import storage_error
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.master.processes import python_module_command
 from dcos_backup.zkdata import formats, tarsafe
@@ -47,10 +50,17 @@ class VerifyResult(ReplayResult):
 
 @contextlib.contextmanager
 def _workspace(tmp_dir: Path | None) -> Iterator[Path]:
-    work = Path(tempfile.mkdtemp(prefix=".dcos-zk-verify-", dir=tmp_dir))
+    try:
+        work = Path(tempfile.mkdtemp(prefix=".dcos-zk-verify-", dir=tmp_dir))
+    except OSError as exc:
+        raise storage_error(exc, "creating a temporary directory", Path(tmp_dir or tempfile.gettempdir())) from exc
     try:
         work.chmod(0o700)  # the extracted data may hold secrets (digest ACLs, credentials in znodes)
         yield work
+    except sqlite3.OperationalError as exc:  # the rebuilt tree's store: "database or disk is full"
+        if "full" not in str(exc):
+            raise
+        raise storage_error(OSError(errno.ENOSPC, str(exc)), "checking the data", work.parent) from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -70,7 +80,7 @@ def rebuilt_data_dir(
 
 @contextlib.contextmanager
 def rebuilt_archive(
-    archive: Path, tmp_dir: Path | None = None, keep_data: bool = True
+    archive: Path, tmp_dir: Path | None = None, keep_data: bool = True, progress: tarsafe.Progress | None = None
 ) -> Iterator[tuple[TreeStore, ReplayResult]]:
     """The tree a ``dcos-zk`` archive would restore, rebuilt and checked; the store lives until exit."""
     archive = Path(archive)
@@ -78,7 +88,9 @@ def rebuilt_archive(
         raise NotFound(f"{archive} does not exist or is not a file")
     with _workspace(tmp_dir) as work:
         log.info("checking and extracting %s", archive)
-        tarsafe.validate(archive, into=work)
+        members = tarsafe.validate(archive, into=work, progress=progress)
+        if progress is not None:
+            progress("replaying the data", sum(not m.is_dir for m in members), sum(m.size for m in members))
         # The archive holds the zookeeper/ part of a master's layout; extracted, work is laid out as one.
         with rebuilt_data_dir(MasterLayout(work), work, keep_data) as rebuilt:
             yield rebuilt
@@ -227,10 +239,12 @@ def _serve_stream(tmp_dir: Path | None) -> None:
     sys.stdout.write(json.dumps(doc))
 
 
-def verify_archive(archive: Path, tmp_dir: Path | None = None) -> VerifyResult:
+def verify_archive(
+    archive: Path, tmp_dir: Path | None = None, progress: tarsafe.Progress | None = None
+) -> VerifyResult:
     """Check everything in an archive; IntegrityError with the reason on the first problem."""
     started = time.monotonic()
-    with rebuilt_archive(archive, tmp_dir, keep_data=False) as (_, result):
+    with rebuilt_archive(archive, tmp_dir, keep_data=False, progress=progress) as (_, result):
         fields = result.to_dict()
     return VerifyResult(**fields, archive=str(archive), seconds=time.monotonic() - started)
 

@@ -253,10 +253,13 @@ def restore(
     log.info("restoring %s", chosen.describe())
     results: list[tuple[int, ReplayResult]] = []
 
-    def fill(staged: MasterLayout) -> None:
+    def fill(staged: MasterLayout) -> ReplayResult:
         results.append(assemble(store, chosen, staged, staged.exhibitor_dir))
+        return results[-1][1]
 
-    myid = physical.replace_data_dir(layout.exhibitor_dir, fill, keep_old, wait_lock, what="dcos-zk restore --repo")
+    myid = physical.replace_data_dir(
+        layout.exhibitor_dir, fill, keep_old, wait_lock, "dcos-zk restore --repo", chosen.describe()
+    )
     written, replayed = results[0]
     return _result(chosen, written, replayed, myid, started)
 
