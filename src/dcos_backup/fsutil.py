@@ -1,12 +1,21 @@
 """Small file-system helpers shared by the catalog, dcos-zk and the keeper of secrets: durable renames, hashing
-writes and private (0600) files."""
+streams and private (0600) files.
+
+A :class:`Sink` is a stream written once from start to end that knows, when finished, the size and sha256 of
+what it *stored* (:class:`Stored`); a :class:`Source` is its reading twin. Layers stack on them (encryption,
+object storage) and the hash is always taken of the bytes at rest, whatever sits on top.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+_DRAIN = 1 << 20
 
 
 def fsync_dir(directory: Path) -> None:
@@ -18,7 +27,26 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-class HashingWriter:
+@dataclass(frozen=True)
+class Stored:
+    """What a finished :class:`Sink` wrote at rest: its bytes, their sha256 and, if encrypted, the key's id."""
+
+    size: int
+    sha256: str
+    key_id: str | None = None
+
+
+class Sink(ABC):
+    """A write-once stream; :meth:`finish` ends it (nothing may be written after) and says what was stored."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> int: ...
+
+    @abstractmethod
+    def finish(self) -> Stored: ...
+
+
+class HashingWriter(Sink):
     """A write-only file wrapper that counts bytes and computes sha256 as data goes through."""
 
     def __init__(self, raw: BinaryIO) -> None:
@@ -33,6 +61,41 @@ class HashingWriter:
 
     def flush(self) -> None:
         self.raw.flush()
+
+    def finish(self) -> Stored:
+        self.raw.flush()
+        return Stored(self.size, self.sha256.hexdigest())
+
+
+class Source(ABC):
+    """A read-once stream that knows, once read to its end, the size and sha256 of the bytes at rest."""
+
+    @abstractmethod
+    def read(self, size: int = -1) -> bytes: ...
+
+    @abstractmethod
+    def drain(self) -> Stored:
+        """Read the bytes at rest to their end without interpreting them (after damage was found, say)."""
+
+
+class HashingReader(Source):
+    """A read-only file wrapper computing sha256 of everything read through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> Stored:
+        while self.read(_DRAIN):
+            pass
+        return Stored(self.size, self.sha256.hexdigest())
 
 
 def write_private_file(path: Path, data: bytes) -> None:

@@ -4,6 +4,11 @@
 ZooKeeper, so restoring ZooKeeper can never erase the list of backups. Metadata is written atomically
 (temp file, fsync, rename, fsync of the directory); archives are written under a ``.partial`` name and
 renamed only when complete, so a crash leaves nothing that looks finished.
+
+A storage given an encryption key (:mod:`.crypto`) encrypts every archive it writes; it reads encrypted
+and clear archives alike (told apart by their first bytes), so backups made before the key still restore.
+Archive streams are :class:`~dcos_backup.fsutil.Sink` / :class:`~dcos_backup.fsutil.Source`: the size and
+sha256 they report are those of the bytes at rest.
 """
 
 from __future__ import annotations
@@ -15,14 +20,14 @@ import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from pydantic import ValidationError
 
+from dcos_backup.catalog.crypto import EncryptingWriter, EncryptionKey, plain_reader
 from dcos_backup.catalog.ids import validate_backup_id
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.errors import IntegrityError, NotFound, StorageError
-from dcos_backup.fsutil import fsync_dir
+from dcos_backup.fsutil import HashingReader, HashingWriter, Sink, Source, fsync_dir
 
 RECORD_FILE = "backup.json"
 PARTIAL_SUFFIX = ".partial"
@@ -52,19 +57,22 @@ class Storage(ABC):
 
     @abstractmethod
     @contextlib.contextmanager
-    def archive_writer(self, backup_id: str, name: str) -> Iterator[BinaryIO]: ...
+    def archive_writer(self, backup_id: str, name: str) -> Iterator[Sink]:
+        """A sink for a new archive; it is stored (and visible) only if the block ends without an error."""
 
     @abstractmethod
     @contextlib.contextmanager
-    def archive_reader(self, backup_id: str, name: str) -> Iterator[BinaryIO]: ...
+    def archive_reader(self, backup_id: str, name: str) -> Iterator[Source]:
+        """The archive's plain bytes (decrypted if it is encrypted); EncryptionKeyError without its key."""
 
     @abstractmethod
     def remove_partials(self, backup_id: str) -> None: ...
 
 
 class LocalStorage(Storage):
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, key: EncryptionKey | None = None) -> None:
         self.root = Path(root)
+        self.key = key
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
@@ -121,14 +129,16 @@ class LocalStorage(Storage):
         return self._dir(backup_id) / name
 
     @contextlib.contextmanager
-    def archive_writer(self, backup_id: str, name: str) -> Iterator[BinaryIO]:
+    def archive_writer(self, backup_id: str, name: str) -> Iterator[Sink]:
         final = self.archive_path(backup_id, name)
         partial = final.with_name(final.name + PARTIAL_SUFFIX)
         try:
             final.parent.mkdir(exist_ok=True, mode=0o700)
             with open(partial, "wb") as f:
-                yield f
-                f.flush()
+                stored: Sink = HashingWriter(f)
+                sink = EncryptingWriter(stored, self.key) if self.key is not None else stored
+                yield sink
+                sink.finish()
                 os.fsync(f.fileno())
             os.replace(partial, final)
             fsync_dir(final.parent)
@@ -142,7 +152,7 @@ class LocalStorage(Storage):
             raise
 
     @contextlib.contextmanager
-    def archive_reader(self, backup_id: str, name: str) -> Iterator[BinaryIO]:
+    def archive_reader(self, backup_id: str, name: str) -> Iterator[Source]:
         path = self.archive_path(backup_id, name)
         try:
             f = open(path, "rb")  # noqa: SIM115 - closed below, after the caller is done
@@ -151,7 +161,7 @@ class LocalStorage(Storage):
         except OSError as exc:
             raise storage_error(f"opening archive {name} of {backup_id}", exc) from exc
         with f:
-            yield f
+            yield plain_reader(HashingReader(f), self.key, f"archive {name} of backup {backup_id}")
 
     def remove_partials(self, backup_id: str) -> None:
         directory = self._dir(backup_id)

@@ -52,6 +52,12 @@ def cli() -> None:
 @click.option("--heap", default="1g", show_default=True, help="Java heap of each ZooKeeper.")
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for a serving ensemble.")
 @click.option("--zk-archive", metavar="REPO", default=None, help="Archive every master's ZooKeeper into REPO.")
+@click.option(
+    "--encryption-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Encrypt every backup archive with the AES-256 key in FILE (created 0600 with a new key if missing).",
+)
 def up(
     masters: int,
     directory: Path | None,
@@ -60,14 +66,22 @@ def up(
     heap: str,
     timeout: float,
     zk_archive: str | None,
+    encryption_key_file: Path | None,
 ) -> None:
     """Start the masters, the backup service and every master's Admin Router (HTTPS on port 443: run as root)."""
     extra = list(parse_zk_extra(zk_config))
-    cluster = local_cluster.up(directory, masters, subnet, extra, heap, timeout, zk_archive=zk_archive)
+    cluster = local_cluster.up(
+        directory, masters, subnet, extra, heap, timeout, zk_archive=zk_archive, encryption_key_file=encryption_key_file
+    )
     click.echo(f"cluster up in {cluster.dir}: {len(cluster.masters)} masters, ZooKeeper {cluster.zk_hosts}")
     if cluster.service:
         urls = ", ".join(m.admin_router_url for m in cluster.masters)
         click.echo(f"Admin Router: {urls} (CA: {cluster.files.ca_cert}); user bootstrapuser")
+        if "encryption_key_file" in cluster.service:
+            click.echo(
+                f"archives encrypted with the key in {cluster.service['encryption_key_file']} "
+                f"(id {cluster.service['encryption_key_id']}): keep a copy off the cluster, backups are lost without it"
+            )
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import click
 
+from dcos_backup.catalog.crypto import load_key
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.cli._common import run
 from dcos_backup.components import DEFAULT_COMPONENTS, parse_component
@@ -45,6 +46,12 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     help="File (0600) with the ZooKeeper identity user:password that may read the users and grants.",
 )
 @click.option(
+    "--encryption-key-file",
+    type=file_option,
+    default=None,
+    help="File (0600) with the AES-256 key: every new archive is encrypted with it. Keep a copy off the cluster.",
+)
+@click.option(
     "--component",
     "components",
     multiple=True,
@@ -57,12 +64,14 @@ def cli(
     socket_path: Path,
     iam_public_key: Path,
     zk_credentials: Path,
+    encryption_key_file: Path | None,
     components: tuple[str, ...],
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     comps = tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS
     public_key = load_public_key(iam_public_key)
-    storage_backend = LocalStorage(storage)
+    key = load_key(encryption_key_file) if encryption_key_file is not None else None
+    storage_backend = LocalStorage(storage, key)
     with ZkEngine(zk_hosts) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
         service = BackupService(storage_backend, engine, comps)
         service.recover()

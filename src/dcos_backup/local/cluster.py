@@ -120,6 +120,7 @@ class Cluster:
     heap: str = "1g"
     service: dict[str, str] | None = None
     zk_archive: str | None = None  # every master's supervisor archives into this repository
+    encryption_key_file: str | None = None  # the service encrypts every archive with this key
 
     # ----------------------------------------------------------------- description
     @property
@@ -169,6 +170,7 @@ class Cluster:
             "masters": [m.to_dict() for m in self.masters],
             "service": self.service,
             "zk_archive": self.zk_archive,
+            "encryption_key_file": self.encryption_key_file,
             "dcos_cli": self.dcos_cli() if self.service else None,
         }
 
@@ -198,6 +200,7 @@ class Cluster:
                 heap=str(doc.get("heap", "1g")),
                 service=doc.get("service"),
                 zk_archive=doc.get("zk_archive"),
+                encryption_key_file=doc.get("encryption_key_file"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClusterError(f"{path} is corrupt (bad field {exc}); run: dcos-local down --purge") from exc
@@ -333,6 +336,7 @@ def up(
     timeout: float = 90.0,
     with_service: bool = True,
     zk_archive: str | None = None,
+    encryption_key_file: Path | None = None,
 ) -> Cluster:
     """Start a cluster in ``directory``, wait until it serves with a leader, then start the backup service."""
     directory = Path(directory) if directory is not None else default_dir()
@@ -346,6 +350,8 @@ def up(
         raise Conflict(f"a local cluster already runs in {directory} (stop it with: dcos-local down)")
     archive = str(Path(zk_archive).absolute()) if zk_archive and "://" not in zk_archive else zk_archive
     cluster = Cluster.define(directory, masters, subnet, zk_config, heap, archive)
+    if encryption_key_file is not None:
+        cluster.encryption_key_file = str(Path(encryption_key_file).absolute())
     front_door = with_service and services.service_available()
     for master in cluster.masters:
         check_dependencies(cluster.node_config(master))
@@ -373,7 +379,8 @@ def start_front_door(cluster: Cluster) -> None:
     """The users (bootstrapuser), the backup service on its socket, and every master's Admin Router."""
     security.create_bootstrap_user(cluster.files, cluster.zk_hosts)
     # DC/OS runs the service on every master; here it runs once, and every master's Admin Router proxies to it.
-    cluster.service = services.start_service(cluster.dir, cluster.zk_hosts)
+    key_file = Path(cluster.encryption_key_file) if cluster.encryption_key_file else None
+    cluster.service = services.start_service(cluster.dir, cluster.zk_hosts, key_file)
     cluster.save()
     for master in cluster.masters:
         services.start_admin_router(cluster.dir, master.member)

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from dcos_backup.adminrouter.nginx import AdminRouter
+from dcos_backup.catalog.crypto import create_key_file, load_key
 from dcos_backup.errors import ClusterError
 from dcos_backup.local.files import MAX_SOCKET_PATH, ClusterFiles
 from dcos_backup.master.member import Member
@@ -78,8 +79,9 @@ def supervised(files: ClusterFiles, name: str, command: list[str], output: Path)
     )
 
 
-def start_service(cluster_dir: Path, zk_hosts: str) -> dict[str, str]:
-    """Run the backup service on its unix socket under a restart-always supervisor; returns its cluster.json entry."""
+def start_service(cluster_dir: Path, zk_hosts: str, encryption_key_file: Path | None = None) -> dict[str, str]:
+    """Run the backup service on its unix socket under a restart-always supervisor; returns its cluster.json entry.
+    With ``encryption_key_file`` (created with a new random key if missing) it encrypts every archive."""
     files = ClusterFiles(cluster_dir)
     socket = files.backup_socket
     if len(str(socket)) > MAX_SOCKET_PATH:
@@ -95,6 +97,7 @@ def start_service(cluster_dir: Path, zk_hosts: str) -> dict[str, str]:
         SERVICE_MODULE,
         *("--zk", zk_hosts, "--storage", info["storage_dir"], "--socket", info["socket"]),
         *("--iam-public-key", str(files.iam_public_key), "--zk-credentials", str(files.zk_credentials)),
+        *encryption_options(info, encryption_key_file),
     )
     supervised(files, "service", command, Path(info["log_file"]))
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket))) as client:
@@ -105,6 +108,17 @@ def start_service(cluster_dir: Path, zk_hosts: str) -> dict[str, str]:
             Path(info["log_file"]),
         )
     return info
+
+
+def encryption_options(info: dict[str, str], key_file: Path | None) -> list[str]:
+    """The service's encryption flags, after creating the key file if it is new; noted in ``info``."""
+    if key_file is None:
+        return []
+    key_file = key_file.absolute()
+    create_key_file(key_file)
+    info["encryption_key_file"] = str(key_file)
+    info["encryption_key_id"] = load_key(key_file).id
+    return ["--encryption-key-file", str(key_file)]
 
 
 def admin_router(files: ClusterFiles, member: Member) -> AdminRouter:
