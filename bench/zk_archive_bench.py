@@ -37,7 +37,7 @@ from dcos_backup.testing.load import LoadGenerator, LoadReport
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
 from dcos_backup.zkdata.continuous.index import RepoIndex
-from dcos_backup.zkdata.continuous.store import open_store
+from dcos_backup.catalog.objects import open_store
 
 
 class RepoWatcher:

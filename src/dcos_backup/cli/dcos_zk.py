@@ -16,6 +16,7 @@ from typing import NoReturn
 
 import click
 
+from dcos_backup.catalog.objects import open_store
 from dcos_backup.cli._common import run, setup_logging
 from dcos_backup.errors import NotFound, UsageError
 from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR, MasterLayout
@@ -25,7 +26,6 @@ from dcos_backup.zkdata.continuous import pitr, retention, txlog
 from dcos_backup.zkdata.continuous.archiver import Archiver
 from dcos_backup.zkdata.continuous.index import RepoIndex, check_stream_name, describe_ranges, parse_time, parse_zxid
 from dcos_backup.zkdata.continuous.objects import verify_repository
-from dcos_backup.zkdata.continuous.store import open_store
 from dcos_backup.zkdata.formats import zxid_hex
 
 exhibitor_dir_option = click.option(

@@ -58,6 +58,13 @@ def cli() -> None:
     default=None,
     help="Encrypt every backup archive with the AES-256 key in FILE (created 0600 with a new key if missing).",
 )
+@click.option(
+    "--storage",
+    type=click.Choice(["local", "s3"]),
+    default="local",
+    show_default=True,
+    help="Where the backup service keeps backups: the master's disk, or a bucket of an S3 server (moto) it starts.",
+)
 def up(
     masters: int,
     directory: Path | None,
@@ -67,16 +74,27 @@ def up(
     timeout: float,
     zk_archive: str | None,
     encryption_key_file: Path | None,
+    storage: str,
 ) -> None:
     """Start the masters, the backup service and every master's Admin Router (HTTPS on port 443: run as root)."""
     extra = list(parse_zk_extra(zk_config))
     cluster = local_cluster.up(
-        directory, masters, subnet, extra, heap, timeout, zk_archive=zk_archive, encryption_key_file=encryption_key_file
+        directory,
+        masters,
+        subnet,
+        extra,
+        heap,
+        timeout,
+        zk_archive=zk_archive,
+        encryption_key_file=encryption_key_file,
+        storage=storage,
     )
     click.echo(f"cluster up in {cluster.dir}: {len(cluster.masters)} masters, ZooKeeper {cluster.zk_hosts}")
     if cluster.service:
         urls = ", ".join(m.admin_router_url for m in cluster.masters)
         click.echo(f"Admin Router: {urls} (CA: {cluster.files.ca_cert}); user bootstrapuser")
+        if "s3_endpoint_url" in cluster.service:
+            click.echo(f"backups in {cluster.service['storage']} at {cluster.service['s3_endpoint_url']}")
         if "encryption_key_file" in cluster.service:
             click.echo(
                 f"archives encrypted with the key in {cluster.service['encryption_key_file']} "

@@ -9,7 +9,7 @@ from typing import NoReturn
 import click
 
 from dcos_backup.catalog.crypto import load_key
-from dcos_backup.catalog.storage import LocalStorage
+from dcos_backup.catalog.storage import open_storage
 from dcos_backup.cli._common import run
 from dcos_backup.components import DEFAULT_COMPONENTS, parse_component
 from dcos_backup.iam.store import Credentials, UserStore
@@ -27,9 +27,14 @@ file_option = click.Path(path_type=Path, dir_okay=False)
 @click.option("--zk", "zk_hosts", required=True, envvar="DCOS_ZK_HOSTS", help="ZooKeeper connect string.")
 @click.option(
     "--storage",
-    type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="Directory of the backup catalog and archives (the master's local disk).",
+    help="Where the catalog and archives live: a directory (the master's disk) or s3://bucket/prefix.",
+)
+@click.option(
+    "--s3-endpoint-url",
+    envvar="AWS_ENDPOINT_URL",
+    default=None,
+    help="S3-compatible server for s3:// storage (default: AWS; credentials from the standard AWS variables).",
 )
 @click.option(
     "--socket",
@@ -60,7 +65,8 @@ file_option = click.Path(path_type=Path, dir_okay=False)
 )
 def cli(
     zk_hosts: str,
-    storage: Path,
+    storage: str,
+    s3_endpoint_url: str | None,
     socket_path: Path,
     iam_public_key: Path,
     zk_credentials: Path,
@@ -71,7 +77,7 @@ def cli(
     comps = tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS
     public_key = load_public_key(iam_public_key)
     key = load_key(encryption_key_file) if encryption_key_file is not None else None
-    storage_backend = LocalStorage(storage, key)
+    storage_backend = open_storage(storage, s3_endpoint_url, key)
     with ZkEngine(zk_hosts) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
         service = BackupService(storage_backend, engine, comps)
         service.recover()

@@ -26,7 +26,7 @@ from dcos_backup.errors import ClusterError, Conflict, NotFound, UsageError
 from dcos_backup.exhibitor.config import NodeConfig
 from dcos_backup.exhibitor.server import check_dependencies, check_port_free
 from dcos_backup.exhibitor.status import MemberStatus, cluster_status, is_healthy
-from dcos_backup.local import security, services
+from dcos_backup.local import s3, security, services
 from dcos_backup.local.files import ClusterFiles
 from dcos_backup.master.layout import LOCAL_CLUSTER_FILE as CLUSTER_FILE
 from dcos_backup.master.layout import MasterLayout
@@ -46,6 +46,7 @@ from dcos_backup.zk import connect
 
 DEFAULT_SUBNET = "127.20.0"
 MAX_MASTERS = 9
+STORAGE_KINDS = ("local", "s3")
 _SUBNET_RE = re.compile(r"^127\.(\d{1,3})\.(\d{1,3})$")
 
 
@@ -121,6 +122,7 @@ class Cluster:
     service: dict[str, str] | None = None
     zk_archive: str | None = None  # every master's supervisor archives into this repository
     encryption_key_file: str | None = None  # the service encrypts every archive with this key
+    storage: str = "local"  # where the service keeps backups: "local" (the master's disk) or "s3" (moto)
 
     # ----------------------------------------------------------------- description
     @property
@@ -171,6 +173,7 @@ class Cluster:
             "service": self.service,
             "zk_archive": self.zk_archive,
             "encryption_key_file": self.encryption_key_file,
+            "storage": self.storage,
             "dcos_cli": self.dcos_cli() if self.service else None,
         }
 
@@ -201,6 +204,7 @@ class Cluster:
                 service=doc.get("service"),
                 zk_archive=doc.get("zk_archive"),
                 encryption_key_file=doc.get("encryption_key_file"),
+                storage=str(doc.get("storage", "local")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClusterError(f"{path} is corrupt (bad field {exc}); run: dcos-local down --purge") from exc
@@ -337,6 +341,7 @@ def up(
     with_service: bool = True,
     zk_archive: str | None = None,
     encryption_key_file: Path | None = None,
+    storage: str = "local",
 ) -> Cluster:
     """Start a cluster in ``directory``, wait until it serves with a leader, then start the backup service."""
     directory = Path(directory) if directory is not None else default_dir()
@@ -352,6 +357,9 @@ def up(
     cluster = Cluster.define(directory, masters, subnet, zk_config, heap, archive)
     if encryption_key_file is not None:
         cluster.encryption_key_file = str(Path(encryption_key_file).absolute())
+    if storage not in STORAGE_KINDS:
+        raise UsageError(f"--storage is one of {', '.join(STORAGE_KINDS)}, not {storage!r}")
+    cluster.storage = storage
     front_door = with_service and services.service_available()
     for master in cluster.masters:
         check_dependencies(cluster.node_config(master))
@@ -360,6 +368,9 @@ def up(
             check_can_listen(master.member.host, HTTPS_PORT)
     if front_door:
         nginx_binary()
+    if front_door and storage == "s3":
+        s3.moto_server_binary()
+        check_port_free(cluster.masters[0].member.host, s3.S3_PORT, "the S3 server")
     cluster.save()
     try:
         for master in cluster.masters:
@@ -380,7 +391,8 @@ def start_front_door(cluster: Cluster) -> None:
     security.create_bootstrap_user(cluster.files, cluster.zk_hosts)
     # DC/OS runs the service on every master; here it runs once, and every master's Admin Router proxies to it.
     key_file = Path(cluster.encryption_key_file) if cluster.encryption_key_file else None
-    cluster.service = services.start_service(cluster.dir, cluster.zk_hosts, key_file)
+    s3_endpoint = services.start_s3(cluster.dir, cluster.masters[0].member.host) if cluster.storage == "s3" else None
+    cluster.service = services.start_service(cluster.dir, cluster.zk_hosts, key_file, s3_endpoint)
     cluster.save()
     for master in cluster.masters:
         services.start_admin_router(cluster.dir, master.member)

@@ -20,6 +20,7 @@ import httpx
 from dcos_backup.adminrouter.nginx import AdminRouter
 from dcos_backup.catalog.crypto import create_key_file, load_key
 from dcos_backup.errors import ClusterError
+from dcos_backup.local import s3
 from dcos_backup.local.files import MAX_SOCKET_PATH, ClusterFiles
 from dcos_backup.master.member import Member
 from dcos_backup.master.processes import last_lines, live_process, python_module_command, spawn_detached, terminate
@@ -41,6 +42,8 @@ def _pid_files(files: ClusterFiles) -> dict[Path, str]:
         files.pid_file("service-child"): SERVICE_MODULE,
         **{p: NGINX_MARKER for p in routers if p.name.endswith("-child.pid")},
         files.pid_file("holder"): HOLDER_MODULE,
+        files.pid_file("s3"): SUPERVISE_MODULE,  # last: the service may still be writing to it
+        files.pid_file("s3-child"): s3.MOTO_MARKER,
     }
 
 
@@ -61,7 +64,9 @@ def service_available() -> bool:
     return importlib.util.find_spec(SERVICE_MODULE) is not None
 
 
-def supervised(files: ClusterFiles, name: str, command: list[str], output: Path) -> None:
+def supervised(
+    files: ClusterFiles, name: str, command: list[str], output: Path, env: dict[str, str] | None = None
+) -> None:
     """Run ``command`` under a restart-always supervisor (pid files ``name`` and ``name-child``), unless it runs."""
     pid_file = files.pid_file(name)
     if live_process(pid_file, SUPERVISE_MODULE) is not None:
@@ -76,12 +81,31 @@ def supervised(files: ClusterFiles, name: str, command: list[str], output: Path)
         ),
         files.log_file(f"supervise-{name}"),
         pid_file,
+        env,
     )
 
 
-def start_service(cluster_dir: Path, zk_hosts: str, encryption_key_file: Path | None = None) -> dict[str, str]:
+def start_s3(cluster_dir: Path, host: str) -> str:
+    """Run moto's S3 server on ``host`` under a restart-always supervisor, with the service's bucket; its URL."""
+    files = ClusterFiles(cluster_dir)
+    endpoint = s3.endpoint_url(host)
+    log_file = files.log_file("s3")
+    supervised(files, "s3", s3.moto_command(host), log_file)
+    _wait_until(
+        lambda: s3.create_bucket(endpoint),
+        lambda: live_process(files.pid_file("s3"), SUPERVISE_MODULE) is not None,
+        f"the S3 server did not start on {endpoint}",
+        log_file,
+    )
+    return endpoint
+
+
+def start_service(
+    cluster_dir: Path, zk_hosts: str, encryption_key_file: Path | None = None, s3_endpoint: str | None = None
+) -> dict[str, str]:
     """Run the backup service on its unix socket under a restart-always supervisor; returns its cluster.json entry.
-    With ``encryption_key_file`` (created with a new random key if missing) it encrypts every archive."""
+    With ``encryption_key_file`` (created with a new random key if missing) it encrypts every archive; with
+    ``s3_endpoint`` (:func:`start_s3`) it keeps its catalog and archives in the bucket there."""
     files = ClusterFiles(cluster_dir)
     socket = files.backup_socket
     if len(str(socket)) > MAX_SOCKET_PATH:
@@ -91,15 +115,19 @@ def start_service(cluster_dir: Path, zk_hosts: str, encryption_key_file: Path | 
         "log_file": str(files.log_file("service")),
         "pid_file": str(files.pid_file("service")),
         "child_pid_file": str(files.pid_file("service-child")),
-        "storage_dir": str(files.storage_dir),
     }
+    if s3_endpoint is None:
+        info["storage"] = info["storage_dir"] = str(files.storage_dir)
+    else:
+        info.update(storage=f"s3://{s3.BUCKET}/{s3.PREFIX}", s3_endpoint_url=s3_endpoint)
     command = python_module_command(
         SERVICE_MODULE,
-        *("--zk", zk_hosts, "--storage", info["storage_dir"], "--socket", info["socket"]),
+        *("--zk", zk_hosts, "--storage", info["storage"], "--socket", info["socket"]),
+        *(("--s3-endpoint-url", s3_endpoint) if s3_endpoint else ()),
         *("--iam-public-key", str(files.iam_public_key), "--zk-credentials", str(files.zk_credentials)),
         *encryption_options(info, encryption_key_file),
     )
-    supervised(files, "service", command, Path(info["log_file"]))
+    supervised(files, "service", command, Path(info["log_file"]), s3.CREDENTIALS if s3_endpoint else None)
     with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket))) as client:
         _wait_until(
             lambda: _answers(client, "http://service" + HEALTH),

@@ -20,10 +20,10 @@ from typing import BinaryIO, NamedTuple
 
 from zlib_ng import zlib_ng
 
+from dcos_backup.catalog.objects import ObjectStore
 from dcos_backup.errors import IntegrityError
 from dcos_backup.zkdata import formats
 from dcos_backup.zkdata.continuous.index import RepoIndex, SegmentRef, SnapshotRef, segment_key, snapshot_key
-from dcos_backup.zkdata.continuous.store import ObjectStore
 from dcos_backup.zkdata.formats import FILE_HEADER, LOG_MAGIC, Txn
 
 _CHUNK = 1 << 20
