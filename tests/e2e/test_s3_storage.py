@@ -5,8 +5,10 @@ backup STATUS_ERROR with S3's reason, leaves no object or unfinished upload behi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
 import uuid
 
 import boto3
@@ -16,7 +18,7 @@ from tests.conftest import seeded_cluster
 from tests.e2e.faulty_s3 import FaultyS3
 from tests.e2e.test_encryption import show
 from tests.e2e.test_service_api import backup_doc, create_ready, restore_ended
-from tests.helpers import damage, in_process_api, ok, run_tool, wait_for
+from tests.helpers import damage, in_process_api, ok, run_tool, tool, wait_for
 
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
 from dcos_backup.catalog.crypto import MAGIC, EncryptionKey
@@ -66,7 +68,7 @@ def store(request, tmp_path):
 
 def test_object_store_contract_on_both_backends(store):
     big = os.urandom(2 * S3_PART + 12345)  # three parts on S3
-    assert store.put("a/b/small", b"tiny").sha256 == __import__("hashlib").sha256(b"tiny").hexdigest()
+    assert store.put("a/b/small", b"tiny").sha256 == hashlib.sha256(b"tiny").hexdigest()
     result = store.put("a/big", big)
     assert (result.size, store.get_bytes("a/big")) == (len(big), big)
     with store.get("a/b/small") as f:
@@ -262,3 +264,42 @@ def test_local_cluster_with_s3_storage_keeps_backups_in_the_bucket_only(tmp_path
         finally:
             zk.stop()
     assert wait_until_gone([moto], timeout=30) == []
+
+
+def test_dcos_zk_backup_and_archive_take_s3_urls(make_cluster, s3_endpoint, s3_bucket, tmp_path):
+    """``dcos-zk backup s3://...`` uploads the verified archive and its .sha256; ``dcos-zk archive --repo
+    s3://...`` streams into the bucket through the same object store, and the repository verifies."""
+    cluster = make_cluster(masters=1, with_service=False)
+    exhibitor_dir = str(cluster.masters[0].layout.exhibitor_dir)
+    env = {"AWS_ENDPOINT_URL": s3_endpoint, **CREDENTIALS}
+    url = f"s3://{s3_bucket}/zk/master-1.tar.gz"
+    out = ok(run_tool("dcos-zk", "backup", "--online", url, "--exhibitor-dir", exhibitor_dir, env=env)).stdout
+    s3 = client(s3_endpoint)
+    body = s3.get_object(Bucket=s3_bucket, Key="zk/master-1.tar.gz")["Body"].read()
+    digest = hashlib.sha256(body).hexdigest()
+    assert f"sha256 {digest}" in out and url in out
+    assert s3.get_object(Bucket=s3_bucket, Key="zk/master-1.tar.gz.sha256")["Body"].read().decode().startswith(digest)
+    again = run_tool("dcos-zk", "backup", "--online", url, "--exhibitor-dir", exhibitor_dir, env=env)
+    assert again.returncode == 2 and again.stderr.strip().endswith("already exists; choose a new key")
+
+    repo = f"s3://{s3_bucket}/repo"
+    with open(tmp_path / "archive.log", "wb") as log:
+        archiver = subprocess.Popen(
+            [tool("dcos-zk"), "archive", "--repo", repo, "--exhibitor-dir", exhibitor_dir],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def archived() -> list:
+            status = run_tool("dcos-zk", "archive", "status", "--repo", repo, "--json", env=env)
+            docs = json.loads(status.stdout) if status.returncode == 0 else []
+            return [d for d in docs if d["snapshots"] and d["restorable"]]
+
+        wait_for(archived, timeout=120, what="a restorable generation in the S3 repository")
+    finally:
+        archiver.terminate()
+        archiver.wait(timeout=60)
+    ok(run_tool("dcos-zk", "archive", "verify", "--repo", repo, env=env))
+    assert bucket_state(s3_endpoint, s3_bucket)[1] == []

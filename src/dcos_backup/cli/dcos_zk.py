@@ -51,13 +51,16 @@ wait_lock_option = click.option(
 )
 
 
+REPO_HELP = "Repository: a directory or s3://bucket/prefix ($DCOS_ZK_REPO; S3 settings from the AWS variables)."
+
+
 @click.group(help="Back up, restore, verify and inspect the ZooKeeper data of a DC/OS master (offline, or --online).")
 def cli() -> None:
     pass
 
 
 @cli.command()
-@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("archive")
 @tmp_dir_option
 @verbose_option
 @exhibitor_dir_option
@@ -70,7 +73,7 @@ def cli() -> None:
 @click.option("--no-verify", is_flag=True, help="Skip the full check of the written archive (not recommended).")
 @wait_lock_option
 def backup(
-    archive: Path,
+    archive: str,
     tmp_dir: Path | None,
     verbose: bool,
     exhibitor_dir: Path,
@@ -79,7 +82,9 @@ def backup(
     no_verify: bool,
     wait_lock: bool,
 ) -> None:
-    """Write a gzip tar of this master's ZooKeeper data to ARCHIVE (which must not exist).
+    """Write a gzip tar of this master's ZooKeeper data to ARCHIVE (which must not exist): a file, or
+    s3://bucket/key (written locally, in --tmp-dir, then uploaded; credentials and $AWS_ENDPOINT_URL as
+    for any AWS tool).
 
     Without --online, this master's ZooKeeper must be stopped (as with DC/OS's script). Either way the
     archive is verified (every checksum, the transaction sequence, ZooKeeper's tree digests) before it
@@ -89,9 +94,13 @@ def backup(
     if online:
         # A backup must not slow the member it copies: give ZooKeeper the CPU first.
         os.nice(10)
-    result = physical.backup(
-        exhibitor_dir, archive, tmp_dir, level, online=online, verify=not no_verify, wait_lock=wait_lock
-    )
+
+    def write(path: Path) -> physical.BackupResult:
+        return physical.backup(
+            exhibitor_dir, path, tmp_dir, level, online=online, verify=not no_verify, wait_lock=wait_lock
+        )
+
+    result = physical.backup_to_store(archive, write, tmp_dir) if archive.startswith("s3://") else write(Path(archive))
     checked = result.verified
     summary = f", verified up to zxid {checked.last_zxid} ({checked.nodes} nodes)" if checked else ", NOT verified"
     click.echo(
@@ -181,7 +190,12 @@ def _stream_or_none(exhibitor_dir: Path) -> str | None:
 
 @cli.command()
 @click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option(
+    "--repo",
+    envvar="DCOS_ZK_REPO",
+    required=True,
+    help=REPO_HELP,
+)
 @target_options
 @click.option("--stream", default=None, help="Only this stream (default: whichever covers the point).")
 @tmp_dir_option
@@ -210,7 +224,12 @@ def export(
 
 
 @cli.command("log")
-@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option(
+    "--repo",
+    envvar="DCOS_ZK_REPO",
+    required=True,
+    help=REPO_HELP,
+)
 @click.option("--since", default=None, help="Only transactions at or after this RFC 3339 time.")
 @click.option("--path-prefix", default=None, help="Only operations on this znode or below it.")
 @click.option("--stream", default=None, help="Only this stream.")
@@ -311,7 +330,9 @@ def default_stream(exhibitor_dir: Path) -> str:
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--repo", envvar="DCOS_ZK_REPO", default=None, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option(
+    "--repo", envvar="DCOS_ZK_REPO", default=None, help="Repository: a directory or s3://bucket/prefix ($DCOS_ZK_REPO)."
+)
 @exhibitor_dir_option
 @click.option("--stream", default=None, help="Stream name in the repository [default: master-<myid>].")
 @click.option("--interval", default=0.5, show_default=True, help="Seconds between passes over the logs.")
@@ -345,7 +366,12 @@ def archive(
 
 
 @archive.command("status")
-@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option(
+    "--repo",
+    envvar="DCOS_ZK_REPO",
+    required=True,
+    help=REPO_HELP,
+)
 @click.option("--stream", default=None, help="Only this stream.")
 @click.option("--json", "as_json", is_flag=True, help="Every generation as JSON.")
 def archive_status(repo: str, stream: str | None, as_json: bool) -> None:
@@ -378,7 +404,12 @@ def archive_status(repo: str, stream: str | None, as_json: bool) -> None:
 
 
 @archive.command("verify")
-@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option(
+    "--repo",
+    envvar="DCOS_ZK_REPO",
+    required=True,
+    help=REPO_HELP,
+)
 @click.option("--stream", default=None, help="Only this stream.")
 @tmp_dir_option
 def archive_verify(repo: str, stream: str | None, tmp_dir: Path | None) -> None:
@@ -393,7 +424,12 @@ def archive_verify(repo: str, stream: str | None, tmp_dir: Path | None) -> None:
 
 
 @archive.command("prune")
-@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option(
+    "--repo",
+    envvar="DCOS_ZK_REPO",
+    required=True,
+    help=REPO_HELP,
+)
 @click.option("--keep-days", type=float, required=True, help="Every point of the last N days stays restorable.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 def archive_prune(repo: str, keep_days: float, dry_run: bool) -> None:
