@@ -21,9 +21,19 @@ from pydantic import (
 
 from dcos_backup.catalog.ids import ID_PATTERN, LABEL_PATTERN, is_backup_id, validate_label
 from dcos_backup.catalog.models import BackupRecord, RestoreRecord
-from dcos_backup.service.paths import CREATE, DELETE, HEALTH, LIST, MAX_BODY, PREFIX, RESTORE
+from dcos_backup.service.paths import CREATE, DELETE, DOWNLOAD, HEALTH, LIST, MAX_BODY, PREFIX, RESTORE, UPLOAD
 
-__all__ = ["CREATE", "DELETE", "HEALTH", "LIST", "MAX_BODY", "PREFIX", "RESTORE"]  # the routes, with the models
+__all__ = [
+    "CREATE",
+    "DELETE",
+    "DOWNLOAD",
+    "HEALTH",
+    "LIST",
+    "MAX_BODY",
+    "PREFIX",
+    "RESTORE",
+    "UPLOAD",
+]  # the routes, with the models
 
 
 # ------------------------------------------------------------------------------------------ requests

@@ -9,4 +9,6 @@ LIST = f"{PREFIX}/list"
 RESTORE = f"{PREFIX}/restore"
 DELETE = f"{PREFIX}/delete"
 HEALTH = f"{PREFIX}/health"
+DOWNLOAD = f"{PREFIX}/download"  # beyond DC/OS: a backup as one portable file (catalog/portable.py)
+UPLOAD = f"{PREFIX}/upload"  # its body is streamed to storage: MAX_BODY does not apply
 MAX_BODY = 64 * 1024  # bytes of a request body; the Admin Router enforces the same (client_max_body_size)
