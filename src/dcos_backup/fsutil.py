@@ -9,8 +9,10 @@ object storage) and the hash is always taken of the bytes at rest, whatever sits
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -96,6 +98,28 @@ class HashingReader(Source):
         while self.read(_DRAIN):
             pass
         return Stored(self.size, self.sha256.hexdigest())
+
+
+class ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (a compressor's output, a request's body)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        while not self._rest:
+            try:
+                self._rest = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._rest))
+        buffer[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
 
 
 def write_private_file(path: Path, data: bytes) -> None:

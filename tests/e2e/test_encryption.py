@@ -33,6 +33,19 @@ def show(cluster, backup_id: str) -> dict:
     return json.loads(ok(run_tool("dcos", "backup", "show", backup_id, cluster_dir=cluster.dir)).stdout)
 
 
+def restore_through_cli(cluster, backup_id: str) -> dict:
+    """``dcos backup restore ID``, then the restore once it ended (as the seed's procedure follows it)."""
+    restore_id = ok(run_tool("dcos", "backup", "restore", backup_id, cluster_dir=cluster.dir)).stdout.strip()
+    return wait_for(
+        lambda: (
+            (r := show(cluster, backup_id)["restores"][-1])["id"] == restore_id
+            and r["status"] != "STATUS_RESTORING"
+            and r
+        ),
+        what="restore to end",
+    )
+
+
 def test_encrypted_cluster_backs_up_and_restores_through_the_cli(tmp_path_factory):
     key_file = tmp_path_factory.mktemp("keys") / "backup.key"
     directory = tmp_path_factory.mktemp("enc-cluster")
@@ -50,15 +63,7 @@ def test_encrypted_cluster_backs_up_and_restores_through_the_cli(tmp_path_factor
             at_rest = (cluster.files.storage_dir / backup_id / component["archive"]).read_bytes()
             assert at_rest.startswith(MAGIC) and len(at_rest) == component["bytes"]
             damage(zk)
-            restore_id = ok(run_tool("dcos", "backup", "restore", backup_id, cluster_dir=cluster.dir)).stdout.strip()
-            ended = wait_for(
-                lambda: (
-                    (r := show(cluster, backup_id)["restores"][-1])["id"] == restore_id
-                    and r["status"] != "STATUS_RESTORING"
-                    and r
-                ),
-                what="restore to end",
-            )
+            ended = restore_through_cli(cluster, backup_id)
             assert ended["status"] == "STATUS_READY", ended
             assert snapshot(zk) == before
         finally:

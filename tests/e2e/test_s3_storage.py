@@ -16,7 +16,7 @@ import pytest
 from kazoo.security import OPEN_ACL_UNSAFE
 from tests.conftest import seeded_cluster
 from tests.e2e.faulty_s3 import FaultyS3
-from tests.e2e.test_encryption import show
+from tests.e2e.test_encryption import restore_through_cli, show
 from tests.e2e.test_service_api import backup_doc, create_ready, restore_ended
 from tests.helpers import damage, in_process_api, ok, run_tool, tool, wait_for
 
@@ -250,15 +250,7 @@ def test_local_cluster_with_s3_storage_keeps_backups_in_the_bucket_only(tmp_path
             archive = s3.get_object(Bucket="dcos-backup", Key=f"backups/{backup_id}/marathon.dcosbkp")
             assert archive["Body"].read().startswith(MAGIC)  # encrypted: no znode data in clear
             damage(zk)
-            restore_id = ok(run_tool("dcos", "backup", "restore", backup_id, cluster_dir=cluster.dir)).stdout.strip()
-            ended = wait_for(
-                lambda: (
-                    (r := show(cluster, backup_id)["restores"][-1])["id"] == restore_id
-                    and r["status"] != "STATUS_RESTORING"
-                    and r
-                ),
-                what="restore to end",
-            )
+            ended = restore_through_cli(cluster, backup_id)
             assert ended["status"] == "STATUS_READY", ended
             assert snapshot(zk) == before
         finally:

@@ -109,36 +109,22 @@ http {{
 
         location /system/v1/backup/ {{
             {client_errors}
-            proxy_pass http://dcos_backup;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto https;
-            proxy_connect_timeout 5s;
+            {to_backup_service}
             proxy_send_timeout 60s;
             proxy_read_timeout 60s;
-            error_page 502 503 504 = @backup_unavailable;
         }}
 
         # Portable backups stream both ways: no body limit, nothing buffered (the service checks the token
         # before it reads a byte of an upload, and streams it to storage).
         location ~ ^{prefix}/(download|upload)$ {{
             {client_errors}
+            {to_backup_service}
             client_max_body_size 0;
             client_body_timeout 300s;
             proxy_request_buffering off;
             proxy_buffering off;
-            proxy_pass http://dcos_backup;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto https;
-            proxy_connect_timeout 5s;
             proxy_send_timeout 300s;
             proxy_read_timeout 300s;
-            error_page 502 503 504 = @backup_unavailable;
         }}
 
         location / {{
@@ -159,6 +145,17 @@ http {{
     }}
 }}
 """
+
+
+# The proxying every location of the backup service shares (each adds its timeouts and buffering).
+_TO_BACKUP_SERVICE = """proxy_pass http://dcos_backup;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto https;
+            proxy_connect_timeout 5s;
+            error_page 502 503 504 = @backup_unavailable;"""
 
 
 @dataclass(frozen=True)
@@ -225,6 +222,7 @@ class AdminRouter:
             exhibitor_url=self.exhibitor_url.rstrip("/"),
             # A location with error_page directives inherits none from its server: each one lists them all.
             client_errors="error_page 400 494 = @bad_request;\n            error_page 413 = @too_large;",
+            to_backup_service=_TO_BACKUP_SERVICE,
             not_found=_json("not_found", "no such route on the Admin Router"),
             bad_request=_json("invalid_request", "bad request (headers too large or malformed)"),
             too_large=_json("too_large", f"request body larger than {MAX_BODY} bytes"),

@@ -16,7 +16,7 @@ import asyncio
 import io
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Annotated
 
 import anyio
@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dcos_backup import __version__
 from dcos_backup.catalog.portable import export_backup, import_backup
 from dcos_backup.errors import DcosBackupError
+from dcos_backup.fsutil import ChunkReader
 from dcos_backup.service.api import (
     CREATE,
     DELETE,
@@ -196,26 +197,14 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
     return router
 
 
-class RequestBody(io.RawIOBase):
-    """A request's body as a blocking file, for code running in a worker thread: each read waits for the
-    next chunk from the event loop, so the body streams through and is never held whole."""
-
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        self._chunks = chunks
-        self._rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-        while not self._rest:
-            try:
-                self._rest = anyio.from_thread.run(self._chunks.__anext__)
-            except StopAsyncIteration:
-                return 0
-        n = min(len(buffer), len(self._rest))
-        buffer[:n], self._rest = self._rest[:n], self._rest[n:]
-        return n
+def blocking_chunks(chunks: AsyncIterator[bytes]) -> Iterator[bytes]:
+    """A request's body chunks for code in a worker thread: each one is awaited on the event loop, so the
+    body streams through and is never held whole."""
+    while True:
+        try:
+            yield anyio.from_thread.run(chunks.__anext__)
+        except StopAsyncIteration:
+            return
 
 
 def portable_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
@@ -237,7 +226,7 @@ def portable_routes(service: BackupService, authorizer: Authorizer) -> APIRouter
 
     @router.post(UPLOAD, summary="Add a downloaded backup to this catalog, with its id, after checking it whole")
     async def upload(request: Request) -> BackupInfo:
-        body = io.BufferedReader(RequestBody(request.stream().__aiter__()), 1 << 20)
+        body = io.BufferedReader(ChunkReader(blocking_chunks(request.stream().__aiter__())), 1 << 20)
         record = await anyio.to_thread.run_sync(import_backup, service.storage, body)
         return BackupInfo(backup_info=BackupDocument.of(record))
 
