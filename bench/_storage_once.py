@@ -4,10 +4,12 @@ verify the sha256 + read back (+ decrypt) + apply.
 
 python bench/_storage_once.py backup  HOSTS ROOT LOCATION ENDPOINT|- KEYFILE|- ID
 python bench/_storage_once.py restore HOSTS ROOT LOCATION ENDPOINT|- KEYFILE|- ID SHA256
-    -> prints {"nodes", "archive_bytes", "sha256", "peak_rss_mb"} as JSON
+    -> prints {"nodes", "archive_bytes", "sha256", "cpu_s", "peak_rss_mb"} as JSON (cpu_s: this process's
+       user + system time, which a loaded machine inflates far less than the elapsed time)
 """
 
 import json
+import resource
 import sys
 from pathlib import Path
 
@@ -33,4 +35,5 @@ else:
     with storage.archive_reader(backup_id, "bench.dcosbkp") as source:
         stats = apply_tree(hosts, root, read_archive(source))
     result = {"nodes": checked.nodes, "archive_bytes": checked.bytes, "sha256": checked.sha256}
-print(json.dumps({**result, "peak_rss_mb": peak_rss_mb()}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({**result, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": peak_rss_mb()}))
