@@ -144,7 +144,8 @@ def main() -> None:
     columns += ["backup RSS MB", "restore RSS MB"]
     print_table("backup and restore per storage (each one round)", rows, ["round", *columns])
     print_table(f"medians of {args.rounds} rounds", summary, columns)
-    print_table("peak RSS of a backup uploading to S3", rss_rows, ["znodes", "backup s", "peak RSS MB"])
+    if rss_rows:
+        print_table("peak RSS of a backup uploading to S3", rss_rows, ["znodes", "backup s", "peak RSS MB"])
     print()
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}")
