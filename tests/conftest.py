@@ -69,6 +69,23 @@ def seeded_cluster(directory: Path, apps: int, seed: int, **kwargs: object) -> I
         local_cluster.down(c)
 
 
+@contextlib.contextmanager
+def marathon_chroot(cluster: Cluster, apps: int, seed: int) -> Iterator[tuple[str, KazooClient]]:
+    """A fresh chroot on ``cluster`` with ``apps`` Marathon apps under its /marathon: (its connect string, a
+    client of it); removed afterwards."""
+    path = f"/chroot-{uuid.uuid4().hex[:10]}"
+    admin = connect(cluster.zk_hosts)
+    admin.create(path)
+    zk = connect(cluster.zk_hosts + path)
+    try:
+        seed_marathon(zk, apps=apps, seed=seed)
+        yield cluster.zk_hosts + path, zk
+    finally:
+        zk.stop()
+        admin.delete(path, recursive=True)
+        admin.stop()
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = start_cluster(tmp_path_factory.mktemp("shared-cluster"))

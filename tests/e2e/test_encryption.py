@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 import stat
-import uuid
 
 import pytest
-from tests.conftest import seeded_cluster
+from tests.conftest import marathon_chroot, seeded_cluster
 from tests.e2e.test_service_api import create_ready, restore_ended
 from tests.helpers import damage, in_process_api, ok, run_tool, wait_for
 
@@ -19,7 +18,6 @@ from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.service.api import RESTORE
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
-from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
 
@@ -72,15 +70,8 @@ def test_encrypted_cluster_backs_up_and_restores_through_the_cli(tmp_path_factor
 
 @pytest.fixture
 def chroot(cluster):
-    path = f"/enc-{uuid.uuid4().hex[:10]}"
-    admin = connect(cluster.zk_hosts)
-    admin.create(path)
-    zk = connect(cluster.zk_hosts + path)
-    seed_marathon(zk, apps=10, seed=9)
-    yield cluster.zk_hosts + path, zk
-    zk.stop()
-    admin.delete(path, recursive=True)
-    admin.stop()
+    with marathon_chroot(cluster, apps=10, seed=9) as made:
+        yield made
 
 
 def restore_with(hosts: str, storage: LocalStorage, backup_id: str) -> dict:

@@ -13,7 +13,7 @@ import tarfile
 import uuid
 
 import pytest
-from tests.conftest import start_cluster
+from tests.conftest import marathon_chroot, start_cluster
 from tests.e2e.test_service_api import create_ready, restore_ended
 from tests.helpers import in_process_api, ok, run_tool, wait_for
 
@@ -37,23 +37,15 @@ KEY = EncryptionKey(bytes(range(32)))
 @contextlib.contextmanager
 def catalog(cluster, root, apps: int, seed: int):
     """A chroot with Marathon's state and a service on it, over its own catalog at ``root``."""
-    path = f"/port-{uuid.uuid4().hex[:10]}"
-    admin = connect(cluster.zk_hosts)
-    admin.create(path)
-    hosts = cluster.zk_hosts + path
-    zk = connect(hosts)
-    seed_marathon(zk, apps=apps, seed=seed)
-    engine = ZkEngine(hosts)
-    service = BackupService(LocalStorage(root, KEY), engine, dcos_version="2.2.0")
-    try:
-        with in_process_api(service, hosts) as api:
-            yield api.http, zk
-    finally:
-        service.close()
-        engine.close()
-        zk.stop()
-        admin.delete(path, recursive=True)
-        admin.stop()
+    with marathon_chroot(cluster, apps, seed) as (hosts, zk):
+        engine = ZkEngine(hosts)
+        service = BackupService(LocalStorage(root, KEY), engine, dcos_version="2.2.0")
+        try:
+            with in_process_api(service, hosts) as api:
+                yield api.http, zk
+        finally:
+            service.close()
+            engine.close()
 
 
 @pytest.fixture

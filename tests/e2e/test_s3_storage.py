@@ -9,12 +9,11 @@ import hashlib
 import json
 import os
 import subprocess
-import uuid
 
 import boto3
 import pytest
 from kazoo.security import OPEN_ACL_UNSAFE
-from tests.conftest import seeded_cluster
+from tests.conftest import marathon_chroot, seeded_cluster
 from tests.e2e.faulty_s3 import FaultyS3
 from tests.e2e.test_encryption import restore_through_cli, show
 from tests.e2e.test_service_api import backup_doc, create_ready, restore_ended
@@ -32,7 +31,6 @@ from dcos_backup.master.processes import read_pid, wait_until_gone
 from dcos_backup.service.api import CREATE, RESTORE
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
-from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import ZNode, connect
 
@@ -138,15 +136,8 @@ def test_catalog_on_s3_round_trips_encrypted_archives(s3_endpoint, s3_bucket):
 
 @pytest.fixture
 def chroot(cluster):
-    path = f"/s3-{uuid.uuid4().hex[:10]}"
-    admin = connect(cluster.zk_hosts)
-    admin.create(path)
-    zk = connect(cluster.zk_hosts + path)
-    seed_marathon(zk, apps=20, seed=4)
-    yield cluster.zk_hosts + path, zk
-    zk.stop()
-    admin.delete(path, recursive=True)
-    admin.stop()
+    with marathon_chroot(cluster, apps=20, seed=4) as made:
+        yield made
 
 
 @pytest.fixture
