@@ -212,8 +212,12 @@ def one_line(result: subprocess.CompletedProcess) -> str:
 def test_a_damaged_or_missing_object_is_named_and_never_restored_from(damaged_repo, tmp_path):
     repo, last = damaged_repo
     gen = RepoIndex(open_store(str(repo)), "master-3").generations[-1]
-    plan_segments = [s for s in gen.segments if s.last < last][-5:]
-    export = functools.partial(dcos_zk, "export", "--repo", str(repo), "--stream", "master-3", "--to-zxid", hex(last))
+    # A point whose rebuild reads the most segments (after the newest snapshot before it): damage there is
+    # in the way of the restore, wherever ZooKeeper happened to take its snapshots during the load.
+    plans = [(len(p[1]), s.last, p[1]) for s in gen.segments if s.last <= last and (p := gen.plan(s.last))]
+    _, target, plan_segments = max(plans)
+    assert len(plan_segments) >= 4, [len(p[2]) for p in plans]
+    export = functools.partial(dcos_zk, "export", "--repo", str(repo), "--stream", "master-3", "--to-zxid", hex(target))
 
     flipped = repo / plan_segments[1].key
     blob = bytearray(flipped.read_bytes())
@@ -225,7 +229,8 @@ def test_a_damaged_or_missing_object_is_named_and_never_restored_from(damaged_re
     checked = dcos_zk("archive", "verify", "--repo", str(repo), "--stream", "master-3")
     assert checked.returncode == 1 and plan_segments[1].key in one_line(checked)
     # Another master's stream covers the same point: a restore without --stream uses it.
-    ok(dcos_zk("export", "--repo", str(repo), "--stream", "master-1", "--to-zxid", hex(last), str(tmp_path / "b.tgz")))
+    other = ("--repo", str(repo), "--stream", "master-1", "--to-zxid", hex(target))
+    ok(dcos_zk("export", *other, str(tmp_path / "b.tgz")))
 
     (repo / plan_segments[3].key).unlink()
     result = export(str(tmp_path / "c.tgz"))

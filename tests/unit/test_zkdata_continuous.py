@@ -128,6 +128,21 @@ def test_the_index_finds_ranges_gaps_and_missing_snapshots(tmp_path):
     assert "no snapshot" in RepoIndex(store).generations[0].problems()[0]
 
 
+def test_a_snapshot_never_skips_a_gap_into_a_later_epoch(tmp_path):
+    # A new epoch's first zxid "follows" any older zxid; a snapshot before a gap must not reach across it.
+    store = LocalStore(tmp_path)
+    prefix = "streams/m/g1"
+    e2 = 2 * E1
+    store.put(f"{prefix}/generation.json", json.dumps({"base_zxid": 0}).encode())
+    store.put(snapshot_key(prefix, 0, 0, "0" * 64), b"s")
+    for first, last in ((E1 + 1, E1 + 20), (E1 + 31, E1 + 40), (e2 + 1, e2 + 10)):  # E1+21..30 missing
+        store.put(segment_key(prefix, first, last, T0 + (first & 0xFF), T0 + (last & 0xFF), "1" * 64), b"l")
+    gen = RepoIndex(store).generations[0]
+    assert [(r.first, r.last) for r in gen.ranges()] == [(0, E1 + 20)]
+    assert [s.first for s in gen.plan(E1 + 15)[1]] == [E1 + 1]
+    assert gen.plan(E1 + 35) is None and gen.plan(e2 + 5) is None
+
+
 # ------------------------------------------------------------------------------------------ archiver
 def test_archiver_follows_roll_overs_and_resumes_after_a_restart(data, tmp_path):
     repo = tmp_path / "repo"

@@ -412,21 +412,40 @@ class _DigestCheck:
     def __init__(self, store: TreeStore, pending: formats.SnapshotDigest | None) -> None:
         self.store = store
         self.pending = pending  # the snapshot's digest, due once its (fuzzy) zxid range is replayed
+        self.doubt: IntegrityError | None = None  # a snapshot digest that disagreed, until a later one decides
         self.checked = 0
 
+    def _mismatch(self, expected: int, where: str) -> IntegrityError | None:
+        if (expected & _MASK) == self.store.digest:
+            self.checked += 1
+            return None
+        return IntegrityError(
+            f"tree digest mismatch at {where}: ZooKeeper recorded {expected & _MASK:x}, "
+            f"the replayed tree has {self.store.digest:x} (corrupt or incomplete data)"
+        )
+
     def _compare(self, expected: int, where: str) -> None:
-        if (expected & _MASK) != self.store.digest:
-            raise IntegrityError(
-                f"tree digest mismatch at {where}: ZooKeeper recorded {expected & _MASK:x}, "
-                f"the replayed tree has {self.store.digest:x} (corrupt or incomplete data)"
-            )
-        self.checked += 1
+        error = self._mismatch(expected, where)
+        if error is not None:
+            raise error
+        if self.doubt is not None:
+            # The digest is a sum over every node: a tree that was wrong at the snapshot's point stays wrong
+            # until that very node changes, so a matching digest of a later transaction clears the snapshot.
+            # ZooKeeper can record a stale snapshot digest after a member's crash and resync (it only logs
+            # the mismatch and goes on); without this check such a sound snapshot would be refused.
+            log.warning("%s; %s matches, so the snapshot's recorded digest was stale", self.doubt, where)
+            self.doubt = None
+
+    def finish(self) -> None:
+        """Raise what stays undecided: a snapshot digest that no later transaction's digest cleared."""
+        if self.doubt is not None:
+            raise self.doubt
 
     def after(self, zxid: int, txn_digest: tuple[int, int] | None = None) -> None:
         if self.pending is not None:
             if zxid == self.pending.zxid:
                 if self.pending.version == formats.DIGEST_VERSION:
-                    self._compare(self.pending.digest, f"the snapshot's zxid {zxid_hex(zxid)}")
+                    self.doubt = self._mismatch(self.pending.digest, f"the snapshot's zxid {zxid_hex(zxid)}")
                 self.pending = None
             elif zxid > self.pending.zxid:
                 # ZooKeeper only logs this ("the txn of snapshot digest does not exist") and goes on.
@@ -503,6 +522,7 @@ def replay_files(store: TreeStore, snapshot: DataFile, logs: Iterable[DataFile])
             f"the logs end at {zxid_hex(last)}, before the snapshot's last change {zxid_hex(check.pending.zxid)}: "
             "the snapshot cannot be made consistent"
         )
+    check.finish()
     store.commit()
     result.last_zxid = zxid_hex(last)
     result.nodes = store.count

@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -191,8 +191,7 @@ class Generation:
 
     def gaps(self) -> list[tuple[int, int]]:
         """(last zxid before, first zxid after) of each hole between runs."""
-        runs = self.runs()
-        return [(a[-1].last, b[0].first) for a, b in itertools.pairwise(runs)]
+        return [(a[-1].last, b[0].first) for a, b in itertools.pairwise(self.runs())]
 
     def problems(self) -> list[str]:
         """What makes part of this generation unusable: a missing snapshot or segment, a missing record."""
@@ -228,10 +227,24 @@ class Generation:
                 return snap, needed
         return None
 
-    def _segments_after(self, zxid: int, target: int) -> list[SegmentRef] | None:
+    def _entries(self, zxid: int) -> Iterator[tuple[list[SegmentRef], int]]:
+        """Each run a replay from ``zxid`` can continue into, with the index of the segment holding the next
+        record. A new epoch's first zxid "follows" any zxid of an older epoch, so that link only counts when
+        no archived record lies between them (else a snapshot would skip a gap into a later epoch's run)."""
+        before: int | None = None  # the last zxid of the previous run
         for run in self.runs():
-            start = next((i for i, s in enumerate(run) if s.first <= zxid < s.last or follows(zxid, s.first)), None)
-            if start is None or run[-1].last < target:
+            for i, seg in enumerate(run):
+                previous = run[i - 1].last if i else before
+                if seg.first <= zxid < seg.last or (
+                    follows(zxid, seg.first) and (previous is None or previous <= zxid)
+                ):
+                    yield run, i
+                    break
+            before = run[-1].last
+
+    def _segments_after(self, zxid: int, target: int) -> list[SegmentRef] | None:
+        for run, start in self._entries(zxid):
+            if run[-1].last < target:
                 continue
             chosen = []
             for seg in run[start:]:
@@ -244,13 +257,11 @@ class Generation:
         """Every restorable stretch, merged."""
         spans: list[tuple[int, int]] = []
         cap = self.valid_until
-        runs = self.runs()
         for snap in self.snapshots:
             start = max(snap.zxid, snap.consistent)
             end = snap.zxid if snap.consistent <= snap.zxid else None
-            for run in runs:
-                if any(s.first <= snap.zxid < s.last or follows(snap.zxid, s.first) for s in run):
-                    end = run[-1].last
+            for run, _ in self._entries(snap.zxid):
+                end = run[-1].last
             if end is not None and cap is not None:
                 end = min(end, cap)
             if end is not None and end >= start:
