@@ -10,16 +10,21 @@ Helpers that are not fixtures (waiting, running the console scripts) are in ``te
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import shutil
+import socket
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
+from tests.helpers import wait_for
 
 from dcos_backup.local import cluster as local_cluster
+from dcos_backup.local import s3
 from dcos_backup.local.cluster import Cluster
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
@@ -64,6 +69,23 @@ def seeded_cluster(directory: Path, apps: int, seed: int, **kwargs: object) -> I
         local_cluster.down(c)
 
 
+@contextlib.contextmanager
+def marathon_chroot(cluster: Cluster, apps: int, seed: int) -> Iterator[tuple[str, KazooClient]]:
+    """A fresh chroot on ``cluster`` with ``apps`` Marathon apps under its /marathon: (its connect string, a
+    client of it); removed afterwards."""
+    path = f"/chroot-{uuid.uuid4().hex[:10]}"
+    admin = connect(cluster.zk_hosts)
+    admin.create(path)
+    zk = connect(cluster.zk_hosts + path)
+    try:
+        seed_marathon(zk, apps=apps, seed=seed)
+        yield cluster.zk_hosts + path, zk
+    finally:
+        zk.stop()
+        admin.delete(path, recursive=True)
+        admin.stop()
+
+
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = start_cluster(tmp_path_factory.mktemp("shared-cluster"))
@@ -106,3 +128,41 @@ def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     yield factory
     for c in started:
         local_cluster.down(c)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real S3-protocol server (moto in server mode) on a free loopback port; boto3 in this process gets
+    moto's credentials through the standard AWS variables."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(s3.moto_command("127.0.0.1", port), stdout=out, stderr=subprocess.STDOUT)
+    saved = {k: os.environ.get(k) for k in s3.CREDENTIALS}
+    os.environ.update(s3.CREDENTIALS)
+    endpoint = s3.endpoint_url("127.0.0.1", port)
+    try:
+        wait_for(lambda: proc.poll() is None and s3.create_bucket(endpoint, "probe"), what=f"moto_server ({log})")
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A new empty bucket on the moto server; its name."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    assert s3.create_bucket(s3_endpoint, name)
+    return name

@@ -74,6 +74,12 @@ class IntegrityError(DcosBackupError):
     code = "integrity_error"
 
 
+class EncryptionKeyError(IntegrityError):
+    """An encrypted archive cannot be read with the key at hand: none is configured, or it is another key."""
+
+    code = "encryption_key"
+
+
 class StorageError(DcosBackupError):
     """Reading or writing backup storage failed (disk full, permissions, ...)."""
 

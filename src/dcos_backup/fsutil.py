@@ -1,18 +1,28 @@
 """Small file-system helpers shared by the catalog, dcos-zk and the keeper of secrets: durable renames, hashing
-writes, private (0600) files, and disk-full errors that say so."""
+streams, private (0600) files, and disk-full errors that say so.
+
+A :class:`Sink` is a stream written once from start to end that knows, when finished, the size and sha256 of
+what it *stored* (:class:`Stored`); a :class:`Source` is its reading twin. Layers stack on them (encryption,
+object storage) and the hash is always taken of the bytes at rest, whatever sits on top.
+"""
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from dcos_backup.errors import StorageError
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
+_DRAIN = 1 << 20
 
 
 def fsync_dir(directory: Path) -> None:
@@ -24,7 +34,26 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-class HashingWriter:
+@dataclass(frozen=True)
+class Stored:
+    """What a finished :class:`Sink` wrote at rest: its bytes, their sha256 and, if encrypted, the key's id."""
+
+    size: int
+    sha256: str
+    key_id: str | None = None
+
+
+class Sink(ABC):
+    """A write-once stream; :meth:`finish` ends it (nothing may be written after) and says what was stored."""
+
+    @abstractmethod
+    def write(self, data: bytes) -> int: ...
+
+    @abstractmethod
+    def finish(self) -> Stored: ...
+
+
+class HashingWriter(Sink):
     """A write-only file wrapper that counts bytes and computes sha256 as data goes through."""
 
     def __init__(self, raw: BinaryIO) -> None:
@@ -39,6 +68,63 @@ class HashingWriter:
 
     def flush(self) -> None:
         self.raw.flush()
+
+    def finish(self) -> Stored:
+        self.raw.flush()
+        return Stored(self.size, self.sha256.hexdigest())
+
+
+class Source(ABC):
+    """A read-once stream that knows, once read to its end, the size and sha256 of the bytes at rest."""
+
+    @abstractmethod
+    def read(self, size: int = -1) -> bytes: ...
+
+    @abstractmethod
+    def drain(self) -> Stored:
+        """Read the bytes at rest to their end without interpreting them (after damage was found, say)."""
+
+
+class HashingReader(Source):
+    """A read-only file wrapper computing sha256 of everything read through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> Stored:
+        while self.read(_DRAIN):
+            pass
+        return Stored(self.size, self.sha256.hexdigest())
+
+
+class ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (a compressor's output, a request's body)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        while not self._rest:
+            try:
+                self._rest = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._rest))
+        buffer[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
 
 
 def write_private_file(path: Path, data: bytes) -> None:

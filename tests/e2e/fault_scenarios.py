@@ -23,6 +23,7 @@ from pathlib import Path
 from tests.helpers import front_door, wait_for
 
 from dcos_backup.catalog.archive import read_archive, verify_archive
+from dcos_backup.catalog.objects import PARTIAL
 from dcos_backup.errors import Conflict
 from dcos_backup.local.cluster import Cluster
 from dcos_backup.master.processes import read_pid
@@ -147,8 +148,8 @@ def safety_recorded(doc: dict) -> bool:
 
 
 def archive_growing(cluster: Cluster, backup_id: str, size: int) -> bool:
-    """A backup is streaming its archive (``.partial`` until complete) and has written ``size`` bytes."""
-    partials = (Path(cluster.service["storage_dir"]) / backup_id).glob("*.partial")
+    """A backup is streaming its archive (a hidden partial file until complete) and has written ``size`` bytes."""
+    partials = (Path(cluster.service["storage_dir"]) / backup_id).glob(f"{PARTIAL}*")
     with contextlib.suppress(FileNotFoundError):
         return any(p.stat().st_size >= size for p in partials)
     return False
@@ -229,7 +230,7 @@ def service_killed_mid_backup(cluster: Cluster, rng: random.Random) -> str:
     final = client.show(backup_id)
     assert final["status"] == "STATUS_ERROR" and "interrupted" in final["reason"], final
     storage = Path(cluster.service["storage_dir"])
-    assert not list((storage / backup_id).glob("*.partial")), "partial files left behind"
+    assert not list((storage / backup_id).glob(f"{PARTIAL}*")), "partial files left behind"
     archive_equals_tree(cluster, client.show(earlier["id"]))  # earlier backups intact
     ready_backup(client, "after-kill")
     return "interrupted, cleaned up"

@@ -15,6 +15,7 @@ from tests.e2e import fault_scenarios
 from tests.helpers import damage, dcos_env, ok, run_tool, wait_for
 
 from dcos_backup import __version__
+from dcos_backup.catalog.objects import PARTIAL
 from dcos_backup.local import security
 from dcos_backup.service.client import latest_restore
 from dcos_backup.testing.trees import snapshot
@@ -171,7 +172,7 @@ def test_killed_service_is_restarted_and_marks_the_backup_interrupted(seeded):
     assert doc["status"] == "STATUS_ERROR" and "interrupted" in doc["reason"]
     assert doc["component_status"]["marathon"]["status"] == "STATUS_ERROR"
     storage = Path(cluster.service["storage_dir"]) / backup_id
-    assert not list(storage.glob("*.partial"))
+    assert not list(storage.glob(f"{PARTIAL}*"))
     # a new backup succeeds once the dead session's lock has expired
     wait_for(
         lambda: dcos(cluster, "create", "--label", "after-kill", "--wait").returncode == 0,

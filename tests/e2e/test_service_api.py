@@ -19,6 +19,7 @@ from tests.helpers import damage, in_process_api, wait_for
 from dcos_backup.catalog.archive import read_archive
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
+from dcos_backup.catalog.objects import PARTIAL
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.service.api import CANCEL, CREATE, DELETE, LIST, PREFIX, RESTORE
 from dcos_backup.service.engine import ZkEngine
@@ -305,7 +306,7 @@ def test_restart_marks_interrupted_jobs_and_removes_partials(env):
     running.start_component("marathon")
     service.storage.write(running)
     # what a SIGKILLed service leaves behind: a running record and a partial archive
-    partial = service.storage.archive_path(running.id, "marathon.dcosbkp.partial")
+    partial = service.storage.archive_path(running.id, f"{PARTIAL}0001.marathon.dcosbkp")
     partial.write_bytes(b"half an archive")
     assert service.recover() == [running.id]
     assert not partial.exists()

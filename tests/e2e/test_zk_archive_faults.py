@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import seeded_cluster
 from tests.helpers import ok, run_tool, wait_for
 
+from dcos_backup.catalog.objects import PARTIAL, open_store
 from dcos_backup.exhibitor.config import SLF4J_BINDING, ZK_CLASSPATH
 from dcos_backup.local.cluster import Cluster, Master
 from dcos_backup.master.processes import read_pid
@@ -30,7 +31,6 @@ from dcos_backup.testing.load import LoadGenerator, LoadReport
 from dcos_backup.zk import connect
 from dcos_backup.zkdata import formats
 from dcos_backup.zkdata.continuous.index import RepoIndex
-from dcos_backup.zkdata.continuous.store import PARTIAL, open_store
 
 pytestmark = pytest.mark.e2e
 SNAP_COUNT = 400

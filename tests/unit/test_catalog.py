@@ -6,6 +6,7 @@ import pytest
 
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
+from dcos_backup.catalog.objects import PARTIAL
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.errors import NotFound, StorageError
 
@@ -59,7 +60,7 @@ def test_complete_archive_appears_only_at_the_end(tmp_path):
     with storage.archive_writer(r.id, "marathon.dcosbkp") as f:
         f.write(b"data")
         assert not (tmp_path / r.id / "marathon.dcosbkp").exists()
-        assert (tmp_path / r.id / "marathon.dcosbkp.partial").exists()
+        assert [p.name.startswith(PARTIAL) for p in (tmp_path / r.id).glob("*.marathon.dcosbkp")] == [True]
     assert (tmp_path / r.id / "marathon.dcosbkp").read_bytes() == b"data"
 
 

@@ -8,7 +8,8 @@ It listens on ``https://<master-ip>:443`` with the master's certificate and prox
 
 Everything it refuses itself is JSON like the API's own errors (``{"errors": [...], "code": ...}``): a
 body over the API's limit (413), headers too large (400), an unknown path (404), an upstream that is down
-or too slow (503/504). Limits: bodies of 64 KiB, header lines of 16 KiB, 10 s to send headers or body.
+or too slow (503/504). Limits: bodies of 64 KiB (but for the streamed ``download``/``upload`` of portable
+backups), header lines of 16 KiB, 10 s to send headers or body.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dcos_backup.errors import ClusterError, Conflict, MissingDependency
-from dcos_backup.service.paths import MAX_BODY  # enforced here too, before a body reaches the service
+from dcos_backup.service.paths import MAX_BODY, PREFIX  # MAX_BODY enforced here too, before the service
 
 HTTPS_PORT = 443
 
@@ -108,16 +109,22 @@ http {{
 
         location /system/v1/backup/ {{
             {client_errors}
-            proxy_pass http://dcos_backup;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto https;
-            proxy_connect_timeout 5s;
+            {to_backup_service}
             proxy_send_timeout 60s;
             proxy_read_timeout 60s;
-            error_page 502 503 504 = @backup_unavailable;
+        }}
+
+        # Portable backups stream both ways: no body limit, nothing buffered (the service checks the token
+        # before it reads a byte of an upload, and streams it to storage).
+        location ~ ^{prefix}/(download|upload)$ {{
+            {client_errors}
+            {to_backup_service}
+            client_max_body_size 0;
+            client_body_timeout 300s;
+            proxy_request_buffering off;
+            proxy_buffering off;
+            proxy_send_timeout 300s;
+            proxy_read_timeout 300s;
         }}
 
         location / {{
@@ -138,6 +145,17 @@ http {{
     }}
 }}
 """
+
+
+# The proxying every location of the backup service shares (each adds its timeouts and buffering).
+_TO_BACKUP_SERVICE = """proxy_pass http://dcos_backup;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto https;
+            proxy_connect_timeout 5s;
+            error_page 502 503 504 = @backup_unavailable;"""
 
 
 @dataclass(frozen=True)
@@ -197,12 +215,14 @@ class AdminRouter:
             access_log=self.access_log,
             tmp=self.directory / "tmp",
             max_body=MAX_BODY,
+            prefix=PREFIX,
             backup_socket=self.backup_socket,
             certificate=self.certificate,
             key=self.key,
             exhibitor_url=self.exhibitor_url.rstrip("/"),
             # A location with error_page directives inherits none from its server: each one lists them all.
             client_errors="error_page 400 494 = @bad_request;\n            error_page 413 = @too_large;",
+            to_backup_service=_TO_BACKUP_SERVICE,
             not_found=_json("not_found", "no such route on the Admin Router"),
             bad_request=_json("invalid_request", "bad request (headers too large or malformed)"),
             too_large=_json("too_large", f"request body larger than {MAX_BODY} bytes"),

@@ -8,8 +8,10 @@ Layout (see docs/format.md)::
         [path, data, [[perms, scheme, id], ...], stat]           one array per znode, pre-order
         {"end": true, "nodes": int, "data_bytes": int}           trailer
 
-The sha256 of the whole file is kept in ``backup.json`` and checked before a restore reads a byte.
-Reading and writing are streaming: memory stays bounded whatever the tree size.
+The sha256 of the whole file *as stored* is kept in ``backup.json`` and checked before a restore reads a
+byte: the writer and the reader take :class:`~dcos_backup.fsutil.Sink` and :class:`~dcos_backup.fsutil.Source`
+streams, so when the storage encrypts (:mod:`.crypto`) the sha256 is the ciphertext's. Reading and writing
+are streaming: memory stays bounded whatever the tree size.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL, Id
 
 from dcos_backup.errors import IntegrityError
-from dcos_backup.fsutil import HashingWriter
+from dcos_backup.fsutil import HashingReader, HashingWriter, Sink, Source
 from dcos_backup.zk import ZNode
 
 MAGIC = b"DCOSBKP\n"
@@ -48,13 +50,17 @@ class ArchiveSummary:
     data_bytes: int
     bytes: int
     sha256: str
+    key_id: str | None = None  # the encryption key's id, when the stored bytes are encrypted
 
 
 class ArchiveWriter:
-    """Write znodes to an archive; use as a context manager, then read :attr:`summary`."""
+    """Write znodes to an archive; use as a context manager, then read :attr:`summary`.
 
-    def __init__(self, raw: BinaryIO, component: str, root: str, level: int = 3) -> None:
-        self._out = HashingWriter(raw)
+    ``raw`` is a plain file, or a :class:`Sink` of the storage (which may encrypt): the summary's size and
+    sha256 are those of the bytes the sink stored."""
+
+    def __init__(self, raw: BinaryIO | Sink, component: str, root: str, level: int = 3) -> None:
+        self._out: Sink = raw if isinstance(raw, Sink) else HashingWriter(raw)
         self._out.write(MAGIC)
         # threads: libzstd compresses on its own worker threads while this one keeps reading ZooKeeper
         # (measured: the backup of 100k znodes spent a third of its time compressing inline).
@@ -89,8 +95,8 @@ class ArchiveWriter:
         self._packer.pack(trailer)
         self._drain()
         self._zstd.close()
-        self._out.flush()
-        self.summary = ArchiveSummary(self.nodes, self.data_bytes, self._out.size, self._out.sha256.hexdigest())
+        stored = self._out.finish()
+        self.summary = ArchiveSummary(self.nodes, self.data_bytes, stored.size, stored.sha256, stored.key_id)
         return self.summary
 
     def __enter__(self) -> ArchiveWriter:
@@ -108,28 +114,14 @@ def file_sha256(raw: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-class HashingReader:
-    """A read-only file wrapper computing sha256 of everything read through it."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw = raw
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.sha256.update(data)
-        self.size += len(data)
-        return data
-
-
-def verify_archive(raw: BinaryIO, expected_sha256: str | None) -> ArchiveSummary:
+def verify_archive(raw: BinaryIO | Source, expected_sha256: str | None) -> ArchiveSummary:
     """Check an archive in one pass: its sha256 against the catalog's and its whole structure.
 
     The sha256 catches every flipped byte, including the few that zstd's own checksum cannot see
-    (bits of a frame header that do not change the decoded content).
+    (bits of a frame header that do not change the decoded content). ``raw`` is a plain file or a
+    storage's :class:`Source` (which may decrypt); the sha256 is of the bytes at rest either way.
     """
-    reader = HashingReader(raw)
+    reader = raw if isinstance(raw, Source) else HashingReader(raw)
     nodes = data_bytes = 0
     structure_error: IntegrityError | None = None
     try:
@@ -138,14 +130,12 @@ def verify_archive(raw: BinaryIO, expected_sha256: str | None) -> ArchiveSummary
             data_bytes += len(node.data)
     except IntegrityError as exc:
         structure_error = exc
-        while reader.read(1 << 20):
-            pass
-    actual = reader.sha256.hexdigest()
-    if expected_sha256 is not None and actual != expected_sha256:
-        raise IntegrityError(f"archive fails its checksum (expected sha256 {expected_sha256}, found {actual})")
+    stored = reader.drain()
+    if expected_sha256 is not None and stored.sha256 != expected_sha256:
+        raise IntegrityError(f"archive fails its checksum (expected sha256 {expected_sha256}, found {stored.sha256})")
     if structure_error is not None:
         raise structure_error
-    return ArchiveSummary(nodes, data_bytes, reader.size, actual)
+    return ArchiveSummary(nodes, data_bytes, stored.size, stored.sha256, stored.key_id)
 
 
 def read_archive(raw: BinaryIO) -> Iterator[ZNode]:

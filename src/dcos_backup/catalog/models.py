@@ -67,6 +67,13 @@ class ZxidWindow(BaseModel):
     last: int = Field(description="zxid seen in the last reply of the read")
 
 
+class Encryption(BaseModel):
+    """How an archive is encrypted at rest: the algorithm and the id of the key (never the key)."""
+
+    algorithm: str = "AES-256-GCM"
+    key_id: str = Field(description="first 8 bytes of a hash of the key, in hex: names the key file to restore with")
+
+
 class ComponentBackup(BaseModel):
     """One component of a backup: DC/OS's ``component_status[name]`` (its ``status``), then its archive."""
 
@@ -80,6 +87,7 @@ class ComponentBackup(BaseModel):
     zxid_window: ZxidWindow | None = None
     skipped_ephemeral: int = 0
     reason: str | None = None
+    encryption: Encryption | None = Field(None, description="absent when the archive is stored in the clear")
 
     def start(self) -> None:
         self.status = _move(f"component {self.root}", self.status, Status.UNKNOWN, Status.BACKING_UP)
@@ -94,6 +102,7 @@ class ComponentBackup(BaseModel):
         self.sha256 = summary.sha256
         self.skipped_ephemeral = skipped_ephemeral
         self.zxid_window = zxid_window
+        self.encryption = Encryption(key_id=summary.key_id) if summary.key_id else None
 
     def fail(self, reason: str) -> None:
         self.status = _move(f"component {self.root}", self.status, Status.BACKING_UP, Status.ERROR)

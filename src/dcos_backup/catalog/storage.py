@@ -1,159 +1,113 @@
-"""Where backups live: ``<root>/<id>/backup.json`` plus one archive per component.
+"""The backup catalog on an object store: ``<id>/backup.json`` plus one archive per component.
 
-``LocalStorage`` keeps them on the master's disk (the seed's default). The catalog is never kept in
-ZooKeeper, so restoring ZooKeeper can never erase the list of backups. Metadata is written atomically
-(temp file, fsync, rename, fsync of the directory); archives are written under a ``.partial`` name and
-renamed only when complete, so a crash leaves nothing that looks finished.
+:class:`Storage` keeps backups in any :class:`~.objects.ObjectStore`: a local directory (``LocalStorage``,
+the seed's default, on the master's disk) or an S3 bucket, where list, show and restore need nothing on
+the master's disk. The catalog is never kept in ZooKeeper, so restoring ZooKeeper can never erase the
+list of backups. Every object is written whole or not at all (the store's guarantee): a crash or a
+failed upload leaves nothing that looks finished, and a record says READY only after its archives exist.
+
+A storage given an encryption key (:mod:`.crypto`) encrypts every archive it writes; it reads encrypted
+and clear archives alike (told apart by their first bytes), so backups made before the key still restore.
+Archive streams are :class:`~dcos_backup.fsutil.Sink` / :class:`~dcos_backup.fsutil.Source`: the size and
+sha256 they report are those of the bytes at rest.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
-import shutil
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from dcos_backup.catalog.ids import validate_backup_id
+from dcos_backup.catalog.crypto import EncryptingWriter, EncryptionKey, plain_reader
+from dcos_backup.catalog.ids import is_backup_id, validate_backup_id
 from dcos_backup.catalog.models import BackupRecord
-from dcos_backup.errors import IntegrityError, NotFound, StorageError
-from dcos_backup.fsutil import fsync_dir
+from dcos_backup.catalog.objects import LocalStore, ObjectStore, open_store
+from dcos_backup.errors import IntegrityError, NotFound
+from dcos_backup.fsutil import HashingReader, Sink, Source
 
 RECORD_FILE = "backup.json"
-PARTIAL_SUFFIX = ".partial"
 
 
-def storage_error(action: str, exc: OSError) -> StorageError:
-    if exc.errno == errno.ENOSPC:
-        return StorageError(f"no space left on the backup storage while {action}")
-    return StorageError(f"backup storage failed while {action}: {exc.strerror or exc}")
+class Storage:
+    """The operations the service needs from a backup store, on ``objects``."""
 
+    def __init__(self, objects: ObjectStore, key: EncryptionKey | None = None) -> None:
+        self.objects = objects
+        self.key = key
+        self.url = objects.url
 
-class Storage(ABC):
-    """The operations the service needs from a backup store."""
-
-    @abstractmethod
-    def list_records(self, prefix: str = "") -> list[BackupRecord]:
-        """The records whose id starts with ``prefix``, oldest first."""
-
-    @abstractmethod
-    def read(self, backup_id: str) -> BackupRecord: ...
-
-    @abstractmethod
-    def write(self, record: BackupRecord) -> None: ...
-
-    @abstractmethod
-    def delete(self, backup_id: str) -> None: ...
-
-    @abstractmethod
-    @contextlib.contextmanager
-    def archive_writer(self, backup_id: str, name: str) -> Iterator[BinaryIO]: ...
-
-    @abstractmethod
-    @contextlib.contextmanager
-    def archive_reader(self, backup_id: str, name: str) -> Iterator[BinaryIO]: ...
-
-    @abstractmethod
-    def remove_partials(self, backup_id: str) -> None: ...
-
-
-class LocalStorage(Storage):
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        try:
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise storage_error(f"creating {self.root}", exc) from exc
-
-    def _dir(self, backup_id: str) -> Path:
-        return self.root / validate_backup_id(backup_id)
+    def _key(self, backup_id: str, name: str = RECORD_FILE) -> str:
+        return f"{validate_backup_id(backup_id)}/{name}"
 
     def list_records(self, prefix: str = "") -> list[BackupRecord]:
+        """The records whose id starts with ``prefix``, oldest first (unreadable ones are left out)."""
         records = []
-        for entry in sorted(self.root.iterdir()):
-            # The prefix is matched on directory names, so only the matching records are read.
-            if entry.name.startswith(prefix) and (entry / RECORD_FILE).is_file():
+        for info in self.objects.list():
+            backup_id, _, name = info.key.partition("/")
+            if name == RECORD_FILE and backup_id.startswith(prefix) and is_backup_id(backup_id):
                 with contextlib.suppress(NotFound, IntegrityError):
-                    records.append(self.read(entry.name))
+                    records.append(self.read(backup_id))
         return sorted(records, key=lambda r: r.timestamp)
 
     def read(self, backup_id: str) -> BackupRecord:
-        path = self._dir(backup_id) / RECORD_FILE
+        key = self._key(backup_id)
         try:
-            return BackupRecord.model_validate_json(path.read_bytes())
-        except FileNotFoundError as exc:
+            return BackupRecord.model_validate_json(self.objects.get_bytes(key))
+        except NotFound as exc:
             raise NotFound(f"no backup with id {backup_id!r}") from exc
         except ValidationError as exc:
-            raise IntegrityError(f"catalog entry {path} is unreadable") from exc
-        except OSError as exc:
-            raise storage_error(f"reading {path}", exc) from exc
+            raise IntegrityError(f"catalog entry {key} in {self.url} is unreadable") from exc
 
     def write(self, record: BackupRecord) -> None:
-        directory = self._dir(record.id)
-        tmp = directory / (RECORD_FILE + ".tmp")
-        try:
-            directory.mkdir(exist_ok=True, mode=0o700)
-            with open(tmp, "wb") as f:
-                f.write(record.model_dump_json(indent=2).encode())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, directory / RECORD_FILE)
-            fsync_dir(directory)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise storage_error(f"writing the catalog entry of {record.id}", exc) from exc
+        """Replace the record atomically (a reader sees the old one or the new one)."""
+        self.objects.put(self._key(record.id), record.model_dump_json(indent=2).encode())
 
     def delete(self, backup_id: str) -> None:
-        directory = self._dir(backup_id)
-        if not (directory / RECORD_FILE).exists():
-            raise NotFound(f"no backup with id {backup_id!r}")
-        # Drop the record first: a crash half-way leaves an orphan directory, never a record without data.
-        (directory / RECORD_FILE).unlink()
-        shutil.rmtree(directory, ignore_errors=True)
-
-    def archive_path(self, backup_id: str, name: str) -> Path:
-        return self._dir(backup_id) / name
+        record_key = self._key(backup_id)
+        self.read(backup_id)  # NotFound for an unknown id
+        # Drop the record first: a crash half-way leaves orphan archives, never a record without data.
+        self.objects.delete(record_key)
+        for info in self.objects.list(f"{backup_id}/"):
+            self.objects.delete(info.key)
 
     @contextlib.contextmanager
-    def archive_writer(self, backup_id: str, name: str) -> Iterator[BinaryIO]:
-        final = self.archive_path(backup_id, name)
-        partial = final.with_name(final.name + PARTIAL_SUFFIX)
-        try:
-            final.parent.mkdir(exist_ok=True, mode=0o700)
-            with open(partial, "wb") as f:
-                yield f
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(partial, final)
-            fsync_dir(final.parent)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                partial.unlink()
-            raise storage_error(f"writing archive {name} of {backup_id}", exc) from exc
-        except BaseException:
-            with contextlib.suppress(OSError):
-                partial.unlink()
-            raise
+    def archive_writer(self, backup_id: str, name: str) -> Iterator[Sink]:
+        """A sink for a new archive; it is stored (and visible) only if the block ends without an error."""
+        with self.objects.writer(self._key(backup_id, name)) as stored:
+            sink = EncryptingWriter(stored, self.key) if self.key is not None else stored
+            yield sink
+            sink.finish()
 
     @contextlib.contextmanager
-    def archive_reader(self, backup_id: str, name: str) -> Iterator[BinaryIO]:
-        path = self.archive_path(backup_id, name)
+    def archive_reader(self, backup_id: str, name: str) -> Iterator[Source]:
+        """The archive's plain bytes (decrypted if it is encrypted); EncryptionKeyError without its key."""
         try:
-            f = open(path, "rb")  # noqa: SIM115 - closed below, after the caller is done
-        except FileNotFoundError as exc:
+            raw = self.objects.get(self._key(backup_id, name))
+        except NotFound as exc:
             raise IntegrityError(f"archive {name} of backup {backup_id} is missing") from exc
-        except OSError as exc:
-            raise storage_error(f"opening archive {name} of {backup_id}", exc) from exc
-        with f:
-            yield f
+        with raw:
+            yield plain_reader(HashingReader(raw), self.key, f"archive {name} of backup {backup_id}")
 
     def remove_partials(self, backup_id: str) -> None:
-        directory = self._dir(backup_id)
-        for partial in directory.glob(f"*{PARTIAL_SUFFIX}"):
-            partial.unlink(missing_ok=True)
+        """Drop what an interrupted backup left half-written (files, unfinished uploads)."""
+        self.objects.remove_partials(f"{validate_backup_id(backup_id)}/")
+
+
+class LocalStorage(Storage):
+    """The catalog in a directory of the master's disk."""
+
+    def __init__(self, root: Path, key: EncryptionKey | None = None) -> None:
+        self.root = Path(root)
+        super().__init__(LocalStore(self.root), key)
+
+    def archive_path(self, backup_id: str, name: str) -> Path:
+        return self.root / self._key(backup_id, name)
+
+
+def open_storage(location: str, endpoint_url: str | None = None, key: EncryptionKey | None = None) -> Storage:
+    """The catalog at ``location``: a directory or ``s3://bucket/prefix`` (with an S3 endpoint URL)."""
+    if location.startswith("s3://"):
+        return Storage(open_store(location, endpoint_url=endpoint_url), key)
+    return LocalStorage(Path(location.removeprefix("file://")), key)

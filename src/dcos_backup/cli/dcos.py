@@ -10,6 +10,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -30,7 +31,7 @@ from dcos_backup.service.client import (
     restore_of,
 )
 
-INFO = "Create, list, show, restore and delete backups of the cluster's state"
+INFO = "Create, list, show, restore, delete, download and upload backups of the cluster's state"
 LIST_COLUMNS = ("BACKUP ID", "VERSION", "STATUS", "TIMESTAMP", "LABEL", "SIZE")
 
 
@@ -316,6 +317,28 @@ def print_dry_run(diff: dict) -> None:
 
 
 backup.add_command(schedule)
+
+
+@backup.command()
+@click.argument("backup_id")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.pass_context
+def download(ctx: click.Context, backup_id: str, file: Path) -> None:
+    """Write a READY backup to FILE: one self-contained file (a tar of its record and archives, still
+    encrypted if the cluster encrypts) that `dcos backup upload` adds to any cluster."""
+    with client_of(ctx) as client:
+        size = client.download(backup_id, file)
+    click.echo(f"{backup_id} written to {file} ({human_size(size)})")
+
+
+@backup.command()
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.pass_context
+def upload(ctx: click.Context, file: Path) -> None:
+    """Add the backup in FILE (from `dcos backup download`) to this cluster's backups, under its own id,
+    once the cluster has checked it completely; prints the id. Restoring it needs the key it was made with."""
+    with client_of(ctx) as client:
+        click.echo(client.upload(file)["id"])
 
 
 def main() -> NoReturn:

@@ -17,6 +17,7 @@ from typing import NoReturn
 import click
 
 from dcos_backup import __version__
+from dcos_backup.catalog.objects import open_store
 from dcos_backup.cli._common import run, setup_logging
 from dcos_backup.cli._progress import progress_on_terminal
 from dcos_backup.errors import NotFound, UsageError
@@ -28,7 +29,6 @@ from dcos_backup.zkdata.continuous import pitr, retention, txlog
 from dcos_backup.zkdata.continuous.archiver import Archiver
 from dcos_backup.zkdata.continuous.index import RepoIndex, check_stream_name, describe_ranges, parse_time, parse_zxid
 from dcos_backup.zkdata.continuous.objects import verify_repository
-from dcos_backup.zkdata.continuous.store import open_store
 from dcos_backup.zkdata.formats import zxid_hex
 
 exhibitor_dir_option = click.option(
@@ -62,6 +62,9 @@ wait_lock_option = click.option(
 )
 
 
+REPO_HELP = "Repository: a directory or s3://bucket/prefix ($DCOS_ZK_REPO; S3 settings from the AWS variables)."
+
+
 @click.group(
     help="Back up, restore, verify and inspect the ZooKeeper data of a DC/OS master (offline, or --online). "
     "Long work shows its progress (files, bytes, rate) on stderr when that is a terminal."
@@ -72,7 +75,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("archive")
 @tmp_dir_option_for("beside the archive")
 @verbose_option
 @exhibitor_dir_option
@@ -86,7 +89,7 @@ def cli() -> None:
 @wait_lock_option
 @json_option
 def backup(
-    archive: Path,
+    archive: str,
     tmp_dir: Path | None,
     verbose: bool,
     exhibitor_dir: Path,
@@ -96,7 +99,9 @@ def backup(
     wait_lock: bool,
     as_json: bool,
 ) -> None:
-    """Write a gzip tar of this master's ZooKeeper data to ARCHIVE (which must not exist).
+    """Write a gzip tar of this master's ZooKeeper data to ARCHIVE (which must not exist): a file, or
+    s3://bucket/key (written locally, in --tmp-dir, then uploaded; credentials and $AWS_ENDPOINT_URL as
+    for any AWS tool).
 
     Without --online, this master's ZooKeeper must be stopped (as with DC/OS's script). Either way the
     archive is verified (every checksum, the transaction sequence, ZooKeeper's tree digests) before it
@@ -107,10 +112,15 @@ def backup(
         # A backup must not slow the member it copies: give ZooKeeper the CPU first.
         os.nice(10)
     with progress_on_terminal("files") as update:
-        result = physical.backup(
-            exhibitor_dir, archive, tmp_dir, level, online=online, verify=not no_verify, wait_lock=wait_lock,
-            progress=update,
-        )  # fmt: skip
+
+        def write(path: Path) -> physical.BackupResult:
+            return physical.backup(
+                exhibitor_dir, path, tmp_dir, level, online=online, verify=not no_verify, wait_lock=wait_lock,
+                progress=update,
+            )  # fmt: skip
+
+        to_s3 = archive.startswith("s3://")
+        result = physical.backup_to_store(archive, write, tmp_dir) if to_s3 else write(Path(archive))
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
         return
@@ -226,7 +236,12 @@ def _stream_or_none(exhibitor_dir: Path) -> str | None:
 
 @cli.command()
 @click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option(
+    "--repo",
+    envvar="DCOS_ZK_REPO",
+    required=True,
+    help=REPO_HELP,
+)
 @target_options
 @click.option("--stream", default=None, help="Only this stream (default: whichever covers the point).")
 @tmp_dir_option
@@ -255,7 +270,12 @@ def export(
 
 
 @cli.command("log")
-@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option(
+    "--repo",
+    envvar="DCOS_ZK_REPO",
+    required=True,
+    help=REPO_HELP,
+)
 @click.option("--since", default=None, help="Only transactions at or after this RFC 3339 time.")
 @click.option("--path-prefix", default=None, help="Only operations on this znode or below it.")
 @click.option("--stream", default=None, help="Only this stream.")
@@ -381,7 +401,9 @@ def default_stream(exhibitor_dir: Path) -> str:
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--repo", envvar="DCOS_ZK_REPO", default=None, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option(
+    "--repo", envvar="DCOS_ZK_REPO", default=None, help="Repository: a directory or s3://bucket/prefix ($DCOS_ZK_REPO)."
+)
 @exhibitor_dir_option
 @click.option("--stream", default=None, help="Stream name in the repository [default: master-<myid>].")
 @click.option("--interval", default=0.5, show_default=True, help="Seconds between passes over the logs.")
@@ -415,7 +437,12 @@ def archive(
 
 
 @archive.command("status")
-@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option(
+    "--repo",
+    envvar="DCOS_ZK_REPO",
+    required=True,
+    help=REPO_HELP,
+)
 @click.option("--stream", default=None, help="Only this stream.")
 @click.option("--json", "as_json", is_flag=True, help="Every generation as JSON.")
 def archive_status(repo: str, stream: str | None, as_json: bool) -> None:
@@ -448,7 +475,12 @@ def archive_status(repo: str, stream: str | None, as_json: bool) -> None:
 
 
 @archive.command("verify")
-@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option(
+    "--repo",
+    envvar="DCOS_ZK_REPO",
+    required=True,
+    help=REPO_HELP,
+)
 @click.option("--stream", default=None, help="Only this stream.")
 @tmp_dir_option
 def archive_verify(repo: str, stream: str | None, tmp_dir: Path | None) -> None:
@@ -463,7 +495,12 @@ def archive_verify(repo: str, stream: str | None, tmp_dir: Path | None) -> None:
 
 
 @archive.command("prune")
-@click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help="Repository directory ($DCOS_ZK_REPO).")
+@click.option(
+    "--repo",
+    envvar="DCOS_ZK_REPO",
+    required=True,
+    help=REPO_HELP,
+)
 @click.option("--keep-days", type=float, required=True, help="Every point of the last N days stays restorable.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 def archive_prune(repo: str, keep_days: float, dry_run: bool) -> None:

@@ -56,6 +56,19 @@ def cli() -> None:
 @click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for a serving ensemble.")
 @click.option("--zk-archive", metavar="REPO", default=None, help="Archive every master's ZooKeeper into REPO.")
 @click.option(
+    "--encryption-key-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Encrypt every backup archive with the AES-256 key in FILE (created 0600 with a new key if missing).",
+)
+@click.option(
+    "--storage",
+    type=click.Choice(["local", "s3"]),
+    default="local",
+    show_default=True,
+    help="Where the backup service keeps backups: the master's disk, or a bucket of an S3 server (moto) it starts.",
+)
+@click.option(
     "--zk-auth",
     metavar="USER:PASSWORD",
     help="Digest identity the backup service presents to ZooKeeper (kept 0600 in the cluster's secrets).",
@@ -77,6 +90,8 @@ def up(
     heap: str,
     timeout: float,
     zk_archive: str | None,
+    encryption_key_file: Path | None,
+    storage: str,
     zk_auth: str | None,
     hooks: tuple[str, ...],
     as_json: bool,
@@ -84,7 +99,17 @@ def up(
     """Start the masters, the backup service and every master's Admin Router (HTTPS on port 443: run as root)."""
     extra = list(parse_zk_extra(zk_config))
     cluster = local_cluster.up(
-        directory, masters, subnet, extra, heap, timeout, zk_archive=zk_archive, zk_auth=zk_auth, hooks=hooks
+        directory,
+        masters,
+        subnet,
+        extra,
+        heap,
+        timeout,
+        zk_archive=zk_archive,
+        zk_auth=zk_auth,
+        hooks=hooks,
+        encryption_key_file=encryption_key_file,
+        storage=storage,
     )
     if as_json:
         doc = cluster.to_dict()  # cluster.json's fields: dir, zk_hosts, masters (with their URLs), ...
@@ -96,6 +121,13 @@ def up(
     if cluster.service:
         urls = ", ".join(m.admin_router_url for m in cluster.masters)
         click.echo(f"Admin Router: {urls} (CA: {cluster.files.ca_cert}); user bootstrapuser")
+        if "s3_endpoint_url" in cluster.service:
+            click.echo(f"backups in {cluster.service['storage']} at {cluster.service['s3_endpoint_url']}")
+        if "encryption_key_file" in cluster.service:
+            click.echo(
+                f"archives encrypted with the key in {cluster.service['encryption_key_file']} "
+                f"(id {cluster.service['encryption_key_id']}): keep a copy off the cluster, backups are lost without it"
+            )
 
 
 @cli.command()

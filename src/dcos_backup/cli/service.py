@@ -9,7 +9,8 @@ from typing import NoReturn
 
 import click
 
-from dcos_backup.catalog.storage import LocalStorage
+from dcos_backup.catalog.crypto import load_key
+from dcos_backup.catalog.storage import open_storage
 from dcos_backup.cli._common import run
 from dcos_backup.components import DEFAULT_COMPONENTS, parse_component
 from dcos_backup.components.hooks import parse_hook
@@ -32,9 +33,14 @@ file_option = click.Path(path_type=Path, dir_okay=False)
 @click.option("--zk", "zk_hosts", required=True, envvar="DCOS_ZK_HOSTS", help="ZooKeeper connect string.")
 @click.option(
     "--storage",
-    type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="Directory of the backup catalog and archives (the master's local disk).",
+    help="Where the catalog and archives live: a directory (the master's disk) or s3://bucket/prefix.",
+)
+@click.option(
+    "--s3-endpoint-url",
+    envvar="AWS_ENDPOINT_URL",
+    default=None,
+    help="S3-compatible server for s3:// storage (default: AWS; credentials from the standard AWS variables).",
 )
 @click.option(
     "--socket",
@@ -62,6 +68,12 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     default=KEEP_SAFETY_BACKUPS,
     show_default=True,
     help="Safety backups kept; older ones are deleted after each successful restore.",
+)
+@click.option(
+    "--encryption-key-file",
+    type=file_option,
+    default=None,
+    help="File (0600) with the AES-256 key: every new archive is encrypted with it. Keep a copy off the cluster.",
 )
 @click.option(
     "--component",
@@ -93,12 +105,14 @@ file_option = click.Path(path_type=Path, dir_okay=False)
 @click.option("--ca-file", type=file_option, help="CA certificate that verifies the other masters' Admin Routers.")
 def cli(
     zk_hosts: str,
-    storage: Path,
+    storage: str,
+    s3_endpoint_url: str | None,
     socket_path: Path,
     iam_public_key: Path,
     zk_credentials: Path,
     zk_auth: Path | None,
     keep_safety_backups: int,
+    encryption_key_file: Path | None,
     components: tuple[str, ...],
     instance: str | None,
     advertise: str | None,
@@ -108,7 +122,8 @@ def cli(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     comps = tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS
     public_key = load_public_key(iam_public_key)
-    storage_backend = LocalStorage(storage)
+    key = load_key(encryption_key_file) if encryption_key_file is not None else None
+    storage_backend = open_storage(storage, s3_endpoint_url, key)
     auth = Credentials.read(zk_auth).auth_data if zk_auth is not None else []
     with ZkEngine(zk_hosts, auth=auth) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
         instance = instance or f"{socket.gethostname()}:{socket_path}"

@@ -30,7 +30,7 @@ from dcos_backup.exhibitor.config import NodeConfig
 from dcos_backup.exhibitor.server import check_dependencies, check_port_free
 from dcos_backup.exhibitor.status import MemberStatus, cluster_status, is_healthy
 from dcos_backup.fsutil import write_private_file
-from dcos_backup.local import security, services
+from dcos_backup.local import s3, security, services
 from dcos_backup.local.files import ClusterFiles
 from dcos_backup.master.layout import LOCAL_CLUSTER_FILE as CLUSTER_FILE
 from dcos_backup.master.layout import MasterLayout
@@ -52,6 +52,7 @@ from dcos_backup.zk import connect, digest_auth
 
 DEFAULT_SUBNET = "127.20.0"
 MAX_MASTERS = 9
+STORAGE_KINDS = ("local", "s3")
 _SUBNET_RE = re.compile(r"^127\.(\d{1,3})\.(\d{1,3})$")
 
 
@@ -127,6 +128,8 @@ class Cluster:
     service: dict[str, str] | None = None  # master 1's backup service (the leader when the cluster starts)
     services: list[dict[str, str]] = field(default_factory=list)  # every master's, in master order
     zk_archive: str | None = None  # every master's supervisor archives into this repository
+    encryption_key_file: str | None = None  # the service encrypts every archive with this key
+    storage: str = "local"  # where the service keeps backups: "local" (the master's disk) or "s3" (moto)
 
     # ----------------------------------------------------------------- description
     @property
@@ -177,6 +180,8 @@ class Cluster:
             "service": self.service,
             "zk_archive": self.zk_archive,
             "services": self.services,
+            "encryption_key_file": self.encryption_key_file,
+            "storage": self.storage,
             "dcos_cli": self.dcos_cli() if self.service else None,
         }
 
@@ -207,6 +212,8 @@ class Cluster:
                 service=doc.get("service"),
                 zk_archive=doc.get("zk_archive"),
                 services=list(doc.get("services") or []),
+                encryption_key_file=doc.get("encryption_key_file"),
+                storage=str(doc.get("storage", "local")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClusterError(f"{path} is corrupt (bad field {exc}); run: dcos-local down --purge") from exc
@@ -403,6 +410,8 @@ def up(
     zk_archive: str | None = None,
     zk_auth: str | None = None,
     hooks: Sequence[str] = (),
+    encryption_key_file: Path | None = None,
+    storage: str = "local",
 ) -> Cluster:
     """Start a cluster in ``directory``, wait until it serves with a leader, then start the backup service
     (presenting the digest identity ``zk_auth``, ``user:password``, to ZooKeeper if given; calling the
@@ -422,6 +431,11 @@ def up(
         raise Conflict(f"a local cluster already runs in {directory} (stop it with: dcos-local down)")
     archive = str(Path(zk_archive).absolute()) if zk_archive and "://" not in zk_archive else zk_archive
     cluster = Cluster.define(directory, masters, subnet, zk_config, heap, archive)
+    if encryption_key_file is not None:
+        cluster.encryption_key_file = str(Path(encryption_key_file).absolute())
+    if storage not in STORAGE_KINDS:
+        raise UsageError(f"--storage is one of {', '.join(STORAGE_KINDS)}, not {storage!r}")
+    cluster.storage = storage
     front_door = with_service and services.service_available()
     for master in cluster.masters:
         check_dependencies(cluster.node_config(master))
@@ -430,6 +444,9 @@ def up(
             check_can_listen(master.member.host, HTTPS_PORT)
     if front_door:
         nginx_binary()
+    if front_door and storage == "s3":
+        s3.moto_server_binary()
+        check_port_free(cluster.masters[0].member.host, s3.S3_PORT, "the S3 server")
     cluster.save()
     if zk_auth is not None:
         write_private_file(cluster.files.zk_auth, zk_auth.encode())
@@ -454,13 +471,17 @@ def start_front_door(cluster: Cluster, hooks: Sequence[str] = ()) -> None:
     security.create_bootstrap_user(cluster.files, cluster.zk_hosts)
     # As DC/OS, a backup service on every master, behind that master's Admin Router; master 1's starts
     # first, so it leads (runs the jobs and schedules) until it dies; the others forward job requests to it.
+    key_file = Path(cluster.encryption_key_file) if cluster.encryption_key_file else None
+    s3_endpoint = services.start_s3(cluster.dir, cluster.masters[0].member.host) if cluster.storage == "s3" else None
     first, *others = cluster.masters
-    hosts = cluster.zk_hosts
-    started = [services.start_service(cluster.dir, hosts, first.member, first.admin_router_url, hooks=hooks)]
-    started += [
-        services.start_service(cluster.dir, hosts, m.member, m.admin_router_url, wait=False, hooks=hooks)
-        for m in others
-    ]
+
+    def start(master: Master, wait: bool) -> dict[str, str]:
+        url = master.admin_router_url
+        return services.start_service(
+            cluster.dir, cluster.zk_hosts, master.member, url, wait, hooks, key_file, s3_endpoint
+        )
+
+    started = [start(first, True)] + [start(m, False) for m in others]
     for info in started[1:]:
         services.wait_service(info)
     cluster.service, cluster.services = started[0], started

@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 
 from dcos_backup.adminrouter.nginx import AdminRouter
+from dcos_backup.catalog.crypto import create_key_file, load_key
 from dcos_backup.errors import ClusterError
+from dcos_backup.local import s3
 from dcos_backup.local.files import MAX_SOCKET_PATH, ClusterFiles
 from dcos_backup.master.member import Member
 from dcos_backup.master.processes import last_lines, live_process, python_module_command, spawn_detached, terminate
@@ -41,6 +43,8 @@ def _pid_files(files: ClusterFiles) -> dict[Path, str]:
         **{p: SERVICE_MODULE for p in backup_services if p.name.endswith("-child.pid")},
         **{p: NGINX_MARKER for p in routers if p.name.endswith("-child.pid")},
         files.pid_file("holder"): HOLDER_MODULE,
+        files.pid_file("s3"): SUPERVISE_MODULE,  # last: the service may still be writing to it
+        files.pid_file("s3-child"): s3.MOTO_MARKER,
     }
 
 
@@ -75,7 +79,9 @@ def service_available() -> bool:
     return importlib.util.find_spec(SERVICE_MODULE) is not None
 
 
-def supervised(files: ClusterFiles, name: str, command: list[str], output: Path) -> None:
+def supervised(
+    files: ClusterFiles, name: str, command: list[str], output: Path, env: dict[str, str] | None = None
+) -> None:
     """Run ``command`` under a restart-always supervisor (pid files ``name`` and ``name-child``), unless it runs."""
     pid_file = files.pid_file(name)
     if live_process(pid_file, SUPERVISE_MODULE) is not None:
@@ -90,15 +96,40 @@ def supervised(files: ClusterFiles, name: str, command: list[str], output: Path)
         ),
         files.log_file(f"supervise-{name}"),
         pid_file,
+        env,
     )
 
 
+def start_s3(cluster_dir: Path, host: str) -> str:
+    """Run moto's S3 server on ``host`` under a restart-always supervisor, with the service's bucket; its URL."""
+    files = ClusterFiles(cluster_dir)
+    endpoint = s3.endpoint_url(host)
+    log_file = files.log_file("s3")
+    supervised(files, "s3", s3.moto_command(host), log_file)
+    _wait_until(
+        lambda: s3.create_bucket(endpoint),
+        lambda: live_process(files.pid_file("s3"), SUPERVISE_MODULE) is not None,
+        f"the S3 server did not start on {endpoint}",
+        log_file,
+    )
+    return endpoint
+
+
 def start_service(
-    cluster_dir: Path, zk_hosts: str, member: Member, url: str, wait: bool = True, hooks: Sequence[str] = ()
+    cluster_dir: Path,
+    zk_hosts: str,
+    member: Member,
+    url: str,
+    wait: bool = True,
+    hooks: Sequence[str] = (),
+    encryption_key_file: Path | None = None,
+    s3_endpoint: str | None = None,
 ) -> dict[str, str]:
     """Run master ``member``'s backup service on its unix socket under a restart-always supervisor, advertising
     ``url`` (its Admin Router) for job requests while it leads, calling ``hooks`` around restores; returns its
-    cluster.json entry. Without ``wait``, return at once (:func:`wait_service` then)."""
+    cluster.json entry. Without ``wait``, return at once (:func:`wait_service` then). With
+    ``encryption_key_file`` (created with a new random key if missing) it encrypts every archive; with
+    ``s3_endpoint`` (:func:`start_s3`) it keeps its catalog and archives in the bucket there."""
     files = ClusterFiles(cluster_dir)
     socket = files.backup_socket(member.id)
     if len(str(socket)) > MAX_SOCKET_PATH:
@@ -111,17 +142,22 @@ def start_service(
         "log_file": str(files.log_file(name)),
         "pid_file": str(files.pid_file(name)),
         "child_pid_file": str(files.pid_file(f"{name}-child")),
-        "storage_dir": str(files.storage_dir),  # shared by every master's service (docs/operations.md)
     }
+    if s3_endpoint is None:  # the directory is shared by every master's service (docs/operations.md)
+        info["storage"] = info["storage_dir"] = str(files.storage_dir)
+    else:
+        info.update(storage=f"s3://{s3.BUCKET}/{s3.PREFIX}", s3_endpoint_url=s3_endpoint)
     command = python_module_command(
         SERVICE_MODULE,
-        *("--zk", zk_hosts, "--storage", info["storage_dir"], "--socket", info["socket"]),
+        *("--zk", zk_hosts, "--storage", info["storage"], "--socket", info["socket"]),
+        *(("--s3-endpoint-url", s3_endpoint) if s3_endpoint else ()),
         *("--iam-public-key", str(files.iam_public_key), "--zk-credentials", str(files.zk_credentials)),
         *("--instance", info["instance"], "--advertise", url, "--ca-file", str(files.ca_cert)),
         *(("--zk-auth", str(files.zk_auth)) if files.zk_auth.exists() else ()),
         *(arg for hook in hooks for arg in ("--hook", hook)),
+        *encryption_options(info, encryption_key_file),
     )
-    supervised(files, name, command, Path(info["log_file"]))
+    supervised(files, name, command, Path(info["log_file"]), s3.CREDENTIALS if s3_endpoint else None)
     if wait:
         wait_service(info)
     return info
@@ -136,6 +172,17 @@ def wait_service(info: dict[str, str]) -> None:
             f"the backup service did not start on {info['socket']}",
             Path(info["log_file"]),
         )
+
+
+def encryption_options(info: dict[str, str], key_file: Path | None) -> list[str]:
+    """The service's encryption flags, after creating the key file if it is new; noted in ``info``."""
+    if key_file is None:
+        return []
+    key_file = key_file.absolute()
+    create_key_file(key_file)
+    info["encryption_key_file"] = str(key_file)
+    info["encryption_key_id"] = load_key(key_file).id
+    return ["--encryption-key-file", str(key_file)]
 
 
 def admin_router(files: ClusterFiles, member: Member) -> AdminRouter:

@@ -83,8 +83,9 @@ def terminate(proc: psutil.Process, timeout: float = 30.0) -> None:
         pass
 
 
-def spawn_detached(command: list[str], log_file: Path, pid_file: Path) -> int:
-    """Start ``command`` in its own session (it outlives us, as a systemd unit would) and record its pid."""
+def spawn_detached(command: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:
+    """Start ``command`` in its own session (it outlives us, as a systemd unit would) and record its pid;
+    ``env`` adds to the environment it inherits."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(
@@ -94,6 +95,7 @@ def spawn_detached(command: list[str], log_file: Path, pid_file: Path) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             close_fds=True,
+            env={**os.environ, **env} if env else None,
         )
     write_pid_file(pid_file, proc.pid)
     return proc.pid

@@ -22,7 +22,18 @@ from pydantic import (
 from dcos_backup.catalog.ids import ID_PATTERN, LABEL_PATTERN, is_backup_id, validate_label
 from dcos_backup.catalog.models import BackupRecord, RestoreRecord
 from dcos_backup.errors import UsageError
-from dcos_backup.service.paths import CANCEL, CREATE, DELETE, HEALTH, LIST, MAX_BODY, PREFIX, RESTORE
+from dcos_backup.service.paths import (
+    CANCEL,
+    CREATE,
+    DELETE,
+    DOWNLOAD,
+    HEALTH,
+    LIST,
+    MAX_BODY,
+    PREFIX,
+    RESTORE,
+    UPLOAD,
+)
 from dcos_backup.zk import PathMap
 from dcos_backup.zk.subtrees import normal_path
 
@@ -32,11 +43,13 @@ __all__ = [
     "CANCEL",
     "CREATE",
     "DELETE",
+    "DOWNLOAD",
     "HEALTH",
     "LIST",
     "MAX_BODY",
     "PREFIX",
     "RESTORE",
+    "UPLOAD",
 ]  # the routes, with the models
 
 

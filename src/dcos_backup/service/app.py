@@ -14,28 +14,36 @@ the waiting request holds no thread (:class:`JobWatch`). Without a matching job 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Annotated
 
+import anyio
+import anyio.from_thread
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dcos_backup import __version__
+from dcos_backup.catalog.portable import export_backup, import_backup
 from dcos_backup.errors import DcosBackupError
+from dcos_backup.fsutil import ChunkReader
 from dcos_backup.service.api import (
     CANCEL,
     CREATE,
     DELETE,
+    DOWNLOAD,
     HEALTH,
     LIST,
     MAX_BODY,
     PREFIX,
     RESTORE,
+    UPLOAD,
     BackupDocument,
     BackupInfo,
     BackupList,
@@ -114,10 +122,13 @@ def build_app(service: BackupService, authorizer: Authorizer, scheduler: Schedul
     app.include_router(backup_routes(service, authorizer))
     if scheduler is not None:
         app.include_router(schedule_routes(scheduler, token_check(authorizer)))
+    app.include_router(portable_routes(service, authorizer))
     return app
 
 
 async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    if request.url.path == UPLOAD:  # streamed to storage, never held in memory
+        return await call_next(request)
     length = request.headers.get("content-length")
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
         return error_response(413, "too_large", f"request body larger than {MAX_BODY} bytes")
@@ -203,5 +214,41 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
     @router.delete(DELETE, responses={404: errors, 409: errors}, summary="Delete a backup")
     def delete(body: BackupRef) -> BackupInfo:
         return BackupInfo(backup_info=BackupDocument.of(service.delete(body.id)))
+
+    return router
+
+
+def blocking_chunks(chunks: AsyncIterator[bytes]) -> Iterator[bytes]:
+    """A request's body chunks for code in a worker thread: each one is awaited on the event loop, so the
+    body streams through and is never held whole."""
+    while True:
+        try:
+            yield anyio.from_thread.run(chunks.__anext__)
+        except StopAsyncIteration:
+            return
+
+
+def portable_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
+    """Beyond DC/OS: a backup as one portable file, out (download) and in (upload, to this catalog)."""
+
+    def authorized(authorization: Annotated[str | None, Header()] = None) -> str:
+        return authorizer.check(authorization)
+
+    errors = {"model": ErrorBody}
+    common = {400: errors, 401: errors, 403: errors, 404: errors, 409: errors, 422: errors}
+    # The dependency runs before the body is read: an upload without a valid token sends nothing to storage.
+    router = APIRouter(dependencies=[Depends(authorized)], responses=common)
+
+    @router.get(DOWNLOAD, summary="A READY backup as one portable file (tar: record + archives as stored)")
+    def download(id: str) -> StreamingResponse:
+        chunks = export_backup(service.storage, id)  # NotFound / Conflict here, before a byte is sent
+        disposition = f'attachment; filename="{id}.tar"'
+        return StreamingResponse(chunks, media_type="application/x-tar", headers={"Content-Disposition": disposition})
+
+    @router.post(UPLOAD, summary="Add a downloaded backup to this catalog, with its id, after checking it whole")
+    async def upload(request: Request) -> BackupInfo:
+        body = io.BufferedReader(ChunkReader(blocking_chunks(request.stream().__aiter__())), 1 << 20)
+        record = await anyio.to_thread.run_sync(import_backup, service.storage, body)
+        return BackupInfo(backup_info=BackupDocument.of(record))
 
     return router

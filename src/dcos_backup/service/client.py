@@ -6,10 +6,13 @@ finding the cluster is the caller's business (``cli/endpoint.py`` for the CLI).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -25,7 +28,7 @@ from dcos_backup.errors import (
     Unauthorized,
     UsageError,
 )
-from dcos_backup.service.paths import CANCEL, CREATE, DELETE, LIST, RESTORE, SCHEDULES
+from dcos_backup.service.paths import CANCEL, CREATE, DELETE, DOWNLOAD, LIST, RESTORE, SCHEDULES, UPLOAD
 
 _BY_STATUS: dict[int, type[DcosBackupError]] = {
     400: UsageError,
@@ -40,6 +43,9 @@ _BY_STATUS: dict[int, type[DcosBackupError]] = {
     504: ServiceUnavailable,
     507: StorageError,
 }
+TRANSFER_TIMEOUT = httpx.Timeout(30.0, read=300.0, write=300.0)  # a big backup takes a while per chunk in S3
+_CHUNK = 1 << 20
+_TAR_END = b"\0" * 1024  # a tar ends with two zero blocks: a download cut short lacks them
 FIRST_POLL = 0.05  # seconds; polls then slow down by half each time, up to the caller's interval
 LONG_POLL = 1.0  # seconds our service may hold a poll until the job ends (servers without it answer at once)
 
@@ -92,6 +98,49 @@ class BackupClient:
                 f"cluster's CA file ({exc})"
             )
         return f"cannot reach the cluster at {self.endpoint.url}: {exc or type(exc).__name__}"
+
+    def download(self, backup_id: str, target: Path) -> int:
+        """``GET /download``: write the backup's portable file to ``target`` (which must not exist) through a
+        hidden partial file, renamed only once complete; returns its size."""
+        if target.exists():
+            raise UsageError(f"{target} already exists; choose a new file")
+        partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        tail = b""
+        try:
+            with open(partial, "xb") as out, self._stream("GET", DOWNLOAD, params={"id": backup_id}) as response:
+                for chunk in response.iter_bytes(_CHUNK):
+                    out.write(chunk)
+                    tail = (tail + chunk)[-len(_TAR_END) :]
+                out.flush()
+                os.fsync(out.fileno())
+                size = out.tell()
+            if tail != _TAR_END:
+                raise ServiceUnavailable(f"the download of {backup_id} was cut short; try again")
+            if target.exists():
+                raise UsageError(f"{target} already exists; choose a new file")
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return size
+
+    def upload(self, source: Path) -> dict:
+        """``POST /upload``: stream the portable file ``source``; the added backup's document."""
+        size = source.stat().st_size
+        with open(source, "rb") as f:
+            chunks = iter(lambda: f.read(_CHUNK), b"")
+            headers = {"Content-Type": "application/x-tar", "Content-Length": str(size)}
+            return self._call("POST", UPLOAD, content=chunks, headers=headers, timeout=TRANSFER_TIMEOUT)["backup_info"]
+
+    @contextlib.contextmanager
+    def _stream(self, method: str, path: str, **kwargs: object) -> Iterator[httpx.Response]:
+        try:
+            with self._http.stream(method, path, timeout=TRANSFER_TIMEOUT, **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _BY_STATUS.get(response.status_code, DcosBackupError)(_message_of(response))
+                yield response
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(self._unreachable(exc)) from exc
 
     def create(self, label: str, components: Sequence[str] = ()) -> dict:
         """``POST /create`` (of ``components``, default all): the new backup's document (STATUS_BACKING_UP)."""

@@ -11,4 +11,6 @@ DELETE = f"{PREFIX}/delete"
 CANCEL = f"{PREFIX}/cancel"  # ours: cancel the job running on a backup
 HEALTH = f"{PREFIX}/health"
 SCHEDULES = f"{PREFIX}/schedules"  # our extension: backup schedules (docs/api.md)
+DOWNLOAD = f"{PREFIX}/download"  # beyond DC/OS: a backup as one portable file (catalog/portable.py)
+UPLOAD = f"{PREFIX}/upload"  # its body is streamed to storage: MAX_BODY does not apply
 MAX_BODY = 64 * 1024  # bytes of a request body; the Admin Router enforces the same (client_max_body_size)

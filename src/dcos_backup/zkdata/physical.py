@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tarfile
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from dcos_backup.catalog.objects import open_store
 from dcos_backup.errors import IntegrityError, NotFound, UsageError
 from dcos_backup.fsutil import HashingWriter, ensure_free_space, fsync_dir, storage_error, write_private_file
 from dcos_backup.master import restore_mark
@@ -165,6 +167,28 @@ def backup(
         else:
             result = write_archive(layout.zk_dir, archive, tmp_parent, level, workers, verify, progress)
     result.seconds = time.monotonic() - started
+    return result
+
+
+def backup_to_store(url: str, write: Callable[[Path], BackupResult], tmp_dir: Path | None = None) -> BackupResult:
+    """A backup to object storage (``s3://bucket/key``): ``write`` makes the archive in a private temporary
+    directory (in ``tmp_dir``), then it and its ``.sha256`` are uploaded; the object appears only whole."""
+    location, _, name = url.rstrip("/").rpartition("/")
+    if not location.startswith("s3://") or len(location) <= len("s3://"):
+        raise UsageError(f"{url} is not an s3://bucket/key URL")
+    store = open_store(location)
+    if any(info.key == name for info in store.list(name)):
+        raise UsageError(f"{url} already exists; choose a new key")
+    with tempfile.TemporaryDirectory(dir=tmp_dir, prefix=".dcos-zk-upload-") as work:
+        local = Path(work) / name
+        result = write(local)
+        with open(local, "rb") as f:
+            uploaded = store.put(name, f)
+        if uploaded.sha256 != result.sha256:
+            store.delete(name)
+            raise IntegrityError(f"{local} changed while it was uploaded to {url}")
+        store.put(name + ".sha256", (Path(work) / (name + ".sha256")).read_bytes())
+    result.archive = url
     return result
 
 

@@ -36,6 +36,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from dcos_backup.catalog.objects import ObjectStore
 from dcos_backup.errors import DcosBackupError, IntegrityError, StorageError
 from dcos_backup.master import activity
 from dcos_backup.master.layout import MasterLayout
@@ -52,7 +53,6 @@ from dcos_backup.zkdata.continuous.index import (
     new_generation_id,
 )
 from dcos_backup.zkdata.continuous.objects import Record
-from dcos_backup.zkdata.continuous.store import ObjectStore
 from dcos_backup.zkdata.formats import follows, zxid_hex
 from dcos_backup.zkdata.replay import log_files, logs_after, newest_sealed_snapshot, snapshot_files
 

@@ -20,10 +20,11 @@ from typing import BinaryIO, NamedTuple
 
 from zlib_ng import zlib_ng
 
+from dcos_backup.catalog.objects import ObjectStore
 from dcos_backup.errors import IntegrityError
+from dcos_backup.fsutil import ChunkReader
 from dcos_backup.zkdata import formats
 from dcos_backup.zkdata.continuous.index import RepoIndex, SegmentRef, SnapshotRef, segment_key, snapshot_key
-from dcos_backup.zkdata.continuous.store import ObjectStore
 from dcos_backup.zkdata.formats import FILE_HEADER, LOG_MAGIC, Txn
 
 _CHUNK = 1 << 20
@@ -100,28 +101,6 @@ def _gzip_chunks(source: BinaryIO, digest: hashlib._Hash) -> Iterator[bytes]:
     yield compressor.flush()
 
 
-class _ChunkReader(io.RawIOBase):
-    """A readable file over an iterator of byte chunks (what ``ObjectStore.put`` streams from)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-        while not self._rest:
-            try:
-                self._rest = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._rest))
-        buffer[:n] = self._rest[:n]
-        self._rest = self._rest[n:]
-        return n
-
-
 def put_snapshot(store: ObjectStore, prefix: str, path: Path, zxid: int) -> SnapshotRef:
     """Compress and store a sealed snapshot. The file is opened once: a purge meanwhile cannot cut it."""
     with open(path, "rb") as f:
@@ -133,7 +112,7 @@ def put_snapshot(store: ObjectStore, prefix: str, path: Path, zxid: int) -> Snap
         key = snapshot_key(prefix, zxid, consistent, sha)
         f.seek(0)
         check = hashlib.sha256()
-        result = store.put(key, io.BufferedReader(_ChunkReader(_gzip_chunks(f, check)), _CHUNK))
+        result = store.put(key, io.BufferedReader(ChunkReader(_gzip_chunks(f, check)), _CHUNK))
         if check.hexdigest() != sha:  # the file changed between the passes: not a sealed snapshot
             store.delete(key)
             raise IntegrityError(f"{path.name} changed while it was archived")

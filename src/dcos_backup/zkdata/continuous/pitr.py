@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dcos_backup.catalog.objects import ObjectStore
 from dcos_backup.errors import IntegrityError, NotFound, UsageError
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.zkdata import physical
@@ -39,7 +40,6 @@ from dcos_backup.zkdata.continuous.index import (
     describe_ranges,
     format_time,
 )
-from dcos_backup.zkdata.continuous.store import ObjectStore
 from dcos_backup.zkdata.formats import FILE_HEADER, epoch_of, follows, zxid_hex
 from dcos_backup.zkdata.online import EPOCH_FILES
 from dcos_backup.zkdata.replay import ReplayResult

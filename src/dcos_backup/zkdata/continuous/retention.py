@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from dcos_backup.catalog.objects import ObjectStore
 from dcos_backup.errors import UsageError
 from dcos_backup.zkdata.continuous.index import Generation, RepoIndex, format_time
-from dcos_backup.zkdata.continuous.store import ObjectStore
 
 log = logging.getLogger(__name__)
 

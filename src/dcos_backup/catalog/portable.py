@@ -1,0 +1,170 @@
+"""Portable backups: one self-contained file holding a backup's record and its archives (docs/format.md).
+
+The file is a plain POSIX tar (read it with any tar), streamed in both directions in bounded memory::
+
+    dcos-backup.json        {"format": "dcos-backup-portable", "version": 1, "id": "<backup id>"}
+    backup.json             the backup's record, as the catalog holds it
+    <archive name>          each component's archive, byte for byte as stored (still encrypted if it was)
+
+:func:`export_backup` yields the file of a READY backup. :func:`import_backup` reads one into a catalog
+under the same id after checking it completely: the marker, the record (a READY backup, an id not in the
+catalog), every archive present once with the size and sha256 the record names, and, where this
+catalog's key can read it, the archive's whole structure. Archives are stored as they arrive, the record
+last; on any failure the stored archives are deleted again, so a bad file changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import tarfile
+import time
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from pydantic import ValidationError
+
+from dcos_backup.catalog.archive import verify_archive
+from dcos_backup.catalog.ids import is_backup_id
+from dcos_backup.catalog.models import BackupRecord, Status
+from dcos_backup.catalog.storage import RECORD_FILE, Storage
+from dcos_backup.errors import Conflict, EncryptionKeyError, IntegrityError, NotFound
+
+MARKER = "dcos-backup.json"
+FORMAT = "dcos-backup-portable"
+VERSION = 1
+MAX_METADATA = 1 << 20  # bytes of the marker and of the record: anything bigger is not a backup
+_CHUNK = 1 << 20
+_BLOCK = tarfile.BLOCKSIZE
+_ARCHIVE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def export_backup(storage: Storage, backup_id: str) -> Iterator[bytes]:
+    """The portable file of a READY backup, chunk by chunk. Checks happen before the first chunk."""
+    record = storage.read(backup_id)
+    if record.status != Status.READY:
+        raise Conflict(f"backup {backup_id} is {record.status.value}: only a READY backup can be downloaded")
+    archives = [(comp.archive, comp.bytes) for comp in record.component_status.values() if comp.archive]
+    return _tar_stream(storage, record, archives)
+
+
+def _tar_stream(storage: Storage, record: BackupRecord, archives: list[tuple[str, int]]) -> Iterator[bytes]:
+    marker = json.dumps({"format": FORMAT, "version": VERSION, "id": record.id}).encode()
+    yield from _member(MARKER, len(marker), iter([marker]))
+    doc = record.model_dump_json(indent=2).encode()
+    yield from _member(RECORD_FILE, len(doc), iter([doc]))
+    for name, size in archives:
+        with storage.objects.get(f"{record.id}/{name}") as raw:
+            yield from _member(name, size, iter(lambda r=raw: r.read(_CHUNK), b""))
+    yield b"\0" * (2 * _BLOCK)  # the end of a tar
+
+
+def _member(name: str, size: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o600, int(time.time())
+    yield info.tobuf(format=tarfile.PAX_FORMAT)
+    sent = 0
+    for chunk in chunks:
+        sent += len(chunk)
+        yield chunk
+    if sent != size:  # the stored archive changed under us: the file must not look complete
+        raise IntegrityError(f"{name} is {sent} bytes in storage, not the {size} its record says")
+    yield b"\0" * (-size % _BLOCK)
+
+
+def import_backup(storage: Storage, source: BinaryIO) -> BackupRecord:
+    """Add the backup in the portable file ``source`` to ``storage``; its record. IntegrityError if the
+    file is not a complete backup, Conflict if its id exists; either way nothing is left stored."""
+    try:
+        with tarfile.open(fileobj=source, mode="r|") as tar:
+            members = iter(tar)
+            _read_marker(tar, next(members, None))
+            record = _read_record(tar, next(members, None), storage)
+            stored: list[str] = []
+            try:
+                _store_archives(storage, record, tar, members, stored)
+                _check_structure(storage, record)
+                storage.write(record)
+            except BaseException:
+                for name in stored:
+                    with contextlib.suppress(Exception):
+                        storage.objects.delete(f"{record.id}/{name}")
+                raise
+    except (tarfile.TarError, EOFError) as exc:
+        raise IntegrityError(f"not a dcos-backup file: {exc}") from exc
+    return record
+
+
+def _small_member(tar: tarfile.TarFile, member: tarfile.TarInfo | None, name: str) -> bytes:
+    if member is None or member.name != name or not member.isfile() or member.size > MAX_METADATA:
+        found = "nothing" if member is None else repr(member.name)
+        raise IntegrityError(f"not a dcos-backup file: expected {name} next, found {found}")
+    data = tar.extractfile(member)
+    assert data is not None  # a regular file
+    return data.read()
+
+
+def _read_marker(tar: tarfile.TarFile, member: tarfile.TarInfo | None) -> None:
+    try:
+        marker = json.loads(_small_member(tar, member, MARKER))
+    except ValueError as exc:
+        raise IntegrityError(f"not a dcos-backup file: {MARKER} is not JSON") from exc
+    if not isinstance(marker, dict) or marker.get("format") != FORMAT or marker.get("version") != VERSION:
+        raise IntegrityError(f"not a dcos-backup file (format {VERSION} of {FORMAT}): {MARKER} says {marker!r:.100}")
+
+
+def _read_record(tar: tarfile.TarFile, member: tarfile.TarInfo | None, storage: Storage) -> BackupRecord:
+    try:
+        record = BackupRecord.model_validate_json(_small_member(tar, member, RECORD_FILE))
+    except ValidationError as exc:
+        raise IntegrityError(f"not a dcos-backup file: its {RECORD_FILE} is not a backup record") from exc
+    if not is_backup_id(record.id):
+        raise IntegrityError(f"not a dcos-backup file: {record.id!r} is not a backup id")
+    if record.status != Status.READY:
+        raise IntegrityError(f"backup {record.id} in the file is {record.status.value}, not READY")
+    for comp in record.component_status.values():
+        if comp.archive is not None and not _ARCHIVE_NAME.fullmatch(comp.archive):
+            raise IntegrityError(f"not a dcos-backup file: {comp.archive!r} is not an archive name")
+    with contextlib.suppress(NotFound):
+        storage.read(record.id)
+        raise Conflict(f"backup {record.id} already exists in this cluster; delete it first to replace it")
+    return record
+
+
+def _store_archives(
+    storage: Storage, record: BackupRecord, tar: tarfile.TarFile, members: Iterator[tarfile.TarInfo], stored: list[str]
+) -> None:
+    expected = {comp.archive: comp for comp in record.component_status.values() if comp.archive}
+    for member in members:
+        comp = expected.pop(member.name, None)
+        if comp is None or not member.isfile():
+            raise IntegrityError(f"not a dcos-backup file: unexpected member {member.name!r}")
+        if member.size != comp.bytes:
+            raise IntegrityError(f"{member.name} is {member.size} bytes, not the {comp.bytes} its record says")
+        data = tar.extractfile(member)
+        assert data is not None
+        digest = hashlib.sha256()
+        stored.append(member.name)
+        with storage.objects.writer(f"{record.id}/{member.name}") as sink:
+            while chunk := data.read(_CHUNK):
+                digest.update(chunk)
+                sink.write(chunk)
+            if digest.hexdigest() != comp.sha256:
+                raise IntegrityError(f"{member.name} fails its checksum (expected sha256 {comp.sha256})")
+    if expected:
+        raise IntegrityError(f"the file is incomplete: {', '.join(sorted(expected))} missing")
+
+
+def _check_structure(storage: Storage, record: BackupRecord) -> None:
+    """Read each stored archive back as a restore would, where this catalog's key can (an archive encrypted
+    with another key is checked by its sha256 only: it restores where that key is)."""
+    for comp in record.component_status.values():
+        if not comp.archive:
+            continue
+        try:
+            with storage.archive_reader(record.id, comp.archive) as source:
+                verify_archive(source, comp.sha256)
+        except EncryptionKeyError:
+            continue
