@@ -211,10 +211,15 @@ def one_line(result: subprocess.CompletedProcess) -> str:
 
 def test_a_damaged_or_missing_object_is_named_and_never_restored_from(damaged_repo, tmp_path):
     repo, last = damaged_repo
-    gen = RepoIndex(open_store(str(repo)), "master-3").generations[-1]
+    *others, gen = RepoIndex(open_store(str(repo)), "master-3").generations
     # A point whose rebuild reads the most segments (after the newest snapshot before it): damage there is
-    # in the way of the restore, wherever ZooKeeper happened to take its snapshots during the load.
-    plans = [(len(p[1]), s.last, p[1]) for s in gen.segments if s.last <= last and (p := gen.plan(s.last))]
+    # in the way of the restore, wherever ZooKeeper happened to take its snapshots during the load. Only
+    # points no older generation also reaches (the ZooKeeper kills above may have started one).
+    plans = [
+        (len(p[1]), s.last, p[1])
+        for s in gen.segments
+        if s.last <= last and (p := gen.plan(s.last)) and not any(g.plan(s.last) for g in others)
+    ]
     _, target, plan_segments = max(plans)
     assert len(plan_segments) >= 4, [len(p[2]) for p in plans]
     export = functools.partial(dcos_zk, "export", "--repo", str(repo), "--stream", "master-3", "--to-zxid", hex(target))
