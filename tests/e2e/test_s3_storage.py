@@ -237,7 +237,8 @@ def test_local_cluster_with_s3_storage_keeps_backups_in_the_bucket_only(tmp_path
             assert not cluster.files.storage_dir.exists()
             s3 = boto3.client("s3", endpoint_url=service["s3_endpoint_url"], **LOCAL_CREDENTIALS)
             keys = [o["Key"] for o in s3.list_objects_v2(Bucket="dcos-backup")["Contents"]]
-            assert sorted(keys) == [f"backups/{backup_id}/backup.json", f"backups/{backup_id}/marathon.dcosbkp"]
+            names = ("backup.json", "marathon.dcosbkp", "metronome.dcosbkp")  # every component, even an empty one
+            assert sorted(keys) == [f"backups/{backup_id}/{name}" for name in names]
             archive = s3.get_object(Bucket="dcos-backup", Key=f"backups/{backup_id}/marathon.dcosbkp")
             assert archive["Body"].read().startswith(MAGIC)  # encrypted: no znode data in clear
             damage(zk)

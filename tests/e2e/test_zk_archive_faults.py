@@ -260,7 +260,7 @@ def test_a_full_repository_pauses_archiving_and_resumes(make_cluster, tmp_path):
         master = cluster.master(1)
         wait_for(lambda: RepoIndex(open_store(str(repo)), "master-1").generations, what="archiving")
         filler = repo / "filler"
-        with open(filler, "wb") as f, contextlib.suppress(OSError):
+        with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):  # unbuffered: close cannot fail
             while True:
                 f.write(b"\0" * 65536)
                 f.flush()
