@@ -63,6 +63,7 @@ wait_lock_option = click.option(
 
 
 REPO_HELP = "Repository: a directory or s3://bucket/prefix ($DCOS_ZK_REPO; S3 settings from the AWS variables)."
+repo_option = click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help=REPO_HELP)
 
 
 @click.group(
@@ -236,12 +237,7 @@ def _stream_or_none(exhibitor_dir: Path) -> str | None:
 
 @cli.command()
 @click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--repo",
-    envvar="DCOS_ZK_REPO",
-    required=True,
-    help=REPO_HELP,
-)
+@repo_option
 @target_options
 @click.option("--stream", default=None, help="Only this stream (default: whichever covers the point).")
 @tmp_dir_option
@@ -270,12 +266,7 @@ def export(
 
 
 @cli.command("log")
-@click.option(
-    "--repo",
-    envvar="DCOS_ZK_REPO",
-    required=True,
-    help=REPO_HELP,
-)
+@repo_option
 @click.option("--since", default=None, help="Only transactions at or after this RFC 3339 time.")
 @click.option("--path-prefix", default=None, help="Only operations on this znode or below it.")
 @click.option("--stream", default=None, help="Only this stream.")
@@ -437,12 +428,7 @@ def archive(
 
 
 @archive.command("status")
-@click.option(
-    "--repo",
-    envvar="DCOS_ZK_REPO",
-    required=True,
-    help=REPO_HELP,
-)
+@repo_option
 @click.option("--stream", default=None, help="Only this stream.")
 @click.option("--json", "as_json", is_flag=True, help="Every generation as JSON.")
 def archive_status(repo: str, stream: str | None, as_json: bool) -> None:
@@ -475,12 +461,7 @@ def archive_status(repo: str, stream: str | None, as_json: bool) -> None:
 
 
 @archive.command("verify")
-@click.option(
-    "--repo",
-    envvar="DCOS_ZK_REPO",
-    required=True,
-    help=REPO_HELP,
-)
+@repo_option
 @click.option("--stream", default=None, help="Only this stream.")
 @tmp_dir_option
 def archive_verify(repo: str, stream: str | None, tmp_dir: Path | None) -> None:
@@ -495,12 +476,7 @@ def archive_verify(repo: str, stream: str | None, tmp_dir: Path | None) -> None:
 
 
 @archive.command("prune")
-@click.option(
-    "--repo",
-    envvar="DCOS_ZK_REPO",
-    required=True,
-    help=REPO_HELP,
-)
+@repo_option
 @click.option("--keep-days", type=float, required=True, help="Every point of the last N days stays restorable.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 def archive_prune(repo: str, keep_days: float, dry_run: bool) -> None:
