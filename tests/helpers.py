@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from kazoo.client import KazooClient
 
+from dcos_backup.catalog.storage import Storage
 from dcos_backup.iam.store import IAM_PATH, Credentials, UserStore
 from dcos_backup.iam.tokens import issue_token
 from dcos_backup.iam.users import SUPERUSER
@@ -33,6 +34,7 @@ from dcos_backup.local.cluster import Cluster
 from dcos_backup.service.app import build_app
 from dcos_backup.service.auth import Authorizer
 from dcos_backup.service.client import BackupClient, Endpoint
+from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
 from dcos_backup.service.scheduler import Scheduler
 
@@ -187,3 +189,17 @@ def forged_tokens(private: rsa.RSAPrivateKey, public: rsa.RSAPublicKey, uid: str
         "huge header": _unsigned({"alg": "RS256", "typ": "JWT", "x": "a" * 9000}, claims) + ".c2ln",
         "tampered claims": header + "." + _b64(json.dumps(claims).encode()) + "." + signature,
     }
+
+
+@contextlib.contextmanager
+def service_api(storage: Storage, zk_hosts: str) -> Iterator[InProcessApi]:
+    """A backup service over ``storage`` with its own engine on ``zk_hosts``, its API in-process
+    (:func:`in_process_api`); the service and the engine are closed afterwards."""
+    engine = ZkEngine(zk_hosts)
+    service = BackupService(storage, engine, dcos_version="2.2.0")
+    try:
+        with in_process_api(service, zk_hosts) as api:
+            yield api
+    finally:
+        service.close()
+        engine.close()

@@ -11,13 +11,11 @@ import stat
 import pytest
 from tests.conftest import marathon_chroot, seeded_cluster
 from tests.e2e.test_service_api import create_ready, restore_ended
-from tests.helpers import damage, in_process_api, ok, run_tool, wait_for
+from tests.helpers import damage, ok, run_tool, service_api, wait_for
 
 from dcos_backup.catalog.crypto import MAGIC, EncryptionKey, load_key
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.service.api import RESTORE
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.jobs import BackupService
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
 
@@ -76,27 +74,15 @@ def chroot(cluster):
 
 def restore_with(hosts: str, storage: LocalStorage, backup_id: str) -> dict:
     """Restore ``backup_id`` with a service over ``storage``; the restore once it ended."""
-    engine = ZkEngine(hosts)
-    service = BackupService(storage, engine, dcos_version="2.2.0")
-    try:
-        with in_process_api(service, hosts) as api:
-            assert api.http.post(RESTORE, json={"id": backup_id}).status_code == 200
-            return restore_ended(api.http, backup_id)["restores"][-1]
-    finally:
-        service.close()
-        engine.close()
+    with service_api(storage, hosts) as api:
+        assert api.http.post(RESTORE, json={"id": backup_id}).status_code == 200
+        return restore_ended(api.http, backup_id)["restores"][-1]
 
 
 def test_wrong_key_missing_key_and_tampered_ciphertext_change_nothing(chroot, tmp_path):
     hosts, zk = chroot
-    engine = ZkEngine(hosts)
-    service = BackupService(LocalStorage(tmp_path, KEY), engine, dcos_version="2.2.0")
-    try:
-        with in_process_api(service, hosts) as api:
-            doc = create_ready(api.http, "enc")
-    finally:
-        service.close()
-        engine.close()
+    with service_api(LocalStorage(tmp_path, KEY), hosts) as api:
+        doc = create_ready(api.http, "enc")
     assert doc["status"] == "STATUS_READY"
     damage(zk)
     damaged = snapshot(zk)

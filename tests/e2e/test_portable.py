@@ -15,15 +15,13 @@ import uuid
 import pytest
 from tests.conftest import marathon_chroot, start_cluster
 from tests.e2e.test_service_api import create_ready, restore_ended
-from tests.helpers import in_process_api, ok, run_tool, wait_for
+from tests.helpers import ok, run_tool, service_api, wait_for
 
 from dcos_backup.catalog.crypto import MAGIC, EncryptionKey
 from dcos_backup.catalog.portable import MARKER
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.service.api import RESTORE
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.jobs import BackupService
 from dcos_backup.service.paths import DOWNLOAD, UPLOAD
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
@@ -37,15 +35,8 @@ KEY = EncryptionKey(bytes(range(32)))
 @contextlib.contextmanager
 def catalog(cluster, root, apps: int, seed: int):
     """A chroot with Marathon's state and a service on it, over its own catalog at ``root``."""
-    with marathon_chroot(cluster, apps, seed) as (hosts, zk):
-        engine = ZkEngine(hosts)
-        service = BackupService(LocalStorage(root, KEY), engine, dcos_version="2.2.0")
-        try:
-            with in_process_api(service, hosts) as api:
-                yield api.http, zk
-        finally:
-            service.close()
-            engine.close()
+    with marathon_chroot(cluster, apps, seed) as (hosts, zk), service_api(LocalStorage(root, KEY), hosts) as api:
+        yield api.http, zk
 
 
 @pytest.fixture

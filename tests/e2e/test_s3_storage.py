@@ -17,7 +17,7 @@ from tests.conftest import marathon_chroot, seeded_cluster
 from tests.e2e.faulty_s3 import FaultyS3
 from tests.e2e.test_encryption import restore_through_cli, show
 from tests.e2e.test_service_api import backup_doc, create_ready, restore_ended
-from tests.helpers import damage, in_process_api, ok, run_tool, tool, wait_for
+from tests.helpers import damage, ok, run_tool, service_api, tool, wait_for
 
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
 from dcos_backup.catalog.crypto import MAGIC, EncryptionKey
@@ -29,8 +29,6 @@ from dcos_backup.errors import NotFound, StorageError, UsageError
 from dcos_backup.local.s3 import CREDENTIALS
 from dcos_backup.master.processes import read_pid, wait_until_gone
 from dcos_backup.service.api import CREATE, RESTORE
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.jobs import BackupService
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import ZNode, connect
 
@@ -150,12 +148,10 @@ def faulty(s3_endpoint):
 def test_service_backs_up_to_s3_and_restores_with_nothing_on_disk(chroot, s3_endpoint, s3_bucket, tmp_path):
     hosts, zk = chroot
     before = snapshot(zk)
-    engine = ZkEngine(hosts)
-    service = BackupService(open_storage(f"s3://{s3_bucket}/b", s3_endpoint, KEY), engine, dcos_version="2.2.0")
     cwd = os.getcwd()
     os.chdir(tmp_path)  # anything written to "the disk" would land here
     try:
-        with in_process_api(service, hosts) as api:
+        with service_api(open_storage(f"s3://{s3_bucket}/b", s3_endpoint, KEY), hosts) as api:
             doc = create_ready(api.http, "ons3")
             assert doc["status"] == "STATUS_READY" and doc["component_status"]["marathon"]["encryption"]
             damage(zk)
@@ -164,8 +160,6 @@ def test_service_backs_up_to_s3_and_restores_with_nothing_on_disk(chroot, s3_end
             assert snapshot(zk) == before
     finally:
         os.chdir(cwd)
-        service.close()
-        engine.close()
     assert list(tmp_path.iterdir()) == []
     objects, uploads = bucket_state(s3_endpoint, s3_bucket)
     assert not uploads and any(k.endswith("marathon.dcosbkp") for k in objects)
@@ -181,39 +175,27 @@ def big_tree(zk, megabytes: int) -> None:
 def test_s3_failing_mid_upload_ends_the_backup_in_error_and_leaves_nothing(chroot, faulty, s3_bucket):
     hosts, zk = chroot
     big_tree(zk, 3 * S3_PART // 1_000_000)
-    engine = ZkEngine(hosts)
-    service = BackupService(open_storage(f"s3://{s3_bucket}/b", faulty.url), engine, dcos_version="2.2.0")
-    try:
-        with in_process_api(service, hosts) as api:
-            faulty.fails = lambda method, path: method == "PUT" and "partNumber=2" in path
-            failed = create_ready(api.http, "cut")
-            assert failed["status"] == "STATUS_ERROR", failed
-            assert "S3 storage" in failed["reason"] and "injected" in failed["reason"], failed["reason"]
-            assert faulty.failed >= 1
-            objects, uploads = bucket_state(faulty.url, s3_bucket)
-            assert objects == [f"b/{failed['id']}/backup.json"] and uploads == []  # the record says ERROR
-            faulty.fails = None
-            assert create_ready(api.http, "next")["status"] == "STATUS_READY"
-            assert backup_doc(api.http, failed["id"])["status"] == "STATUS_ERROR"
-    finally:
-        service.close()
-        engine.close()
+    with service_api(open_storage(f"s3://{s3_bucket}/b", faulty.url), hosts) as api:
+        faulty.fails = lambda method, path: method == "PUT" and "partNumber=2" in path
+        failed = create_ready(api.http, "cut")
+        assert failed["status"] == "STATUS_ERROR", failed
+        assert "S3 storage" in failed["reason"] and "injected" in failed["reason"], failed["reason"]
+        assert faulty.failed >= 1
+        objects, uploads = bucket_state(faulty.url, s3_bucket)
+        assert objects == [f"b/{failed['id']}/backup.json"] and uploads == []  # the record says ERROR
+        faulty.fails = None
+        assert create_ready(api.http, "next")["status"] == "STATUS_READY"
+        assert backup_doc(api.http, failed["id"])["status"] == "STATUS_ERROR"
 
 
 def test_unreachable_s3_is_one_clear_error(chroot, tmp_path):
     hosts, _ = chroot
-    engine = ZkEngine(hosts)
     closed = "http://127.0.0.1:9"  # discard port: nothing listens
-    service = BackupService(open_storage("s3://nowhere/b", closed), engine, dcos_version="2.2.0")
-    try:
-        with in_process_api(service, hosts) as api:
-            reply = api.http.post(CREATE, json={"label": "unreachable"})
-            assert reply.status_code == 507, reply.text
-            (message,) = reply.json()["errors"]
-            assert message.startswith("S3 storage s3://nowhere/b failed while") and "127.0.0.1:9" in message
-    finally:
-        service.close()
-        engine.close()
+    with service_api(open_storage("s3://nowhere/b", closed), hosts) as api:
+        reply = api.http.post(CREATE, json={"label": "unreachable"})
+        assert reply.status_code == 507, reply.text
+        (message,) = reply.json()["errors"]
+        assert message.startswith("S3 storage s3://nowhere/b failed while") and "127.0.0.1:9" in message
     with pytest.raises(StorageError):
         open_storage("s3://nowhere/b", closed).list_records()
 
