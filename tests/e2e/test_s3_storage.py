@@ -201,11 +201,16 @@ def test_unreachable_s3_is_one_clear_error(chroot, tmp_path):
 
 
 def test_local_cluster_with_s3_storage_keeps_backups_in_the_bucket_only(tmp_path_factory):
-    """``dcos-local up --storage s3 --encryption-key-file``: the seed procedure through the CLI, the backup in
-    moto's bucket only (nothing under the cluster's storage directory), encrypted; ``down`` stops moto."""
+    """``dcos-local up --storage s3 --encryption-key-file --zk-archive s3://...``: the seed procedure through
+    the CLI, the backup in moto's bucket only (nothing under the cluster's storage directory), encrypted; every
+    master's archiver streams into the same S3 server, readable with what ``dcos-local env`` exports; ``down``
+    stops moto."""
     key_file = tmp_path_factory.mktemp("keys") / "backup.key"
     directory = tmp_path_factory.mktemp("s3-cluster")
-    with seeded_cluster(directory, apps=30, seed=8, storage="s3", encryption_key_file=key_file) as cluster:
+    repo = "s3://dcos-backup/zk-archive"
+    with seeded_cluster(
+        directory, apps=30, seed=8, storage="s3", encryption_key_file=key_file, zk_archive=repo
+    ) as cluster:
         service = cluster.service
         assert service["storage"] == "s3://dcos-backup/backups" and "storage_dir" not in service
         doc = json.loads((cluster.dir / "cluster.json").read_text())
@@ -218,7 +223,7 @@ def test_local_cluster_with_s3_storage_keeps_backups_in_the_bucket_only(tmp_path
             wait_for(lambda: show(cluster, backup_id)["status"] == "STATUS_READY", what="READY")
             assert not cluster.files.storage_dir.exists()
             s3 = boto3.client("s3", endpoint_url=service["s3_endpoint_url"], **LOCAL_CREDENTIALS)
-            keys = [o["Key"] for o in s3.list_objects_v2(Bucket="dcos-backup")["Contents"]]
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket="dcos-backup", Prefix="backups/")["Contents"]]
             names = ("backup.json", "marathon.dcosbkp", "metronome.dcosbkp")  # every component, even an empty one
             assert sorted(keys) == [f"backups/{backup_id}/{name}" for name in names]
             archive = s3.get_object(Bucket="dcos-backup", Key=f"backups/{backup_id}/marathon.dcosbkp")
@@ -227,9 +232,26 @@ def test_local_cluster_with_s3_storage_keeps_backups_in_the_bucket_only(tmp_path
             ended = restore_through_cli(cluster, backup_id)
             assert ended["status"] == "STATUS_READY", ended
             assert snapshot(zk) == before
+            assert_archived_to_s3(cluster, repo)
         finally:
             zk.stop()
     assert wait_until_gone([moto], timeout=30) == []
+
+
+def assert_archived_to_s3(cluster, repo: str) -> None:
+    """Every master's stream reaches the cluster's S3 server, and the repository verifies there with the
+    variables ``dcos-local env`` exports."""
+    exports = ok(run_tool("dcos-local", "env", "1", cluster_dir=cluster.dir)).stdout
+    env = dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())
+    env = {k: v.strip("'") for k, v in env.items() if k.startswith("AWS_") or k == "DCOS_ZK_REPO"}
+    assert env["DCOS_ZK_REPO"] == repo and env["AWS_ENDPOINT_URL"] == cluster.service["s3_endpoint_url"]
+
+    def streams() -> set[str]:
+        status = run_tool("dcos-zk", "archive", "status", "--repo", repo, "--json", env=env)
+        return {d["stream"] for d in json.loads(status.stdout)} if status.returncode == 0 else set()
+
+    wait_for(lambda: streams() == {"master-1", "master-2", "master-3"}, timeout=120, what="three streams in S3")
+    ok(run_tool("dcos-zk", "archive", "verify", "--repo", repo, env=env))
 
 
 def test_dcos_zk_backup_and_archive_take_s3_urls(make_cluster, s3_endpoint, s3_bucket, tmp_path):

@@ -220,6 +220,8 @@ def env(n: int, directory: Path | None) -> None:
     }
     if cluster.zk_archive:
         exports["DCOS_ZK_REPO"] = cluster.zk_archive
+        if cluster.zk_archive.startswith("s3://"):  # so that dcos-zk reads the repository in the cluster's S3
+            exports.update(cluster.s3_env() or {})
     if cluster.service:
         cli = cluster.dcos_cli(n)
         exports["DCOS_URL"] = cli["DCOS_URL"]

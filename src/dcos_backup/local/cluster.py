@@ -293,8 +293,19 @@ class Cluster:
             ),
             layout.exhibitor_log,
             layout.exhibitor_pid_file,
+            self.s3_env(),
         )
         return True
+
+    def s3_endpoint(self) -> str | None:
+        """The URL of the cluster's S3 server (``--storage s3``), which runs beside master 1."""
+        return s3.endpoint_url(self.masters[0].member.host) if self.storage == "s3" else None
+
+    def s3_env(self) -> dict[str, str] | None:
+        """What a process needs to reach the cluster's S3 server with the standard AWS variables: the
+        supervisors' archivers (``--zk-archive s3://...``) and the operator's tools (``dcos-local env``)."""
+        endpoint = self.s3_endpoint()
+        return {**s3.CREDENTIALS, "AWS_ENDPOINT_URL": endpoint} if endpoint else None
 
     def wait_supervisor(self, master: Master, timeout: float = 60.0) -> None:
         """Until master's supervisor answers on its Exhibitor port; ClusterError if it dies first."""
@@ -453,6 +464,8 @@ def up(
     else:
         cluster.files.zk_auth.unlink(missing_ok=True)
     try:
+        if front_door and storage == "s3":  # before the masters: their archivers may write to it
+            services.start_s3(cluster.dir, cluster.masters[0].member.host)
         for master in cluster.masters:
             cluster.spawn_master(master)  # all at once: they elect among all of them, as on DC/OS
         if front_door:
@@ -472,7 +485,7 @@ def start_front_door(cluster: Cluster, hooks: Sequence[str] = ()) -> None:
     # As DC/OS, a backup service on every master, behind that master's Admin Router; master 1's starts
     # first, so it leads (runs the jobs and schedules) until it dies; the others forward job requests to it.
     key_file = Path(cluster.encryption_key_file) if cluster.encryption_key_file else None
-    s3_endpoint = services.start_s3(cluster.dir, cluster.masters[0].member.host) if cluster.storage == "s3" else None
+    s3_endpoint = cluster.s3_endpoint()
     first, *others = cluster.masters
 
     def start(master: Master, wait: bool) -> dict[str, str]:
