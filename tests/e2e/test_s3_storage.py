@@ -291,3 +291,28 @@ def test_dcos_zk_backup_and_archive_take_s3_urls(make_cluster, s3_endpoint, s3_b
         archiver.wait(timeout=60)
     ok(run_tool("dcos-zk", "archive", "verify", "--repo", repo, env=env))
     assert bucket_state(s3_endpoint, s3_bucket)[1] == []
+    restore_from_s3(cluster, url, env)
+
+
+def restore_from_s3(cluster, url: str, env: dict[str, str]) -> None:
+    """``dcos-zk verify|restore s3://...`` download the archive with its .sha256 and check both: a .sha256
+    that does not match refuses the restore before anything changes; the right one restores."""
+    exhibitor_dir = str(cluster.masters[0].layout.exhibitor_dir)
+    checked = json.loads(ok(run_tool("dcos-zk", "verify", url, "--json", env=env)).stdout)
+    assert checked["archive"] == url and checked["nodes"] > 0
+    cluster.stop_master(1)
+    bucket, key = url.removeprefix("s3://").split("/", 1)
+    s3 = client(env["AWS_ENDPOINT_URL"])
+    good = s3.get_object(Bucket=bucket, Key=key + ".sha256")["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key + ".sha256", Body=b"0" * 64 + b"  master-1.tar.gz\n")
+    data_before = sorted(p.name for p in (cluster.masters[0].layout.exhibitor_dir / "zookeeper").rglob("*"))
+    refused = run_tool("dcos-zk", "restore", url, "--exhibitor-dir", exhibitor_dir, env=env)
+    assert refused.returncode != 0 and "sha256" in refused.stderr, refused.stderr
+    assert sorted(p.name for p in (cluster.masters[0].layout.exhibitor_dir / "zookeeper").rglob("*")) == data_before
+    s3.put_object(Bucket=bucket, Key=key + ".sha256", Body=good)
+    done = json.loads(
+        ok(run_tool("dcos-zk", "restore", url, "--exhibitor-dir", exhibitor_dir, "--json", env=env)).stdout
+    )
+    assert done["archive"] == url and done["verified"]["nodes"] == checked["nodes"]
+    cluster.start_master(1)
+    cluster.wait_serving(120)

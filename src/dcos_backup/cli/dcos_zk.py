@@ -157,7 +157,7 @@ def make_target(to_zxid: str | None, to_time: str | None, latest: bool) -> pitr.
 
 
 @cli.command()
-@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False), required=False)
+@click.argument("archive", required=False)
 @tmp_dir_option_for("the staging directory inside the exhibitor directory")
 @verbose_option
 @exhibitor_dir_option
@@ -173,7 +173,7 @@ def make_target(to_zxid: str | None, to_time: str | None, latest: bool) -> pitr.
 @click.option("--stream", default=None, help="With --repo: only this stream (default: whichever covers the point).")
 @json_option
 def restore(
-    archive: Path | None,
+    archive: str | None,
     tmp_dir: Path | None,
     verbose: bool,
     exhibitor_dir: Path,
@@ -188,6 +188,9 @@ def restore(
     as_json: bool,
 ) -> None:
     """Replace this master's ZooKeeper data with ARCHIVE, or with a point of a --repo (checked before anything changes).
+
+    ARCHIVE is a file or s3://bucket/key (downloaded with its .sha256 first, into --tmp-dir or the
+    system's temporary directory; S3 settings from the AWS variables).
 
     From a repository: --to-zxid Z (the state right after transaction Z), --to-time T (the last
     transaction at or before T) or --latest. The data is rebuilt from the newest snapshot before the
@@ -217,8 +220,10 @@ def restore(
             "ZooKeeper may refuse to start on it or serve a damaged tree",
             err=True,
         )
-    with progress_on_terminal("files") as update:
-        result = physical.restore(exhibitor_dir, archive, tmp_dir, keep_old, wait_lock, not no_verify, update)
+    with physical.fetched(archive, tmp_dir) as local, progress_on_terminal("files") as update:
+        result = physical.restore(exhibitor_dir, local, tmp_dir, keep_old, wait_lock, not no_verify, update)
+    if physical.is_object_url(archive):
+        result.archive = archive
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
         return
@@ -300,20 +305,21 @@ def info(archive: Path, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("archive")
 @tmp_dir_option
 @verbose_option
 @json_option
-def verify(archive: Path, tmp_dir: Path | None, verbose: bool, as_json: bool) -> None:
-    """Check ARCHIVE completely, as a restore would load it.
+def verify(archive: str, tmp_dir: Path | None, verbose: bool, as_json: bool) -> None:
+    """Check ARCHIVE (a file or s3://bucket/key) completely, as a restore would load it.
 
     Checks the gzip/tar structure and member names, every snapshot and log checksum, that transactions
     follow the snapshot without a gap, and ZooKeeper's tree digests while replaying the logs on the
     snapshot; prints the last zxid, node count and tree digest. Exit 1 with the reason on any corruption.
     """
     setup_logging(verbose)
-    with progress_on_terminal("files") as update:
-        result = zk_verify.verify_archive(archive, tmp_dir, update)
+    with physical.fetched(archive, tmp_dir) as local, progress_on_terminal("files") as update:
+        result = zk_verify.verify_archive(local, tmp_dir, update)
+    result.archive = archive
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
         return
