@@ -8,8 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
+from kazoo.exceptions import NoAuthError
 from tests.conftest import seeded_cluster
 from tests.helpers import run_tool, wait_for
+
+from dcos_backup.service.schedules import SCHEDULES_PATH
+from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
 
@@ -38,10 +42,25 @@ def backups(cluster, label: str) -> list[dict]:
     return [b for b in json.loads(ok_out(cluster, "list", label, "--json")) if b.get("schedule") == label]
 
 
+def assert_only_the_service_changes(cluster, path: str) -> None:
+    """A schedule decides what retention deletes: a ZooKeeper client without the service's identity can
+    neither read nor change it."""
+    zk = connect(cluster.zk_hosts)
+    try:
+        with pytest.raises(NoAuthError):
+            zk.set(path, b'{"name": "tick", "cron": "@yearly", "keep_last": 1}')
+        with pytest.raises(NoAuthError):
+            zk.get(path)
+    finally:
+        zk.stop()
+        zk.close()
+
+
 def test_a_real_schedule_runs_prunes_pauses_and_goes(sched_cluster):
     cluster = sched_cluster
     out = ok_out(cluster, "schedule", "create", "tick", "--cron", "* * * * * */4", "--keep-last", "2")
     assert out.startswith("created schedule tick: next run ")
+    assert_only_the_service_changes(cluster, f"{SCHEDULES_PATH}/tick")
     seen: set[str] = set()
 
     def three_runs() -> bool:

@@ -18,6 +18,7 @@ import click
 from dcos_backup import __version__
 from dcos_backup.catalog.ids import validate_label
 from dcos_backup.cli._common import run
+from dcos_backup.cli._progress import human_bytes
 from dcos_backup.cli.endpoint import resolve_endpoint
 from dcos_backup.cli.output import dcos_time, print_json, print_result, print_table
 from dcos_backup.cli.schedule import schedule
@@ -72,15 +73,6 @@ def backup(ctx: click.Context, url: str | None, token: str | None) -> None:
 
 def client_of(ctx: click.Context) -> BackupClient:
     return ctx.obj()
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(size)
 
 
 @contextlib.contextmanager
@@ -164,7 +156,7 @@ def create(ctx: click.Context, label: str, wait: bool, components: tuple[str, ..
             if wait:
                 doc = wait_with_progress(client, backup_id, what, backup_finished, lambda d: d["status"])
         if wait:
-            click.echo(f"{backup_id}: {doc['status']} ({human_size(doc.get('size', 0))})", err=True)
+            click.echo(f"{backup_id}: {doc['status']} ({human_bytes(doc.get('size', 0))})", err=True)
         if as_json:
             print_json(doc)
         if doc["status"] == "STATUS_ERROR":
@@ -183,7 +175,7 @@ def list_cmd(ctx: click.Context, prefix: str, as_json: bool) -> None:
         print_json(docs)
         return
     rows = [
-        (d["id"], d["dcos_version"], list_status(d), dcos_time(d["timestamp"]), d["label"], human_size(d["size"]))
+        (d["id"], d["dcos_version"], list_status(d), dcos_time(d["timestamp"]), d["label"], human_bytes(d["size"]))
         for d in docs
     ]
     print_table(LIST_COLUMNS, rows)
@@ -328,7 +320,7 @@ def download(ctx: click.Context, backup_id: str, file: Path) -> None:
     encrypted if the cluster encrypts) that `dcos backup upload` adds to any cluster."""
     with client_of(ctx) as client:
         size = client.download(backup_id, file)
-    click.echo(f"{backup_id} written to {file} ({human_size(size)})")
+    click.echo(f"{backup_id} written to {file} ({human_bytes(size)})")
 
 
 @backup.command()

@@ -135,7 +135,9 @@ def cli(
             hooks=[parse_hook(h) for h in hooks],
             keep_safety=keep_safety_backups,
         )
-        scheduler = Scheduler(service, ScheduleStore(engine.client))
+        # On the users' session, under the same identity: a schedule says what runs and what retention
+        # deletes, so only the service may change one (anyone on ZooKeeper could otherwise prune backups).
+        scheduler = Scheduler(service, ScheduleStore(users.client, users.credentials.acl))
 
         def lead() -> None:  # recovery first: an interrupted job is dealt with before new ones start
             service.recover()
