@@ -8,6 +8,10 @@ not: past :data:`MAX_BODY` the request is answered 413 and its connection closed
 (and uvicorn's read buffer) is ever held per request. Only the portable ``upload`` is uncapped: it streams
 to storage. Requests without a body pass unchanged; their routes check the token as before.
 
+Why not Starlette's ``RequestBodyLimitMiddleware`` (FastAPI's ``max_body_size``, both recent): it checks
+no token first, and its 413 leaves the connection open, so uvicorn goes on receiving (and discarding) the
+rest of the body; ours closes it: a refused 16 MiB chunked body stops after a few hundred KiB were sent.
+
 Deadlines (a request's headers and body must arrive in time) belong to the connection and are in :mod:`.server`.
 """
 
