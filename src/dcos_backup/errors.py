@@ -53,6 +53,20 @@ class Forbidden(DcosBackupError):
     code = "forbidden"
 
 
+class TooLarge(UsageError):
+    """A request (its body) larger than the API accepts."""
+
+    http_status = 413
+    code = "too_large"
+
+
+class RequestTimeout(UsageError):
+    """A request that did not arrive whole (headers and body) within the service's deadline."""
+
+    http_status = 408
+    code = "request_timeout"
+
+
 class NotFound(DcosBackupError):
     """A backup, archive, cluster or file that does not exist."""
 

@@ -8,8 +8,12 @@ It listens on ``https://<master-ip>:443`` with the master's certificate and prox
 
 Everything it refuses itself is JSON like the API's own errors (``{"errors": [...], "code": ...}``): a
 body over the API's limit (413), headers too large (400), an unknown path (404), an upstream that is down
-or too slow (503/504). Limits: bodies of 64 KiB (but for the streamed ``download``/``upload`` of portable
-backups), header lines of 16 KiB, 10 s to send headers or body.
+or too slow (503/504), a client over its connection limit (429). Limits: bodies of 64 KiB (chunked or not;
+but for the streamed ``download``/``upload`` of portable backups), header lines of 16 KiB, 10 s to send
+the headers (the TLS handshake included) and 10 s between two reads of a body, 30 s between two writes of
+a response, and :data:`PER_CLIENT` requests in progress per client address. A capped body is buffered
+whole before the backup service is connected to, so a slow client holds a connection of the Admin Router
+(at most :data:`PER_CLIENT` per address), never one of the service.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ from dcos_backup.errors import ClusterError, Conflict, MissingDependency
 from dcos_backup.service.paths import MAX_BODY, PREFIX  # MAX_BODY enforced here too, before the service
 
 HTTPS_PORT = 443
+# Requests in progress at once per client address: above what one client needs (a burst of 50 creates,
+# 20 clients hammering list/show), far below what the Admin Router can hold (WORKER_CONNECTIONS, two per
+# proxied request), so that one address holding its connections open cannot take the door down.
+PER_CLIENT = 64
+WORKER_CONNECTIONS = 4096
 
 NGINX = "/usr/sbin/nginx"
 
@@ -59,10 +68,14 @@ _CONF = """# Admin Router of master {host} (written by dcos-local; regenerated a
 {user}worker_processes 1;
 pid {pid_file};
 error_log {error_log} warn;
-events {{ worker_connections 1024; }}
+worker_rlimit_nofile {open_files};
+events {{ worker_connections {worker_connections}; }}
 
 http {{
-    access_log {access_log};
+    # Which upstream served each request ("-": the Admin Router answered it itself).
+    log_format admin_router '$remote_addr [$time_local] "$request" $status $body_bytes_sent '
+                            '$request_time upstream=$upstream_addr';
+    access_log {access_log} admin_router;
     client_body_temp_path {tmp}/client_body;
     proxy_temp_path {tmp}/proxy;
     fastcgi_temp_path {tmp}/fastcgi;
@@ -78,6 +91,11 @@ http {{
     client_body_timeout 10s;
     send_timeout 30s;
     keepalive_timeout 30s;
+    reset_timedout_connection on;  # a timed-out client's buffers are freed at once, no lingering close
+    limit_conn_zone $binary_remote_addr zone=per_client:1m;
+    limit_conn per_client {per_client};
+    limit_conn_status 429;
+    limit_conn_log_level warn;
 
     upstream dcos_backup {{
         server unix:{backup_socket};
@@ -96,6 +114,7 @@ http {{
 
         error_page 400 494 = @bad_request;
         error_page 413 = @too_large;
+        error_page 429 = @too_many;
 
         location /exhibitor/ {{
             {client_errors}
@@ -135,6 +154,9 @@ http {{
         }}
         location @too_large {{
             return 413 {too_large};
+        }}
+        location @too_many {{
+            return 429 {too_many};
         }}
         location @exhibitor_unavailable {{
             return 503 {exhibitor_unavailable};
@@ -215,17 +237,22 @@ class AdminRouter:
             access_log=self.access_log,
             tmp=self.directory / "tmp",
             max_body=MAX_BODY,
+            per_client=PER_CLIENT,
+            worker_connections=WORKER_CONNECTIONS,
+            open_files=2 * WORKER_CONNECTIONS,
             prefix=PREFIX,
             backup_socket=self.backup_socket,
             certificate=self.certificate,
             key=self.key,
             exhibitor_url=self.exhibitor_url.rstrip("/"),
             # A location with error_page directives inherits none from its server: each one lists them all.
-            client_errors="error_page 400 494 = @bad_request;\n            error_page 413 = @too_large;",
+            client_errors="error_page 400 494 = @bad_request;\n            error_page 413 = @too_large;\n"
+            "            error_page 429 = @too_many;",
             to_backup_service=_TO_BACKUP_SERVICE,
             not_found=_json("not_found", "no such route on the Admin Router"),
             bad_request=_json("invalid_request", "bad request (headers too large or malformed)"),
             too_large=_json("too_large", f"request body larger than {MAX_BODY} bytes"),
+            too_many=_json("too_many_requests", f"more than {PER_CLIENT} requests at once from this address"),
             exhibitor_unavailable=_json("service_unavailable", "Exhibitor of this master is not answering"),
             backup_unavailable=_json("service_unavailable", "the backup service is not answering; retry shortly"),
         )

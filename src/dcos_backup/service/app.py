@@ -17,7 +17,7 @@ import asyncio
 import io
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated
 
 import anyio
@@ -26,7 +26,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dcos_backup import __version__
@@ -40,7 +40,6 @@ from dcos_backup.service.api import (
     DOWNLOAD,
     HEALTH,
     LIST,
-    MAX_BODY,
     PREFIX,
     RESTORE,
     UPLOAD,
@@ -57,13 +56,13 @@ from dcos_backup.service.api import (
     RestoreRequest,
 )
 from dcos_backup.service.auth import Authorizer
+from dcos_backup.service.guard import RequestGuard, error_reply
 from dcos_backup.service.jobs import BackupService
 from dcos_backup.service.schedule_api import schedule_routes
 from dcos_backup.service.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
-WWW_AUTHENTICATE = {"WWW-Authenticate": "acsjwt"}  # what DC/OS's Admin Router answers a 401 with
 MAX_WAIT = 30.0  # seconds a GET /list may wait for a job's end; the Admin Router's read timeout is 60 s
 
 
@@ -113,7 +112,7 @@ def build_app(service: BackupService, authorizer: Authorizer, scheduler: Schedul
         redoc_url=None,
         openapi_url=f"{PREFIX}/openapi.json",
     )
-    app.middleware("http")(limit_body)
+    app.add_middleware(RequestGuard, authorizer=authorizer)
     app.exception_handler(DcosBackupError)(on_error)
     app.exception_handler(RequestValidationError)(on_invalid)
     app.exception_handler(StarletteHTTPException)(on_http)
@@ -126,18 +125,8 @@ def build_app(service: BackupService, authorizer: Authorizer, scheduler: Schedul
     return app
 
 
-async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    if request.url.path == UPLOAD:  # streamed to storage, never held in memory
-        return await call_next(request)
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-        return error_response(413, "too_large", f"request body larger than {MAX_BODY} bytes")
-    return await call_next(request)
-
-
 async def on_error(_: Request, exc: DcosBackupError) -> JSONResponse:
-    headers = WWW_AUTHENTICATE if exc.http_status == 401 else None
-    return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+    return error_reply(exc)
 
 
 async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
