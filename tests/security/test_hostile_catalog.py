@@ -1,0 +1,178 @@
+"""Hostile and damaged catalog entries (issue 15 items 4-6), against the real service on a real ensemble.
+
+Someone with write access to the backup storage (or a failing disk) changes ``backup.json`` files: a
+damaged entry is quarantined (listed STATUS_ERROR with ``damaged``, 422 on use, deletable) and never takes
+the list or the service down; a tampered root, archive, id or sha256 is refused with ZooKeeper untouched;
+an archive holding a node outside its component's root is refused before any write; the safety backup of
+an unfinished restore cannot be deleted until its rollback has run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from tests.conftest import marathon_chroot
+from tests.e2e.test_service_api import backup_doc, create_ready, restore_ended
+from tests.helpers import in_process_api
+
+from dcos_backup.catalog.storage import LocalStorage, Storage, open_storage
+from dcos_backup.service.api import DELETE, DOWNLOAD, LIST, RESTORE
+from dcos_backup.service.engine import ZkEngine
+from dcos_backup.service.jobs import BackupService
+from dcos_backup.testing.trees import snapshot
+
+pytestmark = pytest.mark.e2e
+
+
+class Env:
+    """A chroot with Marathon state, a catalog, and services over both, started as a real start-up does."""
+
+    def __init__(self, hosts: str, zk, storage: Storage) -> None:
+        self.hosts, self.zk, self.storage = hosts, zk, storage
+
+    @contextlib.contextmanager
+    def service(self) -> Iterator:
+        """A new service process's worth of objects (engine, service, in-process API), recovered first."""
+        engine = ZkEngine(self.hosts)
+        service = BackupService(self.storage, engine, dcos_version="2.2.0", instance="master-1")
+        try:
+            service.recover()
+            with in_process_api(service, self.hosts) as api:
+                yield api.http, service
+        finally:
+            service.close()
+            engine.close()
+
+
+@pytest.fixture(params=["local", "s3"])
+def env(request, cluster, tmp_path) -> Iterator[Env]:
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        storage = open_storage(f"s3://{request.getfixturevalue('s3_bucket')}/catalog", endpoint)
+    else:
+        storage = LocalStorage(tmp_path / "backups")
+    with marathon_chroot(cluster, apps=8, seed=21) as (hosts, zk):
+        yield Env(hosts, zk, storage)
+
+
+def raw_record(storage: Storage, backup_id: str) -> dict:
+    return json.loads(storage.objects.get_bytes(f"{backup_id}/backup.json"))
+
+
+def put_raw(storage: Storage, backup_id: str, doc: dict | bytes) -> None:
+    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    storage.objects.put(f"{backup_id}/backup.json", body)
+
+
+def damaged_copies(storage: Storage, good: dict, other_id: str) -> dict[str, str]:
+    """One damaged entry of each kind, each a copy of ``good`` under a new id: kind -> its id."""
+
+    def naive(doc):
+        doc["timestamp"] = "2026-01-01T00:00:00"
+
+    def wrong_id(doc):
+        doc["id"] = other_id
+
+    def bad_field(doc):
+        doc["status"] = "STATUS_MAYBE"
+
+    def unknown_version(doc):
+        doc["format_version"] = 99
+
+    def archive_elsewhere(doc):
+        doc["component_status"]["marathon"]["archive"] = f"../{other_id}/marathon.dcosbkp"
+
+    edits = {
+        "naive": naive,
+        "wrong-id": wrong_id,
+        "bad-field": bad_field,
+        "unknown-version": unknown_version,
+        "archive-elsewhere": archive_elsewhere,
+    }
+    ids = {}
+    for kind, edit in edits.items():
+        backup_id = f"{kind}-{uuid.uuid4()}"
+        doc = json.loads(json.dumps(good))
+        doc["id"] = backup_id
+        edit(doc)
+        put_raw(storage, backup_id, doc)
+        ids[kind] = backup_id
+    for kind, body in {"not-json": b"{not json", "not-utf8": b"\xff\xfe{}", "a-list": b"[]"}.items():
+        backup_id = f"{kind}-{uuid.uuid4()}"
+        put_raw(storage, backup_id, body)
+        ids[kind] = backup_id
+    return ids
+
+
+def test_damaged_entries_are_quarantined_and_the_service_survives(env):
+    with env.service() as (http, _):
+        good = create_ready(http, "good")
+        assert good["status"] == "STATUS_READY"
+    damaged = damaged_copies(env.storage, raw_record(env.storage, good["id"]), good["id"])
+    before = snapshot(env.zk)
+    for _ in range(2):  # and again after a restart: the service starts, the list answers
+        with env.service() as (http, _):
+            reply = http.get(LIST)
+            assert reply.status_code == 200, reply.text
+            docs = {d["id"]: d for d in reply.json()["backup_info"]}
+            assert docs[good["id"]]["status"] == "STATUS_READY" and "damaged" not in docs[good["id"]]
+            for kind, backup_id in damaged.items():
+                doc = docs[backup_id]
+                assert doc["status"] == "STATUS_ERROR" and doc["damaged"], (kind, doc)
+                assert doc["reason"].startswith("damaged catalog entry"), (kind, doc)
+                for method, path, kwargs in (
+                    ("POST", RESTORE, {"json": {"id": backup_id}}),
+                    ("POST", RESTORE, {"json": {"id": backup_id, "dry_run": True}}),
+                    ("GET", DOWNLOAD, {"params": {"id": backup_id}}),
+                ):
+                    answer = http.request(method, path, **kwargs)
+                    assert answer.status_code == 422, (kind, path, answer.text)
+                    assert answer.json()["code"] == "damaged_entry"
+    assert snapshot(env.zk) == before
+    with env.service() as (http, _):
+        for backup_id in damaged.values():
+            assert http.request("DELETE", DELETE, json={"id": backup_id}).status_code == 200
+        ids = [d["id"] for d in http.get(LIST).json()["backup_info"]]
+        assert ids == [good["id"]]
+
+
+def test_safety_backup_of_an_unfinished_restore_cannot_be_deleted(env):
+    with env.service() as (http, _):
+        backup = create_ready(http, "base")
+        env.zk.set("/marathon", b"changed")
+        assert http.post(RESTORE, json={"id": backup["id"]}).status_code == 200
+        assert restore_ended(http, backup["id"])["restores"][-1]["status"] == "STATUS_READY"
+        safety_id = backup_doc(http, backup["id"])["restores"][-1]["safety_backup_id"]
+    # The journal of a restore whose service was killed after its safety backup: it is still RESTORING.
+    record = env.storage.read(backup["id"])
+    restore = record.start_restore()
+    restore.begin()
+    restore.protect(safety_id)
+    env.storage.write(record)
+    engine = ZkEngine(env.hosts)
+    service = BackupService(env.storage, engine, dcos_version="2.2.0", instance="master-1")
+    try:
+        with in_process_api(service, env.hosts) as api:
+            reply = api.http.request("DELETE", DELETE, json={"id": safety_id})
+            assert reply.status_code == 409, reply.text
+            assert restore.id in reply.json()["errors"][0]
+            service.recover()  # the rollback it needs runs; then the safety backup may go
+            ended = restore_ended(api.http, backup["id"])["restores"][-1]
+            assert ended["status"] == "STATUS_ERROR" and "rolled back" in ended["reason"], ended
+            assert api.http.request("DELETE", DELETE, json={"id": safety_id}).status_code == 200
+    finally:
+        service.close()
+        engine.close()
+
+
+def test_the_service_starts_over_a_damaged_catalog(env):
+    """recover() (the start-up) walks every entry: a damaged one is left as it is, never rewritten."""
+    backup_id = f"broken-{uuid.uuid4()}"
+    put_raw(env.storage, backup_id, b'{"id": 1}')
+    with env.service() as (http, _):
+        assert http.get(LIST).status_code == 200
+    assert env.storage.objects.get_bytes(f"{backup_id}/backup.json") == b'{"id": 1}'
