@@ -17,15 +17,20 @@ from collections.abc import Iterator
 import pytest
 from tests.conftest import marathon_chroot
 from tests.e2e.test_service_api import backup_doc, create_ready, restore_ended
-from tests.helpers import in_process_api
+from tests.helpers import in_process_api, wait_for
 
+from dcos_backup.catalog.crypto import EncryptionKey
+from dcos_backup.catalog.models import BackupRecord, Status
 from dcos_backup.catalog.storage import LocalStorage, Storage, open_storage
+from dcos_backup.components import ZkSubtree
 from dcos_backup.service.api import DELETE, DOWNLOAD, LIST, RESTORE
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
 from dcos_backup.testing.trees import snapshot
 
 pytestmark = pytest.mark.e2e
+
+RECORD_KEY = EncryptionKey(bytes(range(100, 132)))  # the cluster's record key, as dcos-local makes one
 
 
 class Env:
@@ -52,9 +57,9 @@ class Env:
 def env(request, cluster, tmp_path) -> Iterator[Env]:
     if request.param == "s3":
         endpoint = request.getfixturevalue("s3_endpoint")
-        storage = open_storage(f"s3://{request.getfixturevalue('s3_bucket')}/catalog", endpoint)
+        storage = open_storage(f"s3://{request.getfixturevalue('s3_bucket')}/catalog", endpoint, record_key=RECORD_KEY)
     else:
-        storage = LocalStorage(tmp_path / "backups")
+        storage = LocalStorage(tmp_path / "backups", record_key=RECORD_KEY)
     with marathon_chroot(cluster, apps=8, seed=21) as (hosts, zk):
         yield Env(hosts, zk, storage)
 
@@ -138,6 +143,93 @@ def test_damaged_entries_are_quarantined_and_the_service_survives(env):
             assert http.request("DELETE", DELETE, json={"id": backup_id}).status_code == 200
         ids = [d["id"] for d in http.get(LIST).json()["backup_info"]]
         assert ids == [good["id"]]
+
+
+def copy_backup(env: Env, backup_id: str, edit, signed: bool) -> str:
+    """A copy of the backup ``backup_id`` (record and archives) under a new id, its record changed by
+    ``edit``; written raw (as someone with write access to the storage would) or, with ``signed``, through
+    the storage (as a service holding the cluster's key would: then only the checks after the HMAC stand)."""
+    new_id = f"tampered-{uuid.uuid4()}"
+    doc = raw_record(env.storage, backup_id)
+    for comp in doc["component_status"].values():
+        with env.storage.objects.get(f"{backup_id}/{comp['archive']}") as source:
+            env.storage.objects.put(f"{new_id}/{comp['archive']}", source)
+    doc["id"] = new_id
+    doc["restores"] = []
+    edit(doc)
+    if signed:
+        env.storage.write(BackupRecord.model_validate(doc))
+    else:
+        put_raw(env.storage, new_id, doc)
+    return new_id
+
+
+def root_slash(doc):
+    doc["component_status"]["marathon"]["root"] = "/"
+
+
+def zero_sha256(doc):
+    doc["component_status"]["marathon"]["sha256"] = "0" * 64
+
+
+def other_archive(doc):
+    doc["component_status"]["marathon"]["archive"] = "metronome.dcosbkp"
+
+
+def extra_component(doc):
+    doc["component_status"]["zookeeper"] = {**doc["component_status"]["marathon"], "root": "/zookeeper"}
+
+
+@pytest.mark.parametrize("edit", [root_slash, zero_sha256, other_archive, extra_component], ids=lambda e: e.__name__)
+def test_tampered_records_are_refused_with_the_tree_untouched(env, edit):
+    with env.service() as (http, _):
+        good = create_ready(http, "good")
+        env.zk.create("/outside/keep", b"not marathon's", makepath=True)
+        env.zk.set("/marathon", b"changed since the backup")
+        before = {root: snapshot(env.zk, root) for root in ("/marathon", "/outside")}
+        # Written raw: its HMAC does not verify, so it is a damaged entry.
+        raw_id = copy_backup(env, good["id"], edit, signed=False)
+        reply = http.post(RESTORE, json={"id": raw_id})
+        assert reply.status_code == 422 and reply.json()["code"] == "damaged_entry", reply.text
+        # Signed (a key that leaked, or a record of another registry): the checks behind the HMAC refuse it.
+        signed_id = copy_backup(env, good["id"], edit, signed=True)
+        reply = http.post(RESTORE, json={"id": signed_id})
+        if reply.status_code == 200:
+            restore = restore_ended(http, signed_id)["restores"][-1]
+            assert restore["status"] == "STATUS_ERROR" and "ZooKeeper was not changed" in restore["reason"], restore
+            assert restore.get("safety_backup_id") is None, "ZooKeeper was about to change"
+        else:
+            assert reply.status_code == 422, reply.text
+            assert "nothing was changed" in reply.json()["errors"][0]
+        assert {r: snapshot(env.zk, r) for r in before} == before
+
+
+def test_node_outside_the_root_is_refused_before_any_write(env):
+    """An archive whose nodes leave the component's root (taken by a service whose registry said "/") under
+    a record that agrees with this registry (signed: only the archive lies) is refused before any write."""
+    engine = ZkEngine(env.hosts)
+    wide = BackupService(env.storage, engine, [ZkSubtree("marathon", "/")], dcos_version="2.2.0")
+    try:
+        evil = wide.create("wide")
+        wait_for(lambda: env.storage.read(evil.id).status != Status.BACKING_UP, what="the wide backup")
+    finally:
+        wide.close()
+        engine.close()
+    record = env.storage.read(evil.id)
+    assert record.status == Status.READY, record.reason
+    record.component_status["marathon"].root = "/marathon"
+    env.storage.write(record)
+    env.zk.create("/zzz-evil", b"")  # in the archive, outside /marathon; gone before the restore
+    env.zk.delete("/zzz-evil")
+    before = snapshot(env.zk, "/")
+    with env.service() as (http, _):
+        reply = http.post(RESTORE, json={"id": evil.id})
+        assert reply.status_code == 200, reply.text
+        restore = restore_ended(http, evil.id)["restores"][-1]
+        assert restore["status"] == "STATUS_ERROR", restore
+        assert "outside its component's root /marathon" in restore["reason"], restore
+        assert restore.get("safety_backup_id") is None
+    assert snapshot(env.zk, "/") == before
 
 
 def test_safety_backup_of_an_unfinished_restore_cannot_be_deleted(env):

@@ -216,6 +216,9 @@ class BackupRecord(BaseModel):
     damaged: str | None = Field(
         None, description="why this catalog entry is quarantined (it can only be deleted); absent when it is sound"
     )
+    signature: str | None = Field(
+        None, description="HMAC-SHA256 of the record under the cluster's record key (catalog/signing.py)"
+    )
 
     _times_aware = field_validator("timestamp", "finished_at")(_aware)
 

@@ -15,7 +15,9 @@ A damaged entry (a ``backup.json`` that is not JSON, fails the record's validati
 its folder, or whatever else stops it loading) never fails the catalog: :meth:`Storage.read` raises
 :class:`DamagedEntry` (422) for it, :meth:`Storage.list_records` lists it quarantined
 (:meth:`~.models.BackupRecord.quarantined`: STATUS_ERROR with ``damaged``), it is logged once per
-process, it can be deleted, and it is never written back.
+process, it can be deleted, and it is never written back. A storage given the cluster's record key
+(:mod:`.signing`) signs every record it writes and treats one whose signature does not verify as damaged;
+:meth:`Storage.sign_unsigned` signs the records written before the key existed (once, when it is made).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dcos_backup.catalog.crypto import EncryptingWriter, EncryptionKey, plain_re
 from dcos_backup.catalog.ids import is_backup_id, valid_archive_name, validate_backup_id
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.catalog.objects import LocalStore, ObjectStore, open_store
+from dcos_backup.catalog.signing import RecordKey, sign, signature_problem
 from dcos_backup.errors import IntegrityError, NotFound
 from dcos_backup.fsutil import HashingReader, Sink, Source
 
@@ -50,9 +53,12 @@ class DamagedEntry(IntegrityError):
 class Storage:
     """The operations the service needs from a backup store, on ``objects``."""
 
-    def __init__(self, objects: ObjectStore, key: EncryptionKey | None = None) -> None:
+    def __init__(
+        self, objects: ObjectStore, key: EncryptionKey | None = None, record_key: RecordKey | None = None
+    ) -> None:
         self.objects = objects
         self.key = key
+        self.record_key = record_key
         self.url = objects.url
         self._reported: set[tuple[str, str]] = set()  # damaged entries already logged by this process
 
@@ -71,6 +77,14 @@ class Storage:
 
     def read(self, backup_id: str) -> BackupRecord:
         """The record of ``backup_id``; NotFound, or DamagedEntry if it cannot be trusted."""
+        record = self._load(backup_id)
+        problem = signature_problem(self.record_key, record) if self.record_key is not None else None
+        if problem is not None:
+            raise self._damaged(backup_id, problem)
+        return record
+
+    def _load(self, backup_id: str) -> BackupRecord:
+        """The record of ``backup_id`` if it loads whole and valid under its own id (signature unchecked)."""
         key = self._key(backup_id)
         try:
             raw = self.objects.get_bytes(key)
@@ -103,7 +117,24 @@ class Storage:
         """Replace the record atomically (a reader sees the old one or the new one)."""
         if record.damaged is not None:
             raise IntegrityError(f"backup {record.id} is a damaged catalog entry: it is never written back")
+        if self.record_key is not None:
+            sign(self.record_key, record)
         self.objects.put(self._key(record.id), record.model_dump_json(indent=2).encode())
+
+    def sign_unsigned(self) -> list[str]:
+        """Sign every sound record that has no signature yet (those written before the record key existed):
+        the ids signed. Called once, when the key is made: from then on an unsigned record is damaged."""
+        signed = []
+        for info in self.objects.list():
+            backup_id, _, name = info.key.partition("/")
+            if name != RECORD_FILE or not is_backup_id(backup_id):
+                continue
+            with contextlib.suppress(NotFound, DamagedEntry):
+                record = self._load(backup_id)
+                if record.signature is None:
+                    self.write(record)
+                    signed.append(backup_id)
+        return signed
 
     def delete(self, backup_id: str) -> None:
         record_key = self._key(backup_id)
@@ -141,9 +172,9 @@ class Storage:
 class LocalStorage(Storage):
     """The catalog in a directory of the master's disk."""
 
-    def __init__(self, root: Path, key: EncryptionKey | None = None) -> None:
+    def __init__(self, root: Path, key: EncryptionKey | None = None, record_key: RecordKey | None = None) -> None:
         self.root = Path(root)
-        super().__init__(LocalStore(self.root), key)
+        super().__init__(LocalStore(self.root), key, record_key)
 
     def archive_path(self, backup_id: str, name: str) -> Path:
         return self.root / self._key(backup_id, name)
@@ -159,8 +190,13 @@ def _why(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
 
 
-def open_storage(location: str, endpoint_url: str | None = None, key: EncryptionKey | None = None) -> Storage:
+def open_storage(
+    location: str,
+    endpoint_url: str | None = None,
+    key: EncryptionKey | None = None,
+    record_key: RecordKey | None = None,
+) -> Storage:
     """The catalog at ``location``: a directory or ``s3://bucket/prefix`` (with an S3 endpoint URL)."""
     if location.startswith("s3://"):
-        return Storage(open_store(location, endpoint_url=endpoint_url), key)
-    return LocalStorage(Path(location.removeprefix("file://")), key)
+        return Storage(open_store(location, endpoint_url=endpoint_url), key, record_key)
+    return LocalStorage(Path(location.removeprefix("file://")), key, record_key)

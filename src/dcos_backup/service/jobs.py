@@ -236,7 +236,7 @@ class BackupService:
         """Start a restore of a backup (of its subtrees ``paths``, moved by ``mapping`` "SRC=DST", if given);
         returns the restore as it starts (components STATUS_UNKNOWN)."""
         record = self.storage.read(backup_id)
-        targets = plan_restore(record, paths, mapping)
+        targets = plan_restore(record, paths, mapping, registry=self.components)
         # journalled by launch, before anything in ZooKeeper changes
         restore = record.start_restore(components_of(targets), sorted(set(paths)), mapping)
         self._check_held(record, targets)
@@ -249,7 +249,7 @@ class BackupService:
         """What :meth:`restore` with the same arguments would change, computed now (under the job lock, so
         no job changes the tree meanwhile) and changing nothing: no journal, no safety backup, no record."""
         record = self.storage.read(backup_id)
-        targets = plan_restore(record, paths, mapping)
+        targets = plan_restore(record, paths, mapping, registry=self.components)
         record.check_restorable()
         self._check_held(record, targets)
         return self._jobs.run_now("dry run", backup_id, partial(self._diff, record, targets))
@@ -351,11 +351,13 @@ class BackupService:
         restore.fail(reason)
 
     def _verify_archives(self, record: BackupRecord, names: Sequence[str]) -> None:
+        """Each archive's sha256 and structure, and every node in it under its component's root (which
+        plan_restore took from the registry): all checked before ZooKeeper is touched."""
         for name in names:
             comp = record.component_status[name]
             with self.storage.archive_reader(record.id, comp.archive or "") as raw:
                 try:
-                    verify_archive(raw, comp.sha256)
+                    verify_archive(raw, comp.sha256, root=comp.root)
                 except IntegrityError as exc:
                     raise IntegrityError(f"{name}: {exc}; ZooKeeper was not changed") from exc
 
