@@ -10,17 +10,20 @@ an unfinished restore cannot be deleted until its rollback has run.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import tarfile
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from tests.conftest import marathon_chroot
 from tests.e2e.test_service_api import backup_doc, create_ready, restore_ended
-from tests.helpers import in_process_api, wait_for
+from tests.helpers import in_process_api, service_api, wait_for
 
 from dcos_backup.catalog.crypto import EncryptionKey
 from dcos_backup.catalog.models import BackupRecord, Status
+from dcos_backup.catalog.portable import import_backup
 from dcos_backup.catalog.storage import LocalStorage, Storage, open_storage
 from dcos_backup.components import ZkSubtree
 from dcos_backup.service.api import DELETE, DOWNLOAD, LIST, RESTORE
@@ -268,3 +271,39 @@ def test_the_service_starts_over_a_damaged_catalog(env):
     with env.service() as (http, _):
         assert http.get(LIST).status_code == 200
     assert env.storage.objects.get_bytes(f"{backup_id}/backup.json") == b'{"id": 1}'
+
+
+def test_a_portable_backup_is_signed_by_the_cluster_that_receives_it(env, tmp_path):
+    """Download from this cluster, upload to another with its own record key: the other verifies the
+    archives whole, signs the record with its key, and restores it; a record tampered with in the file
+    is refused there by the checks behind the HMAC (here: a root the registry does not have)."""
+    with env.service() as (http, _):
+        backup = create_ready(http, "portable")
+        portable = http.get(DOWNLOAD, params={"id": backup["id"]}).content
+    other = LocalStorage(tmp_path / "other-cluster", record_key=EncryptionKey(bytes(range(200, 232))))
+    imported = import_backup(other, io.BytesIO(portable))
+    assert other.read(imported.id).signature != env.storage.read(backup["id"]).signature
+    env.zk.set("/marathon", b"changed since the backup")
+    with service_api(other, env.hosts) as api:
+        assert api.http.post(RESTORE, json={"id": backup["id"]}).status_code == 200
+        assert restore_ended(api.http, backup["id"])["restores"][-1]["status"] == "STATUS_READY"
+    assert env.zk.get("/marathon")[0] != b"changed since the backup"
+    other.delete(backup["id"])
+    forged = retarred(portable, "backup.json", lambda doc: doc.replace(b'"/marathon"', b'"/"', 1))
+    imported = import_backup(other, io.BytesIO(forged))  # the archives are whole: it is taken, and signed
+    with service_api(other, env.hosts) as api:
+        reply = api.http.post(RESTORE, json={"id": imported.id})
+        assert reply.status_code == 422 and "registry says /marathon" in reply.text, reply.text
+
+
+def retarred(portable: bytes, name: str, edit) -> bytes:
+    """The portable file with its member ``name`` changed by ``edit`` (a well-formed tar again)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(portable)) as source, tarfile.open(fileobj=out, mode="w") as target:
+        for member in source:
+            data = source.extractfile(member).read()
+            if member.name == name:
+                data = edit(data)
+                member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+    return out.getvalue()
