@@ -17,7 +17,7 @@ its folder, or whatever else stops it loading) never fails the catalog: :meth:`S
 (:meth:`~.models.BackupRecord.quarantined`: STATUS_ERROR with ``damaged``), it is logged once per
 process, it can be deleted, and it is never written back. A storage given the cluster's record key
 (:mod:`.signing`) signs every record it writes and treats one whose signature does not verify as damaged;
-:meth:`Storage.sign_unsigned` signs the records written before the key existed (once, when it is made).
+:meth:`Storage.adopt_catalog` signs the records written before the key existed (once, when it is made).
 """
 
 from __future__ import annotations
@@ -121,9 +121,12 @@ class Storage:
             sign(self.record_key, record)
         self.objects.put(self._key(record.id), record.model_dump_json(indent=2).encode())
 
-    def sign_unsigned(self) -> list[str]:
-        """Sign every sound record that has no signature yet (those written before the record key existed):
-        the ids signed. Called once, when the key is made: from then on an unsigned record is damaged."""
+    def adopt_catalog(self) -> list[str]:
+        """Sign every sound record whose signature does not verify under this storage's record key (written
+        before the key existed, or under a key since lost): the ids signed. Called once, when the key is
+        made (trust on first use); from then on such a record is damaged."""
+        if self.record_key is None:
+            return []
         signed = []
         for info in self.objects.list():
             backup_id, _, name = info.key.partition("/")
@@ -131,7 +134,7 @@ class Storage:
                 continue
             with contextlib.suppress(NotFound, DamagedEntry):
                 record = self._load(backup_id)
-                if record.signature is None:
+                if signature_problem(self.record_key, record) is not None:
                     self.write(record)
                     signed.append(backup_id)
         return signed

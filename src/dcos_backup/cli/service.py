@@ -136,7 +136,7 @@ def cli(
     record_key = load_key(record_key_file) if record_key_file is not None else None
     storage_backend = open_storage(storage, s3_endpoint_url, key, record_key)
     if created:  # trust on first use: what the catalog holds when the key is made is taken as it is
-        for backup_id in storage_backend.sign_unsigned():
+        for backup_id in storage_backend.adopt_catalog():
             log.warning("signed the catalog record %s, written before the record key existed", backup_id)
     auth = Credentials.read(zk_auth).auth_data if zk_auth is not None else []
     with ZkEngine(zk_hosts, auth=auth) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
