@@ -127,9 +127,11 @@ class ChunkReader(io.RawIOBase):
         return n
 
 
-def write_private_file(path: Path, data: bytes) -> None:
+def write_private_file(path: Path, data: bytes, replace: bool = True) -> None:
     """Write ``data`` to ``path`` atomically, readable by its owner only (0600; a new parent directory 0700):
-    keys, tokens and credentials never exist, not even for a moment, with wider permissions."""
+    keys, tokens and credentials never exist, not even for a moment, with wider permissions. Without
+    ``replace``, an existing ``path`` is kept and FileExistsError raised (of processes creating the same
+    key at once, exactly one wins, and the others read its key)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -139,7 +141,13 @@ def write_private_file(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(fd)
-    os.replace(tmp, path)
+    if replace:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # fails if path exists: creation and content in one step
+    finally:
+        tmp.unlink()
 
 
 def storage_error(exc: OSError, doing: str, directory: Path) -> StorageError:

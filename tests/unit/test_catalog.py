@@ -4,10 +4,11 @@ import os
 
 import pytest
 
+from dcos_backup.catalog.crypto import EncryptionKey
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
 from dcos_backup.catalog.objects import PARTIAL
-from dcos_backup.catalog.storage import LocalStorage
+from dcos_backup.catalog.storage import DamagedEntry, LocalStorage
 from dcos_backup.errors import NotFound, StorageError
 
 
@@ -77,3 +78,21 @@ def test_unwritable_storage_is_a_storage_error(tmp_path):
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(StorageError):
         LocalStorage(tmp_path / "file" / "sub")
+
+
+def test_records_are_signed_and_a_new_key_adopts_the_catalog_once(tmp_path):
+    """Records written before the record key existed are damaged under it until the key's creation
+    adopts them; a record changed afterwards (its signature no longer verifies) is damaged again."""
+    key = EncryptionKey(bytes(range(32)))
+    record = BackupRecord.start("before-key", {"marathon": "/marathon"}, "2.2.0")
+    LocalStorage(tmp_path).write(record)
+    signed = LocalStorage(tmp_path, record_key=key)
+    with pytest.raises(DamagedEntry, match="not signed"):
+        signed.read(record.id)
+    assert signed.adopt_catalog() == [record.id]
+    assert signed.read(record.id).signature is not None and signed.adopt_catalog() == []
+    path = tmp_path / record.id / "backup.json"
+    path.write_text(path.read_text().replace('"/marathon"', '"/"'))
+    with pytest.raises(DamagedEntry, match="does not verify"):
+        signed.read(record.id)
+    assert signed.list_records()[0].damaged.startswith("its signature does not verify")

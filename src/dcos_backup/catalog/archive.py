@@ -30,6 +30,7 @@ from kazoo.security import ACL, Id
 from dcos_backup.errors import IntegrityError
 from dcos_backup.fsutil import HashingReader, HashingWriter, Sink, Source
 from dcos_backup.zk import ZNode
+from dcos_backup.zk.records import is_under
 
 MAGIC = b"DCOSBKP\n"
 FORMAT = 1
@@ -114,8 +115,9 @@ def file_sha256(raw: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def verify_archive(raw: BinaryIO | Source, expected_sha256: str | None) -> ArchiveSummary:
-    """Check an archive in one pass: its sha256 against the catalog's and its whole structure.
+def verify_archive(raw: BinaryIO | Source, expected_sha256: str | None, root: str | None = None) -> ArchiveSummary:
+    """Check an archive in one pass: its sha256 against the catalog's, its whole structure and, given
+    ``root``, that every node lies under it (the first one that does not is named).
 
     The sha256 catches every flipped byte, including the few that zstd's own checksum cannot see
     (bits of a frame header that do not change the decoded content). ``raw`` is a plain file or a
@@ -126,6 +128,8 @@ def verify_archive(raw: BinaryIO | Source, expected_sha256: str | None) -> Archi
     structure_error: IntegrityError | None = None
     try:
         for node in read_archive(reader):  # type: ignore[arg-type]
+            if root is not None and not _inside(node.path, root):
+                raise IntegrityError(f"archive holds {node.path!r:.200}, outside its component's root {root}")
             nodes += 1
             data_bytes += len(node.data)
     except IntegrityError as exc:
@@ -136,6 +140,12 @@ def verify_archive(raw: BinaryIO | Source, expected_sha256: str | None) -> Archi
     if structure_error is not None:
         raise structure_error
     return ArchiveSummary(nodes, data_bytes, stored.size, stored.sha256, stored.key_id)
+
+
+def _inside(path: str, root: str) -> bool:
+    """``path`` is a plain absolute path (no empty, ``.`` or ``..`` part) in the subtree at ``root``."""
+    plain = path == "/" or all(part not in ("", ".", "..") for part in path.split("/")[1:])
+    return plain and is_under(path, root)
 
 
 def read_archive(raw: BinaryIO) -> Iterator[ZNode]:

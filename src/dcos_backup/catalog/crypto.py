@@ -97,10 +97,14 @@ def load_key(path: Path) -> EncryptionKey:
 
 
 def create_key_file(path: Path) -> bool:
-    """Make ``path`` a new random key (0600) unless it exists; True if it was created."""
+    """Make ``path`` a new random key (0600) unless it exists; True if it was created (by this call: of
+    several processes creating it at once, one is told True and all end up with its key)."""
     if path.exists():
         return False
-    write_private_file(path, os.urandom(KEY_BYTES))
+    try:
+        write_private_file(path, os.urandom(KEY_BYTES), replace=False)
+    except FileExistsError:
+        return False
     return True
 
 

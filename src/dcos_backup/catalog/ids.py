@@ -38,6 +38,14 @@ def is_backup_id(backup_id: object) -> bool:
     return match is not None and not match.group("label").startswith("..")
 
 
+_ARCHIVE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def valid_archive_name(name: object) -> bool:
+    """An archive is a plain file name in its backup's folder: no ``/``, never ``..``, never hidden."""
+    return isinstance(name, str) and _ARCHIVE_NAME.fullmatch(name) is not None and ".." not in name
+
+
 def validate_backup_id(backup_id: str) -> str:
     """A string that cannot be a backup id names no backup (NotFound)."""
     if not is_backup_id(backup_id):

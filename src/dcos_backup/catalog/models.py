@@ -18,6 +18,10 @@ written once, and refuses a move the state machine does not allow (:class:`~dcos
 
 A backup gets components only while it is backed up, and is restored only while it is ``STATUS_READY``
 and no restore of it runs. Files of earlier formats are upgraded when read (:mod:`.migrations`).
+
+A record is only loaded whole and valid: every time is timezone-aware, the format is one this code
+knows, an archive is a plain file name in the backup's own folder. Anything else is a damaged entry,
+which the catalog quarantines (:meth:`BackupRecord.quarantined`, ``storage.py``) instead of failing.
 """
 
 from __future__ import annotations
@@ -28,15 +32,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from dcos_backup.catalog.archive import ArchiveSummary
-from dcos_backup.catalog.ids import new_backup_id
-from dcos_backup.catalog.migrations import upgrade
+from dcos_backup.catalog.ids import new_backup_id, valid_archive_name
+from dcos_backup.catalog.migrations import UNKNOWN_VERSION, upgrade
 from dcos_backup.errors import Conflict
 
 FORMAT_VERSION = 2
 INTERRUPTED_BACKUP = "interrupted: the backup service stopped during the backup"
+UNKNOWN_TIME = datetime(1970, 1, 1, tzinfo=UTC)  # the timestamp a damaged entry is listed with
 
 
 class Status(StrEnum):
@@ -49,6 +54,13 @@ class Status(StrEnum):
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Times are compared and sorted: one without a timezone cannot be, so it makes the record invalid."""
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"{value.isoformat()} has no timezone")
+    return value
 
 
 def _require(what: str, current: Status, expected: Status, action: str) -> None:
@@ -88,6 +100,13 @@ class ComponentBackup(BaseModel):
     skipped_ephemeral: int = 0
     reason: str | None = None
     encryption: Encryption | None = Field(None, description="absent when the archive is stored in the clear")
+
+    @field_validator("archive")
+    @classmethod
+    def _archive_in_own_folder(cls, archive: str | None) -> str | None:
+        if archive is not None and not valid_archive_name(archive):
+            raise ValueError(f"archive {archive!r:.80} is not a file name in the backup's folder")
+        return archive
 
     def start(self) -> None:
         self.status = _move(f"component {self.root}", self.status, Status.UNKNOWN, Status.BACKING_UP)
@@ -131,6 +150,8 @@ class RestoreRecord(BaseModel):
     pruned_safety_backups: list[str] | None = Field(
         None, description="older safety backups deleted after this restore succeeded (the newest N are kept)"
     )
+
+    _times_aware = field_validator("timestamp", "finished_at")(_aware)
 
     @classmethod
     def start(
@@ -192,11 +213,40 @@ class BackupRecord(BaseModel):
     safety_for: str | None = Field(None, description="the backup whose restore this safety backup protects")
     schedule: str | None = Field(None, description="the schedule that took this backup; None for any other backup")
     format_version: int = FORMAT_VERSION
+    damaged: str | None = Field(
+        None, description="why this catalog entry is quarantined (it can only be deleted); absent when it is sound"
+    )
+    signature: str | None = Field(
+        None, description="HMAC-SHA256 of the record under the cluster's record key (catalog/signing.py)"
+    )
+
+    _times_aware = field_validator("timestamp", "finished_at")(_aware)
 
     @model_validator(mode="before")
     @classmethod
     def _upgrade_earlier_formats(cls, data: Any) -> Any:
         return upgrade(data)
+
+    @field_validator("format_version")
+    @classmethod
+    def _known_format(cls, version: int) -> int:
+        if version != FORMAT_VERSION:
+            raise ValueError(f"format {version} is not one this version reads (format {FORMAT_VERSION})")
+        return version
+
+    @classmethod
+    def quarantined(cls, backup_id: str, reason: str) -> BackupRecord:
+        """What the catalog lists for the damaged entry ``backup_id``: STATUS_ERROR, with ``damaged``
+        saying why. Nothing in the entry is trusted, so nothing but its folder's name is shown."""
+        return cls(
+            dcos_version=UNKNOWN_VERSION,
+            id=backup_id,
+            timestamp=UNKNOWN_TIME,
+            status=Status.ERROR,
+            label=backup_id[:-37],  # the id without "-<uuid4>"
+            reason=f"damaged catalog entry: {reason}",
+            damaged=reason,
+        )
 
     @classmethod
     def start(

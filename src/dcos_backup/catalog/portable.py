@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import tarfile
 import time
 from collections.abc import Iterator
@@ -38,7 +37,6 @@ VERSION = 1
 MAX_METADATA = 1 << 20  # bytes of the marker and of the record: anything bigger is not a backup
 _CHUNK = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE
-_ARCHIVE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
 def export_backup(storage: Storage, backup_id: str) -> Iterator[bytes]:
@@ -118,15 +116,12 @@ def _read_marker(tar: tarfile.TarFile, member: tarfile.TarInfo | None) -> None:
 def _read_record(tar: tarfile.TarFile, member: tarfile.TarInfo | None, storage: Storage) -> BackupRecord:
     try:
         record = BackupRecord.model_validate_json(_small_member(tar, member, RECORD_FILE))
-    except ValidationError as exc:
+    except ValidationError as exc:  # archive names that are not plain file names among them (models.py)
         raise IntegrityError(f"not a dcos-backup file: its {RECORD_FILE} is not a backup record") from exc
     if not is_backup_id(record.id):
         raise IntegrityError(f"not a dcos-backup file: {record.id!r} is not a backup id")
     if record.status != Status.READY:
         raise IntegrityError(f"backup {record.id} in the file is {record.status.value}, not READY")
-    for comp in record.component_status.values():
-        if comp.archive is not None and not _ARCHIVE_NAME.fullmatch(comp.archive):
-            raise IntegrityError(f"not a dcos-backup file: {comp.archive!r} is not an archive name")
     with contextlib.suppress(NotFound):
         storage.read(record.id)
         raise Conflict(f"backup {record.id} already exists in this cluster; delete it first to replace it")

@@ -10,63 +10,138 @@ A storage given an encryption key (:mod:`.crypto`) encrypts every archive it wri
 and clear archives alike (told apart by their first bytes), so backups made before the key still restore.
 Archive streams are :class:`~dcos_backup.fsutil.Sink` / :class:`~dcos_backup.fsutil.Source`: the size and
 sha256 they report are those of the bytes at rest.
+
+A damaged entry (a ``backup.json`` that is not JSON, fails the record's validation, names another id than
+its folder, or whatever else stops it loading) never fails the catalog: :meth:`Storage.read` raises
+:class:`DamagedEntry` (422) for it, :meth:`Storage.list_records` lists it quarantined
+(:meth:`~.models.BackupRecord.quarantined`: STATUS_ERROR with ``damaged``), it is logged once per
+process, it can be deleted, and it is never written back. A storage given the cluster's record key
+(:mod:`.signing`) signs every record it writes and treats one whose signature does not verify as damaged;
+:meth:`Storage.adopt_catalog` signs the records written before the key existed (once, when it is made).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from dcos_backup.catalog.crypto import EncryptingWriter, EncryptionKey, plain_reader
-from dcos_backup.catalog.ids import is_backup_id, validate_backup_id
+from dcos_backup.catalog.ids import is_backup_id, valid_archive_name, validate_backup_id
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.catalog.objects import LocalStore, ObjectStore, open_store
+from dcos_backup.catalog.signing import RecordKey, sign, signature_problem
 from dcos_backup.errors import IntegrityError, NotFound
 from dcos_backup.fsutil import HashingReader, Sink, Source
 
 RECORD_FILE = "backup.json"
+log = logging.getLogger(__name__)
+
+
+class DamagedEntry(IntegrityError):
+    """A catalog entry that cannot be trusted: listed as damaged, 422 on any use but delete."""
+
+    code = "damaged_entry"
+
+    def __init__(self, backup_id: str, reason: str) -> None:
+        super().__init__(f"backup {backup_id} is a damaged catalog entry ({reason}); it can only be deleted")
+        self.backup_id = backup_id
+        self.reason = reason
 
 
 class Storage:
     """The operations the service needs from a backup store, on ``objects``."""
 
-    def __init__(self, objects: ObjectStore, key: EncryptionKey | None = None) -> None:
+    def __init__(
+        self, objects: ObjectStore, key: EncryptionKey | None = None, record_key: RecordKey | None = None
+    ) -> None:
         self.objects = objects
         self.key = key
+        self.record_key = record_key
         self.url = objects.url
+        self._reported: set[tuple[str, str]] = set()  # damaged entries already logged by this process
 
     def _key(self, backup_id: str, name: str = RECORD_FILE) -> str:
         return f"{validate_backup_id(backup_id)}/{name}"
 
     def list_records(self, prefix: str = "") -> list[BackupRecord]:
-        """The records whose id starts with ``prefix``, oldest first (unreadable ones are left out)."""
+        """The records whose id starts with ``prefix``, oldest first; damaged entries quarantined among them."""
         records = []
         for info in self.objects.list():
             backup_id, _, name = info.key.partition("/")
             if name == RECORD_FILE and backup_id.startswith(prefix) and is_backup_id(backup_id):
-                with contextlib.suppress(NotFound, IntegrityError):
-                    records.append(self.read(backup_id))
+                with contextlib.suppress(NotFound):  # deleted while listing
+                    records.append(self.entry(backup_id))
         return sorted(records, key=lambda r: r.timestamp)
 
     def read(self, backup_id: str) -> BackupRecord:
+        """The record of ``backup_id``; NotFound, or DamagedEntry if it cannot be trusted."""
+        record = self._load(backup_id)
+        problem = signature_problem(self.record_key, record) if self.record_key is not None else None
+        if problem is not None:
+            raise self._damaged(backup_id, problem)
+        return record
+
+    def _load(self, backup_id: str) -> BackupRecord:
+        """The record of ``backup_id`` if it loads whole and valid under its own id (signature unchecked)."""
         key = self._key(backup_id)
         try:
-            return BackupRecord.model_validate_json(self.objects.get_bytes(key))
+            raw = self.objects.get_bytes(key)
         except NotFound as exc:
             raise NotFound(f"no backup with id {backup_id!r}") from exc
-        except ValidationError as exc:
-            raise IntegrityError(f"catalog entry {key} in {self.url} is unreadable") from exc
+        try:
+            record = BackupRecord.model_validate_json(raw)
+        except Exception as exc:
+            raise self._damaged(backup_id, _why(exc)) from exc
+        if record.id != backup_id:
+            raise self._damaged(backup_id, f"its id {record.id!r:.80} is not its folder's")
+        if record.damaged is not None:
+            raise self._damaged(backup_id, "it says it is damaged")
+        return record
+
+    def entry(self, backup_id: str) -> BackupRecord:
+        """The record of ``backup_id``, or its quarantined stand-in if it is damaged; NotFound if absent."""
+        try:
+            return self.read(backup_id)
+        except DamagedEntry as exc:
+            return BackupRecord.quarantined(backup_id, exc.reason)
+
+    def _damaged(self, backup_id: str, reason: str) -> DamagedEntry:
+        if (backup_id, reason) not in self._reported:
+            self._reported.add((backup_id, reason))
+            log.warning("quarantined the damaged catalog entry %s in %s: %s", backup_id, self.url, reason)
+        return DamagedEntry(backup_id, reason)
 
     def write(self, record: BackupRecord) -> None:
         """Replace the record atomically (a reader sees the old one or the new one)."""
+        if record.damaged is not None:
+            raise IntegrityError(f"backup {record.id} is a damaged catalog entry: it is never written back")
+        if self.record_key is not None:
+            sign(self.record_key, record)
         self.objects.put(self._key(record.id), record.model_dump_json(indent=2).encode())
+
+    def adopt_catalog(self) -> list[str]:
+        """Sign every sound record whose signature does not verify under this storage's record key (written
+        before the key existed, or under a key since lost): the ids signed. Called once, when the key is
+        made (trust on first use); from then on such a record is damaged."""
+        if self.record_key is None:
+            return []
+        signed = []
+        for info in self.objects.list():
+            backup_id, _, name = info.key.partition("/")
+            if name != RECORD_FILE or not is_backup_id(backup_id):
+                continue
+            with contextlib.suppress(NotFound, DamagedEntry):
+                record = self._load(backup_id)
+                if signature_problem(self.record_key, record) is not None:
+                    self.write(record)
+                    signed.append(backup_id)
+        return signed
 
     def delete(self, backup_id: str) -> None:
         record_key = self._key(backup_id)
-        self.read(backup_id)  # NotFound for an unknown id
+        self.entry(backup_id)  # NotFound for an unknown id; a damaged entry is deleted like any other
         # Drop the record first: a crash half-way leaves orphan archives, never a record without data.
         self.objects.delete(record_key)
         for info in self.objects.list(f"{backup_id}/"):
@@ -83,6 +158,8 @@ class Storage:
     @contextlib.contextmanager
     def archive_reader(self, backup_id: str, name: str) -> Iterator[Source]:
         """The archive's plain bytes (decrypted if it is encrypted); EncryptionKeyError without its key."""
+        if not valid_archive_name(name):  # records refuse such names too; this is the last line
+            raise IntegrityError(f"archive {name!r:.80} of backup {backup_id} is not a file in its folder")
         try:
             raw = self.objects.get(self._key(backup_id, name))
         except NotFound as exc:
@@ -98,16 +175,31 @@ class Storage:
 class LocalStorage(Storage):
     """The catalog in a directory of the master's disk."""
 
-    def __init__(self, root: Path, key: EncryptionKey | None = None) -> None:
+    def __init__(self, root: Path, key: EncryptionKey | None = None, record_key: RecordKey | None = None) -> None:
         self.root = Path(root)
-        super().__init__(LocalStore(self.root), key)
+        super().__init__(LocalStore(self.root), key, record_key)
 
     def archive_path(self, backup_id: str, name: str) -> Path:
         return self.root / self._key(backup_id, name)
 
 
-def open_storage(location: str, endpoint_url: str | None = None, key: EncryptionKey | None = None) -> Storage:
+def _why(exc: Exception) -> str:
+    """One line on why an entry did not load: the first validation error, or the exception's own line."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0] if errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{where or 'record'}: {str(first.get('msg', exc)).removeprefix('Value error, ')}"[:200]
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def open_storage(
+    location: str,
+    endpoint_url: str | None = None,
+    key: EncryptionKey | None = None,
+    record_key: RecordKey | None = None,
+) -> Storage:
     """The catalog at ``location``: a directory or ``s3://bucket/prefix`` (with an S3 endpoint URL)."""
     if location.startswith("s3://"):
-        return Storage(open_store(location, endpoint_url=endpoint_url), key)
-    return LocalStorage(Path(location.removeprefix("file://")), key)
+        return Storage(open_store(location, endpoint_url=endpoint_url), key, record_key)
+    return LocalStorage(Path(location.removeprefix("file://")), key, record_key)

@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from dcos_backup.catalog.crypto import load_key
+from dcos_backup.catalog.crypto import create_key_file, load_key
 from dcos_backup.catalog.storage import open_storage
 from dcos_backup.cli._common import run
 from dcos_backup.components import DEFAULT_COMPONENTS, parse_component
@@ -27,6 +27,7 @@ from dcos_backup.service.schedules import ScheduleStore
 from dcos_backup.service.server import serve
 
 file_option = click.Path(path_type=Path, dir_okay=False)
+log = logging.getLogger(__name__)
 
 
 @click.command(help="Run the backup service: DC/OS's Backup and Restore API on a unix socket, and the job runner.")
@@ -76,6 +77,13 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     help="File (0600) with the AES-256 key: every new archive is encrypted with it. Keep a copy off the cluster.",
 )
 @click.option(
+    "--record-key-file",
+    type=file_option,
+    default=None,
+    help="File (0600) with the cluster's key that signs catalog records (HMAC-SHA256), the same on every master; "
+    "created with a new random key if missing (then the records already in the catalog are signed once).",
+)
+@click.option(
     "--component",
     "components",
     multiple=True,
@@ -113,6 +121,7 @@ def cli(
     zk_auth: Path | None,
     keep_safety_backups: int,
     encryption_key_file: Path | None,
+    record_key_file: Path | None,
     components: tuple[str, ...],
     instance: str | None,
     advertise: str | None,
@@ -123,7 +132,12 @@ def cli(
     comps = tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS
     public_key = load_public_key(iam_public_key)
     key = load_key(encryption_key_file) if encryption_key_file is not None else None
-    storage_backend = open_storage(storage, s3_endpoint_url, key)
+    created = record_key_file is not None and create_key_file(record_key_file)
+    record_key = load_key(record_key_file) if record_key_file is not None else None
+    storage_backend = open_storage(storage, s3_endpoint_url, key, record_key)
+    if created:  # trust on first use: what the catalog holds when the key is made is taken as it is
+        for backup_id in storage_backend.adopt_catalog():
+            log.warning("signed the catalog record %s, written before the record key existed", backup_id)
     auth = Credentials.read(zk_auth).auth_data if zk_auth is not None else []
     with ZkEngine(zk_hosts, auth=auth) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
         instance = instance or f"{socket.gethostname()}:{socket_path}"

@@ -9,6 +9,7 @@
     DIR/iam/private.pem                      the IAM's signing key (0600); public.pem verifies tokens
     DIR/secrets/zk-credentials               the service's ZooKeeper identity for the users znode (0600)
     DIR/secrets/bootstrapuser.token          a token of the superuser bootstrapuser (0600)
+    DIR/secrets/record.key                   the cluster's key that signs catalog records (0600; every master's)
     DIR/adminrouter/master-N/                master N's nginx: nginx.conf, error.log, access.log, tmp/
     DIR/run/dcos-backup-master-N.sock        master N's backup service's socket (its Admin Router proxies to it)
     DIR/run/*.pid                            pid files of the processes beside the masters
@@ -68,6 +69,11 @@ class ClusterFiles:
     def zk_auth(self) -> Path:
         """The digest identity (user:password) the backup service presents to ZooKeeper (``up --zk-auth``)."""
         return self.secrets_dir / "zk-auth"
+
+    @property
+    def record_key(self) -> Path:
+        """The key every master's backup service signs and checks catalog records with (catalog/signing.py)."""
+        return self.secrets_dir / "record.key"
 
     @property
     def token_file(self) -> Path:

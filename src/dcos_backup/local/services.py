@@ -152,6 +152,7 @@ def start_service(
         *("--zk", zk_hosts, "--storage", info["storage"], "--socket", info["socket"]),
         *(("--s3-endpoint-url", s3_endpoint) if s3_endpoint else ()),
         *("--iam-public-key", str(files.iam_public_key), "--zk-credentials", str(files.zk_credentials)),
+        *("--record-key-file", str(files.record_key)),
         *("--instance", info["instance"], "--advertise", url, "--ca-file", str(files.ca_cert)),
         *(("--zk-auth", str(files.zk_auth)) if files.zk_auth.exists() else ()),
         *(arg for hook in hooks for arg in ("--hook", hook)),

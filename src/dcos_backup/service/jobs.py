@@ -197,25 +197,46 @@ class BackupService:
         return record
 
     def delete(self, backup_id: str) -> BackupRecord:
+        """Delete a backup (a damaged entry too); Conflict while a job uses it or an unfinished restore
+        depends on it as its safety backup."""
+
         def delete_unless_in_use(job: Job | None) -> BackupRecord:
             if job is not None and backup_id in (job.id, job.progress.get("safety_backup_id")):
                 raise Conflict(
                     f"backup {backup_id} is in use by a running {job.kind}; wait for it to finish", running=job.id
                 )
-            record = self.storage.read(backup_id)
+            record = self.storage.entry(backup_id)
             if record.status == Status.BACKING_UP:
                 raise Conflict(f"backup {backup_id} is still being created")
+            self._check_not_protecting(record)
             self.storage.delete(backup_id)
             return record
 
-        self.storage.read(backup_id)  # 404 first
+        self.storage.entry(backup_id)  # 404 first
         return self._jobs.between_jobs(delete_unless_in_use)
+
+    def _check_not_protecting(self, record: BackupRecord) -> None:
+        """A safety backup whose restore has not ended (interrupted, its rollback pending) is what that
+        rollback applies: deleting it would leave the tree half-restored (Conflict)."""
+        if record.safety_for is None:
+            return
+        try:
+            protected = self.storage.read(record.safety_for)
+        except DcosBackupError:
+            return  # gone or damaged: no restore of it can be rolled back with this one
+        latest = protected.latest_restore
+        if latest is not None and latest.status == Status.RESTORING and latest.safety_backup_id == record.id:
+            raise Conflict(
+                f"backup {record.id} is the safety backup of the unfinished restore {latest.id} of "
+                f"{protected.id}: its rollback needs it; delete it once that restore has ended",
+                running=protected.id,
+            )
 
     def restore(self, backup_id: str, paths: Sequence[str] = (), mapping: str | None = None) -> RestoreRecord:
         """Start a restore of a backup (of its subtrees ``paths``, moved by ``mapping`` "SRC=DST", if given);
         returns the restore as it starts (components STATUS_UNKNOWN)."""
         record = self.storage.read(backup_id)
-        targets = plan_restore(record, paths, mapping)
+        targets = plan_restore(record, paths, mapping, registry=self.components)
         # journalled by launch, before anything in ZooKeeper changes
         restore = record.start_restore(components_of(targets), sorted(set(paths)), mapping)
         self._check_held(record, targets)
@@ -228,7 +249,7 @@ class BackupService:
         """What :meth:`restore` with the same arguments would change, computed now (under the job lock, so
         no job changes the tree meanwhile) and changing nothing: no journal, no safety backup, no record."""
         record = self.storage.read(backup_id)
-        targets = plan_restore(record, paths, mapping)
+        targets = plan_restore(record, paths, mapping, registry=self.components)
         record.check_restorable()
         self._check_held(record, targets)
         return self._jobs.run_now("dry run", backup_id, partial(self._diff, record, targets))
@@ -330,11 +351,13 @@ class BackupService:
         restore.fail(reason)
 
     def _verify_archives(self, record: BackupRecord, names: Sequence[str]) -> None:
+        """Each archive's sha256 and structure, and every node in it under its component's root (which
+        plan_restore took from the registry): all checked before ZooKeeper is touched."""
         for name in names:
             comp = record.component_status[name]
             with self.storage.archive_reader(record.id, comp.archive or "") as raw:
                 try:
-                    verify_archive(raw, comp.sha256)
+                    verify_archive(raw, comp.sha256, root=comp.root)
                 except IntegrityError as exc:
                     raise IntegrityError(f"{name}: {exc}; ZooKeeper was not changed") from exc
 

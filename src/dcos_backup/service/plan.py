@@ -6,6 +6,10 @@ job steps (``service/jobs.py``) apply, compare and diff each target, and back up
 :meth:`Target.touched` first (the safety backup), so a failure rolls back those subtrees only.
 Every check that needs no ZooKeeper is made here, before anything runs: a path that is not absolute
 or outside every component's root, a malformed mapping (:class:`UsageError`, 400 / exit 2).
+
+Where a component is applied comes from this cluster's component registry, never from the catalog: a
+record whose root for a component differs from the registry's, or that holds a component the registry
+does not know, is refused (:func:`registry_roots`, IntegrityError, 422) before anything runs.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from dcos_backup.catalog.models import BackupRecord
-from dcos_backup.errors import UsageError
+from dcos_backup.components import ZkSubtree
+from dcos_backup.errors import IntegrityError, UsageError
 from dcos_backup.zk import PathMap, ZNode
 from dcos_backup.zk.records import is_under
 from dcos_backup.zk.subtrees import normal_path
@@ -42,10 +47,13 @@ class Target:
         return self.paths if self.paths is not None else (self.root,)
 
 
-def plan_restore(record: BackupRecord, paths: Sequence[str] = (), mapping: str | None = None) -> list[Target]:
-    """The targets of a restore of ``record``; with neither ``paths`` nor ``mapping``, every component whole."""
+def plan_restore(
+    record: BackupRecord, paths: Sequence[str] = (), mapping: str | None = None, *, registry: Sequence[ZkSubtree]
+) -> list[Target]:
+    """The targets of a restore of ``record`` into the components ``registry`` defines; with neither
+    ``paths`` nor ``mapping``, every component whole."""
     chosen = sorted({normal_path(p, "--path") for p in paths})
-    roots = {name: comp.root for name, comp in record.component_status.items()}
+    roots = registry_roots(record, registry)
     if mapping is not None:
         return [_mapped_target(roots, PathMap.parse(mapping), chosen)]
     if not chosen:
@@ -59,6 +67,25 @@ def plan_restore(record: BackupRecord, paths: Sequence[str] = (), mapping: str |
         if mine:
             targets.append(Target(name, root, mine, mine))
     return targets
+
+
+def registry_roots(record: BackupRecord, registry: Sequence[ZkSubtree]) -> dict[str, str]:
+    """Each component of ``record`` -> its root in ``registry``; IntegrityError if the record disagrees."""
+    known = {comp.name: comp.root for comp in registry}
+    roots = {}
+    for name, comp in record.component_status.items():
+        if name not in known:
+            raise IntegrityError(
+                f"backup {record.id} holds a component {name!r:.40} this cluster does not have "
+                f"({', '.join(known)}); nothing was changed"
+            )
+        if comp.root != known[name]:
+            raise IntegrityError(
+                f"backup {record.id}: its record says component {name} is {comp.root!r:.80}, this cluster's "
+                f"registry says {known[name]}; nothing was changed"
+            )
+        roots[name] = known[name]
+    return roots
 
 
 def _mapped_target(roots: dict[str, str], mapping: PathMap, paths: list[str]) -> Target:
