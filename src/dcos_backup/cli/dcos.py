@@ -18,9 +18,8 @@ import click
 from dcos_backup import __version__
 from dcos_backup.catalog.ids import validate_label
 from dcos_backup.cli._common import run
-from dcos_backup.cli._progress import human_bytes
 from dcos_backup.cli.endpoint import resolve_endpoint
-from dcos_backup.cli.output import dcos_time, print_json, print_result, print_table
+from dcos_backup.cli.output import dcos_time, human_bytes, print_json, print_result, print_table
 from dcos_backup.cli.schedule import schedule
 from dcos_backup.errors import DcosBackupError
 from dcos_backup.service.client import (

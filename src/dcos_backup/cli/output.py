@@ -8,6 +8,14 @@ from datetime import datetime
 import click
 
 
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
 def dcos_time(timestamp: str) -> str:
     """RFC 3339 as the DC/OS CLI prints times: ``2019-03-18 23:15:47.639999 +0000 UTC``."""
     return datetime.fromisoformat(timestamp).strftime("%Y-%m-%d %H:%M:%S.%f %z UTC")
