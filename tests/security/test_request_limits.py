@@ -133,7 +133,7 @@ def test_huge_chunked_bodies_without_a_token_are_refused_unread(cluster, door, p
     with client(cluster, door) as http, peak_rss(pid) as rss, ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: post_chunked(http, {}, path), range(4)))
     # The service refuses the token before the body (401); the Admin Router refuses a capped route's body
-    # before the token (413), and passes the upload's on unbuffered, to the service's 401.
+    # before the token (413), and an unbuffered upload without an Authorization header itself (401).
     expected = (413, "too_large") if (door, path) == ("admin_router", CREATE) else (401, "unauthorized")
     for response, _, _ in answers:
         assert_json_error(response, *expected)

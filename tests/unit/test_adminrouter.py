@@ -56,7 +56,7 @@ def test_routes_limits_and_json_errors(router):
     assert f"client_max_body_size {MAX_BODY};" in conf
     assert f"pid {router.pid_file};" in conf  # never the system's /run/nginx.pid
     bodies = re.findall(r"return (\d+) '(.*)';", conf)
-    assert {code for code, _ in bodies} == {"400", "404", "413", "429", "503"}
+    assert {code for code, _ in bodies} == {"400", "401", "404", "413", "429", "503"}
     assert f"limit_conn per_client {PER_CLIENT};" in conf
     for _, body in bodies:
         assert set(json.loads(body)) == {"errors", "code"}

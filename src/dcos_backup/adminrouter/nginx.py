@@ -136,6 +136,12 @@ http {{
         # Portable backups stream both ways: no body limit, nothing buffered (the service checks the token
         # before it reads a byte of an upload, and streams it to storage).
         location ~ ^{prefix}/(download|upload)$ {{
+            # Refused here, not by the service: nginx streams this body on unbuffered, and a service that
+            # closes the connection on an unread body while nginx still writes it makes nginx answer 503.
+            if ($http_authorization = "") {{
+                add_header WWW-Authenticate acsjwt always;
+                return 401 {missing_token};
+            }}
             {client_errors}
             {to_backup_service}
             client_max_body_size 0;
@@ -250,6 +256,7 @@ class AdminRouter:
             "            error_page 429 = @too_many;",
             to_backup_service=_TO_BACKUP_SERVICE,
             not_found=_json("not_found", "no such route on the Admin Router"),
+            missing_token=_json("unauthorized", "missing token: send an Authorization header (token=<token>)"),
             bad_request=_json("invalid_request", "bad request (headers too large or malformed)"),
             too_large=_json("too_large", f"request body larger than {MAX_BODY} bytes"),
             too_many=_json("too_many_requests", f"more than {PER_CLIENT} requests at once from this address"),
