@@ -22,7 +22,7 @@ import json
 import logging
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -265,7 +265,9 @@ class BackupService:
         for _ in self._archived(record, name, root, job, counted=True):
             pass
 
-    def _archived(self, record: BackupRecord, name: str, root: str, job: Job, counted: bool) -> Iterator[ZNode]:
+    def _archived(
+        self, record: BackupRecord, name: str, root: str, job: Job, counted: bool
+    ) -> Generator[ZNode, None, None]:
         """The live subtree at ``root``, yielded as it is written into the component's archive; the component
         is finished with the stream. ``counted``: report the nodes in the job's progress (and check for a
         cancel) here; else the caller does."""
@@ -363,7 +365,7 @@ class BackupService:
         if target.paths is None and target.mapping is None:
             job.progress["total"] = archive.summary.nodes
         names = {path: comp for comp, path in safety_roots([target]).items()}
-        streams: list[Iterator[ZNode]] = []
+        streams: list[Generator[ZNode, None, None]] = []
 
         def read(path: str) -> Iterator[ZNode]:
             streams.append(self._archived(safety, names.pop(path), path, job, counted=False))
