@@ -133,6 +133,13 @@ class AccessDenied(DcosBackupError):
     code = "zookeeper_access_denied"
 
 
+class ChangedMeanwhile(Conflict):
+    """ZooKeeper refused a planned change because another client changed the node since it was read
+    (created it, deleted it, gave it children): what was planned no longer fits the tree."""
+
+    code = "changed_meanwhile"
+
+
 class ServiceUnavailable(Unavailable):
     """The backup service cannot be reached."""
 

@@ -6,11 +6,11 @@ The service is given it instead of a :class:`~dcos_backup.service.engine.ZkEngin
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from dcos_backup.errors import ZooKeeperUnavailable
 from dcos_backup.service.engine import Engine, JobLock
-from dcos_backup.zk import ApplyStats, ReadStats, TreeDiff, ZNode
+from dcos_backup.zk import ApplyStats, OpLog, ReadStats, TreeDiff, ZNode
 
 
 class FaultyEngine:
@@ -20,7 +20,8 @@ class FaultyEngine:
       so a job is still running when the next request arrives;
     - ``read_fails_after``: a read raises ZooKeeperUnavailable after that many nodes;
     - ``compare_lies``: that many comparisons report an "injected difference" without looking;
-    - ``apply_gate``: an Event; while it is clear, an apply stops taking nodes after ``gate_after`` (30 s at most).
+    - ``apply_gate``: an Event; while it is clear, an apply stops taking nodes (or planned operations)
+      after ``gate_after`` (30 s at most).
     """
 
     def __init__(self, real: Engine) -> None:
@@ -46,7 +47,21 @@ class FaultyEngine:
         self.applies += 1
         return self.real.apply(root, self._gated(nodes), paths)
 
-    def _gated(self, nodes: Iterable[ZNode]) -> Iterator[ZNode]:
+    def plan(
+        self,
+        root: str,
+        nodes: Iterable[ZNode],
+        ops: OpLog,
+        paths: Sequence[str] | None = None,
+        read: Callable[[str], Iterator[ZNode]] | None = None,
+    ) -> ApplyStats:
+        return self.real.plan(root, nodes, ops, paths, read or self.read)
+
+    def apply_ops(self, ops: Iterable[object]) -> None:
+        self.applies += 1
+        self.real.apply_ops(self._gated(ops))
+
+    def _gated(self, nodes: Iterable) -> Iterator:
         for i, node in enumerate(nodes):
             if i == self.gate_after and self.apply_gate is not None:
                 self.apply_gate.wait(30)

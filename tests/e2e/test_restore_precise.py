@@ -3,6 +3,8 @@ in-process against the real shared ensemble (the ``env`` of test_service_api: a 
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from kazoo.security import OPEN_ACL_UNSAFE
 from tests.e2e.test_service_api import backup_doc, create_ready, env, restore_ended  # noqa: F401 (env: a fixture)
@@ -127,13 +129,13 @@ def test_a_failed_subtree_restore_rolls_back_that_subtree_only(env):  # noqa: F8
     doc = create_ready(http)
     damage(zk)
     damaged = snapshot(zk)
-    service.engine.compare_lies = 1
+    service.engine.compare_lies = 2  # after the planned changes, and after applying again
     service.engine.applies = 0
     http.post(RESTORE, json={"id": doc["id"], "paths": [f"/marathon/state/app/{apps[3]}"]})
     restore = restore_ended(http, doc["id"])["restores"][-1]
     assert restore["status"] == "STATUS_ERROR" and "rolled back" in restore["reason"], restore
     assert snapshot(zk) == damaged
-    assert service.engine.applies == 2  # the restore of the subtree and its rollback, nothing else
+    assert service.engine.applies == 3  # the planned changes, the catch-up, the rollback: nothing else
     safety = backup_doc(http, restore["safety_backup_id"])
     assert [c["root"] for c in safety["component_status"].values()] == [f"/marathon/state/app/{apps[3]}"]
 
@@ -184,3 +186,26 @@ def test_a_60000_child_directory_backs_up_and_restores_through_the_service(env):
         assert snapshot(zk) == before
     finally:
         apply_tree(hosts, "/marathon/huge", [])
+
+
+@pytest.mark.parametrize("change", ["a planned create meets a node", "an unchanged node changes"])
+def test_a_restore_whose_tree_changes_after_its_plan_applies_the_backup_again(env, change):  # noqa: F811
+    """A restore plans its changes during the safety backup and sends them after it; another client that
+    changes the tree in between (here: while the first planned change waits) makes it catch up, not fail."""
+    http, service, zk, _ = env
+    apps = sorted(zk.get_children("/marathon/state/app"))
+    doc = create_ready(http)
+    wanted = snapshot(zk)
+    damage(zk)  # deletes apps[0] (the restore plans to create it again) and changes apps[3]
+    service.engine.gate_after = 0
+    service.engine.apply_gate = gate = threading.Event()  # the planned changes wait before the first one
+    http.post(RESTORE, json={"id": doc["id"]})
+    wait_for(lambda: (service.progress(doc["id"]) or {}).get("phase") == "applying marathon")
+    if change == "a planned create meets a node":
+        zk.create(f"/marathon/state/app/{apps[0]}", b"created meanwhile")
+    else:
+        zk.set(f"/marathon/state/app/{apps[8]}", b"changed meanwhile")
+    gate.set()
+    restore = restore_ended(http, doc["id"])["restores"][-1]
+    assert restore["status"] == "STATUS_READY", restore
+    assert snapshot(zk) == wanted

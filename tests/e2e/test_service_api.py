@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -290,7 +291,7 @@ def test_failed_restore_rolls_back_to_the_safety_backup(env):
     doc = create_ready(http)
     damage(zk)
     damaged = snapshot(zk)
-    service.engine.compare_lies = 1  # the verification after the restore "finds" a difference
+    service.engine.compare_lies = 2  # both verifications (after the planned changes, after applying again) "find" one
     http.post(RESTORE, json={"id": doc["id"]})
     restore = restore_ended(http, doc["id"])["restores"][-1]
     assert restore["status"] == "STATUS_ERROR"
@@ -456,7 +457,7 @@ def test_only_the_newest_safety_backups_are_kept(env):
         assert kept == safeties[-2:]  # the newest two, oldest first
         assert restore["pruned_safety_backups"] == (safeties[:1] if round_no == 2 else None)
 
-    service.engine.compare_lies = 1  # a failed restore prunes nothing
+    service.engine.compare_lies = 2  # a failed restore prunes nothing
     http.post(RESTORE, json={"id": doc["id"]})
     failed = restore_ended(http, doc["id"])["restores"][-1]
     assert failed["status"] == "STATUS_ERROR" and failed["pruned_safety_backups"] is None
@@ -469,16 +470,20 @@ def test_a_restore_reports_its_phases_and_counts(env):
     total = doc["component_status"]["marathon"]["nodes"]
     assert total > 100
     damage(zk)
-    service.engine.gate_after = 100
-    service.engine.apply_gate = gate = threading.Event()  # the apply stops after 100 nodes of the archive
+    service.engine.gate_after = 70
+    service.engine.gate = gate = threading.Event()  # the live read stops after 70 nodes
 
-    def applying() -> dict | None:
-        progress = backup_doc(http, doc["id"]).get("progress")
-        return progress if progress and progress["phase"] == "applying marathon" and progress["nodes"] else None
+    def phase(name: str) -> Callable[[], dict | None]:
+        def reached() -> dict | None:
+            progress = backup_doc(http, doc["id"]).get("progress")
+            return progress if progress and progress["phase"] == name and progress["nodes"] else None
+
+        return reached
 
     http.post(RESTORE, json={"id": doc["id"]})
-    progress = wait_for(applying)
-    assert progress["nodes"] == 64 and progress["total"] == total  # counted every 64 nodes: never 128 at the gate
+    progress = wait_for(phase("safety backup and difference of marathon"))
+    # the archive's nodes merged so far, counted every 64: the live read's gate holds them under 128
+    assert progress["nodes"] == 64 and progress["total"] == total
     assert progress["safety_backup_id"].startswith("safety-")
     gate.set()
     assert restore_ended(http, doc["id"])["restores"][-1]["status"] == "STATUS_READY"

@@ -6,7 +6,7 @@ from kazoo.protocol.serialization import Create, Delete, SetACL, SetData
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl
 
-from dcos_backup.zk import ApplyStats, ZNode, path_key
+from dcos_backup.zk import ApplyStats, OpLog, ZNode, path_key
 from dcos_backup.zk.merge import Planner, RaiseCounter, child_counter, merge_steps
 
 OPEN = tuple(OPEN_ACL_UNSAFE)
@@ -125,3 +125,20 @@ def test_a_live_counter_that_is_high_enough_is_left_alone():
     low = nodes(("/q", b"", OPEN, stat(cversion=6, children=2)))  # counter 4 live, 50 wanted
     sink, stats = plan(low, wanted)
     assert describe(sink.ops) == [("raise", "/chroot/q", 46)] and stats.unchanged == 1
+
+
+def test_an_op_log_replays_every_kind_of_operation_as_planned():
+    big = b"\xff" * 300_000  # several reads of the log's file per op
+    ops = [
+        Create("/c/a", big, list(LOCKED), 0),
+        SetData("/c/b", b"", -1),
+        Delete("/c/d", -1),
+        SetACL("/c/a", list(LOCKED), -1),
+        RaiseCounter("/c", 7),
+    ] * 3
+    with OpLog() as log:
+        for op in ops:
+            log.add(op)
+        assert log.count == len(ops)
+        assert list(log) == ops
+        assert list(log) == ops  # replayable: a catch-up or a retry reads it again

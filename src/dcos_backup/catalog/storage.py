@@ -18,15 +18,23 @@ its folder, or whatever else stops it loading) never fails the catalog: :meth:`S
 process, it can be deleted, and it is never written back. A storage given the cluster's record key
 (:mod:`.signing`) signs every record it writes and treats one whose signature does not verify as damaged;
 :meth:`Storage.adopt_catalog` signs the records written before the key existed (once, when it is made).
+
+What a restore applies must be the bytes whose sha256 it checked, whatever happens to the stored object
+meanwhile (replaced, rewritten in place, another S3 version): :meth:`Storage.checked_archive` copies the
+stored bytes into a private, unlinked spool file while it checks them, and every later read of the
+restore (difference, verification) comes from that spool.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
+from dcos_backup.catalog.archive import ArchiveSummary, verify_archive
 from dcos_backup.catalog.crypto import EncryptingWriter, EncryptionKey, plain_reader
 from dcos_backup.catalog.ids import is_backup_id, valid_archive_name, validate_backup_id
 from dcos_backup.catalog.models import BackupRecord
@@ -48,6 +56,37 @@ class DamagedEntry(IntegrityError):
         super().__init__(f"backup {backup_id} is a damaged catalog entry ({reason}); it can only be deleted")
         self.backup_id = backup_id
         self.reason = reason
+
+
+class _Tee:
+    """A stored object's bytes as read, copied into ``spool`` on the way."""
+
+    def __init__(self, raw: BinaryIO, spool: BinaryIO) -> None:
+        self.raw = raw
+        self.spool = spool
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.spool.write(data)
+        return data
+
+
+class CheckedArchive:
+    """An archive whose stored bytes passed their sha256 and structure check (:attr:`summary`), kept in a
+    private spool: :meth:`reader` streams exactly those bytes again, as often as needed (one at a time)."""
+
+    def __init__(self, spool: BinaryIO, key: EncryptionKey | None, what: str, summary: ArchiveSummary) -> None:
+        self._spool = spool
+        self._key = key
+        self._what = what
+        self.summary = summary
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Source]:
+        """The archive's plain bytes (decrypted if it is encrypted), from the checked copy."""
+        self._spool.flush()
+        self._spool.seek(0)
+        yield plain_reader(HashingReader(self._spool), self._key, self._what)
 
 
 class Storage:
@@ -166,6 +205,23 @@ class Storage:
             raise IntegrityError(f"archive {name} of backup {backup_id} is missing") from exc
         with raw:
             yield plain_reader(HashingReader(raw), self.key, f"archive {name} of backup {backup_id}")
+
+    @contextlib.contextmanager
+    def checked_archive(
+        self, backup_id: str, name: str, sha256: str | None, root: str | None = None
+    ) -> Iterator[CheckedArchive]:
+        """The archive, checked against ``sha256`` (IntegrityError on a mismatch or any damage; given ``root``,
+        on a node outside it) in the same pass that copies it into a private spool; the spool goes when the
+        block ends."""
+        what = f"archive {name} of backup {backup_id}"
+        try:
+            raw = self.objects.get(self._key(backup_id, name))
+        except NotFound as exc:
+            raise IntegrityError(f"{what} is missing") from exc
+        with tempfile.TemporaryFile() as spool:
+            with raw:
+                summary = verify_archive(plain_reader(HashingReader(_Tee(raw, spool)), self.key, what), sha256, root)
+            yield CheckedArchive(spool, self.key, what, summary)
 
     def remove_partials(self, backup_id: str) -> None:
         """Drop what an interrupted backup left half-written (files, unfinished uploads)."""

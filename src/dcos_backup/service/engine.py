@@ -8,7 +8,7 @@ one ensemble); tests that need a fault wrap it (fail or block at a given point) 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from kazoo.client import KazooClient
@@ -18,15 +18,18 @@ from kazoo.recipe.lock import Lock
 from dcos_backup.errors import ZooKeeperUnavailable
 from dcos_backup.zk import (
     ApplyStats,
+    OpLog,
     ReadStats,
     TreeDiff,
     ZkSpec,
     ZNode,
+    apply_ops,
     apply_tree,
     compare_tree,
     connect,
     diff_tree,
     iter_tree,
+    plan_tree,
 )
 from dcos_backup.zk.spec import DEFAULT_MAX_OUTAGE
 
@@ -66,6 +69,22 @@ class Engine(Protocol):
 
     def apply(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> ApplyStats:
         """Make the live subtree at ``root`` (only its subtrees ``paths``, if given) equal to ``nodes`` (pre-order)."""
+        ...
+
+    def plan(
+        self,
+        root: str,
+        nodes: Iterable[ZNode],
+        ops: OpLog,
+        paths: Sequence[str] | None = None,
+        read: Callable[[str], Iterator[ZNode]] | None = None,
+    ) -> ApplyStats:
+        """What :meth:`apply` would change, kept in ``ops`` for :meth:`apply_ops`; the live subtree at
+        ``path`` is ``read(path)`` (default :meth:`read`), so a caller backs up what the difference saw."""
+        ...
+
+    def apply_ops(self, ops: Iterable[object]) -> None:
+        """Send the operations :meth:`plan` kept, in order; a node changed meanwhile fails a batch."""
         ...
 
     def compare(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> str | None:
@@ -142,6 +161,19 @@ class ZkEngine:
 
     def apply(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> ApplyStats:
         return apply_tree(self.spec, root, nodes, paths=paths)
+
+    def plan(
+        self,
+        root: str,
+        nodes: Iterable[ZNode],
+        ops: OpLog,
+        paths: Sequence[str] | None = None,
+        read: Callable[[str], Iterator[ZNode]] | None = None,
+    ) -> ApplyStats:
+        return plan_tree(self.spec, root, nodes, ops, paths=paths, read=read or self.read)
+
+    def apply_ops(self, ops: Iterable[object]) -> None:
+        apply_ops(self.spec, ops)
 
     def compare(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> str | None:
         return compare_tree(self.spec, root, nodes, paths=paths)

@@ -6,34 +6,37 @@ lock, the threads and the final writes; the methods here are the jobs' steps. Ev
 to the catalog first, so that a restarted service picks up exactly where the catalog says it was.
 
 Restore, in order: check the request against the backup (``service/plan.py``: which components and
-subtrees; a ``--path`` the backup does not hold is refused here) -> verify each archive's sha256
-(ZooKeeper untouched on mismatch) -> journal the restore in the catalog -> take a safety backup of
-exactly the subtrees the restore may touch -> apply the archive as a diff -> re-read and compare -> on
-any failure, apply the safety backup again and report STATUS_ERROR. A dry run computes the diff under
-the job lock, in the request, and writes nothing.
+subtrees; a ``--path`` the backup does not hold is refused here) -> check each archive's sha256 into a
+private copy that every later step reads (ZooKeeper untouched on mismatch; what is applied is what was
+checked) -> journal the restore in the catalog -> one read of exactly the subtrees the restore may touch,
+written to the safety backup and merged with the archive into the planned changes (kept on disk) -> send
+the planned changes -> re-read and compare (another client's write meanwhile: merge and apply again, then
+compare) -> on any failure, apply the safety backup again and report STATUS_ERROR. A dry run computes the
+diff under the job lock, in the request, and writes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
 from dcos_backup import __version__
-from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
+from dcos_backup.catalog.archive import ArchiveWriter, read_archive
 from dcos_backup.catalog.models import BackupRecord, RestoreRecord, Status, ZxidWindow, now
-from dcos_backup.catalog.storage import Storage
+from dcos_backup.catalog.storage import CheckedArchive, Storage
 from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree, archive_name, choose
 from dcos_backup.components.hooks import Hook, run_hooks
-from dcos_backup.errors import Conflict, DcosBackupError, IntegrityError, NotFound, UsageError
+from dcos_backup.errors import ChangedMeanwhile, Conflict, DcosBackupError, IntegrityError, NotFound, UsageError
 from dcos_backup.service.engine import Engine
-from dcos_backup.service.plan import Target, components_of, plan_restore, safety_roots
+from dcos_backup.service.plan import Plan, Target, components_of, plan_restore, safety_roots
 from dcos_backup.service.runner import Job, JobRunner, attempt
-from dcos_backup.zk import ReadStats, ZNode, missing_subtrees
+from dcos_backup.zk import OpLog, ReadStats, ZNode, missing_subtrees
 
 log = logging.getLogger(__name__)
 
@@ -277,11 +280,20 @@ class BackupService:
 
     def _back_up_component(self, record: BackupRecord, name: str, root: str, job: Job) -> None:
         """Stream one component into its archive."""
-        entry = record.start_component(name)
-        self.storage.write(record)  # the component shows STATUS_BACKING_UP while it is read
         phase = f"safety backup of {name}" if record.safety else f"backing up {name}"
         job.progress.update(phase=phase, component=name, nodes=0)
         job.progress.pop("total", None)
+        for _ in self._archived(record, name, root, job, counted=True):
+            pass
+
+    def _archived(
+        self, record: BackupRecord, name: str, root: str, job: Job, counted: bool
+    ) -> Generator[ZNode, None, None]:
+        """The live subtree at ``root``, yielded as it is written into the component's archive; the component
+        is finished with the stream. ``counted``: report the nodes in the job's progress (and check for a
+        cancel) here; else the caller does."""
+        entry = record.start_component(name)
+        self.storage.write(record)  # the component shows STATUS_BACKING_UP while it is read
         stats = ReadStats()
         first = self.engine.current_zxid()
         archive = archive_name(name)
@@ -289,47 +301,164 @@ class BackupService:
             writer = ArchiveWriter(raw, name, root)
             for node in self.engine.read(root, stats):
                 writer.add(node)
-                if writer.nodes % PROGRESS_EVERY == 0:
+                if counted and writer.nodes % PROGRESS_EVERY == 0:
                     job.progress["nodes"] = writer.nodes
                     job.check_cancelled()
+                yield node
             job.check_cancelled()
             summary = writer.close()
-        job.progress["nodes"] = summary.nodes
+        if counted:
+            job.progress["nodes"] = summary.nodes
         window = ZxidWindow(first=first, last=max(self.engine.current_zxid(), first))
         entry.finish(archive, summary, stats.skipped_ephemeral, window)
-
-    def _take_safety_backup(self, record: BackupRecord, roots: dict[str, str], job: Job) -> str:
-        """Back up the live subtrees ``roots`` (name -> path) before a restore changes them; raises (nothing
-        changed yet) if that fails."""
-        label = SAFETY_PREFIX + now().strftime("%Y%m%dT%H%M%S")
-        safety = BackupRecord.start(label, roots, self.dcos_version, safety_for=record.id)
-        job.progress["safety_backup_id"] = safety.id
-        self.storage.write(safety)
-        reason = attempt(partial(self._back_up, safety, job), f"safety backup {safety.id}")
-        if reason is None:
-            self.storage.write(safety)  # must be on disk before ZooKeeper changes: it is what a rollback reads
-            return safety.id
-        self._backup_failed(safety, job, reason)
-        self._jobs.write_final(safety)
-        raise DcosBackupError(f"safety backup failed, nothing was changed: {reason}")
 
     # ------------------------------------------------------------------ restore steps
     def _restore(self, record: BackupRecord, restore: RestoreRecord, targets: Sequence[Target], job: Job) -> None:
         restore.begin()
         self.storage.write(record)  # every component shows STATUS_RESTORING from here on
-        job.progress.update(phase="checking archives")
-        self._verify_archives(record, components_of(targets))
-        hooked = [t.component for t in targets if t.mapping is None]  # the applications read these roots
-        self._call_hooks("before", hooked, job)
-        job.check_cancelled()
-        restore.protect(self._take_safety_backup(record, safety_roots(targets), job))
-        self.storage.write(record)  # the journal: a restart from here on rolls back to the safety backup
-        job.check_cancelled()
-        stats = self._apply_targets(record, targets, job, "restoring")
+        with contextlib.ExitStack() as stack:
+            archives = self._check_archives(record, components_of(targets), job, stack)
+            hooked = [t.component for t in targets if t.mapping is None]  # the applications read these roots
+            self._call_hooks("before", hooked, job)
+            job.check_cancelled()
+            safety_id, plans = self._safety_backup_and_difference(record, targets, archives, job)
+            for plan in plans:
+                stack.callback(plan.ops.close)
+            restore.protect(safety_id)
+            self.storage.write(record)  # the journal: a restart from here on rolls back to the safety backup
+            job.check_cancelled()
+            stats = self._apply_plans(plans, archives, job)
         self._call_hooks("after", hooked, job)
         restore.finish(stats)
         restore.pruned_safety_backups = self._prune_safety_backups() or None
         log.info("restore %s of %s done", restore.id, record.id)
+
+    def _check_archives(
+        self, record: BackupRecord, names: Sequence[str], job: Job, stack: contextlib.ExitStack
+    ) -> dict[str, CheckedArchive]:
+        """Each component's archive, checked (sha256, structure, every node under the component's root, which
+        plan_restore took from the registry) into a private copy that every later step reads: what is applied
+        is what was checked, whatever happens to the stored object meanwhile. The copies go when ``stack`` ends."""
+        job.progress.update(phase="checking archives")
+        archives = {}
+        for name in names:
+            comp = record.component_status[name]
+            try:
+                checked = self.storage.checked_archive(record.id, comp.archive or "", comp.sha256, comp.root)
+                archives[name] = stack.enter_context(checked)
+            except IntegrityError as exc:
+                raise IntegrityError(f"{name}: {exc}; ZooKeeper was not changed") from exc
+        return archives
+
+    def _safety_backup_and_difference(
+        self, record: BackupRecord, targets: Sequence[Target], archives: dict[str, CheckedArchive], job: Job
+    ) -> tuple[str, list[Plan]]:
+        """One read of the live subtrees the restore may touch: written to a safety backup and, in the same
+        pass, merged with the archive into the operations that make them equal to it (kept on disk, nothing
+        sent). Returns the safety backup's id (complete and on disk) and the plans; raises (nothing changed
+        yet) if that fails."""
+        label = SAFETY_PREFIX + now().strftime("%Y%m%dT%H%M%S")
+        safety = BackupRecord.start(label, safety_roots(targets), self.dcos_version, safety_for=record.id)
+        job.progress["safety_backup_id"] = safety.id
+        self.storage.write(safety)
+        plans: list[Plan] = []
+
+        def plan_all() -> None:
+            for target in targets:
+                plans.append(self._plan(safety, target, archives[target.component], job))
+            safety.finish()
+
+        reason = attempt(plan_all, f"safety backup {safety.id}")
+        if reason is None:
+            self.storage.write(safety)  # must be on disk before ZooKeeper changes: it is what a rollback reads
+            return safety.id, plans
+        for plan in plans:
+            plan.ops.close()
+        self._backup_failed(safety, job, reason)
+        self._jobs.write_final(safety)
+        raise DcosBackupError(f"safety backup failed, nothing was changed: {reason}")
+
+    def _plan(self, safety: BackupRecord, target: Target, archive: CheckedArchive, job: Job) -> Plan:
+        """The target's difference, computed while its live subtrees go into the safety backup."""
+        name = target.component
+        job.progress.update(phase=f"safety backup and difference of {name}", component=name, nodes=0)
+        job.progress.pop("total", None)
+        if target.paths is None and target.mapping is None:
+            job.progress["total"] = archive.summary.nodes
+        names = {path: comp for comp, path in safety_roots([target]).items()}
+        streams: list[Generator[ZNode, None, None]] = []
+
+        def read(path: str) -> Iterator[ZNode]:
+            streams.append(self._archived(safety, names.pop(path), path, job, counted=False))
+            return streams[-1]
+
+        ops = OpLog()
+        try:
+            with archive.reader() as raw:
+                nodes = followed(target.nodes(read_archive(raw)), job, True)
+                stats = self.engine.plan(target.root, nodes, ops, target.paths, read)
+            for path, comp in names.items():  # nested in another touched subtree: the merge read it with that one
+                self._back_up_component(safety, comp, path, job)
+        except BaseException:
+            ops.close()
+            raise
+        finally:
+            for stream in streams:
+                stream.close()  # an unfinished one drops its partial archive now, not when it is collected
+        return Plan(target, ops, stats)
+
+    def _apply_plans(
+        self, plans: Sequence[Plan], archives: dict[str, CheckedArchive], job: Job
+    ) -> dict[str, dict[str, int]]:
+        """Send each plan's operations, then verify its subtrees; the counts per component."""
+        stats: dict[str, dict[str, int]] = {}
+        for plan in plans:
+            name = plan.target.component
+            job.progress.update(phase=f"applying {name}", component=name, nodes=0, total=plan.ops.count)
+            counts = plan.stats.to_dict()
+            difference = self._refused(plan, job) or self._verify(plan.target, archives[name], job)
+            if difference is not None:
+                counts = self._catch_up(plan.target, archives[name], job, difference)
+            stats[name] = {k: stats.get(name, {}).get(k, 0) + counts[k] for k in COUNTS}
+        return stats
+
+    def _refused(self, plan: Plan, job: Job) -> str | None:
+        """Send the plan's operations; what ZooKeeper refused because another client changed that node
+        after the plan read it (the caller catches up), or None."""
+        try:
+            self.engine.apply_ops(followed(plan.ops, job, True))
+        except ChangedMeanwhile as exc:
+            return str(exc)
+        return None
+
+    def _verify(self, target: Target, archive: CheckedArchive, job: Job) -> str | None:
+        """The first difference between the target's live subtrees and the archive, or None."""
+        job.progress.update(phase=f"verifying {target.component}", nodes=0)
+        job.progress.pop("total", None)
+        with archive.reader() as raw:
+            nodes = followed(target.nodes(read_archive(raw)), job, False)
+            return self.engine.compare(target.root, nodes, target.paths)
+
+    def _catch_up(self, target: Target, archive: CheckedArchive, job: Job, why: str) -> dict[str, int]:
+        """Another client changed the subtrees after the plan read them: merge the archive with the tree as
+        it is now and apply, in one pass, then verify (what every restore did before plans existed)."""
+        log.warning("%s changed while the restore ran (%s): applying the backup again", target.root, why)
+        return self._apply_and_verify(target, archive, job, f"applying {target.component} again", "restoring", True)
+
+    def _apply_and_verify(
+        self, target: Target, archive: CheckedArchive, job: Job, phase: str, verb: str, cancellable: bool
+    ) -> dict[str, int]:
+        """Make the target's subtrees equal to the archive in one merge-and-write pass, then verify them."""
+        name = target.component
+        job.progress.update(phase=phase, component=name, nodes=0)
+        job.progress.pop("total", None)
+        with archive.reader() as raw:
+            nodes = followed(target.nodes(read_archive(raw)), job, cancellable)
+            applied = self.engine.apply(target.root, nodes, target.paths)
+        difference = self._verify(target, archive, job)
+        if difference is not None:
+            raise IntegrityError(f"{name} differs from the backup after {verb}: {difference}")
+        return applied.to_dict()
 
     def _call_hooks(self, when: str, components: Sequence[str], job: Job) -> None:
         job.progress.update(phase=f"calling the {when}-restore hooks")
@@ -350,73 +479,38 @@ class BackupService:
             reason += "; " + self._roll_back(restore.safety_backup_id, job)
         restore.fail(reason)
 
-    def _verify_archives(self, record: BackupRecord, names: Sequence[str]) -> None:
-        """Each archive's sha256 and structure, and every node in it under its component's root (which
-        plan_restore took from the registry): all checked before ZooKeeper is touched."""
-        for name in names:
-            comp = record.component_status[name]
-            with self.storage.archive_reader(record.id, comp.archive or "") as raw:
-                try:
-                    verify_archive(raw, comp.sha256, root=comp.root)
-                except IntegrityError as exc:
-                    raise IntegrityError(f"{name}: {exc}; ZooKeeper was not changed") from exc
-
-    def _archive(self, record: BackupRecord, target: Target):
-        """The archive of the target's component, opened for reading (a context manager)."""
-        return self.storage.archive_reader(record.id, record.component_status[target.component].archive or "")
-
-    def _apply_targets(
-        self, record: BackupRecord, targets: Sequence[Target], job: Job, verb: str
-    ) -> dict[str, dict[str, int]]:
-        """Make each target's subtrees equal to its part of the archive, then check them; the counts per component."""
-        stats: dict[str, dict[str, int]] = {}
-        restoring = verb == "restoring"  # else rolling back, which is never cancelled
-        for target in targets:
-            name = target.component
-            whole = target.paths is None and target.mapping is None
-            total = {"total": record.component_status[name].nodes} if whole else {}
-            job.progress.update(phase=f"applying {name}" if restoring else f"{verb} {name}", component=name, nodes=0)
-            job.progress.pop("total", None)
-            job.progress.update(total)
-            with self._archive(record, target) as raw:
-                nodes = followed(target.nodes(read_archive(raw)), job, restoring)
-                applied = self.engine.apply(target.root, nodes, target.paths)
-            job.progress.update(phase=f"verifying {name}", nodes=0)
-            with self._archive(record, target) as raw:
-                nodes = followed(target.nodes(read_archive(raw)), job, False)
-                difference = self.engine.compare(target.root, nodes, target.paths)
-            if difference is not None:
-                raise IntegrityError(f"{name} differs from the backup after {verb}: {difference}")
-            counts = applied.to_dict()
-            stats[name] = {k: stats.get(name, {}).get(k, 0) + counts[k] for k in COUNTS}
-        return stats
-
     def _diff(self, record: BackupRecord, targets: Sequence[Target], job: Job) -> dict[str, object]:
         """The dry run's document: counts in all and per component, the first changes in pre-order."""
         per: dict[str, dict[str, int]] = {}
         changes: list[dict[str, str]] = []
         left_out = 0
-        self._verify_archives(record, components_of(targets))
-        for target in targets:
-            job.progress.update(phase=f"computing the difference of {target.component}", component=target.component)
-            with self._archive(record, target) as raw:
-                diff = self.engine.diff(
-                    target.root, target.nodes(read_archive(raw)), target.paths, DRY_RUN_CHANGES - len(changes)
-                )
-            counts = diff.stats.to_dict()
-            per[target.component] = {k: per.get(target.component, {}).get(k, 0) + counts[k] for k in COUNTS}
-            changes += [c.to_dict() for c in diff.changes]
-            left_out += diff.left_out
+        with contextlib.ExitStack() as stack:
+            archives = self._check_archives(record, components_of(targets), job, stack)
+            for target in targets:
+                name = target.component
+                job.progress.update(phase=f"computing the difference of {name}", component=name)
+                with archives[name].reader() as raw:
+                    diff = self.engine.diff(
+                        target.root, target.nodes(read_archive(raw)), target.paths, DRY_RUN_CHANGES - len(changes)
+                    )
+                counts = diff.stats.to_dict()
+                per[name] = {k: per.get(name, {}).get(k, 0) + counts[k] for k in COUNTS}
+                changes += [c.to_dict() for c in diff.changes]
+                left_out += diff.left_out
         totals = {k: sum(c[k] for c in per.values()) for k in COUNTS}
         return {**totals, "component_status": per, "changes": changes, "left_out": left_out}
 
     def _roll_back(self, safety_id: str, job: Job) -> str:
-        """Apply the safety backup again; says how that went (a failed rollback is reported, not raised)."""
+        """Apply the safety backup again (its archives checked first, like any restore's); says how that
+        went (a failed rollback is reported, not raised)."""
 
         def apply_safety() -> None:
             safety = self.storage.read(safety_id)
-            whole = [Target(name, comp.root) for name, comp in safety.component_status.items()]
-            self._apply_targets(safety, whole, job, "rolling back")
+            with contextlib.ExitStack() as stack:
+                archives = self._check_archives(safety, list(safety.component_status), job, stack)
+                for name, comp in safety.component_status.items():
+                    target = Target(name, comp.root)
+                    self._apply_and_verify(target, archives[name], job, f"rolling back {name}", "rolling back", False)
 
         reason = attempt(apply_safety, f"rollback to {safety_id}")
         if reason is not None:

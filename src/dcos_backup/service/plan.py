@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.components import ZkSubtree
 from dcos_backup.errors import IntegrityError, UsageError
-from dcos_backup.zk import PathMap, ZNode
+from dcos_backup.zk import ApplyStats, OpLog, PathMap, ZNode
 from dcos_backup.zk.records import is_under
 from dcos_backup.zk.subtrees import normal_path
 
@@ -45,6 +45,16 @@ class Target:
     def touched(self) -> tuple[str, ...]:
         """The live subtrees the restore may change: what its safety backup must hold."""
         return self.paths if self.paths is not None else (self.root,)
+
+
+@dataclass
+class Plan:
+    """A target's difference as the restore's safety-backup pass computed it: the operations, kept on disk
+    until the safety backup is journalled, and their counts."""
+
+    target: Target
+    ops: OpLog
+    stats: ApplyStats
 
 
 def plan_restore(

@@ -10,6 +10,8 @@ Public API (stable; the internals may change), described in docs/engine.md:
 - :func:`iter_tree` — stream a subtree in canonical pre-order (parents first, children sorted).
 - :func:`apply_tree` — make a live subtree (or some subtrees of it) equal to a stream of nodes.
 - :func:`iter_diff` / :func:`diff_tree` — what ``apply_tree`` would change, without writing.
+- :func:`plan_tree` / :func:`apply_ops` — ``apply_tree`` in two passes: the operations computed (into an
+  :class:`OpLog`, seeing the live nodes go by), then sent.
 - :func:`compare_tree` — first difference between a live subtree and a stream of nodes, or None.
 - :func:`subtree_paths`, :func:`missing_subtrees`, :class:`PathMap` — restores of part of a tree,
   or into another place.
@@ -20,20 +22,23 @@ Reads and writes ride over ZooKeeper faults (leader change, member lost or froze
 """
 
 from dcos_backup.zk.client import connect
+from dcos_backup.zk.oplog import OpLog
 from dcos_backup.zk.records import ApplyStats, Change, ReadStats, TreeDiff, ZNode, path_key
 from dcos_backup.zk.spec import ZkSpec, digest_auth
 from dcos_backup.zk.subtrees import PathMap, missing_subtrees, subtree_paths
-from dcos_backup.zk.tree import compare_tree, diff_tree, iter_diff, iter_tree
-from dcos_backup.zk.writer import apply_tree
+from dcos_backup.zk.tree import compare_tree, diff_tree, iter_diff, iter_tree, plan_tree
+from dcos_backup.zk.writer import apply_ops, apply_tree
 
 __all__ = [
     "ApplyStats",
     "Change",
+    "OpLog",
     "PathMap",
     "ReadStats",
     "TreeDiff",
     "ZNode",
     "ZkSpec",
+    "apply_ops",
     "apply_tree",
     "compare_tree",
     "connect",
@@ -43,5 +48,6 @@ __all__ = [
     "iter_tree",
     "missing_subtrees",
     "path_key",
+    "plan_tree",
     "subtree_paths",
 ]

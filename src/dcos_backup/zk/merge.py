@@ -26,7 +26,7 @@ written; parents missing live are created first (from the stream where it holds 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol
 
 from kazoo.protocol.serialization import Create, Delete, Exists, SetACL, SetData
@@ -95,16 +95,25 @@ def _key(node: ZNode | None) -> tuple[str, ...]:
     return path_key(node.path) if node is not None else ()
 
 
-def plan_steps(spec: ZkSpec, root: str, nodes: Iterable[ZNode], paths: Iterable[str] | None = None) -> Iterator[Step]:
+def plan_steps(
+    spec: ZkSpec,
+    root: str,
+    nodes: Iterable[ZNode],
+    paths: Iterable[str] | None = None,
+    read: Callable[[str], Iterator[ZNode]] | None = None,
+) -> Iterator[Step]:
     """The steps of the whole difference: for each subtree (``paths``, default ``root``), its missing
-    parents, then the merge of its live nodes (read with riding sessions) with its part of ``nodes``."""
+    parents, then the merge of its live nodes with its part of ``nodes``. The live nodes of a subtree are
+    ``read(path)`` (default: read with riding sessions), which a caller may use to see them go by."""
     chosen = subtree_paths(root, paths)
+    if read is None:
+        read = lambda path: read_tree(spec, path, acl_sessions=0)  # noqa: E731
     ensured: set[str] = set()  # parents known to exist, or created by an earlier step
     for scope in split_scopes(nodes, chosen, require=paths is not None):
         if not scope.empty:
             for parent in _missing_parents(spec, scope, ensured):
                 yield Step(CREATE, parent.path, parent, None)
-        yield from merge_steps(read_tree(spec, scope.path, acl_sessions=0), scope.nodes)
+        yield from merge_steps(read(scope.path), scope.nodes)
 
 
 def _missing_parents(spec: ZkSpec, scope: Scope, ensured: set[str]) -> list[ZNode]:

@@ -7,9 +7,9 @@ than one-request-at-a-time kazoo calls, and rides over ZooKeeper faults (:mod:`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-from dcos_backup.zk.merge import SAME, DropOps, Planner, plan_steps
+from dcos_backup.zk.merge import SAME, DropOps, OpSink, Planner, plan_steps
 from dcos_backup.zk.reader import read_tree
 from dcos_backup.zk.records import ApplyStats, Change, ReadStats, TreeDiff, ZNode, path_key
 from dcos_backup.zk.spec import ZkSpec
@@ -104,3 +104,28 @@ def diff_tree(
         else:
             diff.left_out += 1
     return diff
+
+
+def plan_tree(
+    hosts: str | ZkSpec,
+    root: str,
+    nodes: Iterable[ZNode],
+    sink: OpSink,
+    *,
+    paths: Iterable[str] | None = None,
+    read: Callable[[str], Iterator[ZNode]] | None = None,
+    stats: ApplyStats | None = None,
+) -> ApplyStats:
+    """The operations :func:`~dcos_backup.zk.apply_tree` would send, handed to ``sink`` (an
+    :class:`~dcos_backup.zk.oplog.OpLog` keeps them for :func:`~dcos_backup.zk.apply_ops`), and their counts.
+
+    Same arguments and the same merge as ``apply_tree``; the live nodes of each subtree are ``read(path)``
+    (default: :func:`iter_tree`), so that a caller can back up what it reads in the same pass.
+    """
+    spec = ZkSpec.of(hosts)
+    stats = stats if stats is not None else ApplyStats()
+    planner = Planner(sink, spec.full_path, stats)
+    for step in plan_steps(spec, root, nodes, paths, read):
+        planner.feed(step)
+    planner.finish()
+    return stats

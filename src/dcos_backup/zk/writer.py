@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kazoo.exceptions import NoAuthError
+from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError, NotEmptyError
 from kazoo.protocol.serialization import (
     Create,
     Delete,
@@ -33,7 +33,7 @@ from kazoo.protocol.serialization import (
 )
 from kazoo.security import OPEN_ACL_UNSAFE
 
-from dcos_backup.errors import AccessDenied, DcosBackupError, ZooKeeperUnavailable
+from dcos_backup.errors import AccessDenied, ChangedMeanwhile, DcosBackupError, ZooKeeperUnavailable
 from dcos_backup.zk.merge import Planner, RaiseCounter, plan_steps
 from dcos_backup.zk.records import ApplyStats, ZNode
 from dcos_backup.zk.ride import Outage, retrying
@@ -47,6 +47,8 @@ COUNTER_CHILD = ".dcos-backup-counter"  # the throw-away child that raises a par
 # In a failed multi every op reports an error; these only say "another op failed".
 _NOT_THE_CAUSE = {"RolledBackError", "RuntimeInconsistency"}
 _END = multiheader_struct.pack(-1, True, -1)
+# What a change refused for one of these met a node another client changed after the merge read it.
+_CHANGED = (NodeExistsError, NoNodeError, NotEmptyError, BadVersionError)
 
 
 class _Multi:
@@ -195,6 +197,8 @@ def _refused(op: Any, error: Exception) -> DcosBackupError:
     what = type(op).__name__.lower()
     if isinstance(error, NoAuthError):
         return AccessDenied(f"not allowed to {what} {op.path} (NoAuth)", path=op.path)
+    if isinstance(error, _CHANGED):
+        return ChangedMeanwhile(f"cannot {what} {op.path}: {type(error).__name__}", path=op.path)
     return DcosBackupError(f"cannot {what} {op.path}: {type(error).__name__}")
 
 
@@ -263,6 +267,25 @@ def apply_tree(
         for step in plan_steps(spec, root, nodes, paths):
             planner.feed(step)
         planner.finish()
+        batch.finish()
+    finally:
+        batch.close()
+    return stats
+
+
+def apply_ops(hosts: str | ZkSpec, ops: Iterable[object], stats: ApplyStats | None = None) -> ApplyStats:
+    """Send operations a planning pass kept (:func:`~dcos_backup.zk.plan_tree` into an
+    :class:`~dcos_backup.zk.oplog.OpLog`), in order, batched and riding over faults as :func:`apply_tree`
+    does. They are sent as planned: a node another client created, deleted or filled meanwhile makes a
+    batch fail (DcosBackupError naming it); what changed elsewhere is not seen (verify afterwards).
+    ``stats`` gets the session's details (reconnects, server); the counts are the planning pass's.
+    """
+    spec = ZkSpec.of(hosts)
+    stats = stats if stats is not None else ApplyStats()
+    batch = _Batcher(spec, stats)
+    try:
+        for op in ops:
+            batch.add(op)
         batch.finish()
     finally:
         batch.close()
