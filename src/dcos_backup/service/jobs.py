@@ -281,19 +281,20 @@ class BackupService:
     def _back_up_component(self, record: BackupRecord, name: str, root: str, job: Job) -> None:
         """Stream one component into its archive."""
         phase = f"safety backup of {name}" if record.safety else f"backing up {name}"
-        job.progress.update(phase=phase, component=name, nodes=0)
-        job.progress.pop("total", None)
-        for _ in self._archived(record, name, root, job, counted=True):
+        for _ in self._archived(record, name, root, job, counted=True, phase=phase):
             pass
 
     def _archived(
-        self, record: BackupRecord, name: str, root: str, job: Job, counted: bool
+        self, record: BackupRecord, name: str, root: str, job: Job, counted: bool, phase: str | None = None
     ) -> Generator[ZNode, None, None]:
         """The live subtree at ``root``, yielded as it is written into the component's archive; the component
         is finished with the stream. ``counted``: report the nodes in the job's progress (and check for a
-        cancel) here; else the caller does."""
+        cancel) here, in ``phase``; else the caller does."""
         entry = record.start_component(name)
         self.storage.write(record)  # the component shows STATUS_BACKING_UP while it is read
+        if phase is not None:  # only now: the progress never names a phase the component's status does not show
+            job.progress.update(phase=phase, component=name, nodes=0)
+            job.progress.pop("total", None)
         stats = ReadStats()
         first = self.engine.current_zxid()
         archive = archive_name(name)
