@@ -1,6 +1,6 @@
 """Fault scenarios with real processes and real signals, shared by tests/e2e/test_faults.py (a few trials)
-and bench/reliability_report.py (many trials). Each returns a short outcome string and raises
-AssertionError when data is not intact.
+and bench/reliability_report.py (many trials). Each returns an :class:`Outcome` (the branch that occurred
+and the time from the fault to recovery) and raises AssertionError when data is not intact.
 
 Each scenario hits the branch it names, and checks that it did: the fault is dealt while the backup service
 is frozen (SIGSTOP) and its catalog (``<storage>/<id>/backup.json``, written before every step that
@@ -18,6 +18,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.helpers import front_door, wait_for
@@ -34,6 +35,32 @@ from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
 
 ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a trial ended in: the accepted branch that occurred, and the seconds from the fault to recovery
+    (the job finished, or the cluster serving again; what a scenario waits for is in its docstring)."""
+
+    branch: str
+    recover_seconds: float | None = None
+
+
+class FaultClock:
+    """When the fault was dealt: wrap an action with :meth:`timed`, read :meth:`since` once recovered."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def timed(self, action: Callable[[int], None]) -> Callable[[int], None]:
+        def act(pid: int) -> None:
+            self.at = time.monotonic()
+            action(pid)
+
+        return act
+
+    def since(self) -> float | None:
+        return None if self.at is None else time.monotonic() - self.at
 
 
 def leading_service(cluster: Cluster) -> dict[str, str]:
@@ -215,25 +242,28 @@ def kill_leader(cluster: Cluster) -> Callable[[int], None]:
 
 
 # ------------------------------------------------------------------------------------------- scenarios
-def service_killed_mid_backup(cluster: Cluster, rng: random.Random) -> str:
-    """SIGKILL the service while a backup streams its archive: the backup must end STATUS_ERROR, cleaned up."""
+def service_killed_mid_backup(cluster: Cluster, rng: random.Random) -> Outcome:
+    """SIGKILL the service while a backup streams its archive: the backup must end STATUS_ERROR, cleaned up.
+    Recovered: the restarted service answers."""
     client = wait_service(cluster)
     earlier = ready_backup(client, "earlier")
     size = rng.randint(1, 256 * 1024)
+    clock = FaultClock()
     backup_id = act_mid_job(
         cluster,
         lambda: client.create("doomed")["id"],
         lambda job: archive_growing(cluster, job, size),
-        kill_service(cluster),
+        clock.timed(kill_service(cluster)),
     )
     client = wait_service(cluster)
+    recovered = clock.since()
     final = client.show(backup_id)
     assert final["status"] == "STATUS_ERROR" and "interrupted" in final["reason"], final
     storage = Path(cluster.service["storage_dir"])
     assert not list((storage / backup_id).glob(f"{PARTIAL}*")), "partial files left behind"
     archive_equals_tree(cluster, client.show(earlier["id"]))  # earlier backups intact
     ready_backup(client, "after-kill")
-    return "interrupted, cleaned up"
+    return Outcome("interrupted, cleaned up", recovered)
 
 
 RESTORE_BRANCHES = {
@@ -243,9 +273,10 @@ RESTORE_BRANCHES = {
 }
 
 
-def service_killed_mid_restore(cluster: Cluster, rng: random.Random, branch: str) -> str:
+def service_killed_mid_restore(cluster: Cluster, rng: random.Random, branch: str) -> Outcome:
     """SIGKILL the service mid-restore, ``branch`` = before it changed anything or while it applies the
-    archive: either way the restarted service must leave the tree exactly as it was before the restore."""
+    archive: either way the restarted service must leave the tree exactly as it was before the restore.
+    Recovered: the restarted service has finished the interrupted restore (rolled back or marked)."""
     where, reason, outcome = RESTORE_BRANCHES[branch]
     client = wait_service(cluster)
     backup = ready_backup(client, "before")
@@ -265,22 +296,25 @@ def service_killed_mid_restore(cluster: Cluster, rng: random.Random, branch: str
         time.sleep(delay)  # somewhere in that stretch, not always at its start
         return True
 
-    act_mid_job(cluster, start, ready, kill_service(cluster), still_there=where)
+    clock = FaultClock()
+    act_mid_job(cluster, start, ready, clock.timed(kill_service(cluster)), still_there=where)
     client = wait_service(cluster)
     final = client.wait(backup["id"], restore_finished, interval=0.2, timeout=120)
+    recovered = clock.since()
     restore = latest_restore(final)
     assert restore["status"] == "STATUS_ERROR" and "interrupted" in restore["reason"], restore
     assert reason in restore["reason"], restore
     assert tree_now(cluster) == damaged, "the tree is not what it was before the interrupted restore"
     assert latest_restore(restore_again(client, backup["id"]))["status"] == "STATUS_READY"
     assert tree_now(cluster) == wanted, "a re-run restore did not bring the backup back"
-    return outcome
+    return Outcome(outcome, recovered)
 
 
-def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branch: str = "while applying") -> str:
+def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branch: str = "while applying") -> Outcome:
     """SIGKILL the ZooKeeper leader while a backup streams its archive, or while a restore is in ``branch``
     (see RESTORE_BRANCHES): the job completes correctly or ends STATUS_ERROR with a reason, and a restore
-    that failed leaves the tree exactly as it was before it (rolled back, if it had changed anything)."""
+    that failed leaves the tree exactly as it was before it (rolled back, if it had changed anything).
+    Recovered: the job has finished and the ensemble serves on every member."""
     client = wait_service(cluster)
     backup = ready_backup(client, "base")
     wanted = tree_now(cluster)
@@ -300,17 +334,20 @@ def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branc
     if kind == "restore":
         damage_all_apps(cluster)
     damaged = tree_now(cluster)
-    job_id = act_mid_job(cluster, start, ready, kill_leader(cluster), where if kind == "restore" else job_running)
+    clock = FaultClock()
+    still_there = where if kind == "restore" else job_running
+    job_id = act_mid_job(cluster, start, ready, clock.timed(kill_leader(cluster)), still_there)
     final = client.wait(job_id, lambda d: backup_finished(d) and restore_finished(d), interval=0.2, timeout=120)
     outcome = latest_restore(final) if kind == "restore" else final  # both have status and reason
     status, reason = outcome["status"], outcome["reason"]
     cluster.wait_serving(90)
+    recovered = clock.since()
     if status == "STATUS_READY":
         if kind == "restore":
             assert tree_now(cluster) == wanted, "restore READY with wrong data"
         else:
             archive_equals_tree(cluster, final)
-        return "completed"
+        return Outcome("completed", recovered)
     assert status == "STATUS_ERROR" and reason, f"{status} without a reason"
     if kind == "restore":
         as_before = tree_now(cluster) == damaged
@@ -318,4 +355,4 @@ def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branc
         assert tree_now(cluster) == wanted
         assert as_before, f"a failed restore left the tree neither as before nor as the backup ({reason})"
         assert branch != "while applying" or "rolled back to the safety backup" in reason, reason
-    return "error with reason"
+    return Outcome("error with reason", recovered)

@@ -35,13 +35,13 @@ def fault_cluster(tmp_path_factory):
 @pytest.mark.parametrize("trial", range(2))
 def test_service_killed_mid_backup(fault_cluster, trial):
     outcome = fault_scenarios.service_killed_mid_backup(fault_cluster, random.Random(trial))
-    assert outcome == "interrupted, cleaned up"
+    assert outcome.branch == "interrupted, cleaned up"
 
 
 @pytest.mark.parametrize("branch", sorted(fault_scenarios.RESTORE_BRANCHES))
 def test_service_killed_mid_restore(fault_cluster, branch):
     outcome = fault_scenarios.service_killed_mid_restore(fault_cluster, random.Random(100), branch)
-    assert outcome == fault_scenarios.RESTORE_BRANCHES[branch][2]
+    assert outcome.branch == fault_scenarios.RESTORE_BRANCHES[branch][2]
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_service_killed_mid_restore(fault_cluster, branch):
 def test_leader_killed_mid_job(fault_cluster, kind, branch):
     """A leader change is routine: the job rides over it (the engine reconnects and goes on) and ends READY."""
     outcome = fault_scenarios.leader_killed_mid_job(fault_cluster, random.Random(7), kind, branch)
-    assert outcome == "completed"
+    assert outcome.branch == "completed"
 
 
 def test_storage_full_is_an_error_with_nothing_partial(cluster, tmp_path):
