@@ -18,13 +18,17 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +37,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tests.e2e import fault_scenarios  # noqa: E402
+from tests.helpers import wait_for  # noqa: E402
 
 from _common import RESULTS, bench_cluster  # noqa: E402
+from dcos_backup.local import s3 as local_s3  # noqa: E402
+from dcos_backup.local.cluster import Cluster  # noqa: E402
 from dcos_backup.testing.seed import seed_marathon  # noqa: E402
 from dcos_backup.zk import connect  # noqa: E402
 
@@ -44,6 +51,7 @@ class Scenario:
     name: str
     run: Callable[..., fault_scenarios.Outcome]
     accepted: tuple[str, ...]  # every outcome branch the scenario accepts (the table says when one never occurred)
+    setting: str = "seeded"  # what the trials run against: a key of SETTINGS
 
 
 RESTORE = fault_scenarios.RESTORE_BRANCHES
@@ -71,9 +79,83 @@ SCENARIOS = [
     Scenario(
         "SIGKILL ZooKeeper leader mid-restore, while applying",
         functools.partial(fault_scenarios.leader_killed_mid_job, kind="restore"),
-        ("completed", "error with reason"),
+        ("completed", "rolled back"),
+    ),
+    *(
+        Scenario(
+            f"{fault} mid-{kind}{', while applying' if kind == 'restore' else ''}",
+            functools.partial(fault_scenarios.zookeeper_fault_mid_job, kind=kind, fault=key),
+            ("completed", "rolled back" if kind == "restore" else "error with reason"),
+        )
+        for fault, key in (
+            ("SIGSTOP ZooKeeper leader for 10 s", "leader frozen"),
+            ("SIGKILL the service's ZooKeeper member", "service's member killed"),
+        )
+        for kind in ("backup", "restore")
+    ),
+    Scenario(
+        "SIGKILL the archiver mid-copy of an object (continuous archiving under load)",
+        fault_scenarios.archiver_killed_mid_copy,
+        ("resumed in the same generation, caught up",),
+        setting="archiving",
+    ),
+    Scenario(
+        "S3 failing mid-upload of a backup (from a random request of the upload on)",
+        fault_scenarios.s3_failing_mid_upload,
+        ("error, nothing left in the bucket",),
+        setting="s3",
     ),
 ]
+
+
+@contextmanager
+def seeded(subnet: str, **kwargs: object) -> Iterator[Cluster]:
+    """A private 3-master cluster with ~16,000 znodes under /marathon."""
+    with bench_cluster(3, subnet=subnet, **kwargs) as cluster:
+        zk = connect(cluster.zk_hosts, timeout=60)
+        seed_marathon(zk, apps=3000, seed=9)
+        zk.stop()
+        yield cluster
+
+
+@contextmanager
+def archiving(subnet: str) -> Iterator[Cluster]:
+    """A 3-master cluster archiving continuously into a local repository, ZooKeeper rolling its log every
+    400 writes, with 1,500 apps: snapshots of several MB, long enough to be caught copying."""
+    snap_count = [("snapCount", "400")]
+    with (
+        tempfile.TemporaryDirectory(prefix="dcos-bench-repo-") as repo,
+        bench_cluster(3, subnet=subnet, zk_archive=repo, zk_config=snap_count) as cluster,
+    ):
+        zk = connect(cluster.zk_hosts, timeout=60)
+        seed_marathon(zk, apps=1500, seed=3)
+        zk.stop()
+        yield cluster
+
+
+@contextmanager
+def s3(subnet: str) -> Iterator[fault_scenarios.S3Rig]:
+    """A moto S3 server on the cluster's loopback, behind the fault-injecting proxy (fault_scenarios.S3Rig)."""
+    host = f"{subnet}.9"
+    port = 9000
+    with bench_cluster(3, subnet=subnet, with_service=False) as cluster, tempfile.TemporaryFile() as log:
+        os.environ.update(local_s3.CREDENTIALS)
+        moto = subprocess.Popen(local_s3.moto_command(host, port), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            endpoint = local_s3.endpoint_url(host, port)
+            wait_for(lambda: moto.poll() is None and local_s3.create_bucket(endpoint, "probe"), what="moto_server")
+            with fault_scenarios.faulty_s3_rig(cluster, endpoint) as rig:
+                yield rig
+        finally:
+            moto.terminate()
+            moto.wait(timeout=30)
+
+
+SETTINGS: dict[str, Callable[[str], AbstractContextManager[object]]] = {
+    "seeded": seeded,
+    "archiving": archiving,
+    "s3": s3,
+}
 
 
 def selected(only: list[str] | None) -> list[Scenario]:
@@ -94,11 +176,11 @@ def read_trials(paths: Iterable[Path]) -> list[dict]:
     return trials
 
 
-def run_trial(scenario: Scenario, cluster: object, trial: int) -> dict:
+def run_trial(scenario: Scenario, target: object, trial: int) -> dict:
     started = time.monotonic()
     record: dict = {"scenario": scenario.name, "trial": trial}
     try:
-        outcome = scenario.run(cluster, random.Random(f"{scenario.name}/{trial}"))
+        outcome = scenario.run(target, random.Random(f"{scenario.name}/{trial}"))
         record.update(outcome=outcome.branch, intact=True, recover_seconds=outcome.recover_seconds)
     except Exception as exc:  # a failed check: data not intact (or the scenario broke): the trial's evidence
         record.update(outcome=f"FAILED: {type(exc).__name__}", intact=False, error=str(exc)[:2000])
@@ -112,17 +194,15 @@ def run(scenarios: list[Scenario], trials: int, subnet: str, out: Path) -> None:
     done = {(t["scenario"], t["trial"]) for t in read_trials([out])}
     todo = [(s, n) for s in scenarios for n in range(trials) if (s.name, n) not in done]
     print(f"{len(todo)} trials to run, results in {out}", flush=True)
-    if not todo:
-        return
-    with bench_cluster(3, subnet=subnet) as cluster:
-        zk = connect(cluster.zk_hosts, timeout=60)
-        seed_marathon(zk, apps=3000, seed=9)
-        zk.stop()
-        for scenario, trial in todo:
-            record = run_trial(scenario, cluster, trial)
-            with out.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-            print(f"{scenario.name} #{trial}: {record['outcome']} ({record['seconds']} s)", flush=True)
+    for setting in dict.fromkeys(s.setting for s, _ in todo):  # one setting at a time: the machine is small
+        with SETTINGS[setting](subnet) as target:
+            for scenario, trial in todo:
+                if scenario.setting != setting:
+                    continue
+                record = run_trial(scenario, target, trial)
+                with out.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                print(f"{scenario.name} #{trial}: {record['outcome']} ({record['seconds']} s)", flush=True)
 
 
 # --------------------------------------------------------------------------------------------- table
