@@ -1,6 +1,6 @@
 """Fault scenarios with real processes and real signals, shared by tests/e2e/test_faults.py (a few trials)
-and bench/reliability_report.py (many trials). Each returns a short outcome string and raises
-AssertionError when data is not intact.
+and bench/reliability_report.py (many trials). Each returns an :class:`Outcome` (the branch that occurred
+and the time from the fault to recovery) and raises AssertionError when data is not intact.
 
 Each scenario hits the branch it names, and checks that it did: the fault is dealt while the backup service
 is frozen (SIGSTOP) and its catalog (``<storage>/<id>/backup.json``, written before every step that
@@ -15,25 +15,68 @@ import functools
 import json
 import os
 import random
+import re
 import signal
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from tests.helpers import front_door, wait_for
+import boto3
+import psutil
+from tests.conftest import marathon_chroot
+from tests.e2e.faulty_s3 import FaultyS3
+from tests.e2e.test_service_api import create_ready
+from tests.e2e.test_zk_archive_faults import archived_to, archiver_pid, exported_load, frozen_mid_copy, keys, settle
+from tests.helpers import InProcessApi, front_door, ok, run_tool, service_api, wait_for
 
 from dcos_backup.catalog.archive import read_archive, verify_archive
-from dcos_backup.catalog.objects import PARTIAL
+from dcos_backup.catalog.objects import PARTIAL, S3_PART, open_store
+from dcos_backup.catalog.storage import open_storage
 from dcos_backup.errors import Conflict
-from dcos_backup.local.cluster import Cluster
+from dcos_backup.local.cluster import Cluster, Master
+from dcos_backup.local.s3 import create_bucket
 from dcos_backup.master.processes import read_pid
 from dcos_backup.service.client import BackupClient, backup_finished, latest_restore, restore_finished
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.leadership import LEADER_PATH
+from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
+from dcos_backup.zkdata.continuous.index import RepoIndex
 
 ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a trial ended in: the accepted branch that occurred, and the seconds from the fault to recovery
+    (the job finished, or the cluster serving again; what a scenario waits for is in its docstring)."""
+
+    branch: str
+    recover_seconds: float | None = None
+
+
+class FaultClock:
+    """When the fault was dealt: wrap an action with :meth:`timed`, read :meth:`since` once recovered."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def timed(self, action: Callable[[int], None]) -> Callable[[int], None]:
+        def act(pid: int) -> None:
+            self.at = time.monotonic()
+            action(pid)
+
+        return act
+
+    def since(self) -> float | None:
+        return None if self.at is None else time.monotonic() - self.at
 
 
 def leading_service(cluster: Cluster) -> dict[str, str]:
@@ -208,32 +251,36 @@ def kill_leader(cluster: Cluster) -> Callable[[int], None]:
     """An action for :func:`act_mid_job`: SIGKILL the ZooKeeper leader (its supervisor brings it back)."""
 
     def kill(_: int) -> None:
-        leader = next(m for m, s in zip(cluster.masters, cluster.status(), strict=True) if s.isLeader)
-        os.kill(read_pid(leader.layout.zookeeper_pid_file), signal.SIGKILL)
+        os.kill(read_pid(zookeeper_leader(cluster).layout.zookeeper_pid_file), signal.SIGKILL)
 
     return kill
 
 
 # ------------------------------------------------------------------------------------------- scenarios
-def service_killed_mid_backup(cluster: Cluster, rng: random.Random) -> str:
-    """SIGKILL the service while a backup streams its archive: the backup must end STATUS_ERROR, cleaned up."""
+def service_killed_mid_backup(cluster: Cluster, rng: random.Random) -> Outcome:
+    """SIGKILL the service while a backup streams its archive: the backup must end STATUS_ERROR, cleaned up.
+    Recovered: a service has marked the backup interrupted."""
     client = wait_service(cluster)
     earlier = ready_backup(client, "earlier")
     size = rng.randint(1, 256 * 1024)
+    clock = FaultClock()
     backup_id = act_mid_job(
         cluster,
         lambda: client.create("doomed")["id"],
         lambda job: archive_growing(cluster, job, size),
-        kill_service(cluster),
+        clock.timed(kill_service(cluster)),
     )
     client = wait_service(cluster)
-    final = client.show(backup_id)
+    # The service that recovers the job may answer before it has (it leads once the killed one's session
+    # expires): the job is over once the catalog says so.
+    final = client.wait(backup_id, backup_finished, interval=0.2, timeout=RESTART_TIMEOUT)
+    recovered = clock.since()
     assert final["status"] == "STATUS_ERROR" and "interrupted" in final["reason"], final
     storage = Path(cluster.service["storage_dir"])
     assert not list((storage / backup_id).glob(f"{PARTIAL}*")), "partial files left behind"
     archive_equals_tree(cluster, client.show(earlier["id"]))  # earlier backups intact
     ready_backup(client, "after-kill")
-    return "interrupted, cleaned up"
+    return Outcome("interrupted, cleaned up", recovered)
 
 
 RESTORE_BRANCHES = {
@@ -243,9 +290,10 @@ RESTORE_BRANCHES = {
 }
 
 
-def service_killed_mid_restore(cluster: Cluster, rng: random.Random, branch: str) -> str:
+def service_killed_mid_restore(cluster: Cluster, rng: random.Random, branch: str) -> Outcome:
     """SIGKILL the service mid-restore, ``branch`` = before it changed anything or while it applies the
-    archive: either way the restarted service must leave the tree exactly as it was before the restore."""
+    archive: either way the restarted service must leave the tree exactly as it was before the restore.
+    Recovered: the restarted service has finished the interrupted restore (rolled back or marked)."""
     where, reason, outcome = RESTORE_BRANCHES[branch]
     client = wait_service(cluster)
     backup = ready_backup(client, "before")
@@ -265,22 +313,32 @@ def service_killed_mid_restore(cluster: Cluster, rng: random.Random, branch: str
         time.sleep(delay)  # somewhere in that stretch, not always at its start
         return True
 
-    act_mid_job(cluster, start, ready, kill_service(cluster), still_there=where)
+    clock = FaultClock()
+    act_mid_job(cluster, start, ready, clock.timed(kill_service(cluster)), still_there=where)
     client = wait_service(cluster)
     final = client.wait(backup["id"], restore_finished, interval=0.2, timeout=120)
+    recovered = clock.since()
     restore = latest_restore(final)
     assert restore["status"] == "STATUS_ERROR" and "interrupted" in restore["reason"], restore
     assert reason in restore["reason"], restore
     assert tree_now(cluster) == damaged, "the tree is not what it was before the interrupted restore"
     assert latest_restore(restore_again(client, backup["id"]))["status"] == "STATUS_READY"
     assert tree_now(cluster) == wanted, "a re-run restore did not bring the backup back"
-    return outcome
+    return Outcome(outcome, recovered)
 
 
-def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branch: str = "while applying") -> str:
-    """SIGKILL the ZooKeeper leader while a backup streams its archive, or while a restore is in ``branch``
-    (see RESTORE_BRANCHES): the job completes correctly or ends STATUS_ERROR with a reason, and a restore
-    that failed leaves the tree exactly as it was before it (rolled back, if it had changed anything)."""
+def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branch: str = "while applying") -> Outcome:
+    """SIGKILL the ZooKeeper leader mid-job: see :func:`zookeeper_fault_mid_job`."""
+    return zookeeper_fault_mid_job(cluster, rng, kind, "leader killed", branch)
+
+
+def zookeeper_fault_mid_job(
+    cluster: Cluster, rng: random.Random, kind: str, fault: str, branch: str = "while applying"
+) -> Outcome:
+    """Deal a ZooKeeper ``fault`` (a key of ZOOKEEPER_FAULTS) while a backup streams its archive, or while a
+    restore is in ``branch`` (see RESTORE_BRANCHES): the job completes correctly or ends STATUS_ERROR with a
+    reason, and a restore that failed leaves the tree exactly as it was before it (rolled back, if it had
+    changed anything). Recovered: the job has finished and the ensemble serves on every member."""
     client = wait_service(cluster)
     backup = ready_backup(client, "base")
     wanted = tree_now(cluster)
@@ -289,7 +347,7 @@ def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branc
 
     def start() -> str:
         if kind == "backup":
-            return client.create("during-kill")["id"]
+            return client.create("during-fault")["id"]
         damage_all_apps(cluster)
         client.restore(backup["id"])
         return backup["id"]
@@ -300,17 +358,21 @@ def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branc
     if kind == "restore":
         damage_all_apps(cluster)
     damaged = tree_now(cluster)
-    job_id = act_mid_job(cluster, start, ready, kill_leader(cluster), where if kind == "restore" else job_running)
-    final = client.wait(job_id, lambda d: backup_finished(d) and restore_finished(d), interval=0.2, timeout=120)
+    clock = FaultClock()
+    still_there = where if kind == "restore" else job_running
+    with ZOOKEEPER_FAULTS[fault](cluster, rng) as action:
+        job_id = act_mid_job(cluster, start, ready, clock.timed(action), still_there)
+        final = client.wait(job_id, lambda d: backup_finished(d) and restore_finished(d), interval=0.2, timeout=180)
     outcome = latest_restore(final) if kind == "restore" else final  # both have status and reason
     status, reason = outcome["status"], outcome["reason"]
     cluster.wait_serving(90)
+    recovered = clock.since()
     if status == "STATUS_READY":
         if kind == "restore":
             assert tree_now(cluster) == wanted, "restore READY with wrong data"
         else:
             archive_equals_tree(cluster, final)
-        return "completed"
+        return Outcome("completed", recovered)
     assert status == "STATUS_ERROR" and reason, f"{status} without a reason"
     if kind == "restore":
         as_before = tree_now(cluster) == damaged
@@ -318,4 +380,186 @@ def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branc
         assert tree_now(cluster) == wanted
         assert as_before, f"a failed restore left the tree neither as before nor as the backup ({reason})"
         assert branch != "while applying" or "rolled back to the safety backup" in reason, reason
-    return "error with reason"
+        return Outcome("rolled back", recovered)
+    ready_backup(client, "after-fault")
+    return Outcome("error with reason", recovered)
+
+
+# ---------------------------------------------------------------------------------- ZooKeeper faults
+# Each a context manager yielding an action for act_mid_job; leaving it undoes what the fault left behind
+# (a frozen member thawed), whatever happened meanwhile.
+FROZEN_FOR = 10.0  # seconds a SIGSTOPped member stays frozen
+
+
+def zookeeper_leader(cluster: Cluster) -> Master:
+    return next(m for m, s in zip(cluster.masters, cluster.status(), strict=True) if s.isLeader)
+
+
+@contextlib.contextmanager
+def leader_killed(cluster: Cluster, rng: random.Random) -> Iterator[Callable[[int], None]]:
+    yield kill_leader(cluster)
+
+
+@contextlib.contextmanager
+def leader_frozen(cluster: Cluster, rng: random.Random) -> Iterator[Callable[[int], None]]:
+    """SIGSTOP the leader, SIGCONT it FROZEN_FOR seconds later (a timer: the job goes on meanwhile)."""
+    thaws: list[threading.Timer] = []
+
+    def freeze(_: int) -> None:
+        pid = read_pid(zookeeper_leader(cluster).layout.zookeeper_pid_file)
+        os.kill(pid, signal.SIGSTOP)
+        thaw = threading.Timer(FROZEN_FOR, lambda: os.kill(pid, signal.SIGCONT))
+        thaw.start()
+        thaws.append(thaw)
+
+    try:
+        yield freeze
+    finally:
+        for thaw in thaws:
+            thaw.join()  # never leave a member frozen for the next trial
+
+
+@contextlib.contextmanager
+def service_member_killed(cluster: Cluster, rng: random.Random) -> Iterator[Callable[[int], None]]:
+    """SIGKILL the member the (frozen) backup service has the most sessions on, seen from the operating
+    system: the service's TCP connections to the members' client ports."""
+
+    def kill(pid: int) -> None:
+        by_address = {(m.member.host, m.member.client_port): m for m in cluster.masters}
+        peers = Counter(
+            by_address[(c.raddr.ip, c.raddr.port)]
+            for c in psutil.Process(pid).net_connections(kind="tcp")
+            if c.raddr and (c.raddr.ip, c.raddr.port) in by_address
+        )
+        assert peers, "the backup service has no connection to any ZooKeeper member"
+        most = max(peers.values())
+        member = rng.choice([m for m, n in peers.items() if n == most])
+        os.kill(read_pid(member.layout.zookeeper_pid_file), signal.SIGKILL)
+
+    yield kill
+
+
+ZOOKEEPER_FAULTS = {
+    "leader killed": leader_killed,
+    "leader frozen": leader_frozen,
+    "service's member killed": service_member_killed,
+}
+
+
+# ------------------------------------------------------------------------------- object storage failing
+@dataclass
+class S3Rig:
+    """A backup service (in-process API, its own engine) on a chroot of the cluster holding ``size`` bytes of
+    random data, keeping its catalog in a moto S3 bucket reached through a fault-injecting proxy."""
+
+    api: InProcessApi
+    proxy: FaultyS3
+    bucket: str
+    parts: int  # the multipart parts an archive of the chroot takes
+
+
+@contextlib.contextmanager
+def faulty_s3_rig(cluster: Cluster, endpoint: str, size: int = 5 * S3_PART // 2) -> Iterator[S3Rig]:
+    """An :class:`S3Rig` over the moto server at ``endpoint`` (a fresh bucket), with nodes of random bytes
+    (incompressible: the archive is as big as they are) under the chroot's /marathon."""
+    bucket = f"faults-{uuid.uuid4().hex[:12]}"
+    assert create_bucket(endpoint, bucket)
+    proxy = FaultyS3(endpoint)
+    try:
+        with marathon_chroot(cluster, apps=20, seed=4) as (hosts, zk):
+            zk.ensure_path("/marathon/big")
+            for i in range(size // 1_000_000):
+                zk.create(f"/marathon/big/n{i}", os.urandom(1_000_000))
+            with service_api(open_storage(f"s3://{bucket}/b", proxy.url), hosts) as api:
+                yield S3Rig(api, proxy, bucket, -(-size // S3_PART))
+    finally:
+        proxy.close()
+
+
+def s3_failing_mid_upload(rig: S3Rig, rng: random.Random) -> Outcome:
+    """S3 fails every request of a backup's archive upload from a random one on (the start of the multipart
+    upload, one of its parts, or its completion) while its catalog writes go through: the backup must end
+    STATUS_ERROR naming S3, with nothing of its archive in the bucket (no object, no unfinished upload), and
+    the next backup must work once S3 does. Recovered: the backup has ended (the first failure -> ERROR)."""
+    http = rig.api.http
+    earlier = create_ready(http, "before-s3-fault")
+    assert earlier["status"] == "STATUS_READY", earlier
+    cut = rng.randint(0, rig.parts + 1)  # 0: starting the upload; 1..parts: that part; parts + 1: completing
+    failed_at: list[float] = []
+
+    def fails(method: str, path: str) -> bool:
+        query = urlsplit(path).query
+        if path.endswith("/backup.json") or method not in ("PUT", "POST"):
+            return False
+        number = int(m.group(1)) if (m := re.search(r"partNumber=(\d+)", query)) else None
+        hit = (
+            (query == "uploads" and cut == 0)
+            or (number is not None and number >= cut)
+            or ("uploadId=" in query and number is None)  # the completion (parts before it may have failed)
+        )
+        if hit and not failed_at:
+            failed_at.append(time.monotonic())
+        return hit
+
+    rig.proxy.fails = fails
+    try:
+        doc = create_ready(http, "s3-fault")
+    finally:
+        rig.proxy.fails = None
+    recovered = time.monotonic() - failed_at[0] if failed_at else None
+    assert failed_at, "S3 never failed a request of the upload"
+    assert doc["status"] == "STATUS_ERROR", doc
+    assert "S3 storage" in doc["reason"] and "injected" in doc["reason"], doc["reason"]
+    s3 = boto3.client("s3", endpoint_url=rig.proxy.url)
+    objects = [o["Key"] for o in s3.list_objects_v2(Bucket=rig.bucket, Prefix=f"b/{doc['id']}/").get("Contents", [])]
+    uploads = [u["Key"] for u in s3.list_multipart_uploads(Bucket=rig.bucket).get("Uploads", [])]
+    assert objects == [f"b/{doc['id']}/backup.json"] and uploads == [], (objects, uploads)
+    assert create_ready(http, "after-s3-fault")["status"] == "STATUS_READY"
+    return Outcome("error, nothing left in the bucket", recovered)
+
+
+# ---------------------------------------------------------------------------------- continuous archiving
+def archiver_killed_mid_copy(cluster: Cluster, rng: random.Random) -> Outcome:
+    """Under a steady write load on a cluster with ``--zk-archive``, SIGKILL one master's archiver (``dcos-zk
+    archive``, supervised by dcos-exhibitor) while it copies an object into the repository (frozen while a
+    partial exists, at a random moment of the copy, after a random number of writes): nothing archived
+    before is lost, the partial was never visible and is gone, the restarted archiver resumes the same
+    generation (no new base), the stream verifies, and a point-in-time export at the newest acknowledged
+    write rebuilds exactly the acknowledged tree. Recovered: the restarted archiver has archived every write
+    acknowledged before the kill."""
+    repo = Path(cluster.zk_archive or "")
+    number = rng.randint(1, len(cluster.masters))
+    master, stream = cluster.master(number), f"master-{number}"
+    stream_dir = repo / "streams" / stream
+    writes, delay = rng.randint(1, 800), rng.uniform(0.0, 0.05)
+    generations = len(RepoIndex(open_store(str(repo)), stream).generations)
+    load = LoadGenerator(cluster.zk_hosts, root="/load", rate=150, seed=rng.randrange(1 << 30))
+    load.start()
+    try:
+        wait_for(lambda: len(load.acknowledged()) >= writes, timeout=120, what=f"{writes} writes")
+        pid = archiver_pid(master)
+
+        def caught() -> Path | None:
+            if not any(stream_dir.rglob(f"{PARTIAL}*")):
+                return None
+            time.sleep(delay)  # somewhere in the copy, not always at its start
+            return frozen_mid_copy(pid, stream_dir)
+
+        partial = wait_for(caught, timeout=120, interval=0.01, what=f"the archiver of {stream} mid-copy")
+        before = keys(repo, stream)
+        acknowledged = load.acknowledged()[-1].zxid
+        faulted = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: read_pid(master.layout.archiver_pid_file) not in (pid, None), what="a new archiver")
+        wait_for(lambda: archived_to(repo, stream, acknowledged), timeout=120, what="the archiver to catch up")
+        recovered = time.monotonic() - faulted
+    finally:
+        report, last = settle(load, repo, stream)
+    assert before <= keys(repo, stream), "objects archived before the kill are gone"
+    assert not partial.exists(), "the torn object is still there"
+    assert len(RepoIndex(open_store(str(repo)), stream).generations) == generations, "a new base after a kill"
+    ok(run_tool("dcos-zk", "archive", "verify", "--repo", str(repo), "--stream", stream))
+    with tempfile.TemporaryDirectory(prefix="archiver-killed-") as work:
+        rebuilt = exported_load(repo, stream, last, Path(work))
+    assert rebuilt == load.expected_children(last, report.ops), "the archive does not rebuild the acknowledged tree"
+    return Outcome("resumed in the same generation, caught up", recovered)

@@ -13,6 +13,7 @@ import uuid
 import pytest
 from tests.conftest import seeded_cluster
 from tests.e2e import fault_scenarios
+from tests.e2e.test_zk_archive_faults import archived  # noqa: F401 (a cluster archiving continuously under test)
 from tests.helpers import in_process_api, wait_for
 
 from dcos_backup.catalog.storage import LocalStorage
@@ -35,13 +36,13 @@ def fault_cluster(tmp_path_factory):
 @pytest.mark.parametrize("trial", range(2))
 def test_service_killed_mid_backup(fault_cluster, trial):
     outcome = fault_scenarios.service_killed_mid_backup(fault_cluster, random.Random(trial))
-    assert outcome == "interrupted, cleaned up"
+    assert outcome.branch == "interrupted, cleaned up"
 
 
 @pytest.mark.parametrize("branch", sorted(fault_scenarios.RESTORE_BRANCHES))
 def test_service_killed_mid_restore(fault_cluster, branch):
     outcome = fault_scenarios.service_killed_mid_restore(fault_cluster, random.Random(100), branch)
-    assert outcome == fault_scenarios.RESTORE_BRANCHES[branch][2]
+    assert outcome.branch == fault_scenarios.RESTORE_BRANCHES[branch][2]
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,29 @@ def test_service_killed_mid_restore(fault_cluster, branch):
 def test_leader_killed_mid_job(fault_cluster, kind, branch):
     """A leader change is routine: the job rides over it (the engine reconnects and goes on) and ends READY."""
     outcome = fault_scenarios.leader_killed_mid_job(fault_cluster, random.Random(7), kind, branch)
-    assert outcome == "completed"
+    assert outcome.branch == "completed"
+
+
+@pytest.mark.parametrize("kind", ["backup", "restore"])
+@pytest.mark.parametrize("fault", ["leader frozen", "service's member killed"])
+def test_zookeeper_fault_mid_job(fault_cluster, fault, kind):
+    """The leader frozen for 10 s, or the member the service's sessions are on killed, mid-backup or while a
+    restore applies the archive: the job rides over it and ends READY with the right data."""
+    outcome = fault_scenarios.zookeeper_fault_mid_job(fault_cluster, random.Random(11), kind, fault)
+    assert outcome.branch == "completed"
+
+
+def test_archiver_killed_mid_copy(archived):  # noqa: F811
+    cluster, _ = archived
+    outcome = fault_scenarios.archiver_killed_mid_copy(cluster, random.Random(5))
+    assert outcome.branch == "resumed in the same generation, caught up"
+
+
+def test_s3_failing_mid_upload(fault_cluster, s3_endpoint):
+    with fault_scenarios.faulty_s3_rig(fault_cluster, s3_endpoint) as rig:
+        for trial in range(2):
+            outcome = fault_scenarios.s3_failing_mid_upload(rig, random.Random(trial))
+            assert outcome.branch == "error, nothing left in the bucket"
 
 
 def test_storage_full_is_an_error_with_nothing_partial(cluster, tmp_path):
