@@ -392,11 +392,16 @@ class _S3Body:
         self.close()
 
 
+def is_s3_url(location: str | Path) -> bool:
+    """Whether ``location`` names S3 (``s3://bucket/...``) rather than a directory or a file."""
+    return str(location).startswith("s3://")
+
+
 def parse_s3_url(url: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` -> ("bucket", "some/prefix/"); the prefix may be empty."""
     rest = url.removeprefix("s3://")
     bucket, _, prefix = rest.partition("/")
-    if not url.startswith("s3://") or not _BUCKET.fullmatch(bucket):
+    if not is_s3_url(url) or not _BUCKET.fullmatch(bucket):
         raise UsageError(f"{url} is not an s3://bucket[/prefix] URL")
     prefix = prefix.strip("/")
     if prefix:
@@ -406,7 +411,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
 def open_store(spec: str, create: bool = False, endpoint_url: str | None = None) -> ObjectStore:
     """The store a location names: ``s3://bucket/prefix``, a ``file://`` URL or a local directory."""
-    if spec.startswith("s3://"):
+    if is_s3_url(spec):
         return S3Store(spec, endpoint_url)
     if "://" in spec:
         scheme, _, rest = spec.partition("://")

@@ -38,7 +38,7 @@ from dcos_backup.catalog.archive import ArchiveSummary, verify_archive
 from dcos_backup.catalog.crypto import EncryptingWriter, EncryptionKey, plain_reader
 from dcos_backup.catalog.ids import is_backup_id, valid_archive_name, validate_backup_id
 from dcos_backup.catalog.models import BackupRecord
-from dcos_backup.catalog.objects import LocalStore, ObjectStore, open_store
+from dcos_backup.catalog.objects import LocalStore, ObjectStore, is_s3_url, open_store
 from dcos_backup.catalog.signing import RecordKey, sign, signature_problem
 from dcos_backup.errors import IntegrityError, NotFound
 from dcos_backup.fsutil import HashingReader, Sink, Source
@@ -256,6 +256,6 @@ def open_storage(
     record_key: RecordKey | None = None,
 ) -> Storage:
     """The catalog at ``location``: a directory or ``s3://bucket/prefix`` (with an S3 endpoint URL)."""
-    if location.startswith("s3://"):
+    if is_s3_url(location):
         return Storage(open_store(location, endpoint_url=endpoint_url), key, record_key)
     return LocalStorage(Path(location.removeprefix("file://")), key, record_key)

@@ -17,7 +17,7 @@ from typing import NoReturn
 import click
 
 from dcos_backup import __version__
-from dcos_backup.catalog.objects import open_store
+from dcos_backup.catalog.objects import is_s3_url, open_store
 from dcos_backup.cli._common import run, setup_logging
 from dcos_backup.cli._progress import progress_on_terminal
 from dcos_backup.errors import NotFound, UsageError
@@ -120,7 +120,7 @@ def backup(
                 progress=update,
             )  # fmt: skip
 
-        to_s3 = archive.startswith("s3://")
+        to_s3 = is_s3_url(archive)
         result = physical.backup_to_store(archive, write, tmp_dir) if to_s3 else write(Path(archive))
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
@@ -222,7 +222,7 @@ def restore(
         )
     with physical.fetched(archive, tmp_dir) as local, progress_on_terminal("files") as update:
         result = physical.restore(exhibitor_dir, local, tmp_dir, keep_old, wait_lock, not no_verify, update)
-    if physical.is_object_url(archive):
+    if is_s3_url(archive):  # (a file is named by its absolute path)
         result.archive = archive
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
@@ -319,7 +319,8 @@ def verify(archive: str, tmp_dir: Path | None, verbose: bool, as_json: bool) -> 
     setup_logging(verbose)
     with physical.fetched(archive, tmp_dir) as local, progress_on_terminal("files") as update:
         result = zk_verify.verify_archive(local, tmp_dir, update)
-    result.archive = archive
+    if is_s3_url(archive):
+        result.archive = archive
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
         return

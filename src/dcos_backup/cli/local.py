@@ -10,6 +10,7 @@ from typing import NoReturn
 import click
 
 from dcos_backup import __version__
+from dcos_backup.catalog.objects import is_s3_url
 from dcos_backup.cli._common import run
 from dcos_backup.cli._progress import progress_on_terminal
 from dcos_backup.cli._tables import print_status_table
@@ -220,7 +221,7 @@ def env(n: int, directory: Path | None) -> None:
     }
     if cluster.zk_archive:
         exports["DCOS_ZK_REPO"] = cluster.zk_archive
-        if cluster.zk_archive.startswith("s3://"):  # so that dcos-zk reads the repository in the cluster's S3
+        if is_s3_url(cluster.zk_archive):  # so that dcos-zk reads the repository in the cluster's S3
             exports.update(cluster.s3_env() or {})
     if cluster.service:
         cli = cluster.dcos_cli(n)

@@ -219,10 +219,7 @@ def blocking_chunks(chunks: AsyncIterator[bytes]) -> Iterator[bytes]:
 
 def portable_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
     """Beyond DC/OS: a backup as one portable file, out (download) and in (upload, to this catalog)."""
-
-    def authorized(authorization: Annotated[str | None, Header()] = None) -> str:
-        return authorizer.check(authorization)
-
+    authorized = token_check(authorizer)
     errors = {"model": ErrorBody}
     common = {400: errors, 401: errors, 403: errors, 404: errors, 409: errors, 422: errors}
     # The dependency runs before the body is read: an upload without a valid token sends nothing to storage.

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from dcos_backup.catalog.objects import open_store
+from dcos_backup.catalog.objects import is_s3_url, open_store
 from dcos_backup.errors import IntegrityError, NotFound, UsageError
 from dcos_backup.fsutil import HashingWriter, ensure_free_space, fsync_dir, storage_error, write_private_file
 from dcos_backup.master import restore_mark
@@ -170,14 +170,10 @@ def backup(
     return result
 
 
-def is_object_url(archive: str | Path) -> bool:
-    return str(archive).startswith("s3://")
-
-
 def _split_object_url(url: str) -> tuple[str, str]:
     """``s3://bucket/prefix/name`` as the store's location and the object's name in it."""
     location, _, name = url.rstrip("/").rpartition("/")
-    if not location.startswith("s3://") or len(location) <= len("s3://"):
+    if not is_s3_url(location) or len(location) <= len("s3://"):
         raise UsageError(f"{url} is not an s3://bucket/key URL")
     return location, name
 
@@ -187,7 +183,7 @@ def fetched(archive: str | Path, tmp_dir: Path | None = None) -> Iterator[Path]:
     """``archive`` as a local file: a path as it is; an ``s3://bucket/key`` downloaded, with its ``.sha256``
     when there is one (which the archive's reader then checks), into a private temporary directory (in
     ``tmp_dir``) that is removed afterwards."""
-    if not is_object_url(archive):
+    if not is_s3_url(archive):
         yield Path(archive)
         return
     location, name = _split_object_url(str(archive))
