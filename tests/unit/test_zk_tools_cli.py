@@ -81,3 +81,15 @@ def test_progress_goes_to_a_terminal_and_never_into_a_pipe(tmp_path):
     assert rc == 0 and "restored" in out and "files" in err
     piped = ok(run_tool("dcos-zk", "verify", str(archive)))
     assert piped.stderr == ""
+
+
+@pytest.mark.parametrize("command", ["verify", "restore"])
+@pytest.mark.parametrize("url", ["s3://", "s3://onlybucket"])
+def test_an_s3_archive_without_a_key_is_one_line_and_exit_2(command, url, tmp_path):
+    result = (
+        run_tool("dcos-zk", command, url, "--exhibitor-dir", str(tmp_path))
+        if command == "restore"
+        else (run_tool("dcos-zk", command, url))
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"error: {url} is not an s3://bucket/key URL\n"
