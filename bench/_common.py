@@ -14,14 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dcos_backup.local import cluster as local_cluster
-from dcos_backup.local.cluster import Cluster
+from dcos_backup.local.spec import ClusterSpec
 
 RESULTS = Path(__file__).parent / "results"
 BIN = Path(sys.executable).parent
 
 
 @contextmanager
-def bench_cluster(masters: int = 3, subnet: str = "127.30.0", **kwargs: object) -> Iterator[Cluster]:
+def bench_cluster(masters: int = 3, subnet: str = "127.30.0", **kwargs: object) -> Iterator[ClusterSpec]:
     directory = Path(tempfile.mkdtemp(prefix="dcos-bench-"))
     cluster = local_cluster.up(directory, masters=masters, subnet=subnet, **kwargs)
     try:

@@ -41,7 +41,7 @@ from tests.helpers import wait_for  # noqa: E402
 
 from _common import RESULTS, bench_cluster  # noqa: E402
 from dcos_backup.local import s3 as local_s3  # noqa: E402
-from dcos_backup.local.cluster import Cluster  # noqa: E402
+from dcos_backup.local.spec import ClusterSpec  # noqa: E402
 from dcos_backup.testing.seed import seed_marathon  # noqa: E402
 from dcos_backup.zk import connect  # noqa: E402
 
@@ -109,7 +109,7 @@ SCENARIOS = [
 
 
 @contextmanager
-def seeded(subnet: str, **kwargs: object) -> Iterator[Cluster]:
+def seeded(subnet: str, **kwargs: object) -> Iterator[ClusterSpec]:
     """A private 3-master cluster with ~16,000 znodes under /marathon."""
     with bench_cluster(3, subnet=subnet, **kwargs) as cluster:
         zk = connect(cluster.zk_hosts, timeout=60)
@@ -119,7 +119,7 @@ def seeded(subnet: str, **kwargs: object) -> Iterator[Cluster]:
 
 
 @contextmanager
-def archiving(subnet: str) -> Iterator[Cluster]:
+def archiving(subnet: str) -> Iterator[ClusterSpec]:
     """A 3-master cluster archiving continuously into a local repository, ZooKeeper rolling its log every
     400 writes, with 1,500 apps: snapshots of several MB, long enough to be caught copying."""
     snap_count = [("snapCount", "400")]

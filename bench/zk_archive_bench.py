@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import BIN, bench_cluster, print_table, timed_command, write_result
 from dcos_backup.catalog.objects import open_store
+from dcos_backup.local import cluster as local_cluster
 from dcos_backup.master.processes import read_pid
 from dcos_backup.testing.load import LoadGenerator, LoadReport
 from dcos_backup.testing.seed import seed_marathon
@@ -165,7 +166,7 @@ def measure_client_cost(cluster, rate: float, seconds: float, rounds: int) -> di
 def measure_restores(cluster, repo: Path, work: Path, restores: int) -> dict:
     master = cluster.master(1)
     ex = str(master.layout.exhibitor_dir)
-    cluster.stop_master(1)
+    local_cluster.stop_master(cluster, 1)
     exported = work / "latest.tar.gz"
     timed_command(
         [str(BIN / "dcos-zk"), "export", "--repo", str(repo), "--stream", "master-1", "--latest", str(exported)]
@@ -175,7 +176,7 @@ def measure_restores(cluster, repo: Path, work: Path, restores: int) -> dict:
         times["plain"].append(timed_command([str(BIN / "dcos-zk"), "restore", str(exported), "--exhibitor-dir", ex])[0])
         pitr = [str(BIN / "dcos-zk"), "restore", "--repo", str(repo), "--stream", "master-1", "--latest"]
         times["pitr"].append(timed_command([*pitr, "--exhibitor-dir", ex])[0])
-    cluster.start_master(1, wait=True)
+    local_cluster.start_master(cluster, 1, wait=True)
     return {
         "archive_bytes": exported.stat().st_size,
         "plain_s": statistics.median(times["plain"]),

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import httpx
 
 from _common import BIN, bench_cluster, dir_size, print_table, timed_command, write_result
+from dcos_backup.local import cluster as local_cluster
 from dcos_backup.testing.load import LoadGenerator, LoadReport
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
@@ -93,11 +94,11 @@ def main() -> None:
         watcher.join()
         baseline = run_load(cluster.zk_hosts, args.rate, 1, None, timing["online"])
 
-        cluster.stop_master(2)
+        local_cluster.stop_master(cluster, 2)
         offline, _ = timed_command([str(BIN / "dcos-zk"), "backup", str(work / "offline.tgz"), f"--exhibitor-dir={ex}"])
         excludes = ["--exclude=myid", "--exclude=zookeeper.out"]
         tar, _ = timed_command(["tar", "czf", str(work / "tar.tgz"), "-C", str(ex), *excludes, "zookeeper"])
-        cluster.start_master(2, wait=True)
+        local_cluster.start_master(cluster, 2, wait=True)
         sizes = {name: (work / f"{name}.tgz").stat().st_size for name in ("online", "offline", "tar")}
     shutil.rmtree(work, ignore_errors=True)
 

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import statistics
 
 from _common import BIN, bench_cluster, dir_size, print_table, timed_command, write_result
+from dcos_backup.local import cluster as local_cluster
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
 
@@ -44,7 +45,7 @@ def main() -> None:
         stats = seed_marathon(client, apps=args.apps, seed=1)
         client.sync("/marathon")
         client.stop()
-        cluster.stop_master(2)
+        local_cluster.stop_master(cluster, 2)
         layout = cluster.master(2).layout
         ex, zk_dir = layout.exhibitor_dir, layout.zk_dir
         live = cluster.master(1).layout.exhibitor_dir

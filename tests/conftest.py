@@ -25,7 +25,7 @@ from tests.helpers import wait_for
 
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local import s3
-from dcos_backup.local.cluster import Cluster
+from dcos_backup.local.spec import ClusterSpec
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
 
@@ -47,14 +47,14 @@ def requires_zookeeper() -> None:
         pytest.fail("Java and the Debian zookeeper package are needed: apt-get install -y zookeeper")
 
 
-def start_cluster(directory: Path, masters: int = 3, **kwargs: object) -> Cluster:
+def start_cluster(directory: Path, masters: int = 3, **kwargs: object) -> ClusterSpec:
     requires_zookeeper()
     kwargs.setdefault("heap", "512m")
     return local_cluster.up(directory, masters=masters, subnet=free_subnet(), **kwargs)
 
 
 @contextlib.contextmanager
-def seeded_cluster(directory: Path, apps: int, seed: int, **kwargs: object) -> Iterator[Cluster]:
+def seeded_cluster(directory: Path, apps: int, seed: int, **kwargs: object) -> Iterator[ClusterSpec]:
     """A private 3-master cluster with ``apps`` Marathon apps of ``seed`` under /marathon, stopped on exit."""
     c = start_cluster(directory, **kwargs)
     try:
@@ -70,7 +70,7 @@ def seeded_cluster(directory: Path, apps: int, seed: int, **kwargs: object) -> I
 
 
 @contextlib.contextmanager
-def marathon_chroot(cluster: Cluster, apps: int, seed: int) -> Iterator[tuple[str, KazooClient]]:
+def marathon_chroot(cluster: ClusterSpec, apps: int, seed: int) -> Iterator[tuple[str, KazooClient]]:
     """A fresh chroot on ``cluster`` with ``apps`` Marathon apps under its /marathon: (its connect string, a
     client of it); removed afterwards."""
     path = f"/chroot-{uuid.uuid4().hex[:10]}"
@@ -87,19 +87,19 @@ def marathon_chroot(cluster: Cluster, apps: int, seed: int) -> Iterator[tuple[st
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSpec]:
     c = start_cluster(tmp_path_factory.mktemp("shared-cluster"))
     yield c
     local_cluster.down(c)
 
 
 @pytest.fixture(scope="session")
-def zk_hosts(cluster: Cluster) -> str:
+def zk_hosts(cluster: ClusterSpec) -> str:
     return cluster.zk_hosts
 
 
 @pytest.fixture
-def zk(cluster: Cluster) -> Iterator[KazooClient]:
+def zk(cluster: ClusterSpec) -> Iterator[KazooClient]:
     """A client chrooted to a fresh ``/test-<uuid>`` on the shared cluster; removed afterwards."""
     chroot = f"/test-{uuid.uuid4().hex[:12]}"
     admin = connect(cluster.zk_hosts)
@@ -116,11 +116,11 @@ def zk(cluster: Cluster) -> Iterator[KazooClient]:
 
 
 @pytest.fixture
-def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
+def make_cluster(tmp_path: Path) -> Iterator[Callable[..., ClusterSpec]]:
     """Factory of private clusters (``make_cluster(masters=3, zk_config=[...])``), torn down after the test."""
-    started: list[Cluster] = []
+    started: list[ClusterSpec] = []
 
-    def factory(masters: int = 3, **kwargs: object) -> Cluster:
+    def factory(masters: int = 3, **kwargs: object) -> ClusterSpec:
         c = start_cluster(tmp_path / f"cluster-{len(started) + 1}", masters, **kwargs)
         started.append(c)
         return c

@@ -30,7 +30,7 @@ from dcos_backup.iam.store import IAM_PATH, Credentials, UserStore
 from dcos_backup.iam.tokens import issue_token
 from dcos_backup.iam.users import SUPERUSER
 from dcos_backup.local import security
-from dcos_backup.local.cluster import Cluster
+from dcos_backup.local.spec import ClusterSpec
 from dcos_backup.service.app import build_app
 from dcos_backup.service.auth import Authorizer
 from dcos_backup.service.client import BackupClient, Endpoint
@@ -91,13 +91,13 @@ def damage(client: KazooClient) -> None:
 
 
 # ------------------------------------------------------------------------------------------ the backup API
-def front_door(cluster: Cluster, uid: str = security.BOOTSTRAP_USER, master: int = 1) -> BackupClient:
+def front_door(cluster: ClusterSpec, uid: str = security.BOOTSTRAP_USER, master: int = 1) -> BackupClient:
     """A client of ``cluster``'s backup API through master ``master``'s Admin Router, as user ``uid``."""
     token = security.login(cluster.files, cluster.zk_hosts, uid)
     return BackupClient(Endpoint(cluster.master(master).admin_router_url, token, str(cluster.files.ca_cert)))
 
 
-def dcos_env(cluster: Cluster, token: str | None = None, master: int = 1) -> dict[str, str]:
+def dcos_env(cluster: ClusterSpec, token: str | None = None, master: int = 1) -> dict[str, str]:
     """The DC/OS CLI's variables for ``cluster`` (what ``dcos-local env`` exports), with ``token`` if given."""
     cli = cluster.dcos_cli(master)
     return {

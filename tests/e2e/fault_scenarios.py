@@ -39,8 +39,9 @@ from dcos_backup.catalog.archive import read_archive, verify_archive
 from dcos_backup.catalog.objects import PARTIAL, S3_PART, open_store
 from dcos_backup.catalog.storage import open_storage
 from dcos_backup.errors import Conflict
-from dcos_backup.local.cluster import Cluster, Master
+from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.s3 import create_bucket
+from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.master.processes import read_pid
 from dcos_backup.service.client import BackupClient, backup_finished, latest_restore, restore_finished
 from dcos_backup.service.engine import ZkEngine
@@ -79,7 +80,7 @@ class FaultClock:
         return None if self.at is None else time.monotonic() - self.at
 
 
-def leading_service(cluster: Cluster) -> dict[str, str]:
+def leading_service(cluster: ClusterSpec) -> dict[str, str]:
     """The cluster.json entry of the backup service that leads (runs the jobs); master 1's when none is known.
     A kill must hit that one: after a long restart of master 1's, another master's service may lead."""
     zk = connect(cluster.zk_hosts)
@@ -93,7 +94,7 @@ def leading_service(cluster: Cluster) -> dict[str, str]:
     return next((s for s in cluster.services if s.get("instance") == instance), cluster.service)
 
 
-def service_client(cluster: Cluster) -> BackupClient:
+def service_client(cluster: ClusterSpec) -> BackupClient:
     """A superuser's client through master 1's Admin Router."""
     return front_door(cluster)
 
@@ -103,7 +104,7 @@ def service_client(cluster: Cluster) -> BackupClient:
 RESTART_TIMEOUT = 120.0
 
 
-def wait_service(cluster: Cluster, timeout: float = RESTART_TIMEOUT) -> BackupClient:
+def wait_service(cluster: ClusterSpec, timeout: float = RESTART_TIMEOUT) -> BackupClient:
     client = service_client(cluster)
 
     def answers() -> bool:
@@ -148,7 +149,7 @@ def restore_again(client: BackupClient, backup_id: str) -> dict:
     return client.wait(backup_id, restore_finished, interval=0.2, timeout=120)
 
 
-def archive_equals_tree(cluster: Cluster, doc: dict, root: str = "/marathon") -> None:
+def archive_equals_tree(cluster: ClusterSpec, doc: dict, root: str = "/marathon") -> None:
     component = doc["component_status"]["marathon"]
     path = Path(cluster.service["storage_dir"]) / doc["id"] / component["archive"]
     with open(path, "rb") as raw:
@@ -158,7 +159,7 @@ def archive_equals_tree(cluster: Cluster, doc: dict, root: str = "/marathon") ->
     assert difference is None, f"archive of a STATUS_READY backup differs from the tree: {difference}"
 
 
-def damage_all_apps(cluster: Cluster) -> None:
+def damage_all_apps(cluster: ClusterSpec) -> None:
     zk = connect(cluster.zk_hosts)
     try:
         zk.delete("/marathon/state/app", recursive=True)
@@ -167,7 +168,7 @@ def damage_all_apps(cluster: Cluster) -> None:
         zk.stop()
 
 
-def tree_now(cluster: Cluster) -> list:
+def tree_now(cluster: ClusterSpec) -> list:
     zk = connect(cluster.zk_hosts)
     try:
         return snapshot(zk)
@@ -176,7 +177,7 @@ def tree_now(cluster: Cluster) -> list:
 
 
 # ------------------------------------------------------------------------------ catching a job in the act
-def catalog(cluster: Cluster, backup_id: str) -> dict:
+def catalog(cluster: ClusterSpec, backup_id: str) -> dict:
     """The backup document as the service last wrote it (docs/format.md: written before each step)."""
     return json.loads((Path(cluster.service["storage_dir"]) / backup_id / "backup.json").read_text())
 
@@ -190,7 +191,7 @@ def safety_recorded(doc: dict) -> bool:
     return bool(latest_restore(doc).get("safety_backup_id"))
 
 
-def archive_growing(cluster: Cluster, backup_id: str, size: int) -> bool:
+def archive_growing(cluster: ClusterSpec, backup_id: str, size: int) -> bool:
     """A backup is streaming its archive (a hidden partial file until complete) and has written ``size`` bytes."""
     partials = (Path(cluster.service["storage_dir"]) / backup_id).glob(f"{PARTIAL}*")
     with contextlib.suppress(FileNotFoundError):
@@ -199,7 +200,7 @@ def archive_growing(cluster: Cluster, backup_id: str, size: int) -> bool:
 
 
 def act_mid_job(
-    cluster: Cluster,
+    cluster: ClusterSpec,
     start: Callable[[], str],
     ready: Callable[[str], bool],
     action: Callable[[int], None],
@@ -228,11 +229,11 @@ def act_mid_job(
     raise AssertionError(f"no job was caught at the point of the fault in {ATTEMPTS} attempts")
 
 
-def _reached_or_over(cluster: Cluster, job_id: str, ready: Callable[[str], bool]) -> bool:
+def _reached_or_over(cluster: ClusterSpec, job_id: str, ready: Callable[[str], bool]) -> bool:
     return ready(job_id) or not job_running(catalog(cluster, job_id))
 
 
-def kill_service(cluster: Cluster) -> Callable[[int], None]:
+def kill_service(cluster: ClusterSpec) -> Callable[[int], None]:
     """An action for :func:`act_mid_job`: SIGKILL the frozen service, return once it runs again."""
 
     def kill(pid: int) -> None:
@@ -247,7 +248,7 @@ def kill_service(cluster: Cluster) -> Callable[[int], None]:
     return kill
 
 
-def kill_leader(cluster: Cluster) -> Callable[[int], None]:
+def kill_leader(cluster: ClusterSpec) -> Callable[[int], None]:
     """An action for :func:`act_mid_job`: SIGKILL the ZooKeeper leader (its supervisor brings it back)."""
 
     def kill(_: int) -> None:
@@ -257,7 +258,7 @@ def kill_leader(cluster: Cluster) -> Callable[[int], None]:
 
 
 # ------------------------------------------------------------------------------------------- scenarios
-def service_killed_mid_backup(cluster: Cluster, rng: random.Random) -> Outcome:
+def service_killed_mid_backup(cluster: ClusterSpec, rng: random.Random) -> Outcome:
     """SIGKILL the service while a backup streams its archive: the backup must end STATUS_ERROR, cleaned up.
     Recovered: a service has marked the backup interrupted."""
     client = wait_service(cluster)
@@ -290,7 +291,7 @@ RESTORE_BRANCHES = {
 }
 
 
-def service_killed_mid_restore(cluster: Cluster, rng: random.Random, branch: str) -> Outcome:
+def service_killed_mid_restore(cluster: ClusterSpec, rng: random.Random, branch: str) -> Outcome:
     """SIGKILL the service mid-restore, ``branch`` = before it changed anything or while it applies the
     archive: either way the restarted service must leave the tree exactly as it was before the restore.
     Recovered: the restarted service has finished the interrupted restore (rolled back or marked)."""
@@ -327,13 +328,15 @@ def service_killed_mid_restore(cluster: Cluster, rng: random.Random, branch: str
     return Outcome(outcome, recovered)
 
 
-def leader_killed_mid_job(cluster: Cluster, rng: random.Random, kind: str, branch: str = "while applying") -> Outcome:
+def leader_killed_mid_job(
+    cluster: ClusterSpec, rng: random.Random, kind: str, branch: str = "while applying"
+) -> Outcome:
     """SIGKILL the ZooKeeper leader mid-job: see :func:`zookeeper_fault_mid_job`."""
     return zookeeper_fault_mid_job(cluster, rng, kind, "leader killed", branch)
 
 
 def zookeeper_fault_mid_job(
-    cluster: Cluster, rng: random.Random, kind: str, fault: str, branch: str = "while applying"
+    cluster: ClusterSpec, rng: random.Random, kind: str, fault: str, branch: str = "while applying"
 ) -> Outcome:
     """Deal a ZooKeeper ``fault`` (a key of ZOOKEEPER_FAULTS) while a backup streams its archive, or while a
     restore is in ``branch`` (see RESTORE_BRANCHES): the job completes correctly or ends STATUS_ERROR with a
@@ -365,7 +368,7 @@ def zookeeper_fault_mid_job(
         final = client.wait(job_id, lambda d: backup_finished(d) and restore_finished(d), interval=0.2, timeout=180)
     outcome = latest_restore(final) if kind == "restore" else final  # both have status and reason
     status, reason = outcome["status"], outcome["reason"]
-    cluster.wait_serving(90)
+    local_cluster.wait_serving(cluster, 90)
     recovered = clock.since()
     if status == "STATUS_READY":
         if kind == "restore":
@@ -391,17 +394,17 @@ def zookeeper_fault_mid_job(
 FROZEN_FOR = 10.0  # seconds a SIGSTOPped member stays frozen
 
 
-def zookeeper_leader(cluster: Cluster) -> Master:
-    return next(m for m, s in zip(cluster.masters, cluster.status(), strict=True) if s.isLeader)
+def zookeeper_leader(cluster: ClusterSpec) -> Master:
+    return next(m for m, s in zip(cluster.masters, local_cluster.status(cluster), strict=True) if s.isLeader)
 
 
 @contextlib.contextmanager
-def leader_killed(cluster: Cluster, rng: random.Random) -> Iterator[Callable[[int], None]]:
+def leader_killed(cluster: ClusterSpec, rng: random.Random) -> Iterator[Callable[[int], None]]:
     yield kill_leader(cluster)
 
 
 @contextlib.contextmanager
-def leader_frozen(cluster: Cluster, rng: random.Random) -> Iterator[Callable[[int], None]]:
+def leader_frozen(cluster: ClusterSpec, rng: random.Random) -> Iterator[Callable[[int], None]]:
     """SIGSTOP the leader, SIGCONT it FROZEN_FOR seconds later (a timer: the job goes on meanwhile)."""
     thaws: list[threading.Timer] = []
 
@@ -420,7 +423,7 @@ def leader_frozen(cluster: Cluster, rng: random.Random) -> Iterator[Callable[[in
 
 
 @contextlib.contextmanager
-def service_member_killed(cluster: Cluster, rng: random.Random) -> Iterator[Callable[[int], None]]:
+def service_member_killed(cluster: ClusterSpec, rng: random.Random) -> Iterator[Callable[[int], None]]:
     """SIGKILL the member the (frozen) backup service has the most sessions on, seen from the operating
     system: the service's TCP connections to the members' client ports."""
 
@@ -459,7 +462,7 @@ class S3Rig:
 
 
 @contextlib.contextmanager
-def faulty_s3_rig(cluster: Cluster, endpoint: str, size: int = 5 * S3_PART // 2) -> Iterator[S3Rig]:
+def faulty_s3_rig(cluster: ClusterSpec, endpoint: str, size: int = 5 * S3_PART // 2) -> Iterator[S3Rig]:
     """An :class:`S3Rig` over the moto server at ``endpoint`` (a fresh bucket), with nodes of random bytes
     (incompressible: the archive is as big as they are) under the chroot's /marathon."""
     bucket = f"faults-{uuid.uuid4().hex[:12]}"
@@ -519,7 +522,7 @@ def s3_failing_mid_upload(rig: S3Rig, rng: random.Random) -> Outcome:
 
 
 # ---------------------------------------------------------------------------------- continuous archiving
-def archiver_killed_mid_copy(cluster: Cluster, rng: random.Random) -> Outcome:
+def archiver_killed_mid_copy(cluster: ClusterSpec, rng: random.Random) -> Outcome:
     """Under a steady write load on a cluster with ``--zk-archive``, SIGKILL one master's archiver (``dcos-zk
     archive``, supervised by dcos-exhibitor) while it copies an object into the repository (frozen while a
     partial exists, at a random moment of the copy, after a random number of writes): nothing archived

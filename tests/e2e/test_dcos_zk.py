@@ -10,6 +10,7 @@ import httpx
 import pytest
 from tests.helpers import ok, run_tool, tool, wait_for
 
+from dcos_backup.local import cluster as local_cluster
 from dcos_backup.master import restore_mark
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
@@ -39,7 +40,7 @@ def test_seed_zookeeper_backup_and_restore_procedure(make_cluster, tmp_path):
     result = ok(run("dcos-zk", "backup", str(archive), "-v", "--exhibitor-dir", str(master2.layout.exhibitor_dir)))
     assert "archive complete" in result.stderr and "sha256" in result.stdout
     ok(run("dcos-local", "start-zk", "2"))
-    assert all(s.code == 3 for s in cluster.wait_serving(60))
+    assert all(s.code == 3 for s in local_cluster.wait_serving(cluster, 60))
 
     # Life goes on, then disaster: writes after the backup, and /marathon is destroyed.
     client.create("/marathon/after-backup", b"must disappear")
@@ -132,13 +133,13 @@ def test_a_forgotten_master_cannot_silently_undo_a_restore(make_cluster, tmp_pat
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert "stop master 3 and restore it from the same backup" in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
-        assert not cluster.is_running(cluster.master(n))
+        assert not local_cluster.is_running(cluster.master(n))
 
     # --force does what happened silently before: master 3's data wins, and check-live says so.
     for n in (1, 2):
         ok(run("dcos-local", "start-zk", str(n), "--force"))
         assert "started with --force despite" in cluster.master(n).layout.activity_log.read_text()
-    cluster.wait_serving(120)
+    local_cluster.wait_serving(cluster, 120)
     check = run("dcos-zk", "check-live", str(archive), "--zk", cluster.zk_hosts)
     assert check.returncode == 1 and "the restore did NOT take" in check.stdout and "/newer" in check.stdout
 
@@ -147,7 +148,7 @@ def test_a_forgotten_master_cannot_silently_undo_a_restore(make_cluster, tmp_pat
         ok(run("dcos-zk", "restore", str(archive), "--exhibitor-dir", ex[n]))
     for n in (1, 2, 3):
         ok(run("dcos-local", "start-zk", str(n)))
-    cluster.wait_serving(120)
+    local_cluster.wait_serving(cluster, 120)
     took = json.loads(ok(run("dcos-zk", "check-live", "--json", str(archive), "--zk", cluster.zk_hosts)).stdout)
     assert took["took"] and took["foreign_count"] == 0 and took["unchanged"] >= took["archive_nodes"] - 1
     status = httpx.get(f"{cluster.master(2).member.exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()

@@ -16,8 +16,9 @@ import psutil
 import pytest
 from tests.helpers import BIN, run_tool, wait_for
 
+from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local import security
-from dcos_backup.local.cluster import Cluster
+from dcos_backup.local.spec import ClusterSpec
 from dcos_backup.master.processes import read_pid
 from dcos_backup.service.client import BackupClient, Endpoint
 from dcos_backup.testing.seed import ROOT
@@ -30,7 +31,7 @@ def dcos_local(cluster_dir: Path, *args: str, env: dict | None = None) -> subpro
     return run_tool("dcos-local", *args, cluster_dir=cluster_dir, env=env, timeout=120)
 
 
-def exhibitor_status(cluster: Cluster, n: int) -> list[dict]:
+def exhibitor_status(cluster: ClusterSpec, n: int) -> list[dict]:
     return httpx.get(f"{cluster.master(n).member.exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()
 
 
@@ -102,7 +103,7 @@ def test_stop_start_and_kill_recovery(make_cluster):
     assert "killed by SIGKILL; restarting" in c.master(1).layout.exhibitor_log.read_text()
 
     # down leaves no process behind
-    pids = c.all_pids()
+    pids = local_cluster.all_pids(c)
     # 3 supervisors, 3 ZooKeepers, 3 backup services and 3 Admin Routers, each of these with its supervisor
     assert len(pids) == 18
     token, ca = security.login(c.files, c.zk_hosts, "bootstrapuser"), c.files.ca_cert.read_bytes()

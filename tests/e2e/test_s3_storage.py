@@ -26,6 +26,7 @@ from dcos_backup.catalog.models import BackupRecord, Status, now
 from dcos_backup.catalog.objects import S3_PART, LocalStore, open_store
 from dcos_backup.catalog.storage import open_storage
 from dcos_backup.errors import NotFound, StorageError, UsageError
+from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.s3 import CREDENTIALS
 from dcos_backup.master.processes import read_pid, wait_until_gone
 from dcos_backup.service.api import CREATE, RESTORE
@@ -300,7 +301,7 @@ def restore_from_s3(cluster, url: str, env: dict[str, str]) -> None:
     exhibitor_dir = str(cluster.masters[0].layout.exhibitor_dir)
     checked = json.loads(ok(run_tool("dcos-zk", "verify", url, "--json", env=env)).stdout)
     assert checked["archive"] == url and checked["nodes"] > 0
-    cluster.stop_master(1)
+    local_cluster.stop_master(cluster, 1)
     bucket, key = url.removeprefix("s3://").split("/", 1)
     s3 = client(env["AWS_ENDPOINT_URL"])
     good = s3.get_object(Bucket=bucket, Key=key + ".sha256")["Body"].read()
@@ -314,5 +315,5 @@ def restore_from_s3(cluster, url: str, env: dict[str, str]) -> None:
         ok(run_tool("dcos-zk", "restore", url, "--exhibitor-dir", exhibitor_dir, "--json", env=env)).stdout
     )
     assert done["archive"] == url and done["verified"]["nodes"] == checked["nodes"]
-    cluster.start_master(1)
-    cluster.wait_serving(120)
+    local_cluster.start_master(cluster, 1)
+    local_cluster.wait_serving(cluster, 120)

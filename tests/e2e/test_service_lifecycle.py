@@ -12,6 +12,7 @@ from tests.e2e import fault_scenarios
 from tests.helpers import dcos_env, run_tool, wait_for
 
 from dcos_backup.errors import ServiceUnavailable
+from dcos_backup.local import cluster as local_cluster
 from dcos_backup.service.client import backup_finished
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +53,7 @@ def test_zookeeper_down_at_create_is_503_at_once_and_starts_nothing(lifecycle_cl
     fault_scenarios.wait_service(cluster)
     leader_env, follower_env = dcos_env(cluster), dcos_env(cluster, master=2)  # logging in needs ZooKeeper
     for n in (1, 2, 3):
-        cluster.stop_master(n)
+        local_cluster.stop_master(cluster, n)
     try:
         began = time.monotonic()
         result = run_tool("dcos", "backup", "create", "--label", "zk-down", "--wait", env=leader_env)
@@ -61,8 +62,8 @@ def test_zookeeper_down_at_create_is_503_at_once_and_starts_nothing(lifecycle_cl
         follower = run_tool("dcos", "backup", "create", "--label", "zk-down", env=follower_env)
     finally:
         for n in (1, 2, 3):
-            cluster.start_master(n)
-        cluster.wait_serving(120)
+            local_cluster.start_master(cluster, n)
+        local_cluster.wait_serving(cluster, 120)
     assert result.returncode == 3, result.stdout + result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "ZooKeeper unavailable" in lines[0], result.stderr

@@ -19,7 +19,8 @@ from tests.conftest import seeded_cluster
 from tests.helpers import ok, run_tool, wait_for
 
 from dcos_backup.catalog.objects import open_store
-from dcos_backup.local.cluster import Cluster
+from dcos_backup.local import cluster as local_cluster
+from dcos_backup.local.spec import ClusterSpec
 from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
@@ -37,7 +38,7 @@ def archived_up_to(repo: Path, zxid: int, streams: int = 3) -> bool:
     return len(reached) >= streams
 
 
-def load_children(cluster: Cluster, root: str = "/load") -> dict[str, bytes]:
+def load_children(cluster: ClusterSpec, root: str = "/load") -> dict[str, bytes]:
     client = connect(cluster.zk_hosts)
     try:
         return {f"{root}/{name}": client.get(f"{root}/{name}")[0] for name in client.get_children(root)}
@@ -46,7 +47,7 @@ def load_children(cluster: Cluster, root: str = "/load") -> dict[str, bytes]:
         client.close()
 
 
-def marathon(cluster: Cluster) -> list[tuple]:
+def marathon(cluster: ClusterSpec) -> list[tuple]:
     client = connect(cluster.zk_hosts)
     try:
         return snapshot(client) if client.exists("/marathon") else []
@@ -55,22 +56,22 @@ def marathon(cluster: Cluster) -> list[tuple]:
         client.close()
 
 
-def restore_all(cluster: Cluster, repo: Path, *point: str) -> list[str]:
+def restore_all(cluster: ClusterSpec, repo: Path, *point: str) -> list[str]:
     """The seed's procedure with a point of the repository: stop every master, restore each, start them."""
     for m in cluster.masters:
-        cluster.stop_master(m.id)
+        local_cluster.stop_master(cluster, m.id)
     out = [
         ok(dcos_zk("restore", "--repo", str(repo), *point, "--exhibitor-dir", str(m.layout.exhibitor_dir))).stdout
         for m in cluster.masters
     ]
     for m in cluster.masters:
-        cluster.start_master(m.id)
-    cluster.wait_serving(120)
+        local_cluster.start_master(cluster, m.id)
+    local_cluster.wait_serving(cluster, 120)
     return out
 
 
 @pytest.fixture(scope="module")
-def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Path]]:
+def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClusterSpec, Path]]:
     directory = tmp_path_factory.mktemp("archive-cluster")
     repo = directory / "repo"
     with seeded_cluster(
@@ -79,7 +80,7 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster
         yield c, repo
 
 
-def test_point_in_time_restore_after_rm_r_marathon(archived: tuple[Cluster, Path]):
+def test_point_in_time_restore_after_rm_r_marathon(archived: tuple[ClusterSpec, Path]):
     cluster, repo = archived
     marathon_before = marathon(cluster)
     assert marathon_before
@@ -138,7 +139,7 @@ def test_point_in_time_restore_after_rm_r_marathon(archived: tuple[Cluster, Path
     assert any("new base" in line for line in status["events"])
 
 
-def test_refusals_name_what_is_restorable(archived: tuple[Cluster, Path], tmp_path: Path):
+def test_refusals_name_what_is_restorable(archived: tuple[ClusterSpec, Path], tmp_path: Path):
     cluster, repo = archived
     ex = str(cluster.master(1).layout.exhibitor_dir)
     beyond = dcos_zk("restore", "--repo", str(repo), "--to-zxid", hex(1 << 60), "--exhibitor-dir", ex)
@@ -155,7 +156,7 @@ def test_refusals_name_what_is_restorable(archived: tuple[Cluster, Path], tmp_pa
     assert running.returncode == 1 and ("running" in running.stderr or "in use" in running.stderr)
 
 
-def test_export_writes_an_ordinary_archive_of_a_point(archived: tuple[Cluster, Path], tmp_path: Path):
+def test_export_writes_an_ordinary_archive_of_a_point(archived: tuple[ClusterSpec, Path], tmp_path: Path):
     cluster, repo = archived
     client = connect(cluster.zk_hosts)
     client.ensure_path("/export")

@@ -25,7 +25,8 @@ from tests.helpers import ok, run_tool, wait_for
 
 from dcos_backup.catalog.objects import PARTIAL, open_store
 from dcos_backup.exhibitor.config import SLF4J_BINDING, ZK_CLASSPATH
-from dcos_backup.local.cluster import Cluster, Master
+from dcos_backup.local import cluster as local_cluster
+from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.master.processes import read_pid
 from dcos_backup.testing.load import LoadGenerator, LoadReport
 from dcos_backup.zk import connect
@@ -38,7 +39,7 @@ dcos_zk = functools.partial(run_tool, "dcos-zk")
 
 
 @pytest.fixture(scope="module")
-def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Path]]:
+def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClusterSpec, Path]]:
     directory = tmp_path_factory.mktemp("archive-faults")
     repo = directory / "repo"
     # 1,500 apps: snapshots of several MB, so that storing one takes long enough to be caught in.
@@ -133,7 +134,7 @@ def test_zookeeper_killed_under_load_loses_nothing_archived(archived, tmp_path):
             before = keys(repo, "master-3")
             zk = wait_for(lambda: read_pid(master.layout.zookeeper_pid_file), what="ZooKeeper of master 3")
             os.kill(zk, signal.SIGKILL)
-            cluster.wait_serving(90, members=[master])
+            local_cluster.wait_serving(cluster, 90, members=[master])
             assert before <= keys(repo, "master-3")  # nothing archived was lost
     finally:
         load.stop()

@@ -17,7 +17,8 @@ import pytest
 from tests.conftest import seeded_cluster
 
 from dcos_backup.errors import ZooKeeperUnavailable
-from dcos_backup.local.cluster import Cluster, Master
+from dcos_backup.local import cluster as local_cluster
+from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.master.processes import read_pid
 from dcos_backup.zk import ApplyStats, ReadStats, ZkSpec, ZNode, apply_tree, iter_tree
 
@@ -30,14 +31,14 @@ SESSION_TIMEOUT = 6.0
 
 
 @pytest.fixture(scope="module")
-def ensemble(tmp_path_factory) -> Iterator[Cluster]:
+def ensemble(tmp_path_factory) -> Iterator[ClusterSpec]:
     with seeded_cluster(tmp_path_factory.mktemp("zk-faults"), apps=3000, seed=5) as cluster:
         yield cluster
 
 
 @pytest.fixture
 def spec(ensemble) -> ZkSpec:
-    ensemble.wait_serving(120)  # the previous fault healed
+    local_cluster.wait_serving(ensemble, 120)  # the previous fault healed
     return ZkSpec.parse(ensemble.zk_hosts, session_timeout=SESSION_TIMEOUT)
 
 
@@ -45,11 +46,11 @@ def as_values(nodes) -> list[tuple]:
     return [(n.path, n.data, n.acl) for n in nodes]
 
 
-def leader(cluster: Cluster) -> Master:
-    return next(m for m, s in zip(cluster.masters, cluster.status(), strict=True) if s.isLeader)
+def leader(cluster: ClusterSpec) -> Master:
+    return next(m for m, s in zip(cluster.masters, local_cluster.status(cluster), strict=True) if s.isLeader)
 
 
-def master_at(cluster: Cluster, address: str) -> Master:
+def master_at(cluster: ClusterSpec, address: str) -> Master:
     return next(m for m in cluster.masters if m.member.client_address == address)
 
 
@@ -70,7 +71,7 @@ def freeze(master: Master) -> threading.Timer:
     return thaw
 
 
-FAULTS: dict[str, Callable[[Cluster, str], threading.Timer | None]] = {
+FAULTS: dict[str, Callable[[ClusterSpec, str], threading.Timer | None]] = {
     "leader killed": lambda cluster, _: kill(leader(cluster)),
     "connected member killed": lambda cluster, server: kill(master_at(cluster, server)),
     "leader frozen": lambda cluster, _: freeze(leader(cluster)),
@@ -167,8 +168,8 @@ def test_no_member_listening_fails_at_once(tmp_path):
 def test_an_ensemble_without_quorum_is_given_up_after_max_outage(make_cluster):
     """Members that listen but serve nobody (no quorum): ridden out, then one line saying why."""
     cluster = make_cluster(masters=3)
-    cluster.stop_master(2)
-    cluster.stop_master(3)
+    local_cluster.stop_master(cluster, 2)
+    local_cluster.stop_master(cluster, 3)
     spec = ZkSpec.parse(cluster.zk_hosts, session_timeout=SESSION_TIMEOUT, max_outage=5)
     started = time.monotonic()
     with pytest.raises(ZooKeeperUnavailable, match=r"gave up reading /x after \d+s .*no session") as caught:

@@ -22,7 +22,8 @@ from kazoo.security import ACL, make_acl
 from tests.conftest import seeded_cluster
 from tests.helpers import ok, run_tool, wait_for
 
-from dcos_backup.local.cluster import Cluster
+from dcos_backup.local import cluster as local_cluster
+from dcos_backup.local.spec import ClusterSpec
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.testing.trees import snapshot
@@ -35,7 +36,7 @@ dcos_zk = functools.partial(run_tool, "dcos-zk")
 
 
 @pytest.fixture(scope="module")
-def busy_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def busy_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSpec]:
     directory = tmp_path_factory.mktemp("online-cluster")
     with seeded_cluster(directory, apps=30, seed=5, zk_config=[("snapCount", str(SNAP_COUNT))]) as c:
         yield c
@@ -44,7 +45,7 @@ def busy_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 class StatusWatch:
     """Polls the Exhibitor status of every member; remembers any member seen not serving."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: ClusterSpec) -> None:
         self.urls = [f"{m.member.exhibitor_url}/exhibitor/v1/cluster/status" for m in cluster.masters]
         self.bad: list[object] = []
         self.polls = 0
@@ -71,7 +72,7 @@ class StatusWatch:
         self._thread.join()
 
 
-def test_online_backup_under_load_restores_exactly_the_archived_state(busy_cluster: Cluster, tmp_path: Path):
+def test_online_backup_under_load_restores_exactly_the_archived_state(busy_cluster: ClusterSpec, tmp_path: Path):
     cluster = busy_cluster
     client = connect(cluster.zk_hosts)
     marathon_before = snapshot(client)
@@ -166,21 +167,21 @@ class AclChurn:
         self.client.stop()
 
 
-def restore_every_master(cluster: Cluster, archive: Path, tmp_path: Path) -> None:
+def restore_every_master(cluster: ClusterSpec, archive: Path, tmp_path: Path) -> None:
     """The seed's procedure: stop every master, restore each from its copy of the archive, start them all."""
     for m in cluster.masters:
-        cluster.stop_master(m.id)
+        local_cluster.stop_master(cluster, m.id)
     for m in cluster.masters:
         copy = tmp_path / f"master-{m.id}.tar.gz"
         shutil.copy(archive, copy)
         ok(dcos_zk("restore", str(copy), "--exhibitor-dir", str(m.layout.exhibitor_dir)))
     for m in cluster.masters:
-        cluster.start_master(m.id)
-    statuses = cluster.wait_serving(90)
+        local_cluster.start_master(cluster, m.id)
+    statuses = local_cluster.wait_serving(cluster, 90)
     assert [s.description for s in statuses] == ["serving"] * 3
 
 
-def test_online_backup_with_acl_churn_restores_exactly_the_acknowledged_acls(busy_cluster: Cluster, tmp_path: Path):
+def test_online_backup_with_acl_churn_restores_exactly_the_acknowledged_acls(busy_cluster: ClusterSpec, tmp_path: Path):
     """Issue 17 item 7: setACL and creates with new ACLs while --online runs (and snapshots are taken)."""
     cluster = busy_cluster
     archive = tmp_path / "acl-churn.tar.gz"
@@ -218,7 +219,7 @@ def test_online_backup_with_acl_churn_restores_exactly_the_acknowledged_acls(bus
 
 # ---------------------------------------------------------------------------------------- verify
 @pytest.fixture(scope="module")
-def full_data_archive(busy_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def full_data_archive(busy_cluster: ClusterSpec, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An offline archive of master 3 holding several snapshots and logs (the whole data directory)."""
     cluster = busy_cluster
     client = connect(cluster.zk_hosts)
@@ -227,11 +228,11 @@ def full_data_archive(busy_cluster: Cluster, tmp_path_factory: pytest.TempPathFa
         client.create(f"/verify/n{i:05d}", b"v" * (i % 300))
     client.stop()
     archive = tmp_path_factory.mktemp("verify") / "master3.tar.gz"
-    cluster.stop_master(3)
+    local_cluster.stop_master(cluster, 3)
     try:
         ok(dcos_zk("backup", str(archive), "--exhibitor-dir", str(cluster.master(3).layout.exhibitor_dir)))
     finally:
-        cluster.start_master(3, wait=True)
+        local_cluster.start_master(cluster, 3, wait=True)
     return archive
 
 

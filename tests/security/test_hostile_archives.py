@@ -22,7 +22,7 @@ from tests.zkfiles import make_exhibitor_dir, tree_digest
 
 from dcos_backup.errors import IntegrityError, StorageError, UsageError
 from dcos_backup.master.layout import MasterLayout
-from dcos_backup.zkdata import physical, tarsafe
+from dcos_backup.zkdata import archive_info, archive_restore, archive_write, tarsafe
 from dcos_backup.zkdata.verify import verify_archive
 
 
@@ -30,7 +30,7 @@ def good_archive(tmp_path: Path) -> tuple[Path, Path]:
     """A master's exhibitor dir and a verified backup of it (2 snapshots, 1 log, acceptedEpoch)."""
     ex = make_exhibitor_dir(tmp_path)
     archive = tmp_path / "good.tar.gz"
-    physical.backup(ex, archive)
+    archive_write.backup(ex, archive)
     return ex, archive
 
 
@@ -62,12 +62,12 @@ def every_reader_refuses(ex: Path, archive: Path, match: str) -> None:
     """restore, verify and info all refuse ``archive`` with ``match``; the live data is untouched."""
     before = tree_digest(ex)
     with pytest.raises(IntegrityError, match=match):
-        physical.restore(ex, archive)
+        archive_restore.restore(ex, archive)
     assert tree_digest(ex) == before
     with pytest.raises(IntegrityError, match=match):
         verify_archive(archive)
     with pytest.raises(IntegrityError, match=match):
-        physical.info(archive)
+        archive_info.info(archive)
 
 
 # ------------------------------------------------------------------------------ item 7: damaged headers
@@ -126,7 +126,7 @@ def test_a_garbage_snapshot_is_refused_by_restore_as_by_verify(tmp_path):
     archive = crafted(tmp_path / "garbage.tar.gz", [("./zookeeper", None), (SNAP, b"\x00garbage" * 1000)])
     before = tree_digest(ex)
     with pytest.raises(IntegrityError) as refused:
-        physical.restore(ex, archive)
+        archive_restore.restore(ex, archive)
     with pytest.raises(IntegrityError) as verified:
         verify_archive(archive)
     assert str(refused.value) == str(verified.value)
@@ -231,7 +231,7 @@ def test_disk_full_during_restore_is_named_as_such_and_changes_nothing(tmp_path)
         archive = crafted(tmp_path / "big.tar.gz", [("./zookeeper", None), (SNAP, b"\0" * (8 << 20))])
         before = tree_digest(ex)
         with pytest.raises(StorageError, match=f"{ex}.*filesystem is full"):
-            physical.restore(ex, archive)
+            archive_restore.restore(ex, archive)
         assert tree_digest(ex) == before
         assert sorted(p.name for p in ex.iterdir()) == ["zookeeper", "zookeeper.lock"]
 
@@ -241,7 +241,7 @@ def test_a_restore_that_cannot_fit_is_refused_before_it_starts(tmp_path):
         ex = make_exhibitor_dir(small, size=200_000)
         big = make_exhibitor_dir(tmp_path / "big", size=3_000_000)  # random data: does not compress
         archive = tmp_path / "big.tar.gz"
-        physical.backup(big, archive)
+        archive_write.backup(big, archive)
         result = run_tool("dcos-zk", "restore", str(archive), "--exhibitor-dir", str(ex))
         assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
         assert f"{ex} has" in result.stderr and "filesystem is full" in result.stderr
@@ -252,7 +252,7 @@ def test_disk_full_during_backup_is_named_as_such(tmp_path):
     ex = make_exhibitor_dir(tmp_path, size=3_000_000)
     with small_tmpfs(tmp_path / "small", "1m") as small:
         with pytest.raises(StorageError, match=f"no space left in {small}"):
-            physical.backup(ex, small / "zk.tar.gz")
+            archive_write.backup(ex, small / "zk.tar.gz")
         assert list(small.iterdir()) == []
 
 
@@ -268,7 +268,7 @@ def test_a_backup_into_the_data_dir_is_refused(tmp_path, where):
     ex = make_exhibitor_dir(tmp_path)
     before = tree_digest(ex)
     with pytest.raises(UsageError, match="inside the ZooKeeper data directory"):
-        physical.backup(ex, ex / where / "zk.tar.gz")
+        archive_write.backup(ex, ex / where / "zk.tar.gz")
     with pytest.raises(UsageError, match="inside the ZooKeeper data directory"):
-        physical.backup(ex, tmp_path / "zk.tar.gz", tmp_dir=ex / where)
+        archive_write.backup(ex, tmp_path / "zk.tar.gz", tmp_dir=ex / where)
     assert tree_digest(ex) == before

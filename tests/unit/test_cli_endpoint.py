@@ -8,8 +8,8 @@ import pytest
 from dcos_backup.cli.endpoint import resolve_endpoint, ssl_verify
 from dcos_backup.errors import UsageError
 from dcos_backup.iam.tokens import generate_key_pair
-from dcos_backup.local.cluster import Cluster
 from dcos_backup.local.security import bootstrap_token
+from dcos_backup.local.spec import ClusterSpec
 from dcos_backup.service.client import Endpoint
 
 
@@ -20,10 +20,10 @@ def local_dir(monkeypatch, tmp_path) -> Path:
     return tmp_path / "local"
 
 
-def local_cluster_with_service(directory: Path) -> Cluster:
-    cluster = Cluster.define(directory, masters=1, subnet="127.31.0")
+def local_cluster_with_service(directory: Path) -> ClusterSpec:
+    cluster = ClusterSpec.define(directory, masters=1, subnet="127.31.0")
     generate_key_pair(cluster.files.iam_private_key, cluster.files.iam_public_key)
-    cluster.service = {"socket": str(cluster.files.backup_socket(1))}
+    cluster = cluster.with_services([{"socket": str(cluster.files.backup_socket(1))}])
     cluster.save()
     return cluster
 
@@ -63,7 +63,7 @@ def test_an_expiring_saved_token_is_replaced(local_dir):
 def test_nothing_configured_says_what_to_set(local_dir):
     with pytest.raises(UsageError, match=r"set DCOS_URL and DCOS_ACS_TOKEN .*or start a local cluster"):
         resolve_endpoint(None, None, {})
-    Cluster.define(local_dir, masters=1, subnet="127.31.0").save()
+    ClusterSpec.define(local_dir, masters=1, subnet="127.31.0").save()
     with pytest.raises(UsageError, match="the local cluster runs no backup service"):
         resolve_endpoint(None, None, {})
 

@@ -20,13 +20,13 @@ from tests.unit.test_zkdata_physical import data_of, left_in, make_exhibitor_dir
 from dcos_backup.errors import Conflict
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.master.lock import data_dir_lock, holders
-from dcos_backup.zkdata import physical
+from dcos_backup.zkdata import archive_restore, archive_write
 
 
 def archive_of(tmp_path: Path, name: str, seed: int, size: int = 200_000) -> tuple[Path, dict]:
     source = make_exhibitor_dir(tmp_path / f"src-{name}", seed=seed, size=size)
     archive = tmp_path / f"{name}.tar.gz"
-    physical.backup(source, archive, level=1)
+    archive_write.backup(source, archive, level=1)
     return archive, data_of(source)
 
 
@@ -108,12 +108,12 @@ def test_readers_share_the_lock_and_writers_do_not(tmp_path):
     layout = MasterLayout(ex)
     archive_b, _ = archive_of(tmp_path, "b", seed=2)
     with data_dir_lock(layout.lock_file, exclusive=False, what="dcos-zk archive"):
-        physical.backup(ex, tmp_path / "while-archiving.tar.gz")  # a second reader
+        archive_write.backup(ex, tmp_path / "while-archiving.tar.gz")  # a second reader
         with pytest.raises(Conflict, match=rf"in use by pid {os.getpid()} \(dcos-zk (archive|backup)\)"):
-            physical.restore(ex, archive_b)
+            archive_restore.restore(ex, archive_b)
     with data_dir_lock(layout.lock_file, exclusive=True, what="dcos-zk restore"):
         with pytest.raises(Conflict, match=rf"in use by pid {os.getpid()} \(dcos-zk restore\)"):
-            physical.backup(ex, tmp_path / "during-restore.tar.gz")
+            archive_write.backup(ex, tmp_path / "during-restore.tar.gz")
         with pytest.raises(Conflict, match="in use"):
             data_dir_lock(layout.lock_file, exclusive=False, what="x").__enter__()
-    physical.restore(ex, archive_b)  # free again once the holders are gone
+    archive_restore.restore(ex, archive_b)  # free again once the holders are gone

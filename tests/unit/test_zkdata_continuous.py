@@ -17,7 +17,7 @@ from dcos_backup.catalog.objects import PARTIAL, LocalStore, open_store
 from dcos_backup.errors import IntegrityError, StorageError, UsageError
 from dcos_backup.master import restore_mark
 from dcos_backup.master.layout import MasterLayout
-from dcos_backup.zkdata import physical
+from dcos_backup.zkdata import archive_restore
 from dcos_backup.zkdata.continuous import pitr, retention, txlog
 from dcos_backup.zkdata.continuous.archiver import Archiver
 from dcos_backup.zkdata.continuous.index import (
@@ -225,7 +225,7 @@ def test_point_in_time_restore_rebuilds_exactly_the_target(data, tmp_path):
     assert mark is not None and mark.last_zxid == hex(E1 + 13) and not mark.served
     pitr.export(LocalStore(repo), pitr.Target(zxid=E1 + 13), tmp_path / "point.tar.gz")
     other = DataDir(tmp_path / "from-archive", myid="2")
-    physical.restore(other.layout.exhibitor_dir, tmp_path / "point.tar.gz")
+    archive_restore.restore(other.layout.exhibitor_dir, tmp_path / "point.tar.gz")
     assert restore_mark.read(other.layout.restore_mark).identity == mark.identity
     # By time: the last transaction at or before it (E1+5 was written at T0 + 5 s).
     at = pitr.plan(LocalStore(repo), pitr.Target(time_us=(T0 + 5_500) * 1000))

@@ -20,7 +20,7 @@ from tests.zkfiles import make_exhibitor_dir, tree_digest
 
 from dcos_backup.errors import Conflict, IntegrityError, NotFound, UsageError
 from dcos_backup.master.layout import MasterLayout
-from dcos_backup.zkdata import physical
+from dcos_backup.zkdata import archive_info, archive_restore, archive_write, journal
 
 
 def left_in(ex: Path) -> list[str]:
@@ -46,7 +46,7 @@ def original_script_archive(ex: Path, target: Path) -> None:
 def test_backup_is_seed_compatible_and_checksummed(tmp_path):
     ex = make_exhibitor_dir(tmp_path)
     archive = tmp_path / "zk.tar.gz"
-    result = physical.backup(ex, archive)
+    result = archive_write.backup(ex, archive)
     assert result.sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
     assert (tmp_path / "zk.tar.gz.sha256").read_text() == f"{result.sha256}  zk.tar.gz\n"
     names = subprocess.run(["tar", "tzf", str(archive)], capture_output=True, text=True, check=True).stdout.split()
@@ -70,7 +70,7 @@ def test_original_script_archive_restores_with_ours_and_keeps_myid(tmp_path):
     archive = tmp_path / "theirs.tar.gz"
     original_script_archive(source, archive)
     target = make_exhibitor_dir(tmp_path / "dst", myid="3", seed=2)
-    result = physical.restore(target, archive)
+    result = archive_restore.restore(target, archive)
     assert data_of(target) == data_of(source)
     assert MasterLayout(target).myid_file.read_text().strip() == "3"
     assert result.myid == "3"
@@ -82,18 +82,18 @@ def test_backup_refuses_existing_target_and_missing_parent(tmp_path):
     ex = make_exhibitor_dir(tmp_path)
     (tmp_path / "exists.tar.gz").write_text("x")
     with pytest.raises(UsageError, match="already exists"):
-        physical.backup(ex, tmp_path / "exists.tar.gz")
+        archive_write.backup(ex, tmp_path / "exists.tar.gz")
     with pytest.raises(UsageError, match="does not exist"):
-        physical.backup(ex, tmp_path / "nope" / "zk.tar.gz")
+        archive_write.backup(ex, tmp_path / "nope" / "zk.tar.gz")
     with pytest.raises(NotFound, match="no ZooKeeper data"):
-        physical.backup(tmp_path / "empty", tmp_path / "zk.tar.gz")
+        archive_write.backup(tmp_path / "empty", tmp_path / "zk.tar.gz")
 
 
 def test_failed_backup_leaves_nothing(tmp_path):
     ex = make_exhibitor_dir(tmp_path)
     os.mkfifo(MasterLayout(ex).snapshots_dir / "odd-fifo")
     with pytest.raises(IntegrityError, match="not a regular file"):
-        physical.backup(ex, tmp_path / "zk.tar.gz")
+        archive_write.backup(ex, tmp_path / "zk.tar.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exhibitor"]
 
 
@@ -128,7 +128,7 @@ def test_malicious_archives_are_refused_untouched(tmp_path, kind):
     ex = make_exhibitor_dir(tmp_path)
     before = tree_digest(ex)
     with pytest.raises(IntegrityError):
-        physical.restore(ex, evil_archive(tmp_path / f"{kind}.tar.gz", kind))
+        archive_restore.restore(ex, evil_archive(tmp_path / f"{kind}.tar.gz", kind))
     assert tree_digest(ex) == before
     assert not (tmp_path / "etc").exists()
 
@@ -137,25 +137,25 @@ def test_malicious_archives_are_refused_untouched(tmp_path, kind):
 def test_truncated_or_garbage_archives_are_refused_untouched(tmp_path, cut):
     ex = make_exhibitor_dir(tmp_path)
     good = tmp_path / "good.tar.gz"
-    physical.backup(ex, good)
+    archive_write.backup(ex, good)
     blob = good.read_bytes()
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(blob[: int(len(blob) * cut) if isinstance(cut, float) else cut])
     before = tree_digest(ex)
     with pytest.raises(IntegrityError):
-        physical.restore(ex, bad)
+        archive_restore.restore(ex, bad)
     assert tree_digest(ex) == before
 
 
 def test_restore_input_errors(tmp_path):
     ex = make_exhibitor_dir(tmp_path)
     with pytest.raises(NotFound):
-        physical.restore(ex, tmp_path / "missing.tar.gz")
+        archive_restore.restore(ex, tmp_path / "missing.tar.gz")
     with pytest.raises(UsageError, match="not a regular file"):
-        physical.restore(ex, tmp_path)
+        archive_restore.restore(ex, tmp_path)
     (tmp_path / "text.tar.gz").write_text("hello")
     with pytest.raises(IntegrityError):
-        physical.restore(ex, tmp_path / "text.tar.gz")
+        archive_restore.restore(ex, tmp_path / "text.tar.gz")
 
 
 def test_refuses_while_a_process_holds_the_data_dir(tmp_path):
@@ -163,9 +163,9 @@ def test_refuses_while_a_process_holds_the_data_dir(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(MasterLayout(ex).zoo_cfg)])
     try:
         with pytest.raises(Conflict, match=r"running.*stop it first"):
-            physical.backup(ex, tmp_path / "zk.tar.gz")
+            archive_write.backup(ex, tmp_path / "zk.tar.gz")
         with pytest.raises(Conflict, match="running"):
-            physical.restore(ex, evil_archive(tmp_path / "a.tgz", "none"))
+            archive_restore.restore(ex, evil_archive(tmp_path / "a.tgz", "none"))
     finally:
         holder.kill()
         holder.wait()
@@ -174,8 +174,8 @@ def test_refuses_while_a_process_holds_the_data_dir(tmp_path):
 def test_info_reads_without_extracting(tmp_path):
     ex = make_exhibitor_dir(tmp_path)
     archive = tmp_path / "zk.tar.gz"
-    physical.backup(ex, archive)
-    details = physical.info(archive)
+    archive_write.backup(ex, archive)
+    details = archive_info.info(archive)
     assert details.files == 4
     assert details.newest_snapshot.endswith("snapshot.100000abc")
     assert details.newest_log.endswith("log.100000001")
@@ -227,7 +227,7 @@ def test_sigkill_during_restore_leaves_old_or_new_never_a_mix(tmp_path):
     the swap had moved it aside; never a mix, never a leftover."""
     new_src = make_exhibitor_dir(tmp_path / "new", seed=7, size=3_000_000)
     archive = tmp_path / "new.tar.gz"
-    physical.backup(new_src, archive, level=1)
+    archive_write.backup(new_src, archive, level=1)
     new_data = data_of(new_src)
     rng = random.Random(42)
     moments = [("before the swap", before_the_swap)] * 3 + [("after the swap", after_the_swap)]
@@ -239,7 +239,7 @@ def test_sigkill_during_restore_leaves_old_or_new_never_a_mix(tmp_path):
         in_place, state = frozen_restore(ex, archive, moment)
         assert in_place in (old_data, new_data, None), f"{name}: a mix of old and new data in place"
         assert in_place is not None or state["journal"], f"{name}: no data and no journal to bring it back"
-        physical.recover(ex)
+        journal.recover(ex)
         assert data_of(ex) == (in_place or old_data), f"{name}: recovery changed what it should keep ({state})"
         assert MasterLayout(ex).myid_file.read_text().strip() == "2"
         assert left_in(ex) == ["zookeeper"], name  # no staging, journal or old copy
@@ -267,19 +267,19 @@ def test_recover_from_every_crash_point_of_the_swap(tmp_path, crash_after):
     if crash_after == "journal-half-written":  # killed while writing the journal's temporary file
         layout.restore_journal.with_suffix(".tmp").write_text('{"staged": "')
     else:
-        physical._write_journal(ex, staged, old)
+        journal.write_journal(ex, staged, old)
     if step >= CRASH_POINTS.index("old-moved-aside"):
         os.rename(layout.zk_dir, old)
     if step >= CRASH_POINTS.index("new-in-place"):
         os.rename(MasterLayout(staged).zk_dir, layout.zk_dir)
     if crash_after == "old-half-removed":  # the clean-up after the swap, cut short
         next(old.rglob("snapshot.*")).unlink()
-    did = physical.recover(ex)
+    did = journal.recover(ex)
     assert (did is None) == (crash_after == "journal-half-written"), did
     in_place_new = step >= CRASH_POINTS.index("new-in-place")
     assert data_of(ex) == (new_data if in_place_new else old_data)
     assert left_in(ex) == ["zookeeper"]
-    assert physical.recover(ex) is None
+    assert journal.recover(ex) is None
 
 
 @pytest.mark.parametrize("damage", ["log", "snapshot"])
@@ -292,14 +292,14 @@ def test_a_verified_backup_of_damaged_data_fails_and_leaves_nothing(tmp_path, da
     blob[len(blob) // 3] ^= 0x10
     target.write_bytes(bytes(blob))
     with pytest.raises(IntegrityError, match=target.name):
-        physical.backup(ex, tmp_path / "zk.tar.gz")
+        archive_write.backup(ex, tmp_path / "zk.tar.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exhibitor"]
-    physical.backup(ex, tmp_path / "unchecked.tar.gz", verify=False)  # --no-verify archives it as it is
+    archive_write.backup(ex, tmp_path / "unchecked.tar.gz", verify=False)  # --no-verify archives it as it is
 
 
 def test_recover_removes_a_restore_mark_killed_while_written(tmp_path):
     ex = make_exhibitor_dir(tmp_path)
     (ex / ".zookeeper.restore-mark.4242.tmp").write_text('{"last_zxid": ')
     before = data_of(ex)
-    assert physical.recover(ex) is None
+    assert journal.recover(ex) is None
     assert left_in(ex) == ["zookeeper"] and data_of(ex) == before

@@ -22,7 +22,7 @@ from dcos_backup.cli._common import run, setup_logging
 from dcos_backup.cli._progress import progress_on_terminal
 from dcos_backup.errors import NotFound, UsageError
 from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR, MasterLayout
-from dcos_backup.zkdata import physical
+from dcos_backup.zkdata import archive_info, archive_restore, archive_write, journal, swap, transfer
 from dcos_backup.zkdata import verify as zk_verify
 from dcos_backup.zkdata.check_live import check_live
 from dcos_backup.zkdata.continuous import pitr, retention, txlog
@@ -114,14 +114,14 @@ def backup(
         os.nice(10)
     with progress_on_terminal("files") as update:
 
-        def write(path: Path) -> physical.BackupResult:
-            return physical.backup(
+        def write(path: Path) -> archive_write.BackupResult:
+            return archive_write.backup(
                 exhibitor_dir, path, tmp_dir, level, online=online, verify=not no_verify, wait_lock=wait_lock,
                 progress=update,
             )  # fmt: skip
 
         to_s3 = is_s3_url(archive)
-        result = physical.backup_to_store(archive, write, tmp_dir) if to_s3 else write(Path(archive))
+        result = transfer.backup_to_store(archive, write, tmp_dir) if to_s3 else write(Path(archive))
     if as_json:
         click.echo(json.dumps(asdict(result), indent=2))
         return
@@ -220,8 +220,8 @@ def restore(
             "ZooKeeper may refuse to start on it or serve a damaged tree",
             err=True,
         )
-    with physical.fetched(archive, tmp_dir) as local, progress_on_terminal("files") as update:
-        result = physical.restore(exhibitor_dir, local, tmp_dir, keep_old, wait_lock, not no_verify, update)
+    with transfer.fetched(archive, tmp_dir) as local, progress_on_terminal("files") as update:
+        result = archive_restore.restore(exhibitor_dir, local, tmp_dir, keep_old, wait_lock, not no_verify, update)
     if is_s3_url(archive):  # (a file is named by its absolute path)
         result.archive = archive
     if as_json:
@@ -236,7 +236,7 @@ def restore(
 
 
 def _stream_or_none(exhibitor_dir: Path) -> str | None:
-    myid = physical.read_myid(MasterLayout(exhibitor_dir))
+    myid = swap.read_myid(MasterLayout(exhibitor_dir))
     return f"master-{myid}" if myid else None
 
 
@@ -293,7 +293,7 @@ def log_cmd(repo: str, since: str | None, path_prefix: str | None, stream: str |
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON, with every member.")
 def info(archive: Path, as_json: bool) -> None:
     """Show what ARCHIVE holds without extracting it."""
-    details = physical.info(archive)
+    details = archive_info.info(archive)
     if as_json:
         click.echo(json.dumps(details.to_dict(), indent=2))
         return
@@ -317,7 +317,7 @@ def verify(archive: str, tmp_dir: Path | None, verbose: bool, as_json: bool) -> 
     snapshot; prints the last zxid, node count and tree digest. Exit 1 with the reason on any corruption.
     """
     setup_logging(verbose)
-    with physical.fetched(archive, tmp_dir) as local, progress_on_terminal("files") as update:
+    with transfer.fetched(archive, tmp_dir) as local, progress_on_terminal("files") as update:
         result = zk_verify.verify_archive(local, tmp_dir, update)
     if is_s3_url(archive):
         result.archive = archive
@@ -387,12 +387,12 @@ def check_live_cmd(archive: Path, hosts: str, tmp_dir: Path | None, as_json: boo
 def recover(verbose: bool, exhibitor_dir: Path, wait_lock: bool) -> None:
     """Finish or roll back a restore that was interrupted (dcos-exhibitor also does this at start)."""
     setup_logging(verbose)
-    click.echo(physical.recover(exhibitor_dir, wait=wait_lock) or "nothing to recover")
+    click.echo(journal.recover(exhibitor_dir, wait=wait_lock) or "nothing to recover")
 
 
 def default_stream(exhibitor_dir: Path) -> str:
     """``master-<myid>``: the stream a master archives into unless told otherwise."""
-    myid = physical.read_myid(MasterLayout(exhibitor_dir))
+    myid = swap.read_myid(MasterLayout(exhibitor_dir))
     if myid is None:
         raise UsageError(f"no myid in {exhibitor_dir}: pass --stream NAME")
     return f"master-{myid}"

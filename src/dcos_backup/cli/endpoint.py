@@ -52,11 +52,11 @@ def ssl_verify(value: str | None) -> str | bool | None:
 def local_cluster_endpoint() -> Endpoint:
     """The local cluster's master 1 Admin Router, its CA, and a bootstrapuser token (renewed when expiring)."""
     # Imported here: the launcher pulls in the whole stack, which a configured CLI does not need to load.
-    from dcos_backup.local.cluster import Cluster
     from dcos_backup.local.security import bootstrap_token
+    from dcos_backup.local.spec import ClusterSpec
 
     try:
-        cluster = Cluster.load()
+        cluster = ClusterSpec.load()
     except DcosBackupError as exc:
         raise UsageError(
             f"no cluster configured: set DCOS_URL and DCOS_ACS_TOKEN (and DCOS_SSL_VERIFY), or start a local "

@@ -21,7 +21,7 @@ from dcos_backup.iam.tokens import parse_ttl
 from dcos_backup.iam.users import ACTIONS, FULL
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local import security
-from dcos_backup.local.cluster import DEFAULT_SUBNET, Cluster
+from dcos_backup.local.spec import DEFAULT_SUBNET, ClusterSpec
 
 dir_option = click.option(
     "--dir",
@@ -136,7 +136,7 @@ def up(
 @click.option("--purge", is_flag=True, help="Also delete the cluster directory (all data).")
 def down(directory: Path | None, purge: bool) -> None:
     """Stop every process the cluster started."""
-    cluster = Cluster.load(directory)
+    cluster = ClusterSpec.load(directory)
     survivors = local_cluster.down(cluster, purge)
     if survivors:
         raise ClusterError(f"processes still running after stop: {survivors}")
@@ -152,14 +152,14 @@ def status(directory: Path | None, as_json: bool) -> None:
     Exit code 0 when every master serves and one leads, 3 when not (the table still shows each master,
     every one "down" when all ZooKeepers are stopped), 1 with an error when nothing of the cluster runs.
     """
-    cluster = Cluster.load(directory)
-    if not cluster.anything_running():
+    cluster = ClusterSpec.load(directory)
+    if not local_cluster.anything_running(cluster):
         raise ClusterError(f"the cluster in {cluster.dir} is not running (start it with: dcos-local up)")
-    statuses = cluster.status()
+    statuses = local_cluster.status(cluster)
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in statuses], indent=2))
     else:
-        supervisors = ["running" if cluster.is_running(m) else "stopped" for m in cluster.masters]
+        supervisors = ["running" if local_cluster.is_running(m) else "stopped" for m in cluster.masters]
         print_status_table(f"dcos-local cluster in {cluster.dir}", statuses, supervisors)
     if not is_healthy(statuses):
         serving = sum(s.code == SERVING for s in statuses)
@@ -172,7 +172,7 @@ def status(directory: Path | None, as_json: bool) -> None:
 @dir_option
 def stop_zk(n: int, directory: Path | None) -> None:
     """Stop master N's Exhibitor and ZooKeeper (like: systemctl stop dcos-exhibitor)."""
-    Cluster.load(directory).stop_master(n)
+    local_cluster.stop_master(ClusterSpec.load(directory), n)
     click.echo(f"master {n}: ZooKeeper stopped")
 
 
@@ -194,9 +194,9 @@ def start_zk(n: int, directory: Path | None, wait: bool, timeout: float, no_wait
     once enough masters run for a quorum (follow with dcos-local status). With --wait it waits for the
     member to serve instead; while too few masters run for a quorum it says so and keeps waiting.
     """
-    cluster = Cluster.load(directory)
+    cluster = ClusterSpec.load(directory)
     notify = lambda m: click.echo(m, err=True)  # noqa: E731
-    cluster.start_master(n, wait and not no_wait, timeout, notify, force)
+    local_cluster.start_master(cluster, n, wait and not no_wait, timeout, notify, force)
     if wait and not no_wait:
         click.echo(f"master {n}: ZooKeeper serving")
     else:
@@ -209,7 +209,7 @@ def start_zk(n: int, directory: Path | None, wait: bool, timeout: float, no_wait
 def env(n: int, directory: Path | None) -> None:
     """Print shell exports for master N: its tools (dcos-zk) and the DC/OS CLI's DCOS_URL, DCOS_ACS_TOKEN
     (a fresh bootstrapuser token) and DCOS_SSL_VERIFY: eval "$(dcos-local env 2)"."""
-    cluster = Cluster.load(directory)
+    cluster = ClusterSpec.load(directory)
     master = cluster.master(n)
     exports = {
         "DCOS_LOCAL_DIR": str(cluster.dir),
@@ -243,7 +243,7 @@ def iam() -> None:
 @dir_option
 def add_user(uid: str, grants: tuple[str, ...], directory: Path | None) -> None:
     """Add the user UID (idempotent), e.g. --grant dcos:adminrouter:ops:system-backup."""
-    cluster = Cluster.load(directory)
+    cluster = ClusterSpec.load(directory)
     user = security.add_user(cluster.files, cluster.zk_hosts, uid, [(g, FULL) for g in grants]).user(uid)
     click.echo(f"user {uid}: " + (", ".join(f"{g.rid} {g.action}" for g in user.grants) or "no permissions"))
 
@@ -255,7 +255,7 @@ def add_user(uid: str, grants: tuple[str, ...], directory: Path | None) -> None:
 @dir_option
 def grant(uid: str, permission: str, action: str, directory: Path | None) -> None:
     """Give the user UID the PERMISSION (a resource id) with ACTION (default: full)."""
-    cluster = Cluster.load(directory)
+    cluster = ClusterSpec.load(directory)
     security.grant(cluster.files, cluster.zk_hosts, uid, permission, action)
     click.echo(f"user {uid}: granted {permission} {action}")
 
@@ -267,7 +267,7 @@ def grant(uid: str, permission: str, action: str, directory: Path | None) -> Non
 def login(uid: str, ttl: str, directory: Path | None) -> None:
     """Print a token of the user UID (for DCOS_ACS_TOKEN or 'Authorization: token=...'), nothing else."""
     lifetime = parse_ttl(ttl)
-    cluster = Cluster.load(directory)
+    cluster = ClusterSpec.load(directory)
     click.echo(security.login(cluster.files, cluster.zk_hosts, uid, lifetime))
 
 
@@ -282,7 +282,7 @@ def seed(directory: Path | None, apps: int, seed_value: int, replace: bool) -> N
     Each app is one app node, 1-3 version nodes and 1-4 instance nodes (5.5 on average), plus about 20
     nodes for the groups and Marathon's own state; progress is shown on a terminal.
     """
-    cluster = Cluster.load(directory)
+    cluster = ClusterSpec.load(directory)
     with progress_on_terminal("znodes") as update:
         stats = local_cluster.seed(
             cluster, apps, seed_value, replace, progress=lambda nodes, size: update("seeding", nodes, size)

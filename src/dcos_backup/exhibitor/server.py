@@ -80,7 +80,7 @@ def prepare_data_dirs(cfg: NodeConfig) -> None:
     A ``dcos-zk restore`` cut short mid-swap is finished or rolled back first, so ZooKeeper never
     starts on a half-swapped data directory; one still running is waited for (it holds the data-dir lock).
     """
-    from dcos_backup.zkdata.physical import recover
+    from dcos_backup.zkdata.journal import recover
 
     layout = cfg.layout
     recover(layout.exhibitor_dir, wait=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from dcos_backup.errors import DcosBackupError
-from dcos_backup.local.cluster import CLUSTER_FILE, Cluster
+from dcos_backup.local.spec import CLUSTER_FILE, ClusterSpec
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
 
@@ -89,12 +89,12 @@ class Shell:
 
 
 @step("dcos-local up: a local cluster (ZooKeeper ensemble, backup service, an HTTPS Admin Router per master)")
-def start(shell: Shell, masters: int, subnet: str) -> Cluster:
+def start(shell: Shell, masters: int, subnet: str) -> ClusterSpec:
     click.echo(f"    $ export DCOS_LOCAL_DIR={shlex.quote(str(shell.directory))}")
     shell.run("dcos-local", "up", "--masters", str(masters), "--subnet", subnet, "--heap", "512m")
     variables = shell.export(1)
     click.echo(f"      DCOS_URL={variables['DCOS_URL']} DCOS_SSL_VERIFY={variables['DCOS_SSL_VERIFY']}")
-    return Cluster.load(shell.directory)
+    return ClusterSpec.load(shell.directory)
 
 
 @step("dcos-local seed: Marathon state under /marathon")
@@ -103,13 +103,13 @@ def seed(shell: Shell, apps: int) -> None:
 
 
 @step("cluster status through the Admin Router (the seed's check), then on every master")
-def show_status(shell: Shell, cluster: Cluster) -> None:
+def show_status(shell: Shell, cluster: ClusterSpec) -> None:
     url = f"{cluster.master(1).admin_router_url}/exhibitor/exhibitor/v1/cluster/status"
     shell.run("curl", "-sS", "--fail", "--cacert", shell.env["DCOS_SSL_VERIFY"], url)
     shell.run("dcos-local", "status")
 
 
-def tree_of(cluster: Cluster) -> list[tuple]:
+def tree_of(cluster: ClusterSpec) -> list[tuple]:
     client = connect(cluster.zk_hosts)
     try:
         return snapshot(client, "/marathon")
@@ -131,7 +131,7 @@ def create_backup(shell: Shell) -> str:
 
 
 @step("dcos-zk backup --online on master 2 (ZooKeeper keeps serving), then dcos-zk verify")
-def physical_backup_online(shell: Shell, cluster: Cluster) -> None:
+def physical_backup_online(shell: Shell, cluster: ClusterSpec) -> None:
     master = cluster.master(2 if len(cluster.masters) > 1 else 1)
     archive = cluster.dir / "backups" / f"zk-master-{master.id}-{time.strftime('%Y%m%dT%H%M%S')}.tar.gz"
     archive.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +143,7 @@ def physical_backup_online(shell: Shell, cluster: Cluster) -> None:
 
 
 @step("damage /marathon: delete 10 apps, change 10, add 5")
-def damage(cluster: Cluster) -> None:
+def damage(cluster: ClusterSpec) -> None:
     client = connect(cluster.zk_hosts)
     try:
         apps = sorted(client.get_children("/marathon/state/app"))
@@ -179,7 +179,7 @@ def restore_backup(shell: Shell, backup_id: str) -> None:
 
 
 @step("verify: /marathon equals the backed-up tree, byte for byte (data and ACLs)")
-def verify(cluster: Cluster, expected: list[tuple]) -> None:
+def verify(cluster: ClusterSpec, expected: list[tuple]) -> None:
     actual = tree_of(cluster)
     if actual != expected:
         raise DcosBackupError("the restored tree differs from the backup")

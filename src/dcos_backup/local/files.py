@@ -2,7 +2,7 @@
 
 ::
 
-    DIR/cluster.json                         the cluster's description (local/cluster.py)
+    DIR/cluster.json                         the cluster's description (local/spec.py)
     DIR/pki/ca.crt                           the cluster CA's certificate: trust it to reach any master
     DIR/pki/ca.key, master-N.key             private keys (0600)
     DIR/pki/master-N.crt                     master N's Admin Router certificate (for its IP)

@@ -3,7 +3,8 @@ Router (nginx) per master.
 
 The service and the Admin Routers run under a restart-always supervisor (``local/supervise.py``), as
 systemd runs them on a DC/OS master. Their files are in the cluster directory (:class:`ClusterFiles`);
-the functions take those and what the process needs, not the cluster, so that :mod:`.cluster` can use them.
+the functions take those and what the process needs; the backup service, whose flags come from most of the
+cluster's description, takes its :class:`~dcos_backup.local.spec.ClusterSpec` whole.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dcos_backup.catalog.crypto import create_key_file, load_key
 from dcos_backup.errors import ClusterError
 from dcos_backup.local import s3
 from dcos_backup.local.files import MAX_SOCKET_PATH, ClusterFiles
+from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.master.member import Member
 from dcos_backup.master.processes import last_lines, live_process, python_module_command, spawn_detached, terminate
 from dcos_backup.service.api import HEALTH
@@ -115,22 +117,16 @@ def start_s3(cluster_dir: Path, host: str) -> str:
     return endpoint
 
 
-def start_service(
-    cluster_dir: Path,
-    zk_hosts: str,
-    member: Member,
-    url: str,
-    wait: bool = True,
-    hooks: Sequence[str] = (),
-    encryption_key_file: Path | None = None,
-    s3_endpoint: str | None = None,
-) -> dict[str, str]:
-    """Run master ``member``'s backup service on its unix socket under a restart-always supervisor, advertising
-    ``url`` (its Admin Router) for job requests while it leads, calling ``hooks`` around restores; returns its
-    cluster.json entry. Without ``wait``, return at once (:func:`wait_service` then). With
-    ``encryption_key_file`` (created with a new random key if missing) it encrypts every archive; with
-    ``s3_endpoint`` (:func:`start_s3`) it keeps its catalog and archives in the bucket there."""
-    files = ClusterFiles(cluster_dir)
+def start_service(cluster: ClusterSpec, master: Master, hooks: Sequence[str] = (), wait: bool = True) -> dict[str, str]:
+    """Run ``master``'s backup service on its unix socket under a restart-always supervisor, advertising
+    its Admin Router for job requests while it leads, calling ``hooks`` around restores; returns its
+    cluster.json entry. Without ``wait``, return at once (:func:`wait_service` then). With the cluster's
+    ``encryption_key_file`` (created with a new random key if missing) it encrypts every archive; with its
+    S3 server (:func:`start_s3`) it keeps its catalog and archives in the bucket there."""
+    files = cluster.files
+    member = master.member
+    s3_endpoint = cluster.s3_endpoint()
+    key_file = Path(cluster.encryption_key_file) if cluster.encryption_key_file else None
     socket = files.backup_socket(member.id)
     if len(str(socket)) > MAX_SOCKET_PATH:
         raise ClusterError(f"the cluster directory is too deep for a unix socket ({socket}); use a shorter --dir")
@@ -149,14 +145,14 @@ def start_service(
         info.update(storage=f"s3://{s3.BUCKET}/{s3.PREFIX}", s3_endpoint_url=s3_endpoint)
     command = python_module_command(
         SERVICE_MODULE,
-        *("--zk", zk_hosts, "--storage", info["storage"], "--socket", info["socket"]),
+        *("--zk", cluster.zk_hosts, "--storage", info["storage"], "--socket", info["socket"]),
         *(("--s3-endpoint-url", s3_endpoint) if s3_endpoint else ()),
         *("--iam-public-key", str(files.iam_public_key), "--zk-credentials", str(files.zk_credentials)),
         *("--record-key-file", str(files.record_key)),
-        *("--instance", info["instance"], "--advertise", url, "--ca-file", str(files.ca_cert)),
+        *("--instance", info["instance"], "--advertise", master.admin_router_url, "--ca-file", str(files.ca_cert)),
         *(("--zk-auth", str(files.zk_auth)) if files.zk_auth.exists() else ()),
         *(arg for hook in hooks for arg in ("--hook", hook)),
-        *encryption_options(info, encryption_key_file),
+        *encryption_options(info, key_file),
     )
     supervised(files, name, command, Path(info["log_file"]), s3.CREDENTIALS if s3_endpoint else None)
     if wait:

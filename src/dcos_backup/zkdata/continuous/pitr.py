@@ -12,7 +12,7 @@
    new: nothing written after the restore can reuse a zxid of an archived history.
 3. **Check** it as ``dcos-zk verify`` does (replay with ZooKeeper's tree digests), fed with the bytes as
    they are written (in a process of its own, so the check overlaps the fetching), and that its last
-   transaction is the target; only then does :func:`~dcos_backup.zkdata.physical.replace_data_dir`
+   transaction is the target; only then does :func:`~dcos_backup.zkdata.swap.replace_data_dir`
    swap it in (same lock, journal and ``myid`` handling as every restore).
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from dcos_backup.catalog.objects import ObjectStore
 from dcos_backup.errors import IntegrityError, NotFound, UsageError
 from dcos_backup.master.layout import MasterLayout
-from dcos_backup.zkdata import physical
+from dcos_backup.zkdata import archive_write, swap
 from dcos_backup.zkdata.continuous import objects
 from dcos_backup.zkdata.continuous.index import (
     Generation,
@@ -257,7 +257,7 @@ def restore(
         results.append(assemble(store, chosen, staged, staged.exhibitor_dir))
         return results[-1][1]
 
-    myid = physical.replace_data_dir(
+    myid = swap.replace_data_dir(
         layout.exhibitor_dir, fill, keep_old, wait_lock, "dcos-zk restore --repo", chosen.describe()
     )
     written, replayed = results[0]
@@ -285,17 +285,17 @@ def export(
     stream: str | None = None,
     tmp_dir: Path | None = None,
     level: int = 6,
-) -> tuple[PitrResult, physical.BackupResult]:
+) -> tuple[PitrResult, archive_write.BackupResult]:
     """Write the data directory of ``target`` as an ordinary ``dcos-zk`` archive (DC/OS layout)."""
     started = time.monotonic()
     archive = Path(archive).absolute()
-    physical.check_new_archive(archive)
+    archive_write.check_new_archive(archive)
     chosen = plan(store, target, stream)
     work = MasterLayout(Path(tempfile.mkdtemp(prefix=".dcos-zk-export-", dir=tmp_dir or archive.parent)))
     try:
         os.chmod(work.exhibitor_dir, 0o700)
         written, replayed = assemble(store, chosen, work, work.exhibitor_dir)
-        written_archive = physical.write_archive(work.zk_dir, archive, level=level)
+        written_archive = archive_write.write_archive(work.zk_dir, archive, level=level)
     finally:
         shutil.rmtree(work.exhibitor_dir, ignore_errors=True)
     return _result(chosen, written, replayed, None, started), written_archive
