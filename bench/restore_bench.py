@@ -25,8 +25,8 @@ from _common import bench_cluster, print_table, write_result
 from dcos_backup.catalog.archive import read_archive
 from dcos_backup.catalog.models import Status
 from dcos_backup.catalog.storage import LocalStorage
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.jobs import BackupService
+from dcos_backup.jobs.engine import ZkEngine
+from dcos_backup.jobs.service import BackupService
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import compare_tree, connect
 

@@ -33,8 +33,8 @@ from kazoo.protocol.serialization import GetData
 
 from _common import BIN, bench_cluster, measured_command, print_table, timed_command, write_result
 from dcos_backup.catalog.archive import read_archive
+from dcos_backup.cli.client import BackupClient, Endpoint, backup_finished
 from dcos_backup.local import security
-from dcos_backup.service.client import BackupClient, Endpoint, backup_finished
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import ZkSpec, ZNode, apply_tree, compare_tree, connect, diff_tree, iter_tree
 from dcos_backup.zk.wire import Connection

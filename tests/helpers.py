@@ -25,18 +25,18 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from kazoo.client import KazooClient
 
+from dcos_backup.api.app import build_app
+from dcos_backup.api.auth import Authorizer
 from dcos_backup.catalog.storage import Storage
+from dcos_backup.cli.client import BackupClient, Endpoint
 from dcos_backup.iam.store import IAM_PATH, Credentials, UserStore
 from dcos_backup.iam.tokens import issue_token
 from dcos_backup.iam.users import SUPERUSER
+from dcos_backup.jobs.engine import ZkEngine
+from dcos_backup.jobs.scheduler import Scheduler
+from dcos_backup.jobs.service import BackupService
 from dcos_backup.local import security
 from dcos_backup.local.spec import ClusterSpec
-from dcos_backup.service.app import build_app
-from dcos_backup.service.auth import Authorizer
-from dcos_backup.service.client import BackupClient, Endpoint
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.jobs import BackupService
-from dcos_backup.service.scheduler import Scheduler
 
 T = TypeVar("T")
 

@@ -38,14 +38,14 @@ from tests.helpers import InProcessApi, front_door, ok, run_tool, service_api, w
 from dcos_backup.catalog.archive import read_archive, verify_archive
 from dcos_backup.catalog.objects import PARTIAL, S3_PART, open_store
 from dcos_backup.catalog.storage import open_storage
+from dcos_backup.cli.client import BackupClient, backup_finished, latest_restore, restore_finished
 from dcos_backup.errors import Conflict
+from dcos_backup.jobs.engine import ZkEngine
+from dcos_backup.jobs.leadership import LEADER_PATH
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.s3 import create_bucket
 from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.master.processes import read_pid
-from dcos_backup.service.client import BackupClient, backup_finished, latest_restore, restore_finished
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.leadership import LEADER_PATH
 from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect

@@ -1,6 +1,6 @@
 """An engine for service tests: the real one (real ZooKeeper underneath) with faults a test switches on.
 
-The service is given it instead of a :class:`~dcos_backup.service.engine.ZkEngine`; nothing is patched.
+The service is given it instead of a :class:`~dcos_backup.jobs.engine.ZkEngine`; nothing is patched.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from dcos_backup.errors import ZooKeeperUnavailable
-from dcos_backup.service.engine import Engine, JobLock
+from dcos_backup.jobs.engine import Engine, JobLock
 from dcos_backup.zk import ApplyStats, OpLog, ReadStats, TreeDiff, ZNode
 
 

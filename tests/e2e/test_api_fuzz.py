@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from tests.helpers import in_process_api
 
+from dcos_backup.api.models import PREFIX
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.storage import LocalStorage
-from dcos_backup.service.api import PREFIX
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.jobs import BackupService
-from dcos_backup.service.scheduler import Scheduler
-from dcos_backup.service.schedules import ScheduleStore
+from dcos_backup.jobs.engine import ZkEngine
+from dcos_backup.jobs.scheduler import Scheduler
+from dcos_backup.jobs.schedules import ScheduleStore
+from dcos_backup.jobs.service import BackupService
 from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e

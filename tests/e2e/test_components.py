@@ -13,12 +13,12 @@ import pytest
 from tests.e2e.test_service_api import backup_doc, restore_ended
 from tests.helpers import damage, in_process_api, wait_for
 
+from dcos_backup.api.models import CREATE, RESTORE
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.components.hooks import parse_hook
 from dcos_backup.errors import UsageError
-from dcos_backup.service.api import CREATE, RESTORE
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.jobs import BackupService
+from dcos_backup.jobs.engine import ZkEngine
+from dcos_backup.jobs.service import BackupService
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect

@@ -16,10 +16,10 @@ from tests.e2e import fault_scenarios
 from tests.e2e.test_zk_archive_faults import archived  # noqa: F401 (a cluster archiving continuously under test)
 from tests.helpers import in_process_api, wait_for
 
+from dcos_backup.api.models import CREATE, LIST
 from dcos_backup.catalog.storage import LocalStorage
-from dcos_backup.service.api import CREATE, LIST
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.jobs import BackupService
+from dcos_backup.jobs.engine import ZkEngine
+from dcos_backup.jobs.service import BackupService
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
 

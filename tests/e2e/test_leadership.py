@@ -1,4 +1,4 @@
-"""Leader election among service instances (service/leadership.py) on the real shared ensemble, each test
+"""Leader election among service instances (jobs/leadership.py) on the real shared ensemble, each test
 in its own chroot: one leads, a stopped leader hands over at once, and an instance restarted while its
 dead process's session still holds the leader's znode takes that leadership back in one step."""
 
@@ -11,7 +11,7 @@ import pytest
 from kazoo.client import KazooClient
 from tests.helpers import wait_for
 
-from dcos_backup.service.leadership import LEADER_PATH, Leader, Leadership
+from dcos_backup.jobs.leadership import LEADER_PATH, Leader, Leadership
 from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ from kazoo.security import OPEN_ACL_UNSAFE
 from tests.e2e.test_service_api import backup_doc, create_ready, env, restore_ended  # noqa: F401 (env: a fixture)
 from tests.helpers import damage, wait_for
 
-from dcos_backup.service.api import CREATE, LIST, RESTORE
+from dcos_backup.api.models import CREATE, LIST, RESTORE
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import ZNode, apply_tree
 from dcos_backup.zk.records import path_key

@@ -19,6 +19,7 @@ from tests.e2e.test_encryption import restore_through_cli, show
 from tests.e2e.test_service_api import backup_doc, create_ready, restore_ended
 from tests.helpers import damage, ok, run_tool, service_api, tool, wait_for
 
+from dcos_backup.api.models import CREATE, RESTORE
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
 from dcos_backup.catalog.crypto import MAGIC, EncryptionKey
 from dcos_backup.catalog.ids import new_backup_id
@@ -29,7 +30,6 @@ from dcos_backup.errors import NotFound, StorageError, UsageError
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.s3 import CREDENTIALS
 from dcos_backup.master.processes import read_pid, wait_until_gone
-from dcos_backup.service.api import CREATE, RESTORE
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import ZNode, connect
 

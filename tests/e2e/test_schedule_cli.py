@@ -12,7 +12,7 @@ from kazoo.exceptions import NoAuthError
 from tests.conftest import seeded_cluster
 from tests.helpers import run_tool, wait_for
 
-from dcos_backup.service.schedules import SCHEDULES_PATH
+from dcos_backup.jobs.schedules import SCHEDULES_PATH
 from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e

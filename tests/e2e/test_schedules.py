@@ -16,13 +16,13 @@ import pytest
 from tests.e2e.faulty_engine import FaultyEngine
 from tests.helpers import in_process_api, wait_for
 
+from dcos_backup.api.models import CREATE
+from dcos_backup.api.paths import SCHEDULES
 from dcos_backup.catalog.storage import LocalStorage
-from dcos_backup.service.api import CREATE
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.jobs import BackupService
-from dcos_backup.service.paths import SCHEDULES
-from dcos_backup.service.scheduler import Scheduler
-from dcos_backup.service.schedules import ScheduleStore
+from dcos_backup.jobs.engine import ZkEngine
+from dcos_backup.jobs.scheduler import Scheduler
+from dcos_backup.jobs.schedules import ScheduleStore
+from dcos_backup.jobs.service import BackupService
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
 
@@ -132,7 +132,7 @@ def test_schedule_routes_and_bad_input(env):
 
 def test_per_minute_with_keep_last_2_keeps_exactly_the_2_newest(env, caplog):
     http, service, scheduler, clock = env
-    caplog.set_level(logging.INFO, logger="dcos_backup.service")
+    caplog.set_level(logging.INFO, logger="dcos_backup.jobs")
     manual = http.post(CREATE, json={"label": "every-minute"}).json()["backup_info"]["id"]  # same label, by hand
     wait_for(lambda: not service.get(manual).in_progress, what="the manual backup")
     assert http.post(SCHEDULES, json={"name": "every-minute", "cron": "* * * * *", "keep_last": 2}).status_code == 200
@@ -152,7 +152,7 @@ def test_per_minute_with_keep_last_2_keeps_exactly_the_2_newest(env, caplog):
 
 def test_a_run_due_during_another_job_waits_and_runs_once(env, caplog):
     http, service, scheduler, clock = env
-    caplog.set_level(logging.INFO, logger="dcos_backup.service")
+    caplog.set_level(logging.INFO, logger="dcos_backup.jobs")
     gate = threading.Event()
     service.engine.gate = gate  # the manual backup below stops mid-read until the gate opens
     try:
@@ -171,7 +171,7 @@ def test_a_run_due_during_another_job_waits_and_runs_once(env, caplog):
 
 def test_runs_missed_while_no_scheduler_ran_run_once_at_start_and_are_logged(env, caplog):
     http, service, scheduler, clock = env
-    caplog.set_level(logging.INFO, logger="dcos_backup.service")
+    caplog.set_level(logging.INFO, logger="dcos_backup.jobs")
     assert http.post(SCHEDULES, json={"name": "missed", "cron": "*/10 * * * *"}).status_code == 200
     clock.move_to(T0 + 35 * MINUTE)  # 12:10, 12:20, 12:30 fell due with no scheduler running
     scheduler.start()

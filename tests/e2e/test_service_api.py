@@ -17,14 +17,14 @@ from fastapi.testclient import TestClient
 from tests.e2e.faulty_engine import FaultyEngine
 from tests.helpers import damage, in_process_api, wait_for
 
+from dcos_backup.api.models import CANCEL, CREATE, DELETE, LIST, PREFIX, RESTORE
 from dcos_backup.catalog.archive import read_archive
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
 from dcos_backup.catalog.objects import PARTIAL
 from dcos_backup.catalog.storage import LocalStorage
-from dcos_backup.service.api import CANCEL, CREATE, DELETE, LIST, PREFIX, RESTORE
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.jobs import BackupService
+from dcos_backup.jobs.engine import ZkEngine
+from dcos_backup.jobs.service import BackupService
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
@@ -33,14 +33,16 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def env(cluster, tmp_path):
+def env(cluster, tmp_path, request):
+    """The API over a service on its own chroot; a test's ``indirect`` parameter: extra BackupService arguments."""
     chroot = f"/svc-{uuid.uuid4().hex[:10]}"
     admin = connect(cluster.zk_hosts)
     admin.create(chroot)
     zk = connect(cluster.zk_hosts + chroot)
     seed_marathon(zk, apps=20, seed=5)
     engine = ZkEngine(cluster.zk_hosts + chroot)
-    service = BackupService(LocalStorage(tmp_path / "backups"), FaultyEngine(engine), dcos_version="2.2.0")
+    options = getattr(request, "param", {})
+    service = BackupService(LocalStorage(tmp_path / "backups"), FaultyEngine(engine), dcos_version="2.2.0", **options)
     with in_process_api(service, cluster.zk_hosts + chroot) as api:
         yield api.http, service, zk, api
     service.close()
@@ -439,9 +441,9 @@ def test_cancel_a_backup_and_a_restore(env, slow_reader):
     assert http.post(CANCEL, json={"id": new_backup_id("nope")}).status_code == 404
 
 
+@pytest.mark.parametrize("env", [{"keep_safety": 2}], indirect=True)
 def test_only_the_newest_safety_backups_are_kept(env):
     http, service, zk, _ = env
-    service.keep_safety = 2
     doc = create_ready(http)
     safeties = []
     for round_no in range(3):

@@ -21,8 +21,8 @@ from tests.helpers import wait_for
 from dcos_backup.catalog.crypto import EncryptionKey
 from dcos_backup.catalog.models import BackupRecord, Status
 from dcos_backup.catalog.storage import LocalStorage, Storage, open_storage
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.jobs import BackupService
+from dcos_backup.jobs.engine import ZkEngine
+from dcos_backup.jobs.service import BackupService
 from dcos_backup.testing.trees import snapshot
 
 pytestmark = pytest.mark.e2e

@@ -25,10 +25,10 @@ import pytest
 from tests.helpers import wait_for
 
 from dcos_backup.adminrouter.nginx import PER_CLIENT
+from dcos_backup.api.paths import CREATE, HEALTH, MAX_BODY, UPLOAD
 from dcos_backup.local import security
 from dcos_backup.local.services import admin_router
 from dcos_backup.master.processes import read_pid
-from dcos_backup.service.paths import CREATE, HEALTH, MAX_BODY, UPLOAD
 
 pytestmark = pytest.mark.e2e
 

@@ -18,8 +18,8 @@ from tests.conftest import free_subnet
 import dcos_backup
 from dcos_backup.adminrouter import tls
 from dcos_backup.adminrouter.nginx import PER_CLIENT, AdminRouter, check_can_listen, nginx_binary
+from dcos_backup.api.paths import MAX_BODY
 from dcos_backup.errors import Conflict
-from dcos_backup.service.paths import MAX_BODY
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # the modules this test loads need nothing beyond the standard library
 

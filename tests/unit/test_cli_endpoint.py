@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from dcos_backup.cli.client import Endpoint
 from dcos_backup.cli.endpoint import resolve_endpoint, ssl_verify
 from dcos_backup.errors import UsageError
 from dcos_backup.iam.tokens import generate_key_pair
 from dcos_backup.local.security import bootstrap_token
 from dcos_backup.local.spec import ClusterSpec
-from dcos_backup.service.client import Endpoint
 
 
 @pytest.fixture

@@ -5,7 +5,18 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("fastapi", "starlette", "pydantic", "rich", "pygments", "kazoo", "httpx._main", "dcos_backup.local")
+HEAVY = (
+    "fastapi",
+    "starlette",
+    "pydantic",
+    "rich",
+    "pygments",
+    "kazoo",
+    "httpx._main",
+    "dcos_backup.local",
+    "dcos_backup.jobs",
+    "dcos_backup.api.models",
+)
 
 
 def test_the_dcos_cli_starts_without_the_service_stack():

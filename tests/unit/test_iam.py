@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from tests.helpers import FORGERIES, forged_tokens
 
+from dcos_backup.api.auth import BACKUP_PERMISSION, Authorizer
 from dcos_backup.errors import Forbidden, NotFound, Unauthorized, UsageError
 from dcos_backup.iam.tokens import (
     MAX_TOKEN,
@@ -23,7 +24,6 @@ from dcos_backup.iam.tokens import (
     verify_token,
 )
 from dcos_backup.iam.users import SUPERUSER, Directory, User
-from dcos_backup.service.auth import BACKUP_PERMISSION, Authorizer
 
 
 @pytest.fixture(scope="module")

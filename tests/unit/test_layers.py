@@ -1,7 +1,9 @@
 """The import rules between the package's layers (docs/design.md, "Layers"), checked on the source.
 
-Bottom to top: errors/fsutil -> master -> zk, zkdata, exhibitor, catalog, components, service -> cli, local.
-``testing`` holds fixtures: only the launcher (``local``) may import it from the package.
+Bottom to top: errors/fsutil -> master -> zk, zkdata, exhibitor, catalog, components -> jobs (the service's
+core) -> api (its HTTP face) -> cli, local. Below the face, only its route constants (``api/paths.py``) may
+be imported (the Admin Router's config, the launcher's health check). ``testing`` holds fixtures: only the
+launcher (``local``) may import it from the package.
 """
 
 from __future__ import annotations
@@ -55,6 +57,29 @@ def offenders(layers_bound: set[str] | None, forbidden: tuple[str, ...], allowed
 def test_the_walk_sees_the_package_and_imports_inside_functions():
     assert {"master", "local", "cli", "zkdata", "testing"} <= {layer for layer, _ in MODULES.values()}
     assert "dcos_backup.local.spec" in MODULES[PACKAGE / "cli" / "endpoint.py"][1]  # imported in a function
+
+
+def test_the_cli_imports_the_service_core_and_its_face():
+    """What makes the two rules below bite: the console scripts do use both layers."""
+    cli_imports = set().union(*(names for layer, names in MODULES.values() if layer == "cli"))
+    assert any(within(name, "jobs") for name in cli_imports)
+    assert any(within(name, "api") for name in cli_imports)
+
+
+def test_the_service_core_never_imports_its_face():
+    """jobs/ runs backups and restores; the HTTP face (api/) calls it, never the reverse."""
+    assert offenders({"jobs"}, ("api", "cli", "local"), ()) == []
+
+
+def test_below_the_face_only_its_route_constants_are_imported():
+    bad = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path, (layer, names) in MODULES.items()
+        if layer not in ("api", "cli")
+        for name in sorted(names)
+        if within(name, "api") and not within(name, "api.paths")
+    ]
+    assert bad == []
 
 
 def test_master_is_the_bottom_layer():

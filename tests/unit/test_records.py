@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from dcos_backup.api.models import BackupDocument
 from dcos_backup.catalog.archive import ArchiveSummary
 from dcos_backup.catalog.models import FORMAT_VERSION, INTERRUPTED_BACKUP, BackupRecord, Status, ZxidWindow
 from dcos_backup.errors import Conflict
-from dcos_backup.service.api import BackupDocument
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUMMARY = ArchiveSummary(nodes=3, data_bytes=10, bytes=120, sha256="ab" * 32)

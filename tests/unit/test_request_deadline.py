@@ -1,4 +1,4 @@
-"""The service's deadline for a whole request (``service/server.py``), on a real uvicorn and a real unix
+"""The service's deadline for a whole request (``api/server.py``), on a real uvicorn and a real unix
 socket, with the deadlines shortened: what must arrive in time is the request, never its serving, and an
 upload is bounded by the gaps between its chunks, not by its length."""
 
@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 from tests.helpers import wait_for
 
-from dcos_backup.service import server
-from dcos_backup.service.paths import UPLOAD
+from dcos_backup.api import server
+from dcos_backup.api.paths import UPLOAD
 
 DEADLINE = 1.0
 UPLOAD_IDLE = 3.0

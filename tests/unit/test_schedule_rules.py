@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from dcos_backup.catalog.models import BackupRecord, Status
 from dcos_backup.durations import format_duration, parse_duration
 from dcos_backup.errors import UsageError
-from dcos_backup.service.retention import doomed
-from dcos_backup.service.schedules import MAX_DUE_TIMES, Schedule, validate_cron
+from dcos_backup.jobs.retention import doomed
+from dcos_backup.jobs.schedules import MAX_DUE_TIMES, Schedule, validate_cron
 
 T0 = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
 

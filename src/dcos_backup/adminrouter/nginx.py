@@ -24,8 +24,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from dcos_backup.api.paths import MAX_BODY, PREFIX  # MAX_BODY enforced here too, before the service
 from dcos_backup.errors import ClusterError, Conflict, MissingDependency
-from dcos_backup.service.paths import MAX_BODY, PREFIX  # MAX_BODY enforced here too, before the service
 
 HTTPS_PORT = 443
 # Requests in progress at once per client address: above what one client needs (a burst of 50 creates,

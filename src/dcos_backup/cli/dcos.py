@@ -18,11 +18,7 @@ import click
 from dcos_backup import __version__
 from dcos_backup.catalog.ids import validate_label
 from dcos_backup.cli._common import run
-from dcos_backup.cli.endpoint import resolve_endpoint
-from dcos_backup.cli.output import dcos_time, human_bytes, print_json, print_result, print_table
-from dcos_backup.cli.schedule import schedule
-from dcos_backup.errors import DcosBackupError
-from dcos_backup.service.client import (
+from dcos_backup.cli.client import (
     BackupClient,
     backup_finished,
     job_finished,
@@ -30,6 +26,10 @@ from dcos_backup.service.client import (
     list_status,
     restore_of,
 )
+from dcos_backup.cli.endpoint import resolve_endpoint
+from dcos_backup.cli.output import dcos_time, human_bytes, print_json, print_result, print_table
+from dcos_backup.cli.schedule import schedule
+from dcos_backup.errors import DcosBackupError
 
 INFO = "Create, list, show, restore, delete, download and upload backups of the cluster's state"
 LIST_COLUMNS = ("BACKUP ID", "VERSION", "STATUS", "TIMESTAMP", "LABEL", "SIZE")

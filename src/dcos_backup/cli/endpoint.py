@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from dcos_backup.cli.client import Endpoint
 from dcos_backup.errors import DcosBackupError, UsageError
-from dcos_backup.service.client import Endpoint
 
 _FALSE = {"false", "0", "no", "off"}
 _TRUE = {"true", "1", "yes", "on"}

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import click
 
+from dcos_backup.cli.client import BackupClient
 from dcos_backup.cli.output import dcos_time, print_json, print_table
 from dcos_backup.durations import parse_duration
-from dcos_backup.service.client import BackupClient
 
 COLUMNS = ("NAME", "CRON", "RETENTION", "STATUS", "NEXT RUN", "LAST BACKUP")
 

@@ -1,33 +1,21 @@
-"""``dcos-backup-service``: run the backup service (HTTP API + job runner) on a master."""
+"""``dcos-backup-service``: run the backup service (HTTP API + job runner) on a master: parses its arguments
+into a :class:`~dcos_backup.api.run.ServiceConfig` for :func:`~dcos_backup.api.run.run_service`."""
 
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
-from dcos_backup.catalog.crypto import create_key_file, load_key
-from dcos_backup.catalog.storage import open_storage
+from dcos_backup.api.run import ServiceConfig, run_service
 from dcos_backup.cli._common import run
 from dcos_backup.components import DEFAULT_COMPONENTS, parse_component
 from dcos_backup.components.hooks import parse_hook
-from dcos_backup.iam.store import Credentials, UserStore
-from dcos_backup.iam.tokens import load_public_key
-from dcos_backup.service.app import build_app
-from dcos_backup.service.auth import Authorizer
-from dcos_backup.service.engine import ZkEngine
-from dcos_backup.service.forward import Forwarder
-from dcos_backup.service.jobs import KEEP_SAFETY_BACKUPS, BackupService
-from dcos_backup.service.leadership import Leader, Leadership
-from dcos_backup.service.scheduler import Scheduler
-from dcos_backup.service.schedules import ScheduleStore
-from dcos_backup.service.server import serve
+from dcos_backup.jobs.safety import KEEP_SAFETY_BACKUPS
 
 file_option = click.Path(path_type=Path, dir_okay=False)
-log = logging.getLogger(__name__)
 
 
 @click.command(help="Run the backup service: DC/OS's Backup and Restore API on a unix socket, and the job runner.")
@@ -129,44 +117,24 @@ def cli(
     hooks: tuple[str, ...],
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    comps = tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS
-    public_key = load_public_key(iam_public_key)
-    key = load_key(encryption_key_file) if encryption_key_file is not None else None
-    created = record_key_file is not None and create_key_file(record_key_file)
-    record_key = load_key(record_key_file) if record_key_file is not None else None
-    storage_backend = open_storage(storage, s3_endpoint_url, key, record_key)
-    if created:  # trust on first use: what the catalog holds when the key is made is taken as it is
-        for backup_id in storage_backend.adopt_catalog():
-            log.warning("signed the catalog record %s, written before the record key existed", backup_id)
-    auth = Credentials.read(zk_auth).auth_data if zk_auth is not None else []
-    with ZkEngine(zk_hosts, auth=auth) as engine, UserStore(zk_hosts, Credentials.read(zk_credentials)) as users:
-        instance = instance or f"{socket.gethostname()}:{socket_path}"
-        service = BackupService(
-            storage_backend,
-            engine,
-            comps,
-            instance=instance,
-            hooks=[parse_hook(h) for h in hooks],
-            keep_safety=keep_safety_backups,
-        )
-        # On the users' session, under the same identity: a schedule says what runs and what retention
-        # deletes, so only the service may change one (anyone on ZooKeeper could otherwise prune backups).
-        scheduler = Scheduler(service, ScheduleStore(users.client, users.credentials.acl))
-
-        def lead() -> None:  # recovery first: an interrupted job is dealt with before new ones start
-            service.recover()
-            scheduler.start()
-
-        leadership = Leadership(engine.client, Leader(instance, advertise), lead, scheduler.stop)
-        app = build_app(service, Authorizer(public_key, users.watch()), scheduler)
-        app.middleware("http")(Forwarder(leadership, ca_file))
-        leadership.start()
-        try:
-            serve(app, socket_path)
-        finally:
-            leadership.stop()
-            scheduler.stop()
-            service.close()
+    config = ServiceConfig(
+        zk_hosts=zk_hosts,
+        storage=storage,
+        s3_endpoint_url=s3_endpoint_url,
+        socket_path=socket_path,
+        iam_public_key=iam_public_key,
+        zk_credentials=zk_credentials,
+        zk_auth=zk_auth,
+        keep_safety_backups=keep_safety_backups,
+        encryption_key_file=encryption_key_file,
+        record_key_file=record_key_file,
+        components=tuple(parse_component(c) for c in components) or DEFAULT_COMPONENTS,
+        hooks=tuple(parse_hook(h) for h in hooks),
+        instance=instance,
+        advertise=advertise,
+        ca_file=ca_file,
+    )
+    run_service(config)
 
 
 def main() -> NoReturn:

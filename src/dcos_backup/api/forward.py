@@ -1,4 +1,4 @@
-"""Followers forward job requests to the leading instance of the service (:mod:`.leadership`).
+"""Followers forward job requests to the leading instance of the service (:mod:`dcos_backup.jobs.leadership`).
 
 Every request that changes something (any method but GET/HEAD under the API's prefix: create, restore,
 delete, the schedule routes) is sent on, as it came (body, token), to the URL the leader advertises: its
@@ -22,9 +22,9 @@ import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from dcos_backup.api.paths import PREFIX
 from dcos_backup.errors import DcosBackupError, ServiceUnavailable, ZooKeeperUnavailable
-from dcos_backup.service.leadership import Leadership
-from dcos_backup.service.paths import PREFIX
+from dcos_backup.jobs.leadership import Leadership
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from dcos_backup.api.paths import UPLOAD
 from dcos_backup.errors import RequestTimeout
-from dcos_backup.service.paths import UPLOAD
 
 REQUEST_TIMEOUT = 10.0  # seconds for a request's headers and body (at most 64 KiB)
 UPLOAD_IDLE = 300.0  # seconds between two chunks of an upload's body

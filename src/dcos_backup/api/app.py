@@ -1,6 +1,6 @@
 """The HTTP API of the backup service (FastAPI): DC/OS's Backup and Restore API v1, under ``/system/v1/backup/v1``.
 
-``POST /create``, ``GET /list[?prefix=]``, ``POST /restore``, ``DELETE /delete`` (:mod:`.api` holds the
+``POST /create``, ``GET /list[?prefix=]``, ``POST /restore``, ``DELETE /delete`` (:mod:`.models` holds the
 contract), and ours: ``POST /cancel``; ``POST /restore`` with ``dry_run``, ``paths``, ``map``. Every one
 needs a token of a user with the backup permission (:mod:`.auth`); ``GET /health`` needs none. Errors
 are DC/OS's JSON ``{"errors": ["..."]}`` (plus our ``code``) with the HTTP status that ``errors.py``
@@ -30,10 +30,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dcos_backup import __version__
-from dcos_backup.catalog.portable import export_backup, import_backup
-from dcos_backup.errors import DcosBackupError
-from dcos_backup.fsutil import ChunkReader
-from dcos_backup.service.api import (
+from dcos_backup.api.auth import Authorizer
+from dcos_backup.api.guard import RequestGuard, error_reply
+from dcos_backup.api.models import (
     CANCEL,
     CREATE,
     DELETE,
@@ -55,11 +54,12 @@ from dcos_backup.service.api import (
     RestoreInfo,
     RestoreRequest,
 )
-from dcos_backup.service.auth import Authorizer
-from dcos_backup.service.guard import RequestGuard, error_reply
-from dcos_backup.service.jobs import BackupService
-from dcos_backup.service.schedule_api import schedule_routes
-from dcos_backup.service.scheduler import Scheduler
+from dcos_backup.api.schedule_routes import schedule_routes
+from dcos_backup.catalog.portable import export_backup, import_backup
+from dcos_backup.errors import DcosBackupError
+from dcos_backup.fsutil import ChunkReader
+from dcos_backup.jobs.scheduler import Scheduler
+from dcos_backup.jobs.service import BackupService
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 
 def build_app(service: BackupService, authorizer: Authorizer, scheduler: Scheduler | None = None) -> FastAPI:
-    """The API of ``service``; with ``scheduler``, also our schedule routes (:mod:`.schedule_api`)."""
+    """The API of ``service``; with ``scheduler``, also our schedule routes (:mod:`.schedule_routes`)."""
     app = FastAPI(
         title="DC/OS Backup and Restore API (dcos-backup)",
         version=__version__,

@@ -20,7 +20,7 @@ from typing import TypeVar
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.catalog.storage import Storage
 from dcos_backup.errors import Conflict, DcosBackupError, StorageError
-from dcos_backup.service.engine import Engine, JobLock, lock_holder, lock_identifier
+from dcos_backup.jobs.engine import Engine, JobLock, lock_holder, lock_identifier
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,11 @@ class JobRunner:
     @property
     def current(self) -> Job | None:
         return self._job
+
+    def runs_on(self, prefix: str) -> bool:
+        """A job runs on a backup whose id starts with ``prefix``."""
+        job = self._job
+        return job is not None and job.id.startswith(prefix)
 
     def on_end(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` (in the job's thread, quickly) each time a job's final record is written."""

@@ -2,7 +2,7 @@
 moved under another root (``--map SRC=DST``).
 
 :func:`plan_restore` turns a restore request into :class:`Target` s, one per component it applies to; the
-job steps (``service/jobs.py``) apply, compare and diff each target, and back up exactly
+job steps (:mod:`.restore`, :mod:`.dry_run`) apply, compare and diff each target, and back up exactly
 :meth:`Target.touched` first (the safety backup), so a failure rolls back those subtrees only.
 Every check that needs no ZooKeeper is made here, before anything runs: a path that is not absolute
 or outside every component's root, a malformed mapping (:class:`UsageError`, 400 / exit 2).

@@ -25,10 +25,10 @@ from typing import Protocol
 
 from dcos_backup.catalog.models import BackupRecord, Status
 from dcos_backup.errors import Conflict, DcosBackupError, NotFound
-from dcos_backup.service.jobs import BackupService
-from dcos_backup.service.retention import prune
-from dcos_backup.service.runner import attempt
-from dcos_backup.service.schedules import Schedule, ScheduleStore
+from dcos_backup.jobs.retention import prune
+from dcos_backup.jobs.runner import attempt
+from dcos_backup.jobs.schedules import Schedule, ScheduleStore
+from dcos_backup.jobs.service import BackupService
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
+from dcos_backup.api.paths import CANCEL, CREATE, DELETE, DOWNLOAD, LIST, RESTORE, SCHEDULES, UPLOAD
 from dcos_backup.errors import (
     Conflict,
     DcosBackupError,
@@ -28,7 +29,6 @@ from dcos_backup.errors import (
     Unauthorized,
     UsageError,
 )
-from dcos_backup.service.paths import CANCEL, CREATE, DELETE, DOWNLOAD, LIST, RESTORE, SCHEDULES, UPLOAD
 
 _BY_STATUS: dict[int, type[DcosBackupError]] = {
     400: UsageError,

@@ -22,9 +22,9 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dcos_backup.api.auth import Authorizer
+from dcos_backup.api.paths import MAX_BODY, UPLOAD
 from dcos_backup.errors import DcosBackupError, TooLarge
-from dcos_backup.service.auth import Authorizer
-from dcos_backup.service.paths import MAX_BODY, UPLOAD
 
 WWW_AUTHENTICATE = {"WWW-Authenticate": "acsjwt"}  # what DC/OS's Admin Router answers a 401 with
 DISCONNECT: Message = {"type": "http.disconnect"}

@@ -1,8 +1,8 @@
 """Our extension of the backup API: backup schedules, under DC/OS's prefix beside its v1 routes (docs/api.md).
 
 ``GET|POST /schedules``, ``GET|DELETE /schedules/{name}``, ``POST /schedules/{name}/pause|resume``. The
-schedules live in ZooKeeper (:class:`~dcos_backup.service.schedules.ScheduleStore`), so every instance of
-the service answers these; the one that leads runs them (:class:`~dcos_backup.service.scheduler.Scheduler`)
+schedules live in ZooKeeper (:class:`~dcos_backup.jobs.schedules.ScheduleStore`), so every instance of
+the service answers these; the one that leads runs them (:class:`~dcos_backup.jobs.scheduler.Scheduler`)
 and is woken by a change made here. A bad cron expression, name or retention is a 400 saying why.
 """
 
@@ -14,10 +14,10 @@ from datetime import datetime
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from dcos_backup.service.api import ErrorBody
-from dcos_backup.service.paths import SCHEDULES
-from dcos_backup.service.scheduler import Scheduler
-from dcos_backup.service.schedules import CRON_HELP, Schedule
+from dcos_backup.api.models import ErrorBody
+from dcos_backup.api.paths import SCHEDULES
+from dcos_backup.jobs.scheduler import Scheduler
+from dcos_backup.jobs.schedules import CRON_HELP, Schedule
 
 ONE = SCHEDULES + "/{name}"
 

@@ -21,8 +21,8 @@ from datetime import datetime
 from dcos_backup.catalog.models import BackupRecord, Status
 from dcos_backup.durations import format_duration
 from dcos_backup.errors import DcosBackupError
-from dcos_backup.service.jobs import BackupService
-from dcos_backup.service.schedules import Schedule
+from dcos_backup.jobs.schedules import Schedule
+from dcos_backup.jobs.service import BackupService
 
 log = logging.getLogger(__name__)
 

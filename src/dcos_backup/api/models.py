@@ -1,7 +1,7 @@
 """The contract of DC/OS's Backup and Restore API (v1): routes (:mod:`.paths`), request and response models.
 
 DC/OS documented it (``backup-restore.yaml``, basePath ``/system/v1/backup/v1``); the service serves it
-(:mod:`.app`) and ``dcos backup`` calls it (:mod:`.client`). Responses carry DC/OS's documents
+(:mod:`.app`) and ``dcos backup`` calls it (:mod:`dcos_backup.cli.client`). Responses carry DC/OS's documents
 (``BackupMetadata``, ``RestoreMetadata``: :mod:`dcos_backup.catalog.models`) with our fields beside
 DC/OS's. Request bodies are models so that later options are optional fields beside DC/OS's ``id``.
 """
@@ -19,10 +19,7 @@ from pydantic import (
     model_serializer,
 )
 
-from dcos_backup.catalog.ids import ID_PATTERN, LABEL_PATTERN, is_backup_id, validate_label
-from dcos_backup.catalog.models import BackupRecord, RestoreRecord
-from dcos_backup.errors import UsageError
-from dcos_backup.service.paths import (
+from dcos_backup.api.paths import (
     CANCEL,
     CREATE,
     DELETE,
@@ -34,6 +31,9 @@ from dcos_backup.service.paths import (
     RESTORE,
     UPLOAD,
 )
+from dcos_backup.catalog.ids import ID_PATTERN, LABEL_PATTERN, is_backup_id, validate_label
+from dcos_backup.catalog.models import BackupRecord, RestoreRecord
+from dcos_backup.errors import UsageError
 from dcos_backup.zk import PathMap
 from dcos_backup.zk.subtrees import normal_path
 

@@ -3,8 +3,8 @@
 DC/OS runs the service on every master; exactly one of them may run jobs and schedules. The leader holds
 the znode (JSON: its instance name and the URL where it takes job requests, its master's Admin Router);
 the others watch it, answer reads from the shared catalog, and forward job requests to that URL
-(:mod:`.forward`). When the leader's ZooKeeper session ends (its process or master died), the znode goes
-and the first follower to create it leads: within the session timeout (15 s) of the death.
+(:mod:`dcos_backup.api.forward`). When the leader's ZooKeeper session ends (its process or master died),
+the znode goes and the first follower to create it leads: within the session timeout (15 s) of the death.
 
 Why one plain znode, not kazoo's Election (a queue of sequential nodes): a leader that is restarted on
 its master (systemd, dcos-local's supervisor) finds its own znode, left by its dead process's session,
@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
-from dcos_backup.service.runner import attempt
+from dcos_backup.jobs.runner import attempt
 
 log = logging.getLogger(__name__)
 

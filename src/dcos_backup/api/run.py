@@ -1,0 +1,109 @@
+"""Running the backup service: one :class:`ServiceConfig` in, the core (:mod:`dcos_backup.jobs`) and this
+face wired together and served on the unix socket until SIGTERM (``dcos-backup-service`` only parses its
+arguments into the config: :mod:`dcos_backup.cli.service`).
+
+What is wired, in order: the catalog's storage (with the record key, made on first use, and the catalog
+adopted under it then), the engine and the users' ZooKeeper sessions, the service, its scheduler, the
+leadership that starts them (recovery first) on the leading instance, and the API with its forwarding.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from dcos_backup.api.app import build_app
+from dcos_backup.api.auth import Authorizer
+from dcos_backup.api.forward import Forwarder
+from dcos_backup.api.server import serve
+from dcos_backup.catalog.crypto import create_key_file, load_key
+from dcos_backup.catalog.storage import Storage, open_storage
+from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree
+from dcos_backup.components.hooks import Hook
+from dcos_backup.iam.store import Credentials, UserStore
+from dcos_backup.iam.tokens import load_public_key
+from dcos_backup.jobs.engine import ZkEngine
+from dcos_backup.jobs.leadership import Leader, Leadership
+from dcos_backup.jobs.safety import KEEP_SAFETY_BACKUPS
+from dcos_backup.jobs.scheduler import Scheduler
+from dcos_backup.jobs.schedules import ScheduleStore
+from dcos_backup.jobs.service import BackupService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything one service instance is started with (``dcos-backup-service --help`` says what each is)."""
+
+    zk_hosts: str
+    storage: str  # a directory or s3://bucket/prefix
+    socket_path: Path
+    iam_public_key: Path
+    zk_credentials: Path  # the identity that reads the users and grants (and writes the schedules)
+    zk_auth: Path | None = None  # the identity the jobs present to ZooKeeper
+    s3_endpoint_url: str | None = None
+    keep_safety_backups: int = KEEP_SAFETY_BACKUPS
+    encryption_key_file: Path | None = None
+    record_key_file: Path | None = None
+    components: tuple[ZkSubtree, ...] = DEFAULT_COMPONENTS
+    hooks: tuple[Hook, ...] = ()
+    instance: str | None = None  # default: HOSTNAME:SOCKET
+    advertise: str | None = None
+    ca_file: Path | None = None
+
+    @property
+    def instance_name(self) -> str:
+        return self.instance or f"{socket.gethostname()}:{self.socket_path}"
+
+
+def open_catalog(config: ServiceConfig) -> Storage:
+    """The catalog's storage, with its keys; a record key made now signs the records already there."""
+    key = load_key(config.encryption_key_file) if config.encryption_key_file is not None else None
+    created = config.record_key_file is not None and create_key_file(config.record_key_file)
+    record_key = load_key(config.record_key_file) if config.record_key_file is not None else None
+    storage = open_storage(config.storage, config.s3_endpoint_url, key, record_key)
+    if created:  # trust on first use: what the catalog holds when the key is made is taken as it is
+        for backup_id in storage.adopt_catalog():
+            log.warning("signed the catalog record %s, written before the record key existed", backup_id)
+    return storage
+
+
+def run_service(config: ServiceConfig) -> None:
+    """Serve the backup service until SIGTERM, then stop leading and let a running job end."""
+    public_key = load_public_key(config.iam_public_key)
+    storage = open_catalog(config)
+    auth = Credentials.read(config.zk_auth).auth_data if config.zk_auth is not None else []
+    with (
+        ZkEngine(config.zk_hosts, auth=auth) as engine,
+        UserStore(config.zk_hosts, Credentials.read(config.zk_credentials)) as users,
+    ):
+        instance = config.instance_name
+        service = BackupService(
+            storage,
+            engine,
+            config.components,
+            instance=instance,
+            hooks=config.hooks,
+            keep_safety=config.keep_safety_backups,
+        )
+        # On the users' session, under the same identity: a schedule says what runs and what retention
+        # deletes, so only the service may change one (anyone on ZooKeeper could otherwise prune backups).
+        scheduler = Scheduler(service, ScheduleStore(users.client, users.credentials.acl))
+
+        def lead() -> None:  # recovery first: an interrupted job is dealt with before new ones start
+            service.recover()
+            scheduler.start()
+
+        leadership = Leadership(engine.client, Leader(instance, config.advertise), lead, scheduler.stop)
+        app = build_app(service, Authorizer(public_key, users.watch()), scheduler)
+        app.middleware("http")(Forwarder(leadership, config.ca_file))
+        leadership.start()
+        try:
+            serve(app, config.socket_path)
+        finally:
+            leadership.stop()
+            scheduler.stop()
+            service.close()

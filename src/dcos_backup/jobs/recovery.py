@@ -1,0 +1,96 @@
+"""Putting the tree back: the rollback of a restore to its safety backup, and start-up recovery of the jobs
+a previous process left running (its job lock released, an interrupted backup failed, an interrupted
+restore failed or rolled back)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from dcos_backup.catalog.models import BackupRecord, RestoreRecord, Status
+from dcos_backup.catalog.storage import Storage
+from dcos_backup.jobs.archives import apply_and_verify, check_archives
+from dcos_backup.jobs.engine import Engine
+from dcos_backup.jobs.plan import Target
+from dcos_backup.jobs.runner import Job, JobRunner, attempt
+
+log = logging.getLogger(__name__)
+
+RECOVERY_LOCK_WAIT = 120.0  # the stopped process's lock lives until its ZooKeeper session expires
+
+
+def roll_back(storage: Storage, engine: Engine, safety_id: str, job: Job) -> str:
+    """Apply the safety backup again (its archives checked first, like any restore's); says how that
+    went (a failed rollback is reported, not raised)."""
+
+    def apply_safety() -> None:
+        safety = storage.read(safety_id)
+        with contextlib.ExitStack() as stack:
+            archives = check_archives(storage, safety, list(safety.component_status), job, stack)
+            for name, comp in safety.component_status.items():
+                target = Target(name, comp.root)
+                apply_and_verify(engine, target, archives[name], job, f"rolling back {name}", "rolling back", False)
+
+    reason = attempt(apply_safety, f"rollback to {safety_id}")
+    if reason is not None:
+        return f"ROLLBACK FAILED ({reason}): restore {safety_id} by hand"
+    return f"rolled back to the safety backup {safety_id}"
+
+
+class Recovery:
+    """What a service does with the jobs its previous process (the same ``runner.owner``) left running."""
+
+    def __init__(self, storage: Storage, engine: Engine, runner: JobRunner) -> None:
+        self.storage = storage
+        self.engine = engine
+        self.runner = runner
+
+    def recover(self) -> list[str]:
+        """Deal with jobs a previous process left running; returns their ids.
+
+        First the job lock that process held (same instance) is released: its ZooKeeper session
+        outlives the process by the session timeout, and would refuse every job until then.
+        An interrupted backup becomes STATUS_ERROR and its partial files go. An interrupted restore
+        that had not changed ZooKeeper yet (no safety backup recorded) becomes STATUS_ERROR; one that
+        may have changed it is rolled back to its safety backup in the background (under the cluster
+        lock), so the tree ends exactly as it was before the restore, and the reason says so.
+        """
+        for job_id in self.engine.release_stale_locks(self.runner.owner):
+            log.warning("released the job lock of %s, left by this service's previous process", job_id)
+        interrupted = []
+        for record in self.storage.list_records():
+            if self.runner.runs_on(record.id):
+                continue  # this process's own job (leading again after a lost session): it is not over
+            if self._recovered(record):
+                interrupted.append(record.id)
+                log.warning("found interrupted job %s", record.id)
+        return interrupted
+
+    def _recovered(self, record: BackupRecord) -> bool:
+        """End the job interrupted on ``record``, if any (a rollback starts in the background)."""
+        restore = record.latest_restore
+        if record.status == Status.BACKING_UP:
+            record.interrupt()
+            self.storage.remove_partials(record.id)
+            self.storage.write(record)
+        elif restore is not None and restore.status == Status.RESTORING and restore.safety_backup_id is None:
+            restore.fail("interrupted before any change; ZooKeeper was not touched")
+            self.storage.write(record)
+        elif restore is not None and restore.status == Status.RESTORING:
+            self._roll_back_in_background(record, restore, restore.safety_backup_id)
+        else:
+            return False
+        return True
+
+    def _roll_back_in_background(self, record: BackupRecord, restore: RestoreRecord, safety_id: str) -> None:
+        """Roll an interrupted restore back, once the stopped process's lock has expired; the rollback
+        job writes the record when it ends."""
+
+        def roll_back_now(job: Job) -> None:
+            reason = roll_back(self.storage, self.engine, safety_id, job)
+            restore.fail(f"interrupted: the service stopped during the restore; {reason}")
+
+        def cannot_roll_back(_: Job, reason: str) -> None:
+            restore.fail(f"interrupted; cannot roll back ({reason}): restore {safety_id} by hand")
+
+        self.runner.launch_when_free("recovery", record, roll_back_now, cannot_roll_back, wait=RECOVERY_LOCK_WAIT)

@@ -1,1 +1,0 @@
-"""The backup service: HTTP API (routes, auth) and the job runner (one operation at a time)."""
