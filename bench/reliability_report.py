@@ -4,7 +4,7 @@ outcome occurred how often, and how long recovery took.
     python bench/reliability_report.py [--trials 20] [--only NAME ...] [--subnet 127.32.0] [--out FILE]
     python bench/reliability_report.py --summarize FILE [FILE ...]
 
-Runs the scenarios of tests/e2e/fault_scenarios.py (the same code the test suite runs once or twice)
+Runs the scenarios of dcos_backup.testing.fault_scenarios (the same code the test suite runs once or twice)
 against a private 3-master cluster seeded with ~16,000 znodes, each trial at a randomly chosen moment of
 the stretch of the job it names. Every trial is appended as one JSON line to ``--out`` (by default a new
 file in bench/results/) as soon as it ends, so a long run can be stopped and resumed: trials already in
@@ -32,18 +32,15 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tests.e2e import fault_scenarios  # noqa: E402
-from tests.helpers import wait_for  # noqa: E402
-
-from _common import RESULTS, bench_cluster  # noqa: E402
-from dcos_backup.local import s3 as local_s3  # noqa: E402
-from dcos_backup.local.cluster import Cluster  # noqa: E402
-from dcos_backup.testing.seed import seed_marathon  # noqa: E402
-from dcos_backup.zk import connect  # noqa: E402
+from _common import RESULTS, bench_cluster
+from dcos_backup.local import s3 as local_s3
+from dcos_backup.local.cluster import Cluster
+from dcos_backup.testing import fault_scenarios
+from dcos_backup.testing.seed import seed_marathon
+from dcos_backup.testing.tools import wait_for
+from dcos_backup.zk import connect
 
 
 @dataclass(frozen=True)
