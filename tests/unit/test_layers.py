@@ -1,7 +1,9 @@
 """The import rules between the package's layers (docs/design.md, "Layers"), checked on the source.
 
 Bottom to top: errors/fsutil -> master -> zk, zkdata, exhibitor, catalog, components, service -> cli, local.
-``testing`` holds fixtures: only the launcher (``local``) may import it from the package.
+``testing`` holds fixtures: only the launcher (``local``) may import it from the package, and only its data
+fixtures (seed, holder, load, trees), which import no launcher; the rest of ``testing`` (the fault scenarios,
+the ways in to the API that tests and benchmarks share) drives a local cluster, so it sits above ``local``.
 """
 
 from __future__ import annotations
@@ -72,10 +74,32 @@ def test_master_is_the_bottom_layer():
 @pytest.mark.parametrize(
     ("forbidden", "allowed_layers"),
     [
-        (("local",), ("local", "cli")),  # the launcher is the top: only the CLI may use it
+        (("local",), ("local", "cli", "testing")),  # the launcher is the top: only the CLI (and drivers) use it
         (("cli",), ("cli",)),  # nothing below a console script imports one
         (("testing",), ("testing", "local")),  # fixtures stay out of the product; the launcher exposes the seed
     ],
 )
 def test_upper_layers_are_not_imported_from_below(forbidden, allowed_layers):
     assert offenders(None, forbidden, allowed_layers) == []
+
+
+DATA_FIXTURES = ("testing.seed", "testing.holder", "testing.load", "testing.trees")
+
+
+def test_the_launcher_uses_only_the_data_fixtures_and_they_use_no_launcher():
+    """``local`` -> ``testing.seed`` and ``testing.fault_scenarios`` -> ``local`` without a cycle."""
+    from_local = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path, (layer, names) in MODULES.items()
+        if layer == "local"
+        for name in sorted(names)
+        if within(name, "testing") and not within(name, *DATA_FIXTURES)
+    ]
+    data = {PACKAGE / (name.replace(".", "/") + ".py") for name in DATA_FIXTURES}
+    from_data = [
+        f"{path.relative_to(PACKAGE)} imports {n}"
+        for path in data
+        for n in MODULES[path][1]
+        if within(n, "local", "cli")
+    ]
+    assert from_local == [] and from_data == []
