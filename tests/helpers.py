@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import random
 import shutil
 import socket
@@ -51,10 +52,14 @@ _used_subnets: set[str] = set()
 
 
 def free_subnet() -> str:
-    """A loopback /24 that nothing of ours uses yet (127.150-249.x)."""
+    """A loopback /24 that nothing of ours uses yet: 127.X.Y with X in 150-249, X split between the run's
+    pytest-xdist workers (gw0 takes X = 150, 152, ... of two), so that two workers never pick the same one."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    mine = [x for x in range(150, 250) if x % workers == worker]
     rng = random.Random()
     while True:
-        subnet = f"127.{rng.randint(150, 249)}.{rng.randint(0, 255)}"
+        subnet = f"127.{rng.choice(mine)}.{rng.randint(0, 255)}"
         if subnet not in _used_subnets:
             _used_subnets.add(subnet)
             return subnet
