@@ -13,7 +13,6 @@ import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
@@ -55,12 +54,14 @@ def zk(cluster: Cluster) -> Iterator[KazooClient]:
 
 
 @pytest.fixture
-def make_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
-    """Factory of private clusters (``make_cluster(masters=3, zk_config=[...])``), torn down after the test."""
+def make_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Cluster]]:
+    """Factory of private clusters (``make_cluster(masters=3, zk_config=[...])``), torn down after the test.
+    Their directories are short (``<basetemp>/cluster<N>``, not under the test's long-named tmp_path): the
+    service's unix socket lives there, and a socket path has at most 107 bytes."""
     started: list[Cluster] = []
 
     def factory(masters: int = 3, **kwargs: object) -> Cluster:
-        c = start_cluster(tmp_path / f"cluster-{len(started) + 1}", masters, **kwargs)
+        c = start_cluster(tmp_path_factory.mktemp("cluster"), masters, **kwargs)
         started.append(c)
         return c
 
