@@ -16,7 +16,8 @@ from pathlib import Path
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import ClusterSpec
 
-RESULTS = Path(__file__).parent / "results"
+# Where results go: bench/results/, or elsewhere for a run whose figures are not for keeping (the suite's smoke run).
+RESULTS = Path(os.environ.get("DCOS_BENCH_RESULTS") or Path(__file__).parent / "results")
 BIN = Path(sys.executable).parent
 
 

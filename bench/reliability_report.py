@@ -1,11 +1,11 @@
 """Fault trials with real processes and signals, counted: how many ended with data intact, which accepted
 outcome occurred how often, and how long recovery took.
 
-    python bench/reliability_report.py [--trials 20] [--only NAME ...] [--subnet 127.32.0] [--out FILE]
+    python bench/reliability_report.py [--trials 20] [--only NAME ...] [--apps 3000] [--subnet 127.32.0] [--out FILE]
     python bench/reliability_report.py --summarize FILE [FILE ...]
 
-Runs the scenarios of tests/e2e/fault_scenarios.py (the same code the test suite runs once or twice)
-against a private 3-master cluster seeded with ~16,000 znodes, each trial at a randomly chosen moment of
+Runs the scenarios of dcos_backup.testing.fault_scenarios (the same code the test suite runs once or twice)
+against a private 3-master cluster seeded with ~16,000 znodes (--apps 3000), each trial at a randomly chosen moment of
 the stretch of the job it names. Every trial is appended as one JSON line to ``--out`` (by default a new
 file in bench/results/) as soon as it ends, so a long run can be stopped and resumed: trials already in
 ``--out`` are skipped. ``--summarize`` builds the markdown table of docs/reliability.md from such files.
@@ -32,18 +32,15 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tests.e2e import fault_scenarios  # noqa: E402
-from tests.helpers import wait_for  # noqa: E402
-
-from _common import RESULTS, bench_cluster  # noqa: E402
-from dcos_backup.local import s3 as local_s3  # noqa: E402
-from dcos_backup.local.spec import ClusterSpec  # noqa: E402
-from dcos_backup.testing.seed import seed_marathon  # noqa: E402
-from dcos_backup.zk import connect  # noqa: E402
+from _common import RESULTS, bench_cluster
+from dcos_backup.local import s3 as local_s3
+from dcos_backup.local.spec import ClusterSpec
+from dcos_backup.testing import fault_scenarios
+from dcos_backup.testing.seed import seed_marathon
+from dcos_backup.testing.tools import wait_for
+from dcos_backup.zk import connect
 
 
 @dataclass(frozen=True)
@@ -109,11 +106,11 @@ SCENARIOS = [
 
 
 @contextmanager
-def seeded(subnet: str, **kwargs: object) -> Iterator[ClusterSpec]:
-    """A private 3-master cluster with ~16,000 znodes under /marathon."""
+def seeded(subnet: str, apps: int = 3000, **kwargs: object) -> Iterator[ClusterSpec]:
+    """A private 3-master cluster with ``apps`` Marathon apps (3,000: ~16,000 znodes) under /marathon."""
     with bench_cluster(3, subnet=subnet, **kwargs) as cluster:
         zk = connect(cluster.zk_hosts, timeout=60)
-        seed_marathon(zk, apps=3000, seed=9)
+        seed_marathon(zk, apps=apps, seed=9)
         zk.stop()
         yield cluster
 
@@ -190,12 +187,13 @@ def run_trial(scenario: Scenario, target: object, trial: int) -> dict:
     return record
 
 
-def run(scenarios: list[Scenario], trials: int, subnet: str, out: Path) -> None:
+def run(scenarios: list[Scenario], trials: int, subnet: str, out: Path, apps: int = 3000) -> None:
     done = {(t["scenario"], t["trial"]) for t in read_trials([out])}
     todo = [(s, n) for s in scenarios for n in range(trials) if (s.name, n) not in done]
     print(f"{len(todo)} trials to run, results in {out}", flush=True)
     for setting in dict.fromkeys(s.setting for s, _ in todo):  # one setting at a time: the machine is small
-        with SETTINGS[setting](subnet) as target:
+        opened = seeded(subnet, apps) if setting == "seeded" else SETTINGS[setting](subnet)
+        with opened as target:
             for scenario, trial in todo:
                 if scenario.setting != setting:
                     continue
@@ -233,6 +231,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20, help="trials per scenario (default 20)")
     parser.add_argument("--only", action="append", help="run the scenarios whose name contains this (repeatable)")
+    parser.add_argument("--apps", type=int, default=3000, help="Marathon apps of the seeded setting's cluster")
     parser.add_argument("--subnet", default="127.32.0", help="loopback subnet of the private cluster")
     parser.add_argument("--out", type=Path, help="JSON-lines file the trials are appended to (resumes it)")
     parser.add_argument("--summarize", type=Path, nargs="+", metavar="FILE", help="print the table of these files")
@@ -242,7 +241,7 @@ def main() -> None:
         return
     RESULTS.mkdir(exist_ok=True)
     out = args.out or RESULTS / f"reliability-{time.strftime('%Y%m%dT%H%M%S')}.jsonl"
-    run(selected(args.only), args.trials, args.subnet, out)
+    run(selected(args.only), args.trials, args.subnet, out, args.apps)
     print(summarize(read_trials([out])))
 
 

@@ -1,6 +1,6 @@
 """Online vs offline ZooKeeper backup, and what an online backup costs the clients, on the same data.
 
-    python bench/zk_online_bench.py [--apps 10000] [--rate 300]
+    python bench/zk_online_bench.py [--apps 10000] [--rate 300] [--subnet 127.30.0]
 
 Starts a private 3-master cluster, seeds Marathon state, then on master 2:
 
@@ -66,9 +66,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--apps", type=int, default=10000)
     parser.add_argument("--rate", type=float, default=300.0, help="client writes per second during the test")
+    parser.add_argument("--subnet", default="127.30.0", help="loopback subnet of the cluster")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="zk-online-bench-"))
-    with bench_cluster(3, heap="2g") as cluster:
+    with bench_cluster(3, args.subnet, heap="2g") as cluster:
         client = connect(cluster.zk_hosts, timeout=60)
         print(f"seeding {args.apps} apps ...", flush=True)
         stats = seed_marathon(client, apps=args.apps, seed=1)

@@ -39,6 +39,6 @@ fi
 if ! .venv/bin/python -c "import dcos_backup, pytest" >/dev/null 2>&1 || [ pyproject.toml -nt .venv/.installed ]; then
     echo "==> installing dcos-backup into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[test]'
+    .venv/bin/python -m pip install -q -e '.[test,bench]'
     touch .venv/.installed
 fi

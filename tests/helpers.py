@@ -1,6 +1,7 @@
-"""What tests (and bench/reliability_report.py, through tests/e2e/fault_scenarios.py) share besides fixtures:
-waiting for a state, running the console scripts, the seed's "damage /marathon", and the ways in to the
-backup API: through a cluster's Admin Router (:func:`front_door`) or in-process (:func:`in_process_api`)."""
+"""What tests share besides fixtures (those are in the conftest.py files): starting private clusters,
+damaging /marathon, a small tmpfs, bad tokens, and the CLI's view of a backup. What benchmarks use too
+(waiting for a state, running the console scripts, the ways in to the backup API) lives in
+:mod:`dcos_backup.testing` and is re-exported here, so that a test imports its helpers from one place."""
 
 from __future__ import annotations
 
@@ -10,72 +11,91 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
+import random
+import shutil
+import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi.testclient import TestClient
 from kazoo.client import KazooClient
+from kazoo.security import ACL, Id
 
-from dcos_backup.api.app import build_app
-from dcos_backup.api.auth import Authorizer
-from dcos_backup.catalog.storage import Storage
-from dcos_backup.cli.client import BackupClient, Endpoint
-from dcos_backup.iam.store import IAM_PATH, Credentials, UserStore
 from dcos_backup.iam.tokens import issue_token
-from dcos_backup.iam.users import SUPERUSER
-from dcos_backup.jobs.engine import ZkEngine
-from dcos_backup.jobs.scheduler import Scheduler
-from dcos_backup.jobs.service import BackupService
-from dcos_backup.local import security
+from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import ClusterSpec
+from dcos_backup.testing.api import (  # noqa: F401 (re-exported)
+    SIGNING_KEY,
+    InProcessApi,
+    backup_doc,
+    create_ready,
+    dcos_env,
+    front_door,
+    in_process_api,
+    restore_ended,
+    service_api,
+)
+from dcos_backup.testing.chroot import marathon_chroot  # noqa: F401 (re-exported)
+from dcos_backup.testing.seed import seed_marathon
+from dcos_backup.testing.tools import AMBIENT_SETTINGS, BIN, ok, run_tool, tool, wait_for  # noqa: F401 (re-exported)
+from dcos_backup.zk import connect
 
-T = TypeVar("T")
-
-BIN = Path(sys.executable).parent  # the console scripts of the package under test
-# Settings from the caller's shell that would point a tool at something else than the cluster under test.
-AMBIENT_SETTINGS = ("DCOS_LOCAL_DIR", "DCOS_URL", "DCOS_ACS_TOKEN", "DCOS_SSL_VERIFY", "DCOS_EXHIBITOR_DIR")
+OPEN = (ACL(31, Id("world", "anyone")),)  # ZooKeeper's OPEN_ACL_UNSAFE, as archives record it
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> T:
-    """Poll ``predicate`` until it returns something true, and return that; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+# ------------------------------------------------------------------------------------------ clusters
+_used_subnets: set[str] = set()
+
+
+def free_subnet() -> str:
+    """A loopback /24 that nothing of ours uses yet: 127.X.Y with X in 150-249, X split between the run's
+    pytest-xdist workers (gw0 takes X = 150, 152, ... of two), so that two workers never pick the same one."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    mine = [x for x in range(150, 250) if x % workers == worker]
+    rng = random.Random()
     while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
+        subnet = f"127.{rng.choice(mine)}.{rng.randint(0, 255)}"
+        if subnet not in _used_subnets:
+            _used_subnets.add(subnet)
+            return subnet
 
 
-def tool(name: str) -> str:
-    """The path of one of the package's console scripts (dcos, dcos-zk, dcos-local, ...)."""
-    return str(BIN / name)
+def requires_zookeeper() -> None:
+    if shutil.which("java") is None or not Path("/usr/share/java/zookeeper.jar").exists():
+        pytest.fail("Java and the Debian zookeeper package are needed: apt-get install -y zookeeper")
 
 
-def run_tool(
-    name: str, *args: str, cluster_dir: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300.0
-) -> subprocess.CompletedProcess:
-    """Run a console script as a user would, against ``cluster_dir`` (``DCOS_LOCAL_DIR``) if given."""
-    full_env = {k: v for k, v in os.environ.items() if k not in AMBIENT_SETTINGS}
-    if cluster_dir is not None:
-        full_env["DCOS_LOCAL_DIR"] = str(cluster_dir)
-    full_env.update(env or {})
-    return subprocess.run([tool(name), *args], capture_output=True, text=True, env=full_env, timeout=timeout)
+def start_cluster(directory: Path, masters: int = 3, **kwargs: object) -> ClusterSpec:
+    requires_zookeeper()
+    kwargs.setdefault("heap", "512m")
+    return local_cluster.up(directory, masters=masters, subnet=free_subnet(), **kwargs)
 
 
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+@contextlib.contextmanager
+def seeded_cluster(directory: Path, apps: int, seed: int, **kwargs: object) -> Iterator[ClusterSpec]:
+    """A private 3-master cluster with ``apps`` Marathon apps of ``seed`` under /marathon, stopped on exit."""
+    c = start_cluster(directory, **kwargs)
+    try:
+        client = connect(c.zk_hosts, timeout=60)  # big multis during log rolls can stall a while
+        try:
+            seed_marathon(client, apps=apps, seed=seed)
+        finally:
+            client.stop()
+            client.close()
+        yield c
+    finally:
+        local_cluster.down(c)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def damage(client: KazooClient) -> None:
@@ -90,58 +110,36 @@ def damage(client: KazooClient) -> None:
     client.create("/marathon/state/app/intruder/v1", b"\x00\x01")
 
 
-# ------------------------------------------------------------------------------------------ the backup API
-def front_door(cluster: ClusterSpec, uid: str = security.BOOTSTRAP_USER, master: int = 1) -> BackupClient:
-    """A client of ``cluster``'s backup API through master ``master``'s Admin Router, as user ``uid``."""
-    token = security.login(cluster.files, cluster.zk_hosts, uid)
-    return BackupClient(Endpoint(cluster.master(master).admin_router_url, token, str(cluster.files.ca_cert)))
-
-
-def dcos_env(cluster: ClusterSpec, token: str | None = None, master: int = 1) -> dict[str, str]:
-    """The DC/OS CLI's variables for ``cluster`` (what ``dcos-local env`` exports), with ``token`` if given."""
-    cli = cluster.dcos_cli(master)
-    return {
-        "DCOS_URL": cli["DCOS_URL"],
-        "DCOS_SSL_VERIFY": cli["DCOS_SSL_VERIFY"],
-        "DCOS_ACS_TOKEN": token or security.login(cluster.files, cluster.zk_hosts, security.BOOTSTRAP_USER),
-    }
-
-
-SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # this test run's IAM key
-
-
-@dataclass
-class InProcessApi:
-    """The service's app in-process (FastAPI TestClient), with a real IAM: users in ZooKeeper, real tokens.
-
-    ``http`` sends bootstrapuser's token (a superuser); ``token(uid)`` makes one for another user."""
-
-    http: TestClient
-    users: UserStore
-
-    def token(self, uid: str) -> str:
-        return issue_token(SIGNING_KEY, uid)
-
-    def headers(self, uid: str) -> dict[str, str]:
-        return {"Authorization": f"token={self.token(uid)}"}
-
-
 @contextlib.contextmanager
-def in_process_api(service: BackupService, zk_hosts: str, scheduler: Scheduler | None = None) -> Iterator[InProcessApi]:
-    """``service``'s API in-process (with ``scheduler``'s routes, if given); its users (bootstrapuser:
-    superuser, nobody: no permission) live in ZooKeeper at ``zk_hosts`` (give it a chroot), under
-    credentials made for this app."""
-    users = UserStore(zk_hosts, Credentials("dcos-backup", secrets.token_urlsafe(16)))
+def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted on ``path`` (created), to fill up; unmounted afterwards. Skips the test
+    where mounting is not allowed."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
     try:
-        users.update(lambda d: (d.add_user(security.BOOTSTRAP_USER).grant(SUPERUSER), d.add_user("nobody")))
-        app = build_app(service, Authorizer(SIGNING_KEY.public_key(), users.watch()), scheduler)
-        api = InProcessApi(TestClient(app), users)
-        api.http.headers["Authorization"] = f"token={api.token(security.BOOTSTRAP_USER)}"
-        yield api
+        yield path
     finally:
-        # Only these credentials may read the users znode, so only they can clear it for the chroot's removal.
-        users.client.delete(IAM_PATH)
-        users.close()
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+# ------------------------------------------------------------------------------------------ the CLI
+def show(cluster, backup_id: str) -> dict:
+    return json.loads(ok(run_tool("dcos", "backup", "show", backup_id, cluster_dir=cluster.dir)).stdout)
+
+
+def restore_through_cli(cluster, backup_id: str) -> dict:
+    """``dcos backup restore ID``, then the restore once it ended (as the seed's procedure follows it)."""
+    restore_id = ok(run_tool("dcos", "backup", "restore", backup_id, cluster_dir=cluster.dir)).stdout.strip()
+    return wait_for(
+        lambda: (
+            (r := show(cluster, backup_id)["restores"][-1])["id"] == restore_id
+            and r["status"] != "STATUS_RESTORING"
+            and r
+        ),
+        what="restore to end",
+    )
 
 
 # ------------------------------------------------------------------------------------------ bad tokens
@@ -189,17 +187,3 @@ def forged_tokens(private: rsa.RSAPrivateKey, public: rsa.RSAPublicKey, uid: str
         "huge header": _unsigned({"alg": "RS256", "typ": "JWT", "x": "a" * 9000}, claims) + ".c2ln",
         "tampered claims": header + "." + _b64(json.dumps(claims).encode()) + "." + signature,
     }
-
-
-@contextlib.contextmanager
-def service_api(storage: Storage, zk_hosts: str) -> Iterator[InProcessApi]:
-    """A backup service over ``storage`` with its own engine on ``zk_hosts``, its API in-process
-    (:func:`in_process_api`); the service and the engine are closed afterwards."""
-    engine = ZkEngine(zk_hosts)
-    service = BackupService(storage, engine, dcos_version="2.2.0")
-    try:
-        with in_process_api(service, zk_hosts) as api:
-            yield api
-    finally:
-        service.close()
-        engine.close()

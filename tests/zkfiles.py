@@ -90,3 +90,13 @@ def tree_digest(directory: Path) -> dict[str, str]:
         for p in sorted(directory.rglob("*"))
         if p.name != "zookeeper.lock"
     }
+
+
+def left_in(ex: Path) -> list[str]:
+    """What an exhibitor dir holds besides the data-dir lock file (which stays, as lock files do) and the
+    restore mark (what a restore leaves on purpose, for the supervisor's check)."""
+    return sorted(p.name for p in ex.iterdir() if p.name not in ("zookeeper.lock", "zookeeper.restore-mark"))
+
+
+def data_of(ex: Path) -> dict[str, str]:
+    return {k: v for k, v in tree_digest(ex / "zookeeper").items() if not k.endswith(("myid", "zookeeper.out"))}

@@ -10,14 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 from kazoo.security import OPEN_ACL_UNSAFE
-from tests.conftest import seeded_cluster
-from tests.e2e import fault_scenarios
-from tests.helpers import damage, dcos_env, ok, run_tool, wait_for
+from tests.helpers import damage, dcos_env, ok, run_tool, seeded_cluster, wait_for
 
 from dcos_backup import __version__
 from dcos_backup.catalog.objects import PARTIAL
 from dcos_backup.cli.client import latest_restore
 from dcos_backup.local import security
+from dcos_backup.testing import fault_scenarios
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import ZNode, apply_tree, connect
 

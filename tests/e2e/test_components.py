@@ -10,8 +10,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from tests.e2e.test_service_api import backup_doc, restore_ended
-from tests.helpers import damage, in_process_api, wait_for
+from tests.helpers import backup_doc, damage, in_process_api, restore_ended, wait_for
 
 from dcos_backup.api.models import CREATE, RESTORE
 from dcos_backup.catalog.storage import LocalStorage

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.conftest import free_subnet
-from tests.helpers import ok, run_tool
+from tests.helpers import free_subnet, ok, run_tool
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,19 @@ import json
 import stat
 
 import pytest
-from tests.conftest import marathon_chroot, seeded_cluster
-from tests.e2e.test_service_api import create_ready, restore_ended
-from tests.helpers import damage, ok, run_tool, service_api, wait_for
+from tests.helpers import (
+    create_ready,
+    damage,
+    marathon_chroot,
+    ok,
+    restore_ended,
+    restore_through_cli,
+    run_tool,
+    seeded_cluster,
+    service_api,
+    show,
+    wait_for,
+)
 
 from dcos_backup.api.models import RESTORE
 from dcos_backup.catalog.crypto import MAGIC, EncryptionKey, load_key
@@ -23,23 +33,6 @@ pytestmark = pytest.mark.e2e
 
 KEY = EncryptionKey(bytes(range(32)))
 OTHER = EncryptionKey(bytes(range(32, 64)))
-
-
-def show(cluster, backup_id: str) -> dict:
-    return json.loads(ok(run_tool("dcos", "backup", "show", backup_id, cluster_dir=cluster.dir)).stdout)
-
-
-def restore_through_cli(cluster, backup_id: str) -> dict:
-    """``dcos backup restore ID``, then the restore once it ended (as the seed's procedure follows it)."""
-    restore_id = ok(run_tool("dcos", "backup", "restore", backup_id, cluster_dir=cluster.dir)).stdout.strip()
-    return wait_for(
-        lambda: (
-            (r := show(cluster, backup_id)["restores"][-1])["id"] == restore_id
-            and r["status"] != "STATUS_RESTORING"
-            and r
-        ),
-        what="restore to end",
-    )
 
 
 def test_encrypted_cluster_backs_up_and_restores_through_the_cli(tmp_path_factory):

@@ -6,20 +6,17 @@ import itertools
 import os
 import random
 import socket
-import subprocess
 import time
 import uuid
 
 import pytest
-from tests.conftest import seeded_cluster
-from tests.e2e import fault_scenarios
-from tests.e2e.test_zk_archive_faults import archived  # noqa: F401 (a cluster archiving continuously under test)
-from tests.helpers import in_process_api, wait_for
+from tests.helpers import in_process_api, seeded_cluster, small_tmpfs, wait_for
 
 from dcos_backup.api.models import CREATE, LIST
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.service import BackupService
+from dcos_backup.testing import fault_scenarios
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
 
@@ -33,9 +30,8 @@ def fault_cluster(tmp_path_factory):
         yield cluster
 
 
-@pytest.mark.parametrize("trial", range(2))
-def test_service_killed_mid_backup(fault_cluster, trial):
-    outcome = fault_scenarios.service_killed_mid_backup(fault_cluster, random.Random(trial))
+def test_service_killed_mid_backup(fault_cluster):  # one trial; bench/reliability_report.py runs many
+    outcome = fault_scenarios.service_killed_mid_backup(fault_cluster, random.Random(0))
     assert outcome.branch == "interrupted, cleaned up"
 
 
@@ -68,7 +64,7 @@ def test_zookeeper_fault_mid_job(fault_cluster, fault, kind):
     assert outcome.branch == "completed"
 
 
-def test_archiver_killed_mid_copy(archived):  # noqa: F811
+def test_archiver_killed_mid_copy(archived):
     cluster, _ = archived
     outcome = fault_scenarios.archiver_killed_mid_copy(cluster, random.Random(5))
     assert outcome.branch == "resumed in the same generation, caught up"
@@ -76,19 +72,16 @@ def test_archiver_killed_mid_copy(archived):  # noqa: F811
 
 def test_s3_failing_mid_upload(fault_cluster, s3_endpoint):
     with fault_scenarios.faulty_s3_rig(fault_cluster, s3_endpoint) as rig:
-        for trial in range(2):
-            outcome = fault_scenarios.s3_failing_mid_upload(rig, random.Random(trial))
-            assert outcome.branch == "error, nothing left in the bucket"
+        outcome = fault_scenarios.s3_failing_mid_upload(rig, random.Random(0))
+        assert outcome.branch == "error, nothing left in the bucket"
 
 
 def test_storage_full_is_an_error_with_nothing_partial(cluster, tmp_path):
-    storage_dir = tmp_path / "small"
-    storage_dir.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(storage_dir)], capture_output=True, check=False
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    with small_tmpfs(tmp_path / "small", "256k") as storage_dir:
+        full_storage_is_an_error(cluster, storage_dir)
+
+
+def full_storage_is_an_error(cluster, storage_dir):
     chroot = f"/full-{uuid.uuid4().hex[:8]}"
     admin = connect(cluster.zk_hosts)
     admin.create(chroot)
@@ -112,7 +105,6 @@ def test_storage_full_is_an_error_with_nothing_partial(cluster, tmp_path):
             service.close()
         if engine is not None:
             engine.close()
-        subprocess.run(["umount", str(storage_dir)], check=False)
         admin.delete(chroot, recursive=True)
         admin.stop()
 
@@ -123,7 +115,7 @@ def test_fifty_creates_at_once_one_runs(fault_cluster):
     import httpx
 
     client = fault_scenarios.wait_service(fault_cluster)
-    fault_scenarios.ready_backup(client, "warm-up")  # the lock is free again
+    fault_scenarios.ready_backup(fault_cluster, client, "warm-up")  # the lock is free again
     url = client.endpoint.url + CREATE  # through the Admin Router
     headers = {"Authorization": f"token={client.endpoint.token}"}
     ca = client.endpoint.ssl_context()
@@ -155,7 +147,7 @@ def test_list_and_show_under_load_during_a_backup(fault_cluster):
     from concurrent.futures import ThreadPoolExecutor
 
     client = fault_scenarios.wait_service(fault_cluster)
-    doc = fault_scenarios.ready_backup(client, "load-base")
+    doc = fault_scenarios.ready_backup(fault_cluster, client, "load-base")
     running = client.create("under-load")
     latencies: list[float] = []
     errors: list[str] = []

@@ -12,13 +12,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from tests.conftest import seeded_cluster
-from tests.e2e import fault_scenarios
-from tests.helpers import front_door, wait_for
+from tests.helpers import front_door, seeded_cluster, wait_for
 
 from dcos_backup.cli.client import backup_finished
 from dcos_backup.errors import Conflict
 from dcos_backup.master.processes import read_pid
+from dcos_backup.testing import fault_scenarios
 
 pytestmark = pytest.mark.e2e
 

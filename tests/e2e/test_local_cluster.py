@@ -181,7 +181,7 @@ def test_cli_errors_are_one_line(make_cluster, tmp_path):
 def test_up_json_and_status_with_every_zookeeper_stopped(tmp_path):
     """`up --json` describes the cluster; `status` with every ZooKeeper stopped (the service still up) shows
     the table with every master down and exits 3, instead of saying the cluster is not running."""
-    from tests.conftest import free_subnet, requires_zookeeper
+    from tests.helpers import free_subnet, requires_zookeeper
 
     requires_zookeeper()
     directory = tmp_path / "c"

@@ -13,9 +13,16 @@ import tarfile
 import uuid
 
 import pytest
-from tests.conftest import marathon_chroot, start_cluster
-from tests.e2e.test_service_api import create_ready, restore_ended
-from tests.helpers import ok, run_tool, service_api, wait_for
+from tests.helpers import (
+    create_ready,
+    marathon_chroot,
+    ok,
+    restore_ended,
+    run_tool,
+    service_api,
+    start_cluster,
+    wait_for,
+)
 
 from dcos_backup.api.models import RESTORE
 from dcos_backup.api.paths import DOWNLOAD, UPLOAD

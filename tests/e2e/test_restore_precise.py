@@ -7,8 +7,7 @@ import threading
 
 import pytest
 from kazoo.security import OPEN_ACL_UNSAFE
-from tests.e2e.test_service_api import backup_doc, create_ready, env, restore_ended  # noqa: F401 (env: a fixture)
-from tests.helpers import damage, wait_for
+from tests.helpers import backup_doc, create_ready, damage, restore_ended, wait_for
 
 from dcos_backup.api.models import CREATE, LIST, RESTORE
 from dcos_backup.testing.trees import snapshot
@@ -24,7 +23,7 @@ def listing(http) -> list[str]:
     return [d["id"] for d in http.get(LIST).json().get("backup_info", [])]
 
 
-def test_dry_run_reports_what_the_restore_then_does_and_changes_nothing(env):  # noqa: F811
+def test_dry_run_reports_what_the_restore_then_does_and_changes_nothing(env):
     http, service, zk, _ = env
     doc = create_ready(http)
     damage(zk)
@@ -60,7 +59,7 @@ def test_dry_run_reports_what_the_restore_then_does_and_changes_nothing(env):  #
     assert (again["created"], again["updated"], again["deleted"], again["changes"]) == (0, 0, 0, [])
 
 
-def test_a_path_restores_that_subtree_only_and_a_map_restores_beside_it(env):  # noqa: F811
+def test_a_path_restores_that_subtree_only_and_a_map_restores_beside_it(env):
     http, _, zk, _ = env
     before = snapshot(zk)
     apps = sorted(zk.get_children("/marathon/state/app"))
@@ -95,7 +94,7 @@ def test_a_path_restores_that_subtree_only_and_a_map_restores_beside_it(env):  #
     assert backup_doc(http, restore["safety_backup_id"])["component_status"]["marathon-1"]["root"] == "/marathon-copy"
 
 
-def test_bad_paths_and_maps_are_refused_before_anything_runs(env):  # noqa: F811
+def test_bad_paths_and_maps_are_refused_before_anything_runs(env):
     http, _, zk, _ = env
     doc = create_ready(http)
     damage(zk)
@@ -123,7 +122,7 @@ def test_bad_paths_and_maps_are_refused_before_anything_runs(env):  # noqa: F811
     assert not zk.exists("/copy")
 
 
-def test_a_failed_subtree_restore_rolls_back_that_subtree_only(env):  # noqa: F811
+def test_a_failed_subtree_restore_rolls_back_that_subtree_only(env):
     http, service, zk, _ = env
     apps = sorted(zk.get_children("/marathon/state/app"))
     doc = create_ready(http)
@@ -140,7 +139,7 @@ def test_a_failed_subtree_restore_rolls_back_that_subtree_only(env):  # noqa: F8
     assert [c["root"] for c in safety["component_status"].values()] == [f"/marathon/state/app/{apps[3]}"]
 
 
-def test_sequential_counters_are_restored_through_the_service(env):  # noqa: F811
+def test_sequential_counters_are_restored_through_the_service(env):
     """Item 5: after a restore, a new sequential child never takes a restored child's name, and sorts after them."""
     http, _, zk, _ = env
     zk.create("/marathon/state/queue")
@@ -161,7 +160,7 @@ def test_sequential_counters_are_restored_through_the_service(env):  # noqa: F81
     assert new == "/marathon/state/queue/item-0000000030"
 
 
-def test_a_60000_child_directory_backs_up_and_restores_through_the_service(env):  # noqa: F811
+def test_a_60000_child_directory_backs_up_and_restores_through_the_service(env):
     """Item 7: a child list of 2.6 MB, past ZooKeeper's 1 MiB jute.maxbuffer, through the API."""
     http, service, zk, _ = env
     hosts = service.engine.real.hosts
@@ -189,7 +188,7 @@ def test_a_60000_child_directory_backs_up_and_restores_through_the_service(env):
 
 
 @pytest.mark.parametrize("change", ["a planned create meets a node", "an unchanged node changes"])
-def test_a_restore_whose_tree_changes_after_its_plan_applies_the_backup_again(env, change):  # noqa: F811
+def test_a_restore_whose_tree_changes_after_its_plan_applies_the_backup_again(env, change):
     """A restore plans its changes during the safety backup and sends them after it; another client that
     changes the tree in between (here: while the first planned change waits) makes it catch up, not fail."""
     http, service, zk, _ = env

@@ -13,11 +13,21 @@ import subprocess
 import boto3
 import pytest
 from kazoo.security import OPEN_ACL_UNSAFE
-from tests.conftest import marathon_chroot, seeded_cluster
-from tests.e2e.faulty_s3 import FaultyS3
-from tests.e2e.test_encryption import restore_through_cli, show
-from tests.e2e.test_service_api import backup_doc, create_ready, restore_ended
-from tests.helpers import damage, ok, run_tool, service_api, tool, wait_for
+from tests.helpers import (
+    backup_doc,
+    create_ready,
+    damage,
+    marathon_chroot,
+    ok,
+    restore_ended,
+    restore_through_cli,
+    run_tool,
+    seeded_cluster,
+    service_api,
+    show,
+    tool,
+    wait_for,
+)
 
 from dcos_backup.api.models import CREATE, RESTORE
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
@@ -30,6 +40,7 @@ from dcos_backup.errors import NotFound, StorageError, UsageError
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.s3 import CREDENTIALS
 from dcos_backup.master.processes import read_pid, wait_until_gone
+from dcos_backup.testing.faulty_s3 import FaultyS3
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import ZNode, connect
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 from kazoo.exceptions import NoAuthError
-from tests.conftest import seeded_cluster
-from tests.helpers import run_tool, wait_for
+from tests.helpers import run_tool, seeded_cluster, wait_for
 
 from dcos_backup.jobs.schedules import SCHEDULES_PATH
 from dcos_backup.zk import connect

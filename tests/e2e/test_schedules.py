@@ -13,7 +13,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tests.e2e.faulty_engine import FaultyEngine
 from tests.helpers import in_process_api, wait_for
 
 from dcos_backup.api.models import CREATE
@@ -23,6 +22,7 @@ from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.scheduler import Scheduler
 from dcos_backup.jobs.schedules import ScheduleStore
 from dcos_backup.jobs.service import BackupService
+from dcos_backup.testing.faulty_engine import FaultyEngine
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.zk import connect
 

@@ -14,42 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.e2e.faulty_engine import FaultyEngine
-from tests.helpers import damage, in_process_api, wait_for
+from tests.helpers import backup_doc, create_ready, damage, restore_ended, wait_for
 
 from dcos_backup.api.models import CANCEL, CREATE, DELETE, LIST, PREFIX, RESTORE
 from dcos_backup.catalog.archive import read_archive
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
 from dcos_backup.catalog.objects import PARTIAL
-from dcos_backup.catalog.storage import LocalStorage
-from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.service import BackupService
-from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
-from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def env(cluster, tmp_path, request):
-    """The API over a service on its own chroot; a test's ``indirect`` parameter: extra BackupService arguments."""
-    chroot = f"/svc-{uuid.uuid4().hex[:10]}"
-    admin = connect(cluster.zk_hosts)
-    admin.create(chroot)
-    zk = connect(cluster.zk_hosts + chroot)
-    seed_marathon(zk, apps=20, seed=5)
-    engine = ZkEngine(cluster.zk_hosts + chroot)
-    options = getattr(request, "param", {})
-    service = BackupService(LocalStorage(tmp_path / "backups"), FaultyEngine(engine), dcos_version="2.2.0", **options)
-    with in_process_api(service, cluster.zk_hosts + chroot) as api:
-        yield api.http, service, zk, api
-    service.close()
-    engine.close()
-    zk.stop()
-    admin.delete(chroot, recursive=True)
-    admin.stop()
 
 
 @pytest.fixture
@@ -60,30 +35,6 @@ def slow_reader(env):
     service.engine.gate = gate
     yield gate
     gate.set()
-
-
-def backup_doc(http, backup_id: str) -> dict:
-    docs = http.get(LIST, params={"prefix": backup_id}).json()["backup_info"]
-    return next(d for d in docs if d["id"] == backup_id)
-
-
-def create_ready(http, label="pre-upgrade") -> dict:
-    doc = http.post(CREATE, json={"label": label}).json()["backup_info"]
-    return wait_for(
-        lambda: (d := backup_doc(http, doc["id"]))["status"] != "STATUS_BACKING_UP" and d, what="backup to finish"
-    )
-
-
-def restore_ended(http, backup_id: str, restore_id: str | None = None) -> dict:
-    """The backup's document once its restore ``restore_id`` (default: the latest) has ended."""
-
-    def ended():
-        doc = backup_doc(http, backup_id)
-        restore = next((r for r in doc["restores"] if r["id"] == restore_id), None) if restore_id else None
-        restore = restore or (doc["restores"][-1] if doc["restores"] else {})
-        return restore.get("status") not in (None, "STATUS_RESTORING") and doc
-
-    return wait_for(ended, what="restore to end")
 
 
 def test_backup_lifecycle_and_restore_byte_for_byte(env):

@@ -7,13 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import seeded_cluster
-from tests.e2e import fault_scenarios
-from tests.helpers import dcos_env, run_tool, wait_for
+from tests.helpers import dcos_env, run_tool, seeded_cluster, wait_for
 
 from dcos_backup.cli.client import backup_finished
 from dcos_backup.errors import ServiceUnavailable
 from dcos_backup.local import cluster as local_cluster
+from dcos_backup.testing import fault_scenarios
 
 pytestmark = pytest.mark.e2e
 

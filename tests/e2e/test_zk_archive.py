@@ -15,8 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import seeded_cluster
-from tests.helpers import ok, run_tool, wait_for
+from tests.helpers import ok, run_tool, seeded_cluster, wait_for
 
 from dcos_backup.catalog.objects import open_store
 from dcos_backup.local import cluster as local_cluster

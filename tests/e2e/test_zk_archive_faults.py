@@ -15,71 +15,37 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import seeded_cluster
-from tests.helpers import ok, run_tool, wait_for
+from tests.helpers import ok, run_tool, small_tmpfs, wait_for
 
 from dcos_backup.catalog.objects import PARTIAL, open_store
 from dcos_backup.exhibitor.config import SLF4J_BINDING, ZK_CLASSPATH
 from dcos_backup.local import cluster as local_cluster
-from dcos_backup.local.spec import ClusterSpec, Master
+from dcos_backup.local.spec import Master
 from dcos_backup.master.processes import read_pid
-from dcos_backup.testing.load import LoadGenerator, LoadReport
+from dcos_backup.testing.archiving import (
+    SNAP_COUNT,
+    archived_to,
+    archiver_pid,
+    exported_load,
+    frozen_mid_copy,
+    keys,
+    settle,
+)
+from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.zk import connect
 from dcos_backup.zkdata import formats
 from dcos_backup.zkdata.continuous.index import RepoIndex
 
 pytestmark = pytest.mark.e2e
-SNAP_COUNT = 400
 dcos_zk = functools.partial(run_tool, "dcos-zk")
-
-
-@pytest.fixture(scope="module")
-def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClusterSpec, Path]]:
-    directory = tmp_path_factory.mktemp("archive-faults")
-    repo = directory / "repo"
-    # 1,500 apps: snapshots of several MB, so that storing one takes long enough to be caught in.
-    with seeded_cluster(
-        directory / "cluster", apps=1500, seed=3, zk_config=[("snapCount", str(SNAP_COUNT))], zk_archive=str(repo)
-    ) as c:
-        yield c, repo
-
-
-def keys(repo: Path, stream: str) -> set[str]:
-    return {o.key for o in open_store(str(repo)).list(f"streams/{stream}/")}
-
-
-def archived_to(repo: Path, stream: str, zxid: int) -> bool:
-    return any(r.last >= zxid for r in RepoIndex(open_store(str(repo)), stream).ranges())
-
-
-def archiver_pid(master: Master) -> int:
-    return wait_for(lambda: read_pid(master.layout.archiver_pid_file), what="an archiver")
 
 
 def log_files(master: Master) -> set[str]:
     return {p.name for p in master.layout.logs_dir.iterdir() if formats.kind_of_name(p.name) == "log"}
-
-
-def exported_load(repo: Path, stream: str, zxid: int, work: Path) -> dict[str, bytes]:
-    """The children of /load at ``zxid``, as the archive of ``stream`` rebuilds them."""
-    archive = work / f"{stream}-{zxid:x}.tar.gz"
-    ok(dcos_zk("export", "--repo", str(repo), "--stream", stream, "--to-zxid", hex(zxid), str(archive)))
-    lines = ok(dcos_zk("dump", str(archive), "--path", "/load", "--json")).stdout.splitlines()
-    nodes = [json.loads(line) for line in lines][1:]
-    return {n["path"]: bytes.fromhex(n["data_hex"]) if "data_hex" in n else n["data"].encode() for n in nodes}
-
-
-def settle(load: LoadGenerator, repo: Path, stream: str) -> tuple[LoadReport, int]:
-    report = load.stop()
-    assert report.failures == [], report.failures[:3]
-    last = report.ops[-1].zxid
-    wait_for(lambda: archived_to(repo, stream, last), timeout=60, what=f"{stream} to archive {last:#x}")
-    return report, last
 
 
 def test_archiver_killed_mid_roll_over_and_mid_copy_loses_nothing(archived, tmp_path):
@@ -111,16 +77,6 @@ def test_archiver_killed_mid_roll_over_and_mid_copy_loses_nothing(archived, tmp_
     assert len(RepoIndex(open_store(str(repo)), "master-1").generations) == 1  # resumed, no new base
     ok(dcos_zk("archive", "verify", "--repo", str(repo), "--stream", "master-1"))
     assert exported_load(repo, "master-1", last, tmp_path) == load.expected_children(last, report.ops)
-
-
-def frozen_mid_copy(pid: int, stream_dir: Path) -> Path | None:
-    """Freeze ``pid``; if it is writing an object, leave it frozen and return the partial; else let it go on."""
-    os.kill(pid, signal.SIGSTOP)
-    partials = list(stream_dir.rglob(f"{PARTIAL}*"))
-    if partials:
-        return partials[0]
-    os.kill(pid, signal.SIGCONT)
-    return None
 
 
 def test_zookeeper_killed_under_load_loses_nothing_archived(archived, tmp_path):
@@ -251,12 +207,7 @@ def test_a_damaged_or_missing_object_is_named_and_never_restored_from(damaged_re
 
 
 def test_a_full_repository_pauses_archiving_and_resumes(make_cluster, tmp_path):
-    repo = tmp_path / "small"
-    repo.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(repo)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", "4m") as repo:
         cluster = make_cluster(zk_archive=str(repo), zk_config=[("snapCount", str(SNAP_COUNT))])
         master = cluster.master(1)
         wait_for(lambda: RepoIndex(open_store(str(repo)), "master-1").generations, what="archiving")
@@ -280,8 +231,6 @@ def test_a_full_repository_pauses_archiving_and_resumes(make_cluster, tmp_path):
         assert "archiving resumed" in master.layout.activity_log.read_text()
         assert len(RepoIndex(open_store(str(repo)), "master-1").generations) == 1  # nothing skipped
         assert exported_load(repo, "master-1", last, tmp_path) == load.expected_children(last, report.ops)
-    finally:
-        subprocess.run(["umount", "-l", str(repo)], check=False)
 
 
 def paused(master: Master) -> dict | None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from tests.conftest import seeded_cluster
+from tests.helpers import seeded_cluster
 
 from dcos_backup.errors import ZooKeeperUnavailable
 from dcos_backup.local import cluster as local_cluster

@@ -19,8 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from kazoo.security import ACL, make_acl
-from tests.conftest import seeded_cluster
-from tests.helpers import ok, run_tool, wait_for
+from tests.helpers import ok, run_tool, seeded_cluster, wait_for
 
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import ClusterSpec

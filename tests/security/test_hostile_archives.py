@@ -8,16 +8,13 @@ restore refuses whatever verify refuses. No ZooKeeper server is needed: the data
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
-import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.helpers import run_tool
+from tests.helpers import run_tool, small_tmpfs
 from tests.zkfiles import make_exhibitor_dir, tree_digest
 
 from dcos_backup.errors import IntegrityError, StorageError, UsageError
@@ -212,18 +209,6 @@ def test_members_below_the_cap_are_streamed_not_kept(tmp_path):
 
 
 # ------------------------------------------------------------------------------- item 12: disk full
-@contextlib.contextmanager
-def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
 def test_disk_full_during_restore_is_named_as_such_and_changes_nothing(tmp_path):
     with small_tmpfs(tmp_path / "small", "2m") as small:
         ex = make_exhibitor_dir(small, size=200_000)

@@ -17,9 +17,15 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from tests.conftest import marathon_chroot
-from tests.e2e.test_service_api import backup_doc, create_ready, restore_ended
-from tests.helpers import in_process_api, service_api, wait_for
+from tests.helpers import (
+    backup_doc,
+    create_ready,
+    in_process_api,
+    marathon_chroot,
+    restore_ended,
+    service_api,
+    wait_for,
+)
 
 from dcos_backup.api.models import DELETE, DOWNLOAD, LIST, RESTORE
 from dcos_backup.catalog.crypto import EncryptionKey

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from tests.conftest import free_subnet
+from tests.helpers import free_subnet
 
 import dcos_backup
 from dcos_backup.adminrouter import tls

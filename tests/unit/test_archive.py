@@ -6,12 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kazoo.security import ACL, Id
+from tests.helpers import OPEN
 
 from dcos_backup.catalog.archive import MAGIC, ArchiveWriter, file_sha256, read_archive, verify_archive
 from dcos_backup.errors import IntegrityError
 from dcos_backup.zk import ZNode
-
-OPEN = (ACL(31, Id("world", "anyone")),)
 
 acls = st.lists(
     st.builds(ACL, st.integers(0, 31), st.builds(Id, st.sampled_from(["world", "ip", "digest"]), st.text(max_size=20))),

@@ -9,7 +9,7 @@ import stat
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.test_archive import OPEN
+from tests.helpers import OPEN
 
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
 from dcos_backup.catalog.crypto import (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from tests.helpers import run_tool, tool, wait_for
-from tests.unit.test_zkdata_physical import data_of, left_in, make_exhibitor_dir
+from tests.zkfiles import data_of, left_in, make_exhibitor_dir
 
 from dcos_backup.errors import Conflict
 from dcos_backup.master.layout import MasterLayout

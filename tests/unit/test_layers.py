@@ -3,7 +3,9 @@
 Bottom to top: errors/fsutil -> master -> zk, zkdata, exhibitor, catalog, components -> jobs (the service's
 core) -> api (its HTTP face) -> cli, local. Below the face, only its route constants (``api/paths.py``) may
 be imported (the Admin Router's config, the launcher's health check). ``testing`` holds fixtures: only the
-launcher (``local``) may import it from the package.
+launcher (``local``) may import it from the package, and only its data
+fixtures (seed, holder, load, trees), which import no launcher; the rest of ``testing`` (the fault scenarios,
+the ways in to the API that tests and benchmarks share) drives a local cluster, so it sits above ``local``.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def test_below_the_face_only_its_route_constants_are_imported():
     bad = [
         f"{path.relative_to(PACKAGE)} imports {name}"
         for path, (layer, names) in MODULES.items()
-        if layer not in ("api", "cli")
+        if layer not in ("api", "cli", "testing")  # testing's drivers sit above the face (the data fixtures: below)
         for name in sorted(names)
         if within(name, "api") and not within(name, "api.paths")
     ]
@@ -97,10 +99,32 @@ def test_master_is_the_bottom_layer():
 @pytest.mark.parametrize(
     ("forbidden", "allowed_layers"),
     [
-        (("local",), ("local", "cli")),  # the launcher is the top: only the CLI may use it
-        (("cli",), ("cli",)),  # nothing below a console script imports one
+        (("local",), ("local", "cli", "testing")),  # the launcher is the top: only the CLI (and drivers) use it
+        (("cli",), ("cli", "testing")),  # nothing below a console script imports one (drivers use its client)
         (("testing",), ("testing", "local")),  # fixtures stay out of the product; the launcher exposes the seed
     ],
 )
 def test_upper_layers_are_not_imported_from_below(forbidden, allowed_layers):
     assert offenders(None, forbidden, allowed_layers) == []
+
+
+DATA_FIXTURES = ("testing.seed", "testing.holder", "testing.load", "testing.trees")
+
+
+def test_the_launcher_uses_only_the_data_fixtures_and_they_use_no_launcher():
+    """``local`` -> ``testing.seed`` and ``testing.fault_scenarios`` -> ``local`` without a cycle."""
+    from_local = [
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path, (layer, names) in MODULES.items()
+        if layer == "local"
+        for name in sorted(names)
+        if within(name, "testing") and not within(name, *DATA_FIXTURES)
+    ]
+    data = {PACKAGE / (name.replace(".", "/") + ".py") for name in DATA_FIXTURES}
+    from_data = [
+        f"{path.relative_to(PACKAGE)} imports {n}"
+        for path in data
+        for n in MODULES[path][1]
+        if within(n, "local", "cli", "api", "jobs")
+    ]
+    assert from_local == [] and from_data == []

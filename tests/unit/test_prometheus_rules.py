@@ -13,8 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import free_subnet
-from tests.helpers import wait_for
+from tests.helpers import free_subnet, wait_for
 
 from dcos_backup.adminrouter import tls
 from dcos_backup.local import monitoring

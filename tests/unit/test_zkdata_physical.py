@@ -16,21 +16,11 @@ from pathlib import Path
 
 import pytest
 from tests.helpers import tool, wait_for
-from tests.zkfiles import make_exhibitor_dir, tree_digest
+from tests.zkfiles import data_of, left_in, make_exhibitor_dir, tree_digest
 
 from dcos_backup.errors import Conflict, IntegrityError, NotFound, UsageError
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.zkdata import archive_info, archive_restore, archive_write, journal
-
-
-def left_in(ex: Path) -> list[str]:
-    """What an exhibitor dir holds besides the data-dir lock file (which stays, as lock files do) and the
-    restore mark (what a restore leaves on purpose, for the supervisor's check)."""
-    return sorted(p.name for p in ex.iterdir() if p.name not in ("zookeeper.lock", "zookeeper.restore-mark"))
-
-
-def data_of(ex: Path) -> dict[str, str]:
-    return {k: v for k, v in tree_digest(ex / "zookeeper").items() if not k.endswith(("myid", "zookeeper.out"))}
 
 
 def original_script_archive(ex: Path, target: Path) -> None:

@@ -1,4 +1,4 @@
-"""Fault scenarios with real processes and real signals, shared by tests/e2e/test_faults.py (a few trials)
+"""Fault scenarios with real processes and real signals, shared by tests/e2e/test_faults.py (one trial each)
 and bench/reliability_report.py (many trials). Each returns an :class:`Outcome` (the branch that occurred
 and the time from the fault to recovery) and raises AssertionError when data is not intact.
 
@@ -25,33 +25,35 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import boto3
 import psutil
-from tests.conftest import marathon_chroot
-from tests.e2e.faulty_s3 import FaultyS3
-from tests.e2e.test_service_api import create_ready
-from tests.e2e.test_zk_archive_faults import archived_to, archiver_pid, exported_load, frozen_mid_copy, keys, settle
-from tests.helpers import InProcessApi, front_door, ok, run_tool, service_api, wait_for
 
 from dcos_backup.catalog.archive import read_archive, verify_archive
 from dcos_backup.catalog.objects import PARTIAL, S3_PART, open_store
 from dcos_backup.catalog.storage import open_storage
 from dcos_backup.cli.client import BackupClient, backup_finished, latest_restore, restore_finished
 from dcos_backup.errors import Conflict
-from dcos_backup.jobs.engine import ZkEngine
+from dcos_backup.jobs.engine import LOCK_PATH, ZkEngine
 from dcos_backup.jobs.leadership import LEADER_PATH
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.s3 import create_bucket
 from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.master.processes import read_pid
+from dcos_backup.testing.api import InProcessApi, create_ready, front_door, service_api
+from dcos_backup.testing.archiving import archived_to, archiver_pid, exported_load, frozen_mid_copy, keys, settle
+from dcos_backup.testing.chroot import marathon_chroot
+from dcos_backup.testing.faulty_s3 import FaultyS3
 from dcos_backup.testing.load import LoadGenerator
+from dcos_backup.testing.tools import ok, run_tool, wait_for
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
 from dcos_backup.zkdata.continuous.index import RepoIndex
 
 ATTEMPTS = 10
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ def service_client(cluster: ClusterSpec) -> BackupClient:
 # The supervisor's backoff doubles up to 30 s while the service keeps dying young: many kills in a row
 # (the reliability report's trials) make the next start wait that long.
 RESTART_TIMEOUT = 120.0
+# A killed service's lock goes when its ZooKeeper session expires; a recovery job holds it while it runs.
+LOCK_TIMEOUT = 120.0
 
 
 def wait_service(cluster: ClusterSpec, timeout: float = RESTART_TIMEOUT) -> BackupClient:
@@ -118,34 +122,39 @@ def wait_service(cluster: ClusterSpec, timeout: float = RESTART_TIMEOUT) -> Back
     return client
 
 
-def ready_backup(client: BackupClient, label: str) -> dict:
-    """A backup that succeeded, retried while a dead session's lock is still held."""
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            doc = client.wait(client.create(label)["id"], backup_finished, interval=0.1)
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-            continue
-        if doc["status"] == "STATUS_READY":
-            return doc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no backup succeeded: {doc.get('reason')}")
+def job_lock_free(cluster: ClusterSpec) -> bool:
+    """No job holds the service's lock. Between trials a holder is a killed service's lock, which its
+    ZooKeeper session takes away when it expires, or the restarted service's recovery of it."""
+    zk = connect(cluster.zk_hosts)
+    try:
+        return not zk.exists(LOCK_PATH) or not zk.get_children(LOCK_PATH)
+    finally:
+        zk.stop()
+        zk.close()
 
 
-def restore_again(client: BackupClient, backup_id: str) -> dict:
-    """Restore, retrying while a dead service's lock has not expired yet (409)."""
-    deadline = time.monotonic() + 90
+def when_lock_free(cluster: ClusterSpec, start: Callable[[], T]) -> T:
+    """``start()`` once the job lock is free; again on a 409 (a recovery took the lock in between)."""
+    deadline = time.monotonic() + LOCK_TIMEOUT
     while True:
+        wait_for(lambda: job_lock_free(cluster), timeout=LOCK_TIMEOUT, what="the job lock to be free")
         try:
-            client.restore(backup_id)
-            break
+            return start()
         except Conflict:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(1)
+
+
+def ready_backup(cluster: ClusterSpec, client: BackupClient, label: str) -> dict:
+    """A backup that succeeded, started once a dead session's lock is gone."""
+    doc = client.wait(when_lock_free(cluster, lambda: client.create(label)["id"]), backup_finished, interval=0.1)
+    assert doc["status"] == "STATUS_READY", f"backup {label} failed: {doc.get('reason')}"
+    return doc
+
+
+def restore_again(cluster: ClusterSpec, client: BackupClient, backup_id: str) -> dict:
+    """Restore, once a dead service's lock is gone; the backup's document once the restore ended."""
+    when_lock_free(cluster, lambda: client.restore(backup_id))
     return client.wait(backup_id, restore_finished, interval=0.2, timeout=120)
 
 
@@ -262,7 +271,7 @@ def service_killed_mid_backup(cluster: ClusterSpec, rng: random.Random) -> Outco
     """SIGKILL the service while a backup streams its archive: the backup must end STATUS_ERROR, cleaned up.
     Recovered: a service has marked the backup interrupted."""
     client = wait_service(cluster)
-    earlier = ready_backup(client, "earlier")
+    earlier = ready_backup(cluster, client, "earlier")
     size = rng.randint(1, 256 * 1024)
     clock = FaultClock()
     backup_id = act_mid_job(
@@ -280,7 +289,7 @@ def service_killed_mid_backup(cluster: ClusterSpec, rng: random.Random) -> Outco
     storage = Path(cluster.service["storage_dir"])
     assert not list((storage / backup_id).glob(f"{PARTIAL}*")), "partial files left behind"
     archive_equals_tree(cluster, client.show(earlier["id"]))  # earlier backups intact
-    ready_backup(client, "after-kill")
+    ready_backup(cluster, client, "after-kill")
     return Outcome("interrupted, cleaned up", recovered)
 
 
@@ -297,7 +306,7 @@ def service_killed_mid_restore(cluster: ClusterSpec, rng: random.Random, branch:
     Recovered: the restarted service has finished the interrupted restore (rolled back or marked)."""
     where, reason, outcome = RESTORE_BRANCHES[branch]
     client = wait_service(cluster)
-    backup = ready_backup(client, "before")
+    backup = ready_backup(cluster, client, "before")
     wanted = tree_now(cluster)
     damage_all_apps(cluster)
     damaged = tree_now(cluster)
@@ -323,7 +332,7 @@ def service_killed_mid_restore(cluster: ClusterSpec, rng: random.Random, branch:
     assert restore["status"] == "STATUS_ERROR" and "interrupted" in restore["reason"], restore
     assert reason in restore["reason"], restore
     assert tree_now(cluster) == damaged, "the tree is not what it was before the interrupted restore"
-    assert latest_restore(restore_again(client, backup["id"]))["status"] == "STATUS_READY"
+    assert latest_restore(restore_again(cluster, client, backup["id"]))["status"] == "STATUS_READY"
     assert tree_now(cluster) == wanted, "a re-run restore did not bring the backup back"
     return Outcome(outcome, recovered)
 
@@ -343,7 +352,7 @@ def zookeeper_fault_mid_job(
     reason, and a restore that failed leaves the tree exactly as it was before it (rolled back, if it had
     changed anything). Recovered: the job has finished and the ensemble serves on every member."""
     client = wait_service(cluster)
-    backup = ready_backup(client, "base")
+    backup = ready_backup(cluster, client, "base")
     wanted = tree_now(cluster)
     size = rng.randint(1, 256 * 1024)
     where = RESTORE_BRANCHES[branch][0]
@@ -379,12 +388,12 @@ def zookeeper_fault_mid_job(
     assert status == "STATUS_ERROR" and reason, f"{status} without a reason"
     if kind == "restore":
         as_before = tree_now(cluster) == damaged
-        restore_again(client, job_id)  # leave the cluster as the next trial expects it, whatever happened
+        restore_again(cluster, client, job_id)  # leave the cluster as the next trial expects it, whatever happened
         assert tree_now(cluster) == wanted
         assert as_before, f"a failed restore left the tree neither as before nor as the backup ({reason})"
         assert branch != "while applying" or "rolled back to the safety backup" in reason, reason
         return Outcome("rolled back", recovered)
-    ready_backup(client, "after-fault")
+    ready_backup(cluster, client, "after-fault")
     return Outcome("error with reason", recovered)
 
 
