@@ -36,7 +36,6 @@ from tests.e2e.test_zk_archive_faults import archived_to, archiver_pid, exported
 from tests.helpers import InProcessApi, front_door, ok, run_tool, service_api, wait_for
 
 from dcos_backup.catalog.archive import read_archive, verify_archive
-from dcos_backup.catalog.objects import PARTIAL, S3_PART, open_store
 from dcos_backup.catalog.storage import open_storage
 from dcos_backup.errors import Conflict
 from dcos_backup.local.cluster import Cluster, Master
@@ -45,6 +44,9 @@ from dcos_backup.master.processes import read_pid
 from dcos_backup.service.client import BackupClient, backup_finished, latest_restore, restore_finished
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.leadership import LEADER_PATH
+from dcos_backup.storage.base import PARTIAL
+from dcos_backup.storage.locations import open_store
+from dcos_backup.storage.s3 import S3_PART
 from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect

@@ -15,9 +15,9 @@ from tests.e2e import fault_scenarios
 from tests.helpers import damage, dcos_env, ok, run_tool, wait_for
 
 from dcos_backup import __version__
-from dcos_backup.catalog.objects import PARTIAL
 from dcos_backup.local import security
 from dcos_backup.service.client import latest_restore
+from dcos_backup.storage.base import PARTIAL
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import ZNode, apply_tree, connect
 

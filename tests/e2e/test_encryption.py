@@ -13,9 +13,9 @@ from tests.conftest import marathon_chroot, seeded_cluster
 from tests.e2e.test_service_api import create_ready, restore_ended
 from tests.helpers import damage, ok, run_tool, service_api, wait_for
 
-from dcos_backup.catalog.crypto import MAGIC, EncryptionKey, load_key
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.service.api import RESTORE
+from dcos_backup.storage.crypto import MAGIC, EncryptionKey, load_key
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect
 

@@ -17,12 +17,12 @@ from tests.conftest import marathon_chroot, start_cluster
 from tests.e2e.test_service_api import create_ready, restore_ended
 from tests.helpers import ok, run_tool, service_api, wait_for
 
-from dcos_backup.catalog.crypto import MAGIC, EncryptionKey
 from dcos_backup.catalog.portable import MARKER
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.service.api import RESTORE
 from dcos_backup.service.paths import DOWNLOAD, UPLOAD
+from dcos_backup.storage.crypto import MAGIC, EncryptionKey
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect

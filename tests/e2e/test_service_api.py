@@ -20,11 +20,11 @@ from tests.helpers import damage, in_process_api, wait_for
 from dcos_backup.catalog.archive import read_archive
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
-from dcos_backup.catalog.objects import PARTIAL
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.service.api import CANCEL, CREATE, DELETE, LIST, PREFIX, RESTORE
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
+from dcos_backup.storage.base import PARTIAL
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect

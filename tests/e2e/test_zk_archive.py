@@ -18,8 +18,8 @@ import pytest
 from tests.conftest import seeded_cluster
 from tests.helpers import ok, run_tool, wait_for
 
-from dcos_backup.catalog.objects import open_store
 from dcos_backup.local.cluster import Cluster
+from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect

@@ -23,10 +23,11 @@ import pytest
 from tests.conftest import seeded_cluster
 from tests.helpers import ok, run_tool, wait_for
 
-from dcos_backup.catalog.objects import PARTIAL, open_store
 from dcos_backup.exhibitor.config import SLF4J_BINDING, ZK_CLASSPATH
 from dcos_backup.local.cluster import Cluster, Master
 from dcos_backup.master.processes import read_pid
+from dcos_backup.storage.base import PARTIAL
+from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.load import LoadGenerator, LoadReport
 from dcos_backup.zk import connect
 from dcos_backup.zkdata import formats

@@ -18,11 +18,11 @@ from tests.conftest import marathon_chroot
 from tests.e2e.faulty_engine import FaultyEngine
 from tests.helpers import wait_for
 
-from dcos_backup.catalog.crypto import EncryptionKey
 from dcos_backup.catalog.models import BackupRecord, Status
 from dcos_backup.catalog.storage import LocalStorage, Storage, open_storage
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
+from dcos_backup.storage.crypto import EncryptionKey
 from dcos_backup.testing.trees import snapshot
 
 pytestmark = pytest.mark.e2e

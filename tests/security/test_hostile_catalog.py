@@ -21,7 +21,6 @@ from tests.conftest import marathon_chroot
 from tests.e2e.test_service_api import backup_doc, create_ready, restore_ended
 from tests.helpers import in_process_api, service_api, wait_for
 
-from dcos_backup.catalog.crypto import EncryptionKey
 from dcos_backup.catalog.models import BackupRecord, Status
 from dcos_backup.catalog.portable import import_backup
 from dcos_backup.catalog.storage import LocalStorage, Storage, open_storage
@@ -29,6 +28,7 @@ from dcos_backup.components import ZkSubtree
 from dcos_backup.service.api import DELETE, DOWNLOAD, LIST, RESTORE
 from dcos_backup.service.engine import ZkEngine
 from dcos_backup.service.jobs import BackupService
+from dcos_backup.storage.crypto import EncryptionKey
 from dcos_backup.testing.trees import snapshot
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,6 @@ from typing import NoReturn
 
 import click
 
-from dcos_backup.catalog.crypto import create_key_file, load_key
 from dcos_backup.catalog.storage import open_storage
 from dcos_backup.cli._common import run
 from dcos_backup.components import DEFAULT_COMPONENTS, parse_component
@@ -25,6 +24,7 @@ from dcos_backup.service.leadership import Leader, Leadership
 from dcos_backup.service.scheduler import Scheduler
 from dcos_backup.service.schedules import ScheduleStore
 from dcos_backup.service.server import serve
+from dcos_backup.storage.crypto import create_key_file, load_key
 
 file_option = click.Path(path_type=Path, dir_okay=False)
 log = logging.getLogger(__name__)

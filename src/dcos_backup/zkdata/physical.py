@@ -29,14 +29,21 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
-from dcos_backup.catalog.objects import is_s3_url, open_store
 from dcos_backup.errors import IntegrityError, NotFound, UsageError
-from dcos_backup.fsutil import HashingWriter, ensure_free_space, fsync_dir, storage_error, write_private_file
+from dcos_backup.fsutil import (
+    HashingWriter,
+    TeeReader,
+    ensure_free_space,
+    fsync_dir,
+    storage_error,
+    write_private_file,
+)
 from dcos_backup.master import restore_mark
 from dcos_backup.master.layout import CONSOLE_LOG, MYID, ZK_DIR_NAME, MasterLayout
 from dcos_backup.master.lock import data_dir_lock
+from dcos_backup.storage.locations import open_store
+from dcos_backup.storage.s3 import is_s3_url
 from dcos_backup.zkdata import online as online_copy
 from dcos_backup.zkdata import tarsafe
 from dcos_backup.zkdata.pgzip import ParallelGzipWriter
@@ -324,7 +331,7 @@ def _write_archive(
                 with open(path, "rb") as f:
                     if verifier is not None and path in wanted:
                         verifier.begin(path.name)
-                        tar.addfile(info, _Tee(f, verifier.feed))
+                        tar.addfile(info, TeeReader(f, verifier.feed))
                         verifier.end()
                     else:
                         tar.addfile(info, f)
@@ -336,20 +343,6 @@ def _write_archive(
         raw.flush()
         os.fsync(raw.fileno())
     return hashing.sha256.hexdigest(), hashing.size, files, data_bytes
-
-
-class _Tee:
-    """A file whose reads also go to ``sink``."""
-
-    def __init__(self, source: BinaryIO, sink: Callable[[bytes], None]) -> None:
-        self._source = source
-        self._sink = sink
-
-    def read(self, n: int = -1) -> bytes:
-        chunk = self._source.read(n)
-        if chunk:
-            self._sink(chunk)
-        return chunk
 
 
 # --------------------------------------------------------------------------------------------- restore
