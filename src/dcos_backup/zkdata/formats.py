@@ -447,8 +447,7 @@ class SnapshotReader:
         acls: dict[int, list[ACL]] = {}
         for _ in range(self._count("ACL map")):
             key = s.long()
-            entries = s.int()
-            acls[key] = [(s.int(), s.string(), s.string()) for _ in range(max(entries, 0))]
+            acls[key] = s.acls()
         return acls
 
     def nodes(self) -> Iterator[Node]:
