@@ -31,14 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dcos_backup.errors import IntegrityError, NotFound, UsageError
-from dcos_backup.fsutil import (
-    HashingWriter,
-    TeeReader,
-    ensure_free_space,
-    fsync_dir,
-    storage_error,
-    write_private_file,
-)
+from dcos_backup.fsutil import HashingWriter, TeeReader, ensure_free_space, fsync_dir, storage_error, write_private_file
 from dcos_backup.master import restore_mark
 from dcos_backup.master.layout import CONSOLE_LOG, MYID, ZK_DIR_NAME, MasterLayout
 from dcos_backup.master.lock import data_dir_lock
