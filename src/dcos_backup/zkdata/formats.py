@@ -196,11 +196,12 @@ class _Jute:
     def __init__(self, raw: bytes = b"", source: BinaryIO | None = None, name: str = "") -> None:
         self.raw = raw
         self.pos = 0
-        self.name = name
         self._source = source
-        self._hashed = 0  # bytes of raw already folded into _adler
-        self._adler = 1
         self._base = 0  # file offset of raw[0]
+        if source is not None:  # a file's state only: a log replay makes a reader per record, kept cheap
+            self.name = name
+            self._hashed = 0  # bytes of raw already folded into _adler
+            self._adler = 1
 
     @property
     def offset(self) -> int:
@@ -213,14 +214,14 @@ class _Jute:
     def _take(self, n: int) -> int:
         """Consume ``n`` bytes; where they start in ``raw``."""
         start = self.pos
-        if n < 0:
-            raise self._error(f"negative length {n} at offset {self.offset}")
-        if start + n > len(self.raw):
+        if n < 0 or start + n > len(self.raw):  # one test on the hot path
             start = self._refill(n)
         self.pos = start + n
         return start
 
     def _refill(self, n: int) -> int:
+        if n < 0:
+            raise self._error(f"negative length {n} at offset {self.offset}")
         if self._source is None:
             raise EOFError
         self._adler = zlib.adler32(memoryview(self.raw)[self._hashed : self.pos], self._adler)
