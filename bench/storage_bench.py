@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from _common import bench_cluster, measured_command, print_table, write_result
-from dcos_backup.catalog.crypto import create_key_file
 from dcos_backup.local import s3
+from dcos_backup.storage.crypto import create_key_file
 from dcos_backup.zk import ZNode, apply_tree
 
 ONCE = str(Path(__file__).parent / "_storage_once.py")

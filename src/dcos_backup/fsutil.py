@@ -14,7 +14,7 @@ import io
 import os
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -103,6 +103,20 @@ class HashingReader(Source):
         while self.read(_DRAIN):
             pass
         return Stored(self.size, self.sha256.hexdigest())
+
+
+class TeeReader:
+    """A readable file whose reads also go to ``sink`` (a spool's ``write``, a checker's ``feed``)."""
+
+    def __init__(self, source: BinaryIO, sink: Callable[[bytes], object]) -> None:
+        self._source = source
+        self._sink = sink
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._source.read(size)
+        if chunk:
+            self._sink(chunk)
+        return chunk
 
 
 class ChunkReader(io.RawIOBase):

@@ -31,15 +31,17 @@ from tests.helpers import (
 
 from dcos_backup.api.models import CREATE, RESTORE
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
-from dcos_backup.catalog.crypto import MAGIC, EncryptionKey
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
-from dcos_backup.catalog.objects import S3_PART, LocalStore, open_store
 from dcos_backup.catalog.storage import open_storage
 from dcos_backup.errors import NotFound, StorageError, UsageError
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.s3 import CREDENTIALS
 from dcos_backup.master.processes import read_pid, wait_until_gone
+from dcos_backup.storage.crypto import MAGIC, EncryptionKey
+from dcos_backup.storage.local import LocalStore
+from dcos_backup.storage.locations import open_store
+from dcos_backup.storage.s3 import S3_PART
 from dcos_backup.testing.faulty_s3 import FaultyS3
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import ZNode, connect

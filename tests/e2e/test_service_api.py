@@ -20,8 +20,8 @@ from dcos_backup.api.models import CANCEL, CREATE, DELETE, LIST, PREFIX, RESTORE
 from dcos_backup.catalog.archive import read_archive
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
-from dcos_backup.catalog.objects import PARTIAL
 from dcos_backup.jobs.service import BackupService
+from dcos_backup.storage.base import PARTIAL
 from dcos_backup.testing.trees import snapshot
 
 pytestmark = pytest.mark.e2e

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from tests.helpers import ok, run_tool, seeded_cluster, wait_for
 
-from dcos_backup.catalog.objects import open_store
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import ClusterSpec
+from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.testing.trees import snapshot
 from dcos_backup.zk import connect

@@ -21,11 +21,12 @@ import httpx
 import pytest
 from tests.helpers import ok, run_tool, small_tmpfs, wait_for
 
-from dcos_backup.catalog.objects import PARTIAL, open_store
 from dcos_backup.exhibitor.config import SLF4J_BINDING, ZK_CLASSPATH
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import Master
 from dcos_backup.master.processes import read_pid
+from dcos_backup.storage.base import PARTIAL
+from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.archiving import (
     SNAP_COUNT,
     archived_to,

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from tests.helpers import marathon_chroot, wait_for
 
-from dcos_backup.catalog.crypto import EncryptionKey
 from dcos_backup.catalog.models import BackupRecord, Status
 from dcos_backup.catalog.storage import LocalStorage, Storage, open_storage
 from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.service import BackupService
+from dcos_backup.storage.crypto import EncryptionKey
 from dcos_backup.testing.faulty_engine import FaultyEngine
 from dcos_backup.testing.trees import snapshot
 

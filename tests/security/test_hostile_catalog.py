@@ -28,13 +28,13 @@ from tests.helpers import (
 )
 
 from dcos_backup.api.models import DELETE, DOWNLOAD, LIST, RESTORE
-from dcos_backup.catalog.crypto import EncryptionKey
 from dcos_backup.catalog.models import BackupRecord, Status
 from dcos_backup.catalog.portable import import_backup
 from dcos_backup.catalog.storage import LocalStorage, Storage, open_storage
 from dcos_backup.components import ZkSubtree
 from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.service import BackupService
+from dcos_backup.storage.crypto import EncryptionKey
 from dcos_backup.testing.trees import snapshot
 
 pytestmark = pytest.mark.e2e

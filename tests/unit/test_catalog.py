@@ -4,12 +4,12 @@ import os
 
 import pytest
 
-from dcos_backup.catalog.crypto import EncryptionKey
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
-from dcos_backup.catalog.objects import PARTIAL
 from dcos_backup.catalog.storage import DamagedEntry, LocalStorage
 from dcos_backup.errors import NotFound, StorageError
+from dcos_backup.storage.base import PARTIAL
+from dcos_backup.storage.crypto import EncryptionKey
 
 
 def record(label="pre-upgrade", status=Status.READY) -> BackupRecord:

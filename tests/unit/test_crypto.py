@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from tests.helpers import OPEN
 
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
-from dcos_backup.catalog.crypto import (
+from dcos_backup.catalog.ids import new_backup_id
+from dcos_backup.catalog.models import BackupRecord, Status, now
+from dcos_backup.catalog.storage import LocalStorage
+from dcos_backup.errors import EncryptionKeyError, IntegrityError, UsageError
+from dcos_backup.fsutil import HashingReader, HashingWriter
+from dcos_backup.storage.crypto import (
     HEADER_SIZE,
     TAG,
     EncryptingWriter,
@@ -22,11 +27,6 @@ from dcos_backup.catalog.crypto import (
     parse_key,
     plain_reader,
 )
-from dcos_backup.catalog.ids import new_backup_id
-from dcos_backup.catalog.models import BackupRecord, Status, now
-from dcos_backup.catalog.storage import LocalStorage
-from dcos_backup.errors import EncryptionKeyError, IntegrityError, UsageError
-from dcos_backup.fsutil import HashingReader, HashingWriter
 from dcos_backup.zk import ZNode
 
 KEY = EncryptionKey(bytes(range(32)))

@@ -1,11 +1,12 @@
 """The import rules between the package's layers (docs/design.md, "Layers"), checked on the source.
 
-Bottom to top: errors/fsutil -> master -> zk, zkdata, exhibitor, catalog, components -> jobs (the service's
-core) -> api (its HTTP face) -> cli, local. Below the face, only its route constants (``api/paths.py``) may
-be imported (the Admin Router's config, the launcher's health check). ``testing`` holds fixtures: only the
-launcher (``local``) may import it from the package, and only its data
-fixtures (seed, holder, load, trees), which import no launcher; the rest of ``testing`` (the fault scenarios,
-the ways in to the API that tests and benchmarks share) drives a local cluster, so it sits above ``local``.
+Bottom to top: errors/fsutil -> master, storage -> zk, zkdata, exhibitor, catalog, components -> jobs (the
+service's core) -> api (its HTTP face) -> cli, local; ``catalog`` and ``zkdata`` stand side by side on ``storage``.
+Below the face, only its route constants (``api/paths.py``) may be imported (the Admin Router's config, the
+launcher's health check). ``testing`` holds fixtures: only the launcher (``local``) may import it from the
+package, and only its data fixtures (seed, holder, load, trees), which import no launcher; the rest of
+``testing`` (the fault scenarios, the ways in to the API that tests and benchmarks share) drives a local
+cluster, so it sits above ``local``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ def offenders(layers_bound: set[str] | None, forbidden: tuple[str, ...], allowed
 
 
 def test_the_walk_sees_the_package_and_imports_inside_functions():
-    assert {"master", "local", "cli", "zkdata", "testing"} <= {layer for layer, _ in MODULES.values()}
+    assert {"master", "storage", "local", "cli", "zkdata", "catalog", "testing"} <= {
+        layer for layer, _ in MODULES.values()
+    }
     assert "dcos_backup.local.spec" in MODULES[PACKAGE / "cli" / "endpoint.py"][1]  # imported in a function
 
 
@@ -84,16 +87,22 @@ def test_below_the_face_only_its_route_constants_are_imported():
     assert bad == []
 
 
-def test_master_is_the_bottom_layer():
-    """master/ imports nothing of the package but errors, fsutil and itself."""
+@pytest.mark.parametrize("layer", ["master", "storage"])
+def test_master_and_storage_are_the_bottom_layer(layer):
+    """master/ and storage/ import nothing of the package but errors, fsutil and themselves."""
     bad = [
         f"{path.relative_to(PACKAGE)} imports {name}"
-        for path, (layer, names) in MODULES.items()
-        if layer == "master"
+        for path, (layer_, names) in MODULES.items()
+        if layer_ == layer
         for name in sorted(names)
-        if name != "dcos_backup" and not within(name, "errors", "fsutil", "master")
+        if name != "dcos_backup" and not within(name, "errors", "fsutil", layer)
     ]
     assert bad == []
+
+
+def test_zkdata_stands_beside_catalog_not_on_it():
+    """The physical tool keeps its archives in storage/ like the catalog does, and never imports the catalog."""
+    assert offenders({"zkdata"}, ("catalog",), ()) == []
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 from tests import zkfiles
 
-from dcos_backup.catalog.objects import PARTIAL, LocalStore, open_store
 from dcos_backup.errors import IntegrityError, StorageError, UsageError
 from dcos_backup.master import restore_mark
 from dcos_backup.master.layout import MasterLayout
+from dcos_backup.storage.base import PARTIAL
+from dcos_backup.storage.local import LocalStore
+from dcos_backup.storage.locations import open_store
 from dcos_backup.zkdata import archive_restore
 from dcos_backup.zkdata.continuous import pitr, retention, txlog
 from dcos_backup.zkdata.continuous.archiver import Archiver

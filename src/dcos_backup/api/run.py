@@ -18,7 +18,6 @@ from dcos_backup.api.app import build_app
 from dcos_backup.api.auth import Authorizer
 from dcos_backup.api.forward import Forwarder
 from dcos_backup.api.server import serve
-from dcos_backup.catalog.crypto import create_key_file, load_key
 from dcos_backup.catalog.storage import Storage, open_storage
 from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree
 from dcos_backup.components.hooks import Hook
@@ -30,6 +29,7 @@ from dcos_backup.jobs.safety import KEEP_SAFETY_BACKUPS
 from dcos_backup.jobs.scheduler import Scheduler
 from dcos_backup.jobs.schedules import ScheduleStore
 from dcos_backup.jobs.service import BackupService
+from dcos_backup.storage.crypto import create_key_file, load_key
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ verifies; any other one is a damaged entry (quarantined, ``storage.py``), never 
 
 The canonical JSON leaves out fields that hold their default value: a later version that adds a field
 with a default still verifies the records written before it. The key is 32 random bytes in a 0600 file
-(the encryption key's format, :mod:`.crypto`), one per cluster: every master's service has the same one.
+(the encryption key's format, :mod:`dcos_backup.storage.crypto`), one per cluster: every master's service
+has the same one.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import hashlib
 import hmac
 import json
 
-from dcos_backup.catalog.crypto import EncryptionKey
 from dcos_backup.catalog.models import BackupRecord
+from dcos_backup.storage.crypto import EncryptionKey
 
 RecordKey = EncryptionKey  # 32 secret bytes and a public id: the same file format and checks
 _CONTEXT = b"dcos-backup record v1\0"  # this key signs records and nothing else

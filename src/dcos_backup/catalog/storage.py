@@ -1,15 +1,15 @@
 """The backup catalog on an object store: ``<id>/backup.json`` plus one archive per component.
 
-:class:`Storage` keeps backups in any :class:`~.objects.ObjectStore`: a local directory (``LocalStorage``,
-the seed's default, on the master's disk) or an S3 bucket, where list, show and restore need nothing on
-the master's disk. The catalog is never kept in ZooKeeper, so restoring ZooKeeper can never erase the
-list of backups. Every object is written whole or not at all (the store's guarantee): a crash or a
+:class:`Storage` keeps backups in any :class:`~dcos_backup.storage.base.ObjectStore`: a local directory
+(``LocalStorage``, the seed's default, on the master's disk) or an S3 bucket, where list, show and restore
+need nothing on the master's disk. The catalog is never kept in ZooKeeper, so restoring ZooKeeper can never
+erase the list of backups. Every object is written whole or not at all (the store's guarantee): a crash or a
 failed upload leaves nothing that looks finished, and a record says READY only after its archives exist.
 
-A storage given an encryption key (:mod:`.crypto`) encrypts every archive it writes; it reads encrypted
-and clear archives alike (told apart by their first bytes), so backups made before the key still restore.
-Archive streams are :class:`~dcos_backup.fsutil.Sink` / :class:`~dcos_backup.fsutil.Source`: the size and
-sha256 they report are those of the bytes at rest.
+A storage given an encryption key (:mod:`dcos_backup.storage.crypto`) encrypts every archive it writes; it
+reads encrypted and clear archives alike (told apart by their first bytes), so backups made before the key
+still restore. Archive streams are :class:`~dcos_backup.fsutil.Sink` / :class:`~dcos_backup.fsutil.Source`:
+the size and sha256 they report are those of the bytes at rest.
 
 A damaged entry (a ``backup.json`` that is not JSON, fails the record's validation, names another id than
 its folder, or whatever else stops it loading) never fails the catalog: :meth:`Storage.read` raises
@@ -35,13 +35,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dcos_backup.catalog.archive import ArchiveSummary, verify_archive
-from dcos_backup.catalog.crypto import EncryptingWriter, EncryptionKey, plain_reader
 from dcos_backup.catalog.ids import is_backup_id, valid_archive_name, validate_backup_id
 from dcos_backup.catalog.models import BackupRecord
-from dcos_backup.catalog.objects import LocalStore, ObjectStore, is_s3_url, open_store
 from dcos_backup.catalog.signing import RecordKey, sign, signature_problem
 from dcos_backup.errors import IntegrityError, NotFound
-from dcos_backup.fsutil import HashingReader, Sink, Source
+from dcos_backup.fsutil import HashingReader, Sink, Source, TeeReader
+from dcos_backup.storage.base import ObjectStore
+from dcos_backup.storage.crypto import EncryptingWriter, EncryptionKey, plain_reader
+from dcos_backup.storage.local import LocalStore
+from dcos_backup.storage.locations import open_store
+from dcos_backup.storage.s3 import is_s3_url
 
 RECORD_FILE = "backup.json"
 log = logging.getLogger(__name__)
@@ -56,19 +59,6 @@ class DamagedEntry(IntegrityError):
         super().__init__(f"backup {backup_id} is a damaged catalog entry ({reason}); it can only be deleted")
         self.backup_id = backup_id
         self.reason = reason
-
-
-class _Tee:
-    """A stored object's bytes as read, copied into ``spool`` on the way."""
-
-    def __init__(self, raw: BinaryIO, spool: BinaryIO) -> None:
-        self.raw = raw
-        self.spool = spool
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.spool.write(data)
-        return data
 
 
 class CheckedArchive:
@@ -220,7 +210,9 @@ class Storage:
             raise IntegrityError(f"{what} is missing") from exc
         with tempfile.TemporaryFile() as spool:
             with raw:
-                summary = verify_archive(plain_reader(HashingReader(_Tee(raw, spool)), self.key, what), sha256, root)
+                summary = verify_archive(
+                    plain_reader(HashingReader(TeeReader(raw, spool.write)), self.key, what), sha256, root
+                )
             yield CheckedArchive(spool, self.key, what, summary)
 
     def remove_partials(self, backup_id: str) -> None:

@@ -17,11 +17,12 @@ from typing import NoReturn
 import click
 
 from dcos_backup import __version__
-from dcos_backup.catalog.objects import is_s3_url, open_store
 from dcos_backup.cli._common import run, setup_logging
 from dcos_backup.cli._progress import progress_on_terminal
 from dcos_backup.errors import NotFound, UsageError
 from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR, MasterLayout
+from dcos_backup.storage.locations import open_store
+from dcos_backup.storage.s3 import is_s3_url
 from dcos_backup.zkdata import archive_info, archive_restore, archive_write, journal, swap, transfer
 from dcos_backup.zkdata import verify as zk_verify
 from dcos_backup.zkdata.check_live import check_live

@@ -10,7 +10,6 @@ from typing import NoReturn
 import click
 
 from dcos_backup import __version__
-from dcos_backup.catalog.objects import is_s3_url
 from dcos_backup.cli._common import run
 from dcos_backup.cli._progress import progress_on_terminal
 from dcos_backup.cli._tables import print_status_table
@@ -22,6 +21,7 @@ from dcos_backup.iam.users import ACTIONS, FULL
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local import security
 from dcos_backup.local.spec import DEFAULT_SUBNET, ClusterSpec
+from dcos_backup.storage.s3 import is_s3_url
 
 dir_option = click.option(
     "--dir",

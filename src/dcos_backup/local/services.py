@@ -20,13 +20,13 @@ import httpx
 
 from dcos_backup.adminrouter.nginx import AdminRouter
 from dcos_backup.api.paths import HEALTH
-from dcos_backup.catalog.crypto import create_key_file, load_key
 from dcos_backup.errors import ClusterError
 from dcos_backup.local import s3
 from dcos_backup.local.files import MAX_SOCKET_PATH, ClusterFiles
 from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.master.member import Member
 from dcos_backup.master.processes import last_lines, live_process, python_module_command, spawn_detached, terminate
+from dcos_backup.storage.crypto import create_key_file, load_key
 
 SERVICE_MODULE = "dcos_backup.cli.service"
 SUPERVISE_MODULE = "dcos_backup.local.supervise"

@@ -10,9 +10,10 @@ import os
 import signal
 from pathlib import Path
 
-from dcos_backup.catalog.objects import PARTIAL, open_store
 from dcos_backup.local.spec import Master
 from dcos_backup.master.processes import read_pid
+from dcos_backup.storage.base import PARTIAL
+from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.load import LoadGenerator, LoadReport
 from dcos_backup.testing.tools import ok, run_tool, wait_for
 from dcos_backup.zkdata.continuous.index import RepoIndex

@@ -32,7 +32,6 @@ import boto3
 import psutil
 
 from dcos_backup.catalog.archive import read_archive, verify_archive
-from dcos_backup.catalog.objects import PARTIAL, S3_PART, open_store
 from dcos_backup.catalog.storage import open_storage
 from dcos_backup.cli.client import BackupClient, backup_finished, latest_restore, restore_finished
 from dcos_backup.errors import Conflict
@@ -42,6 +41,9 @@ from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.s3 import create_bucket
 from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.master.processes import read_pid
+from dcos_backup.storage.base import PARTIAL
+from dcos_backup.storage.locations import open_store
+from dcos_backup.storage.s3 import S3_PART
 from dcos_backup.testing.api import InProcessApi, create_ready, front_door, service_api
 from dcos_backup.testing.archiving import archived_to, archiver_pid, exported_load, frozen_mid_copy, keys, settle
 from dcos_backup.testing.chroot import marathon_chroot

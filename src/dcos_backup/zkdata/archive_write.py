@@ -17,13 +17,12 @@ import shutil
 import tarfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from dcos_backup.errors import IntegrityError, NotFound, UsageError
-from dcos_backup.fsutil import HashingWriter, storage_error, write_private_file
+from dcos_backup.fsutil import HashingWriter, TeeReader, storage_error, write_private_file
 from dcos_backup.master.layout import CONSOLE_LOG, MYID, ZK_DIR_NAME, MasterLayout
 from dcos_backup.master.lock import data_dir_lock
 from dcos_backup.zkdata import online as online_copy
@@ -232,7 +231,7 @@ def _write_archive(
                 with open(path, "rb") as f:
                     if verifier is not None and path in wanted:
                         verifier.begin(path.name)
-                        tar.addfile(info, _Tee(f, verifier.feed))
+                        tar.addfile(info, TeeReader(f, verifier.feed))
                         verifier.end()
                     else:
                         tar.addfile(info, f)
@@ -244,17 +243,3 @@ def _write_archive(
         raw.flush()
         os.fsync(raw.fileno())
     return hashing.sha256.hexdigest(), hashing.size, files, data_bytes
-
-
-class _Tee:
-    """A file whose reads also go to ``sink``."""
-
-    def __init__(self, source: BinaryIO, sink: Callable[[bytes], None]) -> None:
-        self._source = source
-        self._sink = sink
-
-    def read(self, n: int = -1) -> bytes:
-        chunk = self._source.read(n)
-        if chunk:
-            self._sink(chunk)
-        return chunk

@@ -181,54 +181,128 @@ def follows(previous: int, zxid: int) -> bool:
     return zxid == previous + 1 or (epoch_of(zxid) > epoch_of(previous) and zxid & 0xFFFFFFFF == 1)
 
 
-class _Cursor:
-    """Reads jute fields from a byte string (one log record)."""
+class _Jute:
+    """Reads jute fields, from bytes in memory (one log record: ``_Jute(raw)``) or from a file through a
+    buffer refilled a chunk at a time (``_Jute(source=f, name=...)``) that keeps the Adler-32 of every byte
+    consumed (the snapshot seals).
 
-    __slots__ = ("pos", "raw")
+    ``raw[pos:]`` is what is left to read in memory; the hot paths (a snapshot's nodes, a record's creates)
+    read it in place. Reading past the end raises EOFError for bytes in memory (the caller knows which record
+    it was) and IntegrityError naming the file and the offset for a file.
+    """
 
-    def __init__(self, raw: bytes) -> None:
+    __slots__ = ("_adler", "_base", "_hashed", "_source", "name", "pos", "raw")
+
+    def __init__(self, raw: bytes = b"", source: BinaryIO | None = None, name: str = "") -> None:
         self.raw = raw
         self.pos = 0
+        self._source = source
+        self._base = 0  # file offset of raw[0]
+        if source is not None:  # a file's state only: a log replay makes a reader per record, kept cheap
+            self.name = name
+            self._hashed = 0  # bytes of raw already folded into _adler
+            self._adler = 1
+
+    @property
+    def offset(self) -> int:
+        return self._base + self.pos
 
     def remaining(self) -> int:
+        """Bytes left in memory (all of a record; what the buffer holds of a file)."""
         return len(self.raw) - self.pos
 
     def _take(self, n: int) -> int:
+        """Consume ``n`` bytes; where they start in ``raw``."""
         start = self.pos
-        if n < 0 or start + n > len(self.raw):
-            raise EOFError
+        if n < 0 or start + n > len(self.raw):  # one test on the hot path
+            start = self._refill(n)
         self.pos = start + n
         return start
 
-    def int(self) -> int:
-        return _INT.unpack_from(self.raw, self._take(4))[0]
-
-    def long(self) -> int:
-        return _LONG.unpack_from(self.raw, self._take(8))[0]
-
-    def bool(self) -> bool:
-        return self.raw[self._take(1)] != 0
-
-    def buffer(self) -> bytes | None:
-        n = self.int()
+    def _refill(self, n: int) -> int:
         if n < 0:
-            return None
+            raise self._error(f"negative length {n} at offset {self.offset}")
+        if self._source is None:
+            raise EOFError
+        self._adler = zlib.adler32(memoryview(self.raw)[self._hashed : self.pos], self._adler)
+        rest = self.raw[self.pos :]
+        self._base += self.pos
+        self.raw = rest + self._source.read(max(n - len(rest), _CHUNK))
+        self.pos = self._hashed = 0
+        if len(self.raw) < n:
+            raise IntegrityError(f"{self.name}: truncated at offset {self._base + len(self.raw)}")
+        return 0
+
+    def _error(self, message: str) -> Exception:
+        return EOFError() if self._source is None else IntegrityError(f"{self.name}: {message}")
+
+    def seek(self, offset: int) -> None:
+        """Continue reading at ``offset`` of the file (log records only: the running checksum restarts)."""
+        assert self._source is not None
+        self._source.seek(offset)
+        self.raw, self.pos, self._hashed, self._adler, self._base = b"", 0, 0, 1, offset
+
+    def buffered(self) -> bytes:
+        """What is left in the buffer (after a failed read: every byte up to the end of the file)."""
+        return self.raw[self.pos :]
+
+    def checksum(self) -> int:
+        return zlib.adler32(memoryview(self.raw)[self._hashed : self.pos], self._adler)
+
+    def take(self, n: int) -> bytes:
         start = self._take(n)
         return self.raw[start : start + n]
 
-    def string(self) -> str | None:
+    # _take before self.raw is read: a refill replaces the buffer.
+    def int(self) -> int:
+        start = self._take(4)
+        return _INT.unpack_from(self.raw, start)[0]
+
+    def long(self) -> int:
+        start = self._take(8)
+        return _LONG.unpack_from(self.raw, start)[0]
+
+    def bool(self) -> bool:
+        start = self._take(1)
+        return self.raw[start] != 0
+
+    def buffer(self, limit: int = MAX_RECORD) -> bytes | None:
+        n = self.int()
+        if n < 0:
+            return None
+        if n > limit:
+            raise self._error(f"implausible length {n} at offset {self.offset - 4}")
+        start = self._take(n)
+        return self.raw[start : start + n]
+
+    def string(self) -> str:
+        """A string; a null one reads as ``""``."""
         raw = self.buffer()
-        return None if raw is None else raw.decode("utf-8")
+        try:
+            return "" if raw is None else raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if self._source is None:
+                raise  # the record's caller names the record
+            raise IntegrityError(f"{self.name}: bad string at offset {self.offset}") from e
 
     def acls(self) -> list[ACL]:
         count = self.int()
-        return [(self.int(), self.string() or "", self.string() or "") for _ in range(max(count, 0))]
+        return [(self.int(), self.string(), self.string()) for _ in range(max(count, 0))]
+
+    def at_end(self) -> bool:
+        if self.pos < len(self.raw):
+            return False
+        more = self._source.read(_CHUNK) if self._source is not None else b""
+        self._adler = zlib.adler32(memoryview(self.raw)[self._hashed : self.pos], self._adler)
+        self._base += self.pos
+        self.raw, self.pos, self._hashed = more, 0, 0
+        return not more
 
 
-def _read_create(c: _Cursor, kind: int) -> Create:
+def _read_create(c: _Jute, kind: int) -> Create:
     if kind == OpCode.create or kind == OpCode.create2:
         return _read_plain_create(c)
-    path, data, acl = c.string() or "", c.buffer(), c.acls()
+    path, data, acl = c.string(), c.buffer(), c.acls()
     if kind == OpCode.createTTL:
         parent_cversion = c.int()
         return Create(path, data, acl, False, parent_cversion, ttl=c.long())
@@ -237,7 +311,7 @@ def _read_create(c: _Cursor, kind: int) -> Create:
     return Create(path, data, acl, c.bool(), c.int())
 
 
-def _read_plain_create(c: _Cursor) -> Create:
+def _read_plain_create(c: _Jute) -> Create:
     """The common create record, without a call per field: a replay reads hundreds of thousands of
     these (measured: the generic path was a third of a replay's time). ``pos`` is the next field."""
     raw, pos = c.raw, c.pos
@@ -266,17 +340,17 @@ def _read_plain_create(c: _Cursor) -> Create:
     return Create(path, data, acl, ephemeral != 0, parent_cversion)
 
 
-def _read_record(c: _Cursor, kind: int) -> object:
+def _read_record(c: _Jute, kind: int) -> object:
     if kind in (OpCode.create, OpCode.create2, OpCode.createTTL, OpCode.createContainer):
         return _read_create(c, kind)
     if kind in (OpCode.delete, OpCode.deleteContainer):
-        return Delete(c.string() or "")
+        return Delete(c.string())
     if kind in (OpCode.setData, OpCode.reconfig):
-        return SetData(c.string() or "", c.buffer(), c.int())
+        return SetData(c.string(), c.buffer(), c.int())
     if kind == OpCode.setACL:
-        return SetACL(c.string() or "", c.acls(), c.int())
+        return SetACL(c.string(), c.acls(), c.int())
     if kind == OpCode.check:
-        return Check(c.string() or "", c.int())
+        return Check(c.string(), c.int())
     if kind == OpCode.createSession:
         return CreateSession(c.int())
     if kind == OpCode.error:
@@ -284,11 +358,11 @@ def _read_record(c: _Cursor, kind: int) -> object:
     if kind == OpCode.multi:
         ops = []
         for _ in range(max(c.int(), 0)):
-            sub_kind, length = _INT_INT.unpack_from(c.raw, c._take(8))
+            sub_kind, length = _INT_INT.unpack_from(c.raw, c._take(8))  # in memory: no refill
             start = c._take(max(length, 0))
-            sub = _Cursor(c.raw)  # read in place (no copy per operation); it must end where its length says
+            sub = _Jute(c.raw)  # read in place (no copy per operation); it must end where its length says
             sub.pos = start
-            ops.append((sub_kind, _read_record(sub, sub_kind) if length >= 0 else _read_record(_Cursor(b""), sub_kind)))
+            ops.append((sub_kind, _read_record(sub, sub_kind) if length >= 0 else _read_record(_Jute(b""), sub_kind)))
             if length >= 0 and sub.pos > start + length:
                 raise ValueError(f"operation {len(ops)} of a multi overruns its length")
         return Multi(ops)
@@ -297,7 +371,7 @@ def _read_record(c: _Cursor, kind: int) -> object:
 
 def parse_txn(raw: bytes) -> Txn:
     """One transaction (header, record, optional digest) from a log record's bytes, as FileTxnLog reads it."""
-    c = _Cursor(raw)
+    c = _Jute(raw)
     client_id, cxid, zxid, time, kind = _TXN_HEADER.unpack_from(raw, c._take(_TXN_HEADER.size))
     record: object
     if kind == OpCode.closeSession:
@@ -305,7 +379,7 @@ def parse_txn(raw: bytes) -> Txn:
         mark = c.pos
         try:
             count = c.int()
-            record = CloseSession([c.string() or "" for _ in range(max(count, 0))])
+            record = CloseSession([c.string() for _ in range(max(count, 0))])
         except EOFError:
             c.pos = mark
             record = CloseSession(None)
@@ -317,91 +391,7 @@ def parse_txn(raw: bytes) -> Txn:
     return Txn(client_id, cxid, zxid, time, kind, record, digest)
 
 
-class _Stream:
-    """Jute fields from a file, buffered, keeping the Adler-32 of everything consumed (snapshot seals)."""
-
-    def __init__(self, source: BinaryIO, name: str) -> None:
-        self._source = source
-        self.name = name
-        self._buf = b""
-        self._pos = 0
-        self._hashed = 0  # bytes of _buf already folded into _adler
-        self._adler = 1
-        self._base = 0  # file offset of _buf[0]
-
-    @property
-    def offset(self) -> int:
-        return self._base + self._pos
-
-    def _need(self, n: int) -> None:
-        if self._pos + n <= len(self._buf):
-            return
-        self._adler = zlib.adler32(memoryview(self._buf)[self._hashed : self._pos], self._adler)
-        rest = self._buf[self._pos :]
-        self._base += self._pos
-        self._buf = rest + self._source.read(max(n - len(rest), _CHUNK))
-        self._pos = self._hashed = 0
-        if len(self._buf) < n:
-            raise IntegrityError(f"{self.name}: truncated at offset {self._base + len(self._buf)}")
-
-    def seek(self, offset: int) -> None:
-        """Continue reading at ``offset`` of the file (log records only: the running checksum restarts)."""
-        self._source.seek(offset)
-        self._buf, self._pos, self._hashed, self._adler, self._base = b"", 0, 0, 1, offset
-
-    def buffered(self) -> bytes:
-        """What is left in the buffer (after a failed read: every byte up to the end of the file)."""
-        return self._buf[self._pos :]
-
-    def checksum(self) -> int:
-        return zlib.adler32(memoryview(self._buf)[self._hashed : self._pos], self._adler)
-
-    def take(self, n: int) -> bytes:
-        if n < 0:
-            raise IntegrityError(f"{self.name}: negative length {n} at offset {self.offset}")
-        self._need(n)
-        start = self._pos
-        self._pos += n
-        return self._buf[start : self._pos]
-
-    def int(self) -> int:
-        self._need(4)
-        value = _INT.unpack_from(self._buf, self._pos)[0]
-        self._pos += 4
-        return value
-
-    def long(self) -> int:
-        self._need(8)
-        value = _LONG.unpack_from(self._buf, self._pos)[0]
-        self._pos += 8
-        return value
-
-    def buffer(self, limit: int = MAX_RECORD) -> bytes | None:
-        n = self.int()
-        if n < 0:
-            return None
-        if n > limit:
-            raise IntegrityError(f"{self.name}: implausible length {n} at offset {self.offset - 4}")
-        return self.take(n)
-
-    def string(self) -> str:
-        raw = self.buffer()
-        try:
-            return "" if raw is None else raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise IntegrityError(f"{self.name}: bad string at offset {self.offset}") from e
-
-    def at_end(self) -> bool:
-        if self._pos < len(self._buf):
-            return False
-        more = self._source.read(_CHUNK)
-        self._adler = zlib.adler32(memoryview(self._buf)[self._hashed : self._pos], self._adler)
-        self._base += self._pos
-        self._buf, self._pos, self._hashed = more, 0, 0
-        return not more
-
-
-def _check_header(stream: _Stream, magic: int) -> int:
+def _check_header(stream: _Jute, magic: int) -> int:
     raw = stream.take(FILE_HEADER.size)
     got, version, dbid = FILE_HEADER.unpack(raw)
     if got != magic:
@@ -433,7 +423,7 @@ class SnapshotReader:
 
     def __init__(self, source: BinaryIO, name: str) -> None:
         self.name = name
-        self._s = _Stream(source, name)
+        self._s = _Jute(source=source, name=name)
         self.dbid = _check_header(self._s, SNAP_MAGIC)
         self.sessions = self._read_sessions()
         self.acls = self._read_acls()
@@ -458,8 +448,7 @@ class SnapshotReader:
         acls: dict[int, list[ACL]] = {}
         for _ in range(self._count("ACL map")):
             key = s.long()
-            entries = s.int()
-            acls[key] = [(s.int(), s.string(), s.string()) for _ in range(max(entries, 0))]
+            acls[key] = s.acls()
         return acls
 
     def nodes(self) -> Iterator[Node]:
@@ -554,7 +543,7 @@ class LogReader:
     def __init__(self, source: BinaryIO, name: str, strict: bool = True, start: int = 0) -> None:
         self.name = name
         self.strict = strict
-        self._s = _Stream(source, name)
+        self._s = _Jute(source=source, name=name)
         self.end: LogEnd | None = None
         try:
             self.dbid = _check_header(self._s, LOG_MAGIC)
@@ -630,7 +619,7 @@ class LogReader:
             raise IntegrityError(f"{self.name}: corrupt end-of-log marker at offset {start}")
         s = self._s
         while not s.at_end():
-            chunk = s.take(len(s._buf) - s._pos)
+            chunk = s.take(s.remaining())
             if chunk.strip(b"\x00"):
                 raise IntegrityError(f"{self.name}: non-zero bytes after the end of the log (offset > {start})")
 

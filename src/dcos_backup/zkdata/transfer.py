@@ -9,9 +9,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from dcos_backup.catalog.objects import is_s3_url, open_store
 from dcos_backup.errors import IntegrityError, NotFound, UsageError
 from dcos_backup.fsutil import storage_error
+from dcos_backup.storage.locations import open_store
+from dcos_backup.storage.s3 import is_s3_url
 from dcos_backup.zkdata.archive_write import BackupResult
 
 

@@ -1,6 +1,6 @@
 """Continuous archiving of a master's ZooKeeper logs and snapshots, and point-in-time restore from it.
 
-- the object store a repository is (a directory or S3) is :mod:`dcos_backup.catalog.objects`, shared with
+- the object store a repository is (a directory or S3) is :mod:`dcos_backup.storage`, shared with
   the backup catalog;
 - :mod:`.index`: the repository's layout, its index (read from a listing) and which points it can restore;
 - :mod:`.objects`: segments and snapshots written and read back, checked against their keys;

@@ -36,11 +36,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dcos_backup.catalog.objects import ObjectStore
 from dcos_backup.errors import DcosBackupError, IntegrityError, StorageError
 from dcos_backup.master import activity
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.master.lock import data_dir_lock
+from dcos_backup.storage.base import ObjectStore
 from dcos_backup.zkdata import formats
 from dcos_backup.zkdata.continuous import objects
 from dcos_backup.zkdata.continuous.index import (

@@ -31,8 +31,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from dcos_backup.catalog.objects import ObjectInfo, ObjectStore
 from dcos_backup.errors import IntegrityError, UsageError
+from dcos_backup.storage.base import ObjectInfo, ObjectStore
 from dcos_backup.zkdata.formats import epoch_of, follows, zxid_hex
 
 STREAMS = "streams"

@@ -20,9 +20,9 @@ from typing import BinaryIO, NamedTuple
 
 from zlib_ng import zlib_ng
 
-from dcos_backup.catalog.objects import ObjectStore
 from dcos_backup.errors import IntegrityError
 from dcos_backup.fsutil import ChunkReader
+from dcos_backup.storage.base import ObjectStore
 from dcos_backup.zkdata import formats
 from dcos_backup.zkdata.continuous.index import RepoIndex, SegmentRef, SnapshotRef, segment_key, snapshot_key
 from dcos_backup.zkdata.formats import FILE_HEADER, LOG_MAGIC, Txn

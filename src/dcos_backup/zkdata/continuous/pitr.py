@@ -27,9 +27,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dcos_backup.catalog.objects import ObjectStore
 from dcos_backup.errors import IntegrityError, NotFound, UsageError
 from dcos_backup.master.layout import MasterLayout
+from dcos_backup.storage.base import ObjectStore
 from dcos_backup.zkdata import archive_write, swap
 from dcos_backup.zkdata.continuous import objects
 from dcos_backup.zkdata.continuous.index import (

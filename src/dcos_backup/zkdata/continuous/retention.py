@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from dcos_backup.catalog.objects import ObjectStore
 from dcos_backup.errors import UsageError
+from dcos_backup.storage.base import ObjectStore
 from dcos_backup.zkdata.continuous.index import Generation, RepoIndex, format_time
 
 log = logging.getLogger(__name__)

@@ -1,219 +1,24 @@
-"""Where backups and continuous archives live: one small object store interface, two backends.
-
-The backup catalog (:mod:`.storage`) and the ZooKeeper archive repository (``zkdata/continuous``) use
-nothing but these operations, so both work on a local directory and on S3-compatible storage alike:
-
-- ``writer(key)``: a :class:`~dcos_backup.fsutil.Sink` for a new immutable object; the object becomes
-  visible only once the block ends without an error (a reader never sees a torn object under its name,
-  a failed write leaves nothing listed); ``put(key, stream)`` is the same for a readable stream;
-- ``get(key)``: read it as a stream;
-- ``list(prefix)``: the complete objects under a prefix, in key order, without reading them;
-- ``delete(key)``; ``remove_partials(prefix)``: what a killed writer left half-written.
-
-Keys are ``/``-separated paths of plain names. :class:`LocalStore` keeps each object as a file (written
-under a hidden partial name, fsynced, renamed); :class:`S3Store` keeps it in a bucket through boto3
-(multipart uploads of fixed-size parts, so memory stays bounded; an upload completes atomically, and
-one that fails is aborted). :func:`open_store` reads a location: a directory, ``file://`` or ``s3://``.
-"""
+"""The S3 backend: objects in an S3-compatible bucket through boto3, uploaded as streamed multipart uploads
+of fixed-size parts (memory stays bounded; an upload completes atomically, one that fails is aborted)."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
-import os
 import re
-import uuid
-from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from dcos_backup.errors import MissingDependency, NotFound, StorageError, UsageError
-from dcos_backup.fsutil import HashingWriter, Sink, Stored, fsync_dir
+from dcos_backup.fsutil import Sink, Stored
+from dcos_backup.storage.base import ObjectInfo, ObjectStore, check_key
 
-_KEY = re.compile(r"^[A-Za-z0-9_.=-][A-Za-z0-9_.=-]*(/[A-Za-z0-9_.=-]+)*$")
-_CHUNK = 1 << 20
-PARTIAL = ".partial-"  # hidden names of objects being written (never listed)
 S3_PARTS_IN_FLIGHT = 2  # parts uploading while the next one fills: 3 part buffers at most
 S3_PART = 8 << 20  # bytes per multipart part (S3 wants >= 5 MiB but the last): the one buffer an upload holds
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    key: str
-    size: int
-
-
-@dataclass(frozen=True)
-class PutResult:
-    key: str
-    size: int
-    sha256: str
-
-
-def check_key(key: str) -> str:
-    if not _KEY.match(key) or ".." in key.split("/") or any(part.startswith(".") for part in key.split("/")):
-        raise UsageError(f"invalid object key {key!r}")
-    return key
-
-
-def storage_error(action: str, exc: OSError) -> StorageError:
-    """ENOSPC is its own message: the archiver reports it as "REPO full" and retries."""
-    if exc.errno == errno.ENOSPC:
-        return StorageError(f"no space left in the repository while {action}", reason="full")
-    return StorageError(f"repository failed while {action}: {exc.strerror or exc}")
-
-
-class ObjectStore(ABC):
-    """Immutable objects by key; see the module docstring."""
-
-    url: str
-
-    @abstractmethod
-    @contextlib.contextmanager
-    def writer(self, key: str) -> Iterator[Sink]:
-        """A sink whose bytes become the object ``key`` when the block ends without an error."""
-
-    def put(self, key: str, source: BinaryIO | bytes) -> PutResult:
-        with self.writer(key) as sink:
-            for chunk in _chunks(source):
-                sink.write(chunk)
-            stored = sink.finish()
-        return PutResult(key, stored.size, stored.sha256)
-
-    @abstractmethod
-    def get(self, key: str) -> BinaryIO: ...
-
-    @abstractmethod
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
-
-    @abstractmethod
-    def delete(self, key: str) -> None: ...
-
-    @abstractmethod
-    def remove_partials(self, prefix: str = "") -> int:
-        """Drop objects a killed writer left half-written under ``prefix``; returns how many."""
-
-    def get_bytes(self, key: str) -> bytes:
-        with self.get(key) as f:
-            return f.read()
-
-
-class LocalStore(ObjectStore):
-    """Objects as files under a directory: written to a hidden partial name, fsynced, renamed."""
-
-    def __init__(self, root: Path, create: bool = True) -> None:
-        self.root = Path(root).absolute()
-        self.url = str(self.root)
-        if create:
-            try:
-                self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            except OSError as exc:
-                raise storage_error(f"creating {self.root}", exc) from exc
-        elif not self.root.is_dir():
-            raise NotFound(f"repository {self.root} does not exist")
-
-    def _path(self, key: str) -> Path:
-        return self.root / check_key(key)
-
-    def path(self, key: str) -> Path:
-        """Where the object ``key`` is (or will be) on disk."""
-        return self._path(key)
-
-    @contextlib.contextmanager
-    def writer(self, key: str) -> Iterator[Sink]:
-        path = self._path(key)
-        partial = path.parent / f"{PARTIAL}{uuid.uuid4().hex[:8]}.{path.name}"
-        try:
-            _mkdirs(self.root, path.parent)
-            with open(partial, "xb") as out:
-                sink = HashingWriter(out)
-                yield sink
-                sink.finish()
-                os.fsync(out.fileno())
-            os.replace(partial, path)
-            fsync_dir(path.parent)
-        except OSError as exc:
-            with contextlib.suppress(OSError):
-                partial.unlink()
-            raise storage_error(f"writing {key}", exc) from exc
-        except BaseException:
-            with contextlib.suppress(OSError):
-                partial.unlink()
-            raise
-
-    def get(self, key: str) -> BinaryIO:
-        try:
-            return open(self._path(key), "rb")
-        except FileNotFoundError as exc:
-            raise NotFound(f"{key} is missing from the repository {self.url}") from exc
-        except OSError as exc:
-            raise storage_error(f"reading {key}", exc) from exc
-
-    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        base = self.root / prefix.rstrip("/") if prefix else self.root
-        if not base.is_dir():
-            return
-        for root, dirs, files in os.walk(base):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            rel = Path(root).relative_to(self.root).as_posix()
-            for name in sorted(files):
-                if name.startswith("."):
-                    continue  # partials of objects being written: not there yet
-                key = name if rel == "." else f"{rel}/{name}"
-                with contextlib.suppress(FileNotFoundError):  # deleted while listing
-                    yield ObjectInfo(key, (Path(root) / name).stat().st_size)
-
-    def delete(self, key: str) -> None:
-        path = self._path(key)
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as exc:
-            raise storage_error(f"deleting {key}", exc) from exc
-        # Empty folders go too, so that a pruned generation leaves nothing behind.
-        parent = path.parent
-        while parent != self.root:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            parent = parent.parent
-
-    def remove_partials(self, prefix: str = "") -> int:
-        base = self.root / prefix.rstrip("/") if prefix else self.root
-        removed = 0
-        for partial in base.rglob(f"{PARTIAL}*") if base.is_dir() else ():
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
-                removed += 1
-        return removed
-
-
-def _mkdirs(root: Path, directory: Path) -> None:
-    """Create ``directory`` (under ``root``) and fsync each new entry's parent: a new object's folder must
-    survive a crash as surely as the object."""
-    missing = []
-    current = directory
-    while current != root and not current.exists():
-        missing.append(current)
-        current = current.parent
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            path.mkdir(mode=0o700)
-        fsync_dir(path.parent)
-
-
-def _chunks(source: BinaryIO | bytes) -> Iterator[bytes]:
-    if isinstance(source, bytes | bytearray | memoryview):
-        yield bytes(source)
-        return
-    while chunk := source.read(_CHUNK):
-        yield chunk
 
 
 class S3Store(ObjectStore):
@@ -407,17 +212,3 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     if prefix:
         check_key(prefix)
     return bucket, prefix + "/" if prefix else ""
-
-
-def open_store(spec: str, create: bool = False, endpoint_url: str | None = None) -> ObjectStore:
-    """The store a location names: ``s3://bucket/prefix``, a ``file://`` URL or a local directory."""
-    if is_s3_url(spec):
-        return S3Store(spec, endpoint_url)
-    if "://" in spec:
-        scheme, _, rest = spec.partition("://")
-        if scheme != "file":
-            raise UsageError(f"{spec}: {scheme}:// locations are not supported (a directory, file:// or s3:// are)")
-        spec = rest
-    if not spec:
-        raise UsageError("a storage location is a directory, file:// or s3:// URL")
-    return LocalStore(Path(spec), create=create)
