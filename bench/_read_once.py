@@ -10,7 +10,7 @@ import sys
 
 from _common import peak_rss_mb
 from dcos_backup.catalog.archive import ArchiveWriter
-from dcos_backup.zk import ReadStats, iter_tree
+from dcos_backup.logical import ReadStats, iter_tree
 
 hosts, root, target = sys.argv[1:4]
 stats = ReadStats()

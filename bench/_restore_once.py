@@ -8,7 +8,7 @@ import sys
 
 from _common import peak_rss_mb
 from dcos_backup.catalog.archive import read_archive
-from dcos_backup.zk import apply_tree
+from dcos_backup.logical import apply_tree
 
 hosts, root, source = sys.argv[1:4]
 with open(source, "rb") as raw:

@@ -16,8 +16,8 @@ from pathlib import Path
 from _common import peak_rss_mb
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
 from dcos_backup.catalog.storage import open_storage
+from dcos_backup.logical import apply_tree, iter_tree
 from dcos_backup.storage.crypto import load_key
-from dcos_backup.zk import apply_tree, iter_tree
 
 mode, hosts, root, location, endpoint, key_file, backup_id = sys.argv[1:8]
 key = load_key(Path(key_file)) if key_file != "-" else None

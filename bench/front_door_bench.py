@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from _common import BIN, bench_cluster, print_table, timed_command, write_result
-from dcos_backup.zk import ZkSpec, ZNode, apply_tree, iter_tree
+from dcos_backup.logical import ZkSpec, ZNode, apply_tree, iter_tree
 
 TARGET = 1.25
 

@@ -25,7 +25,7 @@ from kazoo.security import OPEN_ACL_UNSAFE
 
 from _common import bench_cluster, measured_command, print_table, write_result
 from dcos_backup.catalog.archive import read_archive
-from dcos_backup.zk import ZkSpec, ZNode, apply_tree, compare_tree
+from dcos_backup.logical import ZkSpec, ZNode, apply_tree, compare_tree
 
 HERE = Path(__file__).parent
 OPEN = tuple(OPEN_ACL_UNSAFE)

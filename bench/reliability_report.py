@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS, bench_cluster
 from dcos_backup.local import s3 as local_s3
 from dcos_backup.local.spec import ClusterSpec
+from dcos_backup.logical import connect
 from dcos_backup.testing import fault_scenarios
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.tools import wait_for
-from dcos_backup.zk import connect
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from dcos_backup.catalog.models import Status
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.service import BackupService
+from dcos_backup.logical import compare_tree, connect
 from dcos_backup.testing.seed import seed_marathon
-from dcos_backup.zk import compare_tree, connect
 
 POLL = 0.005
 

@@ -32,8 +32,8 @@ from kazoo.security import OPEN_ACL_UNSAFE
 
 from _common import bench_cluster, measured_command, print_table, write_result
 from dcos_backup.local import s3
+from dcos_backup.logical import ZNode, apply_tree
 from dcos_backup.storage.crypto import create_key_file
-from dcos_backup.zk import ZNode, apply_tree
 
 ONCE = str(Path(__file__).parent / "_storage_once.py")
 S3_GOAL, ENCRYPTION_GOAL, RSS_GOAL = 0.8, 0.10, 300

@@ -35,9 +35,9 @@ from _common import BIN, bench_cluster, measured_command, print_table, timed_com
 from dcos_backup.catalog.archive import read_archive
 from dcos_backup.cli.client import BackupClient, Endpoint, backup_finished
 from dcos_backup.local import security
+from dcos_backup.logical import ZkSpec, ZNode, apply_tree, compare_tree, connect, diff_tree, iter_tree
+from dcos_backup.logical.wire import Connection
 from dcos_backup.testing.seed import seed_marathon
-from dcos_backup.zk import ZkSpec, ZNode, apply_tree, compare_tree, connect, diff_tree, iter_tree
-from dcos_backup.zk.wire import Connection
 
 WRITER_REPEATS = 5
 NODES_PER_APP = 5.5  # what seed_marathon writes on average per app

@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import BIN, bench_cluster, print_table, timed_command, write_result
 from dcos_backup.local import cluster as local_cluster
+from dcos_backup.logical import connect
 from dcos_backup.master.processes import read_pid
+from dcos_backup.physical.continuous.index import RepoIndex
 from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.load import LoadGenerator, LoadReport
 from dcos_backup.testing.seed import seed_marathon
-from dcos_backup.zk import connect
-from dcos_backup.zkdata.continuous.index import RepoIndex
 
 
 class RepoWatcher:

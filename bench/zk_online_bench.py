@@ -30,9 +30,9 @@ import httpx
 
 from _common import BIN, bench_cluster, dir_size, print_table, timed_command, write_result
 from dcos_backup.local import cluster as local_cluster
+from dcos_backup.logical import connect
 from dcos_backup.testing.load import LoadGenerator, LoadReport
 from dcos_backup.testing.seed import seed_marathon
-from dcos_backup.zk import connect
 
 
 def run_load(hosts: str, rate: float, seed: int, during: threading.Thread | None, seconds: float) -> LoadReport:

@@ -24,8 +24,8 @@ import statistics
 
 from _common import BIN, bench_cluster, dir_size, print_table, timed_command, write_result
 from dcos_backup.local import cluster as local_cluster
+from dcos_backup.logical import connect
 from dcos_backup.testing.seed import seed_marathon
-from dcos_backup.zk import connect
 
 
 def median_of(results: list[tuple[float, int]]) -> tuple[float, int]:

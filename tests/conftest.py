@@ -21,7 +21,7 @@ from tests.helpers import free_port, start_cluster, wait_for
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local import s3
 from dcos_backup.local.spec import ClusterSpec
-from dcos_backup.zk import connect
+from dcos_backup.logical import connect
 
 
 @pytest.fixture(scope="session")

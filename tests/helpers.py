@@ -28,6 +28,7 @@ from kazoo.security import ACL, Id
 from dcos_backup.iam.tokens import issue_token
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import ClusterSpec
+from dcos_backup.logical import connect
 from dcos_backup.testing.api import (  # noqa: F401 (re-exported)
     SIGNING_KEY,
     InProcessApi,
@@ -42,7 +43,6 @@ from dcos_backup.testing.api import (  # noqa: F401 (re-exported)
 from dcos_backup.testing.chroot import marathon_chroot  # noqa: F401 (re-exported)
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.tools import AMBIENT_SETTINGS, BIN, ok, run_tool, tool, wait_for  # noqa: F401 (re-exported)
-from dcos_backup.zk import connect
 
 OPEN = (ACL(31, Id("world", "anyone")),)  # ZooKeeper's OPEN_ACL_UNSAFE, as archives record it
 

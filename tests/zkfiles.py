@@ -13,8 +13,8 @@ import zlib
 from pathlib import Path
 
 from dcos_backup.master.layout import MasterLayout
-from dcos_backup.zkdata import formats
-from dcos_backup.zkdata.formats import OpCode
+from dcos_backup.physical import formats
+from dcos_backup.physical.formats import OpCode
 
 OPEN_ACL = [(31, "world", "anyone")]
 

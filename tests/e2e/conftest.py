@@ -14,11 +14,11 @@ from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.service import BackupService
 from dcos_backup.local.spec import ClusterSpec
+from dcos_backup.logical import connect
 from dcos_backup.testing.api import in_process_api
 from dcos_backup.testing.archiving import SNAP_COUNT
 from dcos_backup.testing.faulty_engine import FaultyEngine
 from dcos_backup.testing.seed import seed_marathon
-from dcos_backup.zk import connect
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.scheduler import Scheduler
 from dcos_backup.jobs.schedules import ScheduleStore
 from dcos_backup.jobs.service import BackupService
-from dcos_backup.zk import connect
+from dcos_backup.logical import connect
 
 pytestmark = pytest.mark.e2e
 FUZZ = settings(

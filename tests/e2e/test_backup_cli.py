@@ -15,10 +15,10 @@ from tests.helpers import damage, dcos_env, ok, run_tool, seeded_cluster, wait_f
 from dcos_backup import __version__
 from dcos_backup.cli.client import latest_restore
 from dcos_backup.local import security
+from dcos_backup.logical import ZNode, apply_tree, connect
 from dcos_backup.storage.base import PARTIAL
 from dcos_backup.testing import fault_scenarios
 from dcos_backup.testing.trees import snapshot
-from dcos_backup.zk import ZNode, apply_tree, connect
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from tests.helpers import AMBIENT_SETTINGS, ok, run_tool, tool
 
+from dcos_backup.logical import connect
 from dcos_backup.testing.seed import seed_marathon
-from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
 

@@ -18,9 +18,9 @@ from dcos_backup.components.hooks import parse_hook
 from dcos_backup.errors import UsageError
 from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.service import BackupService
+from dcos_backup.logical import connect
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
-from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
 

@@ -11,10 +11,10 @@ import pytest
 from tests.helpers import ok, run_tool, tool, wait_for
 
 from dcos_backup.local import cluster as local_cluster
+from dcos_backup.logical import connect
 from dcos_backup.master import restore_mark
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
-from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
 

@@ -25,9 +25,9 @@ from tests.helpers import (
 
 from dcos_backup.api.models import RESTORE
 from dcos_backup.catalog.storage import LocalStorage
+from dcos_backup.logical import connect
 from dcos_backup.storage.crypto import MAGIC, EncryptionKey, load_key
 from dcos_backup.testing.trees import snapshot
-from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
 

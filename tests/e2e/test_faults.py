@@ -16,9 +16,9 @@ from dcos_backup.api.models import CREATE, LIST
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.service import BackupService
+from dcos_backup.logical import connect
 from dcos_backup.testing import fault_scenarios
 from dcos_backup.testing.seed import seed_marathon
-from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
 

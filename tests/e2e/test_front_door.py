@@ -21,8 +21,8 @@ from dcos_backup.api.models import CREATE, DELETE, LIST, RESTORE
 from dcos_backup.iam.store import IAM_PATH
 from dcos_backup.iam.tokens import MAX_TOKEN, load_private_key, load_public_key
 from dcos_backup.local import security
+from dcos_backup.logical import connect
 from dcos_backup.master.processes import read_pid, wait_until_gone
-from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
 BACKUP_PERMISSION = "dcos:adminrouter:ops:system-backup"

@@ -12,7 +12,7 @@ from kazoo.client import KazooClient
 from tests.helpers import wait_for
 
 from dcos_backup.jobs.leadership import LEADER_PATH, Leader, Leadership
-from dcos_backup.zk import connect
+from dcos_backup.logical import connect
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from kazoo.client import KazooClient
 
+from dcos_backup.logical import connect
 from dcos_backup.testing.load import LoadGenerator, LoadReport
-from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
 

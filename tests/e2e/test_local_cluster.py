@@ -20,9 +20,9 @@ from dcos_backup.cli.client import BackupClient, Endpoint
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local import security
 from dcos_backup.local.spec import ClusterSpec
+from dcos_backup.logical import connect, iter_tree
 from dcos_backup.master.processes import read_pid
 from dcos_backup.testing.seed import ROOT
-from dcos_backup.zk import connect, iter_tree
 
 pytestmark = pytest.mark.e2e
 

@@ -29,10 +29,10 @@ from dcos_backup.api.paths import DOWNLOAD, UPLOAD
 from dcos_backup.catalog.portable import MARKER
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.local import cluster as local_cluster
+from dcos_backup.logical import connect
 from dcos_backup.storage.crypto import MAGIC, EncryptionKey
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
-from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
 

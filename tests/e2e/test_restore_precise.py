@@ -10,9 +10,9 @@ from kazoo.security import OPEN_ACL_UNSAFE
 from tests.helpers import backup_doc, create_ready, damage, restore_ended, wait_for
 
 from dcos_backup.api.models import CREATE, LIST, RESTORE
+from dcos_backup.logical import ZNode, apply_tree
+from dcos_backup.logical.records import path_key
 from dcos_backup.testing.trees import snapshot
-from dcos_backup.zk import ZNode, apply_tree
-from dcos_backup.zk.records import path_key
 
 pytestmark = pytest.mark.e2e
 

@@ -37,6 +37,7 @@ from dcos_backup.catalog.storage import open_storage
 from dcos_backup.errors import NotFound, StorageError, UsageError
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.s3 import CREDENTIALS
+from dcos_backup.logical import ZNode, connect
 from dcos_backup.master.processes import read_pid, wait_until_gone
 from dcos_backup.storage.crypto import MAGIC, EncryptionKey
 from dcos_backup.storage.local import LocalStore
@@ -44,7 +45,6 @@ from dcos_backup.storage.locations import open_store
 from dcos_backup.storage.s3 import S3_PART
 from dcos_backup.testing.faulty_s3 import FaultyS3
 from dcos_backup.testing.trees import snapshot
-from dcos_backup.zk import ZNode, connect
 
 pytestmark = pytest.mark.e2e
 

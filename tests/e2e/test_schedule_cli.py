@@ -12,7 +12,7 @@ from kazoo.exceptions import NoAuthError
 from tests.helpers import run_tool, seeded_cluster, wait_for
 
 from dcos_backup.jobs.schedules import SCHEDULES_PATH
-from dcos_backup.zk import connect
+from dcos_backup.logical import connect
 
 pytestmark = pytest.mark.e2e
 

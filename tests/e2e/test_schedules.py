@@ -22,9 +22,9 @@ from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.scheduler import Scheduler
 from dcos_backup.jobs.schedules import ScheduleStore
 from dcos_backup.jobs.service import BackupService
+from dcos_backup.logical import connect
 from dcos_backup.testing.faulty_engine import FaultyEngine
 from dcos_backup.testing.seed import seed_marathon
-from dcos_backup.zk import connect
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import pytest
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl, make_digest_acl
 from tests.helpers import ok, run_tool
 
-from dcos_backup.zk import ZkSpec, connect, digest_auth, iter_tree
+from dcos_backup.logical import ZkSpec, connect, digest_auth, iter_tree
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from kazoo.client import KazooClient
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl, make_digest_acl
 
 from dcos_backup.errors import AccessDenied, UsageError
-from dcos_backup.zk import ZkSpec, ZNode, apply_tree, compare_tree, connect, diff_tree, digest_auth, iter_tree
+from dcos_backup.logical import ZkSpec, ZNode, apply_tree, compare_tree, connect, diff_tree, digest_auth, iter_tree
 
 pytestmark = pytest.mark.e2e
 

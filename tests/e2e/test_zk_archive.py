@@ -19,11 +19,11 @@ from tests.helpers import ok, run_tool, seeded_cluster, wait_for
 
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import ClusterSpec
+from dcos_backup.logical import connect
+from dcos_backup.physical.continuous.index import RepoIndex
 from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.testing.trees import snapshot
-from dcos_backup.zk import connect
-from dcos_backup.zkdata.continuous.index import RepoIndex
 
 pytestmark = pytest.mark.e2e
 SNAP_COUNT = 400

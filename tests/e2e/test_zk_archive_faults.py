@@ -24,7 +24,10 @@ from tests.helpers import ok, run_tool, small_tmpfs, wait_for
 from dcos_backup.exhibitor.config import SLF4J_BINDING, ZK_CLASSPATH
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import Master
+from dcos_backup.logical import connect
 from dcos_backup.master.processes import read_pid
+from dcos_backup.physical import formats
+from dcos_backup.physical.continuous.index import RepoIndex
 from dcos_backup.storage.base import PARTIAL
 from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.archiving import (
@@ -37,9 +40,6 @@ from dcos_backup.testing.archiving import (
     settle,
 )
 from dcos_backup.testing.load import LoadGenerator
-from dcos_backup.zk import connect
-from dcos_backup.zkdata import formats
-from dcos_backup.zkdata.continuous.index import RepoIndex
 
 pytestmark = pytest.mark.e2e
 dcos_zk = functools.partial(run_tool, "dcos-zk")

@@ -1,4 +1,4 @@
-"""The pipelined tree engine (dcos_backup.zk) against the real shared ensemble, each test in a chroot."""
+"""The pipelined tree engine (dcos_backup.logical) against the real shared ensemble, each test in a chroot."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from kazoo.exceptions import NoNodeError
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl
 
 from dcos_backup.errors import ZooKeeperUnavailable
-from dcos_backup.zk import ReadStats, ZkSpec, ZNode, apply_tree, compare_tree, connect, iter_tree, path_key
-from dcos_backup.zk.protocol import GET_CHILDREN, GET_DATA, ErrorResult, MultiRead
-from dcos_backup.zk.reader import TreeReader
-from dcos_backup.zk.wire import OFFSET, Connection
+from dcos_backup.logical import ReadStats, ZkSpec, ZNode, apply_tree, compare_tree, connect, iter_tree, path_key
+from dcos_backup.logical.protocol import GET_CHILDREN, GET_DATA, ErrorResult, MultiRead
+from dcos_backup.logical.reader import TreeReader
+from dcos_backup.logical.wire import OFFSET, Connection
 
 pytestmark = pytest.mark.e2e
 

@@ -19,8 +19,8 @@ from tests.helpers import seeded_cluster
 from dcos_backup.errors import ZooKeeperUnavailable
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import ClusterSpec, Master
+from dcos_backup.logical import ApplyStats, ReadStats, ZkSpec, ZNode, apply_tree, iter_tree
 from dcos_backup.master.processes import read_pid
-from dcos_backup.zk import ApplyStats, ReadStats, ZkSpec, ZNode, apply_tree, iter_tree
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ import pytest
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive
-from dcos_backup.zk import ReadStats, ZNode, apply_tree, compare_tree, iter_tree
-from dcos_backup.zk.protocol import GET_CHILDREN, MultiRead
-from dcos_backup.zk.wire import OFFSET, Connection
+from dcos_backup.logical import ReadStats, ZNode, apply_tree, compare_tree, iter_tree
+from dcos_backup.logical.protocol import GET_CHILDREN, MultiRead
+from dcos_backup.logical.wire import OFFSET, Connection
 
 pytestmark = pytest.mark.e2e
 

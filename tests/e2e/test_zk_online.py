@@ -23,11 +23,11 @@ from tests.helpers import ok, run_tool, seeded_cluster, wait_for
 
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import ClusterSpec
+from dcos_backup.logical import connect
 from dcos_backup.master.layout import MasterLayout
+from dcos_backup.physical import formats
 from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.testing.trees import snapshot
-from dcos_backup.zk import connect
-from dcos_backup.zkdata import formats
 
 pytestmark = pytest.mark.e2e
 SNAP_COUNT = 400

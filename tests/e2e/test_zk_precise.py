@@ -8,7 +8,7 @@ from kazoo.security import OPEN_ACL_UNSAFE, make_acl
 
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive
 from dcos_backup.errors import NotFound
-from dcos_backup.zk import (
+from dcos_backup.logical import (
     ApplyStats,
     Change,
     PathMap,

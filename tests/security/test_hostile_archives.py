@@ -19,8 +19,8 @@ from tests.zkfiles import make_exhibitor_dir, tree_digest
 
 from dcos_backup.errors import IntegrityError, StorageError, UsageError
 from dcos_backup.master.layout import MasterLayout
-from dcos_backup.zkdata import archive_info, archive_restore, archive_write, tarsafe
-from dcos_backup.zkdata.verify import verify_archive
+from dcos_backup.physical import archive_info, archive_restore, archive_write, tarsafe
+from dcos_backup.physical.verify import verify_data_archive
 
 
 def good_archive(tmp_path: Path) -> tuple[Path, Path]:
@@ -62,7 +62,7 @@ def every_reader_refuses(ex: Path, archive: Path, match: str) -> None:
         archive_restore.restore(ex, archive)
     assert tree_digest(ex) == before
     with pytest.raises(IntegrityError, match=match):
-        verify_archive(archive)
+        verify_data_archive(archive)
     with pytest.raises(IntegrityError, match=match):
         archive_info.info(archive)
 
@@ -125,7 +125,7 @@ def test_a_garbage_snapshot_is_refused_by_restore_as_by_verify(tmp_path):
     with pytest.raises(IntegrityError) as refused:
         archive_restore.restore(ex, archive)
     with pytest.raises(IntegrityError) as verified:
-        verify_archive(archive)
+        verify_data_archive(archive)
     assert str(refused.value) == str(verified.value)
     assert tree_digest(ex) == before
 

@@ -10,7 +10,7 @@ from tests.helpers import OPEN
 
 from dcos_backup.catalog.archive import MAGIC, ArchiveWriter, file_sha256, read_archive, verify_archive
 from dcos_backup.errors import IntegrityError
-from dcos_backup.zk import ZNode
+from dcos_backup.logical import ZNode
 
 acls = st.lists(
     st.builds(ACL, st.integers(0, 31), st.builds(Id, st.sampled_from(["world", "ip", "digest"]), st.text(max_size=20))),

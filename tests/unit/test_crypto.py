@@ -17,6 +17,7 @@ from dcos_backup.catalog.models import BackupRecord, Status, now
 from dcos_backup.catalog.storage import LocalStorage
 from dcos_backup.errors import EncryptionKeyError, IntegrityError, UsageError
 from dcos_backup.fsutil import HashingReader, HashingWriter
+from dcos_backup.logical import ZNode
 from dcos_backup.storage.crypto import (
     HEADER_SIZE,
     TAG,
@@ -27,7 +28,6 @@ from dcos_backup.storage.crypto import (
     parse_key,
     plain_reader,
 )
-from dcos_backup.zk import ZNode
 
 KEY = EncryptionKey(bytes(range(32)))
 OTHER = EncryptionKey(bytes(range(1, 33)))

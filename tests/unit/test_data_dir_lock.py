@@ -20,7 +20,7 @@ from tests.zkfiles import data_of, left_in, make_exhibitor_dir
 from dcos_backup.errors import Conflict
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.master.lock import data_dir_lock, holders
-from dcos_backup.zkdata import archive_restore, archive_write
+from dcos_backup.physical import archive_restore, archive_write
 
 
 def archive_of(tmp_path: Path, name: str, seed: int, size: int = 200_000) -> tuple[Path, dict]:

@@ -1,7 +1,7 @@
 """The import rules between the package's layers (docs/design.md, "Layers"), checked on the source.
 
-Bottom to top: errors/fsutil -> master, storage -> zk, zkdata, exhibitor, catalog, components -> jobs (the
-service's core) -> api (its HTTP face) -> cli, local; ``catalog`` and ``zkdata`` stand side by side on ``storage``.
+Bottom to top: errors/fsutil -> master, storage -> logical, physical, exhibitor, catalog, components -> jobs (the
+service's core) -> api (its HTTP face) -> cli, local; ``catalog`` and ``physical`` stand side by side on ``storage``.
 Below the face, only its route constants (``api/paths.py``) may be imported (the Admin Router's config, the
 launcher's health check). ``testing`` holds fixtures: only the launcher (``local``) may import it from the
 package, and only its data fixtures (seed, holder, load, trees), which import no launcher; the rest of
@@ -35,7 +35,7 @@ def imports_of(path: Path) -> set[str]:
 
 
 def layer_of(path: Path) -> str:
-    """``master``, ``zkdata``, ... for a module in a sub-package; the module's name for a top-level one."""
+    """``master``, ``physical``, ... for a module in a sub-package; the module's name for a top-level one."""
     rel = path.relative_to(PACKAGE)
     return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
@@ -58,7 +58,7 @@ def offenders(layers_bound: set[str] | None, forbidden: tuple[str, ...], allowed
 
 
 def test_the_walk_sees_the_package_and_imports_inside_functions():
-    assert {"master", "storage", "local", "cli", "zkdata", "catalog", "testing"} <= {
+    assert {"master", "storage", "local", "cli", "physical", "catalog", "testing"} <= {
         layer for layer, _ in MODULES.values()
     }
     assert "dcos_backup.local.spec" in MODULES[PACKAGE / "cli" / "endpoint.py"][1]  # imported in a function
@@ -102,7 +102,7 @@ def test_master_and_storage_are_the_bottom_layer(layer):
 
 def test_zkdata_stands_beside_catalog_not_on_it():
     """The physical tool keeps its archives in storage/ like the catalog does, and never imports the catalog."""
-    assert offenders({"zkdata"}, ("catalog",), ()) == []
+    assert offenders({"physical"}, ("catalog",), ()) == []
 
 
 @pytest.mark.parametrize(

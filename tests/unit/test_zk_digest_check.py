@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import pytest
 
 from dcos_backup.errors import IntegrityError
-from dcos_backup.zkdata.formats import DIGEST_VERSION, SnapshotDigest
-from dcos_backup.zkdata.replay import _DigestCheck
+from dcos_backup.physical.formats import DIGEST_VERSION, SnapshotDigest
+from dcos_backup.physical.replay import _DigestCheck
 
 
 @dataclass

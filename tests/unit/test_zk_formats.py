@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.zkfiles import create_txn, log_file, snapshot_file
 
 from dcos_backup.errors import IntegrityError
-from dcos_backup.zkdata import formats
+from dcos_backup.physical import formats
 
 
 def read(raw: bytes, strict: bool = True) -> tuple[list[formats.LogRecord], formats.LogEnd]:

@@ -1,4 +1,4 @@
-"""The merge and the planner (dcos_backup.zk.merge) on their own: steps and operations, no server."""
+"""The merge and the planner (dcos_backup.logical.merge) on their own: steps and operations, no server."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from kazoo.protocol.serialization import Create, Delete, SetACL, SetData
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl
 
-from dcos_backup.zk import ApplyStats, OpLog, ZNode, path_key
-from dcos_backup.zk.merge import Planner, RaiseCounter, child_counter, merge_steps
+from dcos_backup.logical import ApplyStats, OpLog, ZNode, path_key
+from dcos_backup.logical.merge import Planner, RaiseCounter, child_counter, merge_steps
 
 OPEN = tuple(OPEN_ACL_UNSAFE)
 LOCKED = (make_acl("digest", "alice:x", all=True),)

@@ -11,8 +11,8 @@ from tests.zkfiles import create_txn, log_file, snapshot_file
 
 from dcos_backup.errors import NotFound
 from dcos_backup.master.layout import MasterLayout
-from dcos_backup.zkdata import formats, online
-from dcos_backup.zkdata.replay import TreeStore, replay
+from dcos_backup.physical import formats, online
+from dcos_backup.physical.replay import TreeStore, replay
 
 
 def live_dir(root: Path) -> MasterLayout:

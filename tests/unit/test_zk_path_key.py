@@ -1,6 +1,6 @@
 """The canonical order of a tree stream: a node's whole subtree before its next sibling."""
 
-from dcos_backup.zk import path_key
+from dcos_backup.logical import path_key
 
 
 def test_children_come_before_a_later_sibling_whatever_the_characters():

@@ -6,8 +6,8 @@ import pytest
 from kazoo.client import KazooClient
 
 from dcos_backup.errors import UsageError, ZooKeeperUnavailable
-from dcos_backup.zk import ZkSpec
-from dcos_backup.zk.wire import Connection
+from dcos_backup.logical import ZkSpec
+from dcos_backup.logical.wire import Connection
 
 
 def test_ipv6_hosts_and_a_chroot():

@@ -1,4 +1,4 @@
-"""Parts of a pre-order stream (dcos_backup.zk.subtrees): chosen subtrees, what a stream lacks, path maps."""
+"""Parts of a pre-order stream (dcos_backup.logical.subtrees): chosen subtrees, what a stream lacks, path maps."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from dcos_backup.errors import NotFound, UsageError
-from dcos_backup.zk import PathMap, ZNode, missing_subtrees, path_key, subtree_paths
-from dcos_backup.zk.subtrees import split_scopes
+from dcos_backup.logical import PathMap, ZNode, missing_subtrees, path_key, subtree_paths
+from dcos_backup.logical.subtrees import split_scopes
 
 OPEN = tuple(OPEN_ACL_UNSAFE)
 PATHS = ["/m", "/m/a", "/m/a/x", "/m/a/y", "/m/b", "/m/b/z", "/m/c"]

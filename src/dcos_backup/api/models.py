@@ -34,8 +34,8 @@ from dcos_backup.api.paths import (
 from dcos_backup.catalog.ids import ID_PATTERN, LABEL_PATTERN, is_backup_id, validate_label
 from dcos_backup.catalog.models import BackupRecord, RestoreRecord
 from dcos_backup.errors import UsageError
-from dcos_backup.zk import PathMap
-from dcos_backup.zk.subtrees import normal_path
+from dcos_backup.logical import PathMap
+from dcos_backup.logical.subtrees import normal_path
 
 MAX_PATHS = 1000  # --path arguments one restore may name
 

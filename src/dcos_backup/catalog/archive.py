@@ -29,8 +29,8 @@ from kazoo.security import ACL, Id
 
 from dcos_backup.errors import IntegrityError
 from dcos_backup.fsutil import HashingReader, HashingWriter, Sink, Source
-from dcos_backup.zk import ZNode
-from dcos_backup.zk.records import is_under
+from dcos_backup.logical import ZNode
+from dcos_backup.logical.records import is_under
 
 MAGIC = b"DCOSBKP\n"
 FORMAT = 1

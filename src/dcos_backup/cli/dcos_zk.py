@@ -21,16 +21,16 @@ from dcos_backup.cli._common import run, setup_logging
 from dcos_backup.cli._progress import progress_on_terminal
 from dcos_backup.errors import NotFound, UsageError
 from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR, MasterLayout
+from dcos_backup.physical import archive_info, archive_restore, archive_write, journal, swap, transfer
+from dcos_backup.physical import verify as zk_verify
+from dcos_backup.physical.check_live import check_live
+from dcos_backup.physical.continuous import pitr, prune, txlog
+from dcos_backup.physical.continuous.archiver import Archiver
+from dcos_backup.physical.continuous.index import RepoIndex, check_stream_name, describe_ranges, parse_time, parse_zxid
+from dcos_backup.physical.continuous.segments import verify_repository
+from dcos_backup.physical.formats import zxid_hex
 from dcos_backup.storage.locations import open_store
 from dcos_backup.storage.s3 import is_s3_url
-from dcos_backup.zkdata import archive_info, archive_restore, archive_write, journal, swap, transfer
-from dcos_backup.zkdata import verify as zk_verify
-from dcos_backup.zkdata.check_live import check_live
-from dcos_backup.zkdata.continuous import pitr, retention, txlog
-from dcos_backup.zkdata.continuous.archiver import Archiver
-from dcos_backup.zkdata.continuous.index import RepoIndex, check_stream_name, describe_ranges, parse_time, parse_zxid
-from dcos_backup.zkdata.continuous.objects import verify_repository
-from dcos_backup.zkdata.formats import zxid_hex
 
 exhibitor_dir_option = click.option(
     "--exhibitor-dir",
@@ -319,7 +319,7 @@ def verify(archive: str, tmp_dir: Path | None, verbose: bool, as_json: bool) -> 
     """
     setup_logging(verbose)
     with transfer.fetched(archive, tmp_dir) as local, progress_on_terminal("files") as update:
-        result = zk_verify.verify_archive(local, tmp_dir, update)
+        result = zk_verify.verify_data_archive(local, tmp_dir, update)
     if is_s3_url(archive):
         result.archive = archive
     if as_json:
@@ -489,7 +489,7 @@ def archive_verify(repo: str, stream: str | None, tmp_dir: Path | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 def archive_prune(repo: str, keep_days: float, dry_run: bool) -> None:
     """Remove what only serves points older than --keep-days (the rest stays restorable)."""
-    result = retention.prune(open_store(repo), keep_days, int(time.time() * 1000), dry_run)
+    result = prune.prune_repository(open_store(repo), keep_days, int(time.time() * 1000), dry_run)
     verb = "would remove" if dry_run else "removed"
     click.echo(
         f"{verb} {result.objects} objects ({result.bytes} bytes), {len(result.generations_removed)} whole "

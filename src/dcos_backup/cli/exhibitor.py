@@ -12,7 +12,7 @@ from dcos_backup import __version__
 from dcos_backup.cli._common import run, setup_logging
 from dcos_backup.cli._tables import print_status_table
 from dcos_backup.exhibitor.config import NodeConfig
-from dcos_backup.exhibitor.server import serve
+from dcos_backup.exhibitor.daemon import serve
 from dcos_backup.exhibitor.status import cluster_status
 
 

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from dcos_backup.errors import DcosBackupError, StorageError, ZooKeeperUnavailable
 from dcos_backup.fsutil import write_private_file
 from dcos_backup.iam.users import Directory, User
-from dcos_backup.zk import connect
+from dcos_backup.logical import connect
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dcos_backup.errors import IntegrityError
 from dcos_backup.jobs.engine import Engine
 from dcos_backup.jobs.plan import Target
 from dcos_backup.jobs.runner import Job
-from dcos_backup.zk import ZNode
+from dcos_backup.logical import ZNode
 
 PROGRESS_TICK = 64  # nodes between two updates of an apply's or a verification's progress
 COUNTS = ("created", "updated", "deleted", "unchanged", "counters", "counter_children")

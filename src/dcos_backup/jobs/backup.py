@@ -13,7 +13,7 @@ from dcos_backup.catalog.storage import Storage
 from dcos_backup.components import archive_name
 from dcos_backup.jobs.engine import Engine
 from dcos_backup.jobs.runner import Job
-from dcos_backup.zk import ReadStats, ZNode
+from dcos_backup.logical import ReadStats, ZNode
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What the backup service needs from ZooKeeper, as one small interface, and its default implementation.
 
 The service is given an :class:`Engine` when it is built (``BackupService(storage, engine)``); it never
-reaches for the ZooKeeper modules itself. :class:`ZkEngine` is the real one (:mod:`dcos_backup.zk` on
+reaches for the ZooKeeper modules itself. :class:`ZkEngine` is the real one (:mod:`dcos_backup.logical` on
 one ensemble); tests that need a fault wrap it (fail or block at a given point) instead of patching modules.
 """
 
@@ -16,7 +16,7 @@ from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.recipe.lock import Lock
 
 from dcos_backup.errors import ZooKeeperUnavailable
-from dcos_backup.zk import (
+from dcos_backup.logical import (
     ApplyStats,
     OpLog,
     ReadStats,
@@ -31,7 +31,7 @@ from dcos_backup.zk import (
     iter_tree,
     plan_tree,
 )
-from dcos_backup.zk.spec import DEFAULT_MAX_OUTAGE
+from dcos_backup.logical.spec import DEFAULT_MAX_OUTAGE
 
 LOCK_PATH = "/dcos-backup/lock"
 LOCK_OWNER_SEP = " on "  # a lock node's data: "<job id> on <instance>"
@@ -136,7 +136,7 @@ class SessionLock:
 
 
 class ZkEngine:
-    """The engine of :mod:`dcos_backup.zk` on the ensemble ``hosts`` (``h1:p,h2:p[/chroot]``).
+    """The engine of :mod:`dcos_backup.logical` on the ensemble ``hosts`` (``h1:p,h2:p[/chroot]``).
 
     The tree work runs on the engine's own pipelined sessions; one kazoo session holds the job lock and
     asks its server for ``srvr``. ``close()`` ends that session.

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.components import ZkSubtree
 from dcos_backup.errors import IntegrityError, UsageError
-from dcos_backup.zk import ApplyStats, OpLog, PathMap, ZNode
-from dcos_backup.zk.records import is_under
-from dcos_backup.zk.subtrees import normal_path
+from dcos_backup.logical import ApplyStats, OpLog, PathMap, ZNode
+from dcos_backup.logical.records import is_under
+from dcos_backup.logical.subtrees import normal_path
 
 RESERVED = ("/zookeeper", "/dcos-backup")  # ZooKeeper's own subtree and the service's (its lock): never a DST
 

@@ -24,7 +24,7 @@ from dcos_backup.jobs.plan import Plan, Target, components_of, safety_roots
 from dcos_backup.jobs.recovery import roll_back
 from dcos_backup.jobs.runner import Job, JobRunner, attempt
 from dcos_backup.jobs.safety import prune_safety_backups, safety_label
-from dcos_backup.zk import OpLog, ZNode, missing_subtrees
+from dcos_backup.logical import OpLog, ZNode, missing_subtrees
 
 log = logging.getLogger(__name__)
 

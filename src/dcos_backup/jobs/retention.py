@@ -60,7 +60,7 @@ def _why(schedule: Schedule, position: int) -> str:
     return " and ".join(rules)
 
 
-def prune(service: BackupService, schedule: Schedule, now: datetime) -> list[str]:
+def apply_retention(service: BackupService, schedule: Schedule, now: datetime) -> list[str]:
     """Delete what :func:`doomed` says, logging each with its reason; returns the ids deleted. A backup that
     cannot be deleted now (a restore started on it meanwhile) is logged and left for the next run."""
     deleted = []

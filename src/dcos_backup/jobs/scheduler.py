@@ -25,7 +25,7 @@ from typing import Protocol
 
 from dcos_backup.catalog.models import BackupRecord, Status
 from dcos_backup.errors import Conflict, DcosBackupError, NotFound
-from dcos_backup.jobs.retention import prune
+from dcos_backup.jobs.retention import apply_retention
 from dcos_backup.jobs.runner import attempt
 from dcos_backup.jobs.schedules import Schedule, ScheduleStore
 from dcos_backup.jobs.service import BackupService
@@ -160,7 +160,7 @@ class Scheduler:
             return
         if final.status != Status.READY:
             log.warning("schedule %s: backup %s ended %s: %s", schedule.name, final.id, final.status, final.reason)
-        prune(self.service, schedule, self.clock.now())
+        apply_retention(self.service, schedule, self.clock.now())
 
     def _start_backup(self, schedule: Schedule) -> BackupRecord | None:
         """Start the schedule's backup, once whatever job runs has ended; None if stopped meanwhile, or if

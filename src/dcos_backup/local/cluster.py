@@ -24,11 +24,12 @@ import psutil
 from dcos_backup.adminrouter.nginx import HTTPS_PORT, check_can_listen, nginx_binary
 from dcos_backup.components.hooks import parse_hook
 from dcos_backup.errors import ClusterError, Conflict, NotFound
-from dcos_backup.exhibitor.server import check_dependencies, check_port_free
+from dcos_backup.exhibitor.daemon import check_dependencies, check_port_free
 from dcos_backup.exhibitor.status import MemberStatus, cluster_status, is_healthy
 from dcos_backup.fsutil import write_private_file
 from dcos_backup.local import s3, security, services
 from dcos_backup.local.spec import DEFAULT_SUBNET, ClusterSpec, Master, default_dir
+from dcos_backup.logical import connect, digest_auth
 from dcos_backup.master.processes import (
     last_complaint,
     last_lines,
@@ -42,7 +43,6 @@ from dcos_backup.master.processes import (
 )
 from dcos_backup.testing.seed import ROOT as SEED_ROOT
 from dcos_backup.testing.seed import SeedStats, seed_marathon
-from dcos_backup.zk import connect, digest_auth
 
 
 def master_process(master: Master) -> psutil.Process | None:

@@ -25,8 +25,8 @@ import click
 
 from dcos_backup.errors import DcosBackupError
 from dcos_backup.local.spec import CLUSTER_FILE, ClusterSpec
+from dcos_backup.logical import connect
 from dcos_backup.testing.trees import snapshot
-from dcos_backup.zk import connect
 
 DEMO_SUBNET = "127.21.0"
 BIN = Path(sys.executable).parent  # the console scripts are installed beside this Python

@@ -1,7 +1,7 @@
-"""Where backup bytes are kept, and how they are kept safe at rest: the layer under ``catalog`` and ``zkdata``.
+"""Where backup bytes are kept, and how they are kept safe at rest: the layer under ``catalog`` and ``physical``.
 
 Both the backup catalog (``catalog``: records and component archives) and the ZooKeeper archive repository
-(``zkdata``: physical archives, continuous snapshots and logs) store their bytes here and nowhere else, so
+(``physical``: physical archives, continuous snapshots and logs) store their bytes here and nowhere else, so
 this package knows nothing of either: it imports only ``errors`` and ``fsutil``.
 
 - :mod:`.base` — the object store interface (immutable objects by key: ``writer``/``put``, ``get``,

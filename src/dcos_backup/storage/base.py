@@ -1,6 +1,6 @@
 """The object store interface: immutable objects by key, whatever keeps them.
 
-The backup catalog (``catalog/storage.py``) and the ZooKeeper archive repository (``zkdata/continuous``) use
+The backup catalog (``catalog/storage.py``) and the ZooKeeper archive repository (``physical/continuous``) use
 nothing but these operations, so both work on a local directory and on S3-compatible storage alike:
 
 - ``writer(key)``: a :class:`~dcos_backup.fsutil.Sink` for a new immutable object; the object becomes

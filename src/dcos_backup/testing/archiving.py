@@ -12,11 +12,11 @@ from pathlib import Path
 
 from dcos_backup.local.spec import Master
 from dcos_backup.master.processes import read_pid
+from dcos_backup.physical.continuous.index import RepoIndex
 from dcos_backup.storage.base import PARTIAL
 from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.load import LoadGenerator, LoadReport
 from dcos_backup.testing.tools import ok, run_tool, wait_for
-from dcos_backup.zkdata.continuous.index import RepoIndex
 
 # ZooKeeper rolls its log every this many writes on an archiving test cluster: many objects, soon.
 SNAP_COUNT = 400

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from kazoo.client import KazooClient
 
 from dcos_backup.local.spec import ClusterSpec
+from dcos_backup.logical import connect
 from dcos_backup.testing.seed import seed_marathon
-from dcos_backup.zk import connect
 
 
 @contextlib.contextmanager

@@ -40,7 +40,9 @@ from dcos_backup.jobs.leadership import LEADER_PATH
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.s3 import create_bucket
 from dcos_backup.local.spec import ClusterSpec, Master
+from dcos_backup.logical import connect
 from dcos_backup.master.processes import read_pid
+from dcos_backup.physical.continuous.index import RepoIndex
 from dcos_backup.storage.base import PARTIAL
 from dcos_backup.storage.locations import open_store
 from dcos_backup.storage.s3 import S3_PART
@@ -51,8 +53,6 @@ from dcos_backup.testing.faulty_s3 import FaultyS3
 from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.testing.tools import ok, run_tool, wait_for
 from dcos_backup.testing.trees import snapshot
-from dcos_backup.zk import connect
-from dcos_backup.zkdata.continuous.index import RepoIndex
 
 ATTEMPTS = 10
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from dcos_backup.errors import ZooKeeperUnavailable
 from dcos_backup.jobs.engine import Engine, JobLock
-from dcos_backup.zk import ApplyStats, OpLog, ReadStats, TreeDiff, ZNode
+from dcos_backup.logical import ApplyStats, OpLog, ReadStats, TreeDiff, ZNode
 
 
 class FaultyEngine:

@@ -18,7 +18,7 @@ from types import TracebackType
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError, NoNodeError, RolledBackError
 
-from dcos_backup.zk import connect
+from dcos_backup.logical import connect
 
 # Longer than the session timeout, so kazoo normally fails a stuck request first (ConnectionLoss,
 # SessionExpired); this only bounds a request queued while no member answers, so stop() cannot hang.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kazoo.client import KazooClient
 
-from dcos_backup.zk import ZkSpec, iter_tree
+from dcos_backup.logical import ZkSpec, iter_tree
 
 
 def snapshot(client: KazooClient, root: str = "/marathon") -> list[tuple]:

@@ -1,0 +1,301 @@
+"""Point-in-time restore from a repository: ``dcos-zk restore --repo`` and ``dcos-zk export``.
+
+1. **Plan** from the index alone: the target (a zxid, the last transaction at or before a time, or the
+   latest archived) is found in a generation that can reach it (``Generation.plan``): its newest
+   snapshot consistent at or before the target and the unbroken run of segments from there. A zxid
+   names one point whatever the history (every restore starts a new epoch above every archived one);
+   a time picks the history that was live then (the one whose last transaction at or before it is the
+   latest). A target nothing reaches is refused with one line naming what is restorable.
+2. **Assemble** a data directory: the snapshot (sha256-checked), one log file of the records after it
+   up to the target (each segment checked against its key), and ``currentEpoch``/``acceptedEpoch`` set
+   to the highest epoch the repository or this master has seen, so that the ensemble's next epoch is
+   new: nothing written after the restore can reuse a zxid of an archived history.
+3. **Check** it as ``dcos-zk verify`` does (replay with ZooKeeper's tree digests), fed with the bytes as
+   they are written (in a process of its own, so the check overlaps the fetching), and that its last
+   transaction is the target; only then does :func:`~dcos_backup.physical.swap.replace_data_dir`
+   swap it in (same lock, journal and ``myid`` handling as every restore).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dcos_backup.errors import IntegrityError, NotFound, UsageError
+from dcos_backup.master.layout import MasterLayout
+from dcos_backup.physical import archive_write, swap
+from dcos_backup.physical.continuous import segments
+from dcos_backup.physical.continuous.index import (
+    Generation,
+    RepoIndex,
+    SegmentRef,
+    SnapshotRef,
+    describe_ranges,
+    format_time,
+)
+from dcos_backup.physical.formats import FILE_HEADER, epoch_of, follows, zxid_hex
+from dcos_backup.physical.online import EPOCH_FILES
+from dcos_backup.physical.replay import ReplayResult
+from dcos_backup.physical.verify import StreamVerifier
+from dcos_backup.storage.base import ObjectStore
+
+log = logging.getLogger(__name__)
+
+_PADDING = 64 * 1024  # zeros after the last record, as in a preallocated ZooKeeper log
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to restore: exactly one of a zxid, a time (µs since the epoch) or the latest point."""
+
+    zxid: int | None = None
+    time_us: int | None = None
+    latest: bool = False
+
+    def __post_init__(self) -> None:
+        if [self.zxid is not None, self.time_us is not None, self.latest].count(True) != 1:
+            raise UsageError("give exactly one of --to-zxid, --to-time or --latest")
+
+    def describe(self) -> str:
+        if self.zxid is not None:
+            return f"zxid {zxid_hex(self.zxid)}"
+        if self.time_us is not None:
+            return f"time {format_time(self.time_us // 1000)}"
+        return "the latest archived point"
+
+
+@dataclass
+class Plan:
+    generation: Generation
+    snapshot: SnapshotRef
+    segments: list[SegmentRef]
+    zxid: int
+    time_ms: int | None
+    max_epoch: int
+
+    def describe(self) -> str:
+        when = f" ({format_time(self.time_ms)})" if self.time_ms is not None else ""
+        return f"zxid {zxid_hex(self.zxid)}{when} from {self.generation.name}"
+
+
+@dataclass
+class PitrResult:
+    plan: str
+    zxid: str
+    time: str | None
+    generation: str
+    snapshot: str
+    transactions: int
+    nodes: int
+    myid: str | None
+    seconds: float
+
+
+# ------------------------------------------------------------------------------------------ planning
+def plan(store: ObjectStore, target: Target, stream: str | None = None, prefer: str | None = None) -> Plan:
+    """Find the snapshot and segments that rebuild ``target``; UsageError naming what is restorable if none."""
+    index = RepoIndex(store, stream)
+    if not index.generations:
+        raise NotFound(f"the repository {store.url} holds no archive" + (f" of stream {stream}" if stream else ""))
+    time_ms = None
+    generations = index.generations
+    if target.latest:
+        ranges = index.ranges()
+        if not ranges:
+            raise _unreachable(index, target, None)
+        best = max(ranges, key=lambda r: (r.last, r.stream == prefer, r.generation))
+        zxid, time_ms = best.last, best.last_ms
+    elif target.time_us is not None:
+        found = _last_before(store, index, target.time_us, prefer)
+        if found is None:
+            raise _unreachable(index, target, None)
+        gen, zxid, time_ms = found
+        generations = [gen]  # a time names a point of the history that was live then
+    else:
+        assert target.zxid is not None
+        zxid = target.zxid
+    for gen in sorted(generations, key=lambda g: (g.stream == prefer, g.id), reverse=True):
+        found_plan = gen.plan(zxid)
+        if found_plan is not None:
+            snapshot, segments = found_plan
+            epoch = max(index.max_epoch(), epoch_of(zxid))
+            return Plan(gen, snapshot, segments, zxid, time_ms, epoch)
+    raise _unreachable(index, target, zxid)
+
+
+def _last_before(
+    store: ObjectStore, index: RepoIndex, time_us: int, prefer: str | None
+) -> tuple[Generation, int, int] | None:
+    """The generation and transaction (zxid, time) that is the last at or before ``time_us``, all histories."""
+    best: tuple[tuple[int, int, bool], Generation, int, int] | None = None
+    for gen in index.generations:
+        before = [s for s in gen.segments if s.first_ms * 1000 <= time_us]
+        if not before:
+            continue
+        segment = before[-1]
+        candidates = [r for r in segments.read_segment(store, segment) if r.time * 1000 <= time_us]
+        if not candidates:
+            continue
+        record = candidates[-1]
+        rank = (record.time, record.zxid, gen.stream == prefer)
+        if best is None or rank > best[0]:
+            best = (rank, gen, record.zxid, record.time)
+    return None if best is None else best[1:]
+
+
+def _unreachable(index: RepoIndex, target: Target, zxid: int | None) -> UsageError:
+    what = (
+        target.describe() if zxid is None or target.zxid is not None else f"{target.describe()} (zxid {zxid_hex(zxid)})"
+    )
+    problems = []
+    for gen in index.generations:
+        base, last = gen.base, gen.last_zxid
+        if zxid is None or (base is not None and last is not None and base <= zxid <= last):
+            problems += [f"{gen.name}: {p}" for p in gen.problems()]
+    note = f"; {'; '.join(problems[:3])}" if problems else ""
+    return UsageError(
+        f"{what} is not restorable from {index.store.url}; restorable: {describe_ranges(index.ranges())}{note}"
+    )
+
+
+# ------------------------------------------------------------------------------------------ assembling
+def assemble(
+    store: ObjectStore, chosen: Plan, staged: MasterLayout, tmp_dir: Path | None = None
+) -> tuple[int, ReplayResult]:
+    """Write the data directory of ``chosen`` into ``staged``'s ``zookeeper/``, checked: every byte written
+    also goes to a replay with ZooKeeper's tree digests (in its own process, beside the fetching), whose
+    last transaction must be the target. Returns the transactions written and the replay's result."""
+    staged.snapshots_dir.mkdir(parents=True, exist_ok=True)
+    staged.logs_dir.mkdir(parents=True, exist_ok=True)
+    verifier = StreamVerifier(tmp_dir)
+    try:
+        snap = chosen.snapshot
+        name = f"snapshot.{snap.zxid:x}"
+        log.info("fetching snapshot %s", snap.key)
+        verifier.begin(name)
+        segments.fetch_snapshot(store, snap, staged.snapshots_dir / name, verifier.feed)
+        verifier.end()
+        written = _write_log(store, chosen, staged, verifier)
+        replayed = verifier.finish()
+    finally:
+        verifier.abort()
+    for epoch_file in EPOCH_FILES:
+        (staged.snapshots_dir / epoch_file).write_text(str(chosen.max_epoch))
+    if int(replayed.last_zxid, 16) != chosen.zxid:
+        raise IntegrityError(f"the assembled data ends at {replayed.last_zxid}, not at {zxid_hex(chosen.zxid)}")
+    log.info("checked: %s, %d nodes, tree digest %s", replayed.last_zxid, replayed.nodes, replayed.digest)
+    return written, replayed
+
+
+def _write_log(store: ObjectStore, chosen: Plan, staged: MasterLayout, verifier: StreamVerifier) -> int:
+    """One log file of the records after the snapshot up to the target, padded like ZooKeeper's."""
+    last, written = chosen.snapshot.zxid, 0
+    with contextlib.ExitStack() as stack:
+        out = None
+
+        def put(data: bytes) -> None:
+            assert out is not None
+            out.write(data)
+            verifier.feed(data)
+
+        for ref in chosen.segments:
+            log.info("fetching segment %s", ref.key)
+            body = store.get_bytes(ref.key)
+            for record in segments.read_segment_bytes(ref, body, parse=False):  # checked against its key first
+                if record.zxid <= last or record.zxid > chosen.zxid:
+                    continue
+                if not follows(last, record.zxid):
+                    raise IntegrityError(f"{ref.key}: zxid {zxid_hex(record.zxid)} does not follow {zxid_hex(last)}")
+                if out is None:
+                    name = f"log.{record.zxid:x}"
+                    out = stack.enter_context(open(staged.logs_dir / name, "xb"))
+                    verifier.begin(name)
+                    put(body[: FILE_HEADER.size])  # the header of the log the records came from
+                put(record.raw)
+                last, written = record.zxid, written + 1
+        if out is not None:
+            put(b"\0" * _PADDING)
+            verifier.end()
+    if last != chosen.zxid:
+        raise IntegrityError(f"the archived segments end at {zxid_hex(last)}, before {zxid_hex(chosen.zxid)}")
+    return written
+
+
+def _local_epoch(layout: MasterLayout) -> int:
+    epochs = [0]
+    for name in EPOCH_FILES:
+        with contextlib.suppress(OSError, ValueError):
+            epochs.append(int((layout.snapshots_dir / name).read_text().strip()))
+    return max(epochs)
+
+
+# ------------------------------------------------------------------------------------------ commands
+def restore(
+    exhibitor_dir: Path,
+    store: ObjectStore,
+    target: Target,
+    stream: str | None = None,
+    prefer: str | None = None,
+    keep_old: bool = False,
+    wait_lock: bool = False,
+) -> PitrResult:
+    """Rebuild this master's data directory at ``target`` from the repository; all or nothing."""
+    started = time.monotonic()
+    layout = MasterLayout(Path(exhibitor_dir))
+    chosen = plan(store, target, stream, prefer)
+    chosen.max_epoch = max(chosen.max_epoch, _local_epoch(layout))
+    log.info("restoring %s", chosen.describe())
+    results: list[tuple[int, ReplayResult]] = []
+
+    def fill(staged: MasterLayout) -> ReplayResult:
+        results.append(assemble(store, chosen, staged, staged.exhibitor_dir))
+        return results[-1][1]
+
+    myid = swap.replace_data_dir(
+        layout.exhibitor_dir, fill, keep_old, wait_lock, "dcos-zk restore --repo", chosen.describe()
+    )
+    written, replayed = results[0]
+    return _result(chosen, written, replayed, myid, started)
+
+
+def _result(chosen: Plan, written: int, replayed: ReplayResult, myid: str | None, started: float) -> PitrResult:
+    return PitrResult(
+        plan=chosen.describe(),
+        zxid=zxid_hex(chosen.zxid),
+        time=format_time(chosen.time_ms) if chosen.time_ms is not None else None,
+        generation=chosen.generation.name,
+        snapshot=f"snapshot.{chosen.snapshot.zxid:x}",
+        transactions=written,
+        nodes=replayed.nodes,
+        myid=myid,
+        seconds=time.monotonic() - started,
+    )
+
+
+def export(
+    store: ObjectStore,
+    target: Target,
+    archive: Path,
+    stream: str | None = None,
+    tmp_dir: Path | None = None,
+    level: int = 6,
+) -> tuple[PitrResult, archive_write.BackupResult]:
+    """Write the data directory of ``target`` as an ordinary ``dcos-zk`` archive (DC/OS layout)."""
+    started = time.monotonic()
+    archive = Path(archive).absolute()
+    archive_write.check_new_archive(archive)
+    chosen = plan(store, target, stream)
+    work = MasterLayout(Path(tempfile.mkdtemp(prefix=".dcos-zk-export-", dir=tmp_dir or archive.parent)))
+    try:
+        os.chmod(work.exhibitor_dir, 0o700)
+        written, replayed = assemble(store, chosen, work, work.exhibitor_dir)
+        written_archive = archive_write.write_archive(work.zk_dir, archive, level=level)
+    finally:
+        shutil.rmtree(work.exhibitor_dir, ignore_errors=True)
+    return _result(chosen, written, replayed, None, started), written_archive
