@@ -21,11 +21,11 @@ import httpx
 import pytest
 from tests.helpers import ok, run_tool, small_tmpfs, wait_for
 
-from dcos_backup.exhibitor.config import SLF4J_BINDING, ZK_CLASSPATH
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import Master
 from dcos_backup.logical import connect
 from dcos_backup.master.processes import read_pid
+from dcos_backup.master.zookeeper import SLF4J_BINDING, ZK_CLASSPATH
 from dcos_backup.physical import formats
 from dcos_backup.physical.continuous.index import RepoIndex
 from dcos_backup.storage.base import PARTIAL

@@ -12,11 +12,7 @@ from pathlib import Path
 from dcos_backup.errors import ClusterError, UsageError
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.master.member import Member
-
-# slf4j-simple comes with Debian's zookeeper (libslf4j-java); without a binding ZooKeeper logs nothing.
-ZK_CLASSPATH = "/usr/share/java/zookeeper.jar"
-SLF4J_BINDING = "/usr/share/java/slf4j-simple.jar"
-ZK_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+from dcos_backup.master.zookeeper import ZK_CLASSPATH
 
 # Settings every member gets. 4lw words are how the status API sees each member; the AdminServer
 # would want port 8080 on every member (and its Jetty is not on Debian's classpath anyway);

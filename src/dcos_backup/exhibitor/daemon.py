@@ -24,11 +24,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from dcos_backup.errors import Conflict, MissingDependency
-from dcos_backup.exhibitor.config import SLF4J_BINDING, ZK_MAIN, NodeConfig, render_zoo_cfg
+from dcos_backup.exhibitor.config import NodeConfig, render_zoo_cfg
 from dcos_backup.exhibitor.status import DESCRIPTIONS, LATENT, SERVING, cluster_status, member_status
 from dcos_backup.exhibitor.supervisor import Supervisor
 from dcos_backup.master import activity, restore_mark
 from dcos_backup.master.processes import python_module_command, write_pid_file
+from dcos_backup.master.zookeeper import SLF4J_BINDING, ZK_MAIN
 from dcos_backup.physical.running import DCOS_ZK_MODULE
 
 log = logging.getLogger(__name__)
