@@ -1,7 +1,8 @@
 """The HTTP API of the backup service (FastAPI): DC/OS's Backup and Restore API v1, under ``/system/v1/backup/v1``.
 
 ``POST /create``, ``GET /list[?prefix=]``, ``POST /restore``, ``DELETE /delete`` (:mod:`.models` holds the
-contract), and ours: ``POST /cancel``; ``POST /restore`` with ``dry_run``, ``paths``, ``map``. Every one
+contract), and ours: ``POST /cancel``, ``POST /drill``; ``POST /restore`` with ``dry_run``, ``paths``, ``map``.
+Every one
 needs a token of a user with the backup permission (:mod:`.auth`); ``GET /health`` needs none. Errors
 are DC/OS's JSON ``{"errors": ["..."]}`` (plus our ``code``) with the HTTP status that ``errors.py``
 assigns; no traceback ever leaves the process.
@@ -37,6 +38,7 @@ from dcos_backup.api.models import (
     CREATE,
     DELETE,
     DOWNLOAD,
+    DRILL,
     HEALTH,
     LIST,
     PREFIX,
@@ -47,6 +49,8 @@ from dcos_backup.api.models import (
     BackupList,
     BackupRef,
     CreateBackup,
+    DrillDocument,
+    DrillInfo,
     DryRun,
     ErrorBody,
     Health,
@@ -199,6 +203,12 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
     @router.post(CANCEL, responses={404: errors, 409: errors}, summary="Cancel the job running on a backup")
     def cancel(body: BackupRef) -> BackupInfo:
         return BackupInfo(backup_info=BackupDocument.of(service.cancel(body.id), service.progress(body.id)))
+
+    @router.post(
+        DRILL, responses={404: errors, 409: errors}, summary="Drill a backup: restore it into a scratch ZooKeeper"
+    )
+    def drill(body: BackupRef) -> DrillInfo:
+        return DrillInfo(backup_info=DrillDocument(**dict(service.drill(body.id)), backup_id=body.id))
 
     @router.delete(DELETE, responses={404: errors, 409: errors}, summary="Delete a backup")
     def delete(body: BackupRef) -> BackupInfo:

@@ -24,6 +24,7 @@ from dcos_backup.api.paths import (
     CREATE,
     DELETE,
     DOWNLOAD,
+    DRILL,
     HEALTH,
     LIST,
     MAX_BODY,
@@ -32,7 +33,7 @@ from dcos_backup.api.paths import (
     UPLOAD,
 )
 from dcos_backup.catalog.ids import ID_PATTERN, LABEL_PATTERN, is_backup_id, validate_label
-from dcos_backup.catalog.models import BackupRecord, RestoreRecord
+from dcos_backup.catalog.models import BackupRecord, DrillRecord, RestoreRecord
 from dcos_backup.errors import UsageError
 from dcos_backup.logical import PathMap
 from dcos_backup.logical.subtrees import normal_path
@@ -44,6 +45,7 @@ __all__ = [
     "CREATE",
     "DELETE",
     "DOWNLOAD",
+    "DRILL",
     "HEALTH",
     "LIST",
     "MAX_BODY",
@@ -156,6 +158,12 @@ class RestoreDocument(RestoreRecord):
     backup_id: str
 
 
+class DrillDocument(DrillRecord):
+    """A drill as ``POST /drill`` answers it: the drill as it starts and the backup it drills."""
+
+    backup_id: str
+
+
 class RestoreCounts(BaseModel):
     """What a restore changes (or would): znodes created, updated, deleted, unchanged; child counters raised."""
 
@@ -191,6 +199,10 @@ class BackupInfo(BaseModel):
 
 class RestoreInfo(BaseModel):
     backup_info: RestoreDocument
+
+
+class DrillInfo(BaseModel):
+    backup_info: DrillDocument
 
 
 class BackupList(BaseModel):

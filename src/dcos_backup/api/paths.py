@@ -9,6 +9,7 @@ LIST = f"{PREFIX}/list"
 RESTORE = f"{PREFIX}/restore"
 DELETE = f"{PREFIX}/delete"
 CANCEL = f"{PREFIX}/cancel"  # ours: cancel the job running on a backup
+DRILL = f"{PREFIX}/drill"  # ours: a restore drill of a backup into a scratch ZooKeeper
 HEALTH = f"{PREFIX}/health"
 SCHEDULES = f"{PREFIX}/schedules"  # our extension: backup schedules (docs/api.md)
 DOWNLOAD = f"{PREFIX}/download"  # beyond DC/OS: a backup as one portable file (catalog/portable.py)

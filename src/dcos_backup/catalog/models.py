@@ -15,6 +15,8 @@ written once, and refuses a move the state machine does not allow (:class:`~dcos
       protect(safety backup id)     -> once, before ZooKeeper changes
       finish(stats)                 -> STATUS_READY, every component READY with its counts
       fail(reason)                  -> STATUS_ERROR, every component ERROR
+    DrillRecord.start               -> STATUS_RESTORING (into a scratch ZooKeeper; kept in ``drills`` once over)
+      finish(nodes)                 -> STATUS_READY      fail(reason) -> STATUS_ERROR
 
 A backup gets components only while it is backed up, and is restored only while it is ``STATUS_READY``
 and no restore of it runs. Files of earlier formats are upgraded when read (:mod:`.migrations`).
@@ -197,6 +199,38 @@ class RestoreRecord(BaseModel):
         self.finished_at = now()
 
 
+class DrillRecord(BaseModel):
+    """One restore drill of a backup: its archives restored into a scratch ZooKeeper and compared with
+    them node for node (``jobs/drill.py``); ``STATUS_READY`` if the restored tree equals the archives."""
+
+    id: str
+    status: Status = Field(description="STATUS_READY: the drill passed; STATUS_ERROR: it failed (see reason)")
+    timestamp: datetime = Field(description="when the drill started (RFC 3339, UTC)")
+    finished_at: datetime | None = None
+    duration: float | None = Field(None, description="seconds the drill took")
+    nodes: int = Field(0, description="znodes restored and compared")
+    reason: str | None = None
+
+    _times_aware = field_validator("timestamp", "finished_at")(_aware)
+
+    @classmethod
+    def start(cls) -> DrillRecord:
+        return cls(id=str(uuid.uuid4()), status=Status.RESTORING, timestamp=now())
+
+    def finish(self, nodes: int) -> None:
+        self._end(Status.READY)
+        self.nodes = nodes
+
+    def fail(self, reason: str) -> None:
+        self._end(Status.ERROR)
+        self.reason = reason
+
+    def _end(self, target: Status) -> None:
+        self.status = _move(f"drill {self.id}", self.status, Status.RESTORING, target)
+        self.finished_at = now()
+        self.duration = round((self.finished_at - self.timestamp).total_seconds(), 3)
+
+
 class BackupRecord(BaseModel):
     """A backup as the catalog keeps it and the API shows it (DC/OS's BackupMetadata, then our fields)."""
 
@@ -206,6 +240,7 @@ class BackupRecord(BaseModel):
     status: Status
     component_status: dict[str, ComponentBackup] = Field(default_factory=dict)
     restores: list[RestoreRecord] = Field(default_factory=list, description="every restore, oldest first")
+    drills: list[DrillRecord] = Field(default_factory=list, description="every restore drill, oldest first")
     label: str
     reason: str | None = None
     finished_at: datetime | None = None
@@ -323,6 +358,11 @@ class BackupRecord(BaseModel):
         latest = self.latest_restore
         if latest is not None and latest.status == Status.RESTORING:
             raise Conflict(f"restore {latest.id} of this backup is still running")
+
+    def check_drillable(self) -> None:
+        """Only a ``STATUS_READY`` backup has archives to drill (Conflict)."""
+        if self.status != Status.READY:
+            raise Conflict(f"backup {self.id} is {self.status.value}; only STATUS_READY backups can be drilled")
 
     def start_restore(
         self, components: Iterable[str] | None = None, paths: Iterable[str] | None = None, mapping: str | None = None

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
-from dcos_backup.api.paths import CANCEL, CREATE, DELETE, DOWNLOAD, LIST, RESTORE, SCHEDULES, UPLOAD
+from dcos_backup.api.paths import CANCEL, CREATE, DELETE, DOWNLOAD, DRILL, LIST, RESTORE, SCHEDULES, UPLOAD
 from dcos_backup.errors import (
     Conflict,
     DcosBackupError,
@@ -175,6 +175,10 @@ class BackupClient:
         """``POST /cancel`` (ours): the backup's document; its job stops soon after (a restore is rolled back)."""
         return self._call("POST", CANCEL, json={"id": backup_id})["backup_info"]
 
+    def drill(self, backup_id: str) -> dict:
+        """``POST /drill`` (ours): the drill as it starts; its outcome lands in the backup's ``drills``."""
+        return self._call("POST", DRILL, json={"id": backup_id})["backup_info"]
+
     def delete(self, backup_id: str) -> dict:
         """``DELETE /delete``: the deleted backup's document."""
         return self._call("DELETE", DELETE, json={"id": backup_id})["backup_info"]
@@ -265,6 +269,11 @@ def latest_restore(doc: dict) -> dict:
 def restore_of(doc: dict, restore_id: str) -> dict:
     """The restore ``restore_id`` in a backup document (empty if it has none of that id)."""
     return next((r for r in doc.get("restores") or [] if r.get("id") == restore_id), {})
+
+
+def drill_of(doc: dict, drill_id: str) -> dict:
+    """The drill ``drill_id`` in a backup document (empty until the drill has ended)."""
+    return next((d for d in doc.get("drills") or [] if d.get("id") == drill_id), {})
 
 
 def backup_finished(doc: dict) -> bool:

@@ -21,6 +21,7 @@ from dcos_backup.cli._common import run
 from dcos_backup.cli.client import (
     BackupClient,
     backup_finished,
+    drill_of,
     job_finished,
     latest_restore,
     list_status,
@@ -29,7 +30,7 @@ from dcos_backup.cli.client import (
 from dcos_backup.cli.endpoint import resolve_endpoint
 from dcos_backup.cli.output import dcos_time, human_bytes, print_json, print_result, print_table
 from dcos_backup.cli.schedule import schedule
-from dcos_backup.errors import DcosBackupError
+from dcos_backup.errors import DcosBackupError, NotFound, UsageError
 
 INFO = "Create, list, show, restore, delete, download and upload backups of the cluster's state"
 LIST_COLUMNS = ("BACKUP ID", "VERSION", "STATUS", "TIMESTAMP", "LABEL", "SIZE")
@@ -272,6 +273,54 @@ def restore(
             print_json({**ended, "backup_id": backup_id})
         if status(doc) != "STATUS_READY":
             raise OperationFailed(f"restore of {backup_id} failed: {ended.get('reason')}")
+
+
+@backup.command()
+@click.argument("backup_id", required=False)
+@click.option("--latest", is_flag=True, help="Drill the newest STATUS_READY backup.")
+@click.option("--wait", is_flag=True, help="Wait until the drill ends (exit 1 if it failed).")
+@click.option("--json", "as_json", is_flag=True, help="Print the drill (the final one with --wait) as JSON.")
+@click.pass_context
+def drill(ctx: click.Context, backup_id: str | None, latest: bool, wait: bool, as_json: bool) -> None:
+    """Restore a backup into a scratch ZooKeeper and compare it node for node; the live tree is untouched.
+
+    Prints the drill's id; its outcome and duration are recorded in the backup's drills.
+    """
+    if (backup_id is None) == (not latest):
+        raise UsageError("give a BACKUP_ID or --latest (not both)")
+    with client_of(ctx) as client:
+        if latest:
+            ready = [d for d in client.list() if d.get("status") == "STATUS_READY"]
+            if not ready:
+                raise NotFound("no STATUS_READY backup to drill")
+            backup_id = ready[-1]["id"]
+        assert backup_id is not None
+        started = client.drill(backup_id)
+        drill_id = started["id"]
+
+        def status(doc: dict) -> str | None:
+            return drill_of(doc, drill_id).get("status") or "STATUS_RESTORING"
+
+        what = f"drilling {backup_id}"
+        with job_goes_on(backup_id, what):
+            if not as_json:
+                click.echo(drill_id)
+            if not wait:
+                if as_json:
+                    print_json(started)
+                return
+            doc = wait_with_progress(
+                client, backup_id, what, lambda d: bool(drill_of(d, drill_id)) or not d.get("progress"), status
+            )
+        ended = drill_of(doc, drill_id)
+        if not ended:
+            raise OperationFailed(f"drill of {backup_id} ended without a result (did the service restart?)")
+        took = f" in {ended['duration']:.1f}s" if ended.get("duration") is not None else ""
+        click.echo(f"{backup_id}: drill {drill_id} {ended['status']}: {ended.get('nodes', 0)} znodes{took}", err=True)
+        if as_json:
+            print_json({**ended, "backup_id": backup_id})
+        if ended["status"] != "STATUS_READY":
+            raise OperationFailed(f"drill of {backup_id} failed: {ended.get('reason')}")
 
 
 DRY_RUN_PATHS = 50  # paths per kind of change the human form of a dry run lists

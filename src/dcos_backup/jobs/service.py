@@ -19,12 +19,13 @@ from functools import partial
 from pathlib import Path
 
 from dcos_backup import __version__
-from dcos_backup.catalog.models import BackupRecord, RestoreRecord, Status
+from dcos_backup.catalog.models import BackupRecord, DrillRecord, RestoreRecord, Status
 from dcos_backup.catalog.storage import Storage
 from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree, choose
 from dcos_backup.components.hooks import Hook
 from dcos_backup.errors import Conflict, UsageError
 from dcos_backup.jobs.backup import BackupJob
+from dcos_backup.jobs.drill import DrillJob
 from dcos_backup.jobs.dry_run import difference
 from dcos_backup.jobs.engine import Engine
 from dcos_backup.jobs.plan import components_of, plan_restore
@@ -56,12 +57,14 @@ class BackupService:
         instance: str | None = None,
         hooks: Sequence[Hook] = (),
         keep_safety: int = KEEP_SAFETY_BACKUPS,
+        scratch_dir: Path | None = None,
     ) -> None:
         """``engine`` is the service's only way to ZooKeeper; its owner closes it after :meth:`close`.
         ``instance`` names this service in the job lock: the same name after a restart on the same master
         lets :meth:`recover` release the lock its previous process held (default: unique to this object).
         ``hooks``: application hooks around a restore (:mod:`dcos_backup.components.hooks`); ``keep_safety``:
-        how many safety backups a successful restore leaves (the newest, its own among them)."""
+        how many safety backups a successful restore leaves (the newest, its own among them); ``scratch_dir``:
+        where a drill's scratch ZooKeeper keeps its data (default: the system's temporary directory)."""
         if keep_safety < 1:
             raise UsageError("at least one safety backup must be kept (the one of the latest restore)")
         self.storage = storage
@@ -76,6 +79,7 @@ class BackupService:
         self._backups = BackupJob(storage, engine)
         self._restores = RestoreJob(self._runner, self._backups, self.dcos_version, hooks, keep_safety)
         self._recovery = Recovery(storage, engine, self._runner)
+        self._drills = DrillJob(storage, scratch_dir)
 
     # ------------------------------------------------------------------ lifecycle
     def recover(self) -> list[str]:
@@ -128,8 +132,8 @@ class BackupService:
         rolled back to its safety backup (a rollback itself cannot be cancelled). Returns the record."""
         record = self.storage.read(backup_id)
         job = self._runner.current
-        if job is None or job.id != backup_id or job.kind not in ("backup", "restore"):
-            raise Conflict(f"no backup or restore runs on {backup_id}")
+        if job is None or job.id != backup_id or job.kind not in ("backup", "restore", "drill"):
+            raise Conflict(f"no backup, restore or drill runs on {backup_id}")
         job.cancelled.set()
         log.info("cancelling the %s of %s", job.kind, backup_id)
         return record
@@ -164,6 +168,18 @@ class BackupService:
         started = restore.model_copy(deep=True)
         steps = partial(self._restores.run, record, restore, targets)
         self._runner.launch("restore", record, steps, partial(self._restores.failed, restore))
+        return started
+
+    def drill(self, backup_id: str) -> DrillRecord:
+        """Start a restore drill of a READY backup (:mod:`.drill`: its archives restored into a scratch
+        ZooKeeper and compared; the live tree untouched); returns the drill as it starts. Its outcome is
+        appended to the record's ``drills`` when the job ends."""
+        record = self.storage.read(backup_id)
+        record.check_drillable()
+        drill = DrillRecord.start()
+        started = drill.model_copy(deep=True)
+        steps, fail = partial(self._drills.run, record, drill), partial(self._drills.failed, record, drill)
+        self._runner.launch("drill", record, steps, fail)
         return started
 
     def dry_run(self, backup_id: str, paths: Sequence[str] = (), mapping: str | None = None) -> dict[str, object]:

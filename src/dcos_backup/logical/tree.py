@@ -33,21 +33,28 @@ def iter_tree(
 
 
 def compare_tree(
-    hosts: str | ZkSpec, root: str, nodes: Iterable[ZNode], *, paths: Iterable[str] | None = None
+    hosts: str | ZkSpec,
+    root: str,
+    nodes: Iterable[ZNode],
+    *,
+    paths: Iterable[str] | None = None,
+    counters: bool = False,
 ) -> str | None:
     """Return a one-line description of the first difference, or None if equal (data and ACLs).
 
     With ``paths``, only those subtrees of ``root`` are compared (the stream's nodes elsewhere are ignored).
+    With ``counters``, a live child counter (``cversion``) below the stream's is a difference too: a
+    restore raises every counter to at least the archived one, so that sequential names stay unique.
     """
     spec = ZkSpec.of(hosts)
     for scope in split_scopes(nodes, subtree_paths(root, paths), require=False):
-        difference = _first_difference(iter_tree(spec, scope.path), scope.nodes)
+        difference = _first_difference(iter_tree(spec, scope.path), scope.nodes, counters)
         if difference is not None:
             return difference
     return None
 
 
-def _first_difference(live: Iterator[ZNode], nodes: Iterable[ZNode]) -> str | None:
+def _first_difference(live: Iterator[ZNode], nodes: Iterable[ZNode], counters: bool = False) -> str | None:
     for want in nodes:
         have = next(live, None)
         if have is None:
@@ -60,6 +67,8 @@ def _first_difference(live: Iterator[ZNode], nodes: Iterable[ZNode]) -> str | No
             return f"data differs at {want.path}"
         if tuple(have.acl) != tuple(want.acl):
             return f"ACL differs at {want.path}"
+        if counters and want.stat is not None and have.stat is not None and have.stat.cversion < want.stat.cversion:
+            return f"child counter {have.stat.cversion} is below the archived {want.stat.cversion} at {want.path}"
     extra = next(live, None)
     if extra is not None:
         return f"unexpected {extra.path}"

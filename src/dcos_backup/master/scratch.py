@@ -3,8 +3,9 @@
 ``with ScratchZooKeeper(fill=...) as zk:`` makes a private directory (0700) laid out like a master's
 (:class:`~.layout.MasterLayout`), lets ``fill(layout)`` put a data directory there (or leaves it empty),
 starts ZooKeeper standalone on a free loopback port, waits until it answers ``ruok`` and ``srvr``, and
-yields it (``zk.hosts``). Whatever happens in the block (a failure, a cancelled job, Ctrl-C), the
-server is killed and the directory removed when it ends. The live ensemble is never involved.
+yields it (``zk.hosts``; ``zk.auth``, the digest credentials of its super user, reads and writes every
+node whatever its ACL). Whatever happens in the block (a failure, a cancelled job, Ctrl-C), the server is
+killed and the directory removed when it ends. The live ensemble is never involved.
 
 The server's ``tickTime`` is huge on purpose: sessions loaded from an archived snapshot expire on
 tick boundaries, and an expiry is a transaction that would change the tree a drill is checking.
@@ -12,8 +13,11 @@ tick boundaries, and an expiry is a transaction that would change the tree a dri
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -72,11 +76,22 @@ class ScratchZooKeeper:
         self.start_timeout = start_timeout
         self.layout: MasterLayout | None = None
         self.port = 0
+        self._password = secrets.token_urlsafe(24)  # this object's only: the server sees its hash
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def hosts(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        """ZooKeeper auth (scheme, credential) of the scratch server's super user."""
+        return "digest", f"super:{self._password}"
+
+    def _super_digest(self) -> str:
+        """ZooKeeper's DigestAuthenticationProvider hash of the super user's credential."""
+        sha1 = hashlib.sha1(f"super:{self._password}".encode()).digest()  # ZooKeeper's own scheme
+        return f"super:{base64.b64encode(sha1).decode()}"
 
     @property
     def running(self) -> bool:
@@ -128,6 +143,7 @@ class ScratchZooKeeper:
             f"-Xmx{self.heap}",
             "-XX:+UseSerialGC",
             f"-Dzookeeper.log.dir={self.layout.zk_dir}",
+            f"-Dzookeeper.DigestAuthenticationProvider.superDigest={self._super_digest()}",
             "-cp",
             ":".join(classpath),
             ZK_MAIN,
