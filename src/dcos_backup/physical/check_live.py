@@ -67,7 +67,7 @@ def _compared(path: str) -> bool:
     return path not in ("", "/") and path != "/zookeeper" and not path.startswith("/zookeeper/")
 
 
-def _live_stat(node: ZNode) -> formats.Stat:
+def live_stat(node: ZNode) -> formats.Stat:
     s = node.stat
     assert s is not None
     return formats.Stat(
@@ -93,7 +93,7 @@ def _tally(nodes: Iterator[ZNode], archived: dict[str, tuple[int, int]], last_ep
     part = LiveCheck("", "", 0, "")
     live_sum = 0
     for node in nodes:
-        stat = _live_stat(node)
+        stat = live_stat(node)
         digest = formats.node_digest(node.path, node.data, stat)
         part.live_nodes += 1
         live_sum += digest

@@ -334,6 +334,13 @@ class TreeStore:
             pass
 
     # -- reading the result ---------------------------------------------------------------------
+    def node(self, path: str) -> ArchivedNode | None:
+        """The node at ``path`` ("/" or "" for the root), or None."""
+        row = self._get(_alias(path))
+        if row is None:
+            return None
+        return ArchivedNode(_alias(path), row.data, [tuple(entry) for entry in json.loads(row.acl)], row.stat)  # type: ignore[misc]
+
     def iter_nodes(self, prefix: str = "/") -> Iterator[ArchivedNode]:
         """Nodes at and below ``prefix``, sorted by path."""
         self.flush()
