@@ -194,3 +194,22 @@ def test_pause_stops_runs_and_resume_skips_what_fell_due_meanwhile(env):
     assert len(taken_by(service, "pausable")) == 1
     clock.move_to(T0 + 6 * MINUTE)
     settled(service, http, "pausable", datetime(2026, 3, 1, 12, 6, tzinfo=UTC), 2)
+
+
+def test_a_schedule_with_drill_drills_each_backup_it_takes(env):
+    http, service, scheduler, clock = env
+    body = {"name": "drilled", "cron": "* * * * *", "drill": True}
+    created = http.post(SCHEDULES, json=body)
+    assert created.status_code == 200 and created.json()["schedule"]["drill"] is True
+    assert http.post(SCHEDULES, json={"name": "plain", "cron": "@daily"}).json()["schedule"]["drill"] is False
+    scheduler.start()
+    due = datetime(2026, 3, 1, 12, 1, tzinfo=UTC)
+    clock.move_to(due + timedelta(seconds=1))
+    (run,) = settled(service, http, "drilled", due, 1)
+
+    def drilled():
+        drills = service.get(run.id).drills
+        return drills and not service.job_runs_on(run.id) and drills
+
+    (drill,) = wait_for(drilled, timeout=120, what="the schedule's drill")
+    assert drill.status.value == "STATUS_READY" and drill.nodes == run.component_status["marathon"].nodes > 0

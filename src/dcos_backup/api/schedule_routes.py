@@ -27,6 +27,7 @@ class CreateSchedule(BaseModel):
     cron: str = Field(description=CRON_HELP)
     keep_last: int | None = Field(None, ge=1, description="retention: keep this many newest READY backups")
     keep_within: str | None = Field(None, description="retention: keep every READY backup younger than this (7d)")
+    drill: bool = Field(False, description="drill each backup the schedule takes, once it is READY")
 
 
 class ScheduleDocument(Schedule):
@@ -65,7 +66,9 @@ def schedule_routes(scheduler: Scheduler, authorized: Callable[..., str]) -> API
 
     @router.post(SCHEDULES, responses={409: errors}, summary="Create a backup schedule")
     def create(body: CreateSchedule) -> ScheduleInfo:
-        schedule = Schedule.new(body.name, body.cron, body.keep_last, body.keep_within, created_at=clock.now())
+        schedule = Schedule.new(
+            body.name, body.cron, body.keep_last, body.keep_within, created_at=clock.now(), drill=body.drill
+        )
         return changed(store.create(schedule))
 
     @router.get(ONE, responses={404: errors}, summary="Show one backup schedule")

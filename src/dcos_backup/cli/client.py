@@ -189,10 +189,17 @@ class BackupClient:
         return self._call("GET", SCHEDULES)["schedules"]
 
     def create_schedule(
-        self, name: str, cron: str, keep_last: int | None = None, keep_within: str | None = None
+        self,
+        name: str,
+        cron: str,
+        keep_last: int | None = None,
+        keep_within: str | None = None,
+        drill: bool = False,
     ) -> dict:
         """``POST /schedules``: the new schedule's document."""
         body = {"name": name, "cron": cron, "keep_last": keep_last, "keep_within": keep_within}
+        if drill:
+            body["drill"] = True
         return self._call("POST", SCHEDULES, json=body)["schedule"]
 
     def schedule_action(self, name: str, action: str) -> dict:

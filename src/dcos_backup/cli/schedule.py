@@ -46,13 +46,16 @@ def schedule() -> None:
 )
 @click.option("--keep-last", type=click.IntRange(min=1), help="Keep this many newest READY backups of the schedule.")
 @click.option("--keep-within", help="Keep every READY backup of the schedule younger than this (90m, 12h, 7d, 2w).")
+@click.option("--drill", is_flag=True, help="Drill each backup once it is READY (dcos backup drill).")
 @click.pass_context
-def create(ctx: click.Context, name: str, cron: str, keep_last: int | None, keep_within: str | None) -> None:
+def create(
+    ctx: click.Context, name: str, cron: str, keep_last: int | None, keep_within: str | None, drill: bool
+) -> None:
     """Create schedule NAME: a backup labelled NAME at every CRON time; retention prunes after each one."""
     if keep_within is not None:
         parse_duration(keep_within, "--keep-within")
     with client(ctx) as api:
-        doc = api.create_schedule(name, cron, keep_last, keep_within)
+        doc = api.create_schedule(name, cron, keep_last, keep_within, drill)
     click.echo(f"created schedule {doc['name']}: next run {dcos_time(doc['next_run'])}")
 
 

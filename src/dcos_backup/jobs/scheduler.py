@@ -160,6 +160,8 @@ class Scheduler:
             return
         if final.status != Status.READY:
             log.warning("schedule %s: backup %s ended %s: %s", schedule.name, final.id, final.status, final.reason)
+        elif schedule.drill:
+            self._drill(schedule, final.id)
         apply_retention(self.service, schedule, self.clock.now())
 
     def _start_backup(self, schedule: Schedule) -> BackupRecord | None:
@@ -180,6 +182,30 @@ class Scheduler:
                     waiting_for = running
             self._job_ended.wait(JOB_POLL)
         return None
+
+    def _drill(self, schedule: Schedule, backup_id: str) -> None:
+        """Drill the backup the schedule just took (once the lock is free), and wait for the outcome."""
+        drill = None
+        while drill is None and not self._stop.is_set():
+            self._job_ended.clear()
+            try:
+                drill = self.service.drill(backup_id)
+            except Conflict:
+                self._job_ended.wait(JOB_POLL)
+            except DcosBackupError as exc:  # deleted meanwhile, or the catalog away
+                log.warning("schedule %s: could not drill %s (%s)", schedule.name, backup_id, exc)
+                return
+        while drill is not None and not self._stop.is_set():
+            self._job_ended.clear()
+            running = self.service.job_runs_on(backup_id)  # first: a job's record is written before it ends
+            ended = next((d for d in self.service.get(backup_id).drills if d.id == drill.id), None)
+            if ended is not None:
+                if ended.status != Status.READY:
+                    log.error("schedule %s: drill of %s FAILED: %s", schedule.name, backup_id, ended.reason)
+                return
+            if not running:
+                return  # the drill's job ended without a result (logged by its job)
+            self._job_ended.wait(JOB_POLL)
 
     def _still_active(self, name: str) -> bool:
         try:

@@ -63,6 +63,7 @@ class Schedule(BaseModel):
     keep_last: int | None = Field(None, ge=1, description="keep this many newest READY backups")
     keep_within: str | None = Field(None, description="keep every READY backup younger than this (7d, 12h, ...)")
     paused: bool = False
+    drill: bool = Field(False, description="drill each backup the schedule takes, once it is READY (POST /drill)")
     created_at: datetime
     last_due: datetime | None = Field(None, description="the latest due time the scheduler dealt with")
     last_run_at: datetime | None = Field(None, description="when the scheduler last started a backup of it")
@@ -70,7 +71,13 @@ class Schedule(BaseModel):
 
     @classmethod
     def new(
-        cls, name: str, cron: str, keep_last: int | None, keep_within: str | None, created_at: datetime
+        cls,
+        name: str,
+        cron: str,
+        keep_last: int | None,
+        keep_within: str | None,
+        created_at: datetime,
+        drill: bool = False,
     ) -> Schedule:
         """A checked new schedule (UsageError saying what is wrong)."""
         if keep_within is not None:
@@ -83,6 +90,7 @@ class Schedule(BaseModel):
             keep_last=keep_last,
             keep_within=keep_within,
             created_at=created_at,
+            drill=drill,
         )
 
     @property
