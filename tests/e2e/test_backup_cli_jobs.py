@@ -120,7 +120,7 @@ def test_list_ctrl_c_show_wait_and_cancel_of_a_running_restore(make_cluster):
 
         again = dcos(cluster, "cancel", backup_id, "--json")
         assert again.returncode == 1 and again.stderr.splitlines() == [
-            f"error: no backup or restore runs on {backup_id}"
+            f"error: no backup, restore or drill runs on {backup_id}"
         ]
         assert json.loads(ok(dcos(cluster, "show", backup_id, "--wait")).stdout)["id"] == backup_id  # nothing runs
     finally:

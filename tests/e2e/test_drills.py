@@ -4,13 +4,17 @@ in-process against the real shared ensemble; the live tree must not change, byte
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 
+import psutil
 import pytest
 from tests.helpers import backup_doc, create_ready, wait_for
 
-from dcos_backup.api.models import DRILL
+from dcos_backup.api.models import CANCEL, DRILL
+from dcos_backup.jobs import drill as drill_steps
 from dcos_backup.logical import ZkSpec, iter_tree
+from dcos_backup.master.scratch import ScratchZooKeeper
 from dcos_backup.testing.trees import snapshot
 
 pytestmark = pytest.mark.e2e
@@ -83,3 +87,36 @@ def test_a_drill_is_refused_for_an_unknown_or_unfinished_backup(env):
     missing = http.post(DRILL, json={"id": "nothing-00000000-0000-4000-8000-000000000000"})
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
     assert http.post(DRILL, json={}).status_code == 400
+
+
+class ParkedScratch(ScratchZooKeeper):
+    """The real scratch server, held once it serves until the test lets the drill go on."""
+
+    serving = threading.Event()
+    release = threading.Event()
+    pids: list[int] = []
+
+    def __enter__(self) -> ParkedScratch:
+        super().__enter__()
+        assert self._proc is not None
+        self.pids.append(self._proc.pid)
+        self.serving.set()
+        assert self.release.wait(60)
+        return self
+
+
+def test_a_cancelled_drill_fails_cancelled_and_removes_its_scratch_server(env, scratch_parent, monkeypatch):
+    http, _, zk, _ = env
+    monkeypatch.setattr(drill_steps, "ScratchZooKeeper", ParkedScratch)
+    doc = create_ready(http)
+    before = live_state(zk)
+    started = http.post(DRILL, json={"id": doc["id"]}).json()["backup_info"]
+    assert ParkedScratch.serving.wait(60), "the scratch server never served"
+    (pid,) = ParkedScratch.pids
+    assert psutil.pid_exists(pid) and len(list(scratch_parent.iterdir())) == 1
+    assert http.post(CANCEL, json={"id": doc["id"]}).status_code == 200
+    ParkedScratch.release.set()
+    drill = drill_ended(http, doc["id"], started["id"])
+    assert drill["status"] == "STATUS_ERROR" and drill["reason"] == "cancelled"
+    assert list(scratch_parent.iterdir()) == [] and not psutil.pid_exists(pid)
+    assert live_state(zk) == before

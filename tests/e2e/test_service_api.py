@@ -388,7 +388,9 @@ def test_cancel_a_backup_and_a_restore(env, slow_reader):
     assert snapshot(zk) == damaged
 
     nothing = http.post(CANCEL, json={"id": ready["id"]})  # no job runs on it any more
-    assert nothing.status_code == 409 and nothing.json()["errors"] == [f"no backup or restore runs on {ready['id']}"]
+    assert nothing.status_code == 409 and nothing.json()["errors"] == [
+        f"no backup, restore or drill runs on {ready['id']}"
+    ]
     assert http.post(CANCEL, json={"id": new_backup_id("nope")}).status_code == 404
 
 
