@@ -228,6 +228,7 @@ def test_documents_put_dcos_keys_first():
         "safety",
         "safety_for",
         "schedule",
+        "drills",
         "format_version",
         "size",
     ]

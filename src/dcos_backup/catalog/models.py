@@ -240,13 +240,13 @@ class BackupRecord(BaseModel):
     status: Status
     component_status: dict[str, ComponentBackup] = Field(default_factory=dict)
     restores: list[RestoreRecord] = Field(default_factory=list, description="every restore, oldest first")
-    drills: list[DrillRecord] = Field(default_factory=list, description="every restore drill, oldest first")
     label: str
     reason: str | None = None
     finished_at: datetime | None = None
     safety: bool = Field(False, description="taken automatically before a restore")
     safety_for: str | None = Field(None, description="the backup whose restore this safety backup protects")
     schedule: str | None = Field(None, description="the schedule that took this backup; None for any other backup")
+    drills: list[DrillRecord] = Field(default_factory=list, description="every restore drill, oldest first")
     format_version: int = FORMAT_VERSION
     damaged: str | None = Field(
         None, description="why this catalog entry is quarantined (it can only be deleted); absent when it is sound"
