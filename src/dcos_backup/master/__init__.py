@@ -5,6 +5,8 @@
 - :mod:`.processes`: pid files and the processes behind them.
 - :mod:`.restore_mark`: what a restore put in place, so that masters restored together can tell a stray one.
 - :mod:`.fourlw`: ZooKeeper's four-letter words (``srvr``) on a member's client port.
+- :mod:`.zookeeper`: where Debian's ZooKeeper server is (jar, main class, log binding).
+- :mod:`.scratch`: :class:`ScratchZooKeeper`, a throw-away standalone server on loopback for drills.
 
 Nothing here imports anything of dcos_backup but ``errors`` and ``fsutil``; every other layer may use it.
 """
