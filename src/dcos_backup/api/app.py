@@ -17,7 +17,7 @@ import asyncio
 import io
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Annotated
 
 import anyio
@@ -26,7 +26,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dcos_backup import __version__
@@ -100,8 +100,14 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse({"errors": [message], "code": code}, status_code=status, headers=headers)
 
 
-def build_app(service: BackupService, authorizer: Authorizer, scheduler: Scheduler | None = None) -> FastAPI:
-    """The API of ``service``; with ``scheduler``, also our schedule routes (:mod:`.schedule_routes`)."""
+def build_app(
+    service: BackupService,
+    authorizer: Authorizer,
+    scheduler: Scheduler | None = None,
+    forwarder: Callable[..., Awaitable[Response]] | None = None,
+) -> FastAPI:
+    """The API of ``service``; with ``scheduler``, also our schedule routes (:mod:`.schedule_routes`); with
+    ``forwarder`` (:class:`.forward.Forwarder`), a follower's job requests go to the leader."""
     app = FastAPI(
         title="DC/OS Backup and Restore API (dcos-backup)",
         version=__version__,
@@ -112,6 +118,9 @@ def build_app(service: BackupService, authorizer: Authorizer, scheduler: Schedul
         redoc_url=None,
         openapi_url=f"{PREFIX}/openapi.json",
     )
+    if forwarder is not None:
+        app.middleware("http")(forwarder)
+    # Added last, so outermost: the token before the body, before anything else (forwarding) reads it.
     app.add_middleware(RequestGuard, authorizer=authorizer)
     app.exception_handler(DcosBackupError)(on_error)
     app.exception_handler(RequestValidationError)(on_invalid)
