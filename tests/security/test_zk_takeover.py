@@ -21,7 +21,7 @@ from kazoo.security import OPEN_ACL_UNSAFE
 from tests.helpers import front_door, start_cluster
 
 from dcos_backup.errors import Conflict, Forbidden
-from dcos_backup.iam.store import IAM_PATH
+from dcos_backup.iam.store import IAM_PATH, Credentials
 from dcos_backup.iam.users import FULL, SUPERUSER, Directory
 from dcos_backup.jobs.engine import LOCK_PATH
 from dcos_backup.jobs.leadership import LEADER_PATH
@@ -82,10 +82,16 @@ def list_status(victim, uid: str, master: int) -> int:
 
 
 def test_the_service_tree_grants_the_world_at_most_read(victim, attacker):
-    for path in (ROOT, IAM_PATH, LOCK_PATH, SCHEDULES_PATH, LEADER_PATH):
-        acls, _ = attacker.get_acls(path)
-        world = [a for a in acls if a.id.scheme == "world"]
-        assert all(a.perms == 1 for a in world), f"{path}: {acls}"  # READ only
+    service = connect(victim.zk_hosts, auth_data=Credentials.read(victim.files.zk_credentials).auth_data)
+    try:
+        for path in (ROOT, IAM_PATH, LOCK_PATH, SCHEDULES_PATH, LEADER_PATH):
+            acls, _ = service.get_acls(path)
+            world = [a for a in acls if a.id.scheme == "world"]
+            assert all(a.perms == 1 for a in world), f"{path}: {acls}"  # READ only
+            assert [a.id.scheme for a in acls if a.perms == 31] == ["digest"], f"{path}: {acls}"
+    finally:
+        service.stop()
+        service.close()
     with pytest.raises(NoAuthError):
         attacker.get(IAM_PATH)  # the users are the service's secret
 

@@ -146,7 +146,9 @@ async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
 
 
 async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    # 400: a body FastAPI could not parse at all (nested too deep for the JSON parser, invalid UTF-8):
+    # the documented invalid_request, as a body that parses but does not validate.
+    code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail))
 
 

@@ -34,6 +34,8 @@ from dcos_backup.storage.crypto import create_key_file, load_key
 
 log = logging.getLogger(__name__)
 
+RECORD_KEY_FILE = "record key file"  # what errors call --record-key-file (it signs; it encrypts nothing)
+
 
 @dataclass(frozen=True)
 class ServiceConfig:
@@ -65,7 +67,7 @@ def open_catalog(config: ServiceConfig) -> Storage:
     """The catalog's storage, with its keys; a record key made now signs the records already there."""
     key = load_key(config.encryption_key_file) if config.encryption_key_file is not None else None
     created = config.record_key_file is not None and create_key_file(config.record_key_file)
-    record_key = load_key(config.record_key_file) if config.record_key_file is not None else None
+    record_key = load_key(config.record_key_file, RECORD_KEY_FILE) if config.record_key_file is not None else None
     storage = open_storage(config.storage, config.s3_endpoint_url, key, record_key)
     if created:  # trust on first use: what the catalog holds when the key is made is taken as it is
         for backup_id in storage.adopt_catalog():
