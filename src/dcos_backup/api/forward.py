@@ -50,7 +50,7 @@ def master_url(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/") or parts.query or parts.username:
         raise UsageError(f"--master wants a master's Admin Router as https://HOST[:PORT], not {url!r}")
-    return origin(url)
+    return url.strip().rstrip("/")
 
 
 def origin(url: str) -> str:
@@ -76,7 +76,7 @@ class Forwarder:
     ) -> None:
         self.leadership = leadership
         self.authorizer = authorizer
-        self.masters = {origin(m): m.rstrip("/") for m in map(master_url, masters)}
+        self.masters = {origin(m): m for m in map(master_url, masters)}
         self.ca_file = ca_file
         verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else ssl.create_default_context()
         # trust_env=False: no proxy from the environment ever sees a caller's token.
