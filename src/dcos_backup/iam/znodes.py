@@ -107,10 +107,12 @@ def secure_tree(client: KazooClient, identity: Identity) -> list[str]:
     """Make the service's subtree trustworthy (see the module's docstring) on ``client``, which presents
     ``identity``; returns the paths of the untrusted nodes it removed. UntrustedTree if the root is not
     the service's and cannot be made so."""
-    _ensure_containers(client, identity)
     removed: list[str] = []
-    for path in CONTAINERS:
-        _repair(client, path, identity)
+    for path in CONTAINERS:  # the root first: nothing below it is trusted before it is the service's
+        try:
+            client.create(path, b"", acl=owner_acl(identity, path))
+        except NodeExistsError:
+            _repair(client, path, identity)
     for path in _walk(client, ROOT):
         if path in CONTAINERS:
             continue
@@ -137,24 +139,14 @@ def secure_tree(client: KazooClient, identity: Identity) -> list[str]:
     return removed
 
 
-def _ensure_containers(client: KazooClient, identity: Identity) -> None:
-    transaction = client.transaction()
-    missing = [p for p in CONTAINERS if client.exists(p) is None]
-    if not missing:
-        return
-    for path in missing:
-        transaction.create(path, b"", acl=owner_acl(identity, path))
-    results = transaction.commit()
-    if any(isinstance(r, Exception) and not isinstance(r, NodeExistsError) for r in results):
-        for path in missing:  # one at a time: another instance created some of them meanwhile
-            try:
-                client.create(path, b"", acl=owner_acl(identity, path))
-            except NodeExistsError:
-                continue
-
-
 def _repair(client: KazooClient, path: str, identity: Identity) -> None:
-    acls, stat = client.get_acls(path)
+    try:
+        acls, stat = client.get_acls(path)
+    except NoAuthError as exc:  # not even readable: another identity's
+        raise UntrustedTree(
+            f"the backup service's znode {path} belongs to another ZooKeeper identity; the service trusts "
+            "nothing under it: remove it (with that identity) or give the service its credentials"
+        ) from exc
     if is_owned(acls, identity):
         return
     try:
