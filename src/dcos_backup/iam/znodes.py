@@ -12,7 +12,7 @@ The layout, each path spelled here once::
     /dcos-backup              root (container)
     /dcos-backup/iam          the users and grants (secret: no world read)  iam/store.py
     /dcos-backup/lock         the job lock's parent (container); kazoo's lock children  jobs/engine.py
-    /dcos-backup/schedules    one child per schedule (container)  jobs/schedules.py
+    /dcos-backup/schedules    one child per schedule (container; no world read)  jobs/schedules.py
     /dcos-backup/leader       the leader's ephemeral znode  jobs/leadership.py
 
 :func:`secure_tree` runs when the service starts: it creates the containers that are missing, repairs the
@@ -43,7 +43,7 @@ LOCK = f"{ROOT}/lock"
 SCHEDULES = f"{ROOT}/schedules"
 LEADER = f"{ROOT}/leader"
 CONTAINERS = (ROOT, LOCK, SCHEDULES)  # hold no content of their own: repairing their ACL trusts nothing
-SECRET = (IAM,)  # no world read
+SECRET = (IAM, SCHEDULES)  # no world read: the users; the schedules (what runs, what retention deletes)
 
 WORLD_READ = ACL(Permissions.READ, ANYONE_ID_UNSAFE)
 
