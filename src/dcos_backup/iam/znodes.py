@@ -117,25 +117,26 @@ def secure_tree(client: KazooClient, identity: Identity) -> list[str]:
         if path in CONTAINERS:
             continue
         try:
-            acls, stat = client.get_acls(path)
+            acls, _ = client.get_acls(path)
+            if is_owned(acls, identity):
+                continue
+            what = f"its ACL ({_describe(acls)})"
         except NoNodeError:
             continue
-        if is_owned(acls, identity):
-            continue
+        except NoAuthError:
+            what = "its ACL (not readable by the service)"
         log.error(
-            "removing %s: its ACL (%s) is not the backup service's, so the service did not create it and "
-            "does not trust it (%s, %d bytes, %s)",
+            "removing %s: %s is not the backup service's, so the service did not create it and does not trust it",
             path,
-            _describe(acls),
-            "ephemeral" if stat.ephemeralOwner else "persistent",
-            stat.dataLength,
-            f"{stat.numChildren} children" if stat.numChildren else "no children",
+            what,
         )
         try:
             client.delete(path, recursive=True)
             removed.append(path)
         except (NoNodeError, NotEmptyError):
             continue
+        except NoAuthError:  # children of its own we may not delete: it stays, untrusted
+            log.error("cannot remove %s (another identity's children): it is ignored, not trusted", path)
     return removed
 
 
@@ -168,7 +169,7 @@ def _walk(client: KazooClient, path: str) -> Iterator[str]:
     """``path``'s descendants, parents before children."""
     try:
         children = client.get_children(path)
-    except NoNodeError:
+    except (NoNodeError, NoAuthError):  # gone, or another identity's (then removed or named already)
         return
     for child in sorted(children):
         full = f"{path}/{child}"
