@@ -18,7 +18,7 @@ import asyncio
 import io
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Annotated
 
 import anyio
@@ -27,7 +27,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dcos_backup import __version__
@@ -104,8 +104,14 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse({"errors": [message], "code": code}, status_code=status, headers=headers)
 
 
-def build_app(service: BackupService, authorizer: Authorizer, scheduler: Scheduler | None = None) -> FastAPI:
-    """The API of ``service``; with ``scheduler``, also our schedule routes (:mod:`.schedule_routes`)."""
+def build_app(
+    service: BackupService,
+    authorizer: Authorizer,
+    scheduler: Scheduler | None = None,
+    forwarder: Callable[..., Awaitable[Response]] | None = None,
+) -> FastAPI:
+    """The API of ``service``; with ``scheduler``, also our schedule routes (:mod:`.schedule_routes`); with
+    ``forwarder`` (:class:`.forward.Forwarder`), a follower's job requests go to the leader."""
     app = FastAPI(
         title="DC/OS Backup and Restore API (dcos-backup)",
         version=__version__,
@@ -116,6 +122,9 @@ def build_app(service: BackupService, authorizer: Authorizer, scheduler: Schedul
         redoc_url=None,
         openapi_url=f"{PREFIX}/openapi.json",
     )
+    if forwarder is not None:
+        app.middleware("http")(forwarder)
+    # Added last, so outermost: the token before the body, before anything else (forwarding) reads it.
     app.add_middleware(RequestGuard, authorizer=authorizer)
     app.exception_handler(DcosBackupError)(on_error)
     app.exception_handler(RequestValidationError)(on_invalid)
@@ -141,7 +150,9 @@ async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
 
 
 async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    # 400: a body FastAPI could not parse at all (nested too deep for the JSON parser, invalid UTF-8):
+    # the documented invalid_request, as a body that parses but does not validate.
+    code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail))
 
 

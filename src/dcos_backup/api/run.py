@@ -16,11 +16,12 @@ from pathlib import Path
 
 from dcos_backup.api.app import build_app
 from dcos_backup.api.auth import Authorizer
-from dcos_backup.api.forward import Forwarder
+from dcos_backup.api.forward import Forwarder, origin
 from dcos_backup.api.server import serve
 from dcos_backup.catalog.storage import Storage, open_storage
 from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree
 from dcos_backup.components.hooks import Hook
+from dcos_backup.iam import znodes
 from dcos_backup.iam.store import Credentials, UserStore
 from dcos_backup.iam.tokens import load_public_key
 from dcos_backup.jobs.engine import ZkEngine
@@ -32,6 +33,8 @@ from dcos_backup.jobs.service import BackupService
 from dcos_backup.storage.crypto import create_key_file, load_key
 
 log = logging.getLogger(__name__)
+
+RECORD_KEY_FILE = "record key file"  # what errors call --record-key-file (it signs; it encrypts nothing)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class ServiceConfig:
     instance: str | None = None  # default: HOSTNAME:SOCKET
     advertise: str | None = None
     ca_file: Path | None = None
+    masters: tuple[str, ...] = ()  # the cluster's masters' Admin Routers: the only places requests are forwarded to
 
     @property
     def instance_name(self) -> str:
@@ -63,7 +67,7 @@ def open_catalog(config: ServiceConfig) -> Storage:
     """The catalog's storage, with its keys; a record key made now signs the records already there."""
     key = load_key(config.encryption_key_file) if config.encryption_key_file is not None else None
     created = config.record_key_file is not None and create_key_file(config.record_key_file)
-    record_key = load_key(config.record_key_file) if config.record_key_file is not None else None
+    record_key = load_key(config.record_key_file, RECORD_KEY_FILE) if config.record_key_file is not None else None
     storage = open_storage(config.storage, config.s3_endpoint_url, key, record_key)
     if created:  # trust on first use: what the catalog holds when the key is made is taken as it is
         for backup_id in storage.adopt_catalog():
@@ -71,15 +75,33 @@ def open_catalog(config: ServiceConfig) -> Storage:
     return storage
 
 
+def check_forwarding(config: ServiceConfig) -> None:
+    """Say at start what keeps a follower from forwarding job requests (it then answers them 503)."""
+    if not config.masters:
+        log.warning("no --master given: while another instance leads, this one cannot forward job requests")
+    elif config.ca_file is None:
+        log.warning("no --ca-file: job requests are forwarded only to masters checked with the cluster's CA")
+    if config.advertise and config.masters and origin(config.advertise) not in {origin(m) for m in config.masters}:
+        log.warning(
+            "--advertise %s is not one of the --master URLs: the other instances will not forward to it",
+            config.advertise,
+        )
+
+
 def run_service(config: ServiceConfig) -> None:
     """Serve the backup service until SIGTERM, then stop leading and let a running job end."""
     public_key = load_public_key(config.iam_public_key)
     storage = open_catalog(config)
     auth = Credentials.read(config.zk_auth).auth_data if config.zk_auth is not None else []
+    credentials = Credentials.read(config.zk_credentials)
+    check_forwarding(config)
     with (
-        ZkEngine(config.zk_hosts, auth=auth) as engine,
-        UserStore(config.zk_hosts, Credentials.read(config.zk_credentials)) as users,
+        # The lock's and the leader's session presents the service's identity too: their znodes are its own.
+        ZkEngine(config.zk_hosts, auth=auth, owner=credentials) as engine,
+        UserStore(config.zk_hosts, credentials) as users,
     ):
+        for path in znodes.secure_tree(users.client, credentials):
+            log.warning("removed %s from the service's znodes: the service did not create it", path)
         instance = config.instance_name
         service = BackupService(
             storage,
@@ -91,15 +113,16 @@ def run_service(config: ServiceConfig) -> None:
         )
         # On the users' session, under the same identity: a schedule says what runs and what retention
         # deletes, so only the service may change one (anyone on ZooKeeper could otherwise prune backups).
-        scheduler = Scheduler(service, ScheduleStore(users.client, users.credentials.acl))
+        scheduler = Scheduler(service, ScheduleStore(users.client, znodes.owner_acl(credentials, znodes.SCHEDULES)))
 
         def lead() -> None:  # recovery first: an interrupted job is dealt with before new ones start
             service.recover()
             scheduler.start()
 
         leadership = Leadership(engine.client, Leader(instance, config.advertise), lead, scheduler.stop)
-        app = build_app(service, Authorizer(public_key, users.watch()), scheduler)
-        app.middleware("http")(Forwarder(leadership, config.ca_file))
+        authorizer = Authorizer(public_key, users.watch())
+        forwarder = Forwarder(leadership, authorizer, config.masters, config.ca_file)
+        app = build_app(service, authorizer, scheduler, forwarder)
         leadership.start()
         try:
             serve(app, config.socket_path)

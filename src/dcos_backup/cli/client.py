@@ -107,7 +107,9 @@ class BackupClient:
         partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
         tail = b""
         try:
-            with open(partial, "xb") as out, self._stream("GET", DOWNLOAD, params={"id": backup_id}) as response:
+            # 0600, as the archives in storage: a backup holds the cluster's state, secrets included.
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with open(fd, "wb") as out, self._stream("GET", DOWNLOAD, params={"id": backup_id}) as response:
                 for chunk in response.iter_bytes(_CHUNK):
                     out.write(chunk)
                     tail = (tail + chunk)[-len(_TAR_END) :]

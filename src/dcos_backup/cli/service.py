@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import click
 
+from dcos_backup.api.forward import master_url
 from dcos_backup.api.run import ServiceConfig, run_service
 from dcos_backup.cli._common import run
 from dcos_backup.components import DEFAULT_COMPONENTS, parse_component
@@ -99,6 +100,15 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     "Admin Router (https://<master-ip>). Without it, this service can lead but not be forwarded to.",
 )
 @click.option("--ca-file", type=file_option, help="CA certificate that verifies the other masters' Admin Routers.")
+@click.option(
+    "--master",
+    "masters",
+    multiple=True,
+    metavar="URL",
+    envvar="DCOS_BACKUP_MASTERS",
+    help="A master's Admin Router, https://<master-ip> (repeatable; or DCOS_BACKUP_MASTERS, space-separated): "
+    "the only places job requests are forwarded to, whatever the leader's znode says.",
+)
 def cli(
     zk_hosts: str,
     storage: str,
@@ -114,6 +124,7 @@ def cli(
     instance: str | None,
     advertise: str | None,
     ca_file: Path | None,
+    masters: tuple[str, ...],
     hooks: tuple[str, ...],
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -133,6 +144,7 @@ def cli(
         instance=instance,
         advertise=advertise,
         ca_file=ca_file,
+        masters=tuple(master_url(m) for m in masters),
     )
     run_service(config)
 

@@ -19,17 +19,17 @@ from pathlib import Path
 
 from kazoo.exceptions import BadVersionError, KazooException, NoAuthError, NodeExistsError, NoNodeError
 from kazoo.recipe.watchers import DataWatch
-from kazoo.security import make_digest_acl
 from pydantic import ValidationError
 
 from dcos_backup.errors import DcosBackupError, StorageError, ZooKeeperUnavailable
 from dcos_backup.fsutil import write_private_file
+from dcos_backup.iam import znodes
 from dcos_backup.iam.users import Directory, User
 from dcos_backup.logical import connect
 
 log = logging.getLogger(__name__)
 
-IAM_PATH = "/dcos-backup/iam"
+IAM_PATH = znodes.IAM
 ZK_IDENTITY = "dcos-backup"
 
 
@@ -49,7 +49,10 @@ class Credentials:
 
     @classmethod
     def read(cls, path: Path) -> Credentials:
+        """The credentials in ``path``, which only its owner may read (StorageError otherwise)."""
         try:
+            if Path(path).stat().st_mode & 0o077:
+                raise StorageError(f"the ZooKeeper credentials {path} are readable by other users: chmod 600 {path}")
             user, sep, password = Path(path).read_text().strip().partition(":")
         except OSError as exc:
             raise StorageError(f"cannot read the ZooKeeper credentials {path}: {exc.strerror or exc}") from exc
@@ -63,7 +66,8 @@ class Credentials:
 
     @property
     def acl(self) -> list:
-        return [make_digest_acl(self.user, self.password, all=True)]
+        """Everything for this identity, nothing for anyone else (the users: :func:`.znodes.owner_acl`)."""
+        return znodes.owner_acl(self, znodes.IAM)
 
 
 class UserStore:
@@ -128,9 +132,8 @@ class UserStore:
                 continue
 
     def _write(self, payload: bytes, version: int) -> None:
-        if version < 0:
-            self.client.ensure_path(IAM_PATH.rsplit("/", 1)[0])
-            self.client.create(IAM_PATH, payload, acl=self.credentials.acl)
+        if version < 0:  # the root too if it is missing, in one transaction: both the service's at once
+            znodes.create_owned(self.client, IAM_PATH, payload, self.credentials)
         else:
             self.client.set(IAM_PATH, payload, version=version)
 

@@ -16,6 +16,7 @@ from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.recipe.lock import Lock
 
 from dcos_backup.errors import ZooKeeperUnavailable
+from dcos_backup.iam import znodes
 from dcos_backup.logical import (
     ApplyStats,
     OpLog,
@@ -33,7 +34,7 @@ from dcos_backup.logical import (
 )
 from dcos_backup.logical.spec import DEFAULT_MAX_OUTAGE
 
-LOCK_PATH = "/dcos-backup/lock"
+LOCK_PATH = znodes.LOCK
 LOCK_OWNER_SEP = " on "  # a lock node's data: "<job id> on <instance>"
 _ZXID_RE = re.compile(r"^Zxid: (0x[0-9a-fA-F]+)", re.MULTILINE)
 
@@ -139,7 +140,9 @@ class ZkEngine:
     """The engine of :mod:`dcos_backup.logical` on the ensemble ``hosts`` (``h1:p,h2:p[/chroot]``).
 
     The tree work runs on the engine's own pipelined sessions; one kazoo session holds the job lock and
-    asks its server for ``srvr``. ``close()`` ends that session.
+    asks its server for ``srvr``. ``close()`` ends that session. With ``owner`` (the service's identity,
+    :mod:`dcos_backup.iam.znodes`), that session also presents it and creates every znode (the lock's, the
+    leader's) with the service's ACL, so that nobody without the identity may hold or plant them.
     """
 
     def __init__(
@@ -149,12 +152,21 @@ class ZkEngine:
         *,
         auth: Iterable[tuple[str, str]] = (),
         max_outage: float = DEFAULT_MAX_OUTAGE,
+        owner: znodes.Identity | None = None,
     ) -> None:
         """``auth``: the credentials every session presents (``[digest_auth("user:password")]``);
         ``max_outage``: how long a job rides out a ZooKeeper fault before it fails."""
         self.hosts = hosts
         self.spec = ZkSpec.parse(hosts, session_timeout=timeout, auth=auth, max_outage=max_outage)
-        self.client: KazooClient = connect(self.spec, timeout)
+        if owner is None:
+            self.client: KazooClient = connect(self.spec, timeout)
+        else:
+            self.client = connect(
+                self.spec,
+                timeout,
+                auth_data=[*self.spec.auth, ("digest", f"{owner.user}:{owner.password}")],
+                default_acl=znodes.owner_acl(owner, znodes.LOCK),
+            )
 
     def read(self, root: str, stats: ReadStats | None = None) -> Iterator[ZNode]:
         return iter_tree(self.spec, root, stats=stats)

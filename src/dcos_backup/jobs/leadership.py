@@ -26,11 +26,12 @@ from dataclasses import asdict, dataclass
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
+from dcos_backup.iam import znodes
 from dcos_backup.jobs.runner import attempt
 
 log = logging.getLogger(__name__)
 
-LEADER_PATH = "/dcos-backup/leader"
+LEADER_PATH = znodes.LEADER
 RETRY = 2.0  # seconds before trying again after a ZooKeeper error
 
 

@@ -24,8 +24,9 @@ from pydantic import BaseModel, Field, ValidationError
 from dcos_backup.catalog.ids import LABEL_RULES, validate_label
 from dcos_backup.durations import parse_duration
 from dcos_backup.errors import AccessDenied, Conflict, IntegrityError, NotFound, UsageError, ZooKeeperUnavailable
+from dcos_backup.iam import znodes
 
-SCHEDULES_PATH = "/dcos-backup/schedules"
+SCHEDULES_PATH = znodes.SCHEDULES
 CRON_HELP = "5 fields (minute hour day-of-month month day-of-week, UTC), an @hourly-style name, or 6 with seconds last"
 REQUEST_TIMEOUT = 10.0  # seconds for one ZooKeeper request of the store
 MAX_DUE_TIMES = 10_000  # due times counted when a schedule is far behind (a per-second one after a long outage)

@@ -150,6 +150,7 @@ def start_service(cluster: ClusterSpec, master: Master, hooks: Sequence[str] = (
         *("--iam-public-key", str(files.iam_public_key), "--zk-credentials", str(files.zk_credentials)),
         *("--record-key-file", str(files.record_key)),
         *("--instance", info["instance"], "--advertise", master.admin_router_url, "--ca-file", str(files.ca_cert)),
+        *(arg for m in cluster.masters for arg in ("--master", m.admin_router_url)),
         *(("--zk-auth", str(files.zk_auth)) if files.zk_auth.exists() else ()),
         *(arg for hook in hooks for arg in ("--hook", hook)),
         *encryption_options(info, key_file),

@@ -82,17 +82,18 @@ def parse_key(content: bytes, where: str) -> EncryptionKey:
     raise UsageError(f"{where} is not an encryption key: it must hold 32 bytes, or 64 hex digits, or their base64")
 
 
-def load_key(path: Path) -> EncryptionKey:
-    """Read a key file; refuse one that other users may read (it unlocks every backup)."""
+def load_key(path: Path, what: str = "encryption key file") -> EncryptionKey:
+    """Read a key file; refuse one that other users may read (it unlocks every backup, or signs the
+    records). ``what``: the file as the errors name it (the record key is no encryption key)."""
     try:
         mode = path.stat().st_mode
         content = path.read_bytes()
     except FileNotFoundError as exc:
-        raise UsageError(f"encryption key file {path} does not exist") from exc
+        raise UsageError(f"{what} {path} does not exist") from exc
     except OSError as exc:
-        raise UsageError(f"cannot read the encryption key file {path}: {exc.strerror or exc}") from exc
+        raise UsageError(f"cannot read the {what} {path}: {exc.strerror or exc}") from exc
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise UsageError(f"encryption key file {path} is readable by other users: chmod 600 {path}")
+        raise UsageError(f"{what} {path} is readable by other users: chmod 600 {path}")
     return parse_key(content, str(path))
 
 

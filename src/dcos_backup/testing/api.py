@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi.responses import Response
 from fastapi.testclient import TestClient
 
 from dcos_backup.api.app import build_app
@@ -21,6 +22,7 @@ from dcos_backup.cli.client import BackupClient, Endpoint
 from dcos_backup.iam.store import IAM_PATH, Credentials, UserStore
 from dcos_backup.iam.tokens import issue_token
 from dcos_backup.iam.users import SUPERUSER
+from dcos_backup.iam.znodes import ROOT
 from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.scheduler import Scheduler
 from dcos_backup.jobs.service import BackupService
@@ -65,14 +67,23 @@ class InProcessApi:
 
 
 @contextlib.contextmanager
-def in_process_api(service: BackupService, zk_hosts: str, scheduler: Scheduler | None = None) -> Iterator[InProcessApi]:
-    """``service``'s API in-process (with ``scheduler``'s routes, if given); its users (bootstrapuser:
-    superuser, nobody: no permission) live in ZooKeeper at ``zk_hosts`` (give it a chroot), under
-    credentials made for this app."""
+def in_process_api(
+    service: BackupService,
+    zk_hosts: str,
+    scheduler: Scheduler | None = None,
+    forwarder: Callable[[Authorizer], Callable[..., Awaitable[Response]]] | None = None,
+) -> Iterator[InProcessApi]:
+    """``service``'s API in-process (with ``scheduler``'s routes, if given; with the middleware
+    ``forwarder(authorizer)``, as a follower's); its users (bootstrapuser: superuser, nobody: no permission)
+    live in ZooKeeper at ``zk_hosts`` (give it a chroot), under credentials made for this app."""
     users = UserStore(zk_hosts, Credentials("dcos-backup", secrets.token_urlsafe(16)))
+    # An open root, as before issue 24: the in-process service's engine has no service identity (the
+    # trust of the service's znodes is tested on real services: tests/security/test_zk_takeover.py).
+    users.client.ensure_path(ROOT)
     try:
         users.update(lambda d: (d.add_user(security.BOOTSTRAP_USER).grant(SUPERUSER), d.add_user("nobody")))
-        app = build_app(service, Authorizer(SIGNING_KEY.public_key(), users.watch()), scheduler)
+        authorizer = Authorizer(SIGNING_KEY.public_key(), users.watch())
+        app = build_app(service, authorizer, scheduler, forwarder(authorizer) if forwarder else None)
         api = InProcessApi(TestClient(app), users)
         api.http.headers["Authorization"] = f"token={api.token(security.BOOTSTRAP_USER)}"
         yield api
@@ -83,13 +94,17 @@ def in_process_api(service: BackupService, zk_hosts: str, scheduler: Scheduler |
 
 
 @contextlib.contextmanager
-def service_api(storage: Storage, zk_hosts: str) -> Iterator[InProcessApi]:
+def service_api(
+    storage: Storage,
+    zk_hosts: str,
+    forwarder: Callable[[Authorizer], Callable[..., Awaitable[Response]]] | None = None,
+) -> Iterator[InProcessApi]:
     """A backup service over ``storage`` with its own engine on ``zk_hosts``, its API in-process
-    (:func:`in_process_api`); the service and the engine are closed afterwards."""
+    (:func:`in_process_api`, with ``forwarder``); the service and the engine are closed afterwards."""
     engine = ZkEngine(zk_hosts)
     service = BackupService(storage, engine, dcos_version="2.2.0")
     try:
-        with in_process_api(service, zk_hosts) as api:
+        with in_process_api(service, zk_hosts, forwarder=forwarder) as api:
             yield api
     finally:
         service.close()
