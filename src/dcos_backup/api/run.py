@@ -98,7 +98,7 @@ def run_service(config: ServiceConfig) -> None:
             scheduler.start()
 
         leadership = Leadership(engine.client, Leader(instance, config.advertise), lead, scheduler.stop)
-        app = build_app(service, Authorizer(public_key, users.watch()), scheduler)
+        app = build_app(service, Authorizer(public_key, users.watch()), scheduler, lambda: leadership.is_leader)
         app.middleware("http")(Forwarder(leadership, config.ca_file))
         leadership.start()
         try:
