@@ -147,7 +147,9 @@ def catalog_metrics(records: list[BackupRecord]) -> Iterator[Metric]:
         labels=["component"],
     )
     size = GaugeMetricFamily(
-        "dcos_backup_size_bytes", "Stored bytes of the component in its newest STATUS_READY backup", labels=["component"]
+        "dcos_backup_size_bytes",
+        "Stored bytes of the component in its newest STATUS_READY backup",
+        labels=["component"],
     )
     newest_ready: dict[str, BackupRecord] = {}
     newest_attempt: dict[str, BackupRecord] = {}
