@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,7 +116,10 @@ def test_prometheus_scrapes_every_master_with_a_metrics_only_token(monitored: Cl
     # The monitoring user reads the metrics and nothing else.
     token = token_file.read_text().strip()
     url = cluster.master(2).admin_router_url
-    with httpx.Client(verify=str(cluster.files.ca_cert), headers={"Authorization": f"token={token}"}) as client:
+    with httpx.Client(
+        verify=ssl.create_default_context(cafile=str(cluster.files.ca_cert)),
+        headers={"Authorization": f"token={token}"},
+    ) as client:
         assert client.get(url + METRICS).status_code == 200
         assert client.get(url + LIST).status_code == 403
     with security.users(cluster.files, cluster.zk_hosts) as store:
