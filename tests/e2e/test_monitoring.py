@@ -15,8 +15,8 @@ import httpx
 import pytest
 from tests.helpers import front_door, start_cluster, wait_for
 
-from dcos_backup.api.auth import METRICS_PERMISSION, READ
-from dcos_backup.api.paths import LIST, METRICS
+from dcos_backup.api.paths import LIST, METRICS, METRICS_PERMISSION
+from dcos_backup.iam.users import READ
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local import security
 from dcos_backup.local.spec import ClusterSpec

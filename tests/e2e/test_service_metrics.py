@@ -9,9 +9,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.helpers import create_ready, wait_for
 
-from dcos_backup.api.auth import METRICS_PERMISSION, READ
 from dcos_backup.api.models import CANCEL, CREATE
-from dcos_backup.api.paths import METRICS
+from dcos_backup.api.paths import METRICS, METRICS_PERMISSION
+from dcos_backup.iam.users import READ
 
 pytestmark = pytest.mark.e2e
 

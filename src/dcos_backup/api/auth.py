@@ -16,13 +16,12 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from dcos_backup.api.paths import METRICS_PERMISSION
 from dcos_backup.errors import Forbidden, Unauthorized
 from dcos_backup.iam.tokens import token_from_header, verify_token
-from dcos_backup.iam.users import FULL, User
+from dcos_backup.iam.users import FULL, READ, User
 
 BACKUP_PERMISSION = "dcos:adminrouter:ops:system-backup"
-METRICS_PERMISSION = "dcos:adminrouter:ops:system-backup:metrics"
-READ = "read"
 
 
 class Users(Protocol):

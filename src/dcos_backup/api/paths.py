@@ -11,6 +11,7 @@ DELETE = f"{PREFIX}/delete"
 CANCEL = f"{PREFIX}/cancel"  # ours: cancel the job running on a backup
 HEALTH = f"{PREFIX}/health"
 METRICS = f"{PREFIX}/metrics"  # ours: Prometheus text format, this instance's view (jobs/metrics.py)
+METRICS_PERMISSION = "dcos:adminrouter:ops:system-backup:metrics"  # action read: GET /metrics only (api/auth.py)
 SCHEDULES = f"{PREFIX}/schedules"  # our extension: backup schedules (docs/api.md)
 DOWNLOAD = f"{PREFIX}/download"  # beyond DC/OS: a backup as one portable file (catalog/portable.py)
 UPLOAD = f"{PREFIX}/upload"  # its body is streamed to storage: MAX_BODY does not apply

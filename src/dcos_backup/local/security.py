@@ -18,11 +18,12 @@ from pathlib import Path
 import jwt
 
 from dcos_backup.adminrouter import tls
+from dcos_backup.api.paths import METRICS_PERMISSION
 from dcos_backup.errors import NotFound
 from dcos_backup.fsutil import write_private_file
 from dcos_backup.iam.store import Credentials, UserStore
 from dcos_backup.iam.tokens import DEFAULT_TTL, generate_key_pair, issue_token, load_private_key
-from dcos_backup.iam.users import FULL, SUPERUSER, Directory
+from dcos_backup.iam.users import FULL, READ, SUPERUSER, Directory
 from dcos_backup.local.files import ClusterFiles
 from dcos_backup.master.member import Member
 
@@ -62,8 +63,6 @@ def create_bootstrap_user(files: ClusterFiles, zk_hosts: str) -> str:
 
 def create_monitoring_user(files: ClusterFiles, zk_hosts: str, token_file: Path) -> None:
     """The monitoring user, with the metrics permission (read) only, and its token in ``token_file`` (0600)."""
-    from dcos_backup.api.auth import METRICS_PERMISSION, READ
-
     add_user(files, zk_hosts, MONITORING_USER, [(METRICS_PERMISSION, READ)])
     token = issue_token(load_private_key(files.iam_private_key), MONITORING_USER, MONITORING_TTL)
     write_private_file(token_file, (token + "\n").encode())
