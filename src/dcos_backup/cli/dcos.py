@@ -16,7 +16,7 @@ from typing import NoReturn
 import click
 
 from dcos_backup import __version__
-from dcos_backup.catalog.ids import validate_label
+from dcos_backup.catalog.ids import is_backup_id, validate_label
 from dcos_backup.cli._common import run
 from dcos_backup.cli.client import (
     BackupClient,
@@ -29,7 +29,7 @@ from dcos_backup.cli.client import (
 from dcos_backup.cli.endpoint import resolve_endpoint
 from dcos_backup.cli.output import dcos_time, human_bytes, print_json, print_result, print_table
 from dcos_backup.cli.schedule import schedule
-from dcos_backup.errors import DcosBackupError
+from dcos_backup.errors import DcosBackupError, UsageError
 
 INFO = "Create, list, show, restore, delete, download and upload backups of the cluster's state"
 LIST_COLUMNS = ("BACKUP ID", "VERSION", "STATUS", "TIMESTAMP", "LABEL", "SIZE")
@@ -87,6 +87,13 @@ def job_goes_on(backup_id: str, what: str) -> Iterator[None]:
         ) from None
 
 
+def checked_id(backup_id: str) -> str:
+    """Every command that names a backup refuses the same way, before asking the cluster, what cannot be an id."""
+    if not is_backup_id(backup_id):
+        raise UsageError(f"{backup_id!r} is not a backup id (ids are <label>-<uuid4>)")
+    return backup_id
+
+
 def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, status_of) -> dict:
     """Wait for a job, with a spinner on a terminal (only there: rich is loaded only when it shows)."""
     if not sys.stderr.isatty():
@@ -102,7 +109,8 @@ def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, st
         rate = Rate()
 
         def update(doc: dict) -> None:
-            progress.update(task, description=f"{what}: {status_of(doc)}{progress_detail(doc, rate)}")
+            line = progress_line(what, status_of(doc), progress_detail(doc, rate), console.width - PROGRESS_CHROME)
+            progress.update(task, description=line)
 
         return client.wait(backup_id, done, update)
 
@@ -121,6 +129,16 @@ class Rate:
             return None
         done, since = nodes - self.start[0], now - self.start[1]
         return done / since if since > 0.5 else None
+
+
+PROGRESS_CHROME = 12  # the spinner and the elapsed time beside the progress line's text
+
+
+def progress_line(what: str, status: str, detail: str, width: int) -> str:
+    """``what: status - detail`` when it fits in ``width``, else the status (short) and the detail alone:
+    on a narrow terminal the numbers matter more than the id, which the line above already shows."""
+    full = f"{what}: {status}{detail}"
+    return full if len(full) <= width else f"{status.removeprefix('STATUS_')}{detail}"
 
 
 def progress_detail(doc: dict, rate: Rate) -> str:
@@ -181,7 +199,7 @@ def list_cmd(ctx: click.Context, prefix: str, as_json: bool) -> None:
 
 
 @backup.command()
-@click.argument("backup_id")
+@click.argument("backup_id", callback=lambda _ctx, _param, value: checked_id(value))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default: the backup's BackupMetadata).")
 @click.option(
     "--wait", is_flag=True, help="First wait until the backup or restore running on it ends (exit 1 if it fails)."
@@ -198,14 +216,15 @@ def show(ctx: click.Context, backup_id: str, as_json: bool, wait: bool) -> None:
                 click.echo(f"waiting: {what} (Ctrl-C stops waiting, not the job)", err=True)
                 doc = wait_with_progress(client, backup_id, what, job_finished, list_status)
         print_json(doc)
-    if wait and running and (doc["status"] == "STATUS_ERROR" or latest_restore(doc).get("status") == "STATUS_ERROR"):
+    # With --wait the exit says how the job ended, whether it ended before or while we waited.
+    if wait and (doc["status"] == "STATUS_ERROR" or latest_restore(doc).get("status") == "STATUS_ERROR"):
         raise OperationFailed(
             f"the job on {backup_id} failed: {latest_restore(doc).get('reason') or doc.get('reason')}"
         )
 
 
 @backup.command()
-@click.argument("backup_id")
+@click.argument("backup_id", callback=lambda _ctx, _param, value: checked_id(value))
 @click.option("--json", "as_json", is_flag=True, help="Print the backup's BackupMetadata.")
 @click.pass_context
 def cancel(ctx: click.Context, backup_id: str, as_json: bool) -> None:
@@ -217,7 +236,7 @@ def cancel(ctx: click.Context, backup_id: str, as_json: bool) -> None:
 
 
 @backup.command()
-@click.argument("backup_id")
+@click.argument("backup_id", callback=lambda _ctx, _param, value: checked_id(value))
 @click.option("--json", "as_json", is_flag=True, help="Print the deleted backup's BackupMetadata.")
 @click.pass_context
 def delete(ctx: click.Context, backup_id: str, as_json: bool) -> None:
@@ -228,7 +247,7 @@ def delete(ctx: click.Context, backup_id: str, as_json: bool) -> None:
 
 
 @backup.command()
-@click.argument("backup_id")
+@click.argument("backup_id", callback=lambda _ctx, _param, value: checked_id(value))
 @click.option("--wait", is_flag=True, help="Wait until the restore ends (exit 1 on STATUS_ERROR).")
 @click.option("--dry-run", is_flag=True, help="Show what the restore would change, and change nothing.")
 @click.option(
@@ -311,7 +330,7 @@ backup.add_command(schedule)
 
 
 @backup.command()
-@click.argument("backup_id")
+@click.argument("backup_id", callback=lambda _ctx, _param, value: checked_id(value))
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 def download(ctx: click.Context, backup_id: str, file: Path) -> None:

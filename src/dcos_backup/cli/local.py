@@ -136,6 +136,8 @@ def up(
                 f"archives encrypted with the key in {cluster.service['encryption_key_file']} "
                 f"(id {cluster.service['encryption_key_id']}): keep a copy off the cluster, backups are lost without it"
             )
+    if cluster.s3_endpoint() is not None:
+        click.echo("warning: the S3 server keeps objects in memory only: dcos-local down loses them", err=True)
     if cluster.zk_archive:
         click.echo(f"continuous archiving on: every master's ZooKeeper into {cluster.zk_archive} (dcos-zk restore)")
     if cluster.prometheus:
@@ -149,6 +151,14 @@ def down(directory: Path | None, purge: bool) -> None:
     """Stop every process the cluster started."""
     cluster = ClusterSpec.load(directory)
     survivors = local_cluster.down(cluster, purge)
+    if not purge and cluster.s3_endpoint() is not None:
+        # moto keeps its objects in memory: say so before anyone counts on them after the next up.
+        click.echo(
+            f"warning: the S3 server at {cluster.s3_endpoint()} kept its objects in memory: the backups "
+            + ("and the ZooKeeper archive " if is_s3_url(cluster.zk_archive or "") else "")
+            + "in it are gone (ZooKeeper's data stays; download backups before down to keep them)",
+            err=True,
+        )
     if survivors:
         raise ClusterError(f"processes still running after stop: {survivors}")
     click.echo(f"cluster in {cluster.dir} stopped" + (" and purged" if purge else ""))
