@@ -87,8 +87,9 @@ def job_goes_on(backup_id: str, what: str) -> Iterator[None]:
         ) from None
 
 
-def checked_id(backup_id: str) -> str:
-    """Every command that names a backup refuses the same way, before asking the cluster, what cannot be an id."""
+def checked_id(_ctx: click.Context, _param: click.Parameter, backup_id: str) -> str:
+    """The BACKUP_ID argument's check: every command that names a backup refuses what cannot be an id the same
+    way, before asking the cluster."""
     if not is_backup_id(backup_id):
         raise UsageError(f"{backup_id!r} is not a backup id (ids are <label>-<uuid4>)")
     return backup_id
@@ -199,7 +200,7 @@ def list_cmd(ctx: click.Context, prefix: str, as_json: bool) -> None:
 
 
 @backup.command()
-@click.argument("backup_id", callback=lambda _ctx, _param, value: checked_id(value))
+@click.argument("backup_id", callback=checked_id)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default: the backup's BackupMetadata).")
 @click.option(
     "--wait", is_flag=True, help="First wait until the backup or restore running on it ends (exit 1 if it fails)."
@@ -224,7 +225,7 @@ def show(ctx: click.Context, backup_id: str, as_json: bool, wait: bool) -> None:
 
 
 @backup.command()
-@click.argument("backup_id", callback=lambda _ctx, _param, value: checked_id(value))
+@click.argument("backup_id", callback=checked_id)
 @click.option("--json", "as_json", is_flag=True, help="Print the backup's BackupMetadata.")
 @click.pass_context
 def cancel(ctx: click.Context, backup_id: str, as_json: bool) -> None:
@@ -236,7 +237,7 @@ def cancel(ctx: click.Context, backup_id: str, as_json: bool) -> None:
 
 
 @backup.command()
-@click.argument("backup_id", callback=lambda _ctx, _param, value: checked_id(value))
+@click.argument("backup_id", callback=checked_id)
 @click.option("--json", "as_json", is_flag=True, help="Print the deleted backup's BackupMetadata.")
 @click.pass_context
 def delete(ctx: click.Context, backup_id: str, as_json: bool) -> None:
@@ -247,7 +248,7 @@ def delete(ctx: click.Context, backup_id: str, as_json: bool) -> None:
 
 
 @backup.command()
-@click.argument("backup_id", callback=lambda _ctx, _param, value: checked_id(value))
+@click.argument("backup_id", callback=checked_id)
 @click.option("--wait", is_flag=True, help="Wait until the restore ends (exit 1 on STATUS_ERROR).")
 @click.option("--dry-run", is_flag=True, help="Show what the restore would change, and change nothing.")
 @click.option(
@@ -330,7 +331,7 @@ backup.add_command(schedule)
 
 
 @backup.command()
-@click.argument("backup_id", callback=lambda _ctx, _param, value: checked_id(value))
+@click.argument("backup_id", callback=checked_id)
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 def download(ctx: click.Context, backup_id: str, file: Path) -> None:
