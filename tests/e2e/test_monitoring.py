@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.helpers import front_door, start_cluster, wait_for
+from tests.helpers import front_door, ok, run_tool, start_cluster, wait_for
 
 from dcos_backup.api.paths import LIST, METRICS, METRICS_PERMISSION
 from dcos_backup.iam.users import READ
@@ -55,7 +55,9 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSpec]
     try:
         yield cluster
     finally:
-        local_cluster.down(cluster)
+        assert local_cluster.down(cluster) == []  # Prometheus and its supervisor among what down stops
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{cluster.prometheus['url']}/-/ready", timeout=5)  # type: ignore[index]
 
 
 def query(cluster: ClusterSpec, expr: str) -> list[dict]:
@@ -77,6 +79,8 @@ def test_prometheus_scrapes_every_master_with_a_metrics_only_token(monitored: Cl
     assert cluster.prometheus["url"] == f"http://{cluster.subnet}.1:9090"
     token_file = Path(cluster.prometheus["token_file"])
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    exports = ok(run_tool("dcos-local", "env", "2", cluster_dir=cluster.dir)).stdout.splitlines()
+    assert f"export PROMETHEUS_URL={cluster.prometheus['url']}" in exports
 
     # A schedule that has run once, so that its metrics exist (and the catalog's).
     with front_door(cluster) as api:
