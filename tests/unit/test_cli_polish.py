@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from dcos_backup import __version__
+from dcos_backup.local.spec import ClusterSpec
 from dcos_backup.testing.tools import ok, run_tool
 
 
@@ -39,3 +40,13 @@ def test_an_id_whose_uuid_is_not_v4_is_refused_alike_by_every_command(command, t
     result = run_tool("dcos", "backup", *args, env={"DCOS_URL": "https://127.0.0.1:9", "DCOS_ACS_TOKEN": "t"})
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [f"error: '{not_v4}' is not a backup id (ids are <label>-<uuid4>)"]
+
+
+def test_down_says_loudly_that_the_s3_servers_objects_are_gone(tmp_path):
+    # A cluster described but not running: down has nothing to stop, and still says what it loses.
+    ClusterSpec.define(tmp_path / "s3", subnet="127.201.7", storage="s3", zk_archive="s3://b/repo").save()
+    result = ok(run_tool("dcos-local", "down", "--dir", str(tmp_path / "s3")))
+    assert result.stderr.startswith("warning: the S3 server at http://127.201.7.1:")
+    assert "the backups and the ZooKeeper archive in it are gone" in result.stderr
+    ClusterSpec.define(tmp_path / "disk", subnet="127.201.8").save()
+    assert ok(run_tool("dcos-local", "down", "--dir", str(tmp_path / "disk"))).stderr == ""
