@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.helpers import front_door, ok, run_tool, start_cluster, wait_for
+from tests.helpers import free_subnet, front_door, ok, requires_zookeeper, run_tool, wait_for
 
 from dcos_backup.api.paths import LIST, METRICS, METRICS_PERMISSION
 from dcos_backup.iam.users import READ
@@ -50,8 +50,19 @@ ARCHIVE_FAMILIES = (
 
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSpec]:
+    requires_zookeeper()
     directory = tmp_path_factory.mktemp("monitored")
-    cluster = start_cluster(directory / "cluster", zk_archive=str(directory / "repo"), monitoring=True)
+    repo, subnet = str(directory / "repo"), free_subnet()
+    up = run_tool(
+        "dcos-local",
+        *("up", "--dir", str(directory / "cluster"), "--subnet", subnet, "--heap", "512m"),
+        *("--zk-archive", repo, "--monitoring"),
+    )
+    assert up.returncode == 0, up.stderr
+    cluster = ClusterSpec.load(directory / "cluster")
+    # It says what runs: the archiving and where, and Prometheus.
+    assert f"continuous archiving on: every master's ZooKeeper into {repo}" in up.stdout
+    assert f"Prometheus: http://{subnet}.1:9090 (user prometheus: metrics only)" in up.stdout
     try:
         yield cluster
     finally:
