@@ -406,15 +406,18 @@ class Archiver:
         while not self._stop.wait(self.interval * 4):
             try:
                 self._store_new_snapshot()
-                if time.monotonic() - surveyed >= SURVEY_SECONDS:
-                    surveyed = time.monotonic()
-                    self._survey()
             except StorageError as exc:
                 self.state.errors += 1
                 self._pause(exc)
             except (DcosBackupError, OSError) as exc:
                 self.state.errors += 1
                 log.warning("snapshot not archived yet: %s", exc)
+            if time.monotonic() - surveyed >= SURVEY_SECONDS:
+                surveyed = time.monotonic()
+                try:
+                    self._survey()
+                except (DcosBackupError, OSError) as exc:  # the metrics keep the last survey's numbers
+                    log.warning("could not survey the restorable window: %s", exc)
 
     def _survey(self) -> None:
         """What the repository holds of this stream, restorable: its window and its gaps (one listing)."""
