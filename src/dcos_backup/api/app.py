@@ -10,6 +10,9 @@ assigns; no traceback ever leaves the process.
 Beyond DC/OS: ``GET /list?prefix=P&wait=S`` answers when the job running on a backup matching P ends, or
 after S seconds, so that a client following a job learns its end at once instead of at its next poll;
 the waiting request holds no thread (:class:`JobWatch`). Without a matching job it answers at once.
+
+``GET /metrics``: this instance's Prometheus metrics (:mod:`dcos_backup.jobs.metrics`); a monitoring user's
+token with only the metrics permission is enough (:meth:`.Authorizer.check_metrics`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dcos_backup import __version__
@@ -58,10 +62,12 @@ from dcos_backup.api.models import (
     RestoreInfo,
     RestoreRequest,
 )
+from dcos_backup.api.paths import METRICS
 from dcos_backup.api.schedule_routes import schedule_routes
 from dcos_backup.catalog.portable import export_backup, import_backup
 from dcos_backup.errors import DcosBackupError
 from dcos_backup.fsutil import ChunkReader
+from dcos_backup.jobs.metrics import registry_for
 from dcos_backup.jobs.scheduler import Scheduler
 from dcos_backup.jobs.service import BackupService
 
@@ -109,9 +115,11 @@ def build_app(
     authorizer: Authorizer,
     scheduler: Scheduler | None = None,
     forwarder: Callable[..., Awaitable[Response]] | None = None,
+    is_leader: Callable[[], bool] | None = None,
 ) -> FastAPI:
     """The API of ``service``; with ``scheduler``, also our schedule routes (:mod:`.schedule_routes`); with
-    ``forwarder`` (:class:`.forward.Forwarder`), a follower's job requests go to the leader."""
+    ``forwarder`` (:class:`.forward.Forwarder`), a follower's job requests go to the leader; ``is_leader``
+    says whether this instance leads (for the metrics; without it, it does)."""
     app = FastAPI(
         title="DC/OS Backup and Restore API (dcos-backup)",
         version=__version__,
@@ -135,6 +143,7 @@ def build_app(
     if scheduler is not None:
         app.include_router(schedule_routes(scheduler, token_check(authorizer)))
     app.include_router(portable_routes(service, authorizer))
+    app.include_router(metrics_routes(registry_for(service, scheduler, is_leader), authorizer))
     return app
 
 
@@ -224,6 +233,22 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
     @router.delete(DELETE, responses={404: errors, 409: errors}, summary="Delete a backup")
     def delete(body: BackupRef) -> BackupInfo:
         return BackupInfo(backup_info=BackupDocument.of(service.delete(body.id)))
+
+    return router
+
+
+def metrics_routes(registry: CollectorRegistry, authorizer: Authorizer) -> APIRouter:
+    """``GET /metrics``, Prometheus's text format, for a token with the metrics permission (or more)."""
+
+    def may_read_metrics(authorization: Annotated[str | None, Header()] = None) -> str:
+        return authorizer.check_metrics(authorization)
+
+    errors = {"model": ErrorBody}
+    router = APIRouter(dependencies=[Depends(may_read_metrics)], responses={401: errors, 403: errors})
+
+    @router.get(METRICS, summary="This instance's metrics (Prometheus text format)", response_class=Response)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -122,7 +122,7 @@ def run_service(config: ServiceConfig) -> None:
         leadership = Leadership(engine.client, Leader(instance, config.advertise), lead, scheduler.stop)
         authorizer = Authorizer(public_key, users.watch())
         forwarder = Forwarder(leadership, authorizer, config.masters, config.ca_file)
-        app = build_app(service, authorizer, scheduler, forwarder)
+        app = build_app(service, authorizer, scheduler, forwarder, is_leader=lambda: leadership.is_leader)
         leadership.start()
         try:
             serve(app, config.socket_path)

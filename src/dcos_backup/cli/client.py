@@ -85,11 +85,21 @@ class BackupClient:
             raise ServiceUnavailable(self._unreachable(exc)) from exc
         if response.status_code >= 400:
             error = _BY_STATUS.get(response.status_code, DcosBackupError)
-            raise error(_message_of(response))
+            # Whatever answered plain HTTP is not the Admin Router (a 404 from another server, say): say so.
+            raise error(_message_of(response) + self._https_hint)
         try:
             return response.json()
         except ValueError as exc:
-            raise ServiceUnavailable(f"{self.endpoint.url} answered {path} with something that is not JSON") from exc
+            raise ServiceUnavailable(
+                f"{self.endpoint.url} answered {path} with something that is not JSON{self._https_hint}"
+            ) from exc
+
+    @property
+    def _https_hint(self) -> str:
+        url = self.endpoint.url
+        if not url.startswith("http://"):
+            return ""
+        return f" (DC/OS answers on https: set DCOS_URL={'https://' + url.removeprefix('http://')})"
 
     def _unreachable(self, exc: httpx.TransportError) -> str:
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
@@ -97,7 +107,7 @@ class BackupClient:
                 f"the TLS certificate of {self.endpoint.url} is not trusted: set DCOS_SSL_VERIFY to the "
                 f"cluster's CA file ({exc})"
             )
-        return f"cannot reach the cluster at {self.endpoint.url}: {exc or type(exc).__name__}"
+        return f"cannot reach the cluster at {self.endpoint.url}: {exc or type(exc).__name__}{self._https_hint}"
 
     def download(self, backup_id: str, target: Path) -> int:
         """``GET /download``: write the backup's portable file to ``target`` (which must not exist) through a

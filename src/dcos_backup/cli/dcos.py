@@ -16,7 +16,7 @@ from typing import NoReturn
 import click
 
 from dcos_backup import __version__
-from dcos_backup.catalog.ids import validate_label
+from dcos_backup.catalog.ids import is_backup_id, validate_label
 from dcos_backup.cli._common import run
 from dcos_backup.cli.client import (
     BackupClient,
@@ -88,6 +88,14 @@ def job_goes_on(backup_id: str, what: str) -> Iterator[None]:
         ) from None
 
 
+def checked_id(_ctx: click.Context, _param: click.Parameter, backup_id: str) -> str:
+    """The BACKUP_ID argument's check: every command that names a backup refuses what cannot be an id the same
+    way, before asking the cluster."""
+    if not is_backup_id(backup_id):
+        raise UsageError(f"{backup_id!r} is not a backup id (ids are <label>-<uuid4>)")
+    return backup_id
+
+
 def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, status_of) -> dict:
     """Wait for a job, with a spinner on a terminal (only there: rich is loaded only when it shows)."""
     if not sys.stderr.isatty():
@@ -103,7 +111,8 @@ def wait_with_progress(client: BackupClient, backup_id: str, what: str, done, st
         rate = Rate()
 
         def update(doc: dict) -> None:
-            progress.update(task, description=f"{what}: {status_of(doc)}{progress_detail(doc, rate)}")
+            line = progress_line(what, status_of(doc), progress_detail(doc, rate), console.width - PROGRESS_CHROME)
+            progress.update(task, description=line)
 
         return client.wait(backup_id, done, update)
 
@@ -122,6 +131,16 @@ class Rate:
             return None
         done, since = nodes - self.start[0], now - self.start[1]
         return done / since if since > 0.5 else None
+
+
+PROGRESS_CHROME = 12  # the spinner and the elapsed time beside the progress line's text
+
+
+def progress_line(what: str, status: str, detail: str, width: int) -> str:
+    """``what: status - detail`` when it fits in ``width``, else the status (short) and the detail alone:
+    on a narrow terminal the numbers matter more than the id, which the line above already shows."""
+    full = f"{what}: {status}{detail}"
+    return full if len(full) <= width else f"{status.removeprefix('STATUS_')}{detail}"
 
 
 def progress_detail(doc: dict, rate: Rate) -> str:
@@ -182,7 +201,7 @@ def list_cmd(ctx: click.Context, prefix: str, as_json: bool) -> None:
 
 
 @backup.command()
-@click.argument("backup_id")
+@click.argument("backup_id", callback=checked_id)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (the default: the backup's BackupMetadata).")
 @click.option(
     "--wait", is_flag=True, help="First wait until the backup or restore running on it ends (exit 1 if it fails)."
@@ -199,14 +218,15 @@ def show(ctx: click.Context, backup_id: str, as_json: bool, wait: bool) -> None:
                 click.echo(f"waiting: {what} (Ctrl-C stops waiting, not the job)", err=True)
                 doc = wait_with_progress(client, backup_id, what, job_finished, list_status)
         print_json(doc)
-    if wait and running and (doc["status"] == "STATUS_ERROR" or latest_restore(doc).get("status") == "STATUS_ERROR"):
+    # With --wait the exit says how the job ended, whether it ended before or while we waited.
+    if wait and (doc["status"] == "STATUS_ERROR" or latest_restore(doc).get("status") == "STATUS_ERROR"):
         raise OperationFailed(
             f"the job on {backup_id} failed: {latest_restore(doc).get('reason') or doc.get('reason')}"
         )
 
 
 @backup.command()
-@click.argument("backup_id")
+@click.argument("backup_id", callback=checked_id)
 @click.option("--json", "as_json", is_flag=True, help="Print the backup's BackupMetadata.")
 @click.pass_context
 def cancel(ctx: click.Context, backup_id: str, as_json: bool) -> None:
@@ -218,7 +238,7 @@ def cancel(ctx: click.Context, backup_id: str, as_json: bool) -> None:
 
 
 @backup.command()
-@click.argument("backup_id")
+@click.argument("backup_id", callback=checked_id)
 @click.option("--json", "as_json", is_flag=True, help="Print the deleted backup's BackupMetadata.")
 @click.pass_context
 def delete(ctx: click.Context, backup_id: str, as_json: bool) -> None:
@@ -229,7 +249,7 @@ def delete(ctx: click.Context, backup_id: str, as_json: bool) -> None:
 
 
 @backup.command()
-@click.argument("backup_id")
+@click.argument("backup_id", callback=checked_id)
 @click.option("--wait", is_flag=True, help="Wait until the restore ends (exit 1 on STATUS_ERROR).")
 @click.option("--dry-run", is_flag=True, help="Show what the restore would change, and change nothing.")
 @click.option(
@@ -360,7 +380,7 @@ backup.add_command(schedule)
 
 
 @backup.command()
-@click.argument("backup_id")
+@click.argument("backup_id", callback=checked_id)
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @click.pass_context
 def download(ctx: click.Context, backup_id: str, file: Path) -> None:

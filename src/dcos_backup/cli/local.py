@@ -82,6 +82,11 @@ def cli() -> None:
     help="Application hook of the backup service around restores (repeatable), e.g. "
     "'marathon:after=DELETE http://127.0.0.1:8080/v2/leader'.",
 )
+@click.option(
+    "--monitoring",
+    is_flag=True,
+    help="Also run Prometheus (Debian's) on <subnet>.1:9090, scraping every master's service and Exhibitor.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the cluster (directory, masters, URLs) as JSON.")
 def up(
     masters: int,
@@ -95,6 +100,7 @@ def up(
     storage: str,
     zk_auth: str | None,
     hooks: tuple[str, ...],
+    monitoring: bool,
     as_json: bool,
 ) -> None:
     """Start the masters, the backup service and every master's Admin Router (HTTPS on port 443: run as root)."""
@@ -111,6 +117,7 @@ def up(
         hooks=hooks,
         encryption_key_file=encryption_key_file,
         storage=storage,
+        monitoring=monitoring,
     )
     if as_json:
         doc = cluster.to_dict()  # cluster.json's fields: dir, zk_hosts, masters (with their URLs), ...
@@ -129,6 +136,12 @@ def up(
                 f"archives encrypted with the key in {cluster.service['encryption_key_file']} "
                 f"(id {cluster.service['encryption_key_id']}): keep a copy off the cluster, backups are lost without it"
             )
+    if cluster.s3_endpoint() is not None:
+        click.echo("warning: the S3 server keeps objects in memory only: dcos-local down loses them", err=True)
+    if cluster.zk_archive:
+        click.echo(f"continuous archiving on: every master's ZooKeeper into {cluster.zk_archive} (dcos-zk restore)")
+    if cluster.prometheus:
+        click.echo(f"Prometheus: {cluster.prometheus['url']} (user {cluster.prometheus['user']}: metrics only)")
 
 
 @cli.command()
@@ -138,6 +151,14 @@ def down(directory: Path | None, purge: bool) -> None:
     """Stop every process the cluster started."""
     cluster = ClusterSpec.load(directory)
     survivors = local_cluster.down(cluster, purge)
+    if not purge and cluster.s3_endpoint() is not None:
+        # moto keeps its objects in memory: say so before anyone counts on them after the next up.
+        click.echo(
+            f"warning: the S3 server at {cluster.s3_endpoint()} kept its objects in memory: the backups "
+            + ("and the ZooKeeper archive " if is_s3_url(cluster.zk_archive or "") else "")
+            + "in it are gone (ZooKeeper's data stays; download backups before down to keep them)",
+            err=True,
+        )
     if survivors:
         raise ClusterError(f"processes still running after stop: {survivors}")
     click.echo(f"cluster in {cluster.dir} stopped" + (" and purged" if purge else ""))
@@ -228,6 +249,8 @@ def env(n: int, directory: Path | None) -> None:
         exports["DCOS_URL"] = cli["DCOS_URL"]
         exports["DCOS_ACS_TOKEN"] = security.issue_bootstrap_token(cluster.files)
         exports["DCOS_SSL_VERIFY"] = cli["DCOS_SSL_VERIFY"]
+    if cluster.prometheus:
+        exports["PROMETHEUS_URL"] = cluster.prometheus["url"]
     for key, value in exports.items():
         click.echo(f"export {key}={shlex.quote(value)}")
 

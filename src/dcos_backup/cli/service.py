@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import click
 
+from dcos_backup import __version__
 from dcos_backup.api.forward import master_url
 from dcos_backup.api.run import ServiceConfig, run_service
 from dcos_backup.cli._common import run
@@ -20,6 +21,7 @@ file_option = click.Path(path_type=Path, dir_okay=False)
 
 
 @click.command(help="Run the backup service: DC/OS's Backup and Restore API on a unix socket, and the job runner.")
+@click.version_option(__version__, "--version", message="%(prog)s %(version)s")
 @click.option("--zk", "zk_hosts", required=True, envvar="DCOS_ZK_HOSTS", help="ZooKeeper connect string.")
 @click.option(
     "--storage",

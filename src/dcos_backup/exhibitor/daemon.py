@@ -22,14 +22,18 @@ from pathlib import Path
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dcos_backup.errors import Conflict, MissingDependency
 from dcos_backup.exhibitor.config import NodeConfig, render_zoo_cfg
+from dcos_backup.exhibitor.metrics import archive_registry
 from dcos_backup.exhibitor.status import DESCRIPTIONS, LATENT, SERVING, cluster_status, member_status
 from dcos_backup.exhibitor.supervisor import Supervisor
 from dcos_backup.master import activity, restore_mark
 from dcos_backup.master.processes import python_module_command, write_pid_file
 from dcos_backup.master.zookeeper import SLF4J_BINDING, ZK_MAIN
+from dcos_backup.physical.continuous.archiver import oldest_unarchived
 from dcos_backup.physical.running import DCOS_ZK_MODULE
 
 log = logging.getLogger(__name__)
@@ -107,6 +111,8 @@ def archive_status(cfg: NodeConfig, archiver: Supervisor | None) -> dict[str, ob
             doc.update(json.loads(layout.archiver_state.read_text()))
         if doc.get("archived_at"):
             doc["seconds_since_archived"] = round(time.time() - float(doc["archived_at"]), 3)  # type: ignore[arg-type]
+        pending = oldest_unarchived(layout, doc)
+        doc["lag_seconds"] = 0.0 if pending is None else round(max(time.time() - pending, 0.0), 3)
     doc["events"] = activity.tail(layout.activity_log)
     return doc
 
@@ -131,6 +137,13 @@ def build_app(cfg: NodeConfig, supervisor: Supervisor | None = None, archiver: S
     @app.get("/exhibitor/v1/archive/status")
     def get_archive_status() -> dict[str, object]:
         return archive_status(cfg, archiver)
+
+    registry = archive_registry(cfg.me.host, lambda: archive_status(cfg, archiver))
+
+    @app.get("/exhibitor/v1/metrics", response_class=Response)
+    def get_metrics() -> Response:
+        """The archiver's metrics (exhibitor/metrics.py), Prometheus's text format; open, as the status is."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

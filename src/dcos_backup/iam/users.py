@@ -15,7 +15,8 @@ from dcos_backup.errors import NotFound, UsageError
 
 SUPERUSER = "dcos:superuser"
 FULL = "full"
-ACTIONS = ("create", "read", "update", "delete", FULL)
+READ = "read"
+ACTIONS = ("create", READ, "update", "delete", FULL)
 _UID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9@._-]{0,63}")
 _RID_RE = re.compile(r"dcos(:[A-Za-z0-9_./-]+)+")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -21,6 +22,7 @@ from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.catalog.storage import Storage
 from dcos_backup.errors import Conflict, DcosBackupError, StorageError
 from dcos_backup.jobs.engine import Engine, JobLock, lock_holder, lock_identifier
+from dcos_backup.jobs.metrics import JobMetrics
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class Job:
     id: str
     kind: str  # "backup" | "restore" | "recovery" | "dry run"
     lock: JobLock
+    started: float = field(default_factory=time.monotonic)
     progress: dict[str, object] = field(default_factory=dict)
     thread: threading.Thread | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -76,10 +79,11 @@ class JobRunner:
     """Runs one job at a time per cluster (the engine's lock, held in the name of the service instance
     ``owner``) and at most one in this process."""
 
-    def __init__(self, engine: Engine, storage: Storage, owner: str) -> None:
+    def __init__(self, engine: Engine, storage: Storage, owner: str, metrics: JobMetrics | None = None) -> None:
         self._engine = engine
         self._storage = storage
         self.owner = owner
+        self.metrics = metrics or JobMetrics()
         self._job: Job | None = None
         self._mutex = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
@@ -147,11 +151,17 @@ class JobRunner:
                 self._claim(job, wait)
             steps(job)
 
+        outcome = "error"
         try:
             reason = attempt(claimed_steps, f"{job.kind} of {job.id}")
-            if reason is not None:
+            if reason is None:
+                outcome = "ok"
+            else:
+                outcome = "cancelled" if job.cancelled.is_set() else "error"
                 fail(job, reason)
         finally:
+            # Counted before the final write: whoever sees the job ended sees it counted.
+            self.metrics.job_ended(job.kind, outcome, time.monotonic() - job.started)
             self._finish(job, record)
 
     def _claim(self, job: Job, wait: float | None = None) -> Job:

@@ -28,6 +28,7 @@ from dcos_backup.jobs.backup import BackupJob
 from dcos_backup.jobs.drill import DrillJob
 from dcos_backup.jobs.dry_run import difference
 from dcos_backup.jobs.engine import Engine
+from dcos_backup.jobs.metrics import JobMetrics
 from dcos_backup.jobs.plan import components_of, plan_restore
 from dcos_backup.jobs.recovery import Recovery
 from dcos_backup.jobs.restore import RestoreJob, check_held
@@ -75,7 +76,8 @@ class BackupService:
             raise UsageError(f"hooks for unknown components: {', '.join(unknown)}")
         self.dcos_version = dcos_version or cluster_version()
         self.instance = instance or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        self._runner = JobRunner(engine, storage, self.instance)
+        self.job_metrics = JobMetrics()  # counted by the runner, served by the API (jobs/metrics.py)
+        self._runner = JobRunner(engine, storage, self.instance, self.job_metrics)
         self._backups = BackupJob(storage, engine)
         self._restores = RestoreJob(self._runner, self._backups, self.dcos_version, hooks, keep_safety)
         self._recovery = Recovery(storage, engine, self._runner)

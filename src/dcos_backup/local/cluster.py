@@ -23,11 +23,12 @@ import psutil
 
 from dcos_backup.adminrouter.nginx import HTTPS_PORT, check_can_listen, nginx_binary
 from dcos_backup.components.hooks import parse_hook
-from dcos_backup.errors import ClusterError, Conflict, NotFound
+from dcos_backup.errors import ClusterError, Conflict, NotFound, UsageError
 from dcos_backup.exhibitor.daemon import check_dependencies, check_port_free
 from dcos_backup.exhibitor.status import MemberStatus, cluster_status, is_healthy
 from dcos_backup.fsutil import write_private_file
 from dcos_backup.local import s3, security, services
+from dcos_backup.local.monitoring import PROMETHEUS_PORT
 from dcos_backup.local.spec import DEFAULT_SUBNET, ClusterSpec, Master, default_dir
 from dcos_backup.logical import connect, digest_auth
 from dcos_backup.master.processes import (
@@ -226,10 +227,12 @@ def up(
     hooks: Sequence[str] = (),
     encryption_key_file: Path | None = None,
     storage: str = "local",
+    monitoring: bool = False,
 ) -> ClusterSpec:
     """Start a cluster in ``directory``, wait until it serves with a leader, then start the backup service
     (presenting the digest identity ``zk_auth``, ``user:password``, to ZooKeeper if given; calling the
-    application ``hooks``, ``NAME:WHEN=[METHOD ]URL``, around restores); returns its spec as saved."""
+    application ``hooks``, ``NAME:WHEN=[METHOD ]URL``, around restores) and, with ``monitoring``, a
+    Prometheus scraping every master (:func:`.services.start_prometheus`); returns its spec as saved."""
     if zk_auth is not None:
         digest_auth(zk_auth)  # a malformed one is a UsageError before anything starts
     for hook in hooks:
@@ -253,6 +256,10 @@ def up(
             check_can_listen(master.member.host, HTTPS_PORT)
     if front_door:
         nginx_binary()
+    if monitoring:
+        if not front_door:
+            raise UsageError("--monitoring needs the backup service and the Admin Routers (it scrapes them)")
+        check_port_free(cluster.masters[0].member.host, PROMETHEUS_PORT, "Prometheus")
     if front_door and storage == "s3":
         s3.moto_server_binary()
         check_port_free(cluster.masters[0].member.host, s3.S3_PORT, "the S3 server")
@@ -271,6 +278,9 @@ def up(
         wait_serving(cluster, timeout)
         if front_door:
             cluster = start_front_door(cluster, hooks)
+        if monitoring:
+            cluster = cluster.with_prometheus(services.start_prometheus(cluster))
+            cluster.save()
     except Exception:
         down(cluster)
         raise

@@ -18,15 +18,18 @@ from pathlib import Path
 import jwt
 
 from dcos_backup.adminrouter import tls
+from dcos_backup.api.paths import METRICS_PERMISSION
 from dcos_backup.errors import NotFound
 from dcos_backup.fsutil import write_private_file
 from dcos_backup.iam.store import Credentials, UserStore
 from dcos_backup.iam.tokens import DEFAULT_TTL, generate_key_pair, issue_token, load_private_key
-from dcos_backup.iam.users import FULL, SUPERUSER, Directory
+from dcos_backup.iam.users import FULL, READ, SUPERUSER, Directory
 from dcos_backup.local.files import ClusterFiles
 from dcos_backup.master.member import Member
 
 BOOTSTRAP_USER = "bootstrapuser"  # DC/OS's first superuser
+MONITORING_USER = "prometheus"  # dcos-local up --monitoring: may read the metrics, nothing else
+MONITORING_TTL = timedelta(days=365)  # the token Prometheus presents; a new one at every dcos-local up
 TOKEN_MARGIN = 300  # seconds: a saved token closer than this to its expiry is replaced
 
 
@@ -56,6 +59,13 @@ def create_bootstrap_user(files: ClusterFiles, zk_hosts: str) -> str:
     with users(files, zk_hosts) as store:
         store.update(lambda d: d.add_user(BOOTSTRAP_USER).grant(SUPERUSER, FULL))
     return save_bootstrap_token(files)
+
+
+def create_monitoring_user(files: ClusterFiles, zk_hosts: str, token_file: Path) -> None:
+    """The monitoring user, with the metrics permission (read) only, and its token in ``token_file`` (0600)."""
+    add_user(files, zk_hosts, MONITORING_USER, [(METRICS_PERMISSION, READ)])
+    token = issue_token(load_private_key(files.iam_private_key), MONITORING_USER, MONITORING_TTL)
+    write_private_file(token_file, (token + "\n").encode())
 
 
 def add_user(files: ClusterFiles, zk_hosts: str, uid: str, grants: Iterable[tuple[str, str]]) -> Directory:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import ssl
 import time
 from collections.abc import Callable, Sequence
@@ -20,8 +21,8 @@ import httpx
 
 from dcos_backup.adminrouter.nginx import AdminRouter
 from dcos_backup.api.paths import HEALTH
-from dcos_backup.errors import ClusterError
-from dcos_backup.local import s3
+from dcos_backup.errors import ClusterError, MissingDependency
+from dcos_backup.local import monitoring, s3, security
 from dcos_backup.local.files import MAX_SOCKET_PATH, ClusterFiles
 from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.master.member import Member
@@ -32,6 +33,7 @@ SERVICE_MODULE = "dcos_backup.cli.service"
 SUPERVISE_MODULE = "dcos_backup.local.supervise"
 HOLDER_MODULE = "dcos_backup.testing.holder"
 NGINX_MARKER = "nginx"
+PROMETHEUS_MARKER = "prometheus"
 
 
 def _pid_files(files: ClusterFiles) -> dict[Path, str]:
@@ -44,6 +46,8 @@ def _pid_files(files: ClusterFiles) -> dict[Path, str]:
         **{p: SUPERVISE_MODULE for p in routers if not p.name.endswith("-child.pid")},
         **{p: SERVICE_MODULE for p in backup_services if p.name.endswith("-child.pid")},
         **{p: NGINX_MARKER for p in routers if p.name.endswith("-child.pid")},
+        files.pid_file("prometheus"): SUPERVISE_MODULE,
+        files.pid_file("prometheus-child"): PROMETHEUS_MARKER,
         files.pid_file("holder"): HOLDER_MODULE,
         files.pid_file("s3"): SUPERVISE_MODULE,  # last: the service may still be writing to it
         files.pid_file("s3-child"): s3.MOTO_MARKER,
@@ -75,6 +79,45 @@ def stop_holder(cluster_dir: Path) -> None:
     if proc is not None:
         terminate(proc)
     pid_file.unlink(missing_ok=True)
+
+
+def start_prometheus(cluster: ClusterSpec) -> dict[str, str]:
+    """Run Debian's ``prometheus`` on ``<subnet>.1:9090`` under a restart-always supervisor, scraping every
+    master (:mod:`.monitoring`) with the token of the monitoring user; returns its cluster.json entry."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise MissingDependency("prometheus is not installed; install it with: apt-get install -y prometheus")
+    files = cluster.files
+    directory = files.dir / "prometheus"
+    token_file = files.secrets_dir / "prometheus.token"
+    security.create_monitoring_user(files, cluster.zk_hosts, token_file)
+    config = monitoring.write_config(directory, cluster.subnet, len(cluster.masters), files.ca_cert, token_file)
+    url = monitoring.prometheus_url(cluster.subnet)
+    info = {
+        "url": url,
+        "user": security.MONITORING_USER,
+        "config": str(config),
+        "token_file": str(token_file),
+        "log_file": str(files.log_file("prometheus")),
+        "pid_file": str(files.pid_file("prometheus")),
+    }
+    command = [
+        binary,
+        f"--config.file={config}",
+        f"--web.listen-address={monitoring.listen_address(cluster.subnet)}",
+        f"--storage.tsdb.path={directory / 'data'}",
+        f"--web.external-url={url}",
+    ]
+    supervised(files, "prometheus", command, Path(info["log_file"]))
+    with httpx.Client() as client:
+        _wait_until(
+            lambda: _answers(client, f"{url}/-/ready"),
+            lambda: live_process(files.pid_file("prometheus"), SUPERVISE_MODULE) is not None,
+            f"Prometheus did not start on {url}",
+            Path(info["log_file"]),
+            timeout=60.0,
+        )
+    return info
 
 
 def service_available() -> bool:

@@ -101,6 +101,7 @@ class ClusterSpec:
     zk_archive: str | None = None  # every master's supervisor archives into this repository
     encryption_key_file: str | None = None  # the service encrypts every archive with this key
     storage: str = "local"  # where the service keeps backups: "local" (the master's disk) or "s3" (moto)
+    prometheus: dict[str, str] | None = None  # dcos-local up --monitoring: its URL, config and token file
 
     @classmethod
     def define(
@@ -134,6 +135,10 @@ class ClusterSpec:
             encryption_key_file=str(Path(encryption_key_file).absolute()) if encryption_key_file else None,
             storage=storage,
         )
+
+    def with_prometheus(self, prometheus: dict[str, str]) -> ClusterSpec:
+        """This cluster with its Prometheus (:func:`.services.start_prometheus`)."""
+        return replace(self, prometheus=prometheus)
 
     def with_services(self, services: list[dict[str, str]]) -> ClusterSpec:
         """This cluster with its masters' backup services (:func:`.services.start_service`), master 1's first."""
@@ -202,6 +207,7 @@ class ClusterSpec:
             "encryption_key_file": self.encryption_key_file,
             "storage": self.storage,
             "dcos_cli": self.dcos_cli() if self.service else None,
+            "prometheus": self.prometheus,
         }
 
     def save(self) -> None:
@@ -233,6 +239,7 @@ class ClusterSpec:
                 services=tuple(doc.get("services") or ()),
                 encryption_key_file=doc.get("encryption_key_file"),
                 storage=str(doc.get("storage", "local")),
+                prometheus=doc.get("prometheus"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClusterError(f"{path} is corrupt (bad field {exc}); run: dcos-local down --purge") from exc

@@ -46,6 +46,7 @@ from dcos_backup.physical.continuous.index import (
     END_FILE,
     GENERATION_FILE,
     Generation,
+    Range,
     RepoIndex,
     format_time,
     generation_prefix,
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 
 SEGMENT_BYTES = 4 << 20  # a catch-up after a pause is cut into segments of about this size
 RETRY_SECONDS = 2.0
+SURVEY_SECONDS = 10.0  # how often the repository's restorable window is surveyed (one listing of the stream)
 
 
 class Discontinuity(Exception):
@@ -107,6 +109,14 @@ class State:
     segments: int = 0
     snapshots: int = 0
     pid: int = 0
+    # For the metrics (Exhibitor's /exhibitor/v1/metrics, docs/api.md):
+    log: str | None = None  # the local log the archiver reads, and the offset after its last archived record
+    offset: int = 0
+    errors: int = 0  # passes that failed (repository, log or local file errors) since this archiver started
+    restorable_since: float | None = None  # the stream's oldest restorable moment (epoch seconds), as last surveyed
+    restorable_until: float | None = None  # its newest
+    gaps: int = 0  # breaks between the stream's restorable stretches (moments in one cannot be restored to)
+    surveyed_at: float | None = None
 
 
 class Archiver:
@@ -185,8 +195,10 @@ class Archiver:
             self._close(exc)
             return True
         except StorageError as exc:
+            self.state.errors += 1
             self._pause(exc)
         except (IntegrityError, OSError) as exc:
+            self.state.errors += 1
             self._set("waiting", f"{exc}; retrying")
             log.error("%s; retrying in %.0fs", exc, RETRY_SECONDS)
         self._stop.wait(RETRY_SECONDS)
@@ -345,6 +357,7 @@ class Archiver:
             self.pos.offset, self.pos.last_zxid, self.pos.last_raw = chunk[-1].end, chunk[-1].zxid, chunk[-1].raw
             self.state.segments += 1
             self._set_progress(ref.last, ref.last_ms)
+        self.state.log, self.state.offset = self.pos.log.name if self.pos.log else None, self.pos.offset
         return len(chunks)
 
     def _next_log(self, listing: list[tuple[int, Path]], purged: bool) -> bool:
@@ -389,13 +402,31 @@ class Archiver:
 
     # ------------------------------------------------------------------------------- snapshots
     def _snapshot_loop(self) -> None:
+        surveyed = 0.0
         while not self._stop.wait(self.interval * 4):
             try:
                 self._store_new_snapshot()
             except StorageError as exc:
+                self.state.errors += 1
                 self._pause(exc)
             except (DcosBackupError, OSError) as exc:
+                self.state.errors += 1
                 log.warning("snapshot not archived yet: %s", exc)
+            if time.monotonic() - surveyed >= SURVEY_SECONDS:
+                surveyed = time.monotonic()
+                try:
+                    self._survey()
+                except (DcosBackupError, OSError) as exc:  # the metrics keep the last survey's numbers
+                    log.warning("could not survey the restorable window: %s", exc)
+
+    def _survey(self) -> None:
+        """What the repository holds of this stream, restorable: its window and its gaps (one listing)."""
+        ranges = sorted(RepoIndex(self.store, self.stream).ranges(), key=lambda r: (r.first_ms, r.first))
+        state = self.state
+        state.restorable_since = ranges[0].first_ms / 1000 if ranges else None
+        state.restorable_until = max(r.last_ms for r in ranges) / 1000 if ranges else None
+        state.gaps = count_gaps(ranges)
+        state.surveyed_at = time.time()
 
     def _store_new_snapshot(self) -> None:
         with self._lock:
@@ -459,6 +490,35 @@ class Archiver:
             os.replace(tmp, path)
         except OSError:
             pass  # the state file is a courtesy; the archive is what counts
+
+
+def oldest_unarchived(layout: MasterLayout, state: dict) -> float | None:
+    """When ZooKeeper logged the oldest transaction the repository does not hold yet (epoch seconds), read
+    from the local logs after the last archived zxid the archiver's ``state`` names; None when it holds
+    everything (or nothing was archived yet). Independent of the archiver running: a stuck one still lags."""
+    if not isinstance(state.get("last_zxid"), str):
+        return None
+    last = int(str(state["last_zxid"]), 16)
+    for _, path in logs_after(log_files(layout), last):
+        start = int(state.get("offset") or 0) if path.name == state.get("log") else 0
+        try:
+            with open(path, "rb") as f:
+                for record in formats.LogReader(f, path.name, strict=False, start=start).records():
+                    if record.txn.zxid > last:
+                        return record.txn.time / 1000
+        except (OSError, IntegrityError):
+            continue  # purged or cut meanwhile: the archiver reports that itself
+    return None
+
+
+def count_gaps(ranges: list[Range]) -> int:
+    """Breaks between restorable stretches (sorted by start): a stretch starting after every earlier one ended."""
+    gaps, reached = 0, None
+    for r in ranges:
+        if reached is not None and r.first_ms > reached:
+            gaps += 1
+        reached = r.last_ms if reached is None else max(reached, r.last_ms)
+    return gaps
 
 
 def _dbid(path: Path) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dcos_backup.physical.continuous import segments
 from dcos_backup.physical.continuous.index import RepoIndex, SegmentRef, format_time
 from dcos_backup.physical.formats import (
     Check,
@@ -72,13 +73,13 @@ def _under(path: str | None, prefix: str) -> bool:
 def transactions(index: RepoIndex, since_us: int | None = None, prefix: str | None = None) -> Iterator[dict]:
     """Every archived transaction's lines in zxid order, each zxid once, filtered."""
     caps = {}
-    segments: list[SegmentRef] = []
+    refs: list[SegmentRef] = []
     for gen in index.generations:
         for seg in gen.segments:
             caps[seg.key] = gen.valid_until
-            segments.append(seg)
+            refs.append(seg)
     shown = -1
-    for seg in sorted(segments, key=lambda s: (s.first, -s.last)):
+    for seg in sorted(refs, key=lambda s: (s.first, -s.last)):
         if seg.last <= shown or (since_us is not None and seg.last_ms * 1000 < since_us):
             continue
         cap = caps[seg.key]
