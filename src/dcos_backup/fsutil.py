@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from dcos_backup.errors import StorageError
 
@@ -85,10 +85,16 @@ class Source(ABC):
         """Read the bytes at rest to their end without interpreting them (after damage was found, say)."""
 
 
+class Readable(Protocol):
+    """Anything with a file's ``read``: a file, a :class:`Source`, a :class:`TeeReader`, an S3 body."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class HashingReader(Source):
     """A read-only file wrapper computing sha256 of everything read through it."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: Readable) -> None:
         self.raw = raw
         self.sha256 = hashlib.sha256()
         self.size = 0
@@ -108,7 +114,7 @@ class HashingReader(Source):
 class TeeReader:
     """A readable file whose reads also go to ``sink`` (a spool's ``write``, a checker's ``feed``)."""
 
-    def __init__(self, source: BinaryIO, sink: Callable[[bytes], object]) -> None:
+    def __init__(self, source: Readable, sink: Callable[[bytes], object]) -> None:
         self._source = source
         self._sink = sink
 

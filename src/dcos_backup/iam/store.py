@@ -16,16 +16,19 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from kazoo.exceptions import BadVersionError, KazooException, NoAuthError, NodeExistsError, NoNodeError
 from kazoo.recipe.watchers import DataWatch
-from kazoo.security import make_digest_acl
+from kazoo.security import ACL, make_digest_acl
 from pydantic import ValidationError
 
 from dcos_backup.errors import DcosBackupError, StorageError, ZooKeeperUnavailable
 from dcos_backup.fsutil import write_private_file
 from dcos_backup.iam.users import Directory, User
 from dcos_backup.logical import connect
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ class Credentials:
         return [("digest", f"{self.user}:{self.password}")]
 
     @property
-    def acl(self) -> list:
+    def acl(self) -> list[ACL]:
         return [make_digest_acl(self.user, self.password, all=True)]
 
 
@@ -134,7 +137,7 @@ class UserStore:
         else:
             self.client.set(IAM_PATH, payload, version=version)
 
-    def _guarded(self, action: Callable[[], object]):
+    def _guarded(self, action: Callable[[], T]) -> T:
         try:
             return action()
         except (BadVersionError, NodeExistsError):
