@@ -14,6 +14,7 @@ The readers stream: memory is one record (or one node) at a time. Every problem 
 
 from __future__ import annotations
 
+import builtins  # the reader's int() and bool() methods shadow the types in its class body
 import gzip
 import re
 import struct
@@ -258,7 +259,7 @@ class _Jute:
         start = self._take(4)
         return _INT.unpack_from(self.raw, start)[0]
 
-    def long(self) -> int:
+    def long(self) -> builtins.int:
         start = self._take(8)
         return _LONG.unpack_from(self.raw, start)[0]
 
@@ -266,7 +267,7 @@ class _Jute:
         start = self._take(1)
         return self.raw[start] != 0
 
-    def buffer(self, limit: int = MAX_RECORD) -> bytes | None:
+    def buffer(self, limit: builtins.int = MAX_RECORD) -> bytes | None:
         n = self.int()
         if n < 0:
             return None
@@ -289,7 +290,7 @@ class _Jute:
         count = self.int()
         return [(self.int(), self.string(), self.string()) for _ in range(max(count, 0))]
 
-    def at_end(self) -> bool:
+    def at_end(self) -> builtins.bool:
         if self.pos < len(self.raw):
             return False
         more = self._source.read(_CHUNK) if self._source is not None else b""

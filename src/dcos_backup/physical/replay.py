@@ -340,7 +340,7 @@ class TreeStore:
         base = _alias(prefix.rstrip("/"))
         query = "SELECT path, data, acl, stat FROM nodes WHERE path = ? OR (path > ? AND path < ?) ORDER BY path"
         for path, data, acl, stat in self.db.execute(query, (base, base + "/", base + "0")):
-            yield ArchivedNode(path, data, [tuple(entry) for entry in json.loads(acl)], Stat.unpack(stat))  # type: ignore[misc]
+            yield ArchivedNode(path, data, [tuple(entry) for entry in json.loads(acl)], Stat.unpack(stat))
 
 
 def _alias(path: str) -> str:
