@@ -28,7 +28,7 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL, Id
 
 from dcos_backup.errors import IntegrityError
-from dcos_backup.fsutil import HashingReader, HashingWriter, Sink, Source
+from dcos_backup.fsutil import HashingReader, HashingWriter, Readable, Sink, Source
 from dcos_backup.logical import ZNode
 from dcos_backup.logical.records import is_under
 
@@ -127,7 +127,7 @@ def verify_archive(raw: BinaryIO | Source, expected_sha256: str | None, root: st
     nodes = data_bytes = 0
     structure_error: IntegrityError | None = None
     try:
-        for node in read_archive(reader):  # type: ignore[arg-type]
+        for node in read_archive(reader):
             if root is not None and not _inside(node.path, root):
                 raise IntegrityError(f"archive holds {node.path!r:.200}, outside its component's root {root}")
             nodes += 1
@@ -148,7 +148,7 @@ def _inside(path: str, root: str) -> bool:
     return plain and is_under(path, root)
 
 
-def read_archive(raw: BinaryIO) -> Iterator[ZNode]:
+def read_archive(raw: Readable) -> Iterator[ZNode]:
     """Yield the znodes of an archive in order; IntegrityError on any damage or truncation.
 
     Nodes stream out as they are decoded, so damage near the end shows only after earlier nodes were

@@ -20,7 +20,7 @@ from dcos_backup.catalog.storage import Storage
 from dcos_backup.cli.client import BackupClient, Endpoint
 from dcos_backup.iam.store import IAM_PATH, Credentials, UserStore
 from dcos_backup.iam.tokens import issue_token
-from dcos_backup.iam.users import SUPERUSER
+from dcos_backup.iam.users import SUPERUSER, Directory
 from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.scheduler import Scheduler
 from dcos_backup.jobs.service import BackupService
@@ -71,7 +71,12 @@ def in_process_api(service: BackupService, zk_hosts: str, scheduler: Scheduler |
     credentials made for this app."""
     users = UserStore(zk_hosts, Credentials("dcos-backup", secrets.token_urlsafe(16)))
     try:
-        users.update(lambda d: (d.add_user(security.BOOTSTRAP_USER).grant(SUPERUSER), d.add_user("nobody")))
+
+        def add_users(directory: Directory) -> None:
+            directory.add_user(security.BOOTSTRAP_USER).grant(SUPERUSER)
+            directory.add_user("nobody")
+
+        users.update(add_users)
         app = build_app(service, Authorizer(SIGNING_KEY.public_key(), users.watch()), scheduler)
         api = InProcessApi(TestClient(app), users)
         api.http.headers["Authorization"] = f"token={api.token(security.BOOTSTRAP_USER)}"
