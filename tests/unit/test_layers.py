@@ -116,6 +116,20 @@ def test_each_row_imports_only_from_the_rows_below(row):
     assert violations(modules) == []
 
 
+def test_the_product_never_imports_the_fixtures_but_the_launcher_seeds_with_them():
+    """Row 6 lets everything above it import the data fixtures; of the product only ``local`` may."""
+    bad = [
+        f"{name} imports {imported}"
+        for name, names in MODULES.items()
+        if unit_of(name) not in (None, "local") and not unit_of(name).startswith("testing")
+        for imported in sorted(names)
+        if imported.startswith("dcos_backup.testing")
+    ]
+    assert bad == []
+    local = set().union(*(names for name, names in MODULES.items() if unit_of(name) == "local"))
+    assert any(name.startswith("dcos_backup.testing.seed") for name in local)  # what makes the rule bite
+
+
 def test_the_layer_picture_opens_the_design_document():
     """The picture comes first: before any other section of docs/design.md."""
     text = DESIGN.read_text()
