@@ -257,11 +257,13 @@ class _Jute:
     # _take before self.raw is read: a refill replaces the buffer.
     def int(self) -> int:
         start = self._take(4)
-        return _INT.unpack_from(self.raw, start)[0]
+        value: builtins.int = _INT.unpack_from(self.raw, start)[0]
+        return value
 
     def long(self) -> builtins.int:
         start = self._take(8)
-        return _LONG.unpack_from(self.raw, start)[0]
+        value: builtins.int = _LONG.unpack_from(self.raw, start)[0]
+        return value
 
     def bool(self) -> bool:
         start = self._take(1)
@@ -395,11 +397,12 @@ def parse_txn(raw: bytes) -> Txn:
 def _check_header(stream: _Jute, magic: int) -> int:
     raw = stream.take(FILE_HEADER.size)
     got, version, dbid = FILE_HEADER.unpack(raw)
+    dbid_: int = dbid
     if got != magic:
         raise IntegrityError(f"{stream.name}: not a ZooKeeper {'snapshot' if magic == SNAP_MAGIC else 'log'} file")
     if version != 2:
         raise IntegrityError(f"{stream.name}: unsupported format version {version}")
-    return dbid
+    return dbid_
 
 
 def open_data_file(path: Path) -> BinaryIO:
@@ -521,7 +524,8 @@ def snapshot_digest_zxid(path: Path) -> int | None:
         first_end, zxid, version, _, _, last_end = _DIGEST_TAIL.unpack(f.read(_DIGEST_TAIL.size))
     if first_end != _SEAL_TAIL or last_end != _SEAL_TAIL or version != DIGEST_VERSION:
         return None
-    return zxid
+    last_zxid: int = zxid
+    return last_zxid
 
 
 @dataclass

@@ -101,7 +101,8 @@ def _strict_tarinfo(max_size: int) -> type[tarfile.TarInfo]:
                     f"archive can hold ({limit}); refusing it"
                 )
             info.offset = offset
-            return info._proc_member(tar)  # type: ignore[attr-defined]
+            member: Self = info._proc_member(tar)  # type: ignore[attr-defined]  # tarfile's own, not in its stubs
+            return member
 
     return StrictTarInfo
 

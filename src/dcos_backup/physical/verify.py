@@ -194,7 +194,7 @@ class _Chunked(io.RawIOBase):
         if self._done:
             return 0
         view = memoryview(buffer)
-        n = self._source.readinto(view[: min(len(view), self._left)])  # type: ignore[attr-defined]  # a raw pipe
+        n: int = self._source.readinto(view[: min(len(view), self._left)])  # type: ignore[attr-defined]  # a pipe
         if not n:
             self._done = True  # the writer died mid-file: the reader sees the file end here
         self._left -= n
