@@ -117,7 +117,7 @@ def test_each_row_imports_only_from_the_rows_below(row):
 
 
 def test_the_product_never_imports_the_fixtures_but_the_launcher_seeds_with_them():
-    """Row 6 lets everything above it import the data fixtures; of the product only ``local`` may."""
+    """Row 5 lets everything above it import the data fixtures; of the product only ``local`` may."""
     bad = [
         f"{name} imports {imported}"
         for name, names in MODULES.items()
