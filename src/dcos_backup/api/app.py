@@ -164,12 +164,15 @@ def token_check(authorizer: Authorizer) -> Callable[..., str]:
     return authorized
 
 
+Responses = dict[int | str, dict[str, Any]]  # an APIRouter's documented responses by status
+
+
 def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
     """DC/OS's four routes, each behind the permission check, each answering DC/OS's documents."""
     authorized = token_check(authorizer)
     errors: dict[str, Any] = {"model": ErrorBody}
     # 400: bad input (request validation errors are 400, not FastAPI's 422); 422: a damaged catalog entry.
-    common: dict[int | str, dict[str, Any]] = {400: errors, 401: errors, 403: errors, 422: errors}
+    common: Responses = {400: errors, 401: errors, 403: errors, 422: errors}
     router = APIRouter(dependencies=[Depends(authorized)], responses=common)
     watch = JobWatch(service)
 
@@ -221,14 +224,7 @@ def portable_routes(service: BackupService, authorizer: Authorizer) -> APIRouter
     """Beyond DC/OS: a backup as one portable file, out (download) and in (upload, to this catalog)."""
     authorized = token_check(authorizer)
     errors: dict[str, Any] = {"model": ErrorBody}
-    common: dict[int | str, dict[str, Any]] = {
-        400: errors,
-        401: errors,
-        403: errors,
-        404: errors,
-        409: errors,
-        422: errors,
-    }
+    common: Responses = {400: errors, 401: errors, 403: errors, 404: errors, 409: errors, 422: errors}
     # The dependency runs before the body is read: an upload without a valid token sends nothing to storage.
     router = APIRouter(dependencies=[Depends(authorized)], responses=common)
 
