@@ -17,9 +17,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from dcos_backup.errors import StorageError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 _FULL = {errno.ENOSPC, errno.EDQUOT}
 _DRAIN = 1 << 20
@@ -85,10 +88,22 @@ class Source(ABC):
         """Read the bytes at rest to their end without interpreting them (after damage was found, say)."""
 
 
+class Writable(Protocol):
+    """Anything with a file's ``write``: a file, a :class:`HashingWriter`."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
+class Readable(Protocol):
+    """Anything with a file's ``read``: a file, a :class:`Source`, a :class:`TeeReader`, an S3 body."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class HashingReader(Source):
     """A read-only file wrapper computing sha256 of everything read through it."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: Readable) -> None:
         self.raw = raw
         self.sha256 = hashlib.sha256()
         self.size = 0
@@ -108,7 +123,7 @@ class HashingReader(Source):
 class TeeReader:
     """A readable file whose reads also go to ``sink`` (a spool's ``write``, a checker's ``feed``)."""
 
-    def __init__(self, source: BinaryIO, sink: Callable[[bytes], object]) -> None:
+    def __init__(self, source: Readable, sink: Callable[[bytes], object]) -> None:
         self._source = source
         self._sink = sink
 
@@ -129,14 +144,15 @@ class ChunkReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         while not self._rest:
             try:
                 self._rest = next(self._chunks)
             except StopIteration:
                 return 0
-        n = min(len(buffer), len(self._rest))
-        buffer[:n] = self._rest[:n]
+        view = memoryview(buffer)
+        n = min(len(view), len(self._rest))
+        view[:n] = self._rest[:n]
         self._rest = self._rest[n:]
         return n
 

@@ -1,17 +1,15 @@
-"""The import rules between the package's layers (docs/design.md, "Layers"), checked on the source.
+"""The layer picture at the top of docs/design.md, checked on the source: every row of it, read from the document.
 
-Bottom to top: errors/fsutil -> master, storage -> logical, physical, exhibitor, catalog, components -> jobs (the
-service's core) -> api (its HTTP face) -> cli, local; ``catalog`` and ``physical`` stand side by side on ``storage``.
-Below the face, only its route constants (``api/paths.py``) may be imported (the Admin Router's config, the
-launcher's health check). ``testing`` holds fixtures: only the launcher (``local``) may import it from the
-package, and only its data fixtures (seed, holder, load, trees), which import no launcher; the rest of
-``testing`` (the fault scenarios, the ways in to the API that tests and benchmarks share) drives a local
-cluster, so it sits above ``local``.
+Each row of the picture names its units (a package such as ``jobs``, a top-level module such as ``errors``, or one
+module placed on its own such as ``api.paths`` or ``testing.seed``); a module belongs to the most specific unit
+that names it. A module imports only from its own unit and from the rows below its own, never from a unit beside
+it in the same row: the rows above are off limits, and so are neighbours. Lazy imports (inside functions) count.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import pytest
 import dcos_backup
 
 PACKAGE = Path(dcos_backup.__file__).parent
+DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 
 
 def imports_of(path: Path) -> set[str]:
@@ -34,106 +33,105 @@ def imports_of(path: Path) -> set[str]:
     return {name for name in found if name == "dcos_backup" or name.startswith("dcos_backup.")}
 
 
-def layer_of(path: Path) -> str:
-    """``master``, ``physical``, ... for a module in a sub-package; the module's name for a top-level one."""
-    rel = path.relative_to(PACKAGE)
-    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+def module_name(path: Path) -> str:
+    """``dcos_backup.api.paths`` for ``api/paths.py``; ``dcos_backup.api`` for ``api/__init__.py``."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(("dcos_backup", *(parts[:-1] if parts[-1] == "__init__" else parts)))
 
 
-MODULES = {path: (layer_of(path), imports_of(path)) for path in sorted(PACKAGE.rglob("*.py"))}
+MODULES = {module_name(path): imports_of(path) for path in sorted(PACKAGE.rglob("*.py"))}
 
 
-def within(name: str, *packages: str) -> bool:
-    return any(name == f"dcos_backup.{p}" or name.startswith(f"dcos_backup.{p}.") for p in packages)
+def picture_rows(text: str) -> list[tuple[int, list[str]]]:
+    """The picture's rows, top first: ``(row number, units)``, from the lines ``  N │ units │ what they hold``
+    (a line with no number goes on with the row above it)."""
+    block = text.split("<!-- layers: checked by tests/unit/test_layers.py -->", 1)[1].split("```", 2)[1]
+    rows: list[tuple[int, list[str]]] = []
+    for line in block.splitlines():
+        cells = [cell.strip() for cell in line.split("│")]
+        if len(cells) != 3:
+            continue
+        if cells[0].isdigit():
+            rows.append((int(cells[0]), cells[1].split()))
+        elif not cells[0] and rows:
+            rows[-1][1].extend(cells[1].split())
+    return rows
 
 
-def offenders(layers_bound: set[str] | None, forbidden: tuple[str, ...], allowed_layers: tuple[str, ...]) -> list:
-    return [
-        f"{path.relative_to(PACKAGE)} imports {name}"
-        for path, (layer, names) in MODULES.items()
-        if layer not in allowed_layers and (layers_bound is None or layer in layers_bound)
-        for name in sorted(names)
-        if within(name, *forbidden)
-    ]
+ROWS = picture_rows(DESIGN.read_text())
+UNIT_ROW = {unit: row for row, units in ROWS for unit in units}
 
 
-def test_the_walk_sees_the_package_and_imports_inside_functions():
-    assert {"master", "storage", "local", "cli", "physical", "catalog", "testing"} <= {
-        layer for layer, _ in MODULES.values()
+def unit_of(name: str) -> str | None:
+    """The most specific unit of the picture that ``name`` (a module, or a name imported from one) is in."""
+    parts = name.split(".")[1:]
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in UNIT_ROW:
+            return ".".join(parts[:n])
+    return None
+
+
+def test_the_picture_is_read_and_places_every_module():
+    assert [row for row, _ in ROWS] == sorted((row for row, _ in ROWS), reverse=True), "rows go top to bottom"
+    assert len(UNIT_ROW) == sum(len(units) for _, units in ROWS), "a unit is named once"
+    assert {"errors", "master", "storage", "logical", "physical", "catalog", "jobs", "api", "cli", "local"} <= set(
+        UNIT_ROW
+    )
+    unplaced = [name for name in MODULES if name != "dcos_backup" and unit_of(name) is None]
+    assert unplaced == []
+    assert all(unit_of(f"dcos_backup.{unit}") == unit for unit in UNIT_ROW), "a unit the source does not have"
+
+
+def test_the_walk_sees_imports_inside_functions():
+    assert "dcos_backup.local.spec" in MODULES["dcos_backup.cli.endpoint"]  # imported in a function
+
+
+def test_a_rule_that_is_broken_is_found():
+    """The check bites: an import upwards and one between neighbours are both reported."""
+    assert violations({"dcos_backup.jobs.x": {"dcos_backup.api.app"}}) == ["jobs.x imports dcos_backup.api.app"]
+    assert violations({"dcos_backup.physical.x": {"dcos_backup.catalog.models"}}) != []
+    assert violations({"dcos_backup.api.x": {"dcos_backup.jobs.service", "dcos_backup.api.paths"}}) == []
+
+
+def violations(modules: dict[str, set[str]]) -> list[str]:
+    found = []
+    for module, names in modules.items():
+        unit = unit_of(module)
+        assert unit is not None, module
+        for name in sorted(names):
+            target = unit_of(name)
+            if name == "dcos_backup" or name.startswith("dcos_backup.__") or target == unit:
+                continue  # the package's root (its __version__) and the module's own unit
+            if target is None or UNIT_ROW[target] >= UNIT_ROW[unit]:
+                found.append(f"{module.removeprefix('dcos_backup.')} imports {name}")
+    return found
+
+
+@pytest.mark.parametrize("row", [row for row, _ in ROWS])
+def test_each_row_imports_only_from_the_rows_below(row):
+    modules = {
+        name: names for name, names in MODULES.items() if name != "dcos_backup" and UNIT_ROW[unit_of(name)] == row
     }
-    assert "dcos_backup.local.spec" in MODULES[PACKAGE / "cli" / "endpoint.py"][1]  # imported in a function
+    assert modules, f"row {row} holds no module"
+    assert violations(modules) == []
 
 
-def test_the_cli_imports_the_service_core_and_its_face():
-    """What makes the two rules below bite: the console scripts do use both layers."""
-    cli_imports = set().union(*(names for layer, names in MODULES.values() if layer == "cli"))
-    assert any(within(name, "jobs") for name in cli_imports)
-    assert any(within(name, "api") for name in cli_imports)
-
-
-def test_the_service_core_never_imports_its_face():
-    """jobs/ runs backups and restores; the HTTP face (api/) calls it, never the reverse."""
-    assert offenders({"jobs"}, ("api", "cli", "local"), ()) == []
-
-
-def test_below_the_face_only_its_route_constants_are_imported():
+def test_the_product_never_imports_the_fixtures_but_the_launcher_seeds_with_them():
+    """Row 5 lets everything above it import the data fixtures; of the product only ``local`` may."""
     bad = [
-        f"{path.relative_to(PACKAGE)} imports {name}"
-        for path, (layer, names) in MODULES.items()
-        if layer not in ("api", "cli", "testing")  # testing's drivers sit above the face (the data fixtures: below)
-        for name in sorted(names)
-        if within(name, "api") and not within(name, "api.paths")
+        f"{name} imports {imported}"
+        for name, names in MODULES.items()
+        if unit_of(name) not in (None, "local") and not unit_of(name).startswith("testing")
+        for imported in sorted(names)
+        if imported.startswith("dcos_backup.testing")
     ]
     assert bad == []
+    local = set().union(*(names for name, names in MODULES.items() if unit_of(name) == "local"))
+    assert any(name.startswith("dcos_backup.testing.seed") for name in local)  # what makes the rule bite
 
 
-@pytest.mark.parametrize("layer", ["master", "storage"])
-def test_master_and_storage_are_the_bottom_layer(layer):
-    """master/ and storage/ import nothing of the package but errors, fsutil and themselves."""
-    bad = [
-        f"{path.relative_to(PACKAGE)} imports {name}"
-        for path, (layer_, names) in MODULES.items()
-        if layer_ == layer
-        for name in sorted(names)
-        if name != "dcos_backup" and not within(name, "errors", "fsutil", layer)
-    ]
-    assert bad == []
-
-
-def test_zkdata_stands_beside_catalog_not_on_it():
-    """The physical tool keeps its archives in storage/ like the catalog does, and never imports the catalog."""
-    assert offenders({"physical"}, ("catalog",), ()) == []
-
-
-@pytest.mark.parametrize(
-    ("forbidden", "allowed_layers"),
-    [
-        (("local",), ("local", "cli", "testing")),  # the launcher is the top: only the CLI (and drivers) use it
-        (("cli",), ("cli", "testing")),  # nothing below a console script imports one (drivers use its client)
-        (("testing",), ("testing", "local")),  # fixtures stay out of the product; the launcher exposes the seed
-    ],
-)
-def test_upper_layers_are_not_imported_from_below(forbidden, allowed_layers):
-    assert offenders(None, forbidden, allowed_layers) == []
-
-
-DATA_FIXTURES = ("testing.seed", "testing.holder", "testing.load", "testing.trees")
-
-
-def test_the_launcher_uses_only_the_data_fixtures_and_they_use_no_launcher():
-    """``local`` -> ``testing.seed`` and ``testing.fault_scenarios`` -> ``local`` without a cycle."""
-    from_local = [
-        f"{path.relative_to(PACKAGE)} imports {name}"
-        for path, (layer, names) in MODULES.items()
-        if layer == "local"
-        for name in sorted(names)
-        if within(name, "testing") and not within(name, *DATA_FIXTURES)
-    ]
-    data = {PACKAGE / (name.replace(".", "/") + ".py") for name in DATA_FIXTURES}
-    from_data = [
-        f"{path.relative_to(PACKAGE)} imports {n}"
-        for path in data
-        for n in MODULES[path][1]
-        if within(n, "local", "cli", "api", "jobs")
-    ]
-    assert from_local == [] and from_data == []
+def test_the_layer_picture_opens_the_design_document():
+    """The picture comes first: before any other section of docs/design.md."""
+    text = DESIGN.read_text()
+    first_section = re.search(r"^## .*$", text, re.MULTILINE)
+    assert first_section is not None and "Layers" in first_section.group(0)

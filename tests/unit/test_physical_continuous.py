@@ -290,3 +290,17 @@ def test_log_lines_for_a_multi_share_its_zxid():
         (E1 + 7, "setData", "/", True),
     ]
     assert lines[0]["time"] == format_time(T0) and lines[0]["session"] == 0x55
+
+
+def test_the_log_of_a_repository_lists_each_archived_transaction_once(data, tmp_path):
+    """``dcos-zk log``: every transaction the segments hold, in zxid order, filtered by path prefix."""
+    repo = tmp_path / "repo"
+    archiver(data, repo).step()
+    data.write(E1 + 1, range(E1 + 11, E1 + 14))
+    archiver(data, repo).step()
+    index = RepoIndex(LocalStore(repo), "master-1")
+    docs = list(txlog.transactions(index))
+    assert [(d["zxid"], d["type"], d["path"]) for d in docs] == [
+        (z, "create", f"/n{z:x}") for z in range(E1 + 1, E1 + 14)
+    ]
+    assert [d["zxid"] for d in txlog.transactions(index, prefix=f"/n{E1 + 12:x}")] == [E1 + 12]

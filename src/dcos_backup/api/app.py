@@ -22,7 +22,7 @@ import io
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import anyio.from_thread
@@ -188,12 +188,15 @@ def token_check(authorizer: Authorizer) -> Callable[..., str]:
     return authorized
 
 
+Responses = dict[int | str, dict[str, Any]]  # an APIRouter's documented responses by status
+
+
 def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
     """DC/OS's four routes, each behind the permission check, each answering DC/OS's documents."""
     authorized = token_check(authorizer)
-    errors = {"model": ErrorBody}
+    errors: dict[str, Any] = {"model": ErrorBody}
     # 400: bad input (request validation errors are 400, not FastAPI's 422); 422: a damaged catalog entry.
-    common = {400: errors, 401: errors, 403: errors, 422: errors}
+    common: Responses = {400: errors, 401: errors, 403: errors, 422: errors}
     router = APIRouter(dependencies=[Depends(authorized)], responses=common)
     watch = JobWatch(service)
 
@@ -258,7 +261,7 @@ def blocking_chunks(chunks: AsyncIterator[bytes]) -> Iterator[bytes]:
     body streams through and is never held whole."""
     while True:
         try:
-            yield anyio.from_thread.run(chunks.__anext__)
+            yield anyio.from_thread.run(chunks.__anext__)  # type: ignore[arg-type]  # an awaitable, as run wants
         except StopAsyncIteration:
             return
 
@@ -266,8 +269,8 @@ def blocking_chunks(chunks: AsyncIterator[bytes]) -> Iterator[bytes]:
 def portable_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
     """Beyond DC/OS: a backup as one portable file, out (download) and in (upload, to this catalog)."""
     authorized = token_check(authorizer)
-    errors = {"model": ErrorBody}
-    common = {400: errors, 401: errors, 403: errors, 404: errors, 409: errors, 422: errors}
+    errors: dict[str, Any] = {"model": ErrorBody}
+    common: Responses = {400: errors, 401: errors, 403: errors, 404: errors, 409: errors, 422: errors}
     # The dependency runs before the body is read: an upload without a valid token sends nothing to storage.
     router = APIRouter(dependencies=[Depends(authorized)], responses=common)
 

@@ -20,7 +20,7 @@ import hashlib
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 import msgpack
 import zstandard
@@ -28,7 +28,7 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL, Id
 
 from dcos_backup.errors import IntegrityError
-from dcos_backup.fsutil import HashingReader, HashingWriter, Sink, Source
+from dcos_backup.fsutil import HashingReader, HashingWriter, Readable, Sink, Source
 from dcos_backup.logical import ZNode
 from dcos_backup.logical.records import is_under
 
@@ -66,7 +66,7 @@ class ArchiveWriter:
         # threads: libzstd compresses on its own worker threads while this one keeps reading ZooKeeper
         # (measured: the backup of 100k znodes spent a third of its time compressing inline).
         params = zstandard.ZstdCompressor(level=level, write_checksum=True, threads=COMPRESS_THREADS)
-        self._zstd = params.stream_writer(self._out, closefd=False)
+        self._zstd = params.stream_writer(cast(BinaryIO, self._out), closefd=False)  # it only writes
         self._packer = msgpack.Packer(use_bin_type=True, autoreset=False)
         self._acls: dict[tuple[ACL, ...], list[list[object]]] = {}  # a tree has few distinct ACLs
         self.nodes = 0
@@ -127,7 +127,7 @@ def verify_archive(raw: BinaryIO | Source, expected_sha256: str | None, root: st
     nodes = data_bytes = 0
     structure_error: IntegrityError | None = None
     try:
-        for node in read_archive(reader):  # type: ignore[arg-type]
+        for node in read_archive(reader):
             if root is not None and not _inside(node.path, root):
                 raise IntegrityError(f"archive holds {node.path!r:.200}, outside its component's root {root}")
             nodes += 1
@@ -148,7 +148,7 @@ def _inside(path: str, root: str) -> bool:
     return plain and is_under(path, root)
 
 
-def read_archive(raw: BinaryIO) -> Iterator[ZNode]:
+def read_archive(raw: Readable) -> Iterator[ZNode]:
     """Yield the znodes of an archive in order; IntegrityError on any damage or truncation.
 
     Nodes stream out as they are decoded, so damage near the end shows only after earlier nodes were
@@ -159,7 +159,7 @@ def read_archive(raw: BinaryIO) -> Iterator[ZNode]:
     # decompressobj, not stream_reader: it tells whether the frame (and its checksum) really ended.
     zstd = zstandard.ZstdDecompressor().decompressobj()
     unpacker = msgpack.Unpacker(raw=False, max_buffer_size=64 << 20)
-    header: dict | None = None
+    header: dict[str, object] | None = None
     nodes = data_bytes = 0
     ended = False
     try:
@@ -190,14 +190,14 @@ def read_archive(raw: BinaryIO) -> Iterator[ZNode]:
         raise IntegrityError("archive is truncated or has trailing data")
 
 
-def _node_from(item: list) -> ZNode:
+def _node_from(item: list[Any]) -> ZNode:
     path, data, acl, stat = item
     if not isinstance(path, str) or not path.startswith("/") or not isinstance(data, bytes):
         raise IntegrityError(f"bad znode record {path!r:.80}")
     return ZNode(path, data, tuple(ACL(int(p), Id(str(s), str(i))) for p, s, i in acl), _stat_from(stat, len(data)))
 
 
-def _stat_from(fields: list | None, data_length: int) -> ZnodeStat | None:
+def _stat_from(fields: list[Any] | None, data_length: int) -> ZnodeStat | None:
     """The recorded stat as kazoo's: ephemeralOwner 0 (archives hold persistent nodes), numChildren -1
     when the archive did not record it. (Field types are the sha256's to vouch for: checking each one
     cost a tenth of a restore's CPU.)"""

@@ -21,6 +21,7 @@ import json
 import tarfile
 import time
 from collections.abc import Iterator
+from functools import partial
 from typing import BinaryIO
 
 from pydantic import ValidationError
@@ -55,7 +56,7 @@ def _tar_stream(storage: Storage, record: BackupRecord, archives: list[tuple[str
     yield from _member(RECORD_FILE, len(doc), iter([doc]))
     for name, size in archives:
         with storage.objects.get(f"{record.id}/{name}") as raw:
-            yield from _member(name, size, iter(lambda r=raw: r.read(_CHUNK), b""))
+            yield from _member(name, size, iter(partial(raw.read, _CHUNK), b""))
     yield b"\0" * (2 * _BLOCK)  # the end of a tar
 
 

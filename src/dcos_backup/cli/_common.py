@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import traceback
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 import click
 
@@ -49,7 +49,7 @@ def run(command: click.Command, args: list[str] | None = None) -> NoReturn:
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def setup_logging(verbose: bool, stream: object = None) -> None:
+def setup_logging(verbose: bool, stream: TextIO | None = None) -> None:
     """``-v`` logs each step (INFO) to stderr; without it only warnings."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,

@@ -6,6 +6,7 @@ finding the cluster is the caller's business (``cli/endpoint.py`` for the CLI).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import ssl
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -78,7 +80,7 @@ class BackupClient:
             verify=endpoint.ssl_context(),
         )
 
-    def _call(self, method: str, path: str, **kwargs: object) -> dict:
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -144,7 +146,7 @@ class BackupClient:
             return self._call("POST", UPLOAD, content=chunks, headers=headers, timeout=TRANSFER_TIMEOUT)["backup_info"]
 
     @contextlib.contextmanager
-    def _stream(self, method: str, path: str, **kwargs: object) -> Iterator[httpx.Response]:
+    def _stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
         try:
             with self._http.stream(method, path, timeout=TRANSFER_TIMEOUT, **kwargs) as response:
                 if response.status_code >= 400:
@@ -196,7 +198,7 @@ class BackupClient:
         return self._call("DELETE", DELETE, json={"id": backup_id})["backup_info"]
 
     # ---------------------------------------------------------------- schedules (our extension)
-    def schedules(self) -> list[dict]:
+    def schedules(self) -> builtins.list[dict]:  # builtins: the method list() shadows the type here
         """``GET /schedules``: every schedule, by name."""
         return self._call("GET", SCHEDULES)["schedules"]
 

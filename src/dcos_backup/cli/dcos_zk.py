@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -486,7 +486,7 @@ def archive(
 def archive_status(repo: str, stream: str | None, as_json: bool) -> None:
     """What the repository holds: per stream, its generations, their restorable ranges and any problem."""
     index = RepoIndex(open_store(repo), stream)
-    docs = [
+    docs: list[dict[str, Any]] = [
         {
             "stream": gen.stream,
             "generation": gen.id,
@@ -494,7 +494,7 @@ def archive_status(repo: str, stream: str | None, as_json: bool) -> None:
             "ended": (gen.end or {}).get("reason"),
             "snapshots": len(gen.snapshots),
             "segments": len(gen.segments),
-            "bytes": sum(o.size for o in [*gen.snapshots, *gen.segments]),
+            "bytes": sum(o.size for o in gen.snapshots) + sum(o.size for o in gen.segments),
             "restorable": [{**asdict(r), "first": zxid_hex(r.first), "last": zxid_hex(r.last)} for r in gen.ranges()],
             "problems": gen.problems(),
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
 import click
@@ -33,7 +34,7 @@ def print_result(doc: object, as_json: bool, line: str) -> None:
         click.echo(line)
 
 
-def print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def print_table(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     """Left-aligned columns two spaces apart, as the DC/OS CLI prints its tables."""
     widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
     for line in (columns, *rows):

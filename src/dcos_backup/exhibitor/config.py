@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dcos_backup.errors import ClusterError, UsageError
 from dcos_backup.master.layout import MasterLayout
@@ -70,7 +71,7 @@ class NodeConfig:
         return json.dumps(doc, indent=2) + "\n"
 
     @classmethod
-    def from_dict(cls, doc: dict) -> NodeConfig:
+    def from_dict(cls, doc: dict[str, Any]) -> NodeConfig:
         try:
             return cls(
                 id=int(doc["id"]),

@@ -16,9 +16,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from kazoo.exceptions import BadVersionError, KazooException, NoAuthError, NodeExistsError, NoNodeError
 from kazoo.recipe.watchers import DataWatch
+from kazoo.security import ACL
 from pydantic import ValidationError
 
 from dcos_backup.errors import DcosBackupError, StorageError, ZooKeeperUnavailable
@@ -26,6 +28,8 @@ from dcos_backup.fsutil import write_private_file
 from dcos_backup.iam import znodes
 from dcos_backup.iam.users import Directory, User
 from dcos_backup.logical import connect
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +69,7 @@ class Credentials:
         return [("digest", f"{self.user}:{self.password}")]
 
     @property
-    def acl(self) -> list:
+    def acl(self) -> list[ACL]:
         """Everything for this identity, nothing for anyone else (the users: :func:`.znodes.owner_acl`)."""
         return znodes.owner_acl(self, znodes.IAM)
 
@@ -137,7 +141,7 @@ class UserStore:
         else:
             self.client.set(IAM_PATH, payload, version=version)
 
-    def _guarded(self, action: Callable[[], object]):
+    def _guarded(self, action: Callable[[], T]) -> T:
         try:
             return action()
         except (BadVersionError, NodeExistsError):

@@ -51,8 +51,11 @@ WORLD_READ = ACL(Permissions.READ, ANYONE_ID_UNSAFE)
 class Identity(Protocol):
     """A ZooKeeper digest identity (:class:`dcos_backup.iam.store.Credentials` is one)."""
 
-    user: str
-    password: str
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def password(self) -> str: ...
 
 
 class UntrustedTree(DcosBackupError):
@@ -61,7 +64,7 @@ class UntrustedTree(DcosBackupError):
 
 def digest_id(identity: Identity) -> str:
     """``user:base64(sha1(user:password))``: how ZooKeeper names the identity in an ACL."""
-    return make_digest_acl_credential(identity.user, identity.password)
+    return str(make_digest_acl_credential(identity.user, identity.password))
 
 
 def owner_acl(identity: Identity, path: str = ROOT) -> list[ACL]:
@@ -87,7 +90,7 @@ def create_owned(client: KazooClient, path: str, data: bytes, identity: Identity
     being the service's). ``kwargs``: kazoo's ``ephemeral``/``sequence``. NodeExistsError as kazoo's."""
     acl = owner_acl(identity, path)
     try:
-        return client.create(path, data, acl=acl, **kwargs)
+        return str(client.create(path, data, acl=acl, **kwargs))
     except NoNodeError:
         if path.rsplit("/", 1)[0] != ROOT:
             raise
@@ -96,7 +99,7 @@ def create_owned(client: KazooClient, path: str, data: bytes, identity: Identity
     transaction.create(path, data, acl=acl, **kwargs)
     root, created = transaction.commit()
     if isinstance(root, NodeExistsError):  # another instance made the root meanwhile
-        return client.create(path, data, acl=acl, **kwargs)
+        return str(client.create(path, data, acl=acl, **kwargs))
     for result in (root, created):
         if isinstance(result, Exception):
             raise result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from dcos_backup.catalog.archive import read_archive
 from dcos_backup.catalog.models import BackupRecord
@@ -17,13 +18,14 @@ from dcos_backup.errors import IntegrityError
 from dcos_backup.jobs.engine import Engine
 from dcos_backup.jobs.plan import Target
 from dcos_backup.jobs.runner import Job
-from dcos_backup.logical import ZNode
+
+T = TypeVar("T")  # a znode or an operation
 
 PROGRESS_TICK = 64  # nodes between two updates of an apply's or a verification's progress
 COUNTS = ("created", "updated", "deleted", "unchanged", "counters", "counter_children")
 
 
-def followed(nodes: Iterable[ZNode], job: Job, cancellable: bool) -> Iterator[ZNode]:
+def followed(nodes: Iterable[T], job: Job, cancellable: bool) -> Iterator[T]:
     """``nodes``, counted in the job's progress as they go and, if ``cancellable``, stopping with Cancelled
     once the job is cancelled (an Event's check per node costs little)."""
     progress = job.progress

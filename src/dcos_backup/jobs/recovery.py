@@ -76,7 +76,7 @@ class Recovery:
         elif restore is not None and restore.status == Status.RESTORING and restore.safety_backup_id is None:
             restore.fail("interrupted before any change; ZooKeeper was not touched")
             self.storage.write(record)
-        elif restore is not None and restore.status == Status.RESTORING:
+        elif restore is not None and restore.status == Status.RESTORING and restore.safety_backup_id is not None:
             self._roll_back_in_background(record, restore, restore.safety_backup_id)
         else:
             return False

@@ -195,7 +195,9 @@ def wait_serving(
         time.sleep(0.25)
 
 
-def _not_serving(cluster: ClusterSpec, timeout: float, statuses: list[MemberStatus], watched: list[Master]) -> NoReturn:
+def _not_serving(
+    cluster: ClusterSpec, timeout: float, statuses: list[MemberStatus], watched: Sequence[Master]
+) -> NoReturn:
     states = ", ".join(f"{s.hostname} {s.description}" for s in statuses)
     failing = [m for m, s in zip(cluster.masters, statuses, strict=True) if s.code != 3 and m in watched]
     last_words = ""

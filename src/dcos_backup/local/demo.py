@@ -20,13 +20,18 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import click
 
 from dcos_backup.errors import DcosBackupError
-from dcos_backup.local.spec import CLUSTER_FILE, ClusterSpec
+from dcos_backup.local.spec import ClusterSpec
 from dcos_backup.logical import connect
+from dcos_backup.master.layout import LOCAL_CLUSTER_FILE
 from dcos_backup.testing.trees import snapshot
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 DEMO_SUBNET = "127.21.0"
 BIN = Path(sys.executable).parent  # the console scripts are installed beside this Python
@@ -34,9 +39,9 @@ BIN = Path(sys.executable).parent  # the console scripts are installed beside th
 FOREIGN_SETTINGS = ("DCOS_URL", "DCOS_ACS_TOKEN", "DCOS_SSL_VERIFY", "DCOS_EXHIBITOR_DIR")
 
 
-def step(title: str) -> Callable[[Callable[..., object]], Callable[..., object]]:
-    def decorate(fn: Callable[..., object]) -> Callable[..., object]:
-        def wrapped(*args: object, **kwargs: object) -> object:
+def step(title: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
             click.secho(f"==> {title}", bold=True)
             started = time.monotonic()
             result = fn(*args, **kwargs)
@@ -204,7 +209,7 @@ def run_demo(
     finally:
         if keep:
             click.echo(f"cluster left running; use it with: export DCOS_LOCAL_DIR={shell.directory}")
-        elif (shell.directory / CLUSTER_FILE).exists():
+        elif (shell.directory / LOCAL_CLUSTER_FILE).exists():
             click.secho("==> stop the cluster (dcos-local down --purge)", bold=True)
             shell.run("dcos-local", "down", "--purge")
     click.secho("demo finished: every step passed", fg="green", bold=True)

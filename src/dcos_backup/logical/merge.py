@@ -27,7 +27,7 @@ written; parents missing live are created first (from the stream where it holds 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple, Protocol
+from typing import Final, Literal, NamedTuple, Protocol
 
 from kazoo.protocol.serialization import Create, Delete, Exists, SetACL, SetData
 from kazoo.protocol.states import ZnodeStat
@@ -40,14 +40,17 @@ from dcos_backup.logical.spec import ZkSpec
 from dcos_backup.logical.subtrees import Scope, split_scopes, subtree_paths
 from dcos_backup.logical.wire import Connection
 
-CREATE, UPDATE, DELETE, SAME = "create", "update", "delete", "unchanged"
+CREATE: Final = "create"
+UPDATE: Final = "update"
+DELETE: Final = "delete"
+SAME: Final = "unchanged"
 OPEN = tuple(OPEN_ACL_UNSAFE)
 
 
 class Step(NamedTuple):
     """One node of the difference: ``op`` is CREATE, UPDATE, DELETE or SAME."""
 
-    op: str
+    op: Literal["create", "update", "delete", "unchanged"]
     path: str
     want: ZNode | None  # None for a delete
     have: ZNode | None  # None for a create
@@ -151,9 +154,11 @@ def child_counter(stat: ZnodeStat | None) -> int:
     """
     if stat is None:
         return 0
-    if stat.numChildren < 0:
-        return stat.cversion
-    return (stat.cversion + stat.numChildren) // 2
+    cversion: int = stat.cversion  # kazoo's ZnodeStat is untyped
+    children: int = stat.numChildren
+    if children < 0:
+        return cversion
+    return (cversion + children) // 2
 
 
 def _locks_out(acl: tuple[ACL, ...]) -> bool:
@@ -177,7 +182,7 @@ class _Open:
 class Planner:
     """Turns steps into operations for ``sink``, counting them in ``stats``; call :meth:`finish` at the end."""
 
-    def __init__(self, sink: OpSink, full_path: object, stats: ApplyStats) -> None:
+    def __init__(self, sink: OpSink, full_path: Callable[[str], str], stats: ApplyStats) -> None:
         self.sink = sink
         self.full = full_path  # a path below the chroot -> the server's path
         self.stats = stats
@@ -191,13 +196,17 @@ class Planner:
             self._flush_deletes(path if op == DELETE else None)
         if self.open:
             self._leave(path)
+        # A step carries want but for a delete and have but for a create (plan_steps makes them so).
         if op == SAME:
+            assert step.want is not None
             self.stats.unchanged += 1
             self._open(path, None, step.want, step.have)
             self.sink.tick()
         elif op == CREATE:
+            assert step.want is not None
             self._create(step.want)
         elif op == UPDATE:
+            assert step.want is not None and step.have is not None
             self._update(step.want, step.have)
         else:
             self.deletes.append(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import msgpack
 from kazoo.protocol.serialization import Create, Delete, SetACL, SetData
@@ -26,11 +27,11 @@ def _acl_out(acl: list[ACL]) -> list[list[object]]:
     return [[a.perms, a.id.scheme, a.id.id] for a in acl]
 
 
-def _acl_in(acl: list[list]) -> list[ACL]:
+def _acl_in(acl: list[list[Any]]) -> list[ACL]:
     return [ACL(int(p), Id(str(s), str(i))) for p, s, i in acl]
 
 
-def _encode(op: object) -> list[object]:
+def _encode(op: Any) -> list[object]:  # kazoo's operations are untyped
     kind = type(op)
     if kind is Create:
         return [_CREATE, op.path, op.data, _acl_out(op.acl), op.flags]
@@ -45,7 +46,7 @@ def _encode(op: object) -> list[object]:
     raise TypeError(f"not an operation of a difference: {op!r:.80}")
 
 
-def _decode(item: list) -> object:
+def _decode(item: list[Any]) -> object:
     kind = item[0]
     if kind == _CREATE:
         return Create(item[1], item[2], _acl_in(item[3]), item[4])

@@ -34,8 +34,8 @@ GET_DATA = GetData.type
 GET_CHILDREN = GetChildren.type
 _ERROR = -1  # the op type of a failed op in a multi reply
 _NO_WATCH = b"\x00"
-_OP_HEADERS = {kind: multiheader_struct.pack(kind, False, -1) for kind in (GET_DATA, GET_CHILDREN)}
-_MULTI_END = multiheader_struct.pack(-1, True, -1)
+_OP_HEADERS: dict[int, bytes] = {kind: multiheader_struct.pack(kind, False, -1) for kind in (GET_DATA, GET_CHILDREN)}
+_MULTI_END: bytes = multiheader_struct.pack(-1, True, -1)
 _HEADER_SIZE = multiheader_struct.size
 _INT_SIZE = int_struct.size
 _STAT_SIZE = stat_struct.size
@@ -44,7 +44,8 @@ _STAT_SIZE = stat_struct.size
 def path_field(path: str) -> bytes:
     """A path as ZooKeeper's jute ``ustring``: int length + UTF-8."""
     raw = path.encode()
-    return int_struct.pack(len(raw)) + raw
+    length: bytes = int_struct.pack(len(raw))
+    return length + raw
 
 
 # What an op of a multiRead answers: what kazoo's own single request returns, as kazoo's Transaction
@@ -60,7 +61,8 @@ class ErrorResult(NamedTuple):
     code: int
 
     def exception(self) -> Exception:
-        return EXCEPTIONS[self.code]()
+        exc: Exception = EXCEPTIONS[self.code]()
+        return exc
 
 
 ReadResult = DataResult | ChildrenResult | ErrorResult

@@ -24,6 +24,7 @@ import itertools
 import select
 from collections import deque
 from collections.abc import Iterator
+from typing import cast
 
 from kazoo.exceptions import ConnectionLoss, NoAuthError, NoNodeError, SessionExpiredError, SessionMovedError
 from kazoo.protocol.serialization import Sync, stat_struct
@@ -31,7 +32,7 @@ from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL
 
 from dcos_backup.errors import AccessDenied, UsageError, ZooKeeperUnavailable
-from dcos_backup.logical.protocol import GET_CHILDREN, GET_DATA, GetACLRequest, MultiRead
+from dcos_backup.logical.protocol import GET_CHILDREN, GET_DATA, ErrorResult, GetACLRequest, MultiRead
 from dcos_backup.logical.records import ReadStats, ZNode, is_under, path_key
 from dcos_backup.logical.ride import Outage
 from dcos_backup.logical.spec import ZkSpec
@@ -194,8 +195,10 @@ class TreeReader:
         while schedule and room > 0:
             room -= 1
             key, parent = heapq.heappop(schedule)
+            assert parent.children is not None  # a node is scheduled once its children are known
             node = _Node(_join(parent.path, parent.children[parent.children_requested]), key)
             if parent.hidden:
+                assert self._after is not None  # only a resumed walk hides nodes
                 node.hidden = self._after[: len(key)] == key
             parent.kids.append(node)
             parent.children_requested += 1
@@ -240,8 +243,9 @@ class TreeReader:
                     stack.pop()
                     continue
                 data, node.data = node.data, None
+                assert data is not None  # complete: its data is in
                 yield ZNode(node.path, data, node.acl, node.stat)
-            elif node.children_emitted < len(node.children):
+            elif node.children_emitted < len(node.children or ()):
                 if not node.kids:
                     return  # the next child is not requested yet: the window fills first
                 stack.append(node.kids.popleft())
@@ -301,7 +305,7 @@ class TreeReader:
             elif type(result) is list:  # ChildrenResult
                 self._got_children(node, result)
             else:
-                self._gone(node, kind, result.exception())
+                self._gone(node, kind, cast(ErrorResult, result).exception())  # a NamedTuple: not `type() is tuple`
 
     def _got_data(self, node: _Node, data: bytes | None, stat: ZnodeStat) -> None:
         node.data, node.stat = data or b"", stat
@@ -315,7 +319,7 @@ class TreeReader:
 
     def _got_children(self, node: _Node, names: list[str]) -> None:
         node.children = sorted(names)
-        if node.hidden and len(node.key) < len(self._after):
+        if node.hidden and self._after is not None and len(node.key) < len(self._after):
             # Children before the resume point's branch were handed out with their subtrees already.
             del node.children[: bisect.bisect_left(node.children, self._after[len(node.key)])]
         if node.children:

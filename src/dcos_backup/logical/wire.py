@@ -55,7 +55,8 @@ class Reply(NamedTuple):  # a tuple: one is made per reply, and a frozen datacla
     tag: Any
 
     def error(self) -> Exception:
-        return EXCEPTIONS[self.err]()
+        exc: Exception = EXCEPTIONS[self.err]()
+        return exc
 
 
 def leader_first(addresses: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -304,4 +305,5 @@ class Connection:
 
 
 def _frame(payload: bytes | bytearray) -> bytes:
-    return int_struct.pack(len(payload)) + bytes(payload)
+    length: bytes = int_struct.pack(len(payload))
+    return length + bytes(payload)

@@ -46,7 +46,7 @@ MAX_IN_FLIGHT = 4
 COUNTER_CHILD = ".dcos-backup-counter"  # the throw-away child that raises a parent's child counter
 # In a failed multi every op reports an error; these only say "another op failed".
 _NOT_THE_CAUSE = {"RolledBackError", "RuntimeInconsistency"}
-_END = multiheader_struct.pack(-1, True, -1)
+_END: bytes = multiheader_struct.pack(-1, True, -1)
 # What a change refused for one of these met a node another client changed after the merge read it.
 _CHANGED = (NodeExistsError, NoNodeError, NotEmptyError, BadVersionError)
 
@@ -58,7 +58,7 @@ class _Multi:
 
     def __init__(self) -> None:
         self.body = bytearray()
-        self.ops: list = []
+        self.ops: list[Any] = []  # kazoo's operations (untyped)
 
     def append(self, op: object, encoded: bytes) -> None:
         self.body += encoded
@@ -72,7 +72,8 @@ class _Multi:
 
 
 def _encoded(op: Any) -> bytes:
-    return MultiHeader(op.type, False, -1).serialize() + op.serialize()
+    encoded: bytes = MultiHeader(op.type, False, -1).serialize() + op.serialize()
+    return encoded
 
 
 class _Batcher:
@@ -209,7 +210,7 @@ def _not_applied(conn: Connection, doubtful: list[tuple[Any, Any]]) -> list[tupl
     conn.queue(Sync(conn.full_path("/")), None)  # what the lost session's member committed is visible now
     for _ in conn.replies():
         pass
-    again = []
+    again: list[tuple[Any, Any]] = []
     for index, (request, tag) in enumerate(doubtful):
         applied = _was_applied(conn, request)
         if applied is False:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dcos_backup.errors import NotFound
 from dcos_backup.physical import tarsafe
@@ -25,9 +26,9 @@ class ArchiveInfo:
     # The zxid in the newest file's name (a log's name holds its FIRST zxid): not the last zxid of the
     # data, which only a replay finds (``dcos-zk verify``); named for what it is so nobody takes it for that.
     newest_file_zxid: str | None = None
-    members: list[dict] = field(default_factory=list)
+    members: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

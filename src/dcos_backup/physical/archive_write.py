@@ -221,7 +221,7 @@ def _write_archive(
     # 0600 like the catalog: the archive holds every znode's data (digest ACLs, credentials).
     with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as raw:
         hashing = HashingWriter(raw)
-        with ParallelGzipWriter(hashing, level, workers) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
+        with ParallelGzipWriter(hashing, level, workers) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:  # type: ignore[call-overload]
             tar.copybufsize = COPY_CHUNK
             for path in paths:
                 info = tar.gettarinfo(path, arcname=_arcname(zk_dir, path))

@@ -14,6 +14,7 @@ The readers stream: memory is one record (or one node) at a time. Every problem 
 
 from __future__ import annotations
 
+import builtins  # the reader's int() and bool() methods shadow the types in its class body
 import gzip
 import re
 import struct
@@ -256,17 +257,19 @@ class _Jute:
     # _take before self.raw is read: a refill replaces the buffer.
     def int(self) -> int:
         start = self._take(4)
-        return _INT.unpack_from(self.raw, start)[0]
+        value: builtins.int = _INT.unpack_from(self.raw, start)[0]
+        return value
 
-    def long(self) -> int:
+    def long(self) -> builtins.int:
         start = self._take(8)
-        return _LONG.unpack_from(self.raw, start)[0]
+        value: builtins.int = _LONG.unpack_from(self.raw, start)[0]
+        return value
 
     def bool(self) -> bool:
         start = self._take(1)
         return self.raw[start] != 0
 
-    def buffer(self, limit: int = MAX_RECORD) -> bytes | None:
+    def buffer(self, limit: builtins.int = MAX_RECORD) -> bytes | None:
         n = self.int()
         if n < 0:
             return None
@@ -289,7 +292,7 @@ class _Jute:
         count = self.int()
         return [(self.int(), self.string(), self.string()) for _ in range(max(count, 0))]
 
-    def at_end(self) -> bool:
+    def at_end(self) -> builtins.bool:
         if self.pos < len(self.raw):
             return False
         more = self._source.read(_CHUNK) if self._source is not None else b""
@@ -394,11 +397,12 @@ def parse_txn(raw: bytes) -> Txn:
 def _check_header(stream: _Jute, magic: int) -> int:
     raw = stream.take(FILE_HEADER.size)
     got, version, dbid = FILE_HEADER.unpack(raw)
+    dbid_: int = dbid
     if got != magic:
         raise IntegrityError(f"{stream.name}: not a ZooKeeper {'snapshot' if magic == SNAP_MAGIC else 'log'} file")
     if version != 2:
         raise IntegrityError(f"{stream.name}: unsupported format version {version}")
-    return dbid
+    return dbid_
 
 
 def open_data_file(path: Path) -> BinaryIO:
@@ -520,7 +524,8 @@ def snapshot_digest_zxid(path: Path) -> int | None:
         first_end, zxid, version, _, _, last_end = _DIGEST_TAIL.unpack(f.read(_DIGEST_TAIL.size))
     if first_end != _SEAL_TAIL or last_end != _SEAL_TAIL or version != DIGEST_VERSION:
         return None
-    return zxid
+    last_zxid: int = zxid
+    return last_zxid
 
 
 @dataclass

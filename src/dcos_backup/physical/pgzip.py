@@ -16,9 +16,10 @@ from __future__ import annotations
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO
 
 from zlib_ng import zlib_ng as zlib
+
+from dcos_backup.fsutil import Writable
 
 BLOCK_SIZE = 1 << 20
 
@@ -31,7 +32,7 @@ def _gzip_member(data: bytes, level: int) -> bytes:
 class ParallelGzipWriter:
     """A write-only file object producing gzip on ``raw``; ``close()`` does not close ``raw``."""
 
-    def __init__(self, raw: BinaryIO, level: int = 6, workers: int | None = None, block_size: int = BLOCK_SIZE):
+    def __init__(self, raw: Writable, level: int = 6, workers: int | None = None, block_size: int = BLOCK_SIZE):
         self.raw = raw
         self.level = level
         self.block_size = block_size

@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from dcos_backup.errors import IntegrityError
 from dcos_backup.master.layout import MasterLayout
@@ -80,8 +80,8 @@ class ArchivedNode:
     acl: list[ACL]
     stat: Stat
 
-    def to_dict(self) -> dict:
-        doc: dict = {"path": self.path or "/"}
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"path": self.path or "/"}
         if self.data is None:
             doc["data"] = None
         else:
@@ -101,7 +101,7 @@ class _Row(NamedTuple):
     head: int  # CRC-32 of path and data: the part of the node digest that only a data change moves
     digest: int  # ZooKeeper's digest of this node (0 under /zookeeper/)
 
-    def values(self, path: str) -> tuple:
+    def values(self, path: str) -> tuple[object, ...]:
         return path, self.data, self.acl, self.stat.pack(), self.stat.ephemeral_owner, self.head, self.digest
 
     def restat(self, path: str, stat: Stat) -> _Row:
@@ -137,7 +137,7 @@ class TreeStore:
         # under one parent rewrites that parent 1,000 times; here that costs dict updates, and SQLite
         # sees one batched write per node when the cache is flushed.
         self._dirty: dict[str, _Row | None] = {}
-        self._acls: dict[tuple, str] = {}
+        self._acls: dict[tuple[object, ...], str] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -180,7 +180,7 @@ class TreeStore:
         self._insert(rows)
         self.digest &= _MASK
 
-    def _insert(self, rows: list) -> None:
+    def _insert(self, rows: list[tuple[object, ...]]) -> None:
         try:
             self.db.executemany("INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.IntegrityError as e:
@@ -339,7 +339,7 @@ class TreeStore:
         row = self._get(_alias(path))
         if row is None:
             return None
-        return ArchivedNode(_alias(path), row.data, [tuple(entry) for entry in json.loads(row.acl)], row.stat)  # type: ignore[misc]
+        return ArchivedNode(_alias(path), row.data, [tuple(entry) for entry in json.loads(row.acl)], row.stat)
 
     def iter_nodes(self, prefix: str = "/") -> Iterator[ArchivedNode]:
         """Nodes at and below ``prefix``, sorted by path."""
@@ -347,7 +347,7 @@ class TreeStore:
         base = _alias(prefix.rstrip("/"))
         query = "SELECT path, data, acl, stat FROM nodes WHERE path = ? OR (path > ? AND path < ?) ORDER BY path"
         for path, data, acl, stat in self.db.execute(query, (base, base + "/", base + "0")):
-            yield ArchivedNode(path, data, [tuple(entry) for entry in json.loads(acl)], Stat.unpack(stat))  # type: ignore[misc]
+            yield ArchivedNode(path, data, [tuple(entry) for entry in json.loads(acl)], Stat.unpack(stat))
 
 
 def _alias(path: str) -> str:
@@ -371,7 +371,7 @@ class ReplayResult:
     digest: str = ""
     digests_checked: int = 0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

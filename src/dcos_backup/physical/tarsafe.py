@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from dcos_backup.errors import IntegrityError, StorageError
 from dcos_backup.fsutil import ensure_free_space, storage_error
@@ -82,14 +82,15 @@ def _strict_tarinfo(max_size: int) -> type[tarfile.TarInfo]:
 
     class StrictTarInfo(tarfile.TarInfo):
         @classmethod
-        def fromtarfile(cls, tar: tarfile.TarFile) -> tarfile.TarInfo:
-            offset = tar.fileobj.tell()  # type: ignore[union-attr]
-            buf = tar.fileobj.read(tarfile.BLOCKSIZE)  # type: ignore[union-attr]
+        def fromtarfile(cls, tar: tarfile.TarFile) -> Self:
+            assert tar.fileobj is not None  # tarfile.open was given one
+            offset = tar.fileobj.tell()
+            buf = tar.fileobj.read(tarfile.BLOCKSIZE)
             try:
                 info = cls.frombuf(buf, tar.encoding, tar.errors)
-            except tarfile.EOFHeaderError:
+            except tarfile.EOFHeaderError:  # type: ignore[attr-defined]  # tarfile's own, not in its stubs
                 raise  # the end-of-archive marker; what follows it is checked by the caller
-            except tarfile.EmptyHeaderError:
+            except tarfile.EmptyHeaderError:  # type: ignore[attr-defined]
                 raise IntegrityError("the tar stream ends without its end-of-archive marker (cut short)") from None
             except tarfile.HeaderError as exc:
                 raise IntegrityError(f"damaged tar header at byte {offset} of the tar stream ({exc})") from None
@@ -100,7 +101,8 @@ def _strict_tarinfo(max_size: int) -> type[tarfile.TarInfo]:
                     f"archive can hold ({limit}); refusing it"
                 )
             info.offset = offset
-            return info._proc_member(tar)  # type: ignore[attr-defined]
+            member: Self = info._proc_member(tar)  # type: ignore[attr-defined]  # tarfile's own, not in its stubs
+            return member
 
     return StrictTarInfo
 
@@ -131,13 +133,11 @@ def _read_tar(archive: Path, raw: _HashingReader, max_size: int, into: Path | No
         # gzip.GzipFile, not tarfile's "r|gz": the archive may hold several gzip members (our parallel
         # writer, pigz), which tarfile's own stream reader does not follow.
         with (
-            gzip.GzipFile(fileobj=raw, mode="rb") as gz,
-            tarfile.open(  # type: ignore[arg-type]
-                fileobj=gz, mode="r|", tarinfo=_strict_tarinfo(max_size)
-            ) as tar,
+            gzip.GzipFile(fileobj=raw, mode="rb") as gz,  # type: ignore[call-overload]  # reads only, never seeks
+            tarfile.open(fileobj=gz, mode="r|", tarinfo=_strict_tarinfo(max_size)) as tar,
         ):
             while (info := tar.next()) is not None:
-                tar.members.clear()  # tarfile keeps every header it read: keep none
+                tar.members.clear()  # type: ignore[attr-defined]  # tarfile keeps every header it read: keep none
                 name = _check_member(info, seen)
                 if into is not None:
                     _write_member(tar, info, into / name, into)
@@ -172,7 +172,8 @@ def _check_member(info: tarfile.TarInfo, seen: set[str]) -> str:
 
 def _expect_only_zeros(tar: tarfile.TarFile) -> None:
     """After the end-of-archive marker only zero padding may follow: anything else was cut off by damage."""
-    while chunk := tar.fileobj.read(1 << 20):  # type: ignore[union-attr]
+    assert tar.fileobj is not None
+    while chunk := tar.fileobj.read(1 << 20):
         if chunk.strip(b"\0"):
             raise IntegrityError("data after the tar end-of-archive marker (a damaged header?); refusing it")
 

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from dcos_backup.errors import IntegrityError, NotFound
 from dcos_backup.fsutil import storage_error
@@ -38,6 +38,9 @@ from dcos_backup.master.layout import MasterLayout
 from dcos_backup.master.processes import python_module_command
 from dcos_backup.physical import formats, tarsafe
 from dcos_backup.physical.replay import DataFile, ReplayResult, TreeStore, replay, replay_files, replay_plan
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -185,12 +188,13 @@ class _Chunked(io.RawIOBase):
         self._left = StreamVerifier._LENGTH.unpack(head)[0] if len(head) == StreamVerifier._LENGTH.size else 0
         self._done = self._left == 0
 
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         while not self._left and not self._done:
             self._next_chunk()
         if self._done:
             return 0
-        n = self._source.readinto(memoryview(buffer)[: min(len(buffer), self._left)])  # type: ignore[attr-defined]
+        view = memoryview(buffer)
+        n: int = self._source.readinto(view[: min(len(view), self._left)])  # type: ignore[attr-defined]  # a pipe
         if not n:
             self._done = True  # the writer died mid-file: the reader sees the file end here
         self._left -= n
@@ -214,7 +218,7 @@ def _piped_files(source: BinaryIO) -> Iterator[DataFile]:
         @contextlib.contextmanager
         def opened(name: str = name) -> Iterator[BinaryIO]:
             raw = io.BufferedReader(_Chunked(source), 1 << 20)
-            with raw, gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw as f:  # type: ignore[attr-defined]
+            with raw, gzip.GzipFile(fileobj=raw) if name.endswith(".gz") else raw as f:
                 yield f  # type: ignore[misc]
 
         yield DataFile(formats.zxid_of_name(name) or 0, name, opened)

@@ -185,7 +185,8 @@ class _S3Body:
 
     def read(self, size: int = -1) -> bytes:
         with self._store._failures(f"reading {self._key}", self._key):
-            return self._body.read(None if size < 0 else size)
+            data: bytes = self._body.read(None if size < 0 else size)
+            return data
 
     def close(self) -> None:
         self._body.close()

@@ -21,7 +21,7 @@ from dcos_backup.catalog.storage import Storage
 from dcos_backup.cli.client import BackupClient, Endpoint
 from dcos_backup.iam.store import IAM_PATH, Credentials, UserStore
 from dcos_backup.iam.tokens import issue_token
-from dcos_backup.iam.users import SUPERUSER
+from dcos_backup.iam.users import SUPERUSER, Directory
 from dcos_backup.iam.znodes import ROOT
 from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.scheduler import Scheduler
@@ -81,7 +81,12 @@ def in_process_api(
     # trust of the service's znodes is tested on real services: tests/security/test_zk_takeover.py).
     users.client.ensure_path(ROOT)
     try:
-        users.update(lambda d: (d.add_user(security.BOOTSTRAP_USER).grant(SUPERUSER), d.add_user("nobody")))
+
+        def add_users(directory: Directory) -> None:
+            directory.add_user(security.BOOTSTRAP_USER).grant(SUPERUSER)
+            directory.add_user("nobody")
+
+        users.update(add_users)
         authorizer = Authorizer(SIGNING_KEY.public_key(), users.watch())
         app = build_app(service, authorizer, scheduler, forwarder(authorizer) if forwarder else None)
         api = InProcessApi(TestClient(app), users)

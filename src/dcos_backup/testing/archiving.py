@@ -32,7 +32,9 @@ def archived_to(repo: Path, stream: str, zxid: int) -> bool:
 
 
 def archiver_pid(master: Master) -> int:
-    return wait_for(lambda: read_pid(master.layout.archiver_pid_file), what="an archiver")
+    pid = wait_for(lambda: read_pid(master.layout.archiver_pid_file), what="an archiver")
+    assert pid is not None  # wait_for returns only a true value
+    return pid
 
 
 def exported_load(repo: Path, stream: str, zxid: int, work: Path) -> dict[str, bytes]:

@@ -36,7 +36,7 @@ class FaultyS3:
                     proxy.failed += 1
                     self._reply(500, {"Content-Type": "application/xml"}, _ERROR)
                     return
-                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
+                conn = http.client.HTTPConnection(proxy.upstream.netloc, timeout=60)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                     conn.request(self.command, self.path, body=body, headers=headers)

@@ -26,6 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from dcos_backup.errors import IntegrityError, NotFound, UsageError
 from dcos_backup.master.layout import MasterLayout
@@ -197,7 +198,7 @@ def _write_log(store: ObjectStore, chosen: Plan, staged: MasterLayout, verifier:
     """One log file of the records after the snapshot up to the target, padded like ZooKeeper's."""
     last, written = chosen.snapshot.zxid, 0
     with contextlib.ExitStack() as stack:
-        out = None
+        out: BinaryIO | None = None
 
         def put(data: bytes) -> None:
             assert out is not None

@@ -62,7 +62,7 @@ def _trim(gen: Generation, cutoff_ms: int) -> list[tuple[str, int]]:
 
 
 def _whole(gen: Generation) -> list[tuple[str, int]]:
-    sizes = {s.key: s.size for s in [*gen.segments, *gen.snapshots]}
+    sizes = {s.key: s.size for s in gen.segments} | {s.key: s.size for s in gen.snapshots}
     return [(key, sizes.get(key, 0)) for key in gen.objects]  # generation.json comes last
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dcos_backup.physical.continuous import segments
 from dcos_backup.physical.continuous.index import RepoIndex, SegmentRef, format_time
+from dcos_backup.physical.continuous.segments import read_segment
 from dcos_backup.physical.formats import (
     Check,
     CloseSession,
@@ -83,7 +83,7 @@ def transactions(index: RepoIndex, since_us: int | None = None, prefix: str | No
         if seg.last <= shown or (since_us is not None and seg.last_ms * 1000 < since_us):
             continue
         cap = caps[seg.key]
-        for record in segments.read_segment(index.store, seg):
+        for record in read_segment(index.store, seg):
             if record.zxid <= shown or (cap is not None and record.zxid > cap):
                 continue
             shown = record.zxid
