@@ -99,6 +99,11 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     "Admin Router (https://<master-ip>). Without it, this service can lead but not be forwarded to.",
 )
 @click.option("--ca-file", type=file_option, help="CA certificate that verifies the other masters' Admin Routers.")
+@click.option(
+    "--zk-archive",
+    metavar="REPO",
+    help="The continuous archive's repository (dcos-zk archive --repo): the web console shows what it can restore.",
+)
 def cli(
     zk_hosts: str,
     storage: str,
@@ -114,6 +119,7 @@ def cli(
     instance: str | None,
     advertise: str | None,
     ca_file: Path | None,
+    zk_archive: str | None,
     hooks: tuple[str, ...],
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -133,6 +139,7 @@ def cli(
         instance=instance,
         advertise=advertise,
         ca_file=ca_file,
+        zk_archive=zk_archive,
     )
     run_service(config)
 

@@ -152,6 +152,7 @@ def start_service(cluster: ClusterSpec, master: Master, hooks: Sequence[str] = (
         *("--instance", info["instance"], "--advertise", master.admin_router_url, "--ca-file", str(files.ca_cert)),
         *(("--zk-auth", str(files.zk_auth)) if files.zk_auth.exists() else ()),
         *(arg for hook in hooks for arg in ("--hook", hook)),
+        *(("--zk-archive", cluster.zk_archive) if cluster.zk_archive else ()),
         *encryption_options(info, key_file),
     )
     supervised(files, name, command, Path(info["log_file"]), s3.CREDENTIALS if s3_endpoint else None)
