@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import resources
 from typing import Annotated
+from urllib.parse import parse_qs
 
-from fastapi import APIRouter, FastAPI, Form, Header, Request
+from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -49,7 +50,9 @@ def render(name: str, status: int = 200, **context: object) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
-def console_routes(authorizer: Authorizer, archive: Callable[[], ObjectStore | None], archive_name: str | None) -> APIRouter:
+def console_routes(
+    authorizer: Authorizer, archive: Callable[[], ObjectStore | None], archive_name: str | None
+) -> APIRouter:
     """The console's routes; ``archive()`` opens the continuous archive's repository (None: not configured)."""
     router = APIRouter(include_in_schema=False)
 
@@ -75,10 +78,12 @@ def console_routes(authorizer: Authorizer, archive: Callable[[], ObjectStore | N
         return render("login.html")
 
     @router.post(SIGN_IN)
-    async def sign_in(request: Request, token: Annotated[str, Form(max_length=16384)] = "") -> Response:
+    async def sign_in(request: Request) -> Response:
         if not same_origin(request.headers):
             return render("login.html", 403, error="sign-in refused: the form was not sent from this page")
-        token = token.strip()
+        # A urlencoded form, parsed here (its body is capped by the guard): no multipart parser needed.
+        fields = parse_qs((await request.body()).decode("utf-8", "replace"), max_num_fields=4)
+        token = (fields.get("token") or [""])[0].strip()
         if token.lower().startswith("token="):
             token = token[6:]
         try:

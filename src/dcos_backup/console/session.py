@@ -77,7 +77,9 @@ class CookieToken:
         token = None if "authorization" in headers else cookie_token(headers)
         if token is not None:
             if scope["method"] not in SAFE_METHODS and not same_origin(headers):
-                refusal = Forbidden("cross-site request refused: a request signed in by cookie must come from this origin")
+                refusal = Forbidden(
+                    "cross-site request refused: a request signed in by cookie must come from this origin"
+                )
                 await error_reply(refusal, close=True)(scope, receive, send)
                 return
             scope = dict(scope)

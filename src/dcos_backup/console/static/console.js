@@ -80,6 +80,11 @@
     if (title) node.append(Object.assign(document.createElementNS(SVG, "title"), { textContent: title }));
     return node;
   }
+  function svgText(attrs, text) {
+    const node = svg("text", attrs);
+    node.textContent = text;
+    return node;
+  }
   const utc = (ms) => (ms == null ? "–" : new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC"));
   const shortStatus = (s) => (s || "").replace("STATUS_", "");
   function bytes(n) {
@@ -418,11 +423,11 @@
       const t = t0 + ((t1 - t0) * i) / 6;
       root.append(svg("line", { x1: x(t), x2: x(t), y1: 20, y2: height - 24, class: "grid-line" }));
       const label = state.span > 2 * 86400000 ? utc(t).slice(5, 16) : utc(t).slice(11, 19);
-      root.append(svg("text", { x: x(t), y: height - 8, class: "axis", "text-anchor": "middle" })).lastChild.textContent = label;
+      root.append(svgText({ x: x(t), y: height - 8, class: "axis", "text-anchor": "middle" }, label));
     }
     masters.forEach((m, i) => {
       const y = 30 + i * rowH;
-      root.append(svg("text", { x: 4, y: y + 16, class: "label" })).lastChild.textContent = m.stream;
+      root.append(svgText({ x: 4, y: y + 16, class: "label" }, m.stream));
       for (const g of m.generations) {
         if (g.started_ms && g.started_ms >= t0 && g.started_ms <= t1) {
           root.append(svg("line", { x1: x(g.started_ms), x2: x(g.started_ms), y1: y - 4, y2: y + 26, class: "generation" },
