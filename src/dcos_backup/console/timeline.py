@@ -8,6 +8,8 @@ segments opens in well under a second. :func:`archive_timeline` is the one place
 
 from __future__ import annotations
 
+import bisect
+
 from dcos_backup.physical.continuous.index import Generation, RepoIndex
 from dcos_backup.physical.formats import zxid_hex
 from dcos_backup.storage.base import ObjectStore
@@ -30,6 +32,7 @@ def archive_timeline(store: ObjectStore | None) -> dict:
 def generation_entry(gen: Generation) -> dict:
     info, end = gen.info or {}, gen.end or {}
     times = {s.first: s.first_ms for s in gen.segments} | {s.last: s.last_ms for s in gen.segments}
+    lasts = [s.last for s in gen.segments]  # sorted: segments are in zxid order
     return {
         "id": gen.id,
         "reason": info.get("reason"),
@@ -40,7 +43,7 @@ def generation_entry(gen: Generation) -> dict:
             for r in gen.ranges()
         ],
         "snapshots": [
-            {"zxid": zxid_hex(s.zxid), "time_ms": _time_near(gen, s.zxid, times), "bytes": s.size}
+            {"zxid": zxid_hex(s.zxid), "time_ms": _time_near(gen, s.zxid, times, lasts), "bytes": s.size}
             for s in gen.snapshots
         ],
         "gaps": [
@@ -53,11 +56,11 @@ def generation_entry(gen: Generation) -> dict:
     }
 
 
-def _time_near(gen: Generation, zxid: int, times: dict[int, int]) -> int | None:
+def _time_near(gen: Generation, zxid: int, times: dict[int, int], lasts: list[int]) -> int | None:
     """The time of ``zxid`` as the segment keys tell it: the last transaction at or before it."""
     if zxid in times:
         return times[zxid]
-    before = [s.last_ms for s in gen.segments if s.last <= zxid]
+    before = bisect.bisect_right(lasts, zxid)
     if before:
-        return before[-1]
+        return gen.segments[before - 1].last_ms
     return (gen.info or {}).get("base_time_ms")
