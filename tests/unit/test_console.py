@@ -70,10 +70,11 @@ def test_a_week_of_segments_is_read_from_the_index_alone(tmp_path):
         gen["segments"] == WEEK_MINUTES - 1 and len(gen["snapshots"]) == WEEK_MINUTES // 60 - 1
     )  # none with the missing segment
     assert gen["reason"] == "first generation of this stream"
-    # The missing segment: a gap, and two restorable stretches around it (the second from the next snapshot).
+    # The missing segment: a gap, and two restorable stretches around it (the second from the next snapshot,
+    # whose zxid ends the segment of minute 3059).
     (gap,) = gen["gaps"]
     assert gap["from_ms"] == T0 + 2999 * 60_000 + 59_000 and gap["to_ms"] == T0 + 3001 * 60_000
-    assert [r["first_ms"] for r in gen["ranges"]] == [T0, T0 + 3060 * 60_000]
+    assert [r["first_ms"] for r in gen["ranges"]] == [T0, T0 + 3059 * 60_000]  # at or before the snapshot
     assert gen["ranges"][-1]["last_ms"] == T0 + (WEEK_MINUTES - 1) * 60_000 + 59_000
 
 
