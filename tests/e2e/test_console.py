@@ -271,5 +271,6 @@ def test_a_user_without_the_permission_is_not_permitted(site, browser):
     screenshot(browser, "console-not-permitted")
     # Reloading the page with that cookie: still nothing but the refusal.
     browser.get(base + "/backup/")
+    assert browser.find_elements(By.ID, "forbidden-title"), (browser.current_url, browser.title)
     assert browser.find_element(By.ID, "forbidden-title").text == "Not permitted"
     assert not browser.find_elements(By.ID, "backup-table")

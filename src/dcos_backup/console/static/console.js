@@ -494,10 +494,12 @@
     drawTimeline();
   }
 
-  function zoom(span, center) {
+  function zoom(span) {
     const [t0, t1] = windowBounds();
-    const mid = center != null ? center : state.cursor != null && state.cursor >= t0 && state.cursor <= t1 ? state.cursor : (t0 + t1) / 2;
+    const onCursor = state.cursor != null && state.cursor >= t0 && state.cursor <= t1;
     state.span = Math.min(Math.max(span, 60000), 28 * 86400000);
+    if (!onCursor && state.end == null) return drawTimeline(); // a window ending now keeps ending now
+    const mid = onCursor ? state.cursor : (t0 + t1) / 2;
     state.end = Math.min(mid + state.span / 2, Date.now() + state.span * 0.02);
     if (state.end >= Date.now()) state.end = null;
     drawTimeline();
@@ -513,7 +515,8 @@
   function chartKey(ev) {
     const [t0, t1] = windowBounds();
     const step = (t1 - t0) / 50;
-    if (state.cursor == null || state.cursor < t0 || state.cursor > t1) state.cursor = (t0 + t1) / 2;
+    // The cursor starts near the window's end: the latest moments are the ones usually wanted.
+    if (state.cursor == null || state.cursor < t0 || state.cursor > t1) state.cursor = t1 - (t1 - t0) / 20;
     if (ev.key === "ArrowLeft") state.cursor -= step;
     else if (ev.key === "ArrowRight") state.cursor += step;
     else if (ev.key === "+" || ev.key === "=") return zoom(state.span / 4), ev.preventDefault();
