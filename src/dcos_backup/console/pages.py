@@ -68,7 +68,7 @@ def console_routes(
         try:
             uid = await check(authorization)
         except Unauthorized:
-            return RedirectResponse(SIGN_IN, status_code=303)
+            return RedirectResponse(SIGN_IN, status_code=303, headers={"Cache-Control": "no-store"})
         except Forbidden as exc:
             return render("forbidden.html", 403, message=str(exc))
         return render("console.html", uid=uid, archive=archive_name)
