@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what dcos-backup needs, idempotently: Java + the ZooKeeper server, nginx, curl and prometheus (Debian
-# packages; nginx is the Admin Router of dcos-local's masters, curl the seed's check, prometheus/promtool the
-# monitoring and the alert rules' checks) when missing, and a .venv with the package and its test tools. Safe to
+# Installs what dcos-backup needs, idempotently: Java + the ZooKeeper server, nginx, curl, chromium and prometheus
+# (Debian packages; nginx is the Admin Router of dcos-local's masters, curl the seed's check, chromium and
+# chromium-driver the web console's tests, prometheus/promtool the monitoring and the alert rules' checks) when missing, and a .venv with the package and its test tools. Safe to
 # run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,13 +12,16 @@ base=()
 if ! command -v java >/dev/null 2>&1 || [ ! -f /usr/share/java/zookeeper.jar ]; then base+=(zookeeper); fi
 if [ ! -x /usr/sbin/nginx ]; then base+=(nginx); fi
 if ! command -v curl >/dev/null 2>&1; then base+=(curl); fi
+# The web console's tests drive Debian's chromium through its chromedriver (selenium, a test extra).
+if ! command -v chromium >/dev/null 2>&1; then base+=(chromium); fi
+if ! command -v chromedriver >/dev/null 2>&1; then base+=(chromium-driver); fi
 need_prometheus=false
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then need_prometheus=true; fi
 if [ ${#base[@]} -gt 0 ] || $need_prometheus; then
     as_root apt-get update -qq
 fi
 if [ ${#base[@]} -gt 0 ]; then
-    echo "==> installing Java, ZooKeeper, nginx and curl (apt-get install ${base[*]})"
+    echo "==> installing Java, ZooKeeper, nginx, curl, chromium (apt-get install ${base[*]})"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${base[@]}" >/dev/null
 fi
 if $need_prometheus; then

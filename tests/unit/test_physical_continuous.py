@@ -304,3 +304,45 @@ def test_the_log_of_a_repository_lists_each_archived_transaction_once(data, tmp_
         (z, "create", f"/n{z:x}") for z in range(E1 + 1, E1 + 14)
     ]
     assert [d["zxid"] for d in txlog.transactions(index, prefix=f"/n{E1 + 12:x}")] == [E1 + 12]
+
+
+def _entries_by_scan(gen, zxid):
+    """The index's replay entries found by scanning every segment (its bisecting version must agree)."""
+    from dcos_backup.physical.formats import follows
+
+    before = None
+    for run in gen.runs():
+        for i, seg in enumerate(run):
+            previous = run[i - 1].last if i else before
+            if seg.first <= zxid < seg.last or (follows(zxid, seg.first) and (previous is None or previous <= zxid)):
+                yield run, i
+                break
+        before = run[-1].last
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_replay_entries_by_bisection_agree_with_a_scan(seed):
+    """Random generations with holes and new epochs: ``_entries`` (bisecting) yields what a full scan does."""
+    import random
+
+    from dcos_backup.physical.continuous.index import Generation, SegmentRef
+
+    rng = random.Random(seed)
+    gen = Generation("master-1", "g")
+    zxid = (1 << 32) + rng.randint(0, 5)
+    for _ in range(rng.randint(1, 30)):
+        roll = rng.random()
+        if roll < 0.15:
+            zxid += rng.randint(2, 20)  # a hole
+        elif roll < 0.3:
+            zxid = ((zxid >> 32) + 1 << 32) + 1  # a new epoch starts at counter 1
+        last = zxid + rng.randint(0, 6)
+        gen.segments.append(SegmentRef(f"k{zxid}", zxid, last, 0, 0, "0" * 64, 1))
+        zxid = last + 1
+    probes = {s.first + d for s in gen.segments for d in (-2, -1, 0, 1)} | {
+        s.last + d for s in gen.segments for d in (-1, 0, 1)
+    }
+    for probe in sorted(probes):
+        fast = [(run[0].first, i) for run, i in gen._entries(probe)]
+        slow = [(run[0].first, i) for run, i in _entries_by_scan(gen, probe)]
+        assert fast == slow, hex(probe)

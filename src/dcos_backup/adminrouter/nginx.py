@@ -4,7 +4,9 @@ It listens on ``https://<master-ip>:443`` with the master's certificate and prox
 
 - ``/exhibitor/`` to that master's Exhibitor, prefix removed, no auth (the seed's
   ``curl https://<master>/exhibitor/exhibitor/v1/cluster/status``);
-- ``/system/v1/backup/`` to the backup service's unix socket, path unchanged (the service checks tokens).
+- ``/system/v1/backup/`` to the backup service's unix socket, path unchanged (the service checks tokens);
+- ``/backup/``, the web console, to the same socket (the service checks the token, header or
+  ``dcos-acs-auth-cookie`` cookie).
 
 Everything it refuses itself is JSON like the API's own errors (``{"errors": [...], "code": ...}``): a
 body over the API's limit (413), headers too large (400), an unknown path (404), an upstream that is down
@@ -150,6 +152,16 @@ http {{
             proxy_buffering off;
             proxy_send_timeout 300s;
             proxy_read_timeout 300s;
+        }}
+
+        # The web console (dcos_backup.console), served by the backup service on every master.
+        location = /backup {{
+            return 301 /backup/;
+        }}
+        location /backup/ {{
+            {client_errors}
+            {to_backup_service}
+            proxy_read_timeout 60s;
         }}
 
         location / {{

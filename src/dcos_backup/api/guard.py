@@ -6,7 +6,8 @@ without one is answered 401 (403 without the permission) and its connection clos
 still unread, however large it claims or turns out to be. The bytes actually read are counted, chunked or
 not: past :data:`MAX_BODY` the request is answered 413 and its connection closed, so no more than the cap
 (and uvicorn's read buffer) is ever held per request. Only the portable ``upload`` is uncapped: it streams
-to storage. Requests without a body pass unchanged; their routes check the token as before.
+to storage. The console's sign-in form (``SIGN_IN``) is read without a token, capped like the rest: the
+token is what it carries. Requests without a body pass unchanged; their routes check the token as before.
 
 Why not Starlette's ``RequestBodyLimitMiddleware`` (FastAPI's ``max_body_size``, both recent): it checks
 no token first, and its 413 leaves the connection open, so uvicorn goes on receiving (and discarding) the
@@ -23,7 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dcos_backup.api.auth import Authorizer
-from dcos_backup.api.paths import MAX_BODY, UPLOAD
+from dcos_backup.api.paths import MAX_BODY, SIGN_IN, UPLOAD
 from dcos_backup.errors import DcosBackupError, TooLarge
 
 WWW_AUTHENTICATE = {"WWW-Authenticate": "acsjwt"}  # what DC/OS's Admin Router answers a 401 with
@@ -68,7 +69,8 @@ class RequestGuard:
             return
         try:
             # Off the event loop: the check may read the users from ZooKeeper.
-            await run_in_threadpool(self.authorizer.check, headers.get("authorization"))
+            if scope["path"] != SIGN_IN:  # the console's sign-in form carries the token in its (capped) body
+                await run_in_threadpool(self.authorizer.check, headers.get("authorization"))
             if scope["path"] != UPLOAD and declared_too_large(headers):
                 raise too_large()
         except DcosBackupError as exc:

@@ -17,3 +17,5 @@ SCHEDULES = f"{PREFIX}/schedules"  # our extension: backup schedules (docs/api.m
 DOWNLOAD = f"{PREFIX}/download"  # beyond DC/OS: a backup as one portable file (catalog/portable.py)
 UPLOAD = f"{PREFIX}/upload"  # its body is streamed to storage: MAX_BODY does not apply
 MAX_BODY = 64 * 1024  # bytes of a request body; the Admin Router enforces the same (client_max_body_size)
+CONSOLE = "/backup"  # the web console (dcos_backup.console), through the Admin Router at https://<master>/backup/
+SIGN_IN = f"{CONSOLE}/login"  # its sign-in form: the one body taken without a token (the token is in it)

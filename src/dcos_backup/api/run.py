@@ -4,7 +4,8 @@ arguments into the config: :mod:`dcos_backup.cli.service`).
 
 What is wired, in order: the catalog's storage (with the record key, made on first use, and the catalog
 adopted under it then), the engine and the users' ZooKeeper sessions, the service, its scheduler, the
-leadership that starts them (recovery first) on the leading instance, and the API with its forwarding.
+leadership that starts them (recovery first) on the leading instance, the API with its forwarding, and
+the web console (:mod:`dcos_backup.console`) beside it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dcos_backup.api.server import serve
 from dcos_backup.catalog.storage import Storage, open_storage
 from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree
 from dcos_backup.components.hooks import Hook
+from dcos_backup.console.pages import install_console
 from dcos_backup.iam import znodes
 from dcos_backup.iam.store import Credentials, UserStore
 from dcos_backup.iam.tokens import load_public_key
@@ -57,6 +59,7 @@ class ServiceConfig:
     advertise: str | None = None
     ca_file: Path | None = None
     masters: tuple[str, ...] = ()  # the cluster's masters' Admin Routers: the only places requests are forwarded to
+    zk_archive: str | None = None  # the continuous archive's repository: the web console's timeline reads it
 
     @property
     def instance_name(self) -> str:
@@ -123,6 +126,7 @@ def run_service(config: ServiceConfig) -> None:
         authorizer = Authorizer(public_key, users.watch())
         forwarder = Forwarder(leadership, authorizer, config.masters, config.ca_file)
         app = build_app(service, authorizer, scheduler, forwarder, is_leader=lambda: leadership.is_leader)
+        install_console(app, authorizer, config.zk_archive, config.s3_endpoint_url)  # outermost: the cookie
         leadership.start()
         try:
             serve(app, config.socket_path)

@@ -111,6 +111,11 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     help="A master's Admin Router, https://<master-ip> (repeatable; or DCOS_BACKUP_MASTERS, space-separated): "
     "the only places job requests are forwarded to, whatever the leader's znode says.",
 )
+@click.option(
+    "--zk-archive",
+    metavar="REPO",
+    help="The continuous archive's repository (dcos-zk archive --repo): the web console shows what it can restore.",
+)
 def cli(
     zk_hosts: str,
     storage: str,
@@ -127,6 +132,7 @@ def cli(
     advertise: str | None,
     ca_file: Path | None,
     masters: tuple[str, ...],
+    zk_archive: str | None,
     hooks: tuple[str, ...],
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -147,6 +153,7 @@ def cli(
         advertise=advertise,
         ca_file=ca_file,
         masters=tuple(master_url(m) for m in masters),
+        zk_archive=zk_archive,
     )
     run_service(config)
 

@@ -196,6 +196,7 @@ def start_service(cluster: ClusterSpec, master: Master, hooks: Sequence[str] = (
         *(arg for m in cluster.masters for arg in ("--master", m.admin_router_url)),
         *(("--zk-auth", str(files.zk_auth)) if files.zk_auth.exists() else ()),
         *(arg for hook in hooks for arg in ("--hook", hook)),
+        *(("--zk-archive", cluster.zk_archive) if cluster.zk_archive else ()),
         *encryption_options(info, key_file),
     )
     supervised(files, name, command, Path(info["log_file"]), s3.CREDENTIALS if s3_endpoint else None)

@@ -77,7 +77,8 @@ class LocalStore(ObjectStore):
                     continue  # partials of objects being written: not there yet
                 key = name if rel == "." else f"{rel}/{name}"
                 with contextlib.suppress(FileNotFoundError):  # deleted while listing
-                    yield ObjectInfo(key, (Path(root) / name).stat().st_size)
+                    # os.stat on a joined string: a Path per object costs more than the stat (10k-key listings)
+                    yield ObjectInfo(key, os.stat(os.path.join(root, name)).st_size)
 
     def delete(self, key: str) -> None:
         path = self._path(key)

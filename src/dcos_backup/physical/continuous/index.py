@@ -24,6 +24,7 @@ log file (header, then complete records as the server wrote them, each with its 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import re
@@ -138,6 +139,16 @@ class Range:
         )
 
 
+class _Run:
+    """An unbroken run of segments with what :meth:`Generation._entries` bisects: their first zxids, and
+    which of them begin an epoch (the only ones a zxid of an older epoch "follows" but the next one)."""
+
+    def __init__(self, segments: list[SegmentRef]) -> None:
+        self.segments = segments
+        self.firsts = [s.first for s in segments]
+        self.epoch_starts = [i for i, s in enumerate(segments) if s.first & 0xFFFFFFFF == 1]
+
+
 @dataclass
 class Generation:
     """One generation of one stream, as its listing shows it."""
@@ -227,20 +238,32 @@ class Generation:
                 return snap, needed
         return None
 
-    def _entries(self, zxid: int) -> Iterator[tuple[list[SegmentRef], int]]:
+    def _entries(self, zxid: int, runs: list[_Run] | None = None) -> Iterator[tuple[list[SegmentRef], int]]:
         """Each run a replay from ``zxid`` can continue into, with the index of the segment holding the next
         record. A new epoch's first zxid "follows" any zxid of an older epoch, so that link only counts when
-        no archived record lies between them (else a snapshot would skip a gap into a later epoch's run)."""
+        no archived record lies between them (else a snapshot would skip a gap into a later epoch's run).
+        By bisection: a week of segments, hundreds of snapshots, is a fraction of a second."""
         before: int | None = None  # the last zxid of the previous run
-        for run in self.runs():
-            for i, seg in enumerate(run):
-                previous = run[i - 1].last if i else before
+        for run in self._indexed_runs() if runs is None else runs:
+            segs = run.segments
+            found = [i for i in run.epoch_starts if epoch_of(segs[i].first) > epoch_of(zxid)]
+            holder = bisect.bisect_right(run.firsts, zxid) - 1  # the segment whose first <= zxid < last, if any
+            if holder >= 0 and zxid < segs[holder].last:
+                found.append(holder)
+            nxt = bisect.bisect_left(run.firsts, zxid + 1)
+            if nxt < len(segs) and segs[nxt].first == zxid + 1:
+                found.append(nxt)
+            for i in sorted(set(found)):
+                seg, previous = segs[i], segs[i - 1].last if i else before
                 if seg.first <= zxid < seg.last or (
                     follows(zxid, seg.first) and (previous is None or previous <= zxid)
                 ):
-                    yield run, i
+                    yield segs, i
                     break
-            before = run[-1].last
+            before = segs[-1].last
+
+    def _indexed_runs(self) -> list[_Run]:
+        return [_Run(run) for run in self.runs()]
 
     def _segments_after(self, zxid: int, target: int) -> list[SegmentRef] | None:
         for run, start in self._entries(zxid):
@@ -257,10 +280,11 @@ class Generation:
         """Every restorable stretch, merged."""
         spans: list[tuple[int, int]] = []
         cap = self.valid_until
+        runs = self._indexed_runs()
         for snap in self.snapshots:
             start = max(snap.zxid, snap.consistent)
             end = snap.zxid if snap.consistent <= snap.zxid else None
-            for run, _ in self._entries(snap.zxid):
+            for run, _ in self._entries(snap.zxid, runs):
                 end = run[-1].last
             if end is not None and cap is not None:
                 end = min(end, cap)
