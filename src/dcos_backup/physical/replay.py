@@ -409,8 +409,11 @@ def logs_after(logs: list[tuple[int, Path]], snapshot_zxid: int) -> list[tuple[i
 class _DigestCheck:
     """Compares the running tree digest with the ones ZooKeeper recorded, as DataTree does."""
 
-    def __init__(self, store: TreeStore, pending: formats.SnapshotDigest | None) -> None:
+    def __init__(self, store: TreeStore, pending: formats.SnapshotDigest | None, required: bool = False) -> None:
         self.store = store
+        # Once ZooKeeper is seen writing digests (the snapshot ends with one, or a transaction has one) every
+        # later transaction must have one: a rewritten transaction with its digest dropped is refused.
+        self.required = required
         self.pending = pending  # the snapshot's digest, due once its (fuzzy) zxid range is replayed
         self.doubt: IntegrityError | None = None  # a snapshot digest that disagreed, until a later one decides
         self.checked = 0
@@ -452,7 +455,15 @@ class _DigestCheck:
                 log.warning("no transaction %s for the snapshot's digest; not compared", zxid_hex(self.pending.zxid))
                 self.pending = None
             return  # still inside the fuzzy range: per-transaction digests do not apply yet
-        if txn_digest is not None and txn_digest[0] == formats.DIGEST_VERSION:
+        if txn_digest is None:
+            if self.required:
+                raise IntegrityError(
+                    f"zxid {zxid_hex(zxid)} has no tree digest though ZooKeeper writes one with every transaction "
+                    "of this data (the log was rewritten?)"
+                )
+            return
+        self.required = True
+        if txn_digest[0] == formats.DIGEST_VERSION:
             self._compare(txn_digest[1], f"zxid {zxid_hex(zxid)}")
 
 
@@ -492,9 +503,10 @@ def replay_files(store: TreeStore, snapshot: DataFile, logs: Iterable[DataFile])
         reader = formats.SnapshotReader(f, snapshot.name)
         store.load_snapshot(reader)
         snap_digest = reader.finish()
+    writes_digests = snap_digest is not None
     if snap_digest is not None and snap_digest.zxid < snap_zxid:
         snap_digest = None  # taken at an epoch start: not fuzzy, nothing to compare (as in DataTree)
-    check = _DigestCheck(store, snap_digest)
+    check = _DigestCheck(store, snap_digest, required=writes_digests)
     check.after(snap_zxid)
     result = ReplayResult(snapshot.name, zxid_hex(snap_zxid))
     last = snap_zxid
