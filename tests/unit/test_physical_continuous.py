@@ -7,7 +7,6 @@ End to end with real ensembles, kills and purges: tests/e2e/test_zk_archive*.py.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,18 @@ from dcos_backup.physical.continuous.index import (
     parse_time,
     parse_zxid,
     segment_key,
+    segment_name,
     snapshot_key,
+    snapshot_name,
 )
+from dcos_backup.physical.continuous.repository import RepoKey, Repository
 from dcos_backup.physical.formats import Multi, OpCode, Txn
 from dcos_backup.storage.base import PARTIAL
 from dcos_backup.storage.local import LocalStore
 from dcos_backup.storage.locations import open_store
 
 E1 = 0x100000000  # epoch 1
+KEY = RepoKey(bytes(range(32)))  # this cluster's repository key
 T0 = 1_700_000_000_000
 
 
@@ -64,12 +67,19 @@ def data(tmp_path: Path) -> DataDir:
     return d
 
 
+def repository(path: Path, key: RepoKey = KEY) -> Repository:
+    """The repository at ``path`` as this cluster opens it (its repository.json made on first use)."""
+    repo = Repository(LocalStore(path), key)
+    repo.check_identity(create=True)
+    return repo
+
+
 def archiver(data: DataDir, repo: Path) -> Archiver:
-    return Archiver(data.layout, LocalStore(repo), "master-1")
+    return Archiver(data.layout, repository(repo), "master-1")
 
 
 def generations(repo: Path) -> list:
-    return RepoIndex(LocalStore(repo), "master-1").generations
+    return RepoIndex(repository(repo), "master-1").generations
 
 
 # ------------------------------------------------------------------------------------------ store
@@ -115,13 +125,14 @@ def test_times_and_zxids_parse_as_documented():
 
 
 def test_the_index_finds_ranges_gaps_and_missing_snapshots(tmp_path):
-    store = LocalStore(tmp_path)
+    repo = repository(tmp_path)
+    store = repo.store
     prefix = "streams/m/g1"
-    store.put(f"{prefix}/generation.json", json.dumps({"base_zxid": 10}).encode())
-    store.put(snapshot_key(prefix, 10, 12, "0" * 64), b"s")
+    repo.put_doc(f"{prefix}/generation.json", {"base_zxid": 10})
+    store.put(snapshot_key(snapshot_name(prefix, 10, 12), "0" * 64), b"s")
     for first, last in ((11, 20), (21, 30), (41, 50)):  # 31..40 missing
-        store.put(segment_key(prefix, first, last, T0 + first, T0 + last, "1" * 64), b"l")
-    gen = RepoIndex(store).generations[0]
+        store.put(segment_key(segment_name(prefix, first, last, T0 + first, T0 + last), "1" * 64), b"l")
+    gen = RepoIndex(repo).generations[0]
     assert [(r.first, r.last) for r in gen.ranges()] == [(12, 30)]
     assert gen.gaps() == [(30, 41)] and "missing between zxid 0x1e and 0x29" in gen.problems()[0]
     snap, segments = gen.plan(25)
@@ -129,19 +140,21 @@ def test_the_index_finds_ranges_gaps_and_missing_snapshots(tmp_path):
     assert gen.plan(11) is None  # inside the snapshot's fuzzy range: not consistent yet
     assert gen.plan(45) is None
     store.delete(snap.key)
-    assert "no snapshot" in RepoIndex(store).generations[0].problems()[0]
+    assert "no snapshot" in RepoIndex(repo).generations[0].problems()[0]
 
 
 def test_a_snapshot_never_skips_a_gap_into_a_later_epoch(tmp_path):
     # A new epoch's first zxid "follows" any older zxid; a snapshot before a gap must not reach across it.
-    store = LocalStore(tmp_path)
+    repo = repository(tmp_path)
+    store = repo.store
     prefix = "streams/m/g1"
     e2 = 2 * E1
-    store.put(f"{prefix}/generation.json", json.dumps({"base_zxid": 0}).encode())
-    store.put(snapshot_key(prefix, 0, 0, "0" * 64), b"s")
+    repo.put_doc(f"{prefix}/generation.json", {"base_zxid": 0})
+    store.put(snapshot_key(snapshot_name(prefix, 0, 0), "0" * 64), b"s")
     for first, last in ((E1 + 1, E1 + 20), (E1 + 31, E1 + 40), (e2 + 1, e2 + 10)):  # E1+21..30 missing
-        store.put(segment_key(prefix, first, last, T0 + (first & 0xFF), T0 + (last & 0xFF), "1" * 64), b"l")
-    gen = RepoIndex(store).generations[0]
+        name = segment_name(prefix, first, last, T0 + (first & 0xFF), T0 + (last & 0xFF))
+        store.put(segment_key(name, "1" * 64), b"l")
+    gen = RepoIndex(repo).generations[0]
     assert [(r.first, r.last) for r in gen.ranges()] == [(0, E1 + 20)]
     assert [s.first for s in gen.plan(E1 + 15)[1]] == [E1 + 1]
     assert gen.plan(E1 + 35) is None and gen.plan(e2 + 5) is None
@@ -217,7 +230,7 @@ def test_point_in_time_restore_rebuilds_exactly_the_target(data, tmp_path):
     data.write(E1 + 1, range(E1 + 11, E1 + 20))
     arch.step()
     target = DataDir(tmp_path / "restored", myid="3")
-    result = pitr.restore(target.layout.exhibitor_dir, LocalStore(repo), pitr.Target(zxid=E1 + 13))
+    result = pitr.restore(target.layout.exhibitor_dir, repository(repo), pitr.Target(zxid=E1 + 13))
     assert result.zxid == hex(E1 + 13) and result.transactions == 13 and result.myid == "3"
     log_file = target.layout.logs_dir / f"log.{E1 + 1:x}"
     assert [p.name for p in target.layout.logs_dir.iterdir()] == [log_file.name]
@@ -225,15 +238,20 @@ def test_point_in_time_restore_rebuilds_exactly_the_target(data, tmp_path):
     # The restore mark names the content: the same point exported and restored from an archive has the same.
     mark = restore_mark.read(target.layout.restore_mark)
     assert mark is not None and mark.last_zxid == hex(E1 + 13) and not mark.served
-    pitr.export(LocalStore(repo), pitr.Target(zxid=E1 + 13), tmp_path / "point.tar.gz")
+    pitr.export(repository(repo), pitr.Target(zxid=E1 + 13), tmp_path / "point.tar.gz")
     other = DataDir(tmp_path / "from-archive", myid="2")
     archive_restore.restore(other.layout.exhibitor_dir, tmp_path / "point.tar.gz")
     assert restore_mark.read(other.layout.restore_mark).identity == mark.identity
     # By time: the last transaction at or before it (E1+5 was written at T0 + 5 s).
-    at = pitr.plan(LocalStore(repo), pitr.Target(time_us=(T0 + 5_500) * 1000))
-    assert at.zxid == E1 + 5
+    at = pitr.plan(repository(repo), pitr.Target(time_us=(T0 + 5_500) * 1000))
+    assert at.zxid == E1 + 5 and at.note is None
+    # After the archive's end: the last point, and how far short of the time it is.
+    late = pitr.plan(repository(repo), pitr.Target(time_us=(T0 + 60_000) * 1000))
+    assert late.zxid == E1 + 19 and "after the archive's end" in late.note and "41.0s short" in late.note
+    # Just before a transaction: the state dcos-zk log shows before it.
+    assert pitr.plan(repository(repo), pitr.Target(before=E1 + 13)).zxid == E1 + 12
     with pytest.raises(UsageError, match=r"is not restorable .* restorable: 0x100000000\.\.0x100000013"):
-        pitr.plan(LocalStore(repo), pitr.Target(zxid=E1 + 99))
+        pitr.plan(repository(repo), pitr.Target(zxid=E1 + 99))
     with pytest.raises(UsageError):
         pitr.Target(zxid=1, latest=True)
 
@@ -245,8 +263,8 @@ def test_a_corrupt_segment_is_named_and_refused(data, tmp_path):
     path = repo / segment.key
     path.write_bytes(path.read_bytes()[:-3] + b"xyz")
     target = DataDir(tmp_path / "restored")
-    with pytest.raises(IntegrityError, match=f"{segment.key}: sha256 mismatch"):
-        pitr.restore(target.layout.exhibitor_dir, LocalStore(repo), pitr.Target(latest=True))
+    with pytest.raises(IntegrityError, match=f"{segment.key}: its MAC does not verify"):
+        pitr.restore(target.layout.exhibitor_dir, repository(repo), pitr.Target(latest=True))
     assert not any(target.layout.logs_dir.iterdir())  # nothing changed
 
 
@@ -261,11 +279,10 @@ def test_prune_keeps_every_point_after_the_cutoff(data, tmp_path):
         arch.step()
         arch.step()
         arch._store_new_snapshot()
-    store = LocalStore(repo)
     gen = generations(repo)[0]
     assert len(gen.snapshots) == 4
     cutoff_ms = T0 + 25_000  # points from E1+25 on must stay
-    result = prune.prune_repository(store, keep_days=1, now_ms=cutoff_ms + prune.DAY_MS)
+    result = prune.prune_repository(repository(repo), keep_days=1, now_ms=cutoff_ms + prune.DAY_MS)
     kept = generations(repo)[0]
     assert result.objects > 0 and kept.problems() == []
     assert kept.plan(E1 + 24) is not None and kept.plan(E1 + 39) is not None  # the state at the cutoff too

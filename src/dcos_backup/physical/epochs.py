@@ -27,6 +27,17 @@ def local_epoch(layout: MasterLayout) -> int:
     return max(epochs)
 
 
+def data_epoch(layout: MasterLayout) -> int:
+    """The highest epoch this data directory has seen: its epoch files, and the zxids its snapshots' and
+    logs' names carry (ZooKeeper's next epoch is above it)."""
+    from dcos_backup.physical.formats import epoch_of, zxid_of_name
+
+    zxids = [
+        zxid_of_name(p.name) or 0 for d in (layout.snapshots_dir, layout.logs_dir) if d.is_dir() for p in d.iterdir()
+    ]
+    return max([local_epoch(layout), *(epoch_of(z) for z in zxids)])
+
+
 def raise_epoch(layout: MasterLayout, epoch: int) -> bool:
     """Make both epoch files at least ``epoch`` (each replaced atomically); True if one changed."""
     changed = False

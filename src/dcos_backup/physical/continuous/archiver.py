@@ -53,7 +53,7 @@ from dcos_backup.physical.continuous.index import (
 )
 from dcos_backup.physical.continuous.repository import Repository
 from dcos_backup.physical.continuous.segments import Record
-from dcos_backup.physical.epochs import local_epoch
+from dcos_backup.physical.epochs import data_epoch
 from dcos_backup.physical.formats import follows, zxid_hex
 from dcos_backup.physical.replay import log_files, logs_after, newest_sealed_snapshot, snapshot_files
 
@@ -290,10 +290,10 @@ class Archiver:
         ZooKeeper's next epoch is above this member's acceptedEpoch, so that must be at least every epoch
         the repository has seen. The supervisor and every restore see to it before ZooKeeper starts."""
         seen = RepoIndex(self.repo).max_epoch()
-        mine = local_epoch(self.layout)
+        mine = data_epoch(self.layout)
         if mine < seen:
             message = (
-                f"not archiving {self.layout.zk_dir} as a new history: its acceptedEpoch {mine} is below epoch "
+                f"not archiving {self.layout.zk_dir} as a new history: its epoch {mine} is below epoch "
                 f"{seen} of the archived history, so its transactions would reuse archived zxids (raise it "
                 "with the supervisor's start, or restore with dcos-zk restore, which set it)"
             )
