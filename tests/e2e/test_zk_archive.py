@@ -21,7 +21,7 @@ from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import ClusterSpec
 from dcos_backup.logical import connect
 from dcos_backup.physical.continuous.index import RepoIndex
-from dcos_backup.storage.locations import open_store
+from dcos_backup.testing.archiving import cluster_repository
 from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.testing.trees import snapshot
 
@@ -32,7 +32,7 @@ dcos_zk = functools.partial(run_tool, "dcos-zk")
 
 def archived_up_to(repo: Path, zxid: int, streams: int = 3) -> bool:
     """Whether ``streams`` streams of the repository hold every transaction up to ``zxid``."""
-    index = RepoIndex(open_store(str(repo)))
+    index = RepoIndex(cluster_repository(repo))
     reached = [s for s in index.streams() if any(r.last >= zxid for r in index.ranges() if r.stream == s)]
     return len(reached) >= streams
 
@@ -73,9 +73,13 @@ def restore_all(cluster: ClusterSpec, repo: Path, *point: str) -> list[str]:
 def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClusterSpec, Path]]:
     directory = tmp_path_factory.mktemp("archive-cluster")
     repo = directory / "repo"
-    with seeded_cluster(
-        directory / "cluster", apps=30, seed=5, zk_config=[("snapCount", str(SNAP_COUNT))], zk_archive=str(repo)
-    ) as c:
+    with (
+        seeded_cluster(
+            directory / "cluster", apps=30, seed=5, zk_config=[("snapCount", str(SNAP_COUNT))], zk_archive=str(repo)
+        ) as c,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        env.setenv("DCOS_ZK_REPO_KEY_FILE", str(c.files.repo_key))  # as dcos-local env exports it
         yield c, repo
 
 
@@ -128,7 +132,7 @@ def test_point_in_time_restore_after_rm_r_marathon(archived: tuple[ClusterSpec, 
     assert marathon(cluster) == marathon_before
 
     # Each restore began a new history in every stream, and the old ones stay restorable.
-    index = RepoIndex(open_store(str(repo)))
+    index = RepoIndex(cluster_repository(repo))
     for stream in index.streams():
         generations = index.of_stream(stream)
         assert len(generations) >= 3, [g.id for g in generations]
