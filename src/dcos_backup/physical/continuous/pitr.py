@@ -294,10 +294,10 @@ def _write_log(repo: Repository, chosen: Plan, staged: MasterLayout, verifier: S
             out.write(data)
             verifier.feed(data)
 
-        for i, ref in enumerate(chosen.segments):
+        size = sum(ref.size for ref in chosen.segments)
+        log.info("fetching %d segments (%d bytes) up to %s", len(chosen.segments), size, zxid_hex(chosen.zxid))
+        for ref in chosen.segments:
             log.debug("fetching segment %s", ref.key)
-            if i % 20 == 0 or i == len(chosen.segments) - 1:
-                log.info("fetching segments: %d of %d", i + 1, len(chosen.segments))
             body = repo.store.get_bytes(ref.key)
             for record in segments.read_segment_bytes(repo, ref, body, parse=False):  # checked against its key first
                 if record.zxid <= last or record.zxid > chosen.zxid:
