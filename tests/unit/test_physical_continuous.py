@@ -307,3 +307,61 @@ def test_log_lines_for_a_multi_share_its_zxid():
         (E1 + 7, "setData", "/", True),
     ]
     assert lines[0]["time"] == format_time(T0) and lines[0]["session"] == 0x55
+
+
+# ------------------------------------------------------------------------------------------ histories, epochs
+def test_a_zxid_two_histories_hold_is_refused_naming_both(data, tmp_path):
+    """Issue 26 item 1: a history that reused an epoch (archived before restores raised it) holds the same
+    zxids with other transactions: a zxid target is refused naming both, --generation picks one, and
+    dcos-zk log shows each history's line."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    archiver(data, repo).step()
+    shutil.move(data.layout.zk_dir, tmp_path / "old-zookeeper")  # a restore: a new data directory
+    other = DataDir(data.layout.exhibitor_dir)
+    other.snapshot(E1, {"/a": b"x"})
+    txns = [zkfiles.create_txn(z, f"/other{z:x}", b"w", time=T0 + 60_000 + (z & 0xFFFF)) for z in range(E1 + 1, E1 + 8)]
+    (other.layout.logs_dir / f"log.{E1 + 1:x}").write_bytes(zkfiles.log_file(txns))
+    archiver(other, repo).step()
+    first, second = generations(repo)
+    with pytest.raises(UsageError, match=rf"zxid 0x100000005 names two histories: {first.name} .* and {second.name}"):
+        pitr.plan(repository(repo), pitr.Target(zxid=E1 + 5))
+    assert pitr.plan(repository(repo), pitr.Target(zxid=E1 + 5, generation=second.id)).generation.name == second.name
+    assert pitr.plan(repository(repo), pitr.Target(zxid=E1 + 9)).generation.name == first.name  # only one has it
+    lines = [(d["zxid"], d["path"], d["generation"]) for d in txlog.transactions(RepoIndex(repository(repo)))]
+    assert (E1 + 5, f"/n{E1 + 5:x}", first.name) in lines and (E1 + 5, f"/other{E1 + 5:x}", second.name) in lines
+    assert len(lines) == 10 + 7
+    only = list(txlog.transactions(RepoIndex(repository(repo)), generation=second.name))
+    assert {d["generation"] for d in only} == {second.name} and len(only) == 7
+
+
+def test_an_archived_epoch_is_never_reused(data, tmp_path):
+    """The supervisor's check before ZooKeeper starts raises an empty or older data directory's epoch to
+    the repository's and says so; the archiver refuses a new history below it."""
+    from dcos_backup.physical.continuous.start_check import before_zookeeper_starts
+    from dcos_backup.physical.epochs import local_epoch
+
+    repo = tmp_path / "repo"
+    e2 = 2 * E1
+    data.write(e2 + 1, range(e2 + 1, e2 + 5))  # the archived history reached epoch 2
+    first = archiver(data, repo)
+    for _ in range(3):
+        first.step()
+    assert RepoIndex(repository(repo)).max_epoch() == 2
+    key = tmp_path / "repo.key"
+    key.write_bytes(KEY.secret)
+    key.chmod(0o600)
+    empty = DataDir(tmp_path / "empty", myid="2")
+    refused = Archiver(empty.layout, repository(repo), "master-2")
+    empty.snapshot(0, {})
+    refused.step()
+    assert refused.state.state == "waiting" and "below epoch 2" in refused.state.message
+    said = before_zookeeper_starts(empty.layout, str(repo), key)
+    assert local_epoch(empty.layout) == 2 and any("raised this data directory's epoch from 0 to 2" in s for s in said)
+    assert "raised" in empty.layout.activity_log.read_text()
+    (empty.layout.snapshots_dir / "snapshot.0").unlink()
+    said = before_zookeeper_starts(empty.layout, str(repo), key)
+    assert any("EMPTY data directory" in s for s in said)
+    refused.step()
+    assert refused.state.state != "waiting" or "below epoch" not in refused.state.message
