@@ -406,6 +406,21 @@ def logs_after(logs: list[tuple[int, Path]], snapshot_zxid: int) -> list[tuple[i
     return logs[start:]
 
 
+_CHANGES_NODES = frozenset(
+    {
+        formats.OpCode.create,
+        formats.OpCode.create2,
+        formats.OpCode.createContainer,
+        formats.OpCode.createTTL,
+        formats.OpCode.delete,
+        formats.OpCode.deleteContainer,
+        formats.OpCode.setData,
+        formats.OpCode.setACL,
+        formats.OpCode.multi,
+    }
+)
+
+
 class _DigestCheck:
     """Compares the running tree digest with the ones ZooKeeper recorded, as DataTree does."""
 
@@ -444,7 +459,7 @@ class _DigestCheck:
         if self.doubt is not None:
             raise self.doubt
 
-    def after(self, zxid: int, txn_digest: tuple[int, int] | None = None) -> None:
+    def after(self, zxid: int, txn_digest: tuple[int, int] | None = None, kind: int | None = None) -> None:
         if self.pending is not None:
             if zxid == self.pending.zxid:
                 if self.pending.version == formats.DIGEST_VERSION:
@@ -456,9 +471,10 @@ class _DigestCheck:
                 self.pending = None
             return  # still inside the fuzzy range: per-transaction digests do not apply yet
         if txn_digest is None:
-            if self.required:
+            # Only where a node changes: ZooKeeper writes some session transactions without one.
+            if self.required and kind in _CHANGES_NODES:
                 raise IntegrityError(
-                    f"zxid {zxid_hex(zxid)} has no tree digest though ZooKeeper writes one with every transaction "
+                    f"zxid {zxid_hex(zxid)} has no tree digest though ZooKeeper writes one with every change "
                     "of this data (the log was rewritten?)"
                 )
             return
@@ -524,7 +540,7 @@ def replay_files(store: TreeStore, snapshot: DataFile, logs: Iterable[DataFile])
                         "(a log file is missing or was cut short)"
                     )
                 store.apply(txn)
-                check.after(txn.zxid, txn.digest)
+                check.after(txn.zxid, txn.digest, txn.type)
                 last = txn.zxid
                 result.transactions += 1
                 if result.transactions % 20000 == 0:
