@@ -36,6 +36,8 @@ from dcos_backup.local import cluster as local_cluster
 from dcos_backup.logical import connect
 from dcos_backup.master.processes import read_pid
 from dcos_backup.physical.continuous.index import RepoIndex
+from dcos_backup.physical.continuous.repository import KEY_ENV, Repository
+from dcos_backup.storage.crypto import load_key
 from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.load import LoadGenerator, LoadReport
 from dcos_backup.testing.seed import seed_marathon
@@ -44,8 +46,8 @@ from dcos_backup.testing.seed import seed_marathon
 class RepoWatcher:
     """Lists the repository every 50 ms and remembers when each stream first reached each zxid."""
 
-    def __init__(self, repo: Path) -> None:
-        self.store = open_store(str(repo))
+    def __init__(self, repo: Path, key_file: Path) -> None:
+        self.repo = Repository(open_store(str(repo)), load_key(key_file))
         self.seen: dict[str, list[tuple[int, float]]] = {}  # stream -> [(last zxid, when seen)], ascending
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -53,7 +55,7 @@ class RepoWatcher:
     def _run(self) -> None:
         while not self._stop.wait(0.05):
             now = time.monotonic()
-            index = RepoIndex(self.store)
+            index = RepoIndex(self.repo)
             for stream in index.streams():
                 last = max((g.last_zxid or 0 for g in index.of_stream(stream)), default=0)
                 marks = self.seen.setdefault(stream, [])
@@ -85,7 +87,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def measure_lag(cluster, repo: Path, rate: float, seconds: float) -> dict:
-    with RepoWatcher(repo) as watcher:
+    with RepoWatcher(repo, cluster.files.repo_key) as watcher:
         load = LoadGenerator(cluster.zk_hosts, root="/bench-lag", rate=rate, seed=1)
         acked: list[tuple[int, float]] = []
         load.start()
@@ -199,6 +201,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="zk-archive-bench-"))
     repo = work / "repo"
     with bench_cluster(3, args.subnet, heap="2g", zk_archive=str(repo)) as cluster:
+        os.environ[KEY_ENV] = str(cluster.files.repo_key)  # for the dcos-zk commands, as dcos-local env exports it
         client = connect(cluster.zk_hosts, timeout=60)
         print(f"seeding {args.apps} apps ...", flush=True)
         stats = seed_marathon(client, apps=args.apps, seed=1)

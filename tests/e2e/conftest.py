@@ -50,7 +50,11 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster
     directory = tmp_path_factory.mktemp("archive-faults")
     repo = directory / "repo"
     # 1,500 apps: snapshots of several MB, so that storing one takes long enough to be caught in.
-    with seeded_cluster(
-        directory / "cluster", apps=1500, seed=3, zk_config=[("snapCount", str(SNAP_COUNT))], zk_archive=str(repo)
-    ) as c:
+    with (
+        seeded_cluster(
+            directory / "cluster", apps=1500, seed=3, zk_config=[("snapCount", str(SNAP_COUNT))], zk_archive=str(repo)
+        ) as c,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        env.setenv("DCOS_ZK_REPO_KEY_FILE", str(c.files.repo_key))  # as dcos-local env exports it
         yield c, repo

@@ -29,6 +29,8 @@ from dcos_backup.api.paths import CREATE, LIST, RESTORE
 from dcos_backup.local import security
 from dcos_backup.logical import connect
 from dcos_backup.physical.continuous.index import RepoIndex
+from dcos_backup.physical.continuous.repository import Repository
+from dcos_backup.storage.crypto import load_key
 from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.archiving import SNAP_COUNT
 
@@ -67,9 +69,9 @@ def site(tmp_path_factory: pytest.TempPathFactory):
         zk.create(APP + "/tasks", b"[1, 2, 3]")
         zk.stop()
         security.add_user(cluster.files, cluster.zk_hosts, "viewer", [])
-        store = open_store(str(directory / "repo"))
+        repository = Repository(open_store(str(directory / "repo")), load_key(cluster.files.repo_key))
         wait_for(
-            lambda: {r.stream for r in RepoIndex(store).ranges()} >= {f"master-{m.id}" for m in cluster.masters},
+            lambda: {r.stream for r in RepoIndex(repository).ranges()} >= {f"master-{m.id}" for m in cluster.masters},
             timeout=TIMEOUT,
             what="every master's archive to have a restorable range",
         )

@@ -257,7 +257,7 @@ def assert_archived_to_s3(cluster, repo: str) -> None:
     variables ``dcos-local env`` exports."""
     exports = ok(run_tool("dcos-local", "env", "1", cluster_dir=cluster.dir)).stdout
     env = dict(line.removeprefix("export ").split("=", 1) for line in exports.splitlines())
-    env = {k: v.strip("'") for k, v in env.items() if k.startswith("AWS_") or k == "DCOS_ZK_REPO"}
+    env = {k: v.strip("'") for k, v in env.items() if k.startswith(("AWS_", "DCOS_ZK_REPO"))}
     assert env["DCOS_ZK_REPO"] == repo and env["AWS_ENDPOINT_URL"] == cluster.service["s3_endpoint_url"]
 
     def streams() -> set[str]:
@@ -285,6 +285,10 @@ def test_dcos_zk_backup_and_archive_take_s3_urls(make_cluster, s3_endpoint, s3_b
     assert again.returncode == 2 and again.stderr.strip().endswith("already exists; choose a new key")
 
     repo = f"s3://{s3_bucket}/repo"
+    key = tmp_path / "repo.key"  # this cluster's repository key
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    env["DCOS_ZK_REPO_KEY_FILE"] = str(key)
     with open(tmp_path / "archive.log", "wb") as log:
         archiver = subprocess.Popen(
             [tool("dcos-zk"), "archive", "--repo", repo, "--exhibitor-dir", exhibitor_dir],

@@ -21,7 +21,7 @@ from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import ClusterSpec
 from dcos_backup.logical import connect
 from dcos_backup.physical.continuous.index import RepoIndex
-from dcos_backup.storage.locations import open_store
+from dcos_backup.testing.archiving import cluster_repository
 from dcos_backup.testing.load import LoadGenerator
 from dcos_backup.testing.trees import snapshot
 
@@ -32,7 +32,7 @@ dcos_zk = functools.partial(run_tool, "dcos-zk")
 
 def archived_up_to(repo: Path, zxid: int, streams: int = 3) -> bool:
     """Whether ``streams`` streams of the repository hold every transaction up to ``zxid``."""
-    index = RepoIndex(open_store(str(repo)))
+    index = RepoIndex(cluster_repository(repo))
     reached = [s for s in index.streams() if any(r.last >= zxid for r in index.ranges() if r.stream == s)]
     return len(reached) >= streams
 
@@ -73,9 +73,13 @@ def restore_all(cluster: ClusterSpec, repo: Path, *point: str) -> list[str]:
 def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClusterSpec, Path]]:
     directory = tmp_path_factory.mktemp("archive-cluster")
     repo = directory / "repo"
-    with seeded_cluster(
-        directory / "cluster", apps=30, seed=5, zk_config=[("snapCount", str(SNAP_COUNT))], zk_archive=str(repo)
-    ) as c:
+    with (
+        seeded_cluster(
+            directory / "cluster", apps=30, seed=5, zk_config=[("snapCount", str(SNAP_COUNT))], zk_archive=str(repo)
+        ) as c,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        env.setenv("DCOS_ZK_REPO_KEY_FILE", str(c.files.repo_key))  # as dcos-local env exports it
         yield c, repo
 
 
@@ -112,7 +116,10 @@ def test_point_in_time_restore_after_rm_r_marathon(archived: tuple[ClusterSpec, 
     assert set(found[0]) >= {"zxid", "time", "type", "path", "session"}
     wait_for(lambda: archived_up_to(repo, found[0]["zxid"]), timeout=30, what="every stream to have the accident")
     text = ok(dcos_zk("log", "--repo", str(repo), "--since", before_accident.isoformat())).stdout
-    assert text.startswith("restorable: ") and " delete " in text and "/marathon" in text
+    assert " delete " in text and "/marathon" in text
+    assert all(line.endswith("]") and "[master-" in line for line in text.splitlines())  # each line's history
+    limited = ok(dcos_zk("log", "--repo", str(repo), "--until", before_accident.isoformat(), "--limit", "5")).stdout
+    assert len(limited.splitlines()) == 5 and " delete " not in limited
 
     # Every master back to a write in the middle of the load: exactly the writes up to it.
     restore_all(cluster, repo, "--to-zxid", hex(middle))
@@ -128,7 +135,7 @@ def test_point_in_time_restore_after_rm_r_marathon(archived: tuple[ClusterSpec, 
     assert marathon(cluster) == marathon_before
 
     # Each restore began a new history in every stream, and the old ones stay restorable.
-    index = RepoIndex(open_store(str(repo)))
+    index = RepoIndex(cluster_repository(repo))
     for stream in index.streams():
         generations = index.of_stream(stream)
         assert len(generations) >= 3, [g.id for g in generations]
@@ -152,7 +159,10 @@ def test_refusals_name_what_is_restorable(archived: tuple[ClusterSpec, Path], tm
     assert both.returncode == 2 and len(both.stderr.strip().splitlines()) == 1
     # While the cluster runs, a restore is refused before anything is read: nothing changes.
     running = dcos_zk("restore", "--repo", str(repo), "--latest", "--exhibitor-dir", ex)
-    assert running.returncode == 1 and ("running" in running.stderr or "in use" in running.stderr)
+    assert running.returncode == 1 and "ZooKeeper of this master is running" in running.stderr
+    assert "in use by" not in running.stderr  # the real reason, not the archiver's share of the lock
+    waiting = dcos_zk("restore", "--repo", str(repo), "--latest", "--wait-lock", "--exhibitor-dir", ex)
+    assert waiting.returncode == 1 and "in use by" not in waiting.stderr  # refused at once, never waits
 
 
 def test_export_writes_an_ordinary_archive_of_a_point(archived: tuple[ClusterSpec, Path], tmp_path: Path):
@@ -171,3 +181,44 @@ def test_export_writes_an_ordinary_archive_of_a_point(archived: tuple[ClusterSpe
     dumped = ok(dcos_zk("dump", str(archive), "--path", "/export/n", "--json")).stdout.splitlines()
     assert json.loads(dumped[0])["data"] == "exported"
     assert (tmp_path / "point.tar.gz.sha256").read_text().split()[0]
+
+
+def test_a_plain_archive_restore_never_reuses_an_archived_epoch(archived: tuple[ClusterSpec, Path], tmp_path: Path):
+    """Issue 26 item 1: the "ZooKeeper lost for good" runbook (a plain archive restored on every master) after
+    a later history began: the supervisor raises the epoch before ZooKeeper starts, so the new history's
+    zxids are new, and a zxid names one state."""
+    cluster, repo = archived
+    early = tmp_path / "early.tar.gz"
+    ok(dcos_zk("backup", str(early), "--online", "--exhibitor-dir", str(cluster.master(1).layout.exhibitor_dir)))
+    # A later history: every master restored to the latest point, then written to.
+    restore_all(cluster, repo, "--latest")
+    client = connect(cluster.zk_hosts)
+    client.create("/epoch-later", b"x")
+    later = client.exists("/epoch-later").czxid
+    client.stop()
+    client.close()
+    wait_for(lambda: archived_up_to(repo, later), timeout=60, what="the later history archived")
+    seen = RepoIndex(cluster_repository(repo)).max_epoch()
+    assert seen == later >> 32
+    # The runbook: stop every master, restore the (older) archive on each, start them.
+    for m in cluster.masters:
+        local_cluster.stop_master(cluster, m.id)
+    for m in cluster.masters:
+        ok(dcos_zk("restore", str(early), "--exhibitor-dir", str(m.layout.exhibitor_dir)))
+    for m in cluster.masters:
+        local_cluster.start_master(cluster, m.id)
+    local_cluster.wait_serving(cluster, 120)
+    client = connect(cluster.zk_hosts)
+    client.create("/epoch-new", b"y")
+    new = client.exists("/epoch-new").czxid
+    client.stop()
+    client.close()
+    assert new >> 32 > seen, f"the restored history reused epoch {new >> 32} (archived up to {seen})"
+    assert "raised this data directory's epoch" in cluster.master(1).layout.activity_log.read_text()
+    # The timeline shows every history of every stream, from the index alone.
+    wait_for(lambda: archived_up_to(repo, new), timeout=60, what="the new history archived")
+    doc = json.loads(ok(dcos_zk("timeline", "--repo", str(repo), "--json")).stdout)
+    histories = {s["stream"]: s["histories"] for s in doc["streams"]}
+    assert set(histories) == {"master-1", "master-2", "master-3"}
+    newest = histories["master-1"][-1]
+    assert newest["live"] and newest["epochs"][1] == new >> 32 and "replaced" in newest["began_by"]

@@ -3,7 +3,6 @@ well under a second), the cookie session and its same-origin check, and what the
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,15 @@ from dcos_backup.console.session import COOKIE, cookie_token, same_origin
 from dcos_backup.console.timeline import archive_timeline
 from dcos_backup.iam.tokens import issue_token
 from dcos_backup.iam.users import User
-from dcos_backup.physical.continuous.index import generation_prefix, segment_key, snapshot_key
+from dcos_backup.physical.continuous.index import (
+    generation_prefix,
+    segment_key,
+    segment_name,
+    snapshot_key,
+    snapshot_name,
+)
+from dcos_backup.physical.continuous.repository import Repository
+from dcos_backup.storage.crypto import EncryptionKey
 from dcos_backup.storage.local import LocalStore
 
 WEEK_MINUTES = 7 * 24 * 60
@@ -33,15 +40,28 @@ def write_week(root: Path, stream: str = "master-1", gap_at: int | None = None) 
     (root / prefix / "log").mkdir(parents=True)
     (root / prefix / "snap").mkdir()
     info = {"reason": "first generation of this stream", "base_zxid": base, "base_time_ms": T0}
-    (root / prefix / "generation.json").write_text(json.dumps(info))
+    repo = repository(root)
+    repo.put_doc(f"{prefix}/generation.json", info)
     for minute in range(WEEK_MINUTES):
         if minute == gap_at:
             continue
         first, last = base + minute * 100 + 1, base + minute * 100 + 100
         start = T0 + minute * 60_000
-        (root / segment_key(prefix, first, last, start, start + 59_000, "0" * 64)).touch()
+        name = segment_name(prefix, first, last, start, start + 59_000)
+        (root / segment_key(name, repo.object_mac(name, "0" * 64))).touch()
         if minute % 60 == 0:
-            (root / snapshot_key(prefix, first - 1, first - 1, "1" * 64)).touch()
+            name = snapshot_name(prefix, first - 1, first - 1)
+            (root / snapshot_key(name, repo.object_mac(name, "1" * 64))).touch()
+
+
+KEY = EncryptionKey(bytes(range(32)))  # this cluster's repository key
+
+
+def repository(root: Path, store: LocalStore | None = None) -> Repository:
+    """The repository at ``root`` as this cluster opens it (its repository.json made on first use)."""
+    repo = Repository(store or LocalStore(root), KEY)
+    repo.check_identity(create=True)
+    return repo
 
 
 class CountingStore(LocalStore):
@@ -61,8 +81,8 @@ def test_a_week_of_segments_is_read_from_the_index_alone(tmp_path):
     (a week of one-minute segments opens in a fraction of a second on an idle machine; docs/operations.md)."""
     write_week(tmp_path, gap_at=3000)
     store = CountingStore(tmp_path)
-    data = archive_timeline(store)
-    assert [key.rsplit("/", 1)[-1] for key in store.read] == ["generation.json"]
+    data = archive_timeline(repository(tmp_path, store))
+    assert {key.rsplit("/", 1)[-1] for key in store.read} == {"repository.json", "generation.json"}
     (master,) = data["masters"]
     (gen,) = master["generations"]
     assert master["stream"] == "master-1" and data["configured"]

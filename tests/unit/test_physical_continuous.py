@@ -7,7 +7,6 @@ End to end with real ensembles, kills and purges: tests/e2e/test_zk_archive*.py.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,18 @@ from dcos_backup.physical.continuous.index import (
     parse_time,
     parse_zxid,
     segment_key,
+    segment_name,
     snapshot_key,
+    snapshot_name,
 )
+from dcos_backup.physical.continuous.repository import RepoKey, Repository
 from dcos_backup.physical.formats import Multi, OpCode, Txn
 from dcos_backup.storage.base import PARTIAL
 from dcos_backup.storage.local import LocalStore
 from dcos_backup.storage.locations import open_store
 
 E1 = 0x100000000  # epoch 1
+KEY = RepoKey(bytes(range(32)))  # this cluster's repository key
 T0 = 1_700_000_000_000
 
 
@@ -64,12 +67,19 @@ def data(tmp_path: Path) -> DataDir:
     return d
 
 
+def repository(path: Path, key: RepoKey = KEY) -> Repository:
+    """The repository at ``path`` as this cluster opens it (its repository.json made on first use)."""
+    repo = Repository(LocalStore(path), key)
+    repo.check_identity(create=True)
+    return repo
+
+
 def archiver(data: DataDir, repo: Path) -> Archiver:
-    return Archiver(data.layout, LocalStore(repo), "master-1")
+    return Archiver(data.layout, repository(repo), "master-1")
 
 
 def generations(repo: Path) -> list:
-    return RepoIndex(LocalStore(repo), "master-1").generations
+    return RepoIndex(repository(repo), "master-1").generations
 
 
 # ------------------------------------------------------------------------------------------ store
@@ -115,13 +125,14 @@ def test_times_and_zxids_parse_as_documented():
 
 
 def test_the_index_finds_ranges_gaps_and_missing_snapshots(tmp_path):
-    store = LocalStore(tmp_path)
+    repo = repository(tmp_path)
+    store = repo.store
     prefix = "streams/m/g1"
-    store.put(f"{prefix}/generation.json", json.dumps({"base_zxid": 10}).encode())
-    store.put(snapshot_key(prefix, 10, 12, "0" * 64), b"s")
+    repo.put_doc(f"{prefix}/generation.json", {"base_zxid": 10})
+    store.put(snapshot_key(snapshot_name(prefix, 10, 12), "0" * 64), b"s")
     for first, last in ((11, 20), (21, 30), (41, 50)):  # 31..40 missing
-        store.put(segment_key(prefix, first, last, T0 + first, T0 + last, "1" * 64), b"l")
-    gen = RepoIndex(store).generations[0]
+        store.put(segment_key(segment_name(prefix, first, last, T0 + first, T0 + last), "1" * 64), b"l")
+    gen = RepoIndex(repo).generations[0]
     assert [(r.first, r.last) for r in gen.ranges()] == [(12, 30)]
     assert gen.gaps() == [(30, 41)] and "missing between zxid 0x1e and 0x29" in gen.problems()[0]
     snap, segments = gen.plan(25)
@@ -129,19 +140,21 @@ def test_the_index_finds_ranges_gaps_and_missing_snapshots(tmp_path):
     assert gen.plan(11) is None  # inside the snapshot's fuzzy range: not consistent yet
     assert gen.plan(45) is None
     store.delete(snap.key)
-    assert "no snapshot" in RepoIndex(store).generations[0].problems()[0]
+    assert "no snapshot" in RepoIndex(repo).generations[0].problems()[0]
 
 
 def test_a_snapshot_never_skips_a_gap_into_a_later_epoch(tmp_path):
     # A new epoch's first zxid "follows" any older zxid; a snapshot before a gap must not reach across it.
-    store = LocalStore(tmp_path)
+    repo = repository(tmp_path)
+    store = repo.store
     prefix = "streams/m/g1"
     e2 = 2 * E1
-    store.put(f"{prefix}/generation.json", json.dumps({"base_zxid": 0}).encode())
-    store.put(snapshot_key(prefix, 0, 0, "0" * 64), b"s")
+    repo.put_doc(f"{prefix}/generation.json", {"base_zxid": 0})
+    store.put(snapshot_key(snapshot_name(prefix, 0, 0), "0" * 64), b"s")
     for first, last in ((E1 + 1, E1 + 20), (E1 + 31, E1 + 40), (e2 + 1, e2 + 10)):  # E1+21..30 missing
-        store.put(segment_key(prefix, first, last, T0 + (first & 0xFF), T0 + (last & 0xFF), "1" * 64), b"l")
-    gen = RepoIndex(store).generations[0]
+        name = segment_name(prefix, first, last, T0 + (first & 0xFF), T0 + (last & 0xFF))
+        store.put(segment_key(name, "1" * 64), b"l")
+    gen = RepoIndex(repo).generations[0]
     assert [(r.first, r.last) for r in gen.ranges()] == [(0, E1 + 20)]
     assert [s.first for s in gen.plan(E1 + 15)[1]] == [E1 + 1]
     assert gen.plan(E1 + 35) is None and gen.plan(e2 + 5) is None
@@ -217,7 +230,7 @@ def test_point_in_time_restore_rebuilds_exactly_the_target(data, tmp_path):
     data.write(E1 + 1, range(E1 + 11, E1 + 20))
     arch.step()
     target = DataDir(tmp_path / "restored", myid="3")
-    result = pitr.restore(target.layout.exhibitor_dir, LocalStore(repo), pitr.Target(zxid=E1 + 13))
+    result = pitr.restore(target.layout.exhibitor_dir, repository(repo), pitr.Target(zxid=E1 + 13))
     assert result.zxid == hex(E1 + 13) and result.transactions == 13 and result.myid == "3"
     log_file = target.layout.logs_dir / f"log.{E1 + 1:x}"
     assert [p.name for p in target.layout.logs_dir.iterdir()] == [log_file.name]
@@ -225,15 +238,20 @@ def test_point_in_time_restore_rebuilds_exactly_the_target(data, tmp_path):
     # The restore mark names the content: the same point exported and restored from an archive has the same.
     mark = restore_mark.read(target.layout.restore_mark)
     assert mark is not None and mark.last_zxid == hex(E1 + 13) and not mark.served
-    pitr.export(LocalStore(repo), pitr.Target(zxid=E1 + 13), tmp_path / "point.tar.gz")
+    pitr.export(repository(repo), pitr.Target(zxid=E1 + 13), tmp_path / "point.tar.gz")
     other = DataDir(tmp_path / "from-archive", myid="2")
     archive_restore.restore(other.layout.exhibitor_dir, tmp_path / "point.tar.gz")
     assert restore_mark.read(other.layout.restore_mark).identity == mark.identity
     # By time: the last transaction at or before it (E1+5 was written at T0 + 5 s).
-    at = pitr.plan(LocalStore(repo), pitr.Target(time_us=(T0 + 5_500) * 1000))
-    assert at.zxid == E1 + 5
+    at = pitr.plan(repository(repo), pitr.Target(time_us=(T0 + 5_500) * 1000))
+    assert at.zxid == E1 + 5 and at.note is None
+    # After the archive's end: the last point, and how far short of the time it is.
+    late = pitr.plan(repository(repo), pitr.Target(time_us=(T0 + 60_000) * 1000))
+    assert late.zxid == E1 + 19 and "after the archive's end" in late.note and "41.0s short" in late.note
+    # Just before a transaction: the state dcos-zk log shows before it.
+    assert pitr.plan(repository(repo), pitr.Target(before=E1 + 13)).zxid == E1 + 12
     with pytest.raises(UsageError, match=r"is not restorable .* restorable: 0x100000000\.\.0x100000013"):
-        pitr.plan(LocalStore(repo), pitr.Target(zxid=E1 + 99))
+        pitr.plan(repository(repo), pitr.Target(zxid=E1 + 99))
     with pytest.raises(UsageError):
         pitr.Target(zxid=1, latest=True)
 
@@ -245,8 +263,8 @@ def test_a_corrupt_segment_is_named_and_refused(data, tmp_path):
     path = repo / segment.key
     path.write_bytes(path.read_bytes()[:-3] + b"xyz")
     target = DataDir(tmp_path / "restored")
-    with pytest.raises(IntegrityError, match=f"{segment.key}: sha256 mismatch"):
-        pitr.restore(target.layout.exhibitor_dir, LocalStore(repo), pitr.Target(latest=True))
+    with pytest.raises(IntegrityError, match=f"{segment.key}: its MAC does not verify"):
+        pitr.restore(target.layout.exhibitor_dir, repository(repo), pitr.Target(latest=True))
     assert not any(target.layout.logs_dir.iterdir())  # nothing changed
 
 
@@ -261,11 +279,10 @@ def test_prune_keeps_every_point_after_the_cutoff(data, tmp_path):
         arch.step()
         arch.step()
         arch._store_new_snapshot()
-    store = LocalStore(repo)
     gen = generations(repo)[0]
     assert len(gen.snapshots) == 4
     cutoff_ms = T0 + 25_000  # points from E1+25 on must stay
-    result = prune.prune_repository(store, keep_days=1, now_ms=cutoff_ms + prune.DAY_MS)
+    result = prune.prune_repository(repository(repo), keep_days=1, now_ms=cutoff_ms + prune.DAY_MS)
     kept = generations(repo)[0]
     assert result.objects > 0 and kept.problems() == []
     assert kept.plan(E1 + 24) is not None and kept.plan(E1 + 39) is not None  # the state at the cutoff too
@@ -292,13 +309,71 @@ def test_log_lines_for_a_multi_share_its_zxid():
     assert lines[0]["time"] == format_time(T0) and lines[0]["session"] == 0x55
 
 
+# ------------------------------------------------------------------------------------------ histories, epochs
+def test_a_zxid_two_histories_hold_is_refused_naming_both(data, tmp_path):
+    """Issue 26 item 1: a history that reused an epoch (archived before restores raised it) holds the same
+    zxids with other transactions: a zxid target is refused naming both, --generation picks one, and
+    dcos-zk log shows each history's line."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    archiver(data, repo).step()
+    shutil.move(data.layout.zk_dir, tmp_path / "old-zookeeper")  # a restore: a new data directory
+    other = DataDir(data.layout.exhibitor_dir)
+    other.snapshot(E1, {"/a": b"x"})
+    txns = [zkfiles.create_txn(z, f"/other{z:x}", b"w", time=T0 + 60_000 + (z & 0xFFFF)) for z in range(E1 + 1, E1 + 8)]
+    (other.layout.logs_dir / f"log.{E1 + 1:x}").write_bytes(zkfiles.log_file(txns))
+    archiver(other, repo).step()
+    first, second = generations(repo)
+    with pytest.raises(UsageError, match=rf"zxid 0x100000005 names two histories: {first.name} .* and {second.name}"):
+        pitr.plan(repository(repo), pitr.Target(zxid=E1 + 5))
+    assert pitr.plan(repository(repo), pitr.Target(zxid=E1 + 5, generation=second.id)).generation.name == second.name
+    assert pitr.plan(repository(repo), pitr.Target(zxid=E1 + 9)).generation.name == first.name  # only one has it
+    lines = [(d["zxid"], d["path"], d["generation"]) for d in txlog.transactions(RepoIndex(repository(repo)))]
+    assert (E1 + 5, f"/n{E1 + 5:x}", first.name) in lines and (E1 + 5, f"/other{E1 + 5:x}", second.name) in lines
+    assert len(lines) == 10 + 7
+    only = list(txlog.transactions(RepoIndex(repository(repo)), generation=second.name))
+    assert {d["generation"] for d in only} == {second.name} and len(only) == 7
+
+
+def test_an_archived_epoch_is_never_reused(data, tmp_path):
+    """The supervisor's check before ZooKeeper starts raises an empty or older data directory's epoch to
+    the repository's and says so; the archiver refuses a new history below it."""
+    from dcos_backup.physical.continuous.start_check import before_zookeeper_starts
+    from dcos_backup.physical.epochs import local_epoch
+
+    repo = tmp_path / "repo"
+    e2 = 2 * E1
+    data.write(e2 + 1, range(e2 + 1, e2 + 5))  # the archived history reached epoch 2
+    first = archiver(data, repo)
+    for _ in range(3):
+        first.step()
+    assert RepoIndex(repository(repo)).max_epoch() == 2
+    key = tmp_path / "repo.key"
+    key.write_bytes(KEY.secret)
+    key.chmod(0o600)
+    empty = DataDir(tmp_path / "empty", myid="2")
+    refused = Archiver(empty.layout, repository(repo), "master-2")
+    empty.snapshot(0, {})
+    refused.step()
+    assert refused.state.state == "waiting" and "below epoch 2" in refused.state.message
+    said = before_zookeeper_starts(empty.layout, str(repo), key)
+    assert local_epoch(empty.layout) == 2 and any("raised this data directory's epoch from 0 to 2" in s for s in said)
+    assert "raised" in empty.layout.activity_log.read_text()
+    (empty.layout.snapshots_dir / "snapshot.0").unlink()
+    said = before_zookeeper_starts(empty.layout, str(repo), key)
+    assert any("EMPTY data directory" in s for s in said)
+    refused.step()
+    assert refused.state.state != "waiting" or "below epoch" not in refused.state.message
+
+
 def test_the_log_of_a_repository_lists_each_archived_transaction_once(data, tmp_path):
     """``dcos-zk log``: every transaction the segments hold, in zxid order, filtered by path prefix."""
     repo = tmp_path / "repo"
     archiver(data, repo).step()
     data.write(E1 + 1, range(E1 + 11, E1 + 14))
     archiver(data, repo).step()
-    index = RepoIndex(LocalStore(repo), "master-1")
+    index = RepoIndex(repository(repo), "master-1")
     docs = list(txlog.transactions(index))
     assert [(d["zxid"], d["type"], d["path"]) for d in docs] == [
         (z, "create", f"/n{z:x}") for z in range(E1 + 1, E1 + 14)

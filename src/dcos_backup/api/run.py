@@ -60,6 +60,7 @@ class ServiceConfig:
     ca_file: Path | None = None
     masters: tuple[str, ...] = ()  # the cluster's masters' Admin Routers: the only places requests are forwarded to
     zk_archive: str | None = None  # the continuous archive's repository: the web console's timeline reads it
+    zk_archive_key_file: Path | None = None  # the repository's key (its MACs): without it the timeline is off
 
     @property
     def instance_name(self) -> str:
@@ -126,7 +127,9 @@ def run_service(config: ServiceConfig) -> None:
         authorizer = Authorizer(public_key, users.watch())
         forwarder = Forwarder(leadership, authorizer, config.masters, config.ca_file)
         app = build_app(service, authorizer, scheduler, forwarder, is_leader=lambda: leadership.is_leader)
-        install_console(app, authorizer, config.zk_archive, config.s3_endpoint_url)  # outermost: the cookie
+        install_console(
+            app, authorizer, config.zk_archive, config.zk_archive_key_file, config.s3_endpoint_url
+        )  # outermost: the cookie
         leadership.start()
         try:
             serve(app, config.socket_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -29,9 +30,10 @@ from dcos_backup.physical.continuous import drill as repo_drill
 from dcos_backup.physical.continuous import pitr, prune, txlog
 from dcos_backup.physical.continuous.archiver import Archiver
 from dcos_backup.physical.continuous.index import RepoIndex, check_stream_name, describe_ranges, parse_time, parse_zxid
+from dcos_backup.physical.continuous.repository import KEY_ENV, Repository, key_file_from, open_repository
 from dcos_backup.physical.continuous.segments import verify_repository
+from dcos_backup.physical.continuous.timeline import text_lines, timeline
 from dcos_backup.physical.formats import zxid_hex
-from dcos_backup.storage.locations import open_store
 from dcos_backup.storage.s3 import is_s3_url
 
 exhibitor_dir_option = click.option(
@@ -67,6 +69,17 @@ wait_lock_option = click.option(
 
 REPO_HELP = "Repository: a directory or s3://bucket/prefix ($DCOS_ZK_REPO; S3 settings from the AWS variables)."
 repo_option = click.option("--repo", envvar="DCOS_ZK_REPO", required=True, help=REPO_HELP)
+repo_key_option = click.option(
+    "--repo-key-file",
+    envvar=KEY_ENV,
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"This cluster's repository key (0600; ${KEY_ENV}): authenticates every object of --repo.",
+)
+
+
+def open_repo(repo: str, key_file: Path | None, create: bool = False) -> Repository:
+    return open_repository(repo, key_file_from(str(key_file) if key_file else None), create=create)
 
 
 @click.group(
@@ -145,17 +158,32 @@ def target_options(command: Callable) -> Callable:
                 "--to-time", default=None, help="The last transaction at or before this RFC 3339 time (Z or offset)."
             ),
             click.option("--latest", is_flag=True, help="Everything archived."),
+            click.option(
+                "--before-zxid", default=None, help="The state just before this transaction (as dcos-zk log shows it)."
+            ),
+            click.option(
+                "--generation", default=None, help="Only this history (STREAM/GENERATION, as log and timeline show)."
+            ),
+            repo_key_option,
         ]
     ):
         command = option(command)
     return command
 
 
-def make_target(to_zxid: str | None, to_time: str | None, latest: bool) -> pitr.Target:
+def make_target(
+    to_zxid: str | None,
+    to_time: str | None,
+    latest: bool,
+    before_zxid: str | None = None,
+    generation: str | None = None,
+) -> pitr.Target:
     return pitr.Target(
         zxid=parse_zxid(to_zxid) if to_zxid is not None else None,
         time_us=parse_time(to_time) if to_time is not None else None,
         latest=latest,
+        before=parse_zxid(before_zxid) if before_zxid is not None else None,
+        generation=generation,
     )
 
 
@@ -187,6 +215,9 @@ def restore(
     to_zxid: str | None,
     to_time: str | None,
     latest: bool,
+    before_zxid: str | None,
+    generation: str | None,
+    repo_key_file: Path | None,
     stream: str | None,
     as_json: bool,
 ) -> None:
@@ -200,15 +231,16 @@ def restore(
     point and the logs cut at it, replayed with ZooKeeper's tree digests, and swapped in like an archive.
     """
     setup_logging(verbose)
-    if archive is not None and (to_zxid or to_time or latest):  # (--repo may come from $DCOS_ZK_REPO)
+    if archive is not None and (to_zxid or to_time or latest or before_zxid):  # (--repo may come from $DCOS_ZK_REPO)
         raise UsageError("give either ARCHIVE or --repo with --to-zxid/--to-time/--latest, not both")
     if archive is None:
         if not repo:
             raise UsageError("give ARCHIVE, or --repo with --to-zxid, --to-time or --latest")
-        target = make_target(to_zxid, to_time, latest)
+        target = make_target(to_zxid, to_time, latest, before_zxid, generation)
         prefer = _stream_or_none(exhibitor_dir)
-        store = open_store(repo)
-        done = pitr.restore(exhibitor_dir, store, target, stream, prefer, keep_old, wait_lock)
+        done = pitr.restore(exhibitor_dir, open_repo(repo, repo_key_file), target, stream, prefer, keep_old, wait_lock)
+        if done.note:
+            click.echo(f"NOTE: {done.note}", err=True)
         if as_json:
             click.echo(json.dumps(asdict(done), indent=2))
             return
@@ -257,6 +289,9 @@ def export(
     to_zxid: str | None,
     to_time: str | None,
     latest: bool,
+    before_zxid: str | None,
+    generation: str | None,
+    repo_key_file: Path | None,
     stream: str | None,
     tmp_dir: Path | None,
     level: int,
@@ -264,21 +299,22 @@ def export(
 ) -> None:
     """Write a point of --repo as an ordinary archive (DC/OS layout) to ARCHIVE, for any dcos-zk restore."""
     setup_logging(verbose)
-    done, written = pitr.export(
-        open_store(repo), make_target(to_zxid, to_time, latest), archive, stream, tmp_dir, level
-    )
+    target = make_target(to_zxid, to_time, latest, before_zxid, generation)
+    done, written = pitr.export(open_repo(repo, repo_key_file), target, archive, stream, tmp_dir, level)
+    if done.note:
+        click.echo(f"NOTE: {done.note}", err=True)
     click.echo(
         f"exported {done.plan} to {written.archive}: {written.files} files, {written.bytes} bytes, "
         f"sha256 {written.sha256} ({done.nodes} nodes, {done.seconds:.1f}s)"
     )
 
 
-def point_target(at: str | None, pick_random: bool, store, stream: str | None) -> pitr.Target:
-    """--at ZXID|TIME or --random (default: the latest point) as a target of ``store``."""
+def point_target(at: str | None, pick_random: bool, repository: Repository, stream: str | None) -> pitr.Target:
+    """--at ZXID|TIME or --random (default: the latest point) as a target of ``repository``."""
     if at is not None and pick_random:
         raise UsageError("give --at or --random, not both")
     if pick_random:
-        return repo_drill.random_target(store, stream, random.SystemRandom())
+        return repo_drill.random_target(repository, stream, random.SystemRandom())
     if at is None:
         return pitr.Target(latest=True)
     looks_like_zxid = at.lower().startswith("0x") or at.isdigit()
@@ -287,6 +323,7 @@ def point_target(at: str | None, pick_random: bool, store, stream: str | None) -
 
 @cli.command("drill")
 @repo_option
+@repo_key_option
 @click.option("--at", default=None, help="The point: a zxid (decimal or 0x hex) or an RFC 3339 time [default: latest].")
 @click.option("--random", "pick_random", is_flag=True, help="A restorable point picked at random.")
 @click.option("--stream", default=None, help="Only this stream (default: whichever covers the point).")
@@ -294,7 +331,14 @@ def point_target(at: str | None, pick_random: bool, store, stream: str | None) -
 @verbose_option
 @json_option
 def drill_cmd(
-    repo: str, at: str | None, pick_random: bool, stream: str | None, tmp_dir: Path | None, verbose: bool, as_json: bool
+    repo: str,
+    repo_key_file: Path | None,
+    at: str | None,
+    pick_random: bool,
+    stream: str | None,
+    tmp_dir: Path | None,
+    verbose: bool,
+    as_json: bool,
 ) -> None:
     """Restore a point of --repo into a scratch ZooKeeper and check that it serves the replay's tree.
 
@@ -304,8 +348,8 @@ def drill_cmd(
     the scratch server is removed after. Exit 1 with the reason if the repository is damaged.
     """
     setup_logging(verbose)
-    store = open_store(repo)
-    result = repo_drill.drill(store, point_target(at, pick_random, store, stream), stream, tmp_dir)
+    repository = open_repo(repo, repo_key_file)
+    result = repo_drill.drill(repository, point_target(at, pick_random, repository, stream), stream, tmp_dir)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -317,28 +361,63 @@ def drill_cmd(
 
 @cli.command("log")
 @repo_option
+@repo_key_option
 @click.option("--since", default=None, help="Only transactions at or after this RFC 3339 time.")
+@click.option("--until", default=None, help="Only transactions at or before this RFC 3339 time.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many lines.")
 @click.option("--path-prefix", default=None, help="Only operations on this znode or below it.")
 @click.option("--stream", default=None, help="Only this stream.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (zxid, time, type, path, session).")
-def log_cmd(repo: str, since: str | None, path_prefix: str | None, stream: str | None, as_json: bool) -> None:
-    """The restorable range and every archived transaction, one line each (a multi: one line per operation)."""
+@click.option("--generation", default=None, help="Only this history (STREAM/GENERATION or GENERATION).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per line (zxid, time, type, path, session, generation)."
+)
+def log_cmd(
+    repo: str,
+    repo_key_file: Path | None,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    path_prefix: str | None,
+    stream: str | None,
+    generation: str | None,
+    as_json: bool,
+) -> None:
+    """Every archived transaction, one line each with its history (a multi: one line per operation).
+
+    dcos-zk timeline shows what is restorable."""
     if path_prefix is not None and not path_prefix.startswith("/"):
         raise UsageError(f"--path-prefix must be absolute, got {path_prefix!r}")
-    index = RepoIndex(open_store(repo), stream)
+    index = RepoIndex(open_repo(repo, repo_key_file), stream)
     since_us = parse_time(since) if since is not None else None
-    if not as_json:
-        click.echo(f"restorable: {describe_ranges(index.ranges())}")
-    for doc in txlog.transactions(index, since_us, path_prefix):
+    until_us = parse_time(until) if until is not None else None
+    lines = txlog.transactions(index, since_us, path_prefix, until_us, generation)
+    for doc in itertools.islice(lines, limit):
         click.echo(json.dumps(doc, separators=(",", ":")) if as_json else txlog.text_line(doc))
 
 
+@cli.command("timeline")
+@repo_option
+@repo_key_option
+@click.option("--stream", default=None, help="Only this stream.")
+@click.option("--json", "as_json", is_flag=True, help="The documented JSON shape (docs/dcos-zk.md).")
+def timeline_cmd(repo: str, repo_key_file: Path | None, stream: str | None, as_json: bool) -> None:
+    """Per stream, each history: its epochs, restorable range, snapshots, gaps and what began it."""
+    doc = timeline(RepoIndex(open_repo(repo, repo_key_file), stream))
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    for line in text_lines(doc):
+        click.echo(line)
+
+
 @cli.command()
-@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("archive")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON, with every member.")
-def info(archive: Path, as_json: bool) -> None:
-    """Show what ARCHIVE holds without extracting it."""
-    details = archive_info.info(archive)
+@tmp_dir_option
+def info(archive: str, as_json: bool, tmp_dir: Path | None) -> None:
+    """Show what ARCHIVE (a file or s3://bucket/key) holds without extracting it."""
+    with transfer.fetched(archive, tmp_dir) as local:
+        details = archive_info.info(local)
     if as_json:
         click.echo(json.dumps(details.to_dict(), indent=2))
         return
@@ -377,17 +456,17 @@ def verify(archive: str, tmp_dir: Path | None, verbose: bool, as_json: bool) -> 
 
 
 @cli.command()
-@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("archive")
 @click.option("--path", "prefix", default="/", show_default=True, help="Only this node and its descendants.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per node (path, data, acl, stat).")
 @tmp_dir_option
 @verbose_option
-def dump(archive: Path, prefix: str, as_json: bool, tmp_dir: Path | None, verbose: bool) -> None:
-    """Print the tree ARCHIVE would restore (after verifying it), sorted by path."""
+def dump(archive: str, prefix: str, as_json: bool, tmp_dir: Path | None, verbose: bool) -> None:
+    """Print the tree ARCHIVE (a file or s3://bucket/key) would restore (after verifying it), sorted by path."""
     setup_logging(verbose)
     if not prefix.startswith("/"):
         raise UsageError(f"--path must be absolute, got {prefix!r}")
-    with zk_verify.rebuilt_archive(archive, tmp_dir) as (store, _):
+    with transfer.fetched(archive, tmp_dir) as local, zk_verify.rebuilt_archive(local, tmp_dir) as (store, _):
         found = False
         for node in store.iter_nodes(prefix):
             found = True
@@ -402,7 +481,7 @@ def dump(archive: Path, prefix: str, as_json: bool, tmp_dir: Path | None, verbos
 
 
 @cli.command("check-live")
-@click.argument("archive", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("archive")
 @click.option(
     "--zk",
     "hosts",
@@ -413,13 +492,14 @@ def dump(archive: Path, prefix: str, as_json: bool, tmp_dir: Path | None, verbos
 )
 @tmp_dir_option
 @json_option
-def check_live_cmd(archive: Path, hosts: str, tmp_dir: Path | None, as_json: bool) -> None:
-    """Did the restore of ARCHIVE take? Compares the live ensemble's tree with the archive's.
+def check_live_cmd(archive: str, hosts: str, tmp_dir: Path | None, as_json: bool) -> None:
+    """Did the restore of ARCHIVE (a file or s3://bucket/key) take? Compares the live tree with the archive's.
 
     Every live node must be the archive's or changed after the restore; live data with history the
     archive does not know (a master that was not restored led the ensemble) fails it, exit code 1.
     """
-    result = check_live(archive, hosts, tmp_dir)
+    with transfer.fetched(archive, tmp_dir) as local:
+        result = check_live(local, hosts, tmp_dir)
     click.echo(json.dumps({**asdict(result), "took": result.took}, indent=2) if as_json else result.describe())
     if not result.took:
         click.get_current_context().exit(1)
@@ -450,10 +530,17 @@ def default_stream(exhibitor_dir: Path) -> str:
 @exhibitor_dir_option
 @click.option("--stream", default=None, help="Stream name in the repository [default: master-<myid>].")
 @click.option("--interval", default=0.5, show_default=True, help="Seconds between passes over the logs.")
+@repo_key_option
 @verbose_option
 @click.pass_context
 def archive(
-    ctx: click.Context, repo: str | None, exhibitor_dir: Path, stream: str | None, interval: float, verbose: bool
+    ctx: click.Context,
+    repo: str | None,
+    exhibitor_dir: Path,
+    stream: str | None,
+    interval: float,
+    repo_key_file: Path | None,
+    verbose: bool,
 ) -> None:
     """Stream this master's ZooKeeper logs and snapshots into --repo, continuously (until SIGTERM).
 
@@ -470,7 +557,7 @@ def archive(
     os.nice(5)  # beside ZooKeeper: its clients come first; the archive needs little CPU
     archiver = Archiver(
         MasterLayout(exhibitor_dir),
-        open_store(repo, create=True),
+        open_repo(repo, repo_key_file, create=True),
         check_stream_name(stream or default_stream(exhibitor_dir)),
         interval,
     )
@@ -481,11 +568,12 @@ def archive(
 
 @archive.command("status")
 @repo_option
+@repo_key_option
 @click.option("--stream", default=None, help="Only this stream.")
 @click.option("--json", "as_json", is_flag=True, help="Every generation as JSON.")
-def archive_status(repo: str, stream: str | None, as_json: bool) -> None:
+def archive_status(repo: str, repo_key_file: Path | None, stream: str | None, as_json: bool) -> None:
     """What the repository holds: per stream, its generations, their restorable ranges and any problem."""
-    index = RepoIndex(open_store(repo), stream)
+    index = RepoIndex(open_repo(repo, repo_key_file), stream)
     docs: list[dict[str, Any]] = [
         {
             "stream": gen.stream,
@@ -514,11 +602,12 @@ def archive_status(repo: str, stream: str | None, as_json: bool) -> None:
 
 @archive.command("verify")
 @repo_option
+@repo_key_option
 @click.option("--stream", default=None, help="Only this stream.")
 @tmp_dir_option
-def archive_verify(repo: str, stream: str | None, tmp_dir: Path | None) -> None:
-    """Read back every object against the sha256 and zxids its name holds, and check each generation's continuity."""
-    index = RepoIndex(open_store(repo), stream)
+def archive_verify(repo: str, repo_key_file: Path | None, stream: str | None, tmp_dir: Path | None) -> None:
+    """Read back every object against the MAC and zxids its name holds, and check each generation's continuity."""
+    index = RepoIndex(open_repo(repo, repo_key_file), stream)
     with tempfile.TemporaryDirectory(prefix=".dcos-zk-archive-verify-", dir=tmp_dir) as work:
         done = verify_repository(index, Path(work))
     click.echo(
@@ -529,11 +618,12 @@ def archive_verify(repo: str, stream: str | None, tmp_dir: Path | None) -> None:
 
 @archive.command("prune")
 @repo_option
+@repo_key_option
 @click.option("--keep-days", type=float, required=True, help="Every point of the last N days stays restorable.")
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
-def archive_prune(repo: str, keep_days: float, dry_run: bool) -> None:
+def archive_prune(repo: str, repo_key_file: Path | None, keep_days: float, dry_run: bool) -> None:
     """Remove what only serves points older than --keep-days (the rest stays restorable)."""
-    result = prune.prune_repository(open_store(repo), keep_days, int(time.time() * 1000), dry_run)
+    result = prune.prune_repository(open_repo(repo, repo_key_file), keep_days, int(time.time() * 1000), dry_run)
     verb = "would remove" if dry_run else "removed"
     click.echo(
         f"{verb} {result.objects} objects ({result.bytes} bytes), {len(result.generations_removed)} whole "

@@ -242,6 +242,7 @@ def env(n: int, directory: Path | None) -> None:
     }
     if cluster.zk_archive:
         exports["DCOS_ZK_REPO"] = cluster.zk_archive
+        exports["DCOS_ZK_REPO_KEY_FILE"] = str(cluster.files.repo_key)
         if is_s3_url(cluster.zk_archive):  # so that dcos-zk reads the repository in the cluster's S3
             exports.update(cluster.s3_env() or {})
     if cluster.service:

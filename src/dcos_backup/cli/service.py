@@ -116,6 +116,12 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     metavar="REPO",
     help="The continuous archive's repository (dcos-zk archive --repo): the web console shows what it can restore.",
 )
+@click.option(
+    "--zk-archive-key-file",
+    type=file_option,
+    envvar="DCOS_ZK_REPO_KEY_FILE",
+    help="The repository's key file (0600; dcos-local: DIR/secrets/repo.key): the timeline reads what it verifies.",
+)
 def cli(
     zk_hosts: str,
     storage: str,
@@ -133,6 +139,7 @@ def cli(
     ca_file: Path | None,
     masters: tuple[str, ...],
     zk_archive: str | None,
+    zk_archive_key_file: Path | None,
     hooks: tuple[str, ...],
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -154,6 +161,7 @@ def cli(
         ca_file=ca_file,
         masters=tuple(master_url(m) for m in masters),
         zk_archive=zk_archive,
+        zk_archive_key_file=zk_archive_key_file,
     )
     run_service(config)
 

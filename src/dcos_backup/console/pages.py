@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -24,7 +25,8 @@ from dcos_backup.api.paths import CONSOLE, PREFIX, SIGN_IN
 from dcos_backup.console.session import COOKIE, CookieToken, cookie_settings, same_origin
 from dcos_backup.console.timeline import archive_timeline
 from dcos_backup.errors import DcosBackupError, Forbidden, Unauthorized
-from dcos_backup.storage.base import ObjectStore
+from dcos_backup.physical.continuous.repository import Repository
+from dcos_backup.storage.crypto import load_key
 from dcos_backup.storage.locations import open_store
 
 STATIC_TYPES = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
@@ -51,7 +53,7 @@ def render(name: str, status: int = 200, **context: object) -> HTMLResponse:
 
 
 def console_routes(
-    authorizer: Authorizer, archive: Callable[[], ObjectStore | None], archive_name: str | None
+    authorizer: Authorizer, archive: Callable[[], Repository | None], archive_name: str | None
 ) -> APIRouter:
     """The console's routes; ``archive()`` opens the continuous archive's repository (None: not configured)."""
     router = APIRouter(include_in_schema=False)
@@ -127,17 +129,25 @@ def console_routes(
 
 
 def install_console(
-    app: FastAPI, authorizer: Authorizer, archive_repo: str | None = None, s3_endpoint_url: str | None = None
+    app: FastAPI,
+    authorizer: Authorizer,
+    archive_repo: str | None = None,
+    archive_key_file: Path | None = None,
+    s3_endpoint_url: str | None = None,
 ) -> None:
     """Serve the console from ``app`` and let the API take the cookie. Call it after the app's last other
-    middleware: the cookie must become a header before the forwarding to the leader sees the request."""
-    opened: list[ObjectStore] = []
+    middleware: the cookie must become a header before the forwarding to the leader sees the request.
+    The timeline reads ``archive_repo`` with the cluster's repository key (``archive_key_file``): an index
+    whose MACs do not verify under it is refused, as every dcos-zk command refuses it."""
+    opened: list[Repository] = []
 
-    def archive() -> ObjectStore | None:
-        if archive_repo is None:
+    def archive() -> Repository | None:
+        if archive_repo is None or archive_key_file is None:
             return None
         if not opened:  # opened once, on first use: an S3 client is not free
-            opened.append(open_store(archive_repo, endpoint_url=s3_endpoint_url))
+            repository = Repository(open_store(archive_repo, endpoint_url=s3_endpoint_url), load_key(archive_key_file))
+            repository.check_identity()
+            opened.append(repository)
         return opened[0]
 
     app.include_router(console_routes(authorizer, archive, archive_repo))

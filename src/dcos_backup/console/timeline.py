@@ -12,15 +12,15 @@ import bisect
 from typing import Any
 
 from dcos_backup.physical.continuous.index import Generation, RepoIndex
+from dcos_backup.physical.continuous.repository import Repository
 from dcos_backup.physical.formats import zxid_hex
-from dcos_backup.storage.base import ObjectStore
 
 
-def archive_timeline(store: ObjectStore | None) -> dict[str, Any]:
+def archive_timeline(repository: Repository | None) -> dict[str, Any]:
     """``{"configured": bool, "masters": [{"stream", "generations": [...]}]}`` (times in ms since the epoch)."""
-    if store is None:
+    if repository is None:
         return {"configured": False, "masters": []}
-    index = RepoIndex(store)
+    index = RepoIndex(repository)
     return {
         "configured": True,
         "masters": [

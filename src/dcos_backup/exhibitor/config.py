@@ -44,6 +44,7 @@ class NodeConfig:
     jvm_flags: tuple[str, ...] = field(default=("-XX:+UseSerialGC",))
     archive_repo: str | None = None  # a repository: the supervisor then runs dcos-zk archive beside ZooKeeper
     archive_stream: str | None = None  # its stream name (default master-<id>)
+    archive_key_file: str | None = None  # the cluster's repository key (physical/continuous/repository.py)
 
     def __post_init__(self) -> None:
         ids = [m.id for m in self.members]
@@ -84,6 +85,7 @@ class NodeConfig:
                 jvm_flags=tuple(doc.get("jvm_flags", ("-XX:+UseSerialGC",))),
                 archive_repo=doc.get("archive_repo"),
                 archive_stream=doc.get("archive_stream"),
+                archive_key_file=doc.get("archive_key_file"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ClusterError(f"invalid node config: {exc}") from exc

@@ -84,6 +84,8 @@ def prepare_data_dirs(cfg: NodeConfig) -> None:
 
     A ``dcos-zk restore`` cut short mid-swap is finished or rolled back first, so ZooKeeper never
     starts on a half-swapped data directory; one still running is waited for (it holds the data-dir lock).
+    On an archiving master the repository is consulted then (physical/continuous/start_check.py): the epoch
+    files are raised above every archived epoch, and an empty data directory is reported loudly.
     """
     from dcos_backup.physical.journal import recover
 
@@ -93,12 +95,19 @@ def prepare_data_dirs(cfg: NodeConfig) -> None:
         path.mkdir(parents=True, exist_ok=True)
     layout.myid_file.write_text(f"{cfg.id}\n")
     layout.zoo_cfg.write_text(render_zoo_cfg(cfg))
+    if cfg.archive_repo is not None and cfg.archive_key_file is not None:
+        from dcos_backup.physical.continuous.start_check import before_zookeeper_starts
+
+        before_zookeeper_starts(layout, cfg.archive_repo, Path(cfg.archive_key_file))
 
 
 def archiver_command(cfg: NodeConfig) -> list[str]:
     """``dcos-zk archive`` for this master (its exhibitor dir comes by environment, see :func:`serve`)."""
     assert cfg.archive_repo is not None
-    return python_module_command(DCOS_ZK_MODULE, "archive", "--repo", cfg.archive_repo, "--stream", cfg.stream, "-v")
+    key = ("--repo-key-file", cfg.archive_key_file) if cfg.archive_key_file else ()
+    return python_module_command(
+        DCOS_ZK_MODULE, "archive", "--repo", cfg.archive_repo, *key, "--stream", cfg.stream, "-v"
+    )
 
 
 def archive_status(cfg: NodeConfig, archiver: Supervisor | None) -> dict[str, object]:

@@ -42,6 +42,7 @@ from dcos_backup.master.processes import (
     terminate,
     wait_until_gone,
 )
+from dcos_backup.storage.crypto import create_key_file
 from dcos_backup.testing.seed import ROOT as SEED_ROOT
 from dcos_backup.testing.seed import SeedStats, seed_marathon
 
@@ -266,6 +267,8 @@ def up(
         s3.moto_server_binary()
         check_port_free(cluster.masters[0].member.host, s3.S3_PORT, "the S3 server")
     cluster.save()
+    if archive:  # before the masters: every archiver authenticates the repository with it
+        create_key_file(cluster.files.repo_key)
     if zk_auth is not None:
         write_private_file(cluster.files.zk_auth, zk_auth.encode())
     else:

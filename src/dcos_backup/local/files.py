@@ -10,6 +10,7 @@
     DIR/secrets/zk-credentials               the service's ZooKeeper identity for the users znode (0600)
     DIR/secrets/bootstrapuser.token          a token of the superuser bootstrapuser (0600)
     DIR/secrets/record.key                   the cluster's key that signs catalog records (0600; every master's)
+    DIR/secrets/repo.key                     the cluster's key for its point-in-time repository (0600; --zk-archive)
     DIR/adminrouter/master-N/                master N's nginx: nginx.conf, error.log, access.log, tmp/
     DIR/run/dcos-backup-master-N.sock        master N's backup service's socket (its Admin Router proxies to it)
     DIR/run/*.pid                            pid files of the processes beside the masters
@@ -74,6 +75,11 @@ class ClusterFiles:
     def record_key(self) -> Path:
         """The key every master's backup service signs and checks catalog records with (catalog/signing.py)."""
         return self.secrets_dir / "record.key"
+
+    @property
+    def repo_key(self) -> Path:
+        """The key that authenticates the point-in-time repository (physical/continuous/repository.py)."""
+        return self.secrets_dir / "repo.key"
 
     @property
     def token_file(self) -> Path:

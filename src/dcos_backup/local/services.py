@@ -197,6 +197,7 @@ def start_service(cluster: ClusterSpec, master: Master, hooks: Sequence[str] = (
         *(("--zk-auth", str(files.zk_auth)) if files.zk_auth.exists() else ()),
         *(arg for hook in hooks for arg in ("--hook", hook)),
         *(("--zk-archive", cluster.zk_archive) if cluster.zk_archive else ()),
+        *(("--zk-archive-key-file", str(cluster.files.repo_key)) if cluster.zk_archive else ()),
         *encryption_options(info, key_file),
     )
     supervised(files, name, command, Path(info["log_file"]), s3.CREDENTIALS if s3_endpoint else None)

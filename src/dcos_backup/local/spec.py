@@ -171,6 +171,7 @@ class ClusterSpec:
             zk_extra=self.zk_config,
             heap=self.heap,
             archive_repo=self.zk_archive,
+            archive_key_file=str(self.files.repo_key) if self.zk_archive else None,
         )
 
     def dcos_cli(self, n: int = 1) -> dict[str, str]:

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 _COMPACT_AFTER = 200  # recorded lines; shared holders append one each, a writer starts the file afresh
 
 
+NEVER_ENDING = frozenset({"dcos-zk archive"})  # holders that release the lock only when stopped
+
+
 @dataclass(frozen=True)
 class Holder:
     pid: int
@@ -121,7 +124,14 @@ def data_dir_lock(
         try:
             fcntl.flock(f, mode | fcntl.LOCK_NB)
         except BlockingIOError:
-            owners = ", ".join(map(str, holders(lock_file))) or "another process"
+            found = holders(lock_file)
+            owners = ", ".join(map(str, found)) or "another process"
+            endless = [h for h in found if h.what in NEVER_ENDING]
+            if wait and endless:  # waiting would never end
+                raise Conflict(
+                    f"{subject} is in use by {endless[0]}, which runs until it is stopped: stop it (its master's "
+                    "supervisor stops it with ZooKeeper); --wait-lock would wait forever"
+                ) from None
             if not wait:
                 message = f"{subject} is in use by {owners}; let it finish, or pass --wait-lock to wait for it"
                 raise Conflict(message) from None

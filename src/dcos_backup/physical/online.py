@@ -26,11 +26,11 @@ from pathlib import Path
 from dcos_backup.errors import IntegrityError, NotFound
 from dcos_backup.master.layout import MasterLayout
 from dcos_backup.physical import formats
+from dcos_backup.physical.epochs import EPOCH_FILES
 from dcos_backup.physical.replay import log_files, logs_after, newest_sealed_snapshot
 
 log = logging.getLogger(__name__)
 
-EPOCH_FILES = ("currentEpoch", "acceptedEpoch")
 _MAX_ROUNDS = 5
 # Zeros after the last record: ZooKeeper preallocates 64 MiB; a restore needs only an end marker.
 _PADDING = 64 * 1024

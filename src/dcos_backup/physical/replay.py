@@ -413,11 +413,29 @@ def logs_after(logs: list[tuple[int, Path]], snapshot_zxid: int) -> list[tuple[i
     return logs[start:]
 
 
+_CHANGES_NODES = frozenset(
+    {
+        formats.OpCode.create,
+        formats.OpCode.create2,
+        formats.OpCode.createContainer,
+        formats.OpCode.createTTL,
+        formats.OpCode.delete,
+        formats.OpCode.deleteContainer,
+        formats.OpCode.setData,
+        formats.OpCode.setACL,
+        formats.OpCode.multi,
+    }
+)
+
+
 class _DigestCheck:
     """Compares the running tree digest with the ones ZooKeeper recorded, as DataTree does."""
 
-    def __init__(self, store: TreeStore, pending: formats.SnapshotDigest | None) -> None:
+    def __init__(self, store: TreeStore, pending: formats.SnapshotDigest | None, required: bool = False) -> None:
         self.store = store
+        # Once ZooKeeper is seen writing digests (the snapshot ends with one, or a transaction has one) every
+        # later transaction must have one: a rewritten transaction with its digest dropped is refused.
+        self.required = required
         self.pending = pending  # the snapshot's digest, due once its (fuzzy) zxid range is replayed
         self.doubt: IntegrityError | None = None  # a snapshot digest that disagreed, until a later one decides
         self.checked = 0
@@ -448,7 +466,7 @@ class _DigestCheck:
         if self.doubt is not None:
             raise self.doubt
 
-    def after(self, zxid: int, txn_digest: tuple[int, int] | None = None) -> None:
+    def after(self, zxid: int, txn_digest: tuple[int, int] | None = None, kind: int | None = None) -> None:
         if self.pending is not None:
             if zxid == self.pending.zxid:
                 if self.pending.version == formats.DIGEST_VERSION:
@@ -459,7 +477,16 @@ class _DigestCheck:
                 log.warning("no transaction %s for the snapshot's digest; not compared", zxid_hex(self.pending.zxid))
                 self.pending = None
             return  # still inside the fuzzy range: per-transaction digests do not apply yet
-        if txn_digest is not None and txn_digest[0] == formats.DIGEST_VERSION:
+        if txn_digest is None:
+            # Only where a node changes: ZooKeeper writes some session transactions without one.
+            if self.required and kind in _CHANGES_NODES:
+                raise IntegrityError(
+                    f"zxid {zxid_hex(zxid)} has no tree digest though ZooKeeper writes one with every change "
+                    "of this data (the log was rewritten?)"
+                )
+            return
+        self.required = True
+        if txn_digest[0] == formats.DIGEST_VERSION:
             self._compare(txn_digest[1], f"zxid {zxid_hex(zxid)}")
 
 
@@ -499,9 +526,10 @@ def replay_files(store: TreeStore, snapshot: DataFile, logs: Iterable[DataFile])
         reader = formats.SnapshotReader(f, snapshot.name)
         store.load_snapshot(reader)
         snap_digest = reader.finish()
+    writes_digests = snap_digest is not None
     if snap_digest is not None and snap_digest.zxid < snap_zxid:
         snap_digest = None  # taken at an epoch start: not fuzzy, nothing to compare (as in DataTree)
-    check = _DigestCheck(store, snap_digest)
+    check = _DigestCheck(store, snap_digest, required=writes_digests)
     check.after(snap_zxid)
     result = ReplayResult(snapshot.name, zxid_hex(snap_zxid))
     last = snap_zxid
@@ -519,7 +547,7 @@ def replay_files(store: TreeStore, snapshot: DataFile, logs: Iterable[DataFile])
                         "(a log file is missing or was cut short)"
                     )
                 store.apply(txn)
-                check.after(txn.zxid, txn.digest)
+                check.after(txn.zxid, txn.digest, txn.type)
                 last = txn.zxid
                 result.transactions += 1
                 if result.transactions % 20000 == 0:

@@ -78,6 +78,9 @@ def replace_data_dir(
     layout = MasterLayout(Path(exhibitor_dir))
     if not layout.exhibitor_dir.is_dir():
         raise NotFound(f"exhibitor directory {layout.exhibitor_dir} does not exist (is --exhibitor-dir right?)")
+    # First without the lock: a running ZooKeeper is the real reason a restore cannot go on (on an archiving
+    # master the archiver's share of the lock would otherwise be named instead, and --wait-lock wait for it).
+    ensure_not_running(layout)
     with data_dir_lock(layout.lock_file, exclusive=True, what=what, wait=wait_lock):
         ensure_not_running(layout)
         recover_locked(layout)

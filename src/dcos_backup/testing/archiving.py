@@ -10,9 +10,11 @@ import os
 import signal
 from pathlib import Path
 
+from dcos_backup.errors import NotFound
 from dcos_backup.local.spec import Master
 from dcos_backup.master.processes import read_pid
 from dcos_backup.physical.continuous.index import RepoIndex
+from dcos_backup.physical.continuous.repository import Repository, key_file_from, open_repository
 from dcos_backup.storage.base import PARTIAL
 from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.load import LoadGenerator, LoadReport
@@ -27,8 +29,16 @@ def keys(repo: Path, stream: str) -> set[str]:
     return {o.key for o in open_store(str(repo)).list(f"streams/{stream}/")}
 
 
+def cluster_repository(repo: Path) -> Repository:
+    """The cluster's repository, with the key ``$DCOS_ZK_REPO_KEY_FILE`` names (the fixtures set it)."""
+    return open_repository(str(repo), key_file_from(None))
+
+
 def archived_to(repo: Path, stream: str, zxid: int) -> bool:
-    return any(r.last >= zxid for r in RepoIndex(open_store(str(repo)), stream).ranges())
+    try:
+        return any(r.last >= zxid for r in RepoIndex(cluster_repository(repo), stream).ranges())
+    except NotFound:
+        return False  # no repository.json yet
 
 
 def archiver_pid(master: Master) -> int:

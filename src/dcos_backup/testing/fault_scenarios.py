@@ -43,11 +43,19 @@ from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.logical import connect
 from dcos_backup.master.processes import read_pid
 from dcos_backup.physical.continuous.index import RepoIndex
+from dcos_backup.physical.continuous.repository import KEY_ENV
 from dcos_backup.storage.base import PARTIAL
-from dcos_backup.storage.locations import open_store
 from dcos_backup.storage.s3 import S3_PART
 from dcos_backup.testing.api import InProcessApi, create_ready, front_door, service_api
-from dcos_backup.testing.archiving import archived_to, archiver_pid, exported_load, frozen_mid_copy, keys, settle
+from dcos_backup.testing.archiving import (
+    archived_to,
+    archiver_pid,
+    cluster_repository,
+    exported_load,
+    frozen_mid_copy,
+    keys,
+    settle,
+)
 from dcos_backup.testing.chroot import marathon_chroot
 from dcos_backup.testing.faulty_s3 import FaultyS3
 from dcos_backup.testing.load import LoadGenerator
@@ -542,11 +550,12 @@ def archiver_killed_mid_copy(cluster: ClusterSpec, rng: random.Random) -> Outcom
     write rebuilds exactly the acknowledged tree. Recovered: the restarted archiver has archived every write
     acknowledged before the kill."""
     repo = Path(cluster.zk_archive or "")
+    os.environ.setdefault(KEY_ENV, str(cluster.files.repo_key))  # dcos-zk's, as dcos-local env exports it
     number = rng.randint(1, len(cluster.masters))
     master, stream = cluster.master(number), f"master-{number}"
     stream_dir = repo / "streams" / stream
     writes, delay = rng.randint(1, 800), rng.uniform(0.0, 0.05)
-    generations = len(RepoIndex(open_store(str(repo)), stream).generations)
+    generations = len(RepoIndex(cluster_repository(repo), stream).generations)
     load = LoadGenerator(cluster.zk_hosts, root="/load", rate=150, seed=rng.randrange(1 << 30))
     load.start()
     try:
@@ -571,7 +580,7 @@ def archiver_killed_mid_copy(cluster: ClusterSpec, rng: random.Random) -> Outcom
         report, last = settle(load, repo, stream)
     assert before <= keys(repo, stream), "objects archived before the kill are gone"
     assert not partial.exists(), "the torn object is still there"
-    assert len(RepoIndex(open_store(str(repo)), stream).generations) == generations, "a new base after a kill"
+    assert len(RepoIndex(cluster_repository(repo), stream).generations) == generations, "a new base after a kill"
     ok(run_tool("dcos-zk", "archive", "verify", "--repo", str(repo), "--stream", stream))
     with tempfile.TemporaryDirectory(prefix="archiver-killed-") as work:
         rebuilt = exported_load(repo, stream, last, Path(work))

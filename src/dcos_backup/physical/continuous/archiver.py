@@ -52,10 +52,11 @@ from dcos_backup.physical.continuous.index import (
     generation_prefix,
     new_generation_id,
 )
+from dcos_backup.physical.continuous.repository import Repository
 from dcos_backup.physical.continuous.segments import Record
+from dcos_backup.physical.epochs import data_epoch
 from dcos_backup.physical.formats import follows, zxid_hex
 from dcos_backup.physical.replay import log_files, logs_after, newest_sealed_snapshot, snapshot_files
-from dcos_backup.storage.base import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +121,18 @@ class State:
 
 
 class Archiver:
-    """Archives ``layout``'s ZooKeeper data into ``store`` as ``stream``; see the module docstring."""
+    """Archives ``layout``'s ZooKeeper data into ``repo`` as ``stream``; see the module docstring."""
 
-    def __init__(self, layout: MasterLayout, store: ObjectStore, stream: str, interval: float = 0.5) -> None:
+    def __init__(self, layout: MasterLayout, repo: Repository, stream: str, interval: float = 0.5) -> None:
         self.layout = layout
-        self.store = store
+        self.repo = repo
+        self.store = repo.store
         self.stream = stream
         self.interval = interval
         self.gen: Generation | None = None
         self.pos: Position | None = None
         self.dbid = 0
-        self.state = State(stream, store.url, pid=os.getpid())
+        self.state = State(stream, repo.url, pid=os.getpid())
         self._archived_snapshots: set[int] = set()
         self._lock = threading.Lock()  # gen/pos between the segment loop and the snapshot thread
         self._stop = threading.Event()
@@ -207,7 +209,7 @@ class Archiver:
     # ------------------------------------------------------------------------------- generations
     def _begin(self) -> None:
         """Resume the stream's last generation if continuity holds, else start a new one."""
-        index = RepoIndex(self.store, self.stream)
+        index = RepoIndex(self.repo, self.stream)
         generations = index.of_stream(self.stream)
         latest = generations[-1] if generations else None
         reason = "first generation of this stream"
@@ -235,7 +237,7 @@ class Archiver:
         last = base
         if gen.segments:
             try:
-                records = segments.read_segment(self.store, gen.segments[-1])
+                records = segments.read_segment(self.repo, gen.segments[-1])
             except IntegrityError as exc:
                 raise Discontinuity(f"the last segment of {gen.id} is unreadable: {exc}") from exc
             last, last_raw = records[-1].zxid, records[-1].raw
@@ -250,7 +252,7 @@ class Archiver:
         path = next((p for z, p in snapshot_files(self.layout) if z == base), None)
         if path is None or not formats.is_sealed_snapshot(path):
             raise Discontinuity(f"the base snapshot {zxid_hex(base)} of {gen.id} is gone before it was archived")
-        ref = segments.put_snapshot(self.store, gen.prefix, path, base)
+        ref = segments.put_snapshot(self.repo, gen.prefix, path, base)
         gen.snapshots.append(ref)
 
     def _new_generation(self, reason: str, previous: Generation | None) -> None:
@@ -258,6 +260,7 @@ class Archiver:
         if newest is None:
             raise NotYet(f"no sealed snapshot in {self.layout.snapshots_dir} yet")
         zxid, path = newest
+        self._check_epoch_is_new()
         gen = Generation(self.stream, new_generation_id())
         gen.info = {
             "stream": self.stream,
@@ -272,8 +275,8 @@ class Archiver:
             "base_time_ms": int(path.stat().st_mtime * 1000),
         }
         pos = self._locate(zxid, None)
-        self.store.put(f"{gen.prefix}/{GENERATION_FILE}", json.dumps(gen.info, indent=2).encode() + b"\n")
-        gen.snapshots.append(segments.put_snapshot(self.store, gen.prefix, path, zxid))
+        gen.info = self.repo.put_doc(f"{gen.prefix}/{GENERATION_FILE}", gen.info)
+        gen.snapshots.append(segments.put_snapshot(self.repo, gen.prefix, path, zxid))
         self.gen, self.pos = gen, pos
         self._archived_snapshots = {zxid}
         self.state.segments, self.state.snapshots = 0, 1
@@ -292,8 +295,22 @@ class Archiver:
 
     def _put_end(self, gen: Generation, exc: Discontinuity) -> None:
         doc = {"reason": exc.reason, "closed": format_time(int(time.time() * 1000)), "valid_until": exc.valid_until}
-        self.store.put(f"{gen.prefix}/{END_FILE}", json.dumps(doc, indent=2).encode() + b"\n")
-        gen.end = doc
+        gen.end = self.repo.put_doc(f"{gen.prefix}/{END_FILE}", doc)
+
+    def _check_epoch_is_new(self) -> None:
+        """A new history must not reuse an epoch an archived one had (then one zxid would name two states):
+        ZooKeeper's next epoch is above this member's acceptedEpoch, so that must be at least every epoch
+        the repository has seen. The supervisor and every restore see to it before ZooKeeper starts."""
+        seen = RepoIndex(self.repo).max_epoch()
+        mine = data_epoch(self.layout)
+        if mine < seen:
+            message = (
+                f"not archiving {self.layout.zk_dir} as a new history: its epoch {mine} is below epoch "
+                f"{seen} of the archived history, so its transactions would reuse archived zxids (raise it "
+                "with the supervisor's start, or restore with dcos-zk restore, which set it)"
+            )
+            self._event(message, logging.ERROR)
+            raise NotYet(message)
 
     # ------------------------------------------------------------------------------- following the logs
     def _locate(self, zxid: int, raw: bytes | None) -> Position:
@@ -352,7 +369,7 @@ class Archiver:
             )
         chunks = _chunks(records)
         for chunk in chunks:
-            ref = segments.put_segment(self.store, self.gen.prefix, self.dbid, chunk)  # not kept: memory stays flat
+            ref = segments.put_segment(self.repo, self.gen.prefix, self.dbid, chunk)  # not kept: memory stays flat
             # Advanced per segment: a failure on the next one (a full repository) resumes right here.
             self.pos.offset, self.pos.last_zxid, self.pos.last_raw = chunk[-1].end, chunk[-1].zxid, chunk[-1].raw
             self.state.segments += 1
@@ -421,7 +438,7 @@ class Archiver:
 
     def _survey(self) -> None:
         """What the repository holds of this stream, restorable: its window and its gaps (one listing)."""
-        ranges = sorted(RepoIndex(self.store, self.stream).ranges(), key=lambda r: (r.first_ms, r.first))
+        ranges = sorted(RepoIndex(self.repo, self.stream).ranges(), key=lambda r: (r.first_ms, r.first))
         state = self.state
         state.restorable_since = ranges[0].first_ms / 1000 if ranges else None
         state.restorable_until = max(r.last_ms for r in ranges) / 1000 if ranges else None
@@ -440,7 +457,7 @@ class Archiver:
         # Only once the segments passed it: then it belongs to this generation's history.
         if zxid in self._archived_snapshots or zxid < (gen.base or 0) or zxid > pos.last_zxid:
             return
-        ref = segments.put_snapshot(self.store, gen.prefix, path, zxid)
+        ref = segments.put_snapshot(self.repo, gen.prefix, path, zxid)
         with self._lock:
             if self.gen is gen:
                 gen.snapshots.append(ref)

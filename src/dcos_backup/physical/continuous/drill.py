@@ -25,9 +25,9 @@ from dcos_backup.master.scratch import ScratchZooKeeper
 from dcos_backup.physical.check_live import live_stat
 from dcos_backup.physical.continuous import pitr
 from dcos_backup.physical.continuous.index import RepoIndex, format_time
+from dcos_backup.physical.continuous.repository import Repository
 from dcos_backup.physical.formats import epoch_of, zxid_hex
 from dcos_backup.physical.replay import ReplayResult, TreeStore, replay
-from dcos_backup.storage.base import ObjectStore
 
 
 @dataclass
@@ -45,9 +45,9 @@ class DrillResult:
         return asdict(self)
 
 
-def random_target(store: ObjectStore, stream: str | None, rng: random.Random) -> pitr.Target:
+def random_target(repository: Repository, stream: str | None, rng: random.Random) -> pitr.Target:
     """A restorable zxid picked at random (a random stretch, then a point of it within one epoch)."""
-    ranges = RepoIndex(store, stream).ranges()
+    ranges = RepoIndex(repository, stream).ranges()
     if not ranges:
         return pitr.Target(latest=True)  # plan() says why nothing is restorable
     chosen = rng.choice(ranges)
@@ -84,16 +84,16 @@ def first_difference(served: Iterator[ZNode], replayed: TreeStore) -> tuple[int,
 
 
 def drill(
-    store: ObjectStore, target: pitr.Target, stream: str | None = None, tmp_dir: Path | None = None
+    repository: Repository, target: pitr.Target, stream: str | None = None, tmp_dir: Path | None = None
 ) -> DrillResult:
     """Assemble ``target`` into a scratch ZooKeeper and compare what it serves with the replay."""
     started = time.monotonic()
-    chosen = pitr.plan(store, target, stream)
+    chosen = pitr.plan(repository, target, stream)
     assembled: list[tuple[int, ReplayResult]] = []
     with contextlib.ExitStack() as stack:
 
         def fill(layout: MasterLayout) -> None:
-            assembled.append(pitr.assemble(store, chosen, layout, layout.exhibitor_dir))
+            assembled.append(pitr.assemble(repository, chosen, layout, layout.exhibitor_dir))
             tree = TreeStore(layout.exhibitor_dir / "replayed.db")
             stack.callback(tree.close)
             replay(layout, tree)

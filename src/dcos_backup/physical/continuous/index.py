@@ -16,25 +16,29 @@ generation from a new base and closes the old one with ``end.json``.
 Every object is immutable and its key says what it holds: a snapshot's zxid ``S``, the zxid ``C`` from
 which it is consistent (its fuzzy range replayed; the digest record's zxid), a segment's first and last
 zxid ``F``/``L`` (16 hex digits, so keys sort in zxid order) and the times of its first and last
-transaction ``Tf``/``Tl`` (ms since the epoch), and the sha256 of the content (a snapshot's uncompressed
-bytes). So a listing is the index: it answers "which zxids and times can I restore?" without reading
-data, and every byte read later is checked against the sha256 in its key. A segment is a ZooKeeper
-log file (header, then complete records as the server wrote them, each with its Adler-32).
+transaction ``Tf``/``Tl`` (ms since the epoch), and a MAC under the cluster's repository key of all that
+and the sha256 of the content (a snapshot's uncompressed bytes; :mod:`.repository`). So a listing is the
+index: it answers "which zxids and times can I restore?" without reading data, and every byte read later
+is checked against the MAC in its key. ``repository.json`` at the root names the cluster it belongs to.
+A segment is a ZooKeeper log file (header, then complete records as the server wrote them, each with its Adler-32).
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from dcos_backup.errors import IntegrityError, UsageError
+from dcos_backup.errors import UsageError
 from dcos_backup.physical.formats import epoch_of, follows, zxid_hex
-from dcos_backup.storage.base import ObjectInfo, ObjectStore
+from dcos_backup.storage.base import ObjectInfo
+
+if TYPE_CHECKING:
+    from dcos_backup.physical.continuous.repository import Repository
 
 STREAMS = "streams"
 GENERATION_FILE = "generation.json"
@@ -92,12 +96,26 @@ def new_generation_id(now: datetime | None = None) -> str:
     return moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z-{uuid.uuid4().hex[:4]}"
 
 
-def segment_key(prefix: str, first: int, last: int, first_ms: int, last_ms: int, sha256: str) -> str:
-    return f"{prefix}/log/{first:016x}-{last:016x}_{first_ms:013d}-{last_ms:013d}_{sha256}.log"
+def segment_name(prefix: str, first: int, last: int, first_ms: int, last_ms: int) -> str:
+    """A segment's key up to its MAC (what the MAC covers besides the content)."""
+    return f"{prefix}/log/{first:016x}-{last:016x}_{first_ms:013d}-{last_ms:013d}"
 
 
-def snapshot_key(prefix: str, zxid: int, consistent: int, sha256: str) -> str:
-    return f"{prefix}/snap/{zxid:016x}-{consistent:016x}_{sha256}.snap.gz"
+def snapshot_name(prefix: str, zxid: int, consistent: int) -> str:
+    return f"{prefix}/snap/{zxid:016x}-{consistent:016x}"
+
+
+def segment_key(name: str, mac: str) -> str:
+    return f"{name}_{mac}.log"
+
+
+def snapshot_key(name: str, mac: str) -> str:
+    return f"{name}_{mac}.snap.gz"
+
+
+def key_name(key: str) -> str:
+    """An object's key up to its MAC."""
+    return key.rsplit("_", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -107,7 +125,7 @@ class SegmentRef:
     last: int
     first_ms: int
     last_ms: int
-    sha256: str
+    mac: str  # over the name and the content's sha256 (repository.py)
     size: int
 
 
@@ -116,7 +134,7 @@ class SnapshotRef:
     key: str
     zxid: int
     consistent: int  # the first zxid at which this snapshot plus logs make a consistent state
-    sha256: str
+    mac: str  # over the name and the uncompressed content's sha256
     size: int
 
 
@@ -338,12 +356,13 @@ def _parse_object(gen: Generation, obj: ObjectInfo, rest: str) -> None:
 class RepoIndex:
     """Every generation of every stream in a repository (or of one ``stream``), read from one listing."""
 
-    def __init__(self, store: ObjectStore, stream: str | None = None) -> None:
-        self.store = store
+    def __init__(self, repo: Repository, stream: str | None = None) -> None:
+        self.repo = repo
+        self.store = repo.store
         self.generations: list[Generation] = []
         by_name: dict[tuple[str, str], Generation] = {}
         prefix = f"{STREAMS}/{check_stream_name(stream)}/" if stream else f"{STREAMS}/"
-        for obj in store.list(prefix):
+        for obj in repo.store.list(prefix):
             parts = obj.key.split("/", 3)
             if len(parts) < 4:
                 continue
@@ -365,13 +384,7 @@ class RepoIndex:
         self.generations.sort(key=lambda g: (g.stream, g.id))
 
     def _read_json(self, key: str) -> dict:
-        try:
-            doc = json.loads(self.store.get_bytes(key))
-            if not isinstance(doc, dict):
-                raise ValueError("not an object")
-            return doc
-        except ValueError as exc:
-            raise IntegrityError(f"{key} is corrupt ({exc})") from exc
+        return self.repo.read_doc(key)
 
     def streams(self) -> list[str]:
         return sorted({g.stream for g in self.generations})

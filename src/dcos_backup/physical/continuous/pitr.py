@@ -5,7 +5,9 @@
    snapshot consistent at or before the target and the unbroken run of segments from there. A zxid
    names one point whatever the history (every restore starts a new epoch above every archived one);
    a time picks the history that was live then (the one whose last transaction at or before it is the
-   latest). A target nothing reaches is refused with one line naming what is restorable.
+   latest). A target nothing reaches is refused with one line naming what is restorable; a zxid two
+   histories hold with different transactions (an epoch reused) is refused naming both (``--generation``
+   picks one); ``--before-zxid Z`` is the state just before transaction Z of its history.
 2. **Assemble** a data directory: the snapshot (sha256-checked), one log file of the records after it
    up to the target (each segment checked against its key), and ``currentEpoch``/``acceptedEpoch`` set
    to the highest epoch the repository or this master has seen, so that the ensemble's next epoch is
@@ -40,11 +42,11 @@ from dcos_backup.physical.continuous.index import (
     describe_ranges,
     format_time,
 )
+from dcos_backup.physical.continuous.repository import Repository
+from dcos_backup.physical.epochs import local_epoch, raise_epoch
 from dcos_backup.physical.formats import FILE_HEADER, epoch_of, follows, zxid_hex
-from dcos_backup.physical.online import EPOCH_FILES
 from dcos_backup.physical.replay import ReplayResult
 from dcos_backup.physical.verify import StreamVerifier
-from dcos_backup.storage.base import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +60,19 @@ class Target:
     zxid: int | None = None
     time_us: int | None = None
     latest: bool = False
+    before: int | None = None  # the state just before this transaction (what ``dcos-zk log`` shows)
+    generation: str | None = None  # only this history (STREAM/GENERATION or GENERATION)
 
     def __post_init__(self) -> None:
-        if [self.zxid is not None, self.time_us is not None, self.latest].count(True) != 1:
-            raise UsageError("give exactly one of --to-zxid, --to-time or --latest")
+        given = [self.zxid is not None, self.time_us is not None, self.latest, self.before is not None]
+        if given.count(True) != 1:
+            raise UsageError("give exactly one of --to-zxid, --before-zxid, --to-time or --latest")
 
     def describe(self) -> str:
         if self.zxid is not None:
             return f"zxid {zxid_hex(self.zxid)}"
+        if self.before is not None:
+            return f"the state before zxid {zxid_hex(self.before)}"
         if self.time_us is not None:
             return f"time {format_time(self.time_us // 1000)}"
         return "the latest archived point"
@@ -79,6 +86,7 @@ class Plan:
     zxid: int
     time_ms: int | None
     max_epoch: int
+    note: str | None = None  # what the operator must know about the point chosen (a time past the end)
 
     def describe(self) -> str:
         when = f" ({format_time(self.time_ms)})" if self.time_ms is not None else ""
@@ -96,15 +104,21 @@ class PitrResult:
     nodes: int
     myid: str | None
     seconds: float
+    note: str | None = None
 
 
 # ------------------------------------------------------------------------------------------ planning
-def plan(store: ObjectStore, target: Target, stream: str | None = None, prefer: str | None = None) -> Plan:
-    """Find the snapshot and segments that rebuild ``target``; UsageError naming what is restorable if none."""
-    index = RepoIndex(store, stream)
+def plan(repo: Repository, target: Target, stream: str | None = None, prefer: str | None = None) -> Plan:
+    """Find the snapshot and segments that rebuild ``target``; UsageError naming what is restorable if none,
+    or naming both histories if two hold the target zxid with different transactions."""
+    index = RepoIndex(repo, stream)
+    if target.generation is not None:
+        chosen_gen = _find_generation(index, target.generation)
+        index.generations = [g for g in index.generations if g is chosen_gen]
     if not index.generations:
-        raise NotFound(f"the repository {store.url} holds no archive" + (f" of stream {stream}" if stream else ""))
+        raise NotFound(f"the repository {repo.url} holds no archive" + (f" of stream {stream}" if stream else ""))
     time_ms = None
+    note = None
     generations = index.generations
     if target.latest:
         ranges = index.ranges()
@@ -113,25 +127,102 @@ def plan(store: ObjectStore, target: Target, stream: str | None = None, prefer: 
         best = max(ranges, key=lambda r: (r.last, r.stream == prefer, r.generation))
         zxid, time_ms = best.last, best.last_ms
     elif target.time_us is not None:
-        found = _last_before(store, index, target.time_us, prefer)
+        found = _last_before(repo, index, target.time_us, prefer)
         if found is None:
             raise _unreachable(index, target, None)
         gen, zxid, time_ms = found
         generations = [gen]  # a time names a point of the history that was live then
+        note = _short_of(index, target.time_us, time_ms)
+    elif target.before is not None:
+        found_before = _zxid_before(repo, index, target.before)
+        if found_before is None:
+            raise _unreachable(index, target, None)
+        generations, zxid = found_before
     else:
         assert target.zxid is not None
         zxid = target.zxid
+        generations = _one_history(repo, index.generations, zxid)
     for gen in sorted(generations, key=lambda g: (g.stream == prefer, g.id), reverse=True):
         found_plan = gen.plan(zxid)
         if found_plan is not None:
             snapshot, segments = found_plan
             epoch = max(index.max_epoch(), epoch_of(zxid))
-            return Plan(gen, snapshot, segments, zxid, time_ms, epoch)
+            if stream is not None or target.generation is not None:  # every epoch, not only those looked at
+                epoch = max(epoch, RepoIndex(repo).max_epoch())
+            return Plan(gen, snapshot, segments, zxid, time_ms, epoch, note)
     raise _unreachable(index, target, zxid)
 
 
+def _short_of(index: RepoIndex, time_us: int, time_ms: int) -> str | None:
+    """For a time after everything archived: which point that restores, and how far short of the time."""
+    end_ms = max((s.last_ms for g in index.generations for s in g.segments), default=0)
+    if time_us <= end_ms * 1000:
+        return None
+    short = time_us / 1e6 - time_ms / 1e3
+    return (
+        f"{format_time(time_us // 1000)} is after the archive's end: restored its last transaction, "
+        f"{format_time(time_ms)}, {short:.1f}s short of it"
+    )
+
+
+def _find_generation(index: RepoIndex, name: str) -> Generation:
+    found = [g for g in index.generations if name in (g.name, g.id)]
+    if not found:
+        raise UsageError(f"no generation {name} in the repository (dcos-zk timeline lists them)")
+    if len(found) > 1:
+        raise UsageError(f"{name} names {len(found)} generations: give STREAM/GENERATION")
+    return found[0]
+
+
+def _record_at(repo: Repository, gen: Generation, zxid: int) -> tuple[bytes, int] | None:
+    """Transaction ``zxid`` of ``gen`` (its bytes and time), read from the one segment holding it."""
+    for seg in gen.segments:
+        if seg.first <= zxid <= seg.last:
+            for record in segments.read_segment(repo, seg, parse=False):
+                if record.zxid == zxid:
+                    return record.raw, record.time
+    return None
+
+
+def _one_history(repo: Repository, generations: list[Generation], zxid: int) -> list[Generation]:
+    """The generations that reach ``zxid`` if they all hold the same transaction there; UsageError naming
+    two that hold different ones (an epoch reused by a later history: one zxid, two states)."""
+    reaching = [g for g in generations if g.plan(zxid) is not None]
+    seen: dict[bytes, tuple[Generation, int]] = {}
+    for gen in reaching:
+        found = _record_at(repo, gen, zxid)
+        if found is not None:
+            seen.setdefault(found[0], (gen, found[1]))
+    if len(seen) > 1:
+        (a, ta), (b, tb) = list(seen.values())[:2]
+        raise UsageError(
+            f"zxid {zxid_hex(zxid)} names two histories: {a.name} (at {format_time(ta)}) and {b.name} "
+            f"(at {format_time(tb)}); choose one with --generation"
+        )
+    return reaching or generations
+
+
+def _zxid_before(repo: Repository, index: RepoIndex, zxid: int) -> tuple[list[Generation], int] | None:
+    """The generations holding transaction ``zxid`` (one history) and the zxid right before it there."""
+    holders = _one_history(
+        repo, [g for g in index.generations if any(s.first <= zxid <= s.last for s in g.segments)], zxid
+    )
+    for gen in holders:
+        previous: int | None = gen.base if gen.base is not None and gen.base < zxid else None
+        for seg in gen.segments:
+            if seg.first > zxid:
+                break
+            for record in segments.read_segment(repo, seg, parse=False) if seg.last >= zxid else ():
+                if record.zxid == zxid:
+                    return ([gen], previous) if previous is not None else None
+                previous = record.zxid
+            if seg.last < zxid:
+                previous = seg.last
+    return None
+
+
 def _last_before(
-    store: ObjectStore, index: RepoIndex, time_us: int, prefer: str | None
+    repo: Repository, index: RepoIndex, time_us: int, prefer: str | None
 ) -> tuple[Generation, int, int] | None:
     """The generation and transaction (zxid, time) that is the last at or before ``time_us``, all histories."""
     best: tuple[tuple[int, int, bool], Generation, int, int] | None = None
@@ -140,7 +231,7 @@ def _last_before(
         if not before:
             continue
         segment = before[-1]
-        candidates = [r for r in segments.read_segment(store, segment) if r.time * 1000 <= time_us]
+        candidates = [r for r in segments.read_segment(repo, segment) if r.time * 1000 <= time_us]
         if not candidates:
             continue
         record = candidates[-1]
@@ -167,7 +258,7 @@ def _unreachable(index: RepoIndex, target: Target, zxid: int | None) -> UsageErr
 
 # ------------------------------------------------------------------------------------------ assembling
 def assemble(
-    store: ObjectStore, chosen: Plan, staged: MasterLayout, tmp_dir: Path | None = None
+    repo: Repository, chosen: Plan, staged: MasterLayout, tmp_dir: Path | None = None
 ) -> tuple[int, ReplayResult]:
     """Write the data directory of ``chosen`` into ``staged``'s ``zookeeper/``, checked: every byte written
     also goes to a replay with ZooKeeper's tree digests (in its own process, beside the fetching), whose
@@ -180,21 +271,20 @@ def assemble(
         name = f"snapshot.{snap.zxid:x}"
         log.info("fetching snapshot %s", snap.key)
         verifier.begin(name)
-        segments.fetch_snapshot(store, snap, staged.snapshots_dir / name, verifier.feed)
+        segments.fetch_snapshot(repo, snap, staged.snapshots_dir / name, verifier.feed)
         verifier.end()
-        written = _write_log(store, chosen, staged, verifier)
+        written = _write_log(repo, chosen, staged, verifier)
         replayed = verifier.finish()
     finally:
         verifier.abort()
-    for epoch_file in EPOCH_FILES:
-        (staged.snapshots_dir / epoch_file).write_text(str(chosen.max_epoch))
+    raise_epoch(staged, chosen.max_epoch)
     if int(replayed.last_zxid, 16) != chosen.zxid:
         raise IntegrityError(f"the assembled data ends at {replayed.last_zxid}, not at {zxid_hex(chosen.zxid)}")
     log.info("checked: %s, %d nodes, tree digest %s", replayed.last_zxid, replayed.nodes, replayed.digest)
     return written, replayed
 
 
-def _write_log(store: ObjectStore, chosen: Plan, staged: MasterLayout, verifier: StreamVerifier) -> int:
+def _write_log(repo: Repository, chosen: Plan, staged: MasterLayout, verifier: StreamVerifier) -> int:
     """One log file of the records after the snapshot up to the target, padded like ZooKeeper's."""
     last, written = chosen.snapshot.zxid, 0
     with contextlib.ExitStack() as stack:
@@ -205,10 +295,12 @@ def _write_log(store: ObjectStore, chosen: Plan, staged: MasterLayout, verifier:
             out.write(data)
             verifier.feed(data)
 
+        size = sum(ref.size for ref in chosen.segments)
+        log.info("fetching %d segments (%d bytes) up to %s", len(chosen.segments), size, zxid_hex(chosen.zxid))
         for ref in chosen.segments:
-            log.info("fetching segment %s", ref.key)
-            body = store.get_bytes(ref.key)
-            for record in segments.read_segment_bytes(ref, body, parse=False):  # checked against its key first
+            log.debug("fetching segment %s", ref.key)
+            body = repo.store.get_bytes(ref.key)
+            for record in segments.read_segment_bytes(repo, ref, body, parse=False):  # checked against its key first
                 if record.zxid <= last or record.zxid > chosen.zxid:
                     continue
                 if not follows(last, record.zxid):
@@ -228,18 +320,10 @@ def _write_log(store: ObjectStore, chosen: Plan, staged: MasterLayout, verifier:
     return written
 
 
-def _local_epoch(layout: MasterLayout) -> int:
-    epochs = [0]
-    for name in EPOCH_FILES:
-        with contextlib.suppress(OSError, ValueError):
-            epochs.append(int((layout.snapshots_dir / name).read_text().strip()))
-    return max(epochs)
-
-
 # ------------------------------------------------------------------------------------------ commands
 def restore(
     exhibitor_dir: Path,
-    store: ObjectStore,
+    repo: Repository,
     target: Target,
     stream: str | None = None,
     prefer: str | None = None,
@@ -249,13 +333,13 @@ def restore(
     """Rebuild this master's data directory at ``target`` from the repository; all or nothing."""
     started = time.monotonic()
     layout = MasterLayout(Path(exhibitor_dir))
-    chosen = plan(store, target, stream, prefer)
-    chosen.max_epoch = max(chosen.max_epoch, _local_epoch(layout))
+    chosen = plan(repo, target, stream, prefer)
+    chosen.max_epoch = max(chosen.max_epoch, local_epoch(layout))
     log.info("restoring %s", chosen.describe())
     results: list[tuple[int, ReplayResult]] = []
 
     def fill(staged: MasterLayout) -> ReplayResult:
-        results.append(assemble(store, chosen, staged, staged.exhibitor_dir))
+        results.append(assemble(repo, chosen, staged, staged.exhibitor_dir))
         return results[-1][1]
 
     myid = swap.replace_data_dir(
@@ -276,11 +360,12 @@ def _result(chosen: Plan, written: int, replayed: ReplayResult, myid: str | None
         nodes=replayed.nodes,
         myid=myid,
         seconds=time.monotonic() - started,
+        note=chosen.note,
     )
 
 
 def export(
-    store: ObjectStore,
+    repo: Repository,
     target: Target,
     archive: Path,
     stream: str | None = None,
@@ -291,11 +376,11 @@ def export(
     started = time.monotonic()
     archive = Path(archive).absolute()
     archive_write.check_new_archive(archive)
-    chosen = plan(store, target, stream)
+    chosen = plan(repo, target, stream)
     work = MasterLayout(Path(tempfile.mkdtemp(prefix=".dcos-zk-export-", dir=tmp_dir or archive.parent)))
     try:
         os.chmod(work.exhibitor_dir, 0o700)
-        written, replayed = assemble(store, chosen, work, work.exhibitor_dir)
+        written, replayed = assemble(repo, chosen, work, work.exhibitor_dir)
         written_archive = archive_write.write_archive(work.zk_dir, archive, level=level)
     finally:
         shutil.rmtree(work.exhibitor_dir, ignore_errors=True)

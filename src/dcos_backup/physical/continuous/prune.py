@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from dcos_backup.errors import UsageError
 from dcos_backup.physical.continuous.index import Generation, RepoIndex, format_time
-from dcos_backup.storage.base import ObjectStore
+from dcos_backup.physical.continuous.repository import Repository
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,12 @@ def _whole(gen: Generation) -> list[tuple[str, int]]:
     return [(key, sizes.get(key, 0)) for key in gen.objects]  # generation.json comes last
 
 
-def prune_repository(store: ObjectStore, keep_days: float, now_ms: int, dry_run: bool = False) -> PruneResult:
+def prune_repository(repo: Repository, keep_days: float, now_ms: int, dry_run: bool = False) -> PruneResult:
     if keep_days < 0:
         raise UsageError("--keep-days must not be negative")
     cutoff_ms = now_ms - int(keep_days * DAY_MS)
     result = PruneResult(format_time(cutoff_ms))
-    index = RepoIndex(store)
+    index = RepoIndex(repo)
     for stream in index.streams():
         generations = index.of_stream(stream)
         anchor = _anchor(generations, cutoff_ms)
@@ -85,7 +85,7 @@ def prune_repository(store: ObjectStore, keep_days: float, now_ms: int, dry_run:
                 result.generations_kept.append(gen.name)
             for key, size in doomed:
                 if not dry_run:
-                    store.delete(key)
+                    repo.store.delete(key)
                 result.objects += 1
                 result.bytes += size
     log.info("pruned %d objects (%d bytes) older than %s", result.objects, result.bytes, result.cutoff)

@@ -2,8 +2,9 @@
 
 A segment is a ZooKeeper log file: the log header, then records exactly as the server wrote them
 (Adler-32, length, transaction, ``B``), no padding. A snapshot is the server's file, gzip-compressed.
-Reading either checks the sha256 its key names (of a snapshot: of the uncompressed bytes) and, for a
-segment, every record and that its zxids and times are those of its key; any mismatch is an
+Reading either checks the MAC its key ends with (:mod:`.repository`: over the key and the sha256 of the
+content, of a snapshot the uncompressed bytes) and, for a segment, every record and that its zxids and
+times are those of its key; any mismatch is an
 IntegrityError naming the object, so nothing damaged is ever restored from.
 """
 
@@ -23,9 +24,18 @@ from zlib_ng import zlib_ng
 from dcos_backup.errors import IntegrityError
 from dcos_backup.fsutil import ChunkReader
 from dcos_backup.physical import formats
-from dcos_backup.physical.continuous.index import RepoIndex, SegmentRef, SnapshotRef, segment_key, snapshot_key
+from dcos_backup.physical.continuous.index import (
+    RepoIndex,
+    SegmentRef,
+    SnapshotRef,
+    key_name,
+    segment_key,
+    segment_name,
+    snapshot_key,
+    snapshot_name,
+)
+from dcos_backup.physical.continuous.repository import Repository
 from dcos_backup.physical.formats import FILE_HEADER, LOG_MAGIC, Txn
-from dcos_backup.storage.base import ObjectStore
 
 _CHUNK = 1 << 20
 SNAPSHOT_LEVEL = 1  # the archiver runs beside ZooKeeper: cheap compression (snapshots still shrink ~5x)
@@ -60,25 +70,25 @@ def read_log_records(source: BinaryIO, name: str, start: int = 0, strict: bool =
     ].end
 
 
-def put_segment(store: ObjectStore, prefix: str, dbid: int, records: list[Record]) -> SegmentRef:
+def put_segment(repo: Repository, prefix: str, dbid: int, records: list[Record]) -> SegmentRef:
     body = log_header(dbid) + b"".join(r.raw for r in records)
-    sha = hashlib.sha256(body).hexdigest()
     first, last = records[0], records[-1]
-    key = segment_key(prefix, first.zxid, last.zxid, first.time, last.time, sha)
-    store.put(key, body)
-    return SegmentRef(key, first.zxid, last.zxid, first.time, last.time, sha, len(body))
+    name = segment_name(prefix, first.zxid, last.zxid, first.time, last.time)
+    mac = repo.object_mac(name, hashlib.sha256(body).hexdigest())
+    key = segment_key(name, mac)
+    repo.store.put(key, body)
+    return SegmentRef(key, first.zxid, last.zxid, first.time, last.time, mac, len(body))
 
 
-def read_segment(store: ObjectStore, ref: SegmentRef, parse: bool = True) -> list[Record]:
+def read_segment(repo: Repository, ref: SegmentRef, parse: bool = True) -> list[Record]:
     """Every record of a segment, after checking it against its key."""
-    return read_segment_bytes(ref, store.get_bytes(ref.key), parse)
+    return read_segment_bytes(repo, ref, repo.store.get_bytes(ref.key), parse)
 
 
-def read_segment_bytes(ref: SegmentRef, body: bytes, parse: bool = True) -> list[Record]:
-    """The records of a segment's ``body``, checked against its key (sha256, zxids, times, checksums);
-    with ``parse`` each transaction is parsed too (not needed to copy records)."""
-    if hashlib.sha256(body).hexdigest() != ref.sha256:
-        raise IntegrityError(f"{ref.key}: sha256 mismatch: the object is corrupt; not restoring from it")
+def read_segment_bytes(repo: Repository, ref: SegmentRef, body: bytes, parse: bool = True) -> list[Record]:
+    """The records of a segment's ``body``, checked against its key (MAC first, then zxids, times,
+    checksums); with ``parse`` each transaction is parsed too (not needed to copy records)."""
+    repo.check_object(ref.key, key_name(ref.key), ref.mac, hashlib.sha256(body).hexdigest())
     try:
         if parse:
             records, _ = read_log_records(io.BytesIO(body), ref.key, strict=True)
@@ -101,7 +111,7 @@ def _gzip_chunks(source: BinaryIO, digest: hashlib._Hash) -> Iterator[bytes]:
     yield compressor.flush()
 
 
-def put_snapshot(store: ObjectStore, prefix: str, path: Path, zxid: int) -> SnapshotRef:
+def put_snapshot(repo: Repository, prefix: str, path: Path, zxid: int) -> SnapshotRef:
     """Compress and store a sealed snapshot. The file is opened once: a purge meanwhile cannot cut it."""
     with open(path, "rb") as f:
         consistent = max(zxid, formats.snapshot_digest_zxid(path) or zxid)
@@ -109,23 +119,26 @@ def put_snapshot(store: ObjectStore, prefix: str, path: Path, zxid: int) -> Snap
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
         sha = digest.hexdigest()
-        key = snapshot_key(prefix, zxid, consistent, sha)
+        name = snapshot_name(prefix, zxid, consistent)
+        mac = repo.object_mac(name, sha)
+        key = snapshot_key(name, mac)
         f.seek(0)
         check = hashlib.sha256()
-        result = store.put(key, io.BufferedReader(ChunkReader(_gzip_chunks(f, check)), _CHUNK))
+        result = repo.store.put(key, io.BufferedReader(ChunkReader(_gzip_chunks(f, check)), _CHUNK))
         if check.hexdigest() != sha:  # the file changed between the passes: not a sealed snapshot
-            store.delete(key)
+            repo.store.delete(key)
             raise IntegrityError(f"{path.name} changed while it was archived")
-    return SnapshotRef(key, zxid, consistent, sha, result.size)
+    return SnapshotRef(key, zxid, consistent, mac, result.size)
 
 
 def fetch_snapshot(
-    store: ObjectStore, ref: SnapshotRef, target: Path, sink: Callable[[bytes], None] | None = None
+    repo: Repository, ref: SnapshotRef, target: Path, sink: Callable[[bytes], None] | None = None
 ) -> None:
-    """Decompress a stored snapshot into ``target`` (and ``sink``), checking the sha256 of what comes out."""
+    """Decompress a stored snapshot into ``target`` (and ``sink``), checking the MAC of what comes out;
+    a snapshot that fails is deleted (and ``sink``'s reader must be told: :func:`pitr.assemble` is)."""
     digest = hashlib.sha256()
     try:
-        with store.get(ref.key) as raw, gzip.GzipFile(fileobj=raw) as gz, open(target, "xb") as out:
+        with repo.store.get(ref.key) as raw, gzip.GzipFile(fileobj=raw) as gz, open(target, "xb") as out:
             while chunk := gz.read(_CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
@@ -136,9 +149,11 @@ def fetch_snapshot(
         if isinstance(exc, OSError) and not isinstance(exc, gzip.BadGzipFile) and exc.errno is not None:
             raise
         raise IntegrityError(f"{ref.key}: not a complete gzip stream ({exc}); not restoring from it") from exc
-    if digest.hexdigest() != ref.sha256:
+    try:
+        repo.check_object(ref.key, key_name(ref.key), ref.mac, digest.hexdigest())
+    except IntegrityError:
         target.unlink(missing_ok=True)
-        raise IntegrityError(f"{ref.key}: sha256 mismatch: the object is corrupt; not restoring from it")
+        raise
 
 
 @dataclass
@@ -158,12 +173,12 @@ def verify_repository(index: RepoIndex, work: Path) -> RepositoryCheck:
         if problems:
             raise IntegrityError(f"{gen.name}: {problems[0]}")
         for seg in gen.segments:
-            read_segment(index.store, seg)
+            read_segment(index.repo, seg)
             done.segments += 1
             done.bytes += seg.size
         for snap in gen.snapshots:
             copy = work / f"snapshot.{snap.zxid:x}"
-            fetch_snapshot(index.store, snap, copy)
+            fetch_snapshot(index.repo, snap, copy)
             copy.unlink()
             done.snapshots += 1
             done.bytes += snap.size

@@ -1,9 +1,11 @@
 """``dcos-zk log``: every archived transaction, one line each, to find the moment of an accident.
 
 The repository's streams (one per master) and generations hold the same committed history several
-times over; the listing merges them in zxid order and shows each zxid once (a zxid names one point of
-one history: every restore starts a new epoch). A ``multi`` shows one line per operation, all with its
-zxid. Segments wholly before ``--since`` are skipped without being read.
+times over; the listing merges them in zxid order and shows each transaction once, with the generation
+it was read from. A zxid that two histories hold with different transactions (an epoch a later history
+reused, before restores raised the epoch) is shown once per history; ``--generation`` shows one. A
+``multi`` shows one line per operation, all with its zxid. Segments wholly outside ``--since``/``--until`` are
+skipped without being read.
 """
 
 from __future__ import annotations
@@ -70,32 +72,57 @@ def _under(path: str | None, prefix: str) -> bool:
     return not top or path == top or path.startswith(top + "/")
 
 
-def transactions(index: RepoIndex, since_us: int | None = None, prefix: str | None = None) -> Iterator[dict]:
-    """Every archived transaction's lines in zxid order, each zxid once, filtered."""
-    caps = {}
+def transactions(
+    index: RepoIndex,
+    since_us: int | None = None,
+    prefix: str | None = None,
+    until_us: int | None = None,
+    generation: str | None = None,
+) -> Iterator[dict]:
+    """Every archived transaction's lines in zxid order, filtered, each with its ``generation``.
+
+    A zxid several streams hold with the same transaction (one history, archived by every master) is shown
+    once; one that two histories hold with different transactions (an epoch reused) is shown once per
+    history, each line naming its generation."""
+    caps: dict[str, int | None] = {}
+    owner: dict[str, str] = {}
     refs: list[SegmentRef] = []
     for gen in index.generations:
+        if generation is not None and generation not in (gen.name, gen.id):
+            continue
         for seg in gen.segments:
-            caps[seg.key] = gen.valid_until
+            caps[seg.key], owner[seg.key] = gen.valid_until, gen.name
             refs.append(seg)
     shown = -1
+    recent: dict[int, bytes] = {}  # zxid -> record bytes, for zxids some later segment may hold again
     for seg in sorted(refs, key=lambda s: (s.first, -s.last)):
-        if seg.last <= shown or (since_us is not None and seg.last_ms * 1000 < since_us):
+        if (since_us is not None and seg.last_ms * 1000 < since_us) or (
+            until_us is not None and seg.first_ms * 1000 > until_us
+        ):
             continue
+        recent = {z: raw for z, raw in recent.items() if z >= seg.first}  # bounded by the overlap
         cap = caps[seg.key]
-        for record in read_segment(index.store, seg):
-            if record.zxid <= shown or (cap is not None and record.zxid > cap):
+        for record in read_segment(index.repo, seg):
+            if cap is not None and record.zxid > cap:
                 continue
-            shown = record.zxid
-            if since_us is not None and record.time * 1000 < since_us:
+            if record.zxid <= shown and recent.get(record.zxid, record.raw) == record.raw:
+                continue  # the same transaction, archived by another master
+            recent[record.zxid] = record.raw
+            shown = max(shown, record.zxid)
+            if (since_us is not None and record.time * 1000 < since_us) or (
+                until_us is not None and record.time * 1000 > until_us
+            ):
                 continue
             assert record.txn is not None
             for doc in entries(record.txn):
                 if prefix is None or _under(doc["path"], prefix):
-                    yield doc
+                    yield {**doc, "generation": owner[seg.key]}
 
 
 def text_line(doc: dict) -> str:
     where = doc["path"] if doc["path"] is not None else "-"
     multi = " (multi)" if doc.get("multi") else ""
-    return f"{zxid_hex(doc['zxid'])}  {doc['time']}  {doc['type']:<15} {where}  session {doc['session']:#x}{multi}"
+    return (
+        f"{zxid_hex(doc['zxid'])}  {doc['time']}  {doc['type']:<15} {where}  session {doc['session']:#x}{multi}"
+        f"  [{doc['generation']}]"
+    )
