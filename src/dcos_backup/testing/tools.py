@@ -14,15 +14,7 @@ T = TypeVar("T")
 
 BIN = Path(sys.executable).parent  # the console scripts of the package under test
 # Settings from the caller's shell that would point a tool at something else than the cluster under test.
-AMBIENT_SETTINGS = (
-    "DCOS_LOCAL_DIR",
-    "DCOS_URL",
-    "DCOS_ACS_TOKEN",
-    "DCOS_SSL_VERIFY",
-    "DCOS_EXHIBITOR_DIR",
-    "DCOS_ZK_REPO",
-    "DCOS_ZK_REPO_KEY_FILE",
-)
+AMBIENT_SETTINGS = ("DCOS_LOCAL_DIR", "DCOS_URL", "DCOS_ACS_TOKEN", "DCOS_SSL_VERIFY", "DCOS_EXHIBITOR_DIR")
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> T:
