@@ -75,7 +75,7 @@ class BackupService:
         self._runner = JobRunner(engine, storage, self.instance)
         self._backups = BackupJob(storage, engine)
         self._restores = RestoreJob(self._runner, self._backups, self.dcos_version, hooks, keep_safety)
-        self._recovery = Recovery(storage, engine, self._runner)
+        self._recovery = Recovery(storage, engine, self._runner, self.components)
 
     # ------------------------------------------------------------------ lifecycle
     def recover(self) -> list[str]:
