@@ -7,10 +7,14 @@ The file is a plain POSIX tar (read it with any tar), streamed in both direction
     <archive name>          each component's archive, byte for byte as stored (still encrypted if it was)
 
 :func:`export_backup` yields the file of a READY backup. :func:`import_backup` reads one into a catalog
-under the same id after checking it completely: the marker, the record (a READY backup, an id not in the
-catalog), every archive present once with the size and sha256 the record names, and, where this
-catalog's key can read it, the archive's whole structure. Archives are stored as they arrive, the record
-last; on any failure the stored archives are deleted again, so a bad file changes nothing.
+under the same id after checking it completely, to the byte: the marker (exactly its keys, the record's
+id), the record (a READY backup, an id neither in the catalog nor being uploaded, no reserved archive
+name), every archive present once with the size and sha256 the record names and its whole structure
+(an archive this catalog cannot decrypt is refused, naming its key id), and nothing after the tar's end
+but its zero blocks. The record enters as a plain READY backup (:meth:`BackupRecord.as_upload`: restore
+history, safety and schedule marks dropped), since nothing but this cluster's own jobs may steer a
+rollback, a pruning or a retention. Archives are stored as they arrive, the record last; on any failure
+the stored archives are deleted again, so a bad file changes nothing.
 """
 
 from __future__ import annotations

@@ -234,8 +234,9 @@ class Storage:
 
     def remove_stale_partials(self) -> int:
         """At a service's start: drop what a killed process left half-written anywhere in the catalog (an
-        upload's partial archive, say); how many. On S3, where several masters' services may write at
-        once, a bucket lifecycle rule aborts stale multipart uploads instead (docs/operations.md)."""
+        upload's partial archive, say); how many. Not on S3, where another master's service may be writing
+        at that moment (its unfinished multipart uploads are never listed; a bucket lifecycle rule
+        aborting stale ones reclaims their space)."""
         return 0
 
 
