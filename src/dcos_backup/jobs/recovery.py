@@ -85,7 +85,10 @@ class Recovery:
         An interrupted backup becomes STATUS_ERROR and its partial files go. An interrupted restore
         that had not changed ZooKeeper yet (no safety backup recorded) becomes STATUS_ERROR; one that
         may have changed it is rolled back to its safety backup in the background (under the cluster
-        lock), so the tree ends exactly as it was before the restore, and the reason says so.
+        lock), so the tree ends exactly as it was before the restore, and the reason says so; only if that
+        safety backup is the one this cluster took for that restore (:func:`rollback_roots`), else it ends
+        STATUS_ERROR "not rolled back" with ZooKeeper untouched. The first call of a process also sweeps
+        the partial files a killed process left in the catalog.
         """
         for job_id in self.engine.release_stale_locks(self.runner.owner):
             log.warning("released the job lock of %s, left by this service's previous process", job_id)
