@@ -289,7 +289,15 @@ def interrupted_restore(service: BackupService, backup_id: str, safety_id: str |
     restore.begin()
     if safety_id is not None:
         restore.protect(safety_id)
+        mark_as_safety_of(service.storage, safety_id, backup_id, restore.id)
     service.storage.write(record)
+
+
+def mark_as_safety_of(storage, safety_id: str, backup_id: str, restore_id: str) -> None:
+    """Make ``safety_id`` the safety backup the restore ``restore_id`` took (recovery rolls back to no other)."""
+    safety = storage.read(safety_id)
+    safety.safety, safety.safety_for, safety.safety_restore = True, backup_id, restore_id
+    storage.write(safety)
 
 
 def test_restart_rolls_an_interrupted_restore_back_to_its_safety_backup(env):

@@ -254,6 +254,9 @@ def test_safety_backup_of_an_unfinished_restore_cannot_be_deleted(env):
     restore.begin()
     restore.protect(safety_id)
     env.storage.write(record)
+    safety = env.storage.read(safety_id)
+    safety.safety_restore = restore.id  # the safety backup this restore took (recovery rolls back to no other)
+    env.storage.write(safety)
     engine = ZkEngine(env.hosts)
     service = BackupService(env.storage, engine, dcos_version="2.2.0", instance="master-1")
     try:

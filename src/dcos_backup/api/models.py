@@ -149,7 +149,7 @@ class BackupDocument(BackupRecord):
     def size(self) -> int:
         return super().size
 
-    _serialize = _optional_last("damaged", "signature", "progress")
+    _serialize = _optional_last("safety_restore", "uploaded", "damaged", "signature", "progress")
 
 
 class RestoreDocument(RestoreRecord):

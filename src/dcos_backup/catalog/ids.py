@@ -39,11 +39,20 @@ def is_backup_id(backup_id: object) -> bool:
 
 
 _ARCHIVE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+# The record's own file and the portable file's marker: an archive under either name would overwrite the
+# record (or be taken for the marker), so no archive is ever called that.
+RESERVED_NAMES = frozenset({"backup.json", "dcos-backup.json"})
 
 
 def valid_archive_name(name: object) -> bool:
-    """An archive is a plain file name in its backup's folder: no ``/``, never ``..``, never hidden."""
-    return isinstance(name, str) and _ARCHIVE_NAME.fullmatch(name) is not None and ".." not in name
+    """An archive is a plain file name in its backup's folder: no ``/``, never ``..``, never hidden, never
+    one of :data:`RESERVED_NAMES`."""
+    return (
+        isinstance(name, str)
+        and _ARCHIVE_NAME.fullmatch(name) is not None
+        and ".." not in name
+        and name not in RESERVED_NAMES
+    )
 
 
 def validate_backup_id(backup_id: str) -> str:

@@ -247,6 +247,10 @@ class BackupRecord(BaseModel):
     safety_for: str | None = Field(None, description="the backup whose restore this safety backup protects")
     schedule: str | None = Field(None, description="the schedule that took this backup; None for any other backup")
     drills: list[DrillRecord] = Field(default_factory=list, description="every restore drill, oldest first")
+    safety_restore: str | None = Field(None, description="the id of the restore this safety backup protects")
+    uploaded: datetime | None = Field(
+        None, description="when this catalog received the backup as a portable upload; absent: taken by this cluster"
+    )
     format_version: int = FORMAT_VERSION
     damaged: str | None = Field(
         None, description="why this catalog entry is quarantined (it can only be deleted); absent when it is sound"
@@ -255,7 +259,7 @@ class BackupRecord(BaseModel):
         None, description="HMAC-SHA256 of the record under the cluster's record key (catalog/signing.py)"
     )
 
-    _times_aware = field_validator("timestamp", "finished_at")(_aware)
+    _times_aware = field_validator("timestamp", "finished_at", "uploaded")(_aware)
 
     @model_validator(mode="before")
     @classmethod
@@ -291,10 +295,12 @@ class BackupRecord(BaseModel):
         dcos_version: str,
         *,
         safety_for: str | None = None,
+        safety_restore: str | None = None,
         schedule: str | None = None,
     ) -> BackupRecord:
         """A new backup of the components ``roots`` (name -> ZooKeeper path), ``STATUS_BACKING_UP``;
-        with ``safety_for``, the safety backup of that backup's restore; with ``schedule``, taken by it."""
+        with ``safety_for``, the safety backup of that backup's restore ``safety_restore``; with
+        ``schedule``, taken by it."""
         return cls(
             dcos_version=dcos_version,
             id=new_backup_id(label),
@@ -304,7 +310,32 @@ class BackupRecord(BaseModel):
             label=label,
             safety=safety_for is not None,
             safety_for=safety_for,
+            safety_restore=safety_restore,
             schedule=schedule,
+        )
+
+    @property
+    def made_here(self) -> bool:
+        """This cluster took the backup (it was not uploaded): only such a backup is pruned by retention,
+        counted among the safety backups, or rolled back to."""
+        return self.uploaded is None
+
+    def as_upload(self) -> BackupRecord:
+        """The record as a portable upload enters this catalog: a plain READY backup received now. What
+        only the cluster that made it can vouch for goes: its restore history, its safety and schedule
+        marks, its signature (this catalog signs it again)."""
+        return self.model_copy(
+            update={
+                "restores": [],
+                "safety": False,
+                "safety_for": None,
+                "safety_restore": None,
+                "schedule": None,
+                "signature": None,
+                "damaged": None,
+                "uploaded": now(),
+            },
+            deep=True,
         )
 
     @property

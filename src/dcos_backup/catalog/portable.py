@@ -7,10 +7,14 @@ The file is a plain POSIX tar (read it with any tar), streamed in both direction
     <archive name>          each component's archive, byte for byte as stored (still encrypted if it was)
 
 :func:`export_backup` yields the file of a READY backup. :func:`import_backup` reads one into a catalog
-under the same id after checking it completely: the marker, the record (a READY backup, an id not in the
-catalog), every archive present once with the size and sha256 the record names, and, where this
-catalog's key can read it, the archive's whole structure. Archives are stored as they arrive, the record
-last; on any failure the stored archives are deleted again, so a bad file changes nothing.
+under the same id after checking it completely, to the byte: the marker (exactly its keys, the record's
+id), the record (a READY backup, an id neither in the catalog nor being uploaded, no reserved archive
+name), every archive present once with the size and sha256 the record names and its whole structure
+(an archive this catalog cannot decrypt is refused, naming its key id), and nothing after the tar's end
+but its zero blocks. The record enters as a plain READY backup (:meth:`BackupRecord.as_upload`: restore
+history, safety and schedule marks dropped), since nothing but this cluster's own jobs may steer a
+rollback, a pruning or a retention. Archives are stored as they arrive, the record last; on any failure
+the stored archives are deleted again, so a bad file changes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -38,6 +43,9 @@ VERSION = 1
 MAX_METADATA = 1 << 20  # bytes of the marker and of the record: anything bigger is not a backup
 _CHUNK = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE
+_TAIL = 2 * tarfile.RECORDSIZE + 2 * _BLOCK  # more than tarfile reads ahead and the longest allowed end
+_UPLOADS_LOCK = threading.Lock()
+_UPLOADING: set[str] = set()  # ids being uploaded to this process
 
 
 def export_backup(storage: Storage, backup_id: str) -> Iterator[bytes]:
@@ -74,26 +82,83 @@ def _member(name: str, size: int, chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def import_backup(storage: Storage, source: BinaryIO) -> BackupRecord:
-    """Add the backup in the portable file ``source`` to ``storage``; its record. IntegrityError if the
-    file is not a complete backup, Conflict if its id exists; either way nothing is left stored."""
+    """Add the backup in the portable file ``source`` to ``storage``; its record (as it entered: see
+    :meth:`BackupRecord.as_upload`). IntegrityError if the file is not a complete backup to the byte,
+    EncryptionKeyError if this catalog cannot decrypt an archive, Conflict if its id exists or is being
+    uploaded; either way nothing is left stored."""
+    counted = _CountingReader(source)
     try:
-        with tarfile.open(fileobj=source, mode="r|") as tar:
+        with tarfile.open(fileobj=counted, mode="r|") as tar:  # type: ignore[call-overload]  # any .read() serves
             members = iter(tar)
-            _read_marker(tar, next(members, None))
-            record = _read_record(tar, next(members, None), storage)
-            stored: list[str] = []
-            try:
-                _store_archives(storage, record, tar, members, stored)
-                _check_structure(storage, record)
-                storage.write(record)
-            except BaseException:
-                for name in stored:
-                    with contextlib.suppress(Exception):
-                        storage.objects.delete(f"{record.id}/{name}")
-                raise
+            marked_id = _read_marker(tar, next(members, None))
+            record = _read_record(tar, next(members, None), marked_id)
+            with _one_upload_of(record.id):
+                _refuse_existing(storage, record.id)
+                stored: list[str] = []
+                try:
+                    _store_archives(storage, record, tar, members, stored)
+                    _check_end(counted, tar.offset)
+                    _check_structure(storage, record)
+                    storage.write(record)
+                except BaseException:
+                    for name in stored:
+                        with contextlib.suppress(Exception):
+                            storage.objects.delete(f"{record.id}/{name}")
+                    raise
     except (tarfile.TarError, EOFError) as exc:
         raise IntegrityError(f"not a dcos-backup file: {exc}") from exc
     return record
+
+
+class _CountingReader:
+    """The upload's bytes as tarfile reads them, counted, with the last :data:`_TAIL` of them kept: what
+    follows the tar's end must be checked, and tarfile reads ahead of where it stops."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.count = 0
+        self.tail = bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.count += len(data)
+        self.tail += data
+        del self.tail[: max(0, len(self.tail) - _TAIL)]
+        return data
+
+
+def _check_end(counted: _CountingReader, end: int) -> None:
+    """After the last member (at ``end``) come the tar's two zero blocks and, at most, zeros up to the
+    end of a 10240-byte tar record (as tar tools pad); anything else is refused."""
+    padded = -(end + 2 * _BLOCK) % tarfile.RECORDSIZE + 2 * _BLOCK
+    while counted.count - end <= padded and counted.read(_CHUNK):  # reads may come short: read to the end
+        pass
+    after = counted.count - end
+    if after not in (2 * _BLOCK, padded) or counted.tail[-after:].count(0) != after:
+        raise IntegrityError(
+            "not a dcos-backup file: it does not end with the tar's end (two zero blocks, then nothing)"
+        )
+
+
+@contextlib.contextmanager
+def _one_upload_of(backup_id: str) -> Iterator[None]:
+    """One upload of an id at a time in this service (uploads go to the leader): a second one is refused
+    (409) before it stores a byte, so its failure can never delete what the first one stored."""
+    with _UPLOADS_LOCK:
+        if backup_id in _UPLOADING:
+            raise Conflict(f"backup {backup_id} is being uploaded already; wait for that upload to end")
+        _UPLOADING.add(backup_id)
+    try:
+        yield
+    finally:
+        with _UPLOADS_LOCK:
+            _UPLOADING.discard(backup_id)
+
+
+def _refuse_existing(storage: Storage, backup_id: str) -> None:
+    with contextlib.suppress(NotFound):
+        storage.entry(backup_id)
+        raise Conflict(f"backup {backup_id} already exists in this cluster; delete it first to replace it")
 
 
 def _small_member(tar: tarfile.TarFile, member: tarfile.TarInfo | None, name: str) -> bytes:
@@ -105,28 +170,39 @@ def _small_member(tar: tarfile.TarFile, member: tarfile.TarInfo | None, name: st
     return data.read()
 
 
-def _read_marker(tar: tarfile.TarFile, member: tarfile.TarInfo | None) -> None:
+def _read_marker(tar: tarfile.TarFile, member: tarfile.TarInfo | None) -> str:
+    """The backup id the marker names; IntegrityError unless it is exactly the documented marker."""
     try:
         marker = json.loads(_small_member(tar, member, MARKER))
     except ValueError as exc:
         raise IntegrityError(f"not a dcos-backup file: {MARKER} is not JSON") from exc
-    if not isinstance(marker, dict) or marker.get("format") != FORMAT or marker.get("version") != VERSION:
+    if (
+        not isinstance(marker, dict)
+        or set(marker) != {"format", "version", "id"}
+        or marker["format"] != FORMAT
+        or marker["version"] != VERSION
+        or not is_backup_id(marker["id"])
+    ):
         raise IntegrityError(f"not a dcos-backup file (format {VERSION} of {FORMAT}): {MARKER} says {marker!r:.100}")
+    return str(marker["id"])
 
 
-def _read_record(tar: tarfile.TarFile, member: tarfile.TarInfo | None, storage: Storage) -> BackupRecord:
+def _read_record(tar: tarfile.TarFile, member: tarfile.TarInfo | None, marked_id: str) -> BackupRecord:
+    """The record in the file as it enters this catalog (:meth:`BackupRecord.as_upload`)."""
     try:
         record = BackupRecord.model_validate_json(_small_member(tar, member, RECORD_FILE))
     except ValidationError as exc:  # archive names that are not plain file names among them (models.py)
         raise IntegrityError(f"not a dcos-backup file: its {RECORD_FILE} is not a backup record") from exc
     if not is_backup_id(record.id):
         raise IntegrityError(f"not a dcos-backup file: {record.id!r} is not a backup id")
-    if record.status != Status.READY:
+    if record.id != marked_id:
+        raise IntegrityError(f"not a dcos-backup file: {MARKER} names {marked_id}, {RECORD_FILE} {record.id}")
+    if record.status != Status.READY or record.damaged is not None:
         raise IntegrityError(f"backup {record.id} in the file is {record.status.value}, not READY")
-    with contextlib.suppress(NotFound):
-        storage.read(record.id)
-        raise Conflict(f"backup {record.id} already exists in this cluster; delete it first to replace it")
-    return record
+    archives = [comp.archive for comp in record.component_status.values() if comp.archive]
+    if len(set(archives)) != len(archives):
+        raise IntegrityError(f"not a dcos-backup file: two components of {record.id} name one archive")
+    return record.as_upload()
 
 
 def _store_archives(
@@ -154,13 +230,13 @@ def _store_archives(
 
 
 def _check_structure(storage: Storage, record: BackupRecord) -> None:
-    """Read each stored archive back as a restore would, where this catalog's key can (an archive encrypted
-    with another key is checked by its sha256 only: it restores where that key is)."""
+    """Read each stored archive back as a restore would: one this catalog cannot decrypt (another key,
+    or none configured) is refused, naming the key id it needs."""
     for comp in record.component_status.values():
         if not comp.archive:
             continue
         try:
             with storage.archive_reader(record.id, comp.archive) as source:
                 verify_archive(source, comp.sha256)
-        except EncryptionKeyError:
-            continue
+        except EncryptionKeyError as exc:
+            raise EncryptionKeyError(f"refused: this cluster cannot restore it: {exc}") from exc

@@ -38,9 +38,9 @@ from dcos_backup.catalog.archive import ArchiveSummary, verify_archive
 from dcos_backup.catalog.ids import is_backup_id, valid_archive_name, validate_backup_id
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.catalog.signing import RecordKey, sign, signature_problem
-from dcos_backup.errors import IntegrityError, NotFound
+from dcos_backup.errors import IntegrityError, NotFound, UsageError
 from dcos_backup.fsutil import HashingReader, Sink, Source, TeeReader
-from dcos_backup.storage.base import ObjectStore
+from dcos_backup.storage.base import ObjectStore, check_key
 from dcos_backup.storage.crypto import EncryptingWriter, EncryptionKey, plain_reader
 from dcos_backup.storage.local import LocalStore
 from dcos_backup.storage.locations import open_store
@@ -169,12 +169,25 @@ class Storage:
         return signed
 
     def delete(self, backup_id: str) -> None:
+        """Delete the record, then every object in the backup's folder. Every key is checked before
+        anything goes: a folder holding an object this store cannot delete by key (IntegrityError, naming
+        it) keeps its record, so the backup stays listed and can be deleted once that object is removed."""
         record_key = self._key(backup_id)
         self.entry(backup_id)  # NotFound for an unknown id; a damaged entry is deleted like any other
+        keys = [info.key for info in self.objects.list(f"{backup_id}/")]
+        for key in keys:
+            try:
+                check_key(key)
+            except UsageError as exc:
+                raise IntegrityError(
+                    f"backup {backup_id} was not deleted: its folder holds {key!r:.120}, which is no name this "
+                    "service writes; remove that object from the storage by hand, then delete the backup"
+                ) from exc
         # Drop the record first: a crash half-way leaves orphan archives, never a record without data.
         self.objects.delete(record_key)
-        for info in self.objects.list(f"{backup_id}/"):
-            self.objects.delete(info.key)
+        for key in keys:
+            if key != record_key:
+                self.objects.delete(key)
 
     @contextlib.contextmanager
     def archive_writer(self, backup_id: str, name: str) -> Iterator[Sink]:
@@ -219,6 +232,13 @@ class Storage:
         """Drop what an interrupted backup left half-written (files, unfinished uploads)."""
         self.objects.remove_partials(f"{validate_backup_id(backup_id)}/")
 
+    def remove_stale_partials(self) -> int:
+        """At a service's start: drop what a killed process left half-written anywhere in the catalog (an
+        upload's partial archive, say); how many. Not on S3, where another master's service may be writing
+        at that moment (its unfinished multipart uploads are never listed; a bucket lifecycle rule
+        aborting stale ones reclaims their space)."""
+        return 0
+
 
 class LocalStorage(Storage):
     """The catalog in a directory of the master's disk."""
@@ -229,6 +249,9 @@ class LocalStorage(Storage):
 
     def archive_path(self, backup_id: str, name: str) -> Path:
         return self.root / self._key(backup_id, name)
+
+    def remove_stale_partials(self) -> int:
+        return self.objects.remove_partials()
 
 
 def _why(exc: Exception) -> str:

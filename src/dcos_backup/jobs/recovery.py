@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping, Sequence
 
 from dcos_backup.catalog.models import BackupRecord, RestoreRecord, Status
 from dcos_backup.catalog.storage import Storage
+from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree
+from dcos_backup.errors import DcosBackupError
 from dcos_backup.jobs.archives import apply_and_verify, check_archives
 from dcos_backup.jobs.engine import Engine
-from dcos_backup.jobs.plan import Target
+from dcos_backup.jobs.plan import Target, plan_restore, safety_roots
 from dcos_backup.jobs.runner import Job, JobRunner, attempt
 
 log = logging.getLogger(__name__)
@@ -19,16 +22,21 @@ log = logging.getLogger(__name__)
 RECOVERY_LOCK_WAIT = 120.0  # the stopped process's lock lives until its ZooKeeper session expires
 
 
-def roll_back(storage: Storage, engine: Engine, safety_id: str, job: Job) -> str:
-    """Apply the safety backup again (its archives checked first, like any restore's); says how that
-    went (a failed rollback is reported, not raised)."""
+def roll_back(
+    storage: Storage, engine: Engine, safety_id: str, job: Job, roots: Mapping[str, str] | None = None
+) -> str:
+    """Apply the safety backup again (its archives checked first, like any restore's) at ``roots`` (its
+    components' roots as the restore's plan made them; None: as its record says, for the safety backup
+    this process has just taken); says how that went (a failed rollback is reported, not raised)."""
 
     def apply_safety() -> None:
         safety = storage.read(safety_id)
+        if roots is not None and {n: c.root for n, c in safety.component_status.items()} != dict(roots):
+            raise DcosBackupError(f"the safety backup {safety_id} does not hold what the restore touched")
         with contextlib.ExitStack() as stack:
             archives = check_archives(storage, safety, list(safety.component_status), job, stack)
             for name, comp in safety.component_status.items():
-                target = Target(name, comp.root)
+                target = Target(name, comp.root if roots is None else roots[name])
                 apply_and_verify(engine, target, archives[name], job, f"rolling back {name}", "rolling back", False)
 
     reason = attempt(apply_safety, f"rollback to {safety_id}")
@@ -37,13 +45,37 @@ def roll_back(storage: Storage, engine: Engine, safety_id: str, job: Job) -> str
     return f"rolled back to the safety backup {safety_id}"
 
 
+def rollback_roots(
+    storage: Storage, record: BackupRecord, restore: RestoreRecord, registry: Sequence[ZkSubtree]
+) -> dict[str, str]:
+    """The roots an interrupted ``restore`` of ``record`` is rolled back at, once it is sure this cluster
+    started it: its safety backup is one this cluster took for exactly that restore (signed, not
+    uploaded, ``safety_for`` the record and ``safety_restore`` the restore), and the roots are those the
+    restore's own plan (the registry's roots, its paths and mapping) touched. Raises DcosBackupError
+    saying why not: then nothing is rolled back and ZooKeeper is left alone."""
+    safety_id = restore.safety_backup_id
+    if safety_id is None:
+        raise DcosBackupError("it names no safety backup")
+    safety = storage.read(safety_id)
+    if not (safety.made_here and safety.safety and safety.status == Status.READY):
+        raise DcosBackupError(f"{safety_id} is not a safety backup this cluster took")
+    if safety.safety_for != record.id or safety.safety_restore != restore.id:
+        raise DcosBackupError(f"the safety backup {safety_id} was not taken for restore {restore.id} of {record.id}")
+    targets = plan_restore(record, restore.paths or (), restore.map, registry=registry)
+    return safety_roots(targets)
+
+
 class Recovery:
     """What a service does with the jobs its previous process (the same ``runner.owner``) left running."""
 
-    def __init__(self, storage: Storage, engine: Engine, runner: JobRunner) -> None:
+    def __init__(
+        self, storage: Storage, engine: Engine, runner: JobRunner, registry: Sequence[ZkSubtree] = DEFAULT_COMPONENTS
+    ) -> None:
         self.storage = storage
         self.engine = engine
         self.runner = runner
+        self.registry = tuple(registry)
+        self._swept = False
 
     def recover(self) -> list[str]:
         """Deal with jobs a previous process left running; returns their ids.
@@ -53,10 +85,18 @@ class Recovery:
         An interrupted backup becomes STATUS_ERROR and its partial files go. An interrupted restore
         that had not changed ZooKeeper yet (no safety backup recorded) becomes STATUS_ERROR; one that
         may have changed it is rolled back to its safety backup in the background (under the cluster
-        lock), so the tree ends exactly as it was before the restore, and the reason says so.
+        lock), so the tree ends exactly as it was before the restore, and the reason says so; only if that
+        safety backup is the one this cluster took for that restore (:func:`rollback_roots`), else it ends
+        STATUS_ERROR "not rolled back" with ZooKeeper untouched. The first call of a process also sweeps
+        the partial files a killed process left in the catalog.
         """
         for job_id in self.engine.release_stale_locks(self.runner.owner):
             log.warning("released the job lock of %s, left by this service's previous process", job_id)
+        if not self._swept:  # once per process: later calls (leading again) may run beside an upload
+            self._swept = True
+            removed = self.storage.remove_stale_partials()
+            if removed:
+                log.warning("removed %d partial files left by a previous process in %s", removed, self.storage.url)
         interrupted = []
         for record in self.storage.list_records():
             if self.runner.runs_on(record.id):
@@ -76,18 +116,28 @@ class Recovery:
         elif restore is not None and restore.status == Status.RESTORING and restore.safety_backup_id is None:
             restore.fail("interrupted before any change; ZooKeeper was not touched")
             self.storage.write(record)
-        elif restore is not None and restore.status == Status.RESTORING and restore.safety_backup_id is not None:
-            self._roll_back_in_background(record, restore, restore.safety_backup_id)
+        elif restore is not None and restore.status == Status.RESTORING:
+            try:
+                roots = rollback_roots(self.storage, record, restore, self.registry)
+            except DcosBackupError as exc:
+                restore.fail(f"interrupted; not rolled back ({exc}): ZooKeeper was left as the restore left it")
+                self.storage.write(record)
+                log.error("restore %s of %s not rolled back: %s", restore.id, record.id, exc)
+            else:  # rollback_roots found the safety backup, so the restore names one
+                assert restore.safety_backup_id is not None
+                self._roll_back_in_background(record, restore, restore.safety_backup_id, roots)
         else:
             return False
         return True
 
-    def _roll_back_in_background(self, record: BackupRecord, restore: RestoreRecord, safety_id: str) -> None:
+    def _roll_back_in_background(
+        self, record: BackupRecord, restore: RestoreRecord, safety_id: str, roots: Mapping[str, str]
+    ) -> None:
         """Roll an interrupted restore back, once the stopped process's lock has expired; the rollback
         job writes the record when it ends."""
 
         def roll_back_now(job: Job) -> None:
-            reason = roll_back(self.storage, self.engine, safety_id, job)
+            reason = roll_back(self.storage, self.engine, safety_id, job, roots)
             restore.fail(f"interrupted: the service stopped during the restore; {reason}")
 
         def cannot_roll_back(_: Job, reason: str) -> None:

@@ -93,7 +93,11 @@ class RestoreJob:
         pass, merged with the archive into the operations that make them equal to it (kept on disk, nothing
         sent). Returns the safety backup's id (complete and on disk) and the plans; raises (nothing changed
         yet) if that fails."""
-        safety = BackupRecord.start(safety_label(), safety_roots(targets), self.dcos_version, safety_for=record.id)
+        restore = record.latest_restore  # the one this job runs (journalled by launch)
+        assert restore is not None
+        safety = BackupRecord.start(
+            safety_label(), safety_roots(targets), self.dcos_version, safety_for=record.id, safety_restore=restore.id
+        )
         job.progress["safety_backup_id"] = safety.id
         self.storage.write(safety)
         plans: list[Plan] = []

@@ -1,7 +1,7 @@
 """Retention: which of a schedule's backups go after each of its runs, and deleting them with the reason logged.
 
 The rules (``docs/operations.md``), for the backups a schedule took (``record.schedule``; never a manual or
-a safety backup, never one a job is working on):
+a safety backup, never an uploaded one, never one a job is working on):
 
 - READY backups: kept if any rule keeps them (as borg's and restic's ``--keep-*`` combine): the
   ``keep_last`` newest, and every one younger than ``keep_within``. The newest READY backup is always kept.
@@ -31,7 +31,7 @@ def doomed(schedule: Schedule, records: Iterable[BackupRecord], now: datetime) -
     """The backups of ``schedule`` its retention deletes at ``now``, each with the reason."""
     if not schedule.has_retention:
         return []
-    mine = [r for r in records if r.schedule == schedule.name and not r.safety and not r.in_progress]
+    mine = [r for r in records if r.schedule == schedule.name and r.made_here and not r.safety and not r.in_progress]
     ready = sorted((r for r in mine if r.status == Status.READY), key=lambda r: r.timestamp, reverse=True)
     if not ready:
         return []  # nothing supersedes anything yet

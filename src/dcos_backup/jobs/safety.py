@@ -21,9 +21,10 @@ def safety_label() -> str:
 
 
 def prune_safety_backups(storage: Storage, keep: int) -> list[str]:
-    """Delete all but the newest ``keep`` safety backups (after a successful restore, so the newest is the
-    one just taken); the ids deleted. A failure to delete is logged, never fatal."""
-    ready = [r for r in storage.list_records(SAFETY_PREFIX) if r.safety and not r.in_progress]
+    """Delete all but the newest ``keep`` safety backups this cluster took (after a successful restore, so
+    the newest is the one just taken); the ids deleted. A failure to delete is logged, never fatal. An
+    uploaded backup is never one of them, whatever its label or timestamp says."""
+    ready = [r for r in storage.list_records(SAFETY_PREFIX) if r.safety and r.made_here and not r.in_progress]
     pruned = []
     for old in ready[: max(0, len(ready) - keep)]:
         if attempt(partial(storage.delete, old.id), f"pruning the safety backup {old.id}") is None:

@@ -80,7 +80,7 @@ class BackupService:
         self._runner = JobRunner(engine, storage, self.instance, self.job_metrics)
         self._backups = BackupJob(storage, engine)
         self._restores = RestoreJob(self._runner, self._backups, self.dcos_version, hooks, keep_safety)
-        self._recovery = Recovery(storage, engine, self._runner)
+        self._recovery = Recovery(storage, engine, self._runner, self.components)
         self._drills = DrillJob(storage, scratch_dir)
 
     # ------------------------------------------------------------------ lifecycle

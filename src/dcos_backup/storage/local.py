@@ -41,7 +41,8 @@ class LocalStore(ObjectStore):
         partial = path.parent / f"{PARTIAL}{uuid.uuid4().hex[:8]}.{path.name}"
         try:
             _mkdirs(self.root, path.parent)
-            with open(partial, "xb") as out:
+            # 0600 from its first byte: a backup's data is the cluster's secrets, partial or not.
+            with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
                 sink = HashingWriter(out)
                 yield sink
                 sink.finish()
