@@ -98,6 +98,7 @@ def run_service(config: ServiceConfig) -> None:
             scheduler.start()
 
         leadership = Leadership(engine.client, Leader(instance, config.advertise), lead, scheduler.stop)
+        service.fenced_by(lambda: leadership.fence)
         app = build_app(service, Authorizer(public_key, users.watch()), scheduler)
         app.middleware("http")(Forwarder(leadership, config.ca_file))
         leadership.start()
