@@ -70,10 +70,17 @@ class Fence:
 
 
 def fenced_error(results: list[object], checks: int = 2) -> Fenced | None:
-    """Fenced if one of the first ``checks`` results of a multi failed (the fence's checks), else None."""
-    if any(isinstance(r, Exception) for r in results[:checks]):
+    """Fenced if one of the first ``checks`` results of a multi (the fence's checks) failed for itself
+    (not merely rolled back because another op failed), else None."""
+    if any(refused_check(r) for r in results[:checks]):
         return Fenced("this service no longer leads (its fenced write was refused); it writes nothing more")
     return None
+
+
+def refused_check(result: object) -> bool:
+    """A fence check's result says the leadership no longer holds (every op of a failed multi reports an
+    error; RolledBackError and RuntimeInconsistency only say another op failed)."""
+    return isinstance(result, Exception) and type(result).__name__ not in ("RolledBackError", "RuntimeInconsistency")
 
 
 # ---------------------------------------------------------------- the journal
@@ -181,6 +188,7 @@ def decide(record: BackupRecord, journal: JournalEntry | None) -> Decision:
         if journalled.safety_backup_id is not None:
             return Decision("roll back", f"interrupted mid-apply on {who} (journal phase {journal.phase})")
         return Decision("fail", f"interrupted on {who} before any change; ZooKeeper was not touched")
+    # No journal: a service without leadership (one instance) that stopped; its record is all there is.
     if restore is not None and restore.safety_backup_id is not None:
-        return Decision("roll back", "interrupted mid-apply (no journal entry)")
+        return Decision("roll back", "interrupted: the service stopped during the restore")
     return Decision("fail", "interrupted before any change; ZooKeeper was not touched")

@@ -191,7 +191,9 @@ class _Batcher:
             return
         results = _results(reply)
         fenced = reply.request.fenced
-        if fenced and any(isinstance(r, Exception) for r in results[:fenced]):
+        if fenced and any(
+            isinstance(r, Exception) and type(r).__name__ not in _NOT_THE_CAUSE for r in results[:fenced]
+        ):
             if self.fence is not None:
                 self.fence.revoked.set()
             raise Fenced("this service no longer leads (a batch conditional on its leadership was refused)")
