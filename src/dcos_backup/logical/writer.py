@@ -17,8 +17,9 @@ changes nothing. ``ZkSpec.max_outage`` bounds the time without progress.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError, NotEmptyError
 from kazoo.protocol.serialization import (
@@ -40,8 +41,14 @@ from dcos_backup.logical.ride import Outage, retrying
 from dcos_backup.logical.spec import ZkSpec
 from dcos_backup.logical.wire import OFFSET, Connection, Reply
 
-if TYPE_CHECKING:
-    from dcos_backup.jobs.fencing import Fence
+
+class Fence(Protocol):
+    """What the writer needs of a job's fence (:class:`dcos_backup.jobs.fencing.Fence`): the ``check`` ops
+    that make a batch fail unless the writer's leadership holds, and the flag it sets when one did."""
+
+    revoked: threading.Event
+
+    def checks(self, full_path: Callable[[str], str]) -> list[Any]: ...
 
 
 def _results(reply: Reply) -> list[object]:
