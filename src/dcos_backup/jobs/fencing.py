@@ -21,11 +21,12 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
+from kazoo.exceptions import ConnectionLoss, KazooException, NodeExistsError, NoNodeError, OperationTimeoutError
 from kazoo.protocol.serialization import CheckVersion
 
 from dcos_backup.catalog.models import BackupRecord, Status
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 LEADER_PATH = "/dcos-backup/leader"
 EPOCH_PATH = "/dcos-backup/epoch"
 JOURNAL_PATH = "/dcos-backup/journal"
+JOURNAL_OUTAGE = 60.0  # seconds a journal write rides a ZooKeeper fault (a lost session revokes the fence sooner)
+JOURNAL_RETRY = 0.2
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,21 @@ def journal_path(backup_id: str) -> str:
 
 def write_journal(client: KazooClient, fence: Fence, record: BackupRecord, phase: str) -> None:
     """Put ``record`` (at ``phase``) in its journal entry, conditional on ``fence``; Fenced if refused."""
-    fence.check()
-    try:
-        _write_entry(client, fence, record, phase)
-    except KazooException as exc:
-        raise ZooKeeperUnavailable(f"ZooKeeper unavailable: cannot journal {record.id} ({type(exc).__name__})") from exc
+    deadline = time.monotonic() + JOURNAL_OUTAGE
+    while True:
+        fence.check()  # a session lost meanwhile has revoked it
+        try:
+            _write_entry(client, fence, record, phase)
+            return
+        except (ConnectionLoss, OperationTimeoutError) as exc:
+            # Ride a ZooKeeper fault as the writer does: writing the same entry twice changes nothing.
+            if time.monotonic() > deadline:
+                raise ZooKeeperUnavailable(f"ZooKeeper unavailable: cannot journal {record.id}") from exc
+            time.sleep(JOURNAL_RETRY)
+        except KazooException as exc:
+            raise ZooKeeperUnavailable(
+                f"ZooKeeper unavailable: cannot journal {record.id} ({type(exc).__name__})"
+            ) from exc
 
 
 def _write_entry(client: KazooClient, fence: Fence, record: BackupRecord, phase: str) -> None:

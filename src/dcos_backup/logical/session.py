@@ -20,6 +20,7 @@ import threading
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KeeperState
+from kazoo.retry import KazooRetry
 
 from dcos_backup.errors import ZooKeeperUnavailable
 from dcos_backup.logical.spec import DEFAULT_SESSION_TIMEOUT, ZkSpec, address_text
@@ -28,6 +29,7 @@ from dcos_backup.master.fourlw import four_letter_word
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 2.0  # seconds for one member to accept a TCP connection
+RECONNECT_MAX_DELAY = 1.0  # seconds between two reconnect attempts, at most
 REWIND_CHECK = 0.5  # seconds between two looks at a disconnected client's ensemble
 _SERVING = re.compile(r"^Mode: (leader|follower|standalone)", re.MULTILINE)
 _ZXID = re.compile(r"^Zxid: (0x[0-9a-fA-F]+)", re.MULTILINE)
@@ -39,6 +41,9 @@ def connect(hosts: str | ZkSpec, timeout: float = DEFAULT_SESSION_TIMEOUT, **kwa
     spec = ZkSpec.of(hosts)
     if spec.auth:
         kwargs.setdefault("auth_data", list(spec.auth))
+    # kazoo's default reconnect backoff doubles up to an hour: after an outage of a few seconds its next try
+    # may come tens of seconds after the ensemble serves again. At most RECONNECT_MAX_DELAY apart instead.
+    kwargs.setdefault("connection_retry", KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=RECONNECT_MAX_DELAY))
     refused = _unreachable(spec)
     if refused is not None:
         raise ZooKeeperUnavailable(f"cannot connect to ZooKeeper at {spec}: no member reachable ({refused})")
