@@ -90,6 +90,14 @@ SCENARIOS = [
         )
         for kind in ("backup", "restore")
     ),
+    *(
+        Scenario(
+            f"{fault} mid-restore, while applying (fencing)",
+            functools.partial(fault_scenarios.leadership_lost_mid_restore, fault=fault),
+            ("completed", "rolled back"),
+        )
+        for fault in fault_scenarios.FENCING_FAULTS
+    ),
     Scenario(
         "SIGKILL the archiver mid-copy of an object (continuous archiving under load)",
         fault_scenarios.archiver_killed_mid_copy,

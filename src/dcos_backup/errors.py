@@ -144,3 +144,10 @@ class ServiceUnavailable(Unavailable):
     """The backup service cannot be reached."""
 
     code = "service_unavailable"
+
+
+class Fenced(Unavailable):
+    """This service no longer leads (its leadership znode went, or another instance leads since): a write
+    conditional on its leadership was refused, and its job stops without changing anything more."""
+
+    code = "fenced"

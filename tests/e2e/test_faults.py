@@ -64,6 +64,12 @@ def test_zookeeper_fault_mid_job(fault_cluster, fault, kind):
     assert outcome.branch == "completed"
 
 
+@pytest.mark.parametrize("fault", sorted(fault_scenarios.FENCING_FAULTS))
+def test_leadership_lost_mid_restore(fault_cluster, fault):  # issue 25: one trial; the report runs many
+    outcome = fault_scenarios.leadership_lost_mid_restore(fault_cluster, random.Random(25), fault)
+    assert outcome.branch in ("completed", "rolled back")
+
+
 def test_archiver_killed_mid_copy(archived):
     cluster, _ = archived
     outcome = fault_scenarios.archiver_killed_mid_copy(cluster, random.Random(5))

@@ -96,3 +96,24 @@ def test_records_are_signed_and_a_new_key_adopts_the_catalog_once(tmp_path):
     with pytest.raises(DamagedEntry, match="does not verify"):
         signed.read(record.id)
     assert signed.list_records()[0].damaged.startswith("its signature does not verify")
+
+
+def test_one_unreadable_entry_never_fails_the_list(tmp_path, monkeypatch):
+    """Issue 25 item 2: an entry that cannot be read now is listed as such; the others are listed as usual."""
+    storage = LocalStorage(tmp_path)
+    good, bad = record("good"), record("bad")
+    storage.write(good)
+    storage.write(bad)
+    get_bytes = storage.objects.get_bytes
+
+    def failing_for_bad(key: str) -> bytes:  # the storage error S3 gives for one object (a 500, a timeout)
+        if key.startswith(bad.id):
+            raise StorageError(f"cannot read {key}: injected")
+        return get_bytes(key)
+
+    monkeypatch.setattr(storage.objects, "get_bytes", failing_for_bad)
+    with pytest.raises(StorageError):
+        storage.read(bad.id)
+    listed = {r.id: r for r in storage.list_records()}
+    assert listed[good.id] == good
+    assert listed[bad.id].status == Status.ERROR and "unreadable now" in (listed[bad.id].damaged or "")

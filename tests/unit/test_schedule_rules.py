@@ -158,3 +158,16 @@ def test_any_text_is_a_cron_expression_or_a_usage_error(text):
         validate_cron(text)
     except UsageError as exc:
         assert str(exc).startswith("invalid cron expression")
+
+
+def test_retention_never_deletes_the_newest_backup_of_a_component(caplog):
+    """Issue 25 item 4: an old scheduled backup that is the only READY copy of a component stays."""
+    runs = [backup("nightly", m, schedule="nightly") for m in range(3)]
+    only_metronome = BackupRecord.start("nightly", {"metronome": "/metronome"}, "2.2.0", schedule="nightly")
+    only_metronome.timestamp, only_metronome.status = T0 - timedelta(minutes=1), Status.READY
+    with caplog.at_level("INFO"):
+        verdicts = doomed(schedule(keep_last=1), [only_metronome, *runs], T0 + timedelta(minutes=5))
+    assert ids(verdicts) == [runs[0].id, runs[1].id]
+    assert (
+        f"kept {only_metronome.id}" in caplog.text and "newest READY backup of the component metronome" in caplog.text
+    )

@@ -124,6 +124,7 @@ def run_service(config: ServiceConfig) -> None:
             scheduler.start()
 
         leadership = Leadership(engine.client, Leader(instance, config.advertise), lead, scheduler.stop)
+        service.fenced_by(lambda: leadership.fence)
         authorizer = Authorizer(public_key, users.watch())
         forwarder = Forwarder(leadership, authorizer, config.masters, config.ca_file)
         app = build_app(service, authorizer, scheduler, forwarder, is_leader=lambda: leadership.is_leader)

@@ -38,7 +38,7 @@ from dcos_backup.catalog.archive import ArchiveSummary, verify_archive
 from dcos_backup.catalog.ids import is_backup_id, valid_archive_name, validate_backup_id
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.catalog.signing import RecordKey, sign, signature_problem
-from dcos_backup.errors import IntegrityError, NotFound, UsageError
+from dcos_backup.errors import IntegrityError, NotFound, StorageError, UsageError
 from dcos_backup.fsutil import HashingReader, Sink, Source, TeeReader
 from dcos_backup.storage.base import ObjectStore, check_key
 from dcos_backup.storage.crypto import EncryptingWriter, EncryptionKey, plain_reader
@@ -101,8 +101,17 @@ class Storage:
             backup_id, _, name = info.key.partition("/")
             if name == RECORD_FILE and backup_id.startswith(prefix) and is_backup_id(backup_id):
                 with contextlib.suppress(NotFound):  # deleted while listing
-                    records.append(self.entry(backup_id))
+                    records.append(self._listed(backup_id))
         return sorted(records, key=lambda r: r.timestamp)
+
+    def _listed(self, backup_id: str) -> BackupRecord:
+        """The entry as a list shows it: one that cannot be read now (a storage error) is listed as
+        unreadable, so one bad entry never fails the whole list."""
+        try:
+            return self.entry(backup_id)
+        except StorageError as exc:
+            log.warning("catalog entry %s unreadable now: %s", backup_id, exc)
+            return BackupRecord.quarantined(backup_id, f"unreadable now ({exc})")
 
     def read(self, backup_id: str) -> BackupRecord:
         """The record of ``backup_id``; NotFound, or DamagedEntry if it cannot be trusted."""

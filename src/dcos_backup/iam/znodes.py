@@ -42,6 +42,8 @@ IAM = f"{ROOT}/iam"
 LOCK = f"{ROOT}/lock"
 SCHEDULES = f"{ROOT}/schedules"
 LEADER = f"{ROOT}/leader"
+EPOCH = f"{ROOT}/epoch"  # the fencing epoch, raised by each new leader (jobs/fencing.py)
+JOURNAL = f"{ROOT}/journal"  # the jobs' fenced journal (jobs/fencing.py)
 CONTAINERS = (ROOT, LOCK, SCHEDULES)  # hold no content of their own: repairing their ACL trusts nothing
 SECRET = (IAM, SCHEDULES)  # no world read: the users; the schedules (what runs, what retention deletes)
 

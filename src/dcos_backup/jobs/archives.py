@@ -75,7 +75,7 @@ def apply_and_verify(
     job.progress.pop("total", None)
     with archive.reader() as raw:
         nodes = followed(target.nodes(read_archive(raw)), job, cancellable)
-        applied = engine.apply(target.root, nodes, target.paths)
+        applied = engine.apply(target.root, nodes, target.paths, job.fence)
     difference = verify(engine, target, archive, job)
     if difference is not None:
         raise IntegrityError(f"{name} differs from the backup after {verb}: {difference}")

@@ -15,8 +15,10 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.recipe.lock import Lock
 
+from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.errors import ZooKeeperUnavailable
 from dcos_backup.iam import znodes
+from dcos_backup.jobs.fencing import Fence, JournalEntry, forget_journal, read_journal, write_journal
 from dcos_backup.logical import (
     ApplyStats,
     OpLog,
@@ -68,8 +70,11 @@ class Engine(Protocol):
         """``root`` and its descendants in pre-order, children sorted, ephemeral nodes skipped."""
         ...
 
-    def apply(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> ApplyStats:
-        """Make the live subtree at ``root`` (only its subtrees ``paths``, if given) equal to ``nodes`` (pre-order)."""
+    def apply(
+        self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None, fence: Fence | None = None
+    ) -> ApplyStats:
+        """Make the live subtree at ``root`` (only its subtrees ``paths``, if given) equal to ``nodes`` (pre-order);
+        with ``fence``, every batch is conditional on that leadership (Fenced once it no longer holds)."""
         ...
 
     def plan(
@@ -84,8 +89,21 @@ class Engine(Protocol):
         ``path`` is ``read(path)`` (default :meth:`read`), so a caller backs up what the difference saw."""
         ...
 
-    def apply_ops(self, ops: Iterable[object]) -> None:
-        """Send the operations :meth:`plan` kept, in order; a node changed meanwhile fails a batch."""
+    def apply_ops(self, ops: Iterable[object], fence: Fence | None = None) -> None:
+        """Send the operations :meth:`plan` kept, in order; a node changed meanwhile fails a batch; ``fence``
+        as for :meth:`apply`."""
+        ...
+
+    def journal(self, record: BackupRecord, phase: str, fence: Fence) -> None:
+        """Put ``record`` at ``phase`` in its journal entry, conditional on ``fence`` (:mod:`.fencing`)."""
+        ...
+
+    def journal_of(self, backup_id: str) -> JournalEntry | None:
+        """The journal entry of ``backup_id`` as the last leader wrote it, or None."""
+        ...
+
+    def forget(self, backup_id: str) -> None:
+        """Drop the journal entry of a job that has ended (best effort)."""
         ...
 
     def compare(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> str | None:
@@ -171,8 +189,10 @@ class ZkEngine:
     def read(self, root: str, stats: ReadStats | None = None) -> Iterator[ZNode]:
         return iter_tree(self.spec, root, stats=stats)
 
-    def apply(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> ApplyStats:
-        return apply_tree(self.spec, root, nodes, paths=paths)
+    def apply(
+        self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None, fence: Fence | None = None
+    ) -> ApplyStats:
+        return apply_tree(self.spec, root, nodes, paths=paths, fence=fence)
 
     def plan(
         self,
@@ -184,8 +204,17 @@ class ZkEngine:
     ) -> ApplyStats:
         return plan_tree(self.spec, root, nodes, ops, paths=paths, read=read or self.read)
 
-    def apply_ops(self, ops: Iterable[object]) -> None:
-        apply_ops(self.spec, ops)
+    def apply_ops(self, ops: Iterable[object], fence: Fence | None = None) -> None:
+        apply_ops(self.spec, ops, fence=fence)
+
+    def journal(self, record: BackupRecord, phase: str, fence: Fence) -> None:
+        write_journal(self.client, fence, record, phase)
+
+    def journal_of(self, backup_id: str) -> JournalEntry | None:
+        return read_journal(self.client, backup_id)
+
+    def forget(self, backup_id: str) -> None:
+        forget_journal(self.client, backup_id)
 
     def compare(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> str | None:
         return compare_tree(self.spec, root, nodes, paths=paths)

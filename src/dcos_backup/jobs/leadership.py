@@ -11,8 +11,11 @@ its master (systemd, dcos-local's supervisor) finds its own znode, left by its d
 and takes it over in one transaction (delete that version + create), so leadership stays where it was
 and no other master sees a gap. With a queue, the restarted instance would go to the back of it.
 
-A leader that loses its session (LOST) stops leading at once. While only disconnected (SUSPENDED) it
-goes on: its session, and so its znode, may still live, and a job cannot start without a session anyway.
+A leader that loses its session (LOST) stops leading at once, and so does one whose znode went away
+or now belongs to another instance: it says so, and its :class:`~.fencing.Fence` is revoked. While only
+disconnected (SUSPENDED) it goes on: its session, and so its znode, may still live; its jobs' writes are
+conditional on the fence anyway (:mod:`.fencing`), so a leader that does not know yet that it was
+replaced changes nothing. Taking leadership raises the epoch znode in the same transaction.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ from dataclasses import asdict, dataclass
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
-from dcos_backup.iam import znodes
+from dcos_backup.jobs.fencing import EPOCH_PATH, LEADER_PATH, Fence
 from dcos_backup.jobs.runner import attempt
 
 log = logging.getLogger(__name__)
 
-LEADER_PATH = znodes.LEADER
+__all__ = ["LEADER_PATH", "Leader", "Leadership"]
 RETRY = 2.0  # seconds before trying again after a ZooKeeper error
 
 
@@ -71,6 +74,7 @@ class Leadership:
         self._on_lead = on_lead
         self._on_follow = on_follow
         self._leading = False
+        self._fence: Fence | None = None
         self._changed = threading.Event()
         self._stop = threading.Event()
         self._lost = threading.Event()
@@ -80,6 +84,12 @@ class Leadership:
     @property
     def is_leader(self) -> bool:
         return self._leading
+
+    @property
+    def fence(self) -> Fence | None:
+        """The leadership this instance holds, for its jobs' writes (None: it does not lead)."""
+        fence = self._fence
+        return fence if fence is not None and not fence.revoked.is_set() else None
 
     def leader(self) -> Leader | None:
         """The current leader as ZooKeeper says (None: none, or ZooKeeper cannot be asked now)."""
@@ -109,7 +119,7 @@ class Leadership:
         if self._thread is not None:
             self._thread.join(timeout)
         self.client.remove_listener(self._on_state)
-        if self._leading:
+        if self._fence is not None:
             self._step_down("this service stops")
             attempt(self._give_up, "giving up the leadership")
 
@@ -130,53 +140,78 @@ class Leadership:
             self._changed.clear()
             if self._lost.is_set():
                 self._lost.clear()
-                if self._leading:
+                if self._fence is not None:
                     self._step_down("its ZooKeeper session expired")
             if self.client.connected:
                 try:
-                    leads = self._contend()
+                    fence = self._contend()
                 except KazooException as exc:
                     log.warning("leadership: ZooKeeper error (%s); trying again", type(exc).__name__)
                     self._changed.wait(RETRY)
                     continue
-                if leads and not self._leading:
+                if self._fence is not None and fence is not self._fence:
+                    self._step_down(
+                        "its leadership znode went away" if fence is not None else "another instance leads now"
+                    )
+                if fence is not None and self._fence is None:
                     log.info("this service (%s) leads: it runs the jobs and the schedules", self.me.instance)
+                    self._fence = fence  # recovery's writes are fenced too
                     attempt(self._on_lead, "taking up the leadership")
                     self._leading = True  # only now: recovery is over before a job request is taken
                 self._settled.set()
             self._changed.wait(RETRY if not self.client.connected else None)
 
-    def _contend(self) -> bool:
+    def _contend(self) -> Fence | None:
         """Lead if nobody does, or if the leader's znode is this instance's own from a dead session;
-        otherwise watch the znode (a change wakes the loop). True if this instance leads now."""
+        otherwise watch the znode (a change wakes the loop). The fence of the leadership this instance
+        holds now (the same object while it keeps it), or None."""
         try:
             data, stat = self.client.get(LEADER_PATH, watch=self._wake)
         except NoNodeError:
             try:
-                self.client.create(LEADER_PATH, self.me.encode(), ephemeral=True, makepath=True)
-                return True
+                return self._take(None)
             except NodeExistsError:
                 return self._contend()
         mine = self.client.client_id[0] if self.client.client_id else None
-        if stat.ephemeralOwner == mine:
-            return True
+        current = self._fence
+        if stat.ephemeralOwner == mine and current is not None and current.leader_version == stat.version:
+            return current
         holder = Leader.decode(data)
         if holder is not None and holder.instance == self.me.instance:
-            transaction = self.client.transaction()
-            transaction.delete(LEADER_PATH, version=stat.version)
-            transaction.create(LEADER_PATH, self.me.encode(), ephemeral=True)
-            results = transaction.commit()
-            if not any(isinstance(r, Exception) for r in results):
+            fence = self._take(stat.version)
+            if fence is not None:
                 log.info("took over the leadership this service's previous process held")
-                return True
-        if not self._leading:
+                return fence
+        if current is None:
             log.info("following the leader %s", holder.instance if holder else "(unreadable)")
-        return False
+        return None
+
+    def _take(self, stale_version: int | None) -> Fence | None:
+        """Create the leader's znode (deleting this instance's stale one of ``stale_version``, if given) and
+        raise the epoch, in one transaction: the new fence, or None if another change came first."""
+        self.client.ensure_path(EPOCH_PATH)
+        transaction = self.client.transaction()
+        if stale_version is not None:
+            transaction.delete(LEADER_PATH, version=stale_version)
+        transaction.create(LEADER_PATH, self.me.encode(), ephemeral=True)
+        transaction.set_data(EPOCH_PATH, self.me.instance.encode())
+        results = transaction.commit()
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            if stale_version is None and isinstance(failed[0], NodeExistsError):
+                raise failed[0]
+            return None
+        epoch = results[-1]
+        self.client.get(LEADER_PATH, watch=self._wake)  # a later deletion wakes the loop
+        return Fence(self.me.instance, leader_version=0, epoch=epoch.version)
 
     def _wake(self, _event: object) -> None:
         self._changed.set()
 
     def _step_down(self, why: str) -> None:
         self._leading = False
+        if self._fence is not None:
+            self._fence.revoked.set()  # the running job stops at its next write or check
+            self._fence = None
         log.warning("this service no longer leads: %s", why)
         attempt(self._on_follow, "stepping down")

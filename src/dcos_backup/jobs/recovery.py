@@ -14,12 +14,14 @@ from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree
 from dcos_backup.errors import DcosBackupError
 from dcos_backup.jobs.archives import apply_and_verify, check_archives
 from dcos_backup.jobs.engine import Engine
+from dcos_backup.jobs.fencing import Decision, decide
 from dcos_backup.jobs.plan import Target, plan_restore, safety_roots
 from dcos_backup.jobs.runner import Job, JobRunner, attempt
 
 log = logging.getLogger(__name__)
 
 RECOVERY_LOCK_WAIT = 120.0  # the stopped process's lock lives until its ZooKeeper session expires
+FENCED_JOB_WAIT = 30.0  # a fenced job of this process stops at its next write: seconds at most
 
 
 def roll_back(
@@ -78,18 +80,20 @@ class Recovery:
         self._swept = False
 
     def recover(self) -> list[str]:
-        """Deal with jobs a previous process left running; returns their ids.
+        """Deal with jobs a previous process (or a leader that lost its leadership) left running; returns
+        their ids.
 
         First the job lock that process held (same instance) is released: its ZooKeeper session
-        outlives the process by the session timeout, and would refuse every job until then.
-        An interrupted backup becomes STATUS_ERROR and its partial files go. An interrupted restore
-        that had not changed ZooKeeper yet (no safety backup recorded) becomes STATUS_ERROR; one that
-        may have changed it is rolled back to its safety backup in the background (under the cluster
-        lock), so the tree ends exactly as it was before the restore, and the reason says so; only if that
-        safety backup is the one this cluster took for that restore (:func:`rollback_roots`), else it ends
-        STATUS_ERROR "not rolled back" with ZooKeeper untouched. The first call of a process also sweeps
-        the partial files a killed process left in the catalog.
+        outlives the process by the session timeout, and would refuse every job until then; a job of this
+        very process that was fenced is given time to stop. An interrupted backup becomes STATUS_ERROR and
+        its partial files go. An interrupted restore is decided from its journal (:func:`.fencing.decide`):
+        completed if its apply and verify had completed, rolled back (in the background, under the cluster
+        lock) if it was cut mid-apply, failed if it had not changed anything; the reason says which and why.
+        A rollback goes only to the safety backup this cluster took for that restore (:func:`rollback_roots`),
+        else the restore ends STATUS_ERROR "not rolled back" with ZooKeeper untouched. The first call of a
+        process also sweeps the partial files a killed process left in the catalog.
         """
+        self._let_fenced_job_stop()
         for job_id in self.engine.release_stale_locks(self.runner.owner):
             log.warning("released the job lock of %s, left by this service's previous process", job_id)
         if not self._swept:  # once per process: later calls (leading again) may run beside an upload
@@ -100,11 +104,18 @@ class Recovery:
         interrupted = []
         for record in self.storage.list_records():
             if self.runner.runs_on(record.id):
-                continue  # this process's own job (leading again after a lost session): it is not over
+                continue  # this process's own job, still under its fence: it is not over
             if self._recovered(record):
                 interrupted.append(record.id)
                 log.warning("found interrupted job %s", record.id)
         return interrupted
+
+    def _let_fenced_job_stop(self) -> None:
+        """A job this process ran under a leadership it has since lost stops at its next write or check;
+        wait for it, so that it is recovered like any other (from its journal)."""
+        job = self.runner.current
+        if job is not None and job.fence is not None and job.fence.revoked.is_set():
+            self.runner.join(FENCED_JOB_WAIT)
 
     def _recovered(self, record: BackupRecord) -> bool:
         """End the job interrupted on ``record``, if any (a rollback starts in the background)."""
@@ -112,35 +123,45 @@ class Recovery:
         if record.status == Status.BACKING_UP:
             record.interrupt()
             self.storage.remove_partials(record.id)
-            self.storage.write(record)
-        elif restore is not None and restore.status == Status.RESTORING and restore.safety_backup_id is None:
-            restore.fail("interrupted before any change; ZooKeeper was not touched")
-            self.storage.write(record)
+            self.runner.write_as_leader(record)
         elif restore is not None and restore.status == Status.RESTORING:
-            try:
-                roots = rollback_roots(self.storage, record, restore, self.registry)
-            except DcosBackupError as exc:
-                restore.fail(f"interrupted; not rolled back ({exc}): ZooKeeper was left as the restore left it")
-                self.storage.write(record)
-                log.error("restore %s of %s not rolled back: %s", restore.id, record.id, exc)
-            else:  # rollback_roots found the safety backup, so the restore names one
-                assert restore.safety_backup_id is not None
-                self._roll_back_in_background(record, restore, restore.safety_backup_id, roots)
+            self._recover_restore(record, restore, decide(record, self.engine.journal_of(record.id)))
         else:
             return False
         return True
 
+    def _recover_restore(self, record: BackupRecord, restore: RestoreRecord, decision: Decision) -> None:
+        log.warning("recovering the restore %s of %s: %s (%s)", restore.id, record.id, decision.action, decision.why)
+        if decision.action in ("complete", "adopt") and decision.record is not None:
+            final = decision.record
+            latest = final.latest_restore
+            if decision.action == "complete" and latest is not None:
+                latest.reason = decision.why
+            self.runner.write_as_leader(final)
+        elif decision.action == "roll back" and restore.safety_backup_id is not None:
+            try:
+                roots = rollback_roots(self.storage, record, restore, self.registry)
+            except DcosBackupError as exc:
+                restore.fail(f"{decision.why}; not rolled back ({exc}): ZooKeeper was left as the restore left it")
+                self.runner.write_as_leader(record)
+                log.error("restore %s of %s not rolled back: %s", restore.id, record.id, exc)
+            else:
+                self._roll_back_in_background(record, restore, restore.safety_backup_id, decision.why, roots)
+        else:
+            restore.fail(decision.why)
+            self.runner.write_as_leader(record)
+
     def _roll_back_in_background(
-        self, record: BackupRecord, restore: RestoreRecord, safety_id: str, roots: Mapping[str, str]
+        self, record: BackupRecord, restore: RestoreRecord, safety_id: str, why: str, roots: Mapping[str, str]
     ) -> None:
         """Roll an interrupted restore back, once the stopped process's lock has expired; the rollback
         job writes the record when it ends."""
 
         def roll_back_now(job: Job) -> None:
             reason = roll_back(self.storage, self.engine, safety_id, job, roots)
-            restore.fail(f"interrupted: the service stopped during the restore; {reason}")
+            restore.fail(f"{why}; {reason}")
 
         def cannot_roll_back(_: Job, reason: str) -> None:
-            restore.fail(f"interrupted; cannot roll back ({reason}): restore {safety_id} by hand")
+            restore.fail(f"{why}; cannot roll back ({reason}): restore {safety_id} by hand")
 
         self.runner.launch_when_free("recovery", record, roll_back_now, cannot_roll_back, wait=RECOVERY_LOCK_WAIT)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Generator, Iterator, Sequence
+from functools import partial
 
 from dcos_backup.catalog.archive import read_archive
-from dcos_backup.catalog.models import BackupRecord, RestoreRecord
+from dcos_backup.catalog.models import BackupRecord, RestoreRecord, Status
 from dcos_backup.catalog.storage import CheckedArchive, Storage
 from dcos_backup.components.hooks import Hook, run_hooks
 from dcos_backup.errors import ChangedMeanwhile, DcosBackupError, NotFound
@@ -63,7 +64,7 @@ class RestoreJob:
 
     def run(self, record: BackupRecord, restore: RestoreRecord, targets: Sequence[Target], job: Job) -> None:
         restore.begin()
-        self.storage.write(record)  # every component shows STATUS_RESTORING from here on
+        self.runner.write(job, record, "begun")  # every component shows STATUS_RESTORING from here on
         with contextlib.ExitStack() as stack:
             archives = check_archives(self.storage, record, components_of(targets), job, stack)
             hooked = [t.component for t in targets if t.mapping is None]  # the applications read these roots
@@ -73,13 +74,35 @@ class RestoreJob:
             for plan in plans:
                 stack.callback(plan.ops.close)
             restore.protect(safety_id)
-            self.storage.write(record)  # the journal: a restart from here on rolls back to the safety backup
+            self.runner.write(job, record, "applying")  # the journal: cut from here on, a restore is rolled back
             job.check_cancelled()
             stats = self._apply_plans(plans, archives, job)
+        self._journal_applied(record, stats, job)
         self._call_hooks("after", hooked, job)
         restore.finish(stats)
-        restore.pruned_safety_backups = prune_safety_backups(self.storage, self.keep_safety) or None
+        # After finish() nothing may change the tree: pruning runs once the record is written, best effort.
+        self.runner.after_job(partial(self._prune_safety_backups, record, restore, job))
         log.info("restore %s of %s done", restore.id, record.id)
+
+    def _journal_applied(self, record: BackupRecord, stats: dict[str, dict[str, int]], job: Job) -> None:
+        """Apply and verify completed: journalled (fenced) as the READY record, so a leader that takes over
+        from here on completes the restore instead of rolling it back (:func:`.fencing.decide`)."""
+        applied = record.model_copy(deep=True)
+        latest = applied.latest_restore
+        assert latest is not None  # the restore being run
+        latest.finish(stats)
+        if job.fence is not None:
+            self.engine.journal(applied, "applied", job.fence)
+
+    def _prune_safety_backups(self, record: BackupRecord, restore: RestoreRecord, job: Job) -> None:
+        """Delete the safety backups beyond the newest ``keep_safety`` once the restore's READY record is
+        written, and name them in it (best effort: a failure is logged; the next restore prunes them)."""
+        if restore.status != Status.READY:
+            return
+        pruned = prune_safety_backups(self.storage, self.keep_safety)
+        if pruned:
+            restore.pruned_safety_backups = pruned
+            self.runner.write(job, record, "done")
 
     def failed(self, restore: RestoreRecord, job: Job, reason: str) -> None:
         if restore.safety_backup_id is not None:
@@ -99,7 +122,7 @@ class RestoreJob:
             safety_label(), safety_roots(targets), self.dcos_version, safety_for=record.id, safety_restore=restore.id
         )
         job.progress["safety_backup_id"] = safety.id
-        self.storage.write(safety)
+        self.runner.write(job, safety, "started")
         plans: list[Plan] = []
 
         def plan_all() -> None:
@@ -109,12 +132,13 @@ class RestoreJob:
 
         reason = attempt(plan_all, f"safety backup {safety.id}")
         if reason is None:
-            self.storage.write(safety)  # must be on disk before ZooKeeper changes: it is what a rollback reads
+            # on disk before ZooKeeper changes: it is what a rollback reads
+            self.runner.write(job, safety, "done")
             return safety.id, plans
         for plan in plans:
             plan.ops.close()
         self.backups.failed(safety, job, reason)
-        self.runner.write_final(safety)
+        self.runner.write_final(safety, job)
         raise DcosBackupError(f"safety backup failed, nothing was changed: {reason}")
 
     def _plan(self, safety: BackupRecord, target: Target, archive: CheckedArchive, job: Job) -> Plan:
@@ -165,7 +189,7 @@ class RestoreJob:
         """Send the plan's operations; what ZooKeeper refused because another client changed that node
         after the plan read it (the caller catches up), or None."""
         try:
-            self.engine.apply_ops(followed(plan.ops, job, True))
+            self.engine.apply_ops(followed(plan.ops, job, True), job.fence)
         except ChangedMeanwhile as exc:
             return str(exc)
         return None

@@ -8,6 +8,9 @@ a safety backup, never an uploaded one, never one a job is working on):
 - ERROR backups older than the newest READY one are deleted (a newer READY backup supersedes them);
   newer ones stay, to show what is going wrong.
 - A schedule without ``keep_last`` and ``keep_within`` deletes nothing.
+- Never the newest READY backup of a component (across the whole catalog: the last copy of that
+  component's state), never one a job is working on or an unfinished restore depends on (the delete
+  refuses those; they are kept for the next run). Each decision is logged with the rule that made it.
 
 :func:`doomed` decides (pure, tested without a cluster); :func:`prune` deletes through the service.
 """
@@ -27,10 +30,26 @@ from dcos_backup.jobs.service import BackupService
 log = logging.getLogger(__name__)
 
 
+def newest_of_components(records: Iterable[BackupRecord]) -> dict[str, str]:
+    """For each backup that is the newest READY (non-safety) backup holding some component: its id -> that
+    component. Retention never deletes these: each is the last copy of its component's state."""
+    newest: dict[str, BackupRecord] = {}
+    for record in records:
+        if record.status != Status.READY or record.safety or record.in_progress:
+            continue
+        for component in record.component_status:
+            if component not in newest or record.timestamp > newest[component].timestamp:
+                newest[component] = record
+    return {record.id: component for component, record in sorted(newest.items())}
+
+
 def doomed(schedule: Schedule, records: Iterable[BackupRecord], now: datetime) -> list[tuple[BackupRecord, str]]:
-    """The backups of ``schedule`` its retention deletes at ``now``, each with the reason."""
+    """The backups of ``schedule`` its retention deletes at ``now``, each with the reason (``records``: the
+    whole catalog, or at least the schedule's backups)."""
     if not schedule.has_retention:
         return []
+    records = list(records)
+    last_copies = newest_of_components(records)
     mine = [r for r in records if r.schedule == schedule.name and r.made_here and not r.safety and not r.in_progress]
     ready = sorted((r for r in mine if r.status == Status.READY), key=lambda r: r.timestamp, reverse=True)
     if not ready:
@@ -48,7 +67,16 @@ def doomed(schedule: Schedule, records: Iterable[BackupRecord], now: datetime) -
         for r in mine
         if r.status == Status.ERROR and r.timestamp < newest.timestamp
     ]
-    return sorted(verdicts, key=lambda verdict: verdict[0].timestamp)
+    kept = [v for v in verdicts if v[0].id in last_copies]
+    for record, reason in kept:
+        log.info(
+            "retention of schedule %s: kept %s although %s: it is the newest READY backup of the component %s",
+            schedule.name,
+            record.id,
+            reason,
+            last_copies[record.id],
+        )
+    return sorted((v for v in verdicts if v[0].id not in last_copies), key=lambda verdict: verdict[0].timestamp)
 
 
 def _why(schedule: Schedule, position: int) -> str:
@@ -64,11 +92,11 @@ def apply_retention(service: BackupService, schedule: Schedule, now: datetime) -
     """Delete what :func:`doomed` says, logging each with its reason; returns the ids deleted. A backup that
     cannot be deleted now (a restore started on it meanwhile) is logged and left for the next run."""
     deleted = []
-    for record, reason in doomed(schedule, service.list(schedule.name), now):
+    for record, reason in doomed(schedule, service.list(), now):
         try:
             service.delete(record.id)
         except DcosBackupError as exc:
-            log.warning("retention of schedule %s: kept %s for now (%s)", schedule.name, record.id, exc)
+            log.warning("retention of schedule %s: kept %s for now (in use: %s)", schedule.name, record.id, exc)
             continue
         log.info("retention of schedule %s: deleted %s (%s)", schedule.name, record.id, reason)
         deleted.append(record.id)

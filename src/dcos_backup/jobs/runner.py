@@ -20,8 +20,9 @@ from typing import TypeVar
 
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.catalog.storage import Storage
-from dcos_backup.errors import Conflict, DcosBackupError, StorageError
+from dcos_backup.errors import Conflict, DcosBackupError, Fenced
 from dcos_backup.jobs.engine import Engine, JobLock, lock_holder, lock_identifier
+from dcos_backup.jobs.fencing import Fence
 from dcos_backup.jobs.metrics import JobMetrics
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,13 @@ class Job:
     progress: dict[str, object] = field(default_factory=dict)
     thread: threading.Thread | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    fence: Fence | None = None  # the leadership every write of the job is conditional on (None: unfenced)
 
     def check_cancelled(self) -> None:
-        """Raise Cancelled if someone asked to cancel the job; the steps call it where stopping is safe."""
+        """Raise Cancelled if someone asked to cancel the job, Fenced if this service no longer leads; the
+        steps call it where stopping is safe."""
+        if self.fence is not None:
+            self.fence.check()
         if self.cancelled.is_set():
             raise Cancelled("cancelled")
 
@@ -87,6 +92,13 @@ class JobRunner:
         self._job: Job | None = None
         self._mutex = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
+        self._after: list[Callable[[], None]] = []
+        self._fence: Callable[[], Fence | None] | None = None
+
+    def fence_with(self, leadership_fence: Callable[[], Fence | None]) -> None:
+        """Make every job's writes conditional on the leadership ``leadership_fence()`` returns (None: this
+        service does not lead, and starts no job). Without it (a service without leadership), jobs are unfenced."""
+        self._fence = leadership_fence
 
     @property
     def current(self) -> Job | None:
@@ -108,7 +120,7 @@ class JobRunner:
         """
         job = self._claim(self._job_of(kind, record))
         try:
-            self._storage.write(record)
+            self.write(job, record, "started")
         except BaseException:
             self._finish(job, None)  # the job never started: free the lock again
             raise
@@ -137,7 +149,36 @@ class JobRunner:
         self._spawn(self._job_of(kind, record), record, steps, fail, wait)
 
     def _job_of(self, kind: str, record: BackupRecord) -> Job:
-        return Job(record.id, kind, self._engine.lock(lock_identifier(record.id, self.owner)))
+        job = Job(record.id, kind, self._engine.lock(lock_identifier(record.id, self.owner)))
+        if self._fence is not None:
+            job.fence = self._fence()
+            if job.fence is None:
+                raise Fenced("this service does not lead: it starts no job (send the request to the leader)")
+        return job
+
+    def write(self, job: Job, record: BackupRecord, phase: str) -> None:
+        """Write ``record`` for ``job``: into its journal in ZooKeeper first, conditional on the job's
+        fence (Fenced: nothing is written), then to the catalog, which follows the journal."""
+        if job.fence is not None:
+            self._engine.journal(record, phase, job.fence)
+        self._storage.write(record)
+
+    def write_as_leader(self, record: BackupRecord) -> None:
+        """Write a record outside a job (start-up recovery), journalled under this service's leadership
+        first if it has one (Fenced if it no longer leads)."""
+        if self._fence is None:
+            self._storage.write(record)
+            return
+        fence = self._fence()
+        if fence is None:
+            raise Fenced(f"this service does not lead: it leaves {record.id} to the leader")
+        self._engine.journal(record, "done" if not record.in_progress else "recovered", fence)
+        self._storage.write(record)
+
+    def after_job(self, step: Callable[[], None]) -> None:
+        """Run ``step`` once the running job's final record is written (best effort: logged on failure,
+        never changing the job's outcome); for work after a job such as pruning old safety backups."""
+        self._after.append(step)
 
     def _spawn(self, job: Job, record: BackupRecord, steps: Steps, fail: Fail, wait: float | None) -> None:
         job.thread = threading.Thread(
@@ -152,17 +193,38 @@ class JobRunner:
             steps(job)
 
         outcome = "error"
+        final: BackupRecord | None = record
         try:
             reason = attempt(claimed_steps, f"{job.kind} of {job.id}")
             if reason is None:
                 outcome = "ok"
+            elif self._fenced(job):
+                final = None  # the new leader decides from the journal; a zombie writes nothing
             else:
                 outcome = "cancelled" if job.cancelled.is_set() else "error"
                 fail(job, reason)
         finally:
             # Counted before the final write: whoever sees the job ended sees it counted.
             self.metrics.job_ended(job.kind, outcome, time.monotonic() - job.started)
-            self._finish(job, record)
+            self._finish(job, final)
+
+    def _fenced(self, job: Job) -> bool:
+        """The job failed because this service no longer leads: say so once, loudly."""
+        if job.fence is None or not job.fence.revoked.is_set():
+            return False
+        log.warning(
+            "the %s of %s stopped: this service no longer leads (fenced); it changes nothing more and leaves "
+            "the outcome to the leader, which decides from the job's journal",
+            job.kind,
+            job.id,
+        )
+        return True
+
+    def _run_after(self, job: Job) -> None:
+        """The steps queued by :meth:`after_job`; any failure is logged and changes nothing of the job."""
+        steps, self._after = self._after, []
+        for step in steps:
+            attempt(step, f"a step after the {job.kind} of {job.id}")
 
     def _claim(self, job: Job, wait: float | None = None) -> Job:
         """Take the cluster-wide lock for ``job`` (waiting up to ``wait`` seconds, else not at all)."""
@@ -194,12 +256,17 @@ class JobRunner:
         with self._mutex:
             try:
                 if record is not None:
-                    self.write_final(record)
+                    written = self.write_final(record, job)
                     # Before the lock's release (a ZooKeeper write): whoever waits sees the end at once, and
                     # a job started in reaction waits for this mutex, so it never finds the lock still held.
                     for listener in self._listeners:
                         attempt(listener, "a listener of the end of a job")
+                    if written:
+                        self._run_after(job)  # under the mutex: no job starts on the record meanwhile
+                        if job.fence is not None:
+                            attempt(lambda: self._engine.forget(job.id), "dropping the journal entry")
             finally:
+                self._after = []
                 if self._job is job:
                     self._release(job)
 
@@ -210,13 +277,22 @@ class JobRunner:
             log.warning("could not release the ZooKeeper lock of %s", job.id)
         self._job = None
 
-    def write_final(self, record: BackupRecord) -> None:
-        """Write a record that reached its final state; a storage failure is logged, not raised, since
-        nothing else can be done about it (the next start of the service finds the job interrupted)."""
+    def write_final(self, record: BackupRecord, job: Job | None = None) -> bool:
+        """Write a record that reached its final state (journalled first under ``job``'s fence); a storage
+        failure is logged, not raised, since nothing else can be done about it (the next leader finds the
+        job's journal and makes the record follow it). Fenced: nothing is written."""
         try:
-            self._storage.write(record)
-        except StorageError:
+            if job is not None:
+                self.write(job, record, "done")
+            else:
+                self._storage.write(record)
+        except Fenced:
+            log.warning("the final state of %s was not written: this service no longer leads (fenced)", record.id)
+            return False
+        except DcosBackupError:
             log.exception("could not write the final state of %s", record.id)
+            return False
+        return True
 
     def join(self, timeout: float) -> None:
         job = self._job

@@ -28,6 +28,7 @@ from dcos_backup.jobs.backup import BackupJob
 from dcos_backup.jobs.drill import DrillJob
 from dcos_backup.jobs.dry_run import difference
 from dcos_backup.jobs.engine import Engine
+from dcos_backup.jobs.fencing import Fence
 from dcos_backup.jobs.metrics import JobMetrics
 from dcos_backup.jobs.plan import components_of, plan_restore
 from dcos_backup.jobs.recovery import Recovery
@@ -87,6 +88,11 @@ class BackupService:
     def recover(self) -> list[str]:
         """Deal with jobs a previous process left running; returns their ids (:meth:`.Recovery.recover`)."""
         return self._recovery.recover()
+
+    def fenced_by(self, leadership_fence: Callable[[], Fence | None]) -> None:
+        """Make every write of a job conditional on the leadership ``leadership_fence()`` returns
+        (:mod:`.fencing`; the service's :class:`~.leadership.Leadership` ``.fence``)."""
+        self._runner.fence_with(leadership_fence)
 
     def close(self) -> None:
         """Give a running job a few seconds to end (the engine is its owner's to close)."""

@@ -17,8 +17,9 @@ changes nothing. ``ZkSpec.max_outage`` bounds the time without progress.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
 from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError, NotEmptyError
 from kazoo.protocol.serialization import (
@@ -33,12 +34,31 @@ from kazoo.protocol.serialization import (
 )
 from kazoo.security import OPEN_ACL_UNSAFE
 
-from dcos_backup.errors import AccessDenied, ChangedMeanwhile, DcosBackupError, ZooKeeperUnavailable
+from dcos_backup.errors import AccessDenied, ChangedMeanwhile, DcosBackupError, Fenced, ZooKeeperUnavailable
 from dcos_backup.logical.merge import Planner, RaiseCounter, plan_steps
 from dcos_backup.logical.records import ApplyStats, ZNode
 from dcos_backup.logical.ride import Outage, retrying
 from dcos_backup.logical.spec import ZkSpec
 from dcos_backup.logical.wire import OFFSET, Connection, Reply
+
+
+class Fence(Protocol):
+    """What the writer needs of a job's fence (:class:`dcos_backup.jobs.fencing.Fence`): the ``check`` ops
+    that make a batch fail unless the writer's leadership holds, and the flag it sets when one did."""
+
+    @property
+    def revoked(self) -> threading.Event: ...
+
+    def checks(self, full_path: Callable[[str], str]) -> list[Any]: ...
+
+
+def _results(reply: Reply) -> list[object]:
+    """A multi's results, one per op ([] if the reply carries none)."""
+    try:
+        return list(Transaction.deserialize(reply.body, OFFSET))
+    except Exception:  # a refusal of the whole request carries no per-op results
+        return []
+
 
 MAX_BATCH_BYTES = 900 * 1024  # under jute.maxbuffer (1 MiB by default), with room for the request header
 MAX_BATCH_OPS = 2000
@@ -56,16 +76,23 @@ class _Multi:
 
     type = Transaction.type
 
-    def __init__(self) -> None:
+    def __init__(self, fence: Sequence[Any] = ()) -> None:
         self.body = bytearray()
         self.ops: list[Any] = []  # kazoo's operations (untyped)
+        self.fenced = len(fence)  # the first ops: the fence's checks (the batch fails unless it holds)
+        for check in fence:
+            self.append(check, _encoded(check))
 
     def append(self, op: object, encoded: bytes) -> None:
         self.body += encoded
         self.ops.append(op)
 
+    @property
+    def empty(self) -> bool:
+        return len(self.ops) == self.fenced
+
     def room_for(self, size: int, ops: int = 1) -> bool:
-        return not self.ops or (len(self.body) + size <= MAX_BATCH_BYTES and len(self.ops) + ops <= MAX_BATCH_OPS)
+        return self.empty or (len(self.body) + size <= MAX_BATCH_BYTES and len(self.ops) + ops <= MAX_BATCH_OPS)
 
     def serialize(self) -> bytearray:
         return self.body + _END
@@ -80,12 +107,14 @@ class _Batcher:
     """The sink of an apply: packs ops into multis, keeps a few in flight, raises on the first failed op,
     and settles the batches in doubt when the session is lost (see the module docstring)."""
 
-    def __init__(self, spec: ZkSpec, stats: ApplyStats) -> None:
+    def __init__(self, spec: ZkSpec, stats: ApplyStats, fence: Fence | None = None) -> None:
         self.spec = spec
         self.stats = stats
         self.outage = Outage(spec, "writing to ZooKeeper")
         self.conn = retrying(self.outage, self._connect)
-        self.multi = _Multi()
+        self.fence = fence
+        self.checks = fence.checks(spec.full_path) if fence is not None else []
+        self.multi = _Multi(self.checks)
 
     def _connect(self) -> Connection:
         conn = Connection(self.spec, prefer_leader=True)
@@ -103,10 +132,14 @@ class _Batcher:
             self._raise_counter(op)
             return
         encoded = None if kind is SetACL else _encoded(op)
-        if encoded is None or len(encoded) > MAX_BATCH_BYTES:  # setACL, or an op too big for a batch
+        if encoded is None:  # a multi cannot carry setACL: a batch of the fence's checks goes just before it
             self.send()
+            if self.checks:
+                self._send(_Multi(self.checks), self.checks)
             self._send(op, op)
             return
+        if len(encoded) > MAX_BATCH_BYTES:  # too big to share a batch: alone with the fence's checks
+            self.send()
         if not self.multi.room_for(len(encoded)):
             self.send()
         self.multi.append(op, encoded)
@@ -131,8 +164,8 @@ class _Batcher:
             self.multi.append(delete, pair[1])
 
     def send(self) -> None:
-        if self.multi.ops:
-            multi, self.multi = self.multi, _Multi()
+        if not self.multi.empty:
+            multi, self.multi = self.multi, _Multi(self.checks)
             self._send(multi, multi.ops)
 
     def finish(self) -> None:
@@ -165,9 +198,16 @@ class _Batcher:
             if reply.err:
                 raise _refused(reply.tag, reply.error())
             return
+        results = _results(reply)
+        fenced = reply.request.fenced
+        if fenced and any(
+            isinstance(r, Exception) and type(r).__name__ not in _NOT_THE_CAUSE for r in results[:fenced]
+        ):
+            if self.fence is not None:
+                self.fence.revoked.set()
+            raise Fenced("this service no longer leads (a batch conditional on its leadership was refused)")
         if reply.err:
             raise DcosBackupError(f"ZooKeeper refused a batch of {len(reply.tag)} changes: {reply.error()!r}")
-        results = Transaction.deserialize(reply.body, OFFSET)
         for op, result in zip(reply.tag, results, strict=False):
             if isinstance(result, Exception) and type(result).__name__ not in _NOT_THE_CAUSE:
                 raise _refused(op, result)
@@ -249,6 +289,7 @@ def apply_tree(
     *,
     paths: Iterable[str] | None = None,
     stats: ApplyStats | None = None,
+    fence: Fence | None = None,
 ) -> ApplyStats:
     """Make the subtree at ``root`` equal to ``nodes`` (pre-order): create, update, delete in batches.
 
@@ -258,11 +299,12 @@ def apply_tree(
     ``nodes`` does not hold raises NotFound before that subtree is touched (check with
     :func:`~dcos_backup.logical.missing_subtrees` first to refuse before anything is written). Missing
     parents of a subtree are created. Every parent's child counter ends at least at the stream's.
-    ``stats`` (returned) is filled as the merge goes: a caller may show it as progress.
+    ``stats`` (returned) is filled as the merge goes: a caller may show it as progress. With ``fence``
+    (:class:`~dcos_backup.jobs.fencing.Fence`), every batch carries its checks: Fenced once it no longer holds.
     """
     spec = ZkSpec.of(hosts)
     stats = stats if stats is not None else ApplyStats()
-    batch = _Batcher(spec, stats)
+    batch = _Batcher(spec, stats, fence)
     try:
         planner = Planner(batch, spec.full_path, stats)
         for step in plan_steps(spec, root, nodes, paths):
@@ -274,16 +316,19 @@ def apply_tree(
     return stats
 
 
-def apply_ops(hosts: str | ZkSpec, ops: Iterable[object], stats: ApplyStats | None = None) -> ApplyStats:
+def apply_ops(
+    hosts: str | ZkSpec, ops: Iterable[object], stats: ApplyStats | None = None, fence: Fence | None = None
+) -> ApplyStats:
     """Send operations a planning pass kept (:func:`~dcos_backup.logical.plan_tree` into an
     :class:`~dcos_backup.logical.oplog.OpLog`), in order, batched and riding over faults as :func:`apply_tree`
     does. They are sent as planned: a node another client created, deleted or filled meanwhile makes a
     batch fail (DcosBackupError naming it); what changed elsewhere is not seen (verify afterwards).
     ``stats`` gets the session's details (reconnects, server); the counts are the planning pass's.
+    ``fence``: as for :func:`apply_tree`.
     """
     spec = ZkSpec.of(hosts)
     stats = stats if stats is not None else ApplyStats()
-    batch = _Batcher(spec, stats)
+    batch = _Batcher(spec, stats, fence)
     try:
         for op in ops:
             batch.add(op)

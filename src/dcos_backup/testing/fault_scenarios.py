@@ -407,6 +407,95 @@ def zookeeper_fault_mid_job(
     return Outcome("error with reason", recovered)
 
 
+# ------------------------------------------------------------------------------------------- fencing
+def leader_instance(cluster: ClusterSpec) -> str | None:
+    """The instance named in the leadership znode now (None: nobody leads)."""
+    zk = connect(cluster.zk_hosts)
+    try:
+        return str(json.loads(zk.get(LEADER_PATH)[0])["instance"])
+    except Exception:
+        return None
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def delete_leadership(cluster: ClusterSpec) -> Callable[[int], None]:
+    """An action for :func:`act_mid_job`: delete the (frozen) leader's leadership znode, as an operator or a
+    session expiry would; the service thaws right after and finds out on its own."""
+
+    def delete(_: int) -> None:
+        zk = connect(cluster.zk_hosts)
+        try:
+            zk.delete(LEADER_PATH)
+        finally:
+            zk.stop()
+            zk.close()
+
+    return delete
+
+
+def freeze_past_session(cluster: ClusterSpec) -> Callable[[int], None]:
+    """An action for :func:`act_mid_job`: keep the (frozen) leading service frozen until its session has
+    expired (the leadership znode is gone or another instance's), then let it thaw: a zombie that resumes
+    mid-apply without knowing it no longer leads."""
+
+    def keep_frozen(_: int) -> None:
+        frozen = leader_instance(cluster)
+        wait_for(lambda: leader_instance(cluster) != frozen, timeout=120, what="the frozen leader's session to expire")
+
+    return keep_frozen
+
+
+FENCING_FAULTS = {"leadership znode deleted": delete_leadership, "leading service frozen": freeze_past_session}
+
+
+def leadership_lost_mid_restore(cluster: ClusterSpec, rng: random.Random, fault: str) -> Outcome:
+    """The leading service loses its leadership mid-apply without dying (``fault``: a key of FENCING_FAULTS).
+    The independent check, once the dust settles (no job holds the lock): the outcome reported matches the
+    tree (READY: the backup's tree; ERROR: the tree before the restore, rolled back) and the final status
+    first reported never changes. Recovered: the final status is reported."""
+    client = wait_service(cluster)
+    backup = ready_backup(cluster, client, "fenced")
+    wanted = tree_now(cluster)
+    damage_all_apps(cluster)
+    damaged = tree_now(cluster)
+    delay = rng.uniform(0.0, 0.3)
+
+    def start() -> str:
+        damage_all_apps(cluster)
+        when_lock_free(cluster, lambda: client.restore(backup["id"]))
+        return backup["id"]
+
+    def ready(job: str) -> bool:
+        if not safety_recorded(catalog(cluster, job)):
+            return False
+        time.sleep(delay)  # somewhere in the apply, not always at its start
+        return True
+
+    clock = FaultClock()
+    act_mid_job(cluster, start, ready, clock.timed(FENCING_FAULTS[fault](cluster)), still_there=safety_recorded)
+    client = wait_service(cluster)
+    reported = latest_restore(client.wait(backup["id"], restore_finished, interval=0.1, timeout=240))
+    recovered = clock.since()
+    wait_for(lambda: job_lock_free(cluster), timeout=LOCK_TIMEOUT, what="every job to end")
+    settled = latest_restore(client.show(backup["id"]))
+    assert (settled["id"], settled["status"]) == (reported["id"], reported["status"]), (
+        f"the final status changed after it was reported: {reported['status']} -> {settled['status']}"
+    )
+    tree = tree_now(cluster)
+    if reported["status"] == "STATUS_READY":
+        assert tree == wanted, "READY, but the tree is not the backup's"
+        return Outcome("completed", recovered)
+    assert reported["status"] == "STATUS_ERROR", reported
+    assert "rolled back" in (reported["reason"] or ""), reported
+    assert "service stopped" not in reported["reason"], reported
+    as_before = tree == damaged
+    restore_again(cluster, client, backup["id"])  # the next trial starts from the backup's tree
+    assert as_before, f"ERROR, but the tree is not the one before the restore ({reported['reason']})"
+    return Outcome("rolled back", recovered)
+
+
 # ---------------------------------------------------------------------------------- ZooKeeper faults
 # Each a context manager yielding an action for act_mid_job; leaving it undoes what the fault left behind
 # (a frozen member thawed), whatever happened meanwhile.

@@ -8,8 +8,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.errors import ZooKeeperUnavailable
 from dcos_backup.jobs.engine import Engine, JobLock
+from dcos_backup.jobs.fencing import Fence, JournalEntry
 from dcos_backup.logical import ApplyStats, OpLog, ReadStats, TreeDiff, ZNode
 
 
@@ -43,9 +45,11 @@ class FaultyEngine:
                 raise ZooKeeperUnavailable(f"injected: connection lost after {i} nodes")
             yield node
 
-    def apply(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> ApplyStats:
+    def apply(
+        self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None, fence: Fence | None = None
+    ) -> ApplyStats:
         self.applies += 1
-        return self.real.apply(root, self._gated(nodes), paths)
+        return self.real.apply(root, self._gated(nodes), paths, fence)
 
     def plan(
         self,
@@ -57,9 +61,18 @@ class FaultyEngine:
     ) -> ApplyStats:
         return self.real.plan(root, nodes, ops, paths, read or self.read)
 
-    def apply_ops(self, ops: Iterable[object]) -> None:
+    def apply_ops(self, ops: Iterable[object], fence: Fence | None = None) -> None:
         self.applies += 1
-        self.real.apply_ops(self._gated(ops))
+        self.real.apply_ops(self._gated(ops), fence)
+
+    def journal(self, record: BackupRecord, phase: str, fence: Fence) -> None:
+        self.real.journal(record, phase, fence)
+
+    def journal_of(self, backup_id: str) -> JournalEntry | None:
+        return self.real.journal_of(backup_id)
+
+    def forget(self, backup_id: str) -> None:
+        self.real.forget(backup_id)
 
     def _gated(self, nodes: Iterable) -> Iterator:
         for i, node in enumerate(nodes):
