@@ -33,9 +33,13 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster
     """A cluster archiving continuously, past a load that rolled ZooKeeper's log: (cluster, repo, last zxid)."""
     directory = tmp_path_factory.mktemp("drill-cluster")
     repo = directory / "repo"
-    with seeded_cluster(
-        directory / "cluster", apps=30, seed=7, zk_config=[("snapCount", str(SNAP_COUNT))], zk_archive=str(repo)
-    ) as cluster:
+    with (
+        seeded_cluster(
+            directory / "cluster", apps=30, seed=7, zk_config=[("snapCount", str(SNAP_COUNT))], zk_archive=str(repo)
+        ) as cluster,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        env.setenv("DCOS_ZK_REPO_KEY_FILE", str(cluster.files.repo_key))  # as dcos-local env exports it
         with LoadGenerator(cluster.zk_hosts, root="/drill", rate=200, seed=3) as load:
             wait_for(lambda: len(load.acknowledged()) >= 2 * SNAP_COUNT, timeout=120, what="writes")
         last = load.stop().ops[-1].zxid

@@ -35,6 +35,7 @@ from dcos_backup.catalog.archive import read_archive, verify_archive
 from dcos_backup.catalog.storage import open_storage
 from dcos_backup.cli.client import BackupClient, backup_finished, latest_restore, restore_finished
 from dcos_backup.errors import Conflict
+from dcos_backup.iam.store import Credentials
 from dcos_backup.jobs.engine import LOCK_PATH, ZkEngine
 from dcos_backup.jobs.leadership import LEADER_PATH
 from dcos_backup.local import cluster as local_cluster
@@ -422,10 +423,11 @@ def leader_instance(cluster: ClusterSpec) -> str | None:
 
 def delete_leadership(cluster: ClusterSpec) -> Callable[[int], None]:
     """An action for :func:`act_mid_job`: delete the (frozen) leader's leadership znode, as an operator or a
-    session expiry would; the service thaws right after and finds out on its own."""
+    session expiry would; the service thaws right after and finds out on its own. Only the service's identity
+    may delete it (docs/reliability.md, "Control-plane trust"): the operator presents its credentials."""
 
     def delete(_: int) -> None:
-        zk = connect(cluster.zk_hosts)
+        zk = connect(cluster.zk_hosts, auth_data=Credentials.read(cluster.files.zk_credentials).auth_data)
         try:
             zk.delete(LEADER_PATH)
         finally:
