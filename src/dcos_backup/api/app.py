@@ -217,7 +217,7 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
         return await run_in_threadpool(listing, service, prefix)
 
     @router.post(RESTORE, responses={404: errors, 409: errors}, summary="Restore a backup (or dry-run it)")
-    def restore(body: RestoreRequest, uid: Annotated[str, Depends(authorized)]) -> RestoreInfo | DryRun:
+    def restore(body: RestoreRequest, uid: str = Depends(authorized)) -> RestoreInfo | DryRun:
         privileged = service.privileged(body.id, body.paths, body.map)
         if privileged:
             authorizer.require_superuser(uid, f"restoring the {', '.join(privileged)} component (users and grants)")
@@ -279,7 +279,7 @@ def portable_routes(service: BackupService, authorizer: Authorizer) -> APIRouter
     router = APIRouter(dependencies=[Depends(authorized)], responses=common)
 
     @router.get(DOWNLOAD, summary="A READY backup as one portable file (tar: record + archives as stored)")
-    def download(id: str, uid: Annotated[str, Depends(authorized)]) -> StreamingResponse:
+    def download(id: str, uid: str = Depends(authorized)) -> StreamingResponse:
         held = sorted(PRIVILEGED & set(service.storage.entry(id).component_status))
         if held:
             authorizer.require_superuser(uid, f"downloading a backup of the {', '.join(held)} component")

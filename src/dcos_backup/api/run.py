@@ -126,7 +126,7 @@ def run_service(config: ServiceConfig) -> None:
 
         leadership = Leadership(engine.client, Leader(instance, config.advertise), lead, scheduler.stop)
         service.fenced_by(lambda: leadership.fence)
-        authorizer = Authorizer(public_key, users)
+        authorizer = Authorizer(public_key, users.keep_bootstrap())
         forwarder = Forwarder(leadership, authorizer, config.masters, config.ca_file)
         app = build_app(service, authorizer, scheduler, forwarder, is_leader=lambda: leadership.is_leader)
         install_console(

@@ -33,6 +33,7 @@ from typing import TypeVar
 
 from kazoo.exceptions import BadVersionError, KazooException, NoAuthError, NodeExistsError, NoNodeError
 from kazoo.protocol.states import KazooState, ZnodeStat
+from kazoo.recipe.watchers import DataWatch
 from kazoo.security import ACL
 from pydantic import ValidationError
 
@@ -101,6 +102,24 @@ class UserStore:
         self._seen: int | None = None  # the mzxid of the cached directory; None: nothing cached
         self._lock = threading.Lock()
         self.client.add_listener(self._state_changed)
+
+    def keep_bootstrap(self) -> UserStore:
+        """Create the store again as soon as it is absent (with ``bootstrap``; for the service): at once if it is
+        now, and whenever a watch sees it go or a new session finds it gone, so that the bootstrap superuser
+        can log in before anyone has asked the service anything."""
+        if self.bootstrap is not None:
+            DataWatch(self.client, IAM_PATH, self._maybe_absent)
+        return self
+
+    def _maybe_absent(self, data: bytes | None, stat: ZnodeStat | None) -> None:
+        if stat is None:  # kazoo's watch thread must not wait on ZooKeeper: the creation runs beside it
+            self.client.handler.spawn(self._bootstrap_now)
+
+    def _bootstrap_now(self) -> None:
+        try:
+            self._guarded(self._read_latest)
+        except DcosBackupError as exc:  # the next lookup tries again
+            log.warning("could not create the users' store again: %s", exc)
 
     # ---------------------------------------------------------------- reading
     def _state_changed(self, state: KazooState) -> None:
