@@ -17,7 +17,7 @@ directory answer: nothing can be read then, and the same session sees any change
 With ``bootstrap`` (the cluster's first superuser, ``--bootstrap-user``: on DC/OS ``bootstrapuser``), a store
 found absent (a ZooKeeper rebuilt from logical backups or empty) is created again holding that user as
 ``dcos:superuser`` only, with a warning in the log: the other users come back by restoring the ``iam``
-component (:data:`dcos_backup.components.IAM`). A store that exists is never touched: a deleted user stays
+component (:data:`dcos_backup.jobs.plan.IAM`). A store that exists is never touched: a deleted user stays
 deleted.
 """
 
