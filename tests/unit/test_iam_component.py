@@ -16,7 +16,8 @@ def test_iam_is_in_the_registry_but_backed_up_only_when_named():
     assert [c.name for c in registry] == ["marathon", "metronome", "iam"]
     assert [c.name for c in choose(registry)] == ["marathon", "metronome"]
     assert [c.name for c in choose(registry, ["iam", "marathon"])] == ["iam", "marathon"]
-    assert IAM.root == "/dcos-backup/iam" and PRIVILEGED == {"iam"}
+    assert IAM.root == "/dcos-backup/iam"
+    assert set(PRIVILEGED) == {"iam"}
 
 
 @pytest.mark.parametrize("component", [ZkSubtree("iam", "/users"), ZkSubtree("mine", "/dcos-backup/iam")])
