@@ -235,7 +235,7 @@ def test_create_chooses_components(seeded):
     assert list(doc["component_status"]) == ["metronome"] and doc["component_status"]["metronome"]["nodes"] == 0
     unknown = dcos(cluster, "create", "--label", "nope", "--component", "secrets")
     assert unknown.returncode == 2 and unknown.stderr.splitlines() == [
-        "error: unknown component secrets: this cluster has marathon, metronome"
+        "error: unknown component secrets: this cluster has marathon, metronome, iam"
     ]
 
 

@@ -96,7 +96,7 @@ def test_default_components_some_of_them_and_unknown_ones(env):
     assert list(only["component_status"]) == ["metronome"] and only["component_status"]["metronome"]["nodes"] == 3
     refused = http.post(CREATE, json={"label": "comp", "components": ["marathon", "secrets"]})
     assert refused.status_code == 400
-    assert refused.json()["errors"] == ["unknown component secrets: this cluster has marathon, metronome"]
+    assert refused.json()["errors"] == ["unknown component secrets: this cluster has marathon, metronome, iam"]
 
     # A restore of the metronome-only backup touches /metronome alone, and calls no marathon hook.
     zk.set("/metronome/jobs/nightly", b"changed")

@@ -138,7 +138,7 @@ def test_prometheus_scrapes_every_master_with_a_metrics_only_token(monitored: Cl
         assert client.get(url + METRICS).status_code == 200
         assert client.get(url + LIST).status_code == 403
     with security.users(cluster.files, cluster.zk_hosts) as store:
-        user = store.user(security.MONITORING_USER, fresh=True)
+        user = store.user(security.MONITORING_USER)
         assert user is not None and [(g.rid, g.action) for g in user.grants] == [(METRICS_PERMISSION, READ)]
 
 

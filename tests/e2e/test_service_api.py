@@ -413,6 +413,9 @@ def test_only_the_newest_safety_backups_are_kept(env):
         else:
             zk.set("/marathon/state/framework-id", b"round %d" % round_no)
         http.post(RESTORE, json={"id": doc["id"]})
+        restore_ended(http, doc["id"])
+        # Pruning runs after the READY record is written, before the job ends: look once it has ended.
+        wait_for(lambda: service.running is None, what="the restore's job to end")
         restore = restore_ended(http, doc["id"])["restores"][-1]
         assert restore["status"] == "STATUS_READY", restore
         safeties.append(restore["safety_backup_id"])

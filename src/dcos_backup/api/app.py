@@ -68,6 +68,7 @@ from dcos_backup.catalog.portable import export_backup, import_backup
 from dcos_backup.errors import DcosBackupError
 from dcos_backup.fsutil import ChunkReader
 from dcos_backup.jobs.metrics import registry_for
+from dcos_backup.jobs.plan import PRIVILEGED
 from dcos_backup.jobs.scheduler import Scheduler
 from dcos_backup.jobs.service import BackupService
 
@@ -216,7 +217,10 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
         return await run_in_threadpool(listing, service, prefix)
 
     @router.post(RESTORE, responses={404: errors, 409: errors}, summary="Restore a backup (or dry-run it)")
-    def restore(body: RestoreRequest) -> RestoreInfo | DryRun:
+    def restore(body: RestoreRequest, uid: str = Depends(authorized)) -> RestoreInfo | DryRun:
+        privileged = service.privileged(body.id, body.paths, body.map)
+        if privileged:
+            authorizer.require_superuser(uid, f"restoring the {', '.join(privileged)} component (users and grants)")
         if body.dry_run:
             diff = service.dry_run(body.id, body.paths, body.map)
             return DryRun.model_validate({**diff, "backup_id": body.id, "paths": body.paths or None, "map": body.map})
@@ -275,7 +279,10 @@ def portable_routes(service: BackupService, authorizer: Authorizer) -> APIRouter
     router = APIRouter(dependencies=[Depends(authorized)], responses=common)
 
     @router.get(DOWNLOAD, summary="A READY backup as one portable file (tar: record + archives as stored)")
-    def download(id: str) -> StreamingResponse:
+    def download(id: str, uid: str = Depends(authorized)) -> StreamingResponse:
+        held = sorted(PRIVILEGED & set(service.storage.entry(id).component_status))
+        if held:
+            authorizer.require_superuser(uid, f"downloading a backup of the {', '.join(held)} component")
         chunks = export_backup(service.storage, id)  # NotFound / Conflict here, before a byte is sent
         disposition = f'attachment; filename="{id}.tar"'
         return StreamingResponse(chunks, media_type="application/x-tar", headers={"Content-Disposition": disposition})

@@ -49,6 +49,7 @@ class ServiceConfig:
     iam_public_key: Path
     zk_credentials: Path  # the identity that reads the users and grants (and writes the schedules)
     zk_auth: Path | None = None  # the identity the jobs present to ZooKeeper
+    bootstrap_user: str | None = None  # the superuser created again when the users' store is absent
     s3_endpoint_url: str | None = None
     keep_safety_backups: int = KEEP_SAFETY_BACKUPS
     encryption_key_file: Path | None = None
@@ -102,7 +103,7 @@ def run_service(config: ServiceConfig) -> None:
     with (
         # The lock's and the leader's session presents the service's identity too: their znodes are its own.
         ZkEngine(config.zk_hosts, auth=auth, owner=credentials) as engine,
-        UserStore(config.zk_hosts, credentials) as users,
+        UserStore(config.zk_hosts, credentials, bootstrap=config.bootstrap_user) as users,
     ):
         for path in znodes.secure_tree(users.client, credentials):
             log.warning("removed %s from the service's znodes: the service did not create it", path)
@@ -125,7 +126,7 @@ def run_service(config: ServiceConfig) -> None:
 
         leadership = Leadership(engine.client, Leader(instance, config.advertise), lead, scheduler.stop)
         service.fenced_by(lambda: leadership.fence)
-        authorizer = Authorizer(public_key, users.watch())
+        authorizer = Authorizer(public_key, users.keep_bootstrap())
         forwarder = Forwarder(leadership, authorizer, config.masters, config.ca_file)
         app = build_app(service, authorizer, scheduler, forwarder, is_leader=lambda: leadership.is_leader)
         install_console(

@@ -49,6 +49,12 @@ file_option = click.Path(path_type=Path, dir_okay=False)
     help="File (0600) with the ZooKeeper identity user:password that may read the users and grants.",
 )
 @click.option(
+    "--bootstrap-user",
+    metavar="UID",
+    help="The cluster's first superuser (DC/OS: bootstrapuser): created again, alone, when the users' store is "
+    "absent (a ZooKeeper rebuilt); its other users come back with a restore of the iam component.",
+)
+@click.option(
     "--zk-auth",
     "zk_auth",
     type=file_option,
@@ -129,6 +135,7 @@ def cli(
     socket_path: Path,
     iam_public_key: Path,
     zk_credentials: Path,
+    bootstrap_user: str | None,
     zk_auth: Path | None,
     keep_safety_backups: int,
     encryption_key_file: Path | None,
@@ -151,6 +158,7 @@ def cli(
         iam_public_key=iam_public_key,
         zk_credentials=zk_credentials,
         zk_auth=zk_auth,
+        bootstrap_user=bootstrap_user,
         keep_safety_backups=keep_safety_backups,
         encryption_key_file=encryption_key_file,
         record_key_file=record_key_file,

@@ -3,7 +3,9 @@
 By default ``marathon`` (``/marathon``) and ``metronome`` (``/metronome``); a root that does not exist
 backs up as an empty archive (and a restore of it leaves the root absent). A cluster configures its own
 with the service's ``--component name=/path`` flags (they replace the defaults); ``dcos backup create
---component NAME`` backs up some of them. Application hooks around a restore: :mod:`.hooks`.
+--component NAME`` backs up some of them. Beside them the service always has ``iam``, the users and their
+grants (:data:`dcos_backup.jobs.plan.IAM`), backed up only when named and restored only by a superuser.
+Application hooks around a restore: :mod:`.hooks`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class ZkSubtree:
 
     name: str
     root: str
+    by_default: bool = True  # in a backup that names no components (``iam`` is not: only when named)
 
     def __post_init__(self) -> None:
         if not _NAME_RE.fullmatch(self.name):
@@ -42,9 +45,10 @@ DEFAULT_COMPONENTS: tuple[ZkSubtree, ...] = (MARATHON, METRONOME)
 
 
 def choose(registry: Sequence[ZkSubtree], names: Sequence[str] = ()) -> tuple[ZkSubtree, ...]:
-    """The components ``names`` of ``registry`` (all of them without names); an unknown name is a UsageError."""
+    """The components ``names`` of ``registry`` (without names, those it backs up by default); an unknown name
+    is a UsageError."""
     if not names:
-        return tuple(registry)
+        return tuple(comp for comp in registry if comp.by_default)
     known = {comp.name: comp for comp in registry}
     unknown = [n for n in names if n not in known]
     if unknown:

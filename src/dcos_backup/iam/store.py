@@ -3,9 +3,22 @@
 The znode (:data:`IAM_PATH`) has a digest ACL for one ZooKeeper identity, whose password is in a 0600
 file on the masters (:class:`Credentials`); without it ZooKeeper refuses to read or change it. Keeping the
 users in the ensemble, not in a file of one master, makes them the same for every backup service and every
-master's Admin Router. The service keeps the directory in memory, refreshed by a ZooKeeper watch; a request
-that would be refused is decided again on a fresh read, so a grant is effective as soon as it is written.
-Writes are compare-and-set on the znode's version, so concurrent changes never lose one another.
+master's Admin Router. Writes are compare-and-set on the znode's version, so concurrent changes never lose
+one another.
+
+The service keeps the directory in memory, but the cache never outlives a changed store (issue 26): every
+lookup on a connected session asks ZooKeeper for the znode's stat (after a ``sync``, so another session's
+write counts) and reads the users again when its ``mzxid`` is not the cached one; a user removed or a grant
+revoked a moment ago is refused at once. A session that is lost (expired, or given up on a rewound
+ensemble: a ZooKeeper rebuilt or restored) drops the cache, so the old users never answer for a new
+ensemble. Only while the session is merely suspended (a member failing over) does the last confirmed
+directory answer: nothing can be read then, and the same session sees any change first when it is back.
+
+With ``bootstrap`` (the cluster's first superuser, ``--bootstrap-user``: on DC/OS ``bootstrapuser``), a store
+found absent (a ZooKeeper rebuilt from logical backups or empty) is created again holding that user as
+``dcos:superuser`` only, with a warning in the log: the other users come back by restoring the ``iam``
+component (:data:`dcos_backup.jobs.plan.IAM`). A store that exists is never touched: a deleted user stays
+deleted.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kazoo.exceptions import BadVersionError, KazooException, NoAuthError, NodeExistsError, NoNodeError
+from kazoo.protocol.states import KazooState, ZnodeStat
 from kazoo.recipe.watchers import DataWatch
 from kazoo.security import ACL
 from pydantic import ValidationError
@@ -26,7 +40,7 @@ from pydantic import ValidationError
 from dcos_backup.errors import DcosBackupError, StorageError, ZooKeeperUnavailable
 from dcos_backup.fsutil import write_private_file
 from dcos_backup.iam import znodes
-from dcos_backup.iam.users import Directory, User
+from dcos_backup.iam.users import FULL, SUPERUSER, Directory, User
 from dcos_backup.logical import connect
 
 T = TypeVar("T")
@@ -75,62 +89,113 @@ class Credentials:
 
 
 class UserStore:
-    """The cluster's users in ZooKeeper (``hosts`` may carry a chroot), on a session of its own."""
+    """The cluster's users in ZooKeeper (``hosts`` may carry a chroot), on a session of its own; with
+    ``bootstrap``, the superuser created again when the store is absent (module docstring)."""
 
-    def __init__(self, hosts: str, credentials: Credentials, timeout: float = 15.0) -> None:
+    def __init__(
+        self, hosts: str, credentials: Credentials, timeout: float = 15.0, bootstrap: str | None = None
+    ) -> None:
         self.credentials = credentials
+        self.bootstrap = bootstrap
         self.client = connect(hosts, timeout, auth_data=credentials.auth_data)
         self._directory = Directory()
+        self._seen: int | None = None  # the mzxid of the cached directory; None: nothing cached
         self._lock = threading.Lock()
-        self._watch: DataWatch | None = None
+        self.client.add_listener(self._state_changed)
 
-    # ---------------------------------------------------------------- reading
-    def watch(self) -> UserStore:
-        """Keep :meth:`user`'s answers current with a watch (for a long-running reader: the service)."""
-        self._watch = DataWatch(self.client, IAM_PATH, self._changed)
+    def keep_bootstrap(self) -> UserStore:
+        """Create the store again as soon as it is absent (with ``bootstrap``; for the service): at once if it is
+        now, and whenever a watch sees it go or a new session finds it gone, so that the bootstrap superuser
+        can log in before anyone has asked the service anything."""
+        if self.bootstrap is not None:
+            DataWatch(self.client, IAM_PATH, self._maybe_absent)
         return self
 
-    def _changed(self, data: bytes | None, _stat: object) -> None:
-        self._set(data)
+    def _maybe_absent(self, data: bytes | None, stat: ZnodeStat | None) -> None:
+        if stat is None:  # kazoo's watch thread must not wait on ZooKeeper: the creation runs beside it
+            self.client.handler.spawn(self._bootstrap_now)
 
-    def _set(self, data: bytes | None) -> Directory:
+    def _bootstrap_now(self) -> None:
         try:
-            directory = Directory.model_validate_json(data) if data else Directory()
-        except ValidationError:
-            log.error("the users in %s are unreadable; nobody is known until they are fixed", IAM_PATH)
-            directory = Directory()
-        with self._lock:
-            self._directory = directory
-        return directory
+            self._guarded(self._read_latest)
+        except DcosBackupError as exc:  # the next lookup tries again
+            log.warning("could not create the users' store again: %s", exc)
 
-    def user(self, uid: str, fresh: bool = False) -> User | None:
-        """The user ``uid`` as last seen; with ``fresh``, as ZooKeeper's leader has it now."""
-        if fresh or self._watch is None:
-            self._set(self._guarded(self._read_latest)[0])
+    # ---------------------------------------------------------------- reading
+    def _state_changed(self, state: KazooState) -> None:
+        if state == KazooState.LOST:  # a new session, maybe on a rebuilt ensemble: nothing cached holds
+            with self._lock:
+                self._directory, self._seen = Directory(), None
+
+    def user(self, uid: str) -> User | None:
+        """The user ``uid`` as ZooKeeper's leader has it now (as last confirmed while the session is
+        suspended); ZooKeeperUnavailable when that cannot be known."""
+        if not self.client.connected:  # kazoo would queue a request until a session is back
+            with self._lock:
+                if self._seen is None or self.client.state != KazooState.SUSPENDED:
+                    raise ZooKeeperUnavailable("cannot read the users from ZooKeeper: no session")
+        else:
+            self._guarded(self._refresh)
         with self._lock:
             return self._directory.users.get(uid)
 
     def directory(self) -> Directory:
-        return self._set(self._guarded(self._read_latest)[0])
+        return self._set(*self._guarded(self._read_latest))
 
-    def _read_latest(self) -> tuple[bytes | None, int]:
+    def _refresh(self) -> None:
+        """Read the users again unless the cached directory is the znode's current version."""
+        self.client.sync(IAM_PATH)  # another session's write (dcos-local iam grant) is visible after this
+        stat = self.client.exists(IAM_PATH)
+        with self._lock:
+            if stat is not None and stat.mzxid == self._seen:
+                return
+        self._set(*self._read_latest())
+
+    def _set(self, data: bytes | None, stat: ZnodeStat | None) -> Directory:
+        directory = _parse(data)
+        with self._lock:
+            self._directory, self._seen = directory, (stat.mzxid if stat is not None else None)
+        return directory.model_copy(deep=True)
+
+    def _read_latest(self) -> tuple[bytes | None, ZnodeStat | None]:
+        """The store's content and stat ((None, None) if absent: then, with ``bootstrap``, the store is
+        created again with the bootstrap superuser and that is the answer)."""
         self.client.sync(IAM_PATH)  # another session's write (dcos-local iam grant) is visible after this
         try:
-            data, stat = self.client.get(IAM_PATH)
+            return self.client.get(IAM_PATH)  # type: ignore[no-any-return]
         except NoNodeError:
-            return None, -1
-        return data, stat.version
+            if self.bootstrap is None:
+                return None, None
+        return self._create_bootstrap(self.bootstrap)
+
+    def _create_bootstrap(self, uid: str) -> tuple[bytes | None, ZnodeStat | None]:
+        directory = Directory()
+        directory.add_user(uid).grant(SUPERUSER, FULL)
+        try:
+            self._write(directory.model_dump_json(indent=2).encode(), -1)
+        except NodeExistsError:  # another instance (or a restore) made it meanwhile: theirs is the store
+            pass
+        else:
+            log.warning(
+                "the users' store %s was absent (ZooKeeper rebuilt or emptied): created it again with the "
+                "bootstrap superuser %s only, from the service's configuration; restore the other users and "
+                "their grants from a backup's iam component (dcos backup restore ID --path %s)",
+                IAM_PATH,
+                uid,
+                IAM_PATH,
+            )
+        return self.client.get(IAM_PATH)  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------------- changing
     def update(self, change: Callable[[Directory], object]) -> Directory:
         """Apply ``change`` to the directory and write it, retrying if someone else wrote it meanwhile."""
         while True:
-            data, version = self._guarded(self._read_latest)
-            directory = self._set(data)
+            data, stat = self._guarded(self._read_latest)
+            directory = _parse(data)
             change(directory)
             payload = directory.model_dump_json(indent=2).encode()
             try:
-                self._guarded(lambda: self._write(payload, version))  # noqa: B023 - called at once
+                self._guarded(lambda: self._write(payload, stat.version if stat is not None else -1))  # noqa: B023
                 return directory
             except (BadVersionError, NodeExistsError):
                 continue
@@ -160,3 +225,11 @@ class UserStore:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _parse(data: bytes | None) -> Directory:
+    try:
+        return Directory.model_validate_json(data) if data else Directory()
+    except ValidationError:
+        log.error("the users in %s are unreadable; nobody is known until they are fixed", IAM_PATH)
+        return Directory()

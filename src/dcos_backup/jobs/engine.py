@@ -7,6 +7,7 @@ one ensemble); tests that need a fault wrap it (fail or block at a given point) 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
@@ -34,6 +35,7 @@ from dcos_backup.logical import (
     iter_tree,
     plan_tree,
 )
+from dcos_backup.logical.records import is_under
 from dcos_backup.logical.spec import DEFAULT_MAX_OUTAGE
 
 LOCK_PATH = znodes.LOCK
@@ -89,9 +91,9 @@ class Engine(Protocol):
         ``path`` is ``read(path)`` (default :meth:`read`), so a caller backs up what the difference saw."""
         ...
 
-    def apply_ops(self, ops: Iterable[object], fence: Fence | None = None) -> None:
-        """Send the operations :meth:`plan` kept, in order; a node changed meanwhile fails a batch; ``fence``
-        as for :meth:`apply`."""
+    def apply_ops(self, ops: Iterable[object], fence: Fence | None = None, root: str = "/") -> None:
+        """Send the operations :meth:`plan` kept for ``root``, in order; a node changed meanwhile fails a batch;
+        ``fence`` as for :meth:`apply`."""
         ...
 
     def journal(self, record: BackupRecord, phase: str, fence: Fence) -> None:
@@ -160,7 +162,10 @@ class ZkEngine:
     The tree work runs on the engine's own pipelined sessions; one kazoo session holds the job lock and
     asks its server for ``srvr``. ``close()`` ends that session. With ``owner`` (the service's identity,
     :mod:`dcos_backup.iam.znodes`), that session also presents it and creates every znode (the lock's, the
-    leader's) with the service's ACL, so that nobody without the identity may hold or plant them.
+    leader's) with the service's ACL, so that nobody without the identity may hold or plant them; and the
+    tree work on the service's own subtree (the ``iam`` component: the users) presents it too, and writes
+    there every node with the service's ACL whatever an archive says, so that a restored users' store is the
+    service's and never world-readable.
     """
 
     def __init__(
@@ -176,6 +181,11 @@ class ZkEngine:
         ``max_outage``: how long a job rides out a ZooKeeper fault before it fails."""
         self.hosts = hosts
         self.spec = ZkSpec.parse(hosts, session_timeout=timeout, auth=auth, max_outage=max_outage)
+        self.owner = owner
+        self.owner_spec = self.spec
+        if owner is not None:
+            owner_auth = [*self.spec.auth, ("digest", f"{owner.user}:{owner.password}")]
+            self.owner_spec = ZkSpec.parse(hosts, session_timeout=timeout, auth=owner_auth, max_outage=max_outage)
         if owner is None:
             self.client: KazooClient = connect(self.spec, timeout)
         else:
@@ -186,13 +196,24 @@ class ZkEngine:
                 default_acl=znodes.owner_acl(owner, znodes.LOCK),
             )
 
+    def _spec(self, root: str) -> ZkSpec:
+        """The sessions' spec for work on ``root``: with the service's identity in its own subtree."""
+        return self.owner_spec if is_under(root, znodes.ROOT) else self.spec
+
+    def _owned(self, root: str, nodes: Iterable[ZNode]) -> Iterable[ZNode]:
+        """``nodes`` as they are written at ``root``: in the service's subtree, with the service's ACL."""
+        if self.owner is None or not is_under(root, znodes.ROOT):
+            return nodes
+        owner = self.owner
+        return (dataclasses.replace(n, acl=tuple(znodes.owner_acl(owner, n.path))) for n in nodes)
+
     def read(self, root: str, stats: ReadStats | None = None) -> Iterator[ZNode]:
-        return iter_tree(self.spec, root, stats=stats)
+        return iter_tree(self._spec(root), root, stats=stats)
 
     def apply(
         self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None, fence: Fence | None = None
     ) -> ApplyStats:
-        return apply_tree(self.spec, root, nodes, paths=paths, fence=fence)
+        return apply_tree(self._spec(root), root, self._owned(root, nodes), paths=paths, fence=fence)
 
     def plan(
         self,
@@ -202,10 +223,10 @@ class ZkEngine:
         paths: Sequence[str] | None = None,
         read: Callable[[str], Iterator[ZNode]] | None = None,
     ) -> ApplyStats:
-        return plan_tree(self.spec, root, nodes, ops, paths=paths, read=read or self.read)
+        return plan_tree(self._spec(root), root, self._owned(root, nodes), ops, paths=paths, read=read or self.read)
 
-    def apply_ops(self, ops: Iterable[object], fence: Fence | None = None) -> None:
-        apply_ops(self.spec, ops, fence=fence)
+    def apply_ops(self, ops: Iterable[object], fence: Fence | None = None, root: str = "/") -> None:
+        apply_ops(self._spec(root), ops, fence=fence)
 
     def journal(self, record: BackupRecord, phase: str, fence: Fence) -> None:
         write_journal(self.client, fence, record, phase)
@@ -217,10 +238,10 @@ class ZkEngine:
         forget_journal(self.client, backup_id)
 
     def compare(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None) -> str | None:
-        return compare_tree(self.spec, root, nodes, paths=paths)
+        return compare_tree(self._spec(root), root, self._owned(root, nodes), paths=paths)
 
     def diff(self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None, limit: int = 0) -> TreeDiff:
-        return diff_tree(self.spec, root, nodes, paths=paths, limit=limit)
+        return diff_tree(self._spec(root), root, self._owned(root, nodes), paths=paths, limit=limit)
 
     def current_zxid(self) -> int:
         """From the ``srvr`` reply of the server our session is on. Best effort: the zxid window of a

@@ -20,11 +20,27 @@ from dataclasses import dataclass
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.components import ZkSubtree
 from dcos_backup.errors import IntegrityError, UsageError
+from dcos_backup.iam import znodes
 from dcos_backup.logical import ApplyStats, OpLog, PathMap, ZNode
 from dcos_backup.logical.records import is_under
 from dcos_backup.logical.subtrees import normal_path
 
 RESERVED = ("/zookeeper", "/dcos-backup")  # ZooKeeper's own subtree and the service's (its lock): never a DST
+
+# The users and their grants (issue 26): a component of every service, backed up only when named (dcos backup
+# create --component iam), restored in place only, under the service's ACL (the engine's), and only for a
+# superuser (the API's check: restoring grants is privilege).
+IAM = ZkSubtree("iam", znodes.IAM, by_default=False)
+PRIVILEGED = frozenset({IAM.name})  # components whose restore, dry run or download needs dcos:superuser
+
+
+def with_iam(components: Sequence[ZkSubtree]) -> tuple[ZkSubtree, ...]:
+    """The registry of a service configured with ``components``: those and :data:`IAM` (UsageError if one of
+    them takes its name or lies in the service's own subtree)."""
+    for comp in components:
+        if comp.name == IAM.name or is_under(comp.root, znodes.ROOT):
+            raise UsageError(f"component {comp.name}={comp.root}: the name iam and {znodes.ROOT} are the service's own")
+    return (*components, IAM)
 
 
 @dataclass(frozen=True)
@@ -102,6 +118,8 @@ def _mapped_target(roots: dict[str, str], mapping: PathMap, paths: list[str]) ->
     owner = next((name for name, root in roots.items() if is_under(mapping.src, root)), None)
     if owner is None:
         raise UsageError(f"--map source {mapping.src} is not under any component's root ({', '.join(roots.values())})")
+    if owner in PRIVILEGED:
+        raise UsageError(f"--map: the {owner} component is restored only in place, at {roots[owner]}")
     for reserved in RESERVED:
         if is_under(mapping.dst, reserved) or is_under(reserved, mapping.dst):
             raise UsageError(f"--map destination {mapping.dst} would overwrite {reserved}")

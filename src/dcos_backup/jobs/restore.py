@@ -189,7 +189,7 @@ class RestoreJob:
         """Send the plan's operations; what ZooKeeper refused because another client changed that node
         after the plan read it (the caller catches up), or None."""
         try:
-            self.engine.apply_ops(followed(plan.ops, job, True), job.fence)
+            self.engine.apply_ops(followed(plan.ops, job, True), job.fence, plan.target.root)
         except ChangedMeanwhile as exc:
             return str(exc)
         return None

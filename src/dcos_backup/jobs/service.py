@@ -30,7 +30,7 @@ from dcos_backup.jobs.dry_run import difference
 from dcos_backup.jobs.engine import Engine
 from dcos_backup.jobs.fencing import Fence
 from dcos_backup.jobs.metrics import JobMetrics
-from dcos_backup.jobs.plan import components_of, plan_restore
+from dcos_backup.jobs.plan import PRIVILEGED, components_of, plan_restore, with_iam
 from dcos_backup.jobs.recovery import Recovery
 from dcos_backup.jobs.restore import RestoreJob, check_held
 from dcos_backup.jobs.runner import Job, JobRunner
@@ -71,7 +71,7 @@ class BackupService:
             raise UsageError("at least one safety backup must be kept (the one of the latest restore)")
         self.storage = storage
         self.engine = engine
-        self.components = tuple(components)
+        self.components = with_iam(components)
         unknown = sorted({h.component for h in hooks} - {c.name for c in self.components})
         if unknown:
             raise UsageError(f"hooks for unknown components: {', '.join(unknown)}")
@@ -177,6 +177,13 @@ class BackupService:
         steps = partial(self._restores.run, record, restore, targets)
         self._runner.launch("restore", record, steps, partial(self._restores.failed, restore))
         return started
+
+    def privileged(self, backup_id: str, paths: Sequence[str] = (), mapping: str | None = None) -> tuple[str, ...]:
+        """The components needing ``dcos:superuser`` (:data:`~.plan.PRIVILEGED`: ``iam``) that a restore or dry
+        run of ``backup_id`` with these arguments would touch (the API refuses it to anyone else)."""
+        record = self.storage.read(backup_id)
+        targets = plan_restore(record, paths, mapping, registry=self.components)
+        return tuple(name for name in components_of(targets) if name in PRIVILEGED)
 
     def drill(self, backup_id: str) -> DrillRecord:
         """Start a restore drill of a READY backup (:mod:`.drill`: its archives restored into a scratch

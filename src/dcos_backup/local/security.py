@@ -90,7 +90,7 @@ def grant(files: ClusterFiles, zk_hosts: str, uid: str, rid: str, action: str = 
 def login(files: ClusterFiles, zk_hosts: str, uid: str, ttl: timedelta = DEFAULT_TTL) -> str:
     """A token for the existing user ``uid`` (as DC/OS's login, without a password: this tool holds the key)."""
     with users(files, zk_hosts) as store:
-        if store.user(uid, fresh=True) is None:
+        if store.user(uid) is None:
             raise NotFound(f"no user {uid!r} (add one with: dcos-local iam add-user {uid})")
     return issue_token(load_private_key(files.iam_private_key), uid, ttl)
 

@@ -191,6 +191,7 @@ def start_service(cluster: ClusterSpec, master: Master, hooks: Sequence[str] = (
         *("--zk", cluster.zk_hosts, "--storage", info["storage"], "--socket", info["socket"]),
         *(("--s3-endpoint-url", s3_endpoint) if s3_endpoint else ()),
         *("--iam-public-key", str(files.iam_public_key), "--zk-credentials", str(files.zk_credentials)),
+        *("--bootstrap-user", security.BOOTSTRAP_USER),
         *("--record-key-file", str(files.record_key)),
         *("--instance", info["instance"], "--advertise", master.admin_router_url, "--ca-file", str(files.ca_cert)),
         *(arg for m in cluster.masters for arg in ("--master", m.admin_router_url)),

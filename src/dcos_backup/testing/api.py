@@ -87,7 +87,7 @@ def in_process_api(
             directory.add_user("nobody")
 
         users.update(add_users)
-        authorizer = Authorizer(SIGNING_KEY.public_key(), users.watch())
+        authorizer = Authorizer(SIGNING_KEY.public_key(), users)
         app = build_app(service, authorizer, scheduler, forwarder(authorizer) if forwarder else None)
         api = InProcessApi(TestClient(app), users)
         api.http.headers["Authorization"] = f"token={api.token(security.BOOTSTRAP_USER)}"

@@ -61,9 +61,9 @@ class FaultyEngine:
     ) -> ApplyStats:
         return self.real.plan(root, nodes, ops, paths, read or self.read)
 
-    def apply_ops(self, ops: Iterable[object], fence: Fence | None = None) -> None:
+    def apply_ops(self, ops: Iterable[object], fence: Fence | None = None, root: str = "/") -> None:
         self.applies += 1
-        self.real.apply_ops(self._gated(ops), fence)
+        self.real.apply_ops(self._gated(ops), fence, root)
 
     def journal(self, record: BackupRecord, phase: str, fence: Fence) -> None:
         self.real.journal(record, phase, fence)
