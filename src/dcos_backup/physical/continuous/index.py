@@ -4,6 +4,7 @@
 
     streams/<stream>/<generation>/generation.json          why it began, from which data directory
     streams/<stream>/<generation>/snap/<S>-<C>_<sha256>.snap.gz
+    streams/<stream>/<generation>/snap/<S>-<S>-compacted_<sha256>.snap.gz   built by ``dcos-zk archive compact``
     streams/<stream>/<generation>/log/<F>-<L>_<Tf>-<Tl>_<sha256>.log
     streams/<stream>/<generation>/end.json                 why it ended, if the archiver closed it
 
@@ -21,6 +22,9 @@ and the sha256 of the content (a snapshot's uncompressed bytes; :mod:`.repositor
 index: it answers "which zxids and times can I restore?" without reading data, and every byte read later
 is checked against the MAC in its key. ``repository.json`` at the root names the cluster it belongs to.
 A segment is a ZooKeeper log file (header, then complete records as the server wrote them, each with its Adler-32).
+A **compacted** snapshot (:mod:`.compact`) is one this project wrote from an older snapshot and the
+segments after it, at a transaction whose tree digest it matched; it is not fuzzy (``C`` = ``S``), and
+its MAC covers the ``-compacted`` in its name like everything else, so none can be planted or renamed.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ STREAMS = "streams"
 GENERATION_FILE = "generation.json"
 END_FILE = "end.json"
 _SEGMENT = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})_(\d{13})-(\d{13})_([0-9a-f]{64})\.log$")
-_SNAPSHOT = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})_([0-9a-f]{64})\.snap\.gz$")
+_SNAPSHOT = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})(-compacted)?_([0-9a-f]{64})\.snap\.gz$")
+COMPACTED = "-compacted"
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -101,8 +106,8 @@ def segment_name(prefix: str, first: int, last: int, first_ms: int, last_ms: int
     return f"{prefix}/log/{first:016x}-{last:016x}_{first_ms:013d}-{last_ms:013d}"
 
 
-def snapshot_name(prefix: str, zxid: int, consistent: int) -> str:
-    return f"{prefix}/snap/{zxid:016x}-{consistent:016x}"
+def snapshot_name(prefix: str, zxid: int, consistent: int, compacted: bool = False) -> str:
+    return f"{prefix}/snap/{zxid:016x}-{consistent:016x}" + (COMPACTED if compacted else "")
 
 
 def segment_key(name: str, mac: str) -> str:
@@ -136,6 +141,7 @@ class SnapshotRef:
     consistent: int  # the first zxid at which this snapshot plus logs make a consistent state
     mac: str  # over the name and the uncompressed content's sha256
     size: int
+    compacted: bool = False  # written by compaction (dcos-zk archive compact), not copied from ZooKeeper
 
 
 @dataclass(frozen=True)
@@ -345,8 +351,9 @@ def _parse_object(gen: Generation, obj: ObjectInfo, rest: str) -> None:
     elif rest.startswith("snap/"):
         match = _SNAPSHOT.match(rest[5:])
         if match:
-            zxid, consistent, sha = match.groups()
-            gen.snapshots.append(SnapshotRef(obj.key, int(zxid, 16), int(consistent, 16), sha, obj.size))
+            zxid, consistent, compacted, sha = match.groups()
+            snap = SnapshotRef(obj.key, int(zxid, 16), int(consistent, 16), sha, obj.size, compacted is not None)
+            gen.snapshots.append(snap)
             return
     elif rest in (GENERATION_FILE, END_FILE):
         return
