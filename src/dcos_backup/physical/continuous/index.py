@@ -235,7 +235,7 @@ class Generation:
             found.append(f"{self.prefix}/{GENERATION_FILE} is missing")
         if not self.snapshots:
             found.append(f"it has no snapshot: its base {zxid_hex(self.base or 0)} is missing ({self.prefix}/snap/)")
-        elif self.segments and self.snapshots[0].zxid > self.segments[0].first:
+        elif self.segments and self._orphan_segments():
             # Pruning removes segments together with the snapshots they need; orphans mean a lost snapshot.
             found.append(
                 f"the snapshot its segments from {zxid_hex(self.segments[0].first)} need is missing "
@@ -246,6 +246,15 @@ class Generation:
                 f"segments are missing between zxid {zxid_hex(before)} and {zxid_hex(after)} ({self.prefix}/log/)"
             )
         return found
+
+    def _orphan_segments(self) -> bool:
+        """Whether archived records precede every snapshot that could replay them: a segment wholly before
+        the first snapshot, or one from the base on while the base snapshot is gone. (A segment that the
+        first snapshot falls inside is no orphan: pruning keeps it when that snapshot was compacted.)"""
+        first_snap, first_seg = self.snapshots[0].zxid, self.segments[0]
+        if first_snap <= first_seg.first:
+            return False
+        return first_snap >= first_seg.last or first_seg.first <= (self.base or 0) + 1
 
     def plan(self, target: int) -> tuple[SnapshotRef, list[SegmentRef]] | None:
         """The newest snapshot that can reach ``target`` and the segments that lead there, if any."""
