@@ -126,3 +126,13 @@ def test_prune_with_compacted_snapshots_keeps_every_point_after_the_cutoff(archi
 def test_every_must_be_positive(archived):
     with pytest.raises(UsageError, match="at least 1"):
         compact.compact_repository(repository(archived[0]), every=0)
+
+
+def test_a_zxid_restores_from_the_stream_with_the_shortest_replay(archived):
+    repo, data, _, _ = archived
+    Archiver(data.layout, repository(repo), "master-2").step()  # another master's stream of the same history
+    compact.compact_repository(repository(repo), every=4, stream="master-2")
+    chosen = pitr.plan(repository(repo), pitr.Target(zxid=E1 + 30), prefer="master-1")
+    assert chosen.generation.stream == "master-2" and chosen.snapshot.compacted and chosen.snapshot.zxid == E1 + 28
+    # Where both are as short, this master's own stream.
+    assert pitr.plan(repository(repo), pitr.Target(zxid=E1 + 2), prefer="master-1").generation.stream == "master-1"
