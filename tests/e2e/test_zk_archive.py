@@ -256,6 +256,10 @@ def test_compaction_bounds_the_replay_and_restores_the_same_tree(archived: tuple
     snap = found[-1]
     assert snap.consistent == snap.zxid and "-compacted_" in snap.key
     ok(dcos_zk("archive", "verify", "--repo", str(repo), *stream))  # its MAC verifies like the others'
+    shown = json.loads(ok(dcos_zk("timeline", "--repo", str(repo), *stream, "--json")).stdout)
+    assert {"zxid": hex(snap.zxid), "consistent": hex(snap.zxid), "compacted": True} in [
+        s for h in shown["streams"][0]["histories"] for s in h["snapshots"]
+    ]
 
     # A scratch ZooKeeper starts from the compacted snapshot alone and serves exactly the replayed tree.
     at_snap = json.loads(ok(dcos_zk("drill", "--repo", str(repo), "--at", hex(snap.zxid), *stream, "--json")).stdout)
