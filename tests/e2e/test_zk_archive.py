@@ -222,3 +222,74 @@ def test_a_plain_archive_restore_never_reuses_an_archived_epoch(archived: tuple[
     assert set(histories) == {"master-1", "master-2", "master-3"}
     newest = histories["master-1"][-1]
     assert newest["live"] and newest["epochs"][1] == new >> 32 and "replaced" in newest["began_by"]
+
+
+def compacted(repo: Path, stream: str = "master-1") -> list:
+    return [s for g in RepoIndex(cluster_repository(repo), stream).generations for s in g.snapshots if s.compacted]
+
+
+def test_compaction_bounds_the_replay_and_restores_the_same_tree(archived: tuple[ClusterSpec, Path], tmp_path: Path):
+    """Issue 29 item 3: ``dcos-zk archive compact`` writes snapshots ZooKeeper starts from, and every point
+    restores to the tree it restored to without them."""
+    cluster, repo = archived
+    stream = ("--stream", "master-1")
+    client = connect(cluster.zk_hosts)
+    client.ensure_path("/compact")
+    created: list[int] = []  # czxid of /compact/n<i>
+    last = [0]
+
+    def in_master_1(zxid: int) -> bool:
+        return any(r.last >= zxid for r in RepoIndex(cluster_repository(repo), "master-1").ranges())
+
+    def write_and_compact() -> list:
+        for _ in range(30):
+            stat = client.create(f"/compact/n{len(created):04d}", b"%d" % len(created), include_data=True)[1]
+            created.append(stat.czxid)
+            last[0] = client.set(f"/compact/n{len(created) - 1:04d}", b"set").mzxid
+        wait_for(lambda: in_master_1(last[0]), timeout=30, what="the writes archived")
+        ok(dcos_zk("archive", "compact", "--repo", str(repo), *stream, "--every", "40"))
+        return compacted(repo)
+
+    found = wait_for(write_and_compact, timeout=180, what="a compacted snapshot")
+    client.stop()
+    client.close()
+    snap = found[-1]
+    assert snap.consistent == snap.zxid and "-compacted_" in snap.key
+    ok(dcos_zk("archive", "verify", "--repo", str(repo), *stream))  # its MAC verifies like the others'
+    shown = json.loads(ok(dcos_zk("timeline", "--repo", str(repo), *stream, "--json")).stdout)
+    assert {"zxid": hex(snap.zxid), "consistent": hex(snap.zxid), "compacted": True} in [
+        s for h in shown["streams"][0]["histories"] for s in h["snapshots"]
+    ]
+
+    # A scratch ZooKeeper starts from the compacted snapshot alone and serves exactly the replayed tree.
+    at_snap = json.loads(ok(dcos_zk("drill", "--repo", str(repo), "--at", hex(snap.zxid), *stream, "--json")).stdout)
+    assert at_snap["transactions"] == 0 and at_snap["served_nodes"] == at_snap["nodes"]
+    at_last = json.loads(ok(dcos_zk("drill", "--repo", str(repo), "--at", hex(last[0]), *stream, "--json")).stdout)
+    assert at_last["transactions"] <= last[0] - snap.zxid
+
+    # The same points without the compacted snapshots: the very same trees, stats and all.
+    points = {"snap": snap.zxid, "after": last[0], "before": snap.zxid - 3}
+
+    def dumps(tag: str, names: tuple[str, ...]) -> dict[str, str]:
+        out = {}
+        for name in names:
+            zxid = points[name]
+            archive = tmp_path / f"{tag}-{name}.tar.gz"
+            ok(dcos_zk("export", "--repo", str(repo), "--to-zxid", hex(zxid), *stream, str(archive)))
+            out[name] = ok(dcos_zk("dump", str(archive), "--json")).stdout
+        return out
+
+    with_compacted = dumps("with", ("snap", "after", "before"))
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for ref in found:
+        (repo / ref.key).rename(aside / Path(ref.key).name)
+    assert compacted(repo) == []
+    without = dumps("without", ("snap", "after"))
+    for ref in found:
+        (aside / Path(ref.key).name).rename(repo / ref.key)
+    assert {k: with_compacted[k] for k in without} == without
+    # A point before the compacted snapshot restores from the snapshot before it: the writes up to it.
+    nodes = [json.loads(line) for line in with_compacted["before"].splitlines()]
+    expected = sum(1 for z in created if z <= points["before"])
+    assert sum(1 for n in nodes if n["path"].startswith("/compact/")) == expected

@@ -121,3 +121,45 @@ def test_a_transaction_whose_digest_was_dropped_is_refused(tmp_path):
     with pytest.raises(IntegrityError, match="has no tree digest"):
         check.after(E1 + 1, None, OpCode.setData)
     check.after(E1 + 2, None, OpCode.createSession)  # ZooKeeper writes some session transactions without one
+
+
+def test_a_planted_or_renamed_compacted_snapshot_is_refused(archived, tmp_path):
+    """Issue 29 item 3: a "compacted snapshot" (the newest at its point, so a restore would start from it)
+    written by someone without the repository key, or an archived snapshot renamed into one, is never
+    restored from: its MAC covers the ``-compacted`` in its name like the rest."""
+    import gzip
+
+    repo, key, _ = archived
+    (gen,) = RepoIndex(Repository(LocalStore(repo), load_key(key))).generations
+    (snap,) = gen.snapshots
+    planted = zkfiles.snapshot_file({"/a": b"attacker"}, E1 + 5)
+    name = f"{gen.prefix}/snap/{E1 + 5:016x}-{E1 + 5:016x}-compacted"
+    (repo / f"{name}_{hashlib.sha256(planted).hexdigest()}.snap.gz").write_bytes(gzip.compress(planted))
+    (newest,) = [
+        s for s in RepoIndex(Repository(LocalStore(repo), load_key(key))).generations[0].snapshots if s.compacted
+    ]
+    assert newest.zxid == E1 + 5  # the index lists it; the plan would pick it for any point after E1+5
+
+    target = DataDir(tmp_path / "restored", myid="2")
+    args = (
+        "restore",
+        "--repo",
+        str(repo),
+        "--to-zxid",
+        hex(E1 + 8),
+        "--exhibitor-dir",
+        str(target.layout.exhibitor_dir),
+    )
+    code, _, err = dcos_zk(*args, key=key)
+    assert code == 1 and "-compacted_" in err and "its MAC does not verify" in err
+    assert not any(target.layout.logs_dir.iterdir()) and not any(target.layout.snapshots_dir.glob("snapshot.*"))
+    code, _, err = dcos_zk("archive", "verify", "--repo", str(repo), key=key)
+    assert code == 1 and "its MAC does not verify" in err
+
+    # The genuine snapshot renamed as a compacted one (its MAC kept): refused too.
+    for planted_file in repo.glob("streams/*/*/snap/*-compacted_*"):
+        planted_file.unlink()
+    renamed = snap.key.replace(f"-{snap.consistent:016x}_", f"-{snap.consistent:016x}-compacted_")
+    (repo / snap.key).rename(repo / renamed)
+    code, _, err = dcos_zk(*args, key=key)
+    assert code == 1 and "its MAC does not verify" in err

@@ -26,8 +26,8 @@ from dcos_backup.master.layout import DEFAULT_EXHIBITOR_DIR, MasterLayout
 from dcos_backup.physical import archive_info, archive_restore, archive_write, journal, swap, transfer
 from dcos_backup.physical import verify as zk_verify
 from dcos_backup.physical.check_live import check_live
+from dcos_backup.physical.continuous import compact, pitr, prune, txlog
 from dcos_backup.physical.continuous import drill as repo_drill
-from dcos_backup.physical.continuous import pitr, prune, txlog
 from dcos_backup.physical.continuous.archiver import Archiver
 from dcos_backup.physical.continuous.index import RepoIndex, check_stream_name, describe_ranges, parse_time, parse_zxid
 from dcos_backup.physical.continuous.repository import KEY_ENV, Repository, key_file_from, open_repository
@@ -628,6 +628,38 @@ def archive_prune(repo: str, repo_key_file: Path | None, keep_days: float, dry_r
     click.echo(
         f"{verb} {result.objects} objects ({result.bytes} bytes), {len(result.generations_removed)} whole "
         f"generations; every point since {result.cutoff} stays restorable"
+    )
+
+
+@archive.command("compact")
+@repo_option
+@repo_key_option
+@click.option("--stream", default=None, help="Only this stream [default: every stream].")
+@click.option(
+    "--every",
+    "--max-replay",
+    "every",
+    type=int,
+    default=compact.DEFAULT_EVERY,
+    show_default=True,
+    help="Write a snapshot every N transactions: no restore replays more than about N.",
+)
+@tmp_dir_option
+@verbose_option
+def archive_compact(
+    repo: str, repo_key_file: Path | None, stream: str | None, every: int, tmp_dir: Path | None, verbose: bool
+) -> None:
+    """Build snapshots in the repository from its snapshots and segments, so restores replay little.
+
+    Each is checked against the tree digest ZooKeeper logged at its zxid before it is stored (MAC'd,
+    marked compacted); ZooKeeper starts from it as from its own. Safe to run while archiving and again.
+    """
+    setup_logging(verbose)
+    result = compact.compact_repository(open_repo(repo, repo_key_file), every, stream, tmp_dir)
+    click.echo(
+        f"{repo}: {len(result.snapshots)} compacted snapshots stored in {result.generations} generations "
+        f"({result.transactions} transactions replayed, {result.seconds:.1f} s); no point needs more than "
+        f"about {every} transactions of replay"
     )
 
 

@@ -492,6 +492,55 @@ class SnapshotReader:
         return SnapshotDigest(zxid, version, digest) if zxid > 0 else None
 
 
+class SnapshotWriter:
+    """Writes a snapshot in ZooKeeper's own format (FileSnap.serialize, 3.6+), the mirror of
+    :class:`SnapshotReader`: header, sessions, the ACL map, nodes (each after its parent, in pre-order as
+    the reader requires), the seal, then the (zxid, digest version, tree digest) record and its seal.
+    The only snapshot writer of the project (compaction, :mod:`.continuous.compact`, uses it)."""
+
+    def __init__(self, out: BinaryIO, dbid: int, sessions: dict[int, int], acls: dict[int, list[ACL]]) -> None:
+        self._out = out
+        self._adler = 1
+        self._write(FILE_HEADER.pack(SNAP_MAGIC, 2, dbid))
+        self._write(_INT.pack(len(sessions)) + b"".join(_LONG.pack(s) + _INT.pack(t) for s, t in sessions.items()))
+        parts = [_INT.pack(len(acls))]
+        for key, entries in acls.items():
+            parts.append(_LONG.pack(key) + _INT.pack(len(entries)))
+            parts += [_INT.pack(perms) + _jute_string(scheme) + _jute_string(ident) for perms, scheme, ident in entries]
+        self._write(b"".join(parts))
+
+    def _write(self, raw: bytes) -> None:
+        self._adler = zlib.adler32(raw, self._adler)
+        self._out.write(raw)
+
+    def node(self, path: str, data: bytes | None, acl: int, stat: Stat) -> None:
+        """One node ("" is the root); its parent must have been written before it."""
+        self._write(_jute_string(path) + _jute_buffer(data) + _LONG.pack(acl) + _STAT.pack(*stat))
+
+    def _seal(self) -> None:
+        self._write(_LONG.pack(self._adler) + _jute_string("/"))
+
+    def finish(self, zxid: int, digest: int) -> None:
+        """End the tree and record that its digest at ``zxid`` is ``digest`` (as a 3.6+ server does)."""
+        self._write(_jute_string("/"))
+        self._seal()
+        self._write(_LONG.pack(zxid) + _INT.pack(DIGEST_VERSION) + _LONG.pack(_signed(digest)))
+        self._seal()
+
+
+def _jute_buffer(raw: bytes | None) -> bytes:
+    return _INT.pack(-1) if raw is None else _INT.pack(len(raw)) + raw
+
+
+def _jute_string(text: str) -> bytes:
+    return _jute_buffer(text.encode())
+
+
+def _signed(value: int) -> int:
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 def is_sealed_snapshot(path: Path) -> bool:
     """ZooKeeper's own cheap test of a complete snapshot: it ends with the string ``/``."""
     if path.name.endswith((".gz", ".snappy")):

@@ -349,6 +349,24 @@ class TreeStore:
         for path, data, acl, stat in self.db.execute(query, (base, base + "/", base + "0")):
             yield ArchivedNode(path, data, [tuple(entry) for entry in json.loads(acl)], Stat.unpack(stat))
 
+    def write_snapshot(self, out: BinaryIO, zxid: int, dbid: int = -1) -> int:
+        """Write the tree as ZooKeeper's ``snapshot.<zxid>`` would hold it (the digest record: ``zxid`` and
+        this tree's digest); returns the nodes written. Pre-order: ``/`` sorts below every other character
+        a ZooKeeper path may hold once it is made char(1), so each node comes right after its ancestors."""
+        if not self.keep_data:
+            raise ValueError("a snapshot needs the nodes' data: TreeStore(keep_data=True)")
+        self.flush()
+        ids = {text: i for i, (text,) in enumerate(self.db.execute("SELECT DISTINCT acl FROM nodes"), start=1)}
+        acls = {i: [tuple(entry) for entry in json.loads(text)] for text, i in ids.items()}
+        writer = formats.SnapshotWriter(out, dbid, self.sessions, acls)
+        written = 0
+        query = "SELECT path, data, acl, stat FROM nodes ORDER BY replace(path, '/', char(1))"
+        for path, data, acl, stat in self.db.execute(query):
+            writer.node(path, data, ids[acl], Stat.unpack(stat))
+            written += 1
+        writer.finish(zxid, self.digest)
+        return written
+
 
 def _alias(path: str) -> str:
     """DataTree keeps the root under both "" and "/"; the store keeps it under ""."""
@@ -520,48 +538,71 @@ def replay(layout: MasterLayout, store: TreeStore) -> ReplayResult:
 
 def replay_files(store: TreeStore, snapshot: DataFile, logs: Iterable[DataFile]) -> ReplayResult:
     """Load ``snapshot`` into ``store`` and replay ``logs`` (in zxid order) on it, checking everything."""
-    snap_zxid = snapshot.zxid
-    log.info("loading %s", snapshot.name)
-    with snapshot.open() as f:
-        reader = formats.SnapshotReader(f, snapshot.name)
-        store.load_snapshot(reader)
-        snap_digest = reader.finish()
-    writes_digests = snap_digest is not None
-    if snap_digest is not None and snap_digest.zxid < snap_zxid:
-        snap_digest = None  # taken at an epoch start: not fuzzy, nothing to compare (as in DataTree)
-    check = _DigestCheck(store, snap_digest, required=writes_digests)
-    check.after(snap_zxid)
-    result = ReplayResult(snapshot.name, zxid_hex(snap_zxid))
-    last = snap_zxid
+    run = Replay(store, snapshot)
     for log_file in logs:
-        result.logs.append(log_file.name)
+        run.result.logs.append(log_file.name)
         log.info("replaying %s", log_file.name)
         with log_file.open() as f:
             for record in formats.LogReader(f, log_file.name, strict=True).records():
-                txn = record.txn
-                if txn.zxid <= last:
-                    continue
-                if not formats.follows(last, txn.zxid):
-                    raise IntegrityError(
-                        f"{log_file.name}: transactions jump from {zxid_hex(last)} to {zxid_hex(txn.zxid)} "
-                        "(a log file is missing or was cut short)"
-                    )
-                store.apply(txn)
-                check.after(txn.zxid, txn.digest, txn.type)
-                last = txn.zxid
-                result.transactions += 1
-                if result.transactions % 20000 == 0:
-                    store.commit()
-    if check.pending is not None:
-        raise IntegrityError(
-            f"the logs end at {zxid_hex(last)}, before the snapshot's last change {zxid_hex(check.pending.zxid)}: "
-            "the snapshot cannot be made consistent"
-        )
-    check.finish()
-    store.commit()
-    result.last_zxid = zxid_hex(last)
-    result.nodes = store.count
-    result.sessions = len(store.sessions)
-    result.digest = f"{store.digest:016x}"
-    result.digests_checked = check.checked
-    return result
+                run.apply(record.txn, log_file.name)
+    return run.finish()
+
+
+class Replay:
+    """A snapshot loaded into ``store``, then transactions applied one at a time with every check
+    (continuity, ZooKeeper's digests): what :func:`replay_files` does, for callers that act between
+    transactions (compaction writes snapshots along the way)."""
+
+    def __init__(self, store: TreeStore, snapshot: DataFile) -> None:
+        self.store = store
+        log.info("loading %s", snapshot.name)
+        with snapshot.open() as f:
+            reader = formats.SnapshotReader(f, snapshot.name)
+            store.load_snapshot(reader)
+            snap_digest = reader.finish()
+        self.dbid = reader.dbid
+        writes_digests = snap_digest is not None
+        if snap_digest is not None and snap_digest.zxid < snapshot.zxid:
+            snap_digest = None  # taken at an epoch start: not fuzzy, nothing to compare (as in DataTree)
+        self.check = _DigestCheck(store, snap_digest, required=writes_digests)
+        self.check.after(snapshot.zxid)
+        self.result = ReplayResult(snapshot.name, zxid_hex(snapshot.zxid))
+        self.last = snapshot.zxid
+
+    def apply(self, txn: Txn, where: str) -> bool:
+        """Apply ``txn`` (one already applied is skipped: False); ``where`` names its file in errors."""
+        if txn.zxid <= self.last:
+            return False
+        if not formats.follows(self.last, txn.zxid):
+            raise IntegrityError(
+                f"{where}: transactions jump from {zxid_hex(self.last)} to {zxid_hex(txn.zxid)} "
+                "(a log file is missing or was cut short)"
+            )
+        self.store.apply(txn)
+        self.check.after(txn.zxid, txn.digest, txn.type)
+        self.last = txn.zxid
+        self.result.transactions += 1
+        if self.result.transactions % 20000 == 0:
+            self.store.commit()
+        return True
+
+    @property
+    def settled(self) -> bool:
+        """Whether the tree is consistent: the snapshot's fuzzy range is replayed, its digest decided."""
+        return self.check.pending is None and self.check.doubt is None
+
+    def finish(self) -> ReplayResult:
+        if self.check.pending is not None:
+            raise IntegrityError(
+                f"the logs end at {zxid_hex(self.last)}, before the snapshot's last change "
+                f"{zxid_hex(self.check.pending.zxid)}: the snapshot cannot be made consistent"
+            )
+        self.check.finish()
+        self.store.commit()
+        result = self.result
+        result.last_zxid = zxid_hex(self.last)
+        result.nodes = self.store.count
+        result.sessions = len(self.store.sessions)
+        result.digest = f"{self.store.digest:016x}"
+        result.digests_checked = self.check.checked
+        return result

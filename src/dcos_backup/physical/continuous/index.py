@@ -4,6 +4,7 @@
 
     streams/<stream>/<generation>/generation.json          why it began, from which data directory
     streams/<stream>/<generation>/snap/<S>-<C>_<sha256>.snap.gz
+    streams/<stream>/<generation>/snap/<S>-<S>-compacted_<sha256>.snap.gz   built by ``dcos-zk archive compact``
     streams/<stream>/<generation>/log/<F>-<L>_<Tf>-<Tl>_<sha256>.log
     streams/<stream>/<generation>/end.json                 why it ended, if the archiver closed it
 
@@ -21,6 +22,9 @@ and the sha256 of the content (a snapshot's uncompressed bytes; :mod:`.repositor
 index: it answers "which zxids and times can I restore?" without reading data, and every byte read later
 is checked against the MAC in its key. ``repository.json`` at the root names the cluster it belongs to.
 A segment is a ZooKeeper log file (header, then complete records as the server wrote them, each with its Adler-32).
+A **compacted** snapshot (:mod:`.compact`) is one this project wrote from an older snapshot and the
+segments after it, at a transaction whose tree digest it matched; it is not fuzzy (``C`` = ``S``), and
+its MAC covers the ``-compacted`` in its name like everything else, so none can be planted or renamed.
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ STREAMS = "streams"
 GENERATION_FILE = "generation.json"
 END_FILE = "end.json"
 _SEGMENT = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})_(\d{13})-(\d{13})_([0-9a-f]{64})\.log$")
-_SNAPSHOT = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})_([0-9a-f]{64})\.snap\.gz$")
+_SNAPSHOT = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})(-compacted)?_([0-9a-f]{64})\.snap\.gz$")
+COMPACTED = "-compacted"
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -101,8 +106,8 @@ def segment_name(prefix: str, first: int, last: int, first_ms: int, last_ms: int
     return f"{prefix}/log/{first:016x}-{last:016x}_{first_ms:013d}-{last_ms:013d}"
 
 
-def snapshot_name(prefix: str, zxid: int, consistent: int) -> str:
-    return f"{prefix}/snap/{zxid:016x}-{consistent:016x}"
+def snapshot_name(prefix: str, zxid: int, consistent: int, compacted: bool = False) -> str:
+    return f"{prefix}/snap/{zxid:016x}-{consistent:016x}" + (COMPACTED if compacted else "")
 
 
 def segment_key(name: str, mac: str) -> str:
@@ -136,6 +141,7 @@ class SnapshotRef:
     consistent: int  # the first zxid at which this snapshot plus logs make a consistent state
     mac: str  # over the name and the uncompressed content's sha256
     size: int
+    compacted: bool = False  # written by compaction (dcos-zk archive compact), not copied from ZooKeeper
 
 
 @dataclass(frozen=True)
@@ -229,7 +235,7 @@ class Generation:
             found.append(f"{self.prefix}/{GENERATION_FILE} is missing")
         if not self.snapshots:
             found.append(f"it has no snapshot: its base {zxid_hex(self.base or 0)} is missing ({self.prefix}/snap/)")
-        elif self.segments and self.snapshots[0].zxid > self.segments[0].first:
+        elif self.segments and self._orphan_segments():
             # Pruning removes segments together with the snapshots they need; orphans mean a lost snapshot.
             found.append(
                 f"the snapshot its segments from {zxid_hex(self.segments[0].first)} need is missing "
@@ -240,6 +246,15 @@ class Generation:
                 f"segments are missing between zxid {zxid_hex(before)} and {zxid_hex(after)} ({self.prefix}/log/)"
             )
         return found
+
+    def _orphan_segments(self) -> bool:
+        """Whether archived records precede every snapshot that could replay them: a segment wholly before
+        the first snapshot, or one from the base on while the base snapshot is gone. (A segment that the
+        first snapshot falls inside is no orphan: pruning keeps it when that snapshot was compacted.)"""
+        first_snap, first_seg = self.snapshots[0].zxid, self.segments[0]
+        if first_snap <= first_seg.first:
+            return False
+        return first_snap >= first_seg.last or first_seg.first <= (self.base or 0) + 1
 
     def plan(self, target: int) -> tuple[SnapshotRef, list[SegmentRef]] | None:
         """The newest snapshot that can reach ``target`` and the segments that lead there, if any."""
@@ -345,8 +360,9 @@ def _parse_object(gen: Generation, obj: ObjectInfo, rest: str) -> None:
     elif rest.startswith("snap/"):
         match = _SNAPSHOT.match(rest[5:])
         if match:
-            zxid, consistent, sha = match.groups()
-            gen.snapshots.append(SnapshotRef(obj.key, int(zxid, 16), int(consistent, 16), sha, obj.size))
+            zxid, consistent, compacted, sha = match.groups()
+            snap = SnapshotRef(obj.key, int(zxid, 16), int(consistent, 16), sha, obj.size, compacted is not None)
+            gen.snapshots.append(snap)
             return
     elif rest in (GENERATION_FILE, END_FILE):
         return

@@ -142,15 +142,19 @@ def plan(repo: Repository, target: Target, stream: str | None = None, prefer: st
         assert target.zxid is not None
         zxid = target.zxid
         generations = _one_history(repo, index.generations, zxid)
-    for gen in sorted(generations, key=lambda g: (g.stream == prefer, g.id), reverse=True):
-        found_plan = gen.plan(zxid)
-        if found_plan is not None:
-            snapshot, segments = found_plan
-            epoch = max(index.max_epoch(), epoch_of(zxid))
-            if stream is not None or target.generation is not None:  # every epoch, not only those looked at
-                epoch = max(epoch, RepoIndex(repo).max_epoch())
-            return Plan(gen, snapshot, segments, zxid, time_ms, epoch, note)
-    raise _unreachable(index, target, zxid)
+    plans = [(gen, p) for gen in generations if (p := gen.plan(zxid)) is not None]
+    if not plans:
+        raise _unreachable(index, target, zxid)
+    # One history (a zxid's holders agree on its transaction): the shortest replay, compacted snapshots
+    # included, whichever master's stream has it; else this master's own stream, then the newest.
+    one_history = target.zxid is not None or target.before is not None
+    gen, (snapshot, segments) = max(
+        plans, key=lambda f: (f[1][0].zxid if one_history else 0, f[0].stream == prefer, f[0].id)
+    )
+    epoch = max(index.max_epoch(), epoch_of(zxid))
+    if stream is not None or target.generation is not None:  # every epoch, not only those looked at
+        epoch = max(epoch, RepoIndex(repo).max_epoch())
+    return Plan(gen, snapshot, segments, zxid, time_ms, epoch, note)
 
 
 def _short_of(index: RepoIndex, time_us: int, time_ms: int) -> str | None:

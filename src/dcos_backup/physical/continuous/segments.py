@@ -111,15 +111,16 @@ def _gzip_chunks(source: BinaryIO, digest: hashlib._Hash) -> Iterator[bytes]:
     yield compressor.flush()
 
 
-def put_snapshot(repo: Repository, prefix: str, path: Path, zxid: int) -> SnapshotRef:
-    """Compress and store a sealed snapshot. The file is opened once: a purge meanwhile cannot cut it."""
+def put_snapshot(repo: Repository, prefix: str, path: Path, zxid: int, compacted: bool = False) -> SnapshotRef:
+    """Compress and store a sealed snapshot (``compacted``: one compaction wrote, named so under the MAC).
+    The file is opened once: a purge meanwhile cannot cut it."""
     with open(path, "rb") as f:
         consistent = max(zxid, formats.snapshot_digest_zxid(path) or zxid)
         digest = hashlib.sha256()
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
         sha = digest.hexdigest()
-        name = snapshot_name(prefix, zxid, consistent)
+        name = snapshot_name(prefix, zxid, consistent, compacted)
         mac = repo.object_mac(name, sha)
         key = snapshot_key(name, mac)
         f.seek(0)
@@ -128,7 +129,7 @@ def put_snapshot(repo: Repository, prefix: str, path: Path, zxid: int) -> Snapsh
         if check.hexdigest() != sha:  # the file changed between the passes: not a sealed snapshot
             repo.store.delete(key)
             raise IntegrityError(f"{path.name} changed while it was archived")
-    return SnapshotRef(key, zxid, consistent, mac, result.size)
+    return SnapshotRef(key, zxid, consistent, mac, result.size, compacted)
 
 
 def fetch_snapshot(

@@ -38,7 +38,10 @@ def _history(gen: Generation) -> dict:
             }
             for r in gen.ranges()
         ],
-        "snapshots": [{"zxid": zxid_hex(s.zxid), "consistent": zxid_hex(s.consistent)} for s in gen.snapshots],
+        "snapshots": [
+            {"zxid": zxid_hex(s.zxid), "consistent": zxid_hex(s.consistent), "compacted": s.compacted}
+            for s in gen.snapshots
+        ],
         "gaps": [{"after": zxid_hex(a), "before": zxid_hex(b)} for a, b in gen.gaps()],
         "problems": gen.problems(),
     }
