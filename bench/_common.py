@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,15 @@ def bench_cluster(masters: int = 3, subnet: str = "127.30.0", **kwargs: object) 
         yield cluster
     finally:
         local_cluster.down(cluster, purge=True)
+
+
+def dcos_env(cluster_dir: Path) -> dict[str, str]:
+    """The environment after ``eval "$(dcos-local env 1)"``."""
+    exports = subprocess.run(
+        [str(BIN / "dcos-local"), "env", "1", "--dir", str(cluster_dir)], capture_output=True, text=True, check=True
+    ).stdout
+    variables = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in exports.splitlines())
+    return {**os.environ, **variables}
 
 
 def timed_command(command: list[str], **kwargs: object) -> tuple[float, int]:
