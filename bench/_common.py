@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,15 @@ def print_master_logs(cluster: ClusterSpec, lines: int = 15) -> None:
             if log_file.exists():
                 tail = log_file.read_text(errors="replace").splitlines()[-lines:]
                 print(f"--- master {master.member.id}: {log_file.name}", *tail, sep="\n", file=sys.stderr)
+
+
+def dcos_env(cluster_dir: Path) -> dict[str, str]:
+    """The environment after ``eval "$(dcos-local env 1)"``."""
+    exports = subprocess.run(
+        [str(BIN / "dcos-local"), "env", "1", "--dir", str(cluster_dir)], capture_output=True, text=True, check=True
+    ).stdout
+    variables = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in exports.splitlines())
+    return {**os.environ, **variables}
 
 
 def timed_command(command: list[str], **kwargs: object) -> tuple[float, int]:

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from kazoo.security import OPEN_ACL_UNSAFE
 
-from _common import BIN, bench_cluster, print_table, timed_command, write_result
+from _common import BIN, bench_cluster, dcos_env, print_table, timed_command, write_result
 from dcos_backup.logical import ZkSpec, ZNode, apply_tree, iter_tree
 
 TARGET = 1.25
@@ -46,15 +44,6 @@ def seed_wide(hosts: str, children: int) -> None:
     nodes = [ZNode("/marathon", b"", acl), ZNode("/marathon/wide", b"", acl)]
     nodes += [ZNode(f"/marathon/wide/n{i:06d}", b"x" * 200, acl) for i in range(children)]
     apply_tree(hosts, "/marathon", nodes)
-
-
-def dcos_env(cluster_dir: Path) -> dict[str, str]:
-    """The environment after ``eval "$(dcos-local env 1)"``."""
-    exports = subprocess.run(
-        [str(BIN / "dcos-local"), "env", "1", "--dir", str(cluster_dir)], capture_output=True, text=True, check=True
-    ).stdout
-    variables = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in exports.splitlines())
-    return {**os.environ, **variables}
 
 
 def engine_read(spec: ZkSpec) -> tuple[float, int]:

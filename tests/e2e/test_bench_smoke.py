@@ -20,6 +20,7 @@ RELIABILITY_TABLE = "| fault | trials | data intact |"
 
 # script: its arguments for a smoke run (tiny sizes, one round)
 SMOKE = {
+    "catalog_bench.py": ["--backups", "30", "--archive-objects", "50", "--shows", "5", "--lists", "1"],
     "front_door_bench.py": ["--children", "200", "--rounds", "1"],
     "huge_dir_bench.py": ["--children", "400", "--data", "16"],
     "restore_bench.py": ["--apps", "20", "--rounds", "1"],

@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import boto3
 import pytest
@@ -29,7 +31,7 @@ from tests.helpers import (
     wait_for,
 )
 
-from dcos_backup.api.models import CREATE, RESTORE
+from dcos_backup.api.models import CREATE, LIST, RESTORE
 from dcos_backup.catalog.archive import ArchiveWriter, read_archive, verify_archive
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
@@ -334,3 +336,53 @@ def restore_from_s3(cluster, url: str, env: dict[str, str]) -> None:
     assert done["archive"] == url and done["verified"]["nodes"] == checked["nodes"]
     local_cluster.start_master(cluster, 1)
     local_cluster.wait_serving(cluster, 120)
+
+
+def test_show_reads_one_record_and_list_only_the_catalogs_folders(chroot, faulty, s3_endpoint, s3_bucket):
+    """Issue 29 item 1, counted at the S3 server: with an archive repository's objects sharing the
+    catalog's prefix (and keys planted beside the backups), a show is one GET of its record and no
+    listing; a list is one delimited listing (the archive one entry in it) and one GET per backup, and
+    answers exactly the backups, oldest first; a prefix lists only its ids."""
+    hosts, _ = chroot
+    storage = open_storage(f"s3://{s3_bucket}/b", faulty.url)
+    ages = {"third": 1, "second": 2, "first": 3, "fourth": 0}  # hours; written in this order, listed by age
+    backups = [
+        BackupRecord(
+            dcos_version="2.2.0",
+            id=new_backup_id(label),
+            label=label,
+            status=Status.READY,
+            timestamp=now() - timedelta(hours=hours),
+        )
+        for label, hours in ages.items()
+    ]
+    for r in backups:
+        storage.write(r)
+    direct = open_store(f"s3://{s3_bucket}/b", endpoint_url=s3_endpoint)  # seeding, not counted
+    with ThreadPoolExecutor(8) as pool:  # more than one page of a listing that is not delimited
+        list(pool.map(lambda i: direct.put(f"zk-archive/master-1/segment-{i:05d}", b"s"), range(1001)))
+    for planted in ("stray", "not-an-id/backup.json", "zk-archive/backup.json", f"{new_backup_id('eee')}/x"):
+        direct.put(planted, backups[0].model_dump_json().encode())
+    oldest_first = sorted(backups, key=lambda r: r.timestamp)
+    seen: list[tuple[str, str]] = []
+    faulty.fails = lambda method, path: seen.append((method, path)) or False
+    with service_api(storage, hosts) as api:
+        seen.clear()
+        doc = backup_doc(api.http, backups[1].id)
+        assert doc["id"] == backups[1].id and doc["label"] == "second"
+        assert seen == [("GET", f"/{s3_bucket}/b/{backups[1].id}/backup.json")], seen
+        seen.clear()
+        assert api.http.get(LIST, params={"prefix": new_backup_id("absent")}).json() == {}
+        assert len(seen) == 1 and "list-type" not in seen[0][1]
+        seen.clear()
+        listed = api.http.get(LIST).json()["backup_info"]
+        assert [d["id"] for d in listed] == [r.id for r in oldest_first]
+        listings = [path for _, path in seen if "list-type=2" in path]
+        assert len(listings) == 1 and "delimiter=%2F" in listings[0], listings
+        assert len(seen) == 1 + len(backups) + 1  # the listing, each backup's record, the "eee-" folder's
+        seen.clear()
+        assert [d["id"] for d in api.http.get(LIST, params={"prefix": "f"}).json()["backup_info"]] == [
+            backups[2].id,
+            backups[3].id,
+        ]
+        assert sum("list-type=2" in path for _, path in seen) == 1 and len(seen) == 3

@@ -122,17 +122,38 @@ def damaged_copies(storage: Storage, good: dict, other_id: str) -> dict[str, str
     return ids
 
 
+def plant_odd_keys(storage: Storage, good: dict) -> list[str]:
+    """Keys that are no catalog entry, each holding a copy of ``good``'s record (issue 29 item 1: the list
+    walks top-level folders only): the names a list or a show by prefix must never answer."""
+    body = json.dumps(good).encode()
+    odd_id = f"odd-{uuid.uuid4()}"
+    for key in (
+        "backup.json",  # no folder at all
+        "not-an-id/backup.json",  # a folder whose name is no backup id
+        "zk-archive/backup.json",  # a folder named like an archive repository sharing the store
+        "zk-archive/master-1/segment-0000001",
+        f"zk-archive/{good['id']}/backup.json",  # a backup's copy one level down
+        f"{odd_id}/marathon.dcosbkp",  # named like a backup, with no record
+    ):
+        storage.objects.put(key, body)
+    return ["backup.json", "not-an-id", "zk-archive", odd_id]
+
+
 def test_damaged_entries_are_quarantined_and_the_service_survives(env):
     with env.service() as (http, _):
         good = create_ready(http, "good")
         assert good["status"] == "STATUS_READY"
     damaged = damaged_copies(env.storage, raw_record(env.storage, good["id"]), good["id"])
+    odd = plant_odd_keys(env.storage, raw_record(env.storage, good["id"]))
     before = snapshot(env.zk)
     for _ in range(2):  # and again after a restart: the service starts, the list answers
         with env.service() as (http, _):
             reply = http.get(LIST)
             assert reply.status_code == 200, reply.text
             docs = {d["id"]: d for d in reply.json()["backup_info"]}
+            assert set(docs) == {good["id"], *damaged.values()}  # nothing planted is listed
+            for name in odd:
+                assert http.get(LIST, params={"prefix": name}).json() == {}, name
             assert docs[good["id"]]["status"] == "STATUS_READY" and "damaged" not in docs[good["id"]]
             for kind, backup_id in damaged.items():
                 doc = docs[backup_id]

@@ -38,6 +38,14 @@ def is_backup_id(backup_id: object) -> bool:
     return match is not None and not match.group("label").startswith("..")
 
 
+_ID_START = re.compile(r"[A-Za-z0-9_.-]{0,62}")  # what can begin an id: its characters, at most its length
+
+
+def could_begin_id(prefix: str) -> bool:
+    """Whether some backup id could start with ``prefix`` (a list by a prefix that cannot asks nothing)."""
+    return _ID_START.fullmatch(prefix) is not None
+
+
 _ARCHIVE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 # The record's own file and the portable file's marker: an archive under either name would overwrite the
 # record (or be taken for the marker), so no archive is ever called that.

@@ -30,12 +30,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from dcos_backup.catalog.archive import ArchiveSummary, verify_archive
-from dcos_backup.catalog.ids import is_backup_id, valid_archive_name, validate_backup_id
+from dcos_backup.catalog.ids import could_begin_id, is_backup_id, valid_archive_name, validate_backup_id
 from dcos_backup.catalog.models import BackupRecord
 from dcos_backup.catalog.signing import RecordKey, sign, signature_problem
 from dcos_backup.errors import IntegrityError, NotFound, StorageError, UsageError
@@ -46,7 +48,12 @@ from dcos_backup.storage.local import LocalStore
 from dcos_backup.storage.locations import open_store
 from dcos_backup.storage.s3 import is_s3_url
 
+T = TypeVar("T")
+R = TypeVar("R")
 RECORD_FILE = "backup.json"
+# Records a listing reads at once: S3 answers each GET in milliseconds, mostly waiting (measured on moto:
+# 8 at once read 2.5x as many records a second as one at a time; 16 no more than 8).
+LIST_READERS = 8
 log = logging.getLogger(__name__)
 
 
@@ -96,19 +103,37 @@ class Storage:
 
     def list_records(self, prefix: str = "") -> list[BackupRecord]:
         """The records whose id starts with ``prefix``, oldest first; damaged entries quarantined among them."""
-        records = []
-        for info in self.objects.list():
-            backup_id, _, name = info.key.partition("/")
-            if name == RECORD_FILE and backup_id.startswith(prefix) and is_backup_id(backup_id):
-                with contextlib.suppress(NotFound):  # deleted while listing
-                    records.append(self._listed(backup_id))
-        return sorted(records, key=lambda r: r.timestamp)
+        return sorted(self.iter_records(prefix), key=lambda r: r.timestamp)
 
-    def _listed(self, backup_id: str) -> BackupRecord:
-        """The entry as a list shows it: one that cannot be read now (a storage error) is listed as
-        unreadable, so one bad entry never fails the whole list."""
+    def iter_records(self, prefix: str = "") -> Iterator[BackupRecord]:
+        """The records whose id starts with ``prefix``, in id order, as they are read (a few at a time:
+        memory stays flat however many there are); damaged entries quarantined among them.
+
+        What this costs is the catalog's, never the bucket's: a full id reads its one record and lists
+        nothing (an id is never the prefix of another), which is every ``show`` and every ``--wait`` poll;
+        any other prefix lists only the top-level folders starting with it (an archive repository sharing
+        the store is one folder, however many objects it holds) and reads the record of each folder named
+        like a backup id; a prefix no id can start with lists nothing."""
+        if is_backup_id(prefix):
+            # A storage error here is the answer's (as a failed listing is), never an entry "unreadable now":
+            # a client polling one backup must not take an outage for the backup's end.
+            with contextlib.suppress(NotFound):
+                yield self.entry(prefix)
+            return
+        if not could_begin_id(prefix):
+            return
+        ids = (name for name in self.objects.folders(prefix) if is_backup_id(name))
+        for record in read_ahead(self._listed, ids, LIST_READERS):
+            if record is not None:
+                yield record
+
+    def _listed(self, backup_id: str) -> BackupRecord | None:
+        """The entry as a list shows it (None if it went meanwhile): one that cannot be read now (a storage
+        error) is listed as unreadable, so one bad entry never fails the whole list."""
         try:
             return self.entry(backup_id)
+        except NotFound:  # deleted while listing, or a folder named like a backup that holds no record
+            return None
         except StorageError as exc:
             log.warning("catalog entry %s unreadable now: %s", backup_id, exc)
             return BackupRecord.quarantined(backup_id, f"unreadable now ({exc})")
@@ -166,9 +191,8 @@ class Storage:
         if self.record_key is None:
             return []
         signed = []
-        for info in self.objects.list():
-            backup_id, _, name = info.key.partition("/")
-            if name != RECORD_FILE or not is_backup_id(backup_id):
+        for backup_id in self.objects.folders():
+            if not is_backup_id(backup_id):
                 continue
             with contextlib.suppress(NotFound, DamagedEntry):
                 record = self._load(backup_id)
@@ -261,6 +285,23 @@ class LocalStorage(Storage):
 
     def remove_stale_partials(self) -> int:
         return self.objects.remove_partials()
+
+
+def read_ahead(read: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``read(item)`` for each of ``items``, in their order, ``workers`` at a time on threads of their own;
+    at most a few times ``workers`` results wait to be taken, so memory stays bounded however many items
+    there are. An error of ``read`` is raised where its result would have been yielded."""
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="catalog-read")
+    window: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            window.append(pool.submit(read, item))
+            if len(window) >= 4 * workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _why(exc: Exception) -> str:

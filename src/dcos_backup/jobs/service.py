@@ -14,7 +14,7 @@ import json
 import logging
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -102,6 +102,11 @@ class BackupService:
     def list(self, prefix: str = "") -> list[BackupRecord]:
         """The backups whose id starts with ``prefix`` (a label, an id), oldest first."""
         return self.storage.list_records(prefix)
+
+    def backups(self, prefix: str = "") -> Iterator[BackupRecord]:
+        """The backups whose id starts with ``prefix``, in id order, as the catalog reads them (a full id:
+        its one record, nothing listed; :meth:`.Storage.iter_records`)."""
+        return self.storage.iter_records(prefix)
 
     def get(self, backup_id: str) -> BackupRecord:
         return self.storage.read(backup_id)

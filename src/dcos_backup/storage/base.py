@@ -8,6 +8,9 @@ nothing but these operations, so both work on a local directory and on S3-compat
   a failed write leaves nothing listed); ``put(key, stream)`` is the same for a readable stream;
 - ``get(key)``: read it as a stream;
 - ``list(prefix)``: the complete objects under a prefix, in key order, without reading them;
+- ``folders(prefix)``: the top-level folders whose names start with a prefix, in order, each one entry
+  however many objects it holds (what the catalog lists: one folder per backup, beside whatever else
+  shares the store, an archive repository's thousands of objects under its one folder, say);
 - ``delete(key)``; ``remove_partials(prefix)``: what a killed writer left half-written.
 
 Keys are ``/``-separated paths of plain names. The backends: :class:`~.local.LocalStore` (a directory) and
@@ -80,6 +83,11 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+
+    @abstractmethod
+    def folders(self, prefix: str = "") -> Iterator[str]:
+        """The names of the top-level folders (a key's part before its first ``/``) that start with
+        ``prefix``, in order, without listing what is in them; keys with no ``/`` are no folder."""
 
     @abstractmethod
     def delete(self, key: str) -> None: ...

@@ -61,7 +61,7 @@ class LocalStore(ObjectStore):
     def get(self, key: str) -> BinaryIO:
         try:
             return open(self._path(key), "rb")
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, IsADirectoryError) as exc:  # a folder is no object (as on S3)
             raise NotFound(f"{key} is missing from the repository {self.url}") from exc
         except OSError as exc:
             raise storage_error(f"reading {key}", exc) from exc
@@ -80,6 +80,19 @@ class LocalStore(ObjectStore):
                 with contextlib.suppress(FileNotFoundError):  # deleted while listing
                     # os.stat on a joined string: a Path per object costs more than the stat (10k-key listings)
                     yield ObjectInfo(key, os.stat(os.path.join(root, name)).st_size)
+
+    def folders(self, prefix: str = "") -> Iterator[str]:
+        # One directory listing, whatever the folders hold; hidden names are partials (never listed).
+        try:
+            with os.scandir(self.root) as entries:
+                names = sorted(
+                    e.name for e in entries if e.name.startswith(prefix) and not e.name.startswith(".") and _is_dir(e)
+                )
+        except FileNotFoundError:
+            return  # as list(): a store whose directory is gone holds nothing
+        except OSError as exc:
+            raise storage_error("listing the folders", exc) from exc
+        yield from names
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -104,6 +117,14 @@ class LocalStore(ObjectStore):
                 partial.unlink()
                 removed += 1
         return removed
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    """A real directory: a symlink is no folder (listing never followed one; neither does this)."""
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _mkdirs(root: Path, directory: Path) -> None:

@@ -86,6 +86,17 @@ class S3Store(ObjectStore):
                 for item in page.get("Contents", ()):
                     yield ObjectInfo(item["Key"][len(self.prefix) :], item["Size"])
 
+    def folders(self, prefix: str = "") -> Iterator[str]:
+        # Delimiter "/": S3 answers each folder as one CommonPrefix, however many objects it holds, a page
+        # of up to 1,000 at a time.
+        with self._failures(f"listing the folders {prefix}*"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix, Delimiter="/"
+            )
+            for page in pages:
+                for common in page.get("CommonPrefixes", ()):
+                    yield common["Prefix"][len(self.prefix) :].removesuffix("/")
+
     def delete(self, key: str) -> None:
         with self._failures(f"deleting {key}", key):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
