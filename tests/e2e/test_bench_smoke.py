@@ -22,6 +22,7 @@ RELIABILITY_TABLE = "| fault | trials | data intact |"
 SMOKE = {
     "front_door_bench.py": ["--children", "200", "--rounds", "1"],
     "huge_dir_bench.py": ["--children", "400", "--data", "16"],
+    "point_restore_bench.py": ["--apps", "20", "--rounds", "1"],
     "restore_bench.py": ["--apps", "20", "--rounds", "1"],
     "storage_bench.py": ["--znodes", "200", "--rounds", "1", "--rss-znodes", "200"],
     "tree_bench.py": ["--nodes", "500", "--sample", "100"],
