@@ -89,6 +89,13 @@ def components_for(sources: Sequence[str], registry: Sequence[ZkSubtree]) -> dic
     return found
 
 
+def _discard(storage: Storage, backup_id: str) -> None:
+    """Drop what a point backup that failed before its record was written left (no record: never listed)."""
+    storage.remove_partials(backup_id)
+    for info in storage.objects.list(f"{backup_id}/"):
+        storage.objects.delete(info.key)
+
+
 class PointBackups:
     """Builds point backups from the repository ``open_repository()`` returns (None: not configured)."""
 
@@ -139,7 +146,7 @@ class PointBackups:
                 for name, (root, subtrees) in owners.items():
                     self._write_component(storage, record, state, name, root, subtrees)
             except BaseException:
-                storage.remove_partials(record.id)
+                _discard(storage, record.id)
                 raise
             record.finish()
         storage.write(record)
