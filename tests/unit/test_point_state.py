@@ -10,7 +10,7 @@ from kazoo.security import ACL, Id
 
 from dcos_backup.components import DEFAULT_COMPONENTS
 from dcos_backup.errors import UsageError
-from dcos_backup.jobs.point import NO_ARCHIVE, Point, PointBackups, components_for, source_subtrees
+from dcos_backup.jobs.point import NO_ARCHIVE, Point, PointBackups, ancestors, components_for, source_subtrees
 from dcos_backup.logical.records import path_key
 from dcos_backup.physical.continuous.state import PointInfo, PointState
 from dcos_backup.physical.formats import Stat
@@ -65,6 +65,9 @@ def test_a_subtree_streams_in_canonical_pre_order_persistent_nodes_only(state):
     assert [n.path for n in state.nodes("/")][:3] == ["/", "/a", "/a/b"]
     assert [n.path for n in state.nodes("/a/b")] == ["/a/b", "/a/b/d"]
     assert state.exists("/a0") and not state.exists("/nope")
+    assert state.node("/a/b") == by_path["/a/b"] and state.node("/a/lock") is None and state.node("/x") is None
+    assert ancestors("/marathon/state/app/a", "/marathon") == ["/marathon", "/marathon/state", "/marathon/state/app"]
+    assert ancestors("/marathon", "/marathon") == []
 
 
 def test_the_request_names_one_point_and_some_subtrees():

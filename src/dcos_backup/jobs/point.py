@@ -25,7 +25,7 @@ from dcos_backup.catalog.storage import LocalStorage, Storage
 from dcos_backup.components import ZkSubtree, archive_name
 from dcos_backup.errors import NotFound, UsageError
 from dcos_backup.logical import PathMap
-from dcos_backup.logical.records import is_under, path_key
+from dcos_backup.logical.records import is_under, parent_of, path_key
 from dcos_backup.logical.subtrees import normal_path
 from dcos_backup.physical.continuous.index import parse_time, parse_zxid
 from dcos_backup.physical.continuous.pitr import Target
@@ -87,6 +87,15 @@ def components_for(sources: Sequence[str], registry: Sequence[ZkSubtree]) -> dic
             raise UsageError(f"--path {path} is not under any component's root ({roots})")
         found.setdefault(owner.name, (owner.root, []))[1].append(path)
     return found
+
+
+def ancestors(path: str, root: str) -> list[str]:
+    """The paths from ``root`` down to the parent of ``path`` (which lies under ``root``), top-down."""
+    chain = []
+    while path != root and path != "/":
+        path = parent_of(path)
+        chain.append(path)
+    return chain[::-1]
 
 
 def _discard(storage: Storage, backup_id: str) -> None:
@@ -159,9 +168,16 @@ class PointBackups:
         entry = record.start_component(name)
         skipped = state.skipped_ephemeral
         archive = archive_name(name)
+        held: set[str] = set()  # ancestors already written
         with storage.archive_writer(record.id, archive) as raw:
             writer = ArchiveWriter(raw, name, root)
             for subtree in subtrees:
+                # Its ancestors first (pre-order): a parent deleted live too comes back as it was, not empty.
+                for path in ancestors(subtree, root):
+                    node = state.node(path)
+                    if path not in held and node is not None:
+                        held.add(path)
+                        writer.add(node)
                 for node in state.nodes(subtree):
                     writer.add(node)
             summary = writer.close()

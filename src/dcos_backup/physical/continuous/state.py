@@ -74,6 +74,15 @@ class PointState:
     def exists(self, path: str) -> bool:
         return self._store.node(path) is not None
 
+    def node(self, path: str) -> ZNode | None:
+        """The persistent node at ``path`` at the point, or None."""
+        found = self._store.node(path)
+        if found is None or found.stat.ephemeral_owner != 0:
+            return None
+        body = found.data or b""
+        acl = tuple(ACL(int(perms), Id(str(scheme), str(ident))) for perms, scheme, ident in found.acl)
+        return ZNode(path, body, acl, _znode_stat(found.stat, len(body)))
+
     def nodes(self, path: str) -> Iterator[ZNode]:
         """``path`` and its subtree at the point, in canonical pre-order, persistent nodes only."""
         self._store.flush()
