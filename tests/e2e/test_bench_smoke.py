@@ -23,6 +23,7 @@ SMOKE = {
     "catalog_bench.py": ["--backups", "30", "--archive-objects", "50", "--shows", "5", "--lists", "1"],
     "front_door_bench.py": ["--children", "200", "--rounds", "1"],
     "huge_dir_bench.py": ["--children", "400", "--data", "16"],
+    "point_restore_bench.py": ["--apps", "20", "--rounds", "1"],
     "restore_bench.py": ["--apps", "20", "--rounds", "1"],
     "storage_bench.py": ["--znodes", "200", "--rounds", "1", "--rss-znodes", "200"],
     "tree_bench.py": ["--nodes", "500", "--sample", "100"],

@@ -71,6 +71,7 @@ from dcos_backup.errors import DcosBackupError
 from dcos_backup.fsutil import ChunkReader
 from dcos_backup.jobs.metrics import registry_for
 from dcos_backup.jobs.plan import PRIVILEGED
+from dcos_backup.jobs.point import Point
 from dcos_backup.jobs.scheduler import Scheduler
 from dcos_backup.jobs.service import BackupService
 
@@ -248,14 +249,28 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
 
     @router.post(RESTORE, responses={404: errors, 409: errors}, summary="Restore a backup (or dry-run it)")
     def restore(body: RestoreRequest, uid: str = Depends(authorized)) -> RestoreInfo | DryRun:
-        privileged = service.privileged(body.id, body.paths, body.map)
+        if body.point is not None:
+            privileged = service.privileged_point(body.paths, body.map)
+        else:
+            assert body.id is not None  # the model requires one of id and point
+            privileged = service.privileged(body.id, body.paths, body.map)
         if privileged:
             authorizer.require_superuser(uid, f"restoring the {', '.join(privileged)} component (users and grants)")
+        if body.point is not None:
+            return restore_point(body, body.point.point())
+        assert body.id is not None
         if body.dry_run:
             diff = service.dry_run(body.id, body.paths, body.map)
             return DryRun.model_validate({**diff, "backup_id": body.id, "paths": body.paths or None, "map": body.map})
         started = service.restore(body.id, body.paths, body.map)
         return RestoreInfo(backup_info=RestoreDocument(**dict(started), backup_id=body.id))
+
+    def restore_point(body: RestoreRequest, point: Point) -> RestoreInfo | DryRun:
+        if body.dry_run:
+            diff = service.dry_run_point(point, body.paths, body.map)
+            return DryRun.model_validate({**diff, "backup_id": None, "paths": body.paths or None, "map": body.map})
+        record, started = service.restore_point(point, body.paths, body.map)
+        return RestoreInfo(backup_info=RestoreDocument(**dict(started), backup_id=record.id, point=record.point))
 
     @router.post(CANCEL, responses={404: errors, 409: errors}, summary="Cancel the job running on a backup")
     def cancel(body: BackupRef) -> BackupInfo:

@@ -17,6 +17,7 @@ from pydantic import (
     computed_field,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
 from dcos_backup.api.paths import (
@@ -33,8 +34,9 @@ from dcos_backup.api.paths import (
     UPLOAD,
 )
 from dcos_backup.catalog.ids import ID_PATTERN, LABEL_PATTERN, is_backup_id, validate_label
-from dcos_backup.catalog.models import BackupRecord, DrillRecord, RestoreRecord
+from dcos_backup.catalog.models import ArchivePoint, BackupRecord, DrillRecord, RestoreRecord
 from dcos_backup.errors import UsageError
+from dcos_backup.jobs.point import Point
 from dcos_backup.logical import PathMap
 from dcos_backup.logical.subtrees import normal_path
 
@@ -87,9 +89,33 @@ class BackupRef(BaseModel):
         return backup_id
 
 
-class RestoreRequest(BackupRef):
-    """Restore the backup ``id`` (DC/OS's body); the rest is ours, all optional."""
+class PointRequest(BaseModel):
+    """A point of the cluster's continuous archive: exactly one of ``time`` and ``zxid``."""
 
+    time: str | None = Field(None, description="the last transaction at or before this RFC 3339 time (Z or offset)")
+    zxid: str | None = Field(None, description="the state right after this transaction (0x hex or decimal)")
+
+    @model_validator(mode="after")
+    def _one_point(self) -> PointRequest:
+        _as_value_error(self.point().target)
+        return self
+
+    def point(self) -> Point:
+        return Point(time=self.time, zxid=self.zxid)
+
+
+class RestoreRequest(BaseModel):
+    """Restore the backup ``id`` (DC/OS's body), or the state at a ``point`` of the continuous archive
+    (ours: then ``paths`` or ``map`` is required); the rest is ours, all optional."""
+
+    id: str | None = Field(
+        None,
+        description="a backup's id, <label>-<uuid4>; a restore's id is not one (400). Absent with ``point``",
+        json_schema_extra={"pattern": ID_PATTERN},
+    )
+    point: PointRequest | None = Field(
+        None, description="restore from the cluster's continuous archive at this point instead of a backup"
+    )
     dry_run: bool = Field(False, description="compute what the restore would change; change nothing")
     paths: list[str] = Field(
         default_factory=list,
@@ -97,6 +123,13 @@ class RestoreRequest(BackupRef):
         max_length=MAX_PATHS,
     )
     map: str | None = Field(None, description="SRC=DST: restore the backed-up subtree SRC under DST instead")
+
+    @field_validator("id")
+    @classmethod
+    def _a_backup_id(cls, backup_id: str | None) -> str | None:
+        if backup_id is not None and not is_backup_id(backup_id):
+            raise ValueError(f"{backup_id!r} is not a backup id (ids are <label>-<uuid4>)")
+        return backup_id
 
     @field_validator("paths")
     @classmethod
@@ -109,6 +142,14 @@ class RestoreRequest(BackupRef):
         if mapping is not None:
             _as_value_error(PathMap.parse, mapping)
         return mapping
+
+    @model_validator(mode="after")
+    def _backup_or_point(self) -> RestoreRequest:
+        if (self.id is None) == (self.point is None):
+            raise ValueError("give exactly one of id (a backup) and point (of the continuous archive)")
+        if self.point is not None and not self.paths and self.map is None:
+            raise ValueError("a restore from a point needs paths (or map): it restores subtrees, not whole components")
+        return self
 
 
 def _as_value_error(check, *args):
@@ -149,13 +190,17 @@ class BackupDocument(BackupRecord):
     def size(self) -> int:
         return super().size
 
-    _serialize = _optional_last("safety_restore", "uploaded", "damaged", "signature", "progress")
+    _serialize = _optional_last("safety_restore", "uploaded", "damaged", "point", "signature", "progress")
 
 
 class RestoreDocument(RestoreRecord):
-    """A restore as ``POST /restore`` answers it: DC/OS's RestoreMetadata and the backup it restores."""
+    """A restore as ``POST /restore`` answers it: DC/OS's RestoreMetadata and the backup it restores
+    (for a point of the continuous archive: the point backup built from it, and the point)."""
 
     backup_id: str
+    point: ArchivePoint | None = None
+
+    _serialize = _optional_last("point")
 
 
 class DrillDocument(DrillRecord):
@@ -184,13 +229,16 @@ class DryRun(RestoreCounts):
     """``POST /restore`` with ``dry_run``: the counts in all and per component, the changes in pre-order
     (the first 10,000; ``left_out`` more), for the restore the same body without ``dry_run`` would start."""
 
-    backup_id: str
+    backup_id: str | None = Field(description="the backup restored; null for a point of the continuous archive")
+    point: ArchivePoint | None = Field(None, description="the point of the continuous archive, as resolved")
     dry_run: bool = True
     paths: list[str] | None = None
     map: str | None = None
     component_status: dict[str, RestoreCounts]
     changes: list[ChangeItem]
     left_out: int
+
+    _serialize = _optional_last("point")
 
 
 class BackupInfo(BaseModel):

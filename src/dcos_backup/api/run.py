@@ -28,11 +28,14 @@ from dcos_backup.iam.store import Credentials, UserStore
 from dcos_backup.iam.tokens import load_public_key
 from dcos_backup.jobs.engine import ZkEngine
 from dcos_backup.jobs.leadership import Leader, Leadership
+from dcos_backup.jobs.point import RepositoryOpener
 from dcos_backup.jobs.safety import KEEP_SAFETY_BACKUPS
 from dcos_backup.jobs.scheduler import Scheduler
 from dcos_backup.jobs.schedules import ScheduleStore
 from dcos_backup.jobs.service import BackupService
+from dcos_backup.physical.continuous.repository import Repository
 from dcos_backup.storage.crypto import create_key_file, load_key
+from dcos_backup.storage.locations import open_store
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,21 @@ def open_catalog(config: ServiceConfig) -> Storage:
     return storage
 
 
+def archive_opener(config: ServiceConfig) -> RepositoryOpener | None:
+    """How the service opens the cluster's continuous archive for a restore from a point (None: not
+    configured); opened per request, so a repository made after the service started is found."""
+    url, key_file = config.zk_archive, config.zk_archive_key_file
+    if url is None or key_file is None:
+        return None
+
+    def opened() -> Repository:
+        repo = Repository(open_store(url, endpoint_url=config.s3_endpoint_url), load_key(key_file))
+        repo.check_identity()  # the cluster's own repository (its key), not another's
+        return repo
+
+    return opened
+
+
 def check_forwarding(config: ServiceConfig) -> None:
     """Say at start what keeps a follower from forwarding job requests (it then answers them 503)."""
     if not config.masters:
@@ -115,6 +133,7 @@ def run_service(config: ServiceConfig) -> None:
             instance=instance,
             hooks=config.hooks,
             keep_safety=config.keep_safety_backups,
+            zk_archive=archive_opener(config),
         )
         # On the users' session, under the same identity: a schedule says what runs and what retention
         # deletes, so only the service may change one (anyone on ZooKeeper could otherwise prune backups).

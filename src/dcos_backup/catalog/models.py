@@ -231,6 +231,20 @@ class DrillRecord(BaseModel):
         self.duration = round((self.finished_at - self.timestamp).total_seconds(), 3)
 
 
+class ArchivePoint(BaseModel):
+    """Where a backup built from the continuous archive comes from (``POST /restore`` with a ``point``)."""
+
+    requested: str = Field(description="the point asked for: zxid 0x... or time <RFC 3339>")
+    zxid: str = Field(description="the last transaction of the state restored")
+    time: str | None = Field(None, description="that transaction's time, when the point was a time")
+    generation: str = Field(description="the archived history (STREAM/GENERATION) it was rebuilt from")
+    snapshot: str
+    transactions: int = Field(description="transactions replayed after the snapshot")
+    digest: str = Field(description="ZooKeeper's tree digest at the point, as replayed and checked")
+    digests_checked: int
+    note: str | None = None
+
+
 class BackupRecord(BaseModel):
     """A backup as the catalog keeps it and the API shows it (DC/OS's BackupMetadata, then our fields)."""
 
@@ -254,6 +268,9 @@ class BackupRecord(BaseModel):
     format_version: int = FORMAT_VERSION
     damaged: str | None = Field(
         None, description="why this catalog entry is quarantined (it can only be deleted); absent when it is sound"
+    )
+    point: ArchivePoint | None = Field(
+        None, description="built from the continuous archive at this point (not read from the live tree)"
     )
     signature: str | None = Field(
         None, description="HMAC-SHA256 of the record under the cluster's record key (catalog/signing.py)"

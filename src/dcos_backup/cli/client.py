@@ -176,14 +176,21 @@ class BackupClient:
                 return doc
         raise NotFound(f"no backup with id {backup_id!r}")
 
-    def restore(self, backup_id: str, paths: Sequence[str] = (), mapping: str | None = None) -> dict:
+    def restore(
+        self, backup_id: str | None, paths: Sequence[str] = (), mapping: str | None = None, point: dict | None = None
+    ) -> dict:
         """``POST /restore`` (of the subtrees ``paths``, moved by ``mapping`` "SRC=DST", if given): the
-        restore's document; its ``id`` is the restore's own."""
-        return self._call("POST", RESTORE, json=restore_body(backup_id, paths, mapping))["backup_info"]
+        restore's document; its ``id`` is the restore's own. With ``point`` ({"time": T} or {"zxid": Z})
+        and no ``backup_id``: from the continuous archive (``backup_id`` of the answer: the point backup)."""
+        body = restore_body(backup_id, paths, mapping, point)
+        return self._call("POST", RESTORE, json=body, **_timeout_of(point))["backup_info"]
 
-    def dry_run(self, backup_id: str, paths: Sequence[str] = (), mapping: str | None = None) -> dict:
+    def dry_run(
+        self, backup_id: str | None, paths: Sequence[str] = (), mapping: str | None = None, point: dict | None = None
+    ) -> dict:
         """``POST /restore`` with ``dry_run``: what that restore would change (counts, changes in pre-order)."""
-        return self._call("POST", RESTORE, json={**restore_body(backup_id, paths, mapping), "dry_run": True})
+        body = {**restore_body(backup_id, paths, mapping, point), "dry_run": True}
+        return self._call("POST", RESTORE, json=body, **_timeout_of(point))
 
     def cancel(self, backup_id: str) -> dict:
         """``POST /cancel`` (ours): the backup's document; its job stops soon after (a restore is rolled back)."""
@@ -260,9 +267,15 @@ class BackupClient:
         self.close()
 
 
-def restore_body(backup_id: str, paths: Sequence[str], mapping: str | None) -> dict:
-    """DC/OS's body (``id``), with our options only when given, so that DC/OS's own service takes it too."""
-    body: dict[str, object] = {"id": backup_id}
+def _timeout_of(point: dict | None) -> dict[str, Any]:
+    """A restore from a point answers once the point's state is rebuilt from the archive: give it time."""
+    return {"timeout": TRANSFER_TIMEOUT} if point is not None else {}
+
+
+def restore_body(backup_id: str | None, paths: Sequence[str], mapping: str | None, point: dict | None = None) -> dict:
+    """DC/OS's body (``id``), with our options only when given, so that DC/OS's own service takes it too;
+    ``point`` instead of ``id`` for a restore from the continuous archive (ours)."""
+    body: dict[str, object] = {"id": backup_id} if point is None else {"point": point}
     if paths:
         body["paths"] = list(paths)
     if mapping is not None:

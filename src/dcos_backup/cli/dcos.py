@@ -249,7 +249,7 @@ def delete(ctx: click.Context, backup_id: str, as_json: bool) -> None:
 
 
 @backup.command()
-@click.argument("backup_id", callback=checked_id)
+@click.argument("backup_id", required=False)
 @click.option("--wait", is_flag=True, help="Wait until the restore ends (exit 1 on STATUS_ERROR).")
 @click.option("--dry-run", is_flag=True, help="Show what the restore would change, and change nothing.")
 @click.option(
@@ -259,21 +259,50 @@ def delete(ctx: click.Context, backup_id: str, as_json: bool) -> None:
     "--path", "paths", multiple=True, metavar="P", help="Restore only the subtree at P (repeatable); the rest stays."
 )
 @click.option("--map", "mapping", metavar="SRC=DST", help="Restore the backed-up subtree SRC under DST instead.")
+@click.option(
+    "--to-time",
+    metavar="T",
+    help="No BACKUP_ID: restore the --path subtrees as they were at RFC 3339 time T, from the continuous archive.",
+)
+@click.option(
+    "--to-zxid",
+    metavar="Z",
+    help="No BACKUP_ID: restore the --path subtrees as they were right after transaction Z (0x hex or decimal).",
+)
 @click.pass_context
 def restore(
-    ctx: click.Context, backup_id: str, wait: bool, dry_run: bool, as_json: bool, paths: tuple, mapping: str | None
+    ctx: click.Context,
+    backup_id: str | None,
+    wait: bool,
+    dry_run: bool,
+    as_json: bool,
+    paths: tuple,
+    mapping: str | None,
+    to_time: str | None,
+    to_zxid: str | None,
 ) -> None:
-    """Restore a backup (a safety backup of what it touches is taken first); prints the restore's id."""
+    """Restore a backup (a safety backup of what it touches is taken first); prints the restore's id.
+
+    With --to-time T or --to-zxid Z instead of BACKUP_ID: the --path subtrees (or the --map SRC) as they
+    were at that point, rebuilt from the cluster's continuous archive, restored online the same way (the
+    rest of the tree, later writes included, stays).
+    """
+    point = point_of(backup_id, to_time, to_zxid, paths, mapping)
     with client_of(ctx) as client:
         if dry_run:
-            diff = client.dry_run(backup_id, paths, mapping)
+            diff = client.dry_run(backup_id, paths, mapping, point)
             if as_json:
                 print_json(diff)
             else:
+                if diff.get("point"):
+                    click.echo(f"from the continuous archive at {point_line(diff['point'])}")
                 print_dry_run(diff)
             return
-        started = client.restore(backup_id, paths, mapping)
+        started = client.restore(backup_id, paths, mapping, point)
         restore_id = started["id"]
+        backup_id = str(started.get("backup_id") or backup_id)
+        if started.get("point") and not as_json:
+            click.echo(f"point backup {backup_id}: {point_line(started['point'])}", err=True)
 
         def status(doc: dict) -> str | None:
             return restore_of(doc, restore_id).get("status")
@@ -290,9 +319,34 @@ def restore(
         ended = restore_of(doc, restore_id)
         click.echo(f"{backup_id}: restore {restore_id} {status(doc)}{restore_summary(ended)}", err=True)
         if as_json:
-            print_json({**ended, "backup_id": backup_id})
+            print_json({**ended, "backup_id": backup_id, **({"point": doc["point"]} if doc.get("point") else {})})
         if status(doc) != "STATUS_READY":
             raise OperationFailed(f"restore of {backup_id} failed: {ended.get('reason')}")
+
+
+def point_of(
+    backup_id: str | None, to_time: str | None, to_zxid: str | None, paths: tuple, mapping: str | None
+) -> dict | None:
+    """The request's ``point`` for --to-time/--to-zxid (None with a BACKUP_ID); usage errors before asking."""
+    if to_time is None and to_zxid is None:
+        if backup_id is None:
+            raise UsageError("give a BACKUP_ID, or --to-time T / --to-zxid Z with --path")
+        checked_id(click.get_current_context(), click.Argument(["backup_id"]), backup_id)
+        return None
+    if backup_id is not None:
+        raise UsageError("give a BACKUP_ID or --to-time/--to-zxid, not both")
+    if to_time is not None and to_zxid is not None:
+        raise UsageError("give --to-time or --to-zxid, not both")
+    if not paths and mapping is None:
+        raise UsageError("a restore from a point needs --path P (or --map SRC=DST): it restores subtrees")
+    return {"time": to_time} if to_time is not None else {"zxid": to_zxid}
+
+
+def point_line(point: dict) -> str:
+    """A resolved point in one line: the zxid restored, its time, its history."""
+    when = f" ({point['time']})" if point.get("time") else ""
+    note = f"; {point['note']}" if point.get("note") else ""
+    return f"zxid {point['zxid']}{when} of {point['generation']}, {point['digests_checked']} digests checked{note}"
 
 
 @backup.command()

@@ -31,6 +31,7 @@ from dcos_backup.jobs.engine import Engine
 from dcos_backup.jobs.fencing import Fence
 from dcos_backup.jobs.metrics import JobMetrics
 from dcos_backup.jobs.plan import PRIVILEGED, components_of, plan_restore, with_iam
+from dcos_backup.jobs.point import Point, PointBackups, RepositoryOpener, components_for, source_subtrees
 from dcos_backup.jobs.recovery import Recovery
 from dcos_backup.jobs.restore import RestoreJob, check_held
 from dcos_backup.jobs.runner import Job, JobRunner
@@ -60,13 +61,15 @@ class BackupService:
         hooks: Sequence[Hook] = (),
         keep_safety: int = KEEP_SAFETY_BACKUPS,
         scratch_dir: Path | None = None,
+        zk_archive: RepositoryOpener | None = None,
     ) -> None:
         """``engine`` is the service's only way to ZooKeeper; its owner closes it after :meth:`close`.
         ``instance`` names this service in the job lock: the same name after a restart on the same master
         lets :meth:`recover` release the lock its previous process held (default: unique to this object).
         ``hooks``: application hooks around a restore (:mod:`dcos_backup.components.hooks`); ``keep_safety``:
         how many safety backups a successful restore leaves (the newest, its own among them); ``scratch_dir``:
-        where a drill's scratch ZooKeeper keeps its data (default: the system's temporary directory)."""
+        where a drill's scratch ZooKeeper keeps its data (default: the system's temporary directory);
+        ``zk_archive``: opens the cluster's continuous archive (restores from a point, :mod:`.point`)."""
         if keep_safety < 1:
             raise UsageError("at least one safety backup must be kept (the one of the latest restore)")
         self.storage = storage
@@ -83,6 +86,7 @@ class BackupService:
         self._restores = RestoreJob(self._runner, self._backups, self.dcos_version, hooks, keep_safety)
         self._recovery = Recovery(storage, engine, self._runner, self.components)
         self._drills = DrillJob(storage, scratch_dir)
+        self._points = PointBackups(zk_archive, self.components, self.dcos_version, scratch_dir)
 
     # ------------------------------------------------------------------ lifecycle
     def recover(self) -> list[str]:
@@ -189,6 +193,31 @@ class BackupService:
         record = self.storage.read(backup_id)
         targets = plan_restore(record, paths, mapping, registry=self.components)
         return tuple(name for name in components_of(targets) if name in PRIVILEGED)
+
+    def privileged_point(self, paths: Sequence[str] = (), mapping: str | None = None) -> tuple[str, ...]:
+        """The same as :meth:`privileged` for a restore from a point of the continuous archive."""
+        owners = components_for(source_subtrees(paths, mapping), self.components)
+        return tuple(name for name in owners if name in PRIVILEGED)
+
+    def restore_point(
+        self, point: Point, paths: Sequence[str] = (), mapping: str | None = None
+    ) -> tuple[BackupRecord, RestoreRecord]:
+        """Start a restore of subtrees (``paths``, or the mapping's SRC) as they were at ``point`` of the
+        continuous archive (:mod:`.point`): their point backup is built and written first, then restored
+        like any backup. Returns the point backup and its restore as it starts."""
+        record = self._points.build(self.storage, point, paths, mapping)
+        return record, self.restore(record.id, paths, mapping)
+
+    def dry_run_point(self, point: Point, paths: Sequence[str] = (), mapping: str | None = None) -> dict[str, object]:
+        """What :meth:`restore_point` would change, changing nothing (its point backup is built into a
+        private catalog, deleted after); the document has the resolved point as ``point``."""
+        with self._points.scratch_catalog(self.storage) as scratch:
+            record = self._points.build(scratch, point, paths, mapping)
+            targets = plan_restore(record, paths, mapping, registry=self.components)
+            work = partial(difference, scratch, self.engine, record, targets)
+            diff = self._runner.run_now("dry run", record.id, work)
+        assert record.point is not None
+        return {**diff, "point": record.point.model_dump()}
 
     def drill(self, backup_id: str) -> DrillRecord:
         """Start a restore drill of a READY backup (:mod:`.drill`: its archives restored into a scratch

@@ -277,7 +277,7 @@ def assemble(
         verifier.begin(name)
         segments.fetch_snapshot(repo, snap, staged.snapshots_dir / name, verifier.feed)
         verifier.end()
-        written = _write_log(repo, chosen, staged, verifier)
+        written = write_log(repo, chosen, staged, verifier)
         replayed = verifier.finish()
     finally:
         verifier.abort()
@@ -288,8 +288,9 @@ def assemble(
     return written, replayed
 
 
-def _write_log(repo: Repository, chosen: Plan, staged: MasterLayout, verifier: StreamVerifier) -> int:
-    """One log file of the records after the snapshot up to the target, padded like ZooKeeper's."""
+def write_log(repo: Repository, chosen: Plan, staged: MasterLayout, verifier: StreamVerifier | None = None) -> int:
+    """One log file of the records after the snapshot up to the target, padded like ZooKeeper's (its bytes
+    fed to ``verifier`` too, if given)."""
     last, written = chosen.snapshot.zxid, 0
     with contextlib.ExitStack() as stack:
         out: BinaryIO | None = None
@@ -297,7 +298,8 @@ def _write_log(repo: Repository, chosen: Plan, staged: MasterLayout, verifier: S
         def put(data: bytes) -> None:
             assert out is not None
             out.write(data)
-            verifier.feed(data)
+            if verifier is not None:
+                verifier.feed(data)
 
         size = sum(ref.size for ref in chosen.segments)
         log.info("fetching %d segments (%d bytes) up to %s", len(chosen.segments), size, zxid_hex(chosen.zxid))
@@ -312,13 +314,15 @@ def _write_log(repo: Repository, chosen: Plan, staged: MasterLayout, verifier: S
                 if out is None:
                     name = f"log.{record.zxid:x}"
                     out = stack.enter_context(open(staged.logs_dir / name, "xb"))
-                    verifier.begin(name)
+                    if verifier is not None:
+                        verifier.begin(name)
                     put(body[: FILE_HEADER.size])  # the header of the log the records came from
                 put(record.raw)
                 last, written = record.zxid, written + 1
         if out is not None:
             put(b"\0" * _PADDING)
-            verifier.end()
+            if verifier is not None:
+                verifier.end()
     if last != chosen.zxid:
         raise IntegrityError(f"the archived segments end at {zxid_hex(last)}, before {zxid_hex(chosen.zxid)}")
     return written
