@@ -17,14 +17,16 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from dcos_backup.errors import NotFound
+from dcos_backup.errors import IntegrityError, NotFound
 from dcos_backup.fsutil import fsync_dir, storage_error
 from dcos_backup.master import restore_mark
 from dcos_backup.master.layout import ZK_DIR_NAME, MasterLayout
 from dcos_backup.master.lock import data_dir_lock
+from dcos_backup.physical.epochs import data_epoch, local_epoch, raise_epoch
 from dcos_backup.physical.journal import recover_locked, write_journal
-from dcos_backup.physical.replay import ReplayResult
+from dcos_backup.physical.replay import ReplayResult, newest_sealed_snapshot
 from dcos_backup.physical.running import ensure_not_running
+from dcos_backup.physical.verify import rebuilt_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ def replace_data_dir(
         try:
             staged.exhibitor_dir.mkdir(mode=0o700)  # the data may hold secrets (digest ACLs, credentials)
             replayed = fill(staged)
+            _raise_above_replaced(staged, layout)
             _finish_staging(staged, layout, myid)
             layout.restore_mark.unlink(missing_ok=True)  # never a mark of other data beside the new data
             _swap(layout, staged, old)
@@ -116,6 +119,47 @@ def _write_mark(layout: MasterLayout, replayed: ReplayResult | None, source: str
         return
     mark = restore_mark.write(layout.restore_mark, replayed.last_zxid, replayed.digest, replayed.nodes, source)
     log.info("restore mark written: %s", mark.describe())
+
+
+def _raise_above_replaced(staged: MasterLayout, layout: MasterLayout) -> None:
+    """The new data's epoch files at least the replaced data's highest epoch, so that the ensemble's next epoch,
+    and with it every zxid it hands out from now on, is above every zxid a client saw before the restore.
+
+    ZooKeeper refuses a client that has seen a zxid above its own ("has seen zxid ... our last zxid is ...") until
+    its zxids pass that one: after a rewind, every client ahead of it (the service's, Exhibitor's, any kazoo or
+    Java client) would be locked out until that many writes happened. A quorum that elects the restored
+    ensemble's leader shares a member with every quorum that ever accepted an epoch, so the highest epoch among
+    the restored members is above any epoch a client can have seen, and the first zxid of the new epoch is too.
+    """
+    if not layout.zk_dir.exists():
+        return
+    replaced, restored = data_epoch(layout), local_epoch(staged)
+    if raise_epoch(staged, replaced):
+        log.info(
+            "raised the restored data's epoch from %d to %d (the replaced data's): its first zxids are above every "
+            "zxid a client has seen",
+            restored,
+            replaced,
+        )
+
+
+def mark_found_data(layout: MasterLayout) -> restore_mark.RestoreMark | None:
+    """The restore mark of the data found in this master's ``zookeeper/`` (no mark beside it: restored by another
+    tool, DC/OS's ``dcos_zk_backup.py`` or tar by hand), computed as a restore computes it and written; None
+    if the directory holds no data or its data does not replay (it cannot be anyone's restore, then)."""
+    if newest_sealed_snapshot(layout) is None:
+        return None
+    try:
+        with rebuilt_data_dir(layout, layout.exhibitor_dir, keep_data=False) as (_, replayed):
+            pass
+    except IntegrityError as exc:
+        log.warning("the data in %s has no restore mark and does not replay: %s", layout.zk_dir, exc)
+        return None
+    mark = restore_mark.write(
+        layout.restore_mark, replayed.last_zxid, replayed.digest, replayed.nodes, "found in place (no mark)"
+    )
+    log.info("the data in %s had no restore mark; computed from the data: %s", layout.zk_dir, mark.describe())
+    return mark
 
 
 def _finish_staging(staged: MasterLayout, layout: MasterLayout, myid: str | None) -> None:
