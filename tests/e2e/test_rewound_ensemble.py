@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from tests.helpers import ok, run_tool, seeded_cluster, wait_for
 
-from dcos_backup.errors import DcosBackupError
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.logical import connect
@@ -74,23 +73,9 @@ def rewound(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ClusterS
         yield c, repo, point, archive
 
 
-def service_answers(cluster: ClusterSpec) -> Callable[[], bool]:
-    """True once the service's API answers a request that needs its ZooKeeper session (the schedules)."""
-    client = fault_scenarios.service_client(cluster)
-
-    def answers() -> bool:
-        try:
-            client.schedules()
-            return True
-        except DcosBackupError:
-            return False
-
-    return answers
-
-
 def rewound_and_back(cluster: ClusterSpec, restore_each: Callable[[Master], None], path: str) -> rewind.RewindTimes:
     fault_scenarios.wait_service(cluster)
-    with rewind.watchers(cluster, service=service_answers(cluster)) as w:
+    with rewind.watchers(cluster, service=rewind.service_answers(cluster)) as w:
         times = rewind.rewind(cluster, w, restore_each, path)
     print(f"{path}: {times}")  # the measured seconds (docs/reliability.md)
     assert all(t is not None for t in times.times.values()), times
@@ -119,3 +104,43 @@ def test_clients_ahead_of_a_point_in_time_restore_are_back_at_once(rewound):
         ),
         "point-in-time restore",
     )
+
+
+def test_drop_sessions_restores_without_the_ephemerals_of_the_archived_sessions(rewound, tmp_path):
+    """Issue 26 item 2: a session live at the backup comes back with its ephemeral in a plain restore (a stale
+    leader latch until it times out); with --drop-sessions neither does, and ZooKeeper loads the rewritten
+    snapshot (its tree digest included) on every master."""
+    cluster, _, _, _ = rewound
+    holder = rewind.plain_client(cluster.zk_hosts, timeout=30)  # a session that outlives the restore's checks
+    holder.create("/rewind-latch", b"leader", ephemeral=True)
+    holder.create("/rewind-kept", b"persistent")
+    archive = tmp_path / "with-session.tar.gz"
+    ok(dcos_zk("backup", str(archive), "--online", "--exhibitor-dir", str(cluster.master(2).layout.exhibitor_dir)))
+    holder.stop()  # the process that held the latch is gone; its session is in the archive
+    holder.close()
+
+    def restore_all(*extra: str) -> None:
+        for m in cluster.masters:
+            local_cluster.stop_master(cluster, m.id)
+        for m in cluster.masters:
+            ok(dcos_zk("restore", str(archive), *extra, "--exhibitor-dir", str(m.layout.exhibitor_dir)))
+        for m in cluster.masters:
+            local_cluster.start_master(cluster, m.id)
+        local_cluster.wait_serving(cluster, 120)
+
+    def latch_and_kept() -> tuple[bool, bool]:
+        client = connect(cluster.zk_hosts)
+        try:
+            return client.exists("/rewind-latch") is not None, client.exists("/rewind-kept") is not None
+        finally:
+            client.stop()
+            client.close()
+
+    restore_all("--drop-sessions")
+    assert latch_and_kept() == (False, True)
+    for m in cluster.masters:
+        console = m.layout.console_log.read_text(errors="replace").lower()
+        assert "digests are not matching" not in console
+    restore_all()
+    # The archived session lives on (until its timeout, 30 s after the restored ensemble serves) with its latch.
+    assert latch_and_kept() == (True, True)

@@ -22,6 +22,7 @@ from dcos_backup.fsutil import fsync_dir, storage_error
 from dcos_backup.master import restore_mark
 from dcos_backup.master.layout import ZK_DIR_NAME, MasterLayout
 from dcos_backup.master.lock import data_dir_lock
+from dcos_backup.physical import sessions
 from dcos_backup.physical.epochs import data_epoch, local_epoch, raise_epoch
 from dcos_backup.physical.journal import recover_locked, write_journal
 from dcos_backup.physical.replay import ReplayResult, newest_sealed_snapshot
@@ -68,6 +69,7 @@ def replace_data_dir(
     wait_lock: bool = False,
     what: str = "dcos-zk restore",
     source: str = "",
+    drop_sessions: bool = False,
 ) -> str | None:
     """Replace this master's ``zookeeper/`` with what ``fill`` puts into a staging layout; all or nothing.
 
@@ -75,6 +77,7 @@ def replace_data_dir(
     (and checks it: it raises to refuse, before anything live changed, and returns the replay that checked
     it, or None); then this master's ``myid`` goes in, ownership and fsync follow, and the journalled swap
     puts it in place, with the restore mark of the replayed data (:mod:`dcos_backup.master.restore_mark`).
+    ``drop_sessions``: the new data is rewritten without its sessions and their ephemerals first (:mod:`.sessions`).
     Returns the ``myid`` kept.
     """
     layout = MasterLayout(Path(exhibitor_dir))
@@ -94,6 +97,8 @@ def replace_data_dir(
         try:
             staged.exhibitor_dir.mkdir(mode=0o700)  # the data may hold secrets (digest ACLs, credentials)
             replayed = fill(staged)
+            if drop_sessions:
+                replayed = _without_sessions(staged)
             _raise_above_replaced(staged, layout)
             _finish_staging(staged, layout, myid)
             layout.restore_mark.unlink(missing_ok=True)  # never a mark of other data beside the new data
@@ -119,6 +124,14 @@ def _write_mark(layout: MasterLayout, replayed: ReplayResult | None, source: str
         return
     mark = restore_mark.write(layout.restore_mark, replayed.last_zxid, replayed.digest, replayed.nodes, source)
     log.info("restore mark written: %s", mark.describe())
+
+
+def _without_sessions(staged: MasterLayout) -> ReplayResult:
+    """The staged data rewritten without sessions, then replayed again: the mark is of what ZooKeeper will load."""
+    sessions.drop_sessions(staged, staged.exhibitor_dir)
+    with rebuilt_data_dir(staged, staged.exhibitor_dir, keep_data=False) as (_, replayed):
+        log.info("checked: last zxid %s, %d nodes, digest %s", replayed.last_zxid, replayed.nodes, replayed.digest)
+    return replayed
 
 
 def _raise_above_replaced(staged: MasterLayout, layout: MasterLayout) -> None:

@@ -23,37 +23,39 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.retry import KazooRetry
 
-from dcos_backup.errors import DcosBackupError
+from dcos_backup.errors import DcosBackupError, Forbidden, Unauthorized
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.logical import connect
 from dcos_backup.logical.session import RECONNECT_MAX_DELAY
+from dcos_backup.testing import fault_scenarios
 
 ZKCLI = Path("/usr/share/zookeeper/bin/zkCli.sh")
 PROBE = "/rewind-probe"
 PROBE_DATA = "rewind-probe-data"
 
 
-def plain_client(hosts: str) -> KazooClient:
+def plain_client(hosts: str, timeout: float = 10.0) -> KazooClient:
     """A kazoo client without the project's RewindGuard (reconnecting at most a second apart, as connect's)."""
     retry = KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=RECONNECT_MAX_DELAY)
-    client = KazooClient(hosts=hosts, connection_retry=retry)
+    client = KazooClient(hosts=hosts, timeout=timeout, connection_retry=retry)
     client.start(timeout=30)
     return client
 
 
 def reads(client: KazooClient) -> bool:
+    """The client reads (the root's children: there whatever the ensemble was rewound to, even rebuilt empty)."""
     try:
-        return client.connected and client.exists(PROBE) is not None
+        return client.connected and "zookeeper" in client.get_children("/")
     except KazooException:
         return False
 
 
 class ZkCli:
-    """One ``zkCli.sh`` process, fed commands on stdin (no JLine without a terminal); its output is watched for
-    the probe's data and for its session's events. An expired session is what the Java client reports once a
-    restored ensemble does not know its session: like a Java application, it then opens a new one
-    (``connect``)."""
+    """One ``zkCli.sh`` process, fed commands on stdin (no JLine without a terminal); its output is watched
+    for the root's children (``ls /``) and for its session's events. An expired session is what the Java
+    client reports once a restored ensemble does not know its session: like a Java application, it then
+    opens a new one (``connect``)."""
 
     def __init__(self, hosts: str) -> None:
         self.hosts = hosts
@@ -80,16 +82,17 @@ class ZkCli:
         self.proc.stdin.write(command.encode() + b"\n")
         self.proc.stdin.flush()
 
-    def read_probe(self, timeout: float) -> bool:
-        """Ask for the probe's data; True if it came within ``timeout`` seconds."""
+    def reads(self, timeout: float) -> bool:
+        """List the root; True if the answer came within ``timeout`` seconds."""
         with contextlib.suppress(queue.Empty):
             while True:
                 self.lines.get_nowait()  # earlier answers are not this one's
-        self.send(f"get {PROBE}")
+        self.send("ls /")
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
-                if self.lines.get(timeout=left) == PROBE_DATA:
+                line = self.lines.get(timeout=left)
+                if line.startswith("[") and "zookeeper" in line:
                     return True
             except queue.Empty:
                 break
@@ -108,6 +111,24 @@ class ZkCli:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def service_answers(cluster: ClusterSpec) -> Callable[[], bool]:
+    """A probe: True once the backup service's API answers a request that needs its ZooKeeper session (the
+    schedules, read from ZooKeeper, after the caller's token is checked against the user store in ZooKeeper).
+    After an empty rebuild the user store is empty too: a 401/403 is then the answer, and says the same."""
+    client = fault_scenarios.service_client(cluster)
+
+    def answers() -> bool:
+        try:
+            client.schedules()
+            return True
+        except (Unauthorized, Forbidden):
+            return True
+        except DcosBackupError:
+            return False
+
+    return answers
 
 
 def zkcli_available() -> bool:
@@ -149,8 +170,9 @@ def watchers(
             client.exists(PROBE)
         if w.zkcli is not None:
             w.zkcli.send(f"sync {PROBE}")
-            if not w.zkcli.read_probe(60):
-                raise AssertionError("zkCli.sh never read the probe")
+            w.zkcli.send(f"get {PROBE}")  # its last zxid: the probe's write, at least
+            if not w.zkcli.reads(60):
+                raise AssertionError("zkCli.sh never read")
         w.seen = max(guarded.last_zxid, plain.last_zxid)
         yield w
     finally:
@@ -166,6 +188,17 @@ def create_probe(cluster: ClusterSpec) -> int:
     finally:
         client.stop()
         client.close()
+
+
+def rebuild_empty(master: Master) -> None:
+    """A master's data lost (its snapshots and logs gone, its myid kept): ZooKeeper starts it empty."""
+    layout = master.layout
+    myid = layout.myid_file.read_bytes() if layout.myid_file.exists() else None
+    for directory in (layout.snapshots_dir, layout.logs_dir):
+        shutil.rmtree(directory, ignore_errors=True)
+    if myid is not None:
+        layout.myid_file.parent.mkdir(parents=True, exist_ok=True)
+        layout.myid_file.write_bytes(myid)
 
 
 @dataclass
@@ -206,7 +239,7 @@ def rewind(
         def zkcli_reads() -> bool:
             nonlocal expired
             expired = zkcli.reconnect_if_expired(expired)
-            return zkcli.read_probe(1.0)
+            return zkcli.reads(1.0)
 
         probes["zkCli.sh"] = zkcli_reads
     pending = dict(probes)
