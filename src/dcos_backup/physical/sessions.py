@@ -46,10 +46,10 @@ class _SealedWriter:
         self.adler = zlib.adler32(data, self.adler)
         self.out.write(data)
 
-    def int(self, value: int) -> None:
+    def int32(self, value: int) -> None:
         self.raw(struct.pack(">i", value))
 
-    def long(self, value: int) -> None:
+    def int64(self, value: int) -> None:
         self.raw(struct.pack(">q", value))
 
     def buffer(self, data: bytes | None) -> None:
@@ -59,18 +59,18 @@ class _SealedWriter:
         self.buffer(text.encode())
 
     def seal(self) -> None:
-        self.long(self.adler)
+        self.int64(self.adler)
         self.string("/")
 
 
 def _write_acls(w: _SealedWriter, acls: dict[str, int]) -> None:
-    w.int(len(acls))
+    w.int32(len(acls))
     for text, key in acls.items():
-        w.long(key)
+        w.int64(key)
         entries = json.loads(text)
-        w.int(len(entries))
+        w.int32(len(entries))
         for perms, scheme, ident in entries:
-            w.int(perms)
+            w.int32(perms)
             w.string(scheme)
             w.string(ident)
 
@@ -87,7 +87,7 @@ def write_snapshot_without_sessions(store: TreeStore, last_zxid: int, target: Pa
     with open(target, "wb") as f:
         w = _SealedWriter(f)
         w.raw(formats.FILE_HEADER.pack(formats.SNAP_MAGIC, _SNAPSHOT_VERSION, _NO_DBID))
-        w.int(0)  # sessions: none
+        w.int32(0)  # sessions: none
         _write_acls(w, acls)
         for path, data, acl, stat, owner, node_digest in db.execute(
             f"SELECT path, data, acl, stat, owner, digest FROM nodes {order}"
@@ -98,14 +98,14 @@ def write_snapshot_without_sessions(store: TreeStore, last_zxid: int, target: Pa
                 continue
             w.string(path)
             w.buffer(data)
-            w.long(acls[acl])
+            w.int64(acls[acl])
             w.raw(stat)
             written += 1
         w.string("/")
         w.seal()
-        w.long(last_zxid)
-        w.int(formats.DIGEST_VERSION)
-        w.long(_signed(digest & _MASK))
+        w.int64(last_zxid)
+        w.int32(formats.DIGEST_VERSION)
+        w.int64(_signed(digest & _MASK))
         w.seal()
         f.flush()
         os.fsync(f.fileno())

@@ -23,7 +23,7 @@ from dcos_backup.master import restore_mark
 from dcos_backup.master.layout import ZK_DIR_NAME, MasterLayout
 from dcos_backup.master.lock import data_dir_lock
 from dcos_backup.physical import sessions
-from dcos_backup.physical.epochs import data_epoch, local_epoch, raise_epoch
+from dcos_backup.physical.epochs import data_epoch, raise_epoch
 from dcos_backup.physical.journal import recover_locked, write_journal
 from dcos_backup.physical.replay import ReplayResult, newest_sealed_snapshot
 from dcos_backup.physical.running import ensure_not_running
@@ -146,8 +146,9 @@ def _raise_above_replaced(staged: MasterLayout, layout: MasterLayout) -> None:
     """
     if not layout.zk_dir.exists():
         return
-    replaced, restored = data_epoch(layout), local_epoch(staged)
-    if raise_epoch(staged, replaced):
+    # ZooKeeper takes a missing epoch file from its last zxid: only a restored epoch below is raised
+    replaced, restored = data_epoch(layout), data_epoch(staged)
+    if restored < replaced and raise_epoch(staged, replaced):
         log.info(
             "raised the restored data's epoch from %d to %d (the replaced data's): its first zxids are above every "
             "zxid a client has seen",
