@@ -31,6 +31,7 @@ SMOKE = {
     "zk_compact_bench.py": ["--apps", "20", "--writes", "3000", "--every", "1000", "--restores", "1"],
     "zk_online_bench.py": ["--apps", "20", "--rate", "50"],
     "zk_physical_bench.py": ["--apps", "20", "--repeat", "1"],
+    "rewind_bench.py": ["--apps", "20", "--rounds", "1"],
     "reliability_report.py": ["--trials", "1", "--only", "SIGKILL backup service mid-backup", "--apps", "300"],
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from tests.helpers import ok, run_tool, tool, wait_for
 from dcos_backup.local import cluster as local_cluster
 from dcos_backup.logical import connect
 from dcos_backup.master import restore_mark
+from dcos_backup.master.layout import MasterLayout
 from dcos_backup.testing.seed import seed_marathon
 from dcos_backup.testing.trees import snapshot
 
@@ -145,12 +147,15 @@ def test_a_forgotten_master_cannot_silently_undo_a_restore(make_cluster, tmp_pat
 
     for n in (1, 2, 3):
         ok(run("dcos-local", "stop-zk", str(n)))
+    for n in (1, 2):
         ok(run("dcos-zk", "restore", str(archive), "--exhibitor-dir", ex[n]))
+    restore_by_hand(cluster.master(3).layout, archive)  # issue 26 item 6: no mark, yet the same restore
     for n in (1, 2, 3):
         ok(run("dcos-local", "start-zk", str(n)))
     local_cluster.wait_serving(cluster, 120)
     took = json.loads(ok(run("dcos-zk", "check-live", "--json", str(archive), "--zk", cluster.zk_hosts)).stdout)
     assert took["took"] and took["foreign_count"] == 0 and took["unchanged"] >= took["archive_nodes"] - 1
+    assert "found in place" in restore_mark.read(cluster.master(3).layout.restore_mark).source
     status = httpx.get(f"{cluster.master(2).member.exhibitor_url}/exhibitor/v1/cluster/status", timeout=5).json()
     assert status[1]["restoreMark"]["source"] == "zk.tar.gz"  # master 2's own entry carries its mark
     assert set(status[0]) == {"code", "description", "hostname", "isLeader"}
@@ -161,3 +166,12 @@ def test_a_forgotten_master_cannot_silently_undo_a_restore(make_cluster, tmp_pat
         assert client.get("/kept")[0] == b"in the backup" and not client.exists("/newer")
     finally:
         client.stop()
+
+
+def restore_by_hand(layout: MasterLayout, archive: Path) -> None:
+    """What DC/OS's procedure does without our tool: the data directory replaced by the archive's with tar,
+    this master's myid put back; no restore mark."""
+    myid = layout.myid_file.read_bytes()
+    shutil.rmtree(layout.zk_dir)
+    subprocess.run(["tar", "xzf", str(archive), "-C", str(layout.exhibitor_dir)], check=True)
+    layout.myid_file.write_bytes(myid)

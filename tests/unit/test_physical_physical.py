@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,8 +20,9 @@ from tests.helpers import tool, wait_for
 from tests.zkfiles import data_of, left_in, make_exhibitor_dir, tree_digest
 
 from dcos_backup.errors import Conflict, IntegrityError, NotFound, UsageError
+from dcos_backup.master import restore_mark
 from dcos_backup.master.layout import MasterLayout
-from dcos_backup.physical import archive_info, archive_restore, archive_write, journal
+from dcos_backup.physical import archive_info, archive_restore, archive_write, journal, swap
 
 
 def original_script_archive(ex: Path, target: Path) -> None:
@@ -293,3 +295,41 @@ def test_recover_removes_a_restore_mark_killed_while_written(tmp_path):
     before = data_of(ex)
     assert journal.recover(ex) is None
     assert left_in(ex) == ["zookeeper"] and data_of(ex) == before
+
+
+def test_a_restore_raises_the_epoch_above_the_replaced_data(tmp_path):
+    """Issue 26 item 2: clients that saw the replaced data's zxids are let in by ZooKeeper at once only if the
+    restored ensemble's next epoch is above theirs."""
+    source = make_exhibitor_dir(tmp_path / "src", seed=1)  # acceptedEpoch 1, zxids of epoch 1
+    archive = tmp_path / "old.tar.gz"
+    archive_write.backup(source, archive)
+    target = make_exhibitor_dir(tmp_path / "dst", seed=2)
+    old = MasterLayout(target)
+    (old.snapshots_dir / "currentEpoch").write_text("5")
+    (old.logs_dir / "log.100000001").rename(old.logs_dir / "log.900000001")  # a log of a later epoch, 9
+    archive_restore.restore(target, archive)
+    restored = MasterLayout(target)
+    assert any(name.endswith("snapshot.100000abc") for name in data_of(target))  # the archive's data
+    for name in ("currentEpoch", "acceptedEpoch"):
+        assert (restored.snapshots_dir / name).read_text() == "9"
+
+
+def test_data_restored_by_another_tool_gets_the_mark_our_restore_writes(tmp_path):
+    """Issue 26 item 6: a master restored with tar from the same archive is recognised as the same restore."""
+    source = make_exhibitor_dir(tmp_path / "src", seed=1)
+    archive = tmp_path / "zk.tar.gz"
+    archive_write.backup(source, archive)
+    ours = make_exhibitor_dir(tmp_path / "ours", seed=2)
+    archive_restore.restore(ours, archive)
+    by_hand = make_exhibitor_dir(tmp_path / "by-hand", seed=3)
+    layout = MasterLayout(by_hand)
+    shutil.rmtree(layout.zk_dir)
+    subprocess.run(["tar", "xzf", str(archive), "-C", str(by_hand)], check=True)
+    found = swap.mark_found_data(layout)
+    expected = restore_mark.read(MasterLayout(ours).restore_mark)
+    assert found is not None and expected is not None and found.identity == expected.identity
+    assert restore_mark.read(layout.restore_mark) == found and not found.served
+    assert left_in(by_hand) == ["zookeeper"]  # the replay's workspace is gone
+    shutil.rmtree(layout.zk_dir)
+    layout.zk_dir.mkdir()
+    assert swap.mark_found_data(layout) is None  # no data: nobody's restore

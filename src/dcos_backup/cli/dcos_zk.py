@@ -202,6 +202,11 @@ def make_target(
 @click.option("--repo", envvar="DCOS_ZK_REPO", default=None, help="Restore a point of this repository instead.")
 @target_options
 @click.option("--stream", default=None, help="With --repo: only this stream (default: whichever covers the point).")
+@click.option(
+    "--drop-sessions",
+    is_flag=True,
+    help="Restore without the data's sessions and their ephemeral znodes: clients register afresh at once.",
+)
 @json_option
 def restore(
     archive: str | None,
@@ -219,6 +224,7 @@ def restore(
     generation: str | None,
     repo_key_file: Path | None,
     stream: str | None,
+    drop_sessions: bool,
     as_json: bool,
 ) -> None:
     """Replace this master's ZooKeeper data with ARCHIVE, or with a point of a --repo (checked before anything changes).
@@ -229,6 +235,9 @@ def restore(
     From a repository: --to-zxid Z (the state right after transaction Z), --to-time T (the last
     transaction at or before T) or --latest. The data is rebuilt from the newest snapshot before the
     point and the logs cut at it, replayed with ZooKeeper's tree digests, and swapped in like an archive.
+
+    --drop-sessions: the restored data holds no session and no session's ephemeral znode (leader latches,
+    locks, registrations of processes that may be gone); give it to every master or to none.
     """
     setup_logging(verbose)
     if archive is not None and (to_zxid or to_time or latest or before_zxid):  # (--repo may come from $DCOS_ZK_REPO)
@@ -238,7 +247,9 @@ def restore(
             raise UsageError("give ARCHIVE, or --repo with --to-zxid, --to-time or --latest")
         target = make_target(to_zxid, to_time, latest, before_zxid, generation)
         prefer = _stream_or_none(exhibitor_dir)
-        done = pitr.restore(exhibitor_dir, open_repo(repo, repo_key_file), target, stream, prefer, keep_old, wait_lock)
+        done = pitr.restore(
+            exhibitor_dir, open_repo(repo, repo_key_file), target, stream, prefer, keep_old, wait_lock, drop_sessions
+        )
         if done.note:
             click.echo(f"NOTE: {done.note}", err=True)
         if as_json:
@@ -256,7 +267,9 @@ def restore(
             err=True,
         )
     with transfer.fetched(archive, tmp_dir) as local, progress_on_terminal("files") as update:
-        result = archive_restore.restore(exhibitor_dir, local, tmp_dir, keep_old, wait_lock, not no_verify, update)
+        result = archive_restore.restore(
+            exhibitor_dir, local, tmp_dir, keep_old, wait_lock, not no_verify, update, drop_sessions
+        )
     if is_s3_url(archive):  # (a file is named by its absolute path)
         result.archive = archive
     if as_json:

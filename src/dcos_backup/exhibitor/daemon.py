@@ -35,6 +35,7 @@ from dcos_backup.master.processes import python_module_command, write_pid_file
 from dcos_backup.master.zookeeper import SLF4J_BINDING, ZK_MAIN
 from dcos_backup.physical.continuous.archiver import oldest_unarchived
 from dcos_backup.physical.running import DCOS_ZK_MODULE
+from dcos_backup.physical.swap import mark_found_data
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,13 @@ def check_restore_marks(cfg: NodeConfig, force: bool = False) -> None:
     """Refuse (Conflict, one line naming the master to restore) to start ZooKeeper on data that would undo,
     or be undone by, a restore the other masters hold; with ``force`` log it and go on."""
     layout = cfg.layout
-    reason = restore_mark.conflict(cfg.id, restore_mark.read(layout.restore_mark), peers_of(cfg))
+    mine, peers = restore_mark.read(layout.restore_mark), peers_of(cfg)
+    if (mine is None or mine.served) and any(p.mark is not None and not p.mark.served for p in peers):
+        # No mark of this data (a served one describes data that has moved on since): restored by another tool
+        # (DC/OS's script, tar by hand) from the same archive as the others, perhaps. What the data is decides,
+        # not which tool put it there (issue 26 item 6).
+        mine = mark_found_data(layout)
+    reason = restore_mark.conflict(cfg.id, mine, peers)
     if reason is None:
         return
     if not force:

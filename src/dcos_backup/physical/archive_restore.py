@@ -40,12 +40,14 @@ def restore(
     wait_lock: bool = False,
     verify: bool = True,
     progress: tarsafe.Progress | None = None,
+    drop_sessions: bool = False,
 ) -> RestoreResult:
     """Replace this master's ZooKeeper data with the archive's; all or nothing.
 
     The archive passes the same checks as ``dcos-zk verify`` before anything live changes: its
     structure and sha256 file while it is extracted into the staging directory, then (unless not
     ``verify``) a replay of the staged data with ZooKeeper's tree digests, in ``tmp_dir`` or the staging.
+    ``drop_sessions``: the archive's sessions and their ephemerals are not restored (:mod:`.sessions`).
     """
     started = time.monotonic()
     archive = Path(archive).absolute()
@@ -73,7 +75,9 @@ def restore(
         log.info("verified: last zxid %s, %d nodes, digest %s", result.last_zxid, result.nodes, result.digest)
         return result
 
-    myid = replace_data_dir(layout.exhibitor_dir, fill, keep_old, wait_lock, "dcos-zk restore", archive.name)
+    myid = replace_data_dir(
+        layout.exhibitor_dir, fill, keep_old, wait_lock, "dcos-zk restore", archive.name, drop_sessions
+    )
     files, data_bytes = _counts(members)
     return RestoreResult(
         str(archive), files, data_bytes, myid, time.monotonic() - started, checked[0] if checked else None

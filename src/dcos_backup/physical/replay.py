@@ -58,7 +58,7 @@ def _signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def _session_owner(owner: int) -> bool:
+def session_owned(owner: int) -> bool:
     """Whether an ephemeralOwner is a session (not 0, not a container, not a TTL)."""
     return owner != 0 and owner != CONTAINER_OWNER and (owner & TTL_MASK) != TTL_MASK
 

@@ -17,14 +17,17 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from dcos_backup.errors import NotFound
+from dcos_backup.errors import IntegrityError, NotFound
 from dcos_backup.fsutil import fsync_dir, storage_error
 from dcos_backup.master import restore_mark
 from dcos_backup.master.layout import ZK_DIR_NAME, MasterLayout
 from dcos_backup.master.lock import data_dir_lock
+from dcos_backup.physical import sessions
+from dcos_backup.physical.epochs import data_epoch, raise_epoch
 from dcos_backup.physical.journal import recover_locked, write_journal
-from dcos_backup.physical.replay import ReplayResult
+from dcos_backup.physical.replay import ReplayResult, newest_sealed_snapshot
 from dcos_backup.physical.running import ensure_not_running
+from dcos_backup.physical.verify import rebuilt_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,7 @@ def replace_data_dir(
     wait_lock: bool = False,
     what: str = "dcos-zk restore",
     source: str = "",
+    drop_sessions: bool = False,
 ) -> str | None:
     """Replace this master's ``zookeeper/`` with what ``fill`` puts into a staging layout; all or nothing.
 
@@ -73,6 +77,7 @@ def replace_data_dir(
     (and checks it: it raises to refuse, before anything live changed, and returns the replay that checked
     it, or None); then this master's ``myid`` goes in, ownership and fsync follow, and the journalled swap
     puts it in place, with the restore mark of the replayed data (:mod:`dcos_backup.master.restore_mark`).
+    ``drop_sessions``: the new data is rewritten without its sessions and their ephemerals first (:mod:`.sessions`).
     Returns the ``myid`` kept.
     """
     layout = MasterLayout(Path(exhibitor_dir))
@@ -92,6 +97,9 @@ def replace_data_dir(
         try:
             staged.exhibitor_dir.mkdir(mode=0o700)  # the data may hold secrets (digest ACLs, credentials)
             replayed = fill(staged)
+            if drop_sessions:
+                replayed = _without_sessions(staged)
+            _raise_above_replaced(staged, layout)
             _finish_staging(staged, layout, myid)
             layout.restore_mark.unlink(missing_ok=True)  # never a mark of other data beside the new data
             _swap(layout, staged, old)
@@ -116,6 +124,56 @@ def _write_mark(layout: MasterLayout, replayed: ReplayResult | None, source: str
         return
     mark = restore_mark.write(layout.restore_mark, replayed.last_zxid, replayed.digest, replayed.nodes, source)
     log.info("restore mark written: %s", mark.describe())
+
+
+def _without_sessions(staged: MasterLayout) -> ReplayResult:
+    """The staged data rewritten without sessions, then replayed again: the mark is of what ZooKeeper will load."""
+    sessions.drop_sessions(staged, staged.exhibitor_dir)
+    with rebuilt_data_dir(staged, staged.exhibitor_dir, keep_data=False) as (_, replayed):
+        log.info("checked: last zxid %s, %d nodes, digest %s", replayed.last_zxid, replayed.nodes, replayed.digest)
+    return replayed
+
+
+def _raise_above_replaced(staged: MasterLayout, layout: MasterLayout) -> None:
+    """The new data's epoch files at least the replaced data's highest epoch, so that the ensemble's next epoch,
+    and with it every zxid it hands out from now on, is above every zxid a client saw before the restore.
+
+    ZooKeeper refuses a client that has seen a zxid above its own ("has seen zxid ... our last zxid is ...") until
+    its zxids pass that one: after a rewind, every client ahead of it (the service's, Exhibitor's, any kazoo or
+    Java client) would be locked out until that many writes happened. A quorum that elects the restored
+    ensemble's leader shares a member with every quorum that ever accepted an epoch, so the highest epoch among
+    the restored members is above any epoch a client can have seen, and the first zxid of the new epoch is too.
+    """
+    if not layout.zk_dir.exists():
+        return
+    # ZooKeeper takes a missing epoch file from its last zxid: only a restored epoch below is raised
+    replaced, restored = data_epoch(layout), data_epoch(staged)
+    if restored < replaced and raise_epoch(staged, replaced):
+        log.info(
+            "raised the restored data's epoch from %d to %d (the replaced data's): its first zxids are above every "
+            "zxid a client has seen",
+            restored,
+            replaced,
+        )
+
+
+def mark_found_data(layout: MasterLayout) -> restore_mark.RestoreMark | None:
+    """The restore mark of the data found in this master's ``zookeeper/`` (no mark beside it: restored by another
+    tool, DC/OS's ``dcos_zk_backup.py`` or tar by hand), computed as a restore computes it and written; None
+    if the directory holds no data or its data does not replay (it cannot be anyone's restore, then)."""
+    if newest_sealed_snapshot(layout) is None:
+        return None
+    try:
+        with rebuilt_data_dir(layout, layout.exhibitor_dir, keep_data=False) as (_, replayed):
+            pass
+    except IntegrityError as exc:
+        log.warning("the data in %s has no restore mark and does not replay: %s", layout.zk_dir, exc)
+        return None
+    mark = restore_mark.write(
+        layout.restore_mark, replayed.last_zxid, replayed.digest, replayed.nodes, "found in place (no mark)"
+    )
+    log.info("the data in %s had no restore mark; computed from the data: %s", layout.zk_dir, mark.describe())
+    return mark
 
 
 def _finish_staging(staged: MasterLayout, layout: MasterLayout, myid: str | None) -> None:

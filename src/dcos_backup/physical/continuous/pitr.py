@@ -337,8 +337,10 @@ def restore(
     prefer: str | None = None,
     keep_old: bool = False,
     wait_lock: bool = False,
+    drop_sessions: bool = False,
 ) -> PitrResult:
-    """Rebuild this master's data directory at ``target`` from the repository; all or nothing."""
+    """Rebuild this master's data directory at ``target`` from the repository; all or nothing (``drop_sessions``:
+    without the point's sessions and their ephemerals, :mod:`dcos_backup.physical.sessions`)."""
     started = time.monotonic()
     layout = MasterLayout(Path(exhibitor_dir))
     chosen = plan(repo, target, stream, prefer)
@@ -351,7 +353,7 @@ def restore(
         return results[-1][1]
 
     myid = swap.replace_data_dir(
-        layout.exhibitor_dir, fill, keep_old, wait_lock, "dcos-zk restore --repo", chosen.describe()
+        layout.exhibitor_dir, fill, keep_old, wait_lock, "dcos-zk restore --repo", chosen.describe(), drop_sessions
     )
     written, replayed = results[0]
     return _result(chosen, written, replayed, myid, started)
