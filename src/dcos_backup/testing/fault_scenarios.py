@@ -305,6 +305,46 @@ def service_killed_mid_backup(cluster: ClusterSpec, rng: random.Random) -> Outco
     return Outcome("interrupted, cleaned up", recovered)
 
 
+@dataclass(frozen=True)
+class RestoreRig:
+    """What the mid-restore scenarios share: a READY backup of /marathon, the tree it holds (``wanted``) and
+    the damaged tree each restore starts from (``damaged``)."""
+
+    cluster: ClusterSpec
+    client: BackupClient
+    backup: dict
+    wanted: list
+    damaged: list
+
+    @classmethod
+    def prepare(cls, cluster: ClusterSpec, label: str) -> RestoreRig:
+        client = wait_service(cluster)
+        backup = ready_backup(cluster, client, label)
+        wanted = tree_now(cluster)
+        damage_all_apps(cluster)
+        return cls(cluster, client, backup, wanted, tree_now(cluster))
+
+    def start(self) -> str:
+        """Start the restore from the damaged tree (again after a restore that won the race: the same tree),
+        once a dead service's lock is gone; the backup's id."""
+        damage_all_apps(self.cluster)
+        when_lock_free(self.cluster, lambda: self.client.restore(self.backup["id"]))
+        return str(self.backup["id"])
+
+    def in_stretch(self, where: Callable[[dict], bool], rng: random.Random) -> Callable[[str], bool]:
+        """A ``ready`` for :func:`act_mid_job`: the catalog shows the restore ``where`` wanted, and a random
+        delay of up to 0.3 s has passed since (somewhere in that stretch, not always at its start)."""
+        delay = rng.uniform(0.0, 0.3)
+
+        def ready(job: str) -> bool:
+            if not where(catalog(self.cluster, job)):
+                return False
+            time.sleep(delay)
+            return True
+
+        return ready
+
+
 RESTORE_BRANCHES = {
     # branch: (the catalog state the kill must find, the outcome's words in the reason, what the scenario returns)
     "before any change": (lambda doc: not safety_recorded(doc), "ZooKeeper was not touched", "untouched"),
@@ -317,35 +357,18 @@ def service_killed_mid_restore(cluster: ClusterSpec, rng: random.Random, branch:
     archive: either way the restarted service must leave the tree exactly as it was before the restore.
     Recovered: the restarted service has finished the interrupted restore (rolled back or marked)."""
     where, reason, outcome = RESTORE_BRANCHES[branch]
-    client = wait_service(cluster)
-    backup = ready_backup(cluster, client, "before")
-    wanted = tree_now(cluster)
-    damage_all_apps(cluster)
-    damaged = tree_now(cluster)
-    delay = rng.uniform(0.0, 0.3)
-
-    def start() -> str:
-        damage_all_apps(cluster)  # again after a restore that won the race (the same tree)
-        client.restore(backup["id"])
-        return backup["id"]
-
-    def ready(job: str) -> bool:
-        if not where(catalog(cluster, job)):
-            return False
-        time.sleep(delay)  # somewhere in that stretch, not always at its start
-        return True
-
+    rig = RestoreRig.prepare(cluster, "before")
     clock = FaultClock()
-    act_mid_job(cluster, start, ready, clock.timed(kill_service(cluster)), still_there=where)
+    act_mid_job(cluster, rig.start, rig.in_stretch(where, rng), clock.timed(kill_service(cluster)), still_there=where)
     client = wait_service(cluster)
-    final = client.wait(backup["id"], restore_finished, interval=0.2, timeout=120)
+    final = client.wait(rig.backup["id"], restore_finished, interval=0.2, timeout=120)
     recovered = clock.since()
     restore = latest_restore(final)
     assert restore["status"] == "STATUS_ERROR" and "interrupted" in restore["reason"], restore
     assert reason in restore["reason"], restore
-    assert tree_now(cluster) == damaged, "the tree is not what it was before the interrupted restore"
-    assert latest_restore(restore_again(cluster, client, backup["id"]))["status"] == "STATUS_READY"
-    assert tree_now(cluster) == wanted, "a re-run restore did not bring the backup back"
+    assert tree_now(cluster) == rig.damaged, "the tree is not what it was before the interrupted restore"
+    assert latest_restore(restore_again(cluster, client, rig.backup["id"]))["status"] == "STATUS_READY"
+    assert tree_now(cluster) == rig.wanted, "a re-run restore did not bring the backup back"
     return Outcome(outcome, recovered)
 
 
@@ -576,48 +599,33 @@ def leadership_lost_mid_restore(cluster: ClusterSpec, rng: random.Random, fault:
     start until the dust settles (no job holds the lock); no final status, once reported, changes; and the
     final outcome matches the tree read from ZooKeeper (READY: the backup's tree; ERROR: the tree before
     the restore, rolled back). Recovered: the final status is reported."""
-    client = wait_service(cluster)
-    backup = ready_backup(cluster, client, "fenced")
-    wanted = tree_now(cluster)
-    damage_all_apps(cluster)
-    damaged = tree_now(cluster)
-    delay = rng.uniform(0.0, 0.3)
-
-    def start() -> str:
-        damage_all_apps(cluster)
-        when_lock_free(cluster, lambda: client.restore(backup["id"]))
-        return backup["id"]
-
-    def ready(job: str) -> bool:
-        if not safety_recorded(catalog(cluster, job)):
-            return False
-        time.sleep(delay)  # somewhere in the apply, not always at its start
-        return True
-
+    rig = RestoreRig.prepare(cluster, "fenced")
+    client, backup_id = rig.client, rig.backup["id"]
+    ready = rig.in_stretch(safety_recorded, rng)  # somewhere in the apply
     clock = FaultClock()
     observer = service_client(cluster)  # its own client: the poller's thread asks on its own
-    with StatusPoller(lambda: observer.show(backup["id"])) as poller:
+    with StatusPoller(lambda: observer.show(backup_id)) as poller:
         with FENCING_FAULTS[fault](cluster, rng) as action:
-            act_mid_job(cluster, start, ready, clock.timed(action), still_there=safety_recorded)
-            hit = latest_restore(catalog(cluster, backup["id"]))["id"]
+            act_mid_job(cluster, rig.start, ready, clock.timed(action), still_there=safety_recorded)
+            hit = latest_restore(catalog(cluster, backup_id))["id"]
             job = f"restore {hit}"
             wait_for(lambda: poller.final(job) is not None, timeout=240, interval=0.1, what="a final status")
             recovered = clock.since()
         wait_for(lambda: job_lock_free(cluster), timeout=LOCK_TIMEOUT, what="every job to end")
-        settled = restore_of(client.show(backup["id"]), hit)
+        settled = restore_of(client.show(backup_id), hit)
     flips = final_status_flips(poller.history)
     assert not flips, f"a final status changed after it was reported: {flips}"
     reported = poller.final(job)
     assert settled["status"] == reported, f"the final status changed: {reported} -> {settled['status']}"
     tree = tree_now(cluster)
     if reported == "STATUS_READY":
-        assert tree == wanted, "READY, but the tree is not the backup's"
+        assert tree == rig.wanted, "READY, but the tree is not the backup's"
         return Outcome("completed", recovered)
     assert reported == "STATUS_ERROR", reported
     reason = settled.get("reason") or ""
     assert "rolled back" in reason and "service stopped" not in reason, settled
-    as_before = tree == damaged
-    restore_again(cluster, client, backup["id"])  # the next trial starts from the backup's tree
+    as_before = tree == rig.damaged
+    restore_again(cluster, client, backup_id)  # the next trial starts from the backup's tree
     assert as_before, f"ERROR, but the tree is not the one before the restore ({reason})"
     return Outcome("rolled back", recovered)
 
