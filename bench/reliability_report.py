@@ -197,7 +197,8 @@ def run_trial(scenario: Scenario, target: object, trial: int) -> dict:
 
 def run(scenarios: list[Scenario], trials: int, subnet: str, out: Path, apps: int = 3000) -> None:
     done = {(t["scenario"], t["trial"]) for t in read_trials([out])}
-    todo = [(s, n) for s in scenarios for n in range(trials) if (s.name, n) not in done]
+    # Trial by trial across the scenarios: a run cut short leaves every scenario with about as many trials.
+    todo = [(s, n) for n in range(trials) for s in scenarios if (s.name, n) not in done]
     print(f"{len(todo)} trials to run, results in {out}", flush=True)
     for setting in dict.fromkeys(s.setting for s, _ in todo):  # one setting at a time: the machine is small
         opened = seeded(subnet, apps) if setting == "seeded" else SETTINGS[setting](subnet)

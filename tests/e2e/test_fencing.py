@@ -145,3 +145,30 @@ def test_leadership_znode_deleted_mid_apply_ends_the_restore_once_and_as_the_tre
     finally:
         a.close()
         b.close()
+
+
+def test_a_record_is_not_written_once_the_fence_failed_after_its_journal_write(chroot, tmp_path):
+    """The zombie window of issue 25: the leader loses its leadership between a job's journal write and
+    its record's storage write (it has seen it: the fence is revoked). The record stays as it was: a
+    backup whose final journal write went through is not shown READY by the zombie."""
+    hosts, zk = chroot
+    seed_marathon(zk, apps=20, seed=6)
+    a = instance(hosts, tmp_path / "backups", "master-1")
+    try:
+        a.leadership.start()
+        assert a.leadership.is_leader
+
+        def lose_leadership_at_the_end(record, phase):
+            if phase == "done" and record.status == Status.READY:
+                fence = a.leadership.fence
+                assert fence is not None
+                fence.revoked.set()  # what the leadership loop does once it sees the znode gone
+
+        a.faulty.after_journal = lose_leadership_at_the_end
+        created = a.service.create("zombie-window")
+        wait_for(lambda: a.service.running is None, what="the job to stop")  # claimed before create returned
+        stored = LocalStorage(tmp_path / "backups").read(created.id)
+        assert stored.status == Status.BACKING_UP, stored.status  # the zombie wrote no final record
+        assert a.engine.journal_of(created.id).record.status == Status.READY  # the journal holds the outcome
+    finally:
+        a.close()

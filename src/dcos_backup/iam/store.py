@@ -80,7 +80,7 @@ class Credentials:
 
     @property
     def auth_data(self) -> list[tuple[str, str]]:
-        return [("digest", f"{self.user}:{self.password}")]
+        return [znodes.digest_auth_of(self)]
 
     @property
     def acl(self) -> list[ACL]:

@@ -64,6 +64,11 @@ class UntrustedTree(DcosBackupError):
     """The service's root znode belongs to another identity: the service cannot trust anything under it."""
 
 
+def digest_auth_of(identity: Identity) -> tuple[str, str]:
+    """The auth packet a session presents to act as ``identity`` (ZooKeeper's digest scheme)."""
+    return "digest", f"{identity.user}:{identity.password}"
+
+
 def digest_id(identity: Identity) -> str:
     """``user:base64(sha1(user:password))``: how ZooKeeper names the identity in an ACL."""
     return str(make_digest_acl_credential(identity.user, identity.password))

@@ -12,7 +12,7 @@ from dcos_backup.catalog.models import BackupRecord, ZxidWindow
 from dcos_backup.catalog.storage import Storage
 from dcos_backup.components import archive_name
 from dcos_backup.jobs.engine import Engine
-from dcos_backup.jobs.runner import Job
+from dcos_backup.jobs.runner import Job, JobRunner
 from dcos_backup.logical import ReadStats, ZNode
 
 log = logging.getLogger(__name__)
@@ -23,9 +23,10 @@ PROGRESS_EVERY = 256  # nodes between two updates of a backup's progress (and ch
 class BackupJob:
     """The steps of a backup job, and the stream a safety backup is written by."""
 
-    def __init__(self, storage: Storage, engine: Engine) -> None:
+    def __init__(self, storage: Storage, engine: Engine, runner: JobRunner) -> None:
         self.storage = storage
         self.engine = engine
+        self.runner = runner
 
     def run(self, record: BackupRecord, job: Job) -> None:
         for name, comp in record.component_status.items():
@@ -50,7 +51,8 @@ class BackupJob:
         is finished with the stream. ``counted``: report the nodes in the job's progress (and check for a
         cancel) here, in ``phase``; else the caller does."""
         entry = record.start_component(name)
-        self.storage.write(record)  # the component shows STATUS_BACKING_UP while it is read
+        # The component shows STATUS_BACKING_UP while it is read; journalled first, like every record a job writes.
+        self.runner.write(job, record, "reading")
         if phase is not None:  # only now: the progress never names a phase the component's status does not show
             job.progress.update(phase=phase, component=name, nodes=0)
             job.progress.pop("total", None)
@@ -65,8 +67,8 @@ class BackupJob:
                     job.progress["nodes"] = writer.nodes
                     job.check_cancelled()
                 yield node
-            job.check_cancelled()
             summary = writer.close()
+            job.check_cancelled()  # immediately before the archive is committed: a fenced job leaves none
         if counted:
             job.progress["nodes"] = summary.nodes
         window = ZxidWindow(first=first, last=max(self.engine.current_zxid(), first))

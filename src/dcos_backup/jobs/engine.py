@@ -192,7 +192,7 @@ class ZkEngine:
             self.client = connect(
                 self.spec,
                 timeout,
-                auth_data=[*self.spec.auth, ("digest", f"{owner.user}:{owner.password}")],
+                auth_data=[*self.spec.auth, znodes.digest_auth_of(owner)],
                 default_acl=znodes.owner_acl(owner, znodes.LOCK),
             )
 

@@ -22,6 +22,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,11 +173,15 @@ def forget_journal(client: KazooClient, backup_id: str) -> None:
 @dataclass(frozen=True)
 class Decision:
     """What a new leader does with a restore it finds unfinished: ``complete`` (READY), ``roll back``,
-    ``fail`` (nothing was changed), ``adopt`` (the journal holds a final record the catalog lacks), with why."""
+    ``fail`` (nothing was changed), ``adopt`` (the journal holds a final record the catalog lacks), with why;
+    ``record``: the record to write (complete, adopt) or whose restore is rolled back (the journal's when it
+    has one: it may be ahead of the catalog); ``roots``: where a rollback applies the safety backup, once
+    recovery has made sure it may (:func:`dcos_backup.jobs.recovery.recovery_decision`)."""
 
     action: str
     why: str
     record: BackupRecord | None = None
+    roots: Mapping[str, str] | None = None
 
 
 APPLIED_PHASES = ("applied", "done")
@@ -200,9 +205,11 @@ def decide(record: BackupRecord, journal: JournalEntry | None) -> Decision:
                 journal.record,
             )
         if journalled.safety_backup_id is not None:
-            return Decision("roll back", f"interrupted mid-apply on {who} (journal phase {journal.phase})")
+            return Decision(
+                "roll back", f"interrupted mid-apply on {who} (journal phase {journal.phase})", journal.record
+            )
         return Decision("fail", f"interrupted on {who} before any change; ZooKeeper was not touched")
     # No journal: a service without leadership (one instance) that stopped; its record is all there is.
     if restore is not None and restore.safety_backup_id is not None:
-        return Decision("roll back", "interrupted: the service stopped during the restore")
+        return Decision("roll back", "interrupted: the service stopped during the restore", record)
     return Decision("fail", "interrupted before any change; ZooKeeper was not touched")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from dcos_backup.catalog.models import BackupRecord, RestoreRecord, Status
 from dcos_backup.catalog.storage import Storage
@@ -14,7 +15,7 @@ from dcos_backup.components import DEFAULT_COMPONENTS, ZkSubtree
 from dcos_backup.errors import DcosBackupError
 from dcos_backup.jobs.archives import apply_and_verify, check_archives
 from dcos_backup.jobs.engine import Engine
-from dcos_backup.jobs.fencing import Decision, decide
+from dcos_backup.jobs.fencing import Decision, JournalEntry, decide
 from dcos_backup.jobs.plan import Target, plan_restore, safety_roots
 from dcos_backup.jobs.runner import Job, JobRunner, attempt
 
@@ -65,6 +66,27 @@ def rollback_roots(
         raise DcosBackupError(f"the safety backup {safety_id} was not taken for restore {restore.id} of {record.id}")
     targets = plan_restore(record, restore.paths or (), restore.map, registry=registry)
     return safety_roots(targets)
+
+
+def recovery_decision(
+    storage: Storage, record: BackupRecord, journal: JournalEntry | None, registry: Sequence[ZkSubtree]
+) -> Decision:
+    """The one decision on the interrupted restore of ``record``: :func:`.fencing.decide` from its journal,
+    and a rollback only where :func:`rollback_roots` allows it (with its roots); else it fails, ZooKeeper
+    left as the restore left it."""
+    decision = decide(record, journal)
+    if decision.action != "roll back":
+        return decision
+    base = decision.record or record
+    restore = base.latest_restore
+    assert restore is not None  # decide rolls back only a restore
+    try:
+        roots = rollback_roots(storage, base, restore, registry)
+    except DcosBackupError as exc:
+        log.error("restore %s of %s not rolled back: %s", restore.id, record.id, exc)
+        why = f"{decision.why}; not rolled back ({exc}): ZooKeeper was left as the restore left it"
+        return Decision("fail", why, base)
+    return replace(decision, record=base, roots=roots)
 
 
 class Recovery:
@@ -122,10 +144,11 @@ class Recovery:
         restore = record.latest_restore
         if record.status == Status.BACKING_UP:
             record.interrupt()
+            self.runner.write_as_leader(record)  # fenced first: a service that no longer leads removes nothing
             self.storage.remove_partials(record.id)
-            self.runner.write_as_leader(record)
         elif restore is not None and restore.status == Status.RESTORING:
-            self._recover_restore(record, restore, decide(record, self.engine.journal_of(record.id)))
+            decision = recovery_decision(self.storage, record, self.engine.journal_of(record.id), self.registry)
+            self._recover_restore(record, restore, decision)
         else:
             return False
         return True
@@ -138,18 +161,15 @@ class Recovery:
             if decision.action == "complete" and latest is not None:
                 latest.reason = decision.why
             self.runner.write_as_leader(final)
-        elif decision.action == "roll back" and restore.safety_backup_id is not None:
-            try:
-                roots = rollback_roots(self.storage, record, restore, self.registry)
-            except DcosBackupError as exc:
-                restore.fail(f"{decision.why}; not rolled back ({exc}): ZooKeeper was left as the restore left it")
-                self.runner.write_as_leader(record)
-                log.error("restore %s of %s not rolled back: %s", restore.id, record.id, exc)
-            else:
-                self._roll_back_in_background(record, restore, restore.safety_backup_id, decision.why, roots)
+            return
+        base = decision.record or record
+        interrupted = base.latest_restore
+        assert interrupted is not None
+        if decision.action == "roll back" and decision.roots is not None and interrupted.safety_backup_id:
+            self._roll_back_in_background(base, interrupted, interrupted.safety_backup_id, decision.why, decision.roots)
         else:
-            restore.fail(decision.why)
-            self.runner.write_as_leader(record)
+            interrupted.fail(decision.why)
+            self.runner.write_as_leader(base)
 
     def _roll_back_in_background(
         self, record: BackupRecord, restore: RestoreRecord, safety_id: str, why: str, roots: Mapping[str, str]

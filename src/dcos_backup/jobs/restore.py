@@ -99,7 +99,7 @@ class RestoreJob:
         written, and name them in it (best effort: a failure is logged; the next restore prunes them)."""
         if restore.status != Status.READY:
             return
-        pruned = prune_safety_backups(self.storage, self.keep_safety)
+        pruned = prune_safety_backups(self.storage, self.keep_safety, job.check_fence)
         if pruned:
             restore.pruned_safety_backups = pruned
             self.runner.write(job, record, "done")

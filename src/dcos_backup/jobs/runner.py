@@ -48,10 +48,15 @@ class Job:
     def check_cancelled(self) -> None:
         """Raise Cancelled if someone asked to cancel the job, Fenced if this service no longer leads; the
         steps call it where stopping is safe."""
-        if self.fence is not None:
-            self.fence.check()
+        self.check_fence()
         if self.cancelled.is_set():
             raise Cancelled("cancelled")
+
+    def check_fence(self) -> None:
+        """Raise Fenced if this service has seen that it no longer leads: immediately before every write to
+        storage, so that nothing is written once the job's fence has failed."""
+        if self.fence is not None:
+            self.fence.check()
 
 
 T = TypeVar("T")
@@ -161,7 +166,14 @@ class JobRunner:
         fence (Fenced: nothing is written), then to the catalog, which follows the journal."""
         if job.fence is not None:
             self._engine.journal(record, phase, job.fence)
+        job.check_fence()  # lost since the journal write (seen meanwhile): the record must not follow
         self._storage.write(record)
+
+    def check_leads(self) -> None:
+        """Raise Fenced if this service has leadership and has seen that it no longer leads: before a
+        storage write outside a job (a delete)."""
+        if self._fence is not None and self._fence() is None:
+            raise Fenced("this service no longer leads: it changes nothing (send the request to the leader)")
 
     def write_as_leader(self, record: BackupRecord) -> None:
         """Write a record outside a job (start-up recovery), journalled under this service's leadership
@@ -173,6 +185,7 @@ class JobRunner:
         if fence is None:
             raise Fenced(f"this service does not lead: it leaves {record.id} to the leader")
         self._engine.journal(record, "done" if not record.in_progress else "recovered", fence)
+        fence.check()  # lost since the journal write (seen meanwhile): the record must not follow
         self._storage.write(record)
 
     def after_job(self, step: Callable[[], None]) -> None:

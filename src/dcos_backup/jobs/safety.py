@@ -4,6 +4,7 @@ and the one that may not be deleted: the safety backup of a restore that has not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from dcos_backup.catalog.models import BackupRecord, Status, now
@@ -20,13 +21,15 @@ def safety_label() -> str:
     return SAFETY_PREFIX + now().strftime("%Y%m%dT%H%M%S")
 
 
-def prune_safety_backups(storage: Storage, keep: int) -> list[str]:
+def prune_safety_backups(storage: Storage, keep: int, check_fence: Callable[[], None] = lambda: None) -> list[str]:
     """Delete all but the newest ``keep`` safety backups this cluster took (after a successful restore, so
     the newest is the one just taken); the ids deleted. A failure to delete is logged, never fatal. An
-    uploaded backup is never one of them, whatever its label or timestamp says."""
+    uploaded backup is never one of them, whatever its label or timestamp says. ``check_fence()`` runs
+    before each delete (Fenced: this service no longer leads, and deletes nothing more)."""
     ready = [r for r in storage.list_records(SAFETY_PREFIX) if r.safety and r.made_here and not r.in_progress]
     pruned = []
     for old in ready[: max(0, len(ready) - keep)]:
+        check_fence()
         if attempt(partial(storage.delete, old.id), f"pruning the safety backup {old.id}") is None:
             pruned.append(old.id)
     return pruned

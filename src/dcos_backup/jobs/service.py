@@ -82,7 +82,7 @@ class BackupService:
         self.instance = instance or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.job_metrics = JobMetrics()  # counted by the runner, served by the API (jobs/metrics.py)
         self._runner = JobRunner(engine, storage, self.instance, self.job_metrics)
-        self._backups = BackupJob(storage, engine)
+        self._backups = BackupJob(storage, engine, self._runner)
         self._restores = RestoreJob(self._runner, self._backups, self.dcos_version, hooks, keep_safety)
         self._recovery = Recovery(storage, engine, self._runner, self.components)
         self._drills = DrillJob(storage, scratch_dir)
@@ -168,6 +168,7 @@ class BackupService:
             if record.status == Status.BACKING_UP:
                 raise Conflict(f"backup {backup_id} is still being created")
             check_not_protecting(self.storage, record)
+            self._runner.check_leads()
             self.storage.delete(backup_id)
             return record
 

@@ -17,8 +17,9 @@ changes nothing. ``ZkSpec.max_outage`` bounds the time without progress.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from kazoo.exceptions import BadVersionError, NoAuthError, NodeExistsError, NoNodeError, NotEmptyError
@@ -302,18 +303,12 @@ def apply_tree(
     ``stats`` (returned) is filled as the merge goes: a caller may show it as progress. With ``fence``
     (:class:`~dcos_backup.jobs.fencing.Fence`), every batch carries its checks: Fenced once it no longer holds.
     """
-    spec = ZkSpec.of(hosts)
-    stats = stats if stats is not None else ApplyStats()
-    batch = _Batcher(spec, stats, fence)
-    try:
-        planner = Planner(batch, spec.full_path, stats)
-        for step in plan_steps(spec, root, nodes, paths):
+    with _batches(hosts, stats, fence) as batch:
+        planner = Planner(batch, batch.spec.full_path, batch.stats)
+        for step in plan_steps(batch.spec, root, nodes, paths):
             planner.feed(step)
         planner.finish()
-        batch.finish()
-    finally:
-        batch.close()
-    return stats
+    return batch.stats
 
 
 def apply_ops(
@@ -326,13 +321,19 @@ def apply_ops(
     ``stats`` gets the session's details (reconnects, server); the counts are the planning pass's.
     ``fence``: as for :func:`apply_tree`.
     """
-    spec = ZkSpec.of(hosts)
-    stats = stats if stats is not None else ApplyStats()
-    batch = _Batcher(spec, stats, fence)
-    try:
+    with _batches(hosts, stats, fence) as batch:
         for op in ops:
             batch.add(op)
+    return batch.stats
+
+
+@contextlib.contextmanager
+def _batches(hosts: str | ZkSpec, stats: ApplyStats | None, fence: Fence | None) -> Iterator[_Batcher]:
+    """The batcher of one apply (fenced by ``fence``, if given): what the body adds is all sent and
+    answered when it ends; its connection closed whatever happens."""
+    batch = _Batcher(ZkSpec.of(hosts), stats if stats is not None else ApplyStats(), fence)
+    try:
+        yield batch
         batch.finish()
     finally:
         batch.close()
-    return stats

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -33,7 +33,7 @@ import psutil
 
 from dcos_backup.catalog.archive import read_archive, verify_archive
 from dcos_backup.catalog.storage import open_storage
-from dcos_backup.cli.client import BackupClient, backup_finished, latest_restore, restore_finished
+from dcos_backup.cli.client import BackupClient, backup_finished, latest_restore, restore_finished, restore_of
 from dcos_backup.errors import Conflict
 from dcos_backup.iam.store import Credentials
 from dcos_backup.jobs.engine import LOCK_PATH, ZkEngine
@@ -42,6 +42,7 @@ from dcos_backup.local import cluster as local_cluster
 from dcos_backup.local.s3 import create_bucket
 from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.logical import connect
+from dcos_backup.master.fourlw import four_letter_word
 from dcos_backup.master.processes import read_pid
 from dcos_backup.physical.continuous.index import RepoIndex
 from dcos_backup.physical.continuous.repository import KEY_ENV
@@ -304,6 +305,46 @@ def service_killed_mid_backup(cluster: ClusterSpec, rng: random.Random) -> Outco
     return Outcome("interrupted, cleaned up", recovered)
 
 
+@dataclass(frozen=True)
+class RestoreRig:
+    """What the mid-restore scenarios share: a READY backup of /marathon, the tree it holds (``wanted``) and
+    the damaged tree each restore starts from (``damaged``)."""
+
+    cluster: ClusterSpec
+    client: BackupClient
+    backup: dict
+    wanted: list
+    damaged: list
+
+    @classmethod
+    def prepare(cls, cluster: ClusterSpec, label: str) -> RestoreRig:
+        client = wait_service(cluster)
+        backup = ready_backup(cluster, client, label)
+        wanted = tree_now(cluster)
+        damage_all_apps(cluster)
+        return cls(cluster, client, backup, wanted, tree_now(cluster))
+
+    def start(self) -> str:
+        """Start the restore from the damaged tree (again after a restore that won the race: the same tree),
+        once a dead service's lock is gone; the backup's id."""
+        damage_all_apps(self.cluster)
+        when_lock_free(self.cluster, lambda: self.client.restore(self.backup["id"]))
+        return str(self.backup["id"])
+
+    def in_stretch(self, where: Callable[[dict], bool], rng: random.Random) -> Callable[[str], bool]:
+        """A ``ready`` for :func:`act_mid_job`: the catalog shows the restore ``where`` wanted, and a random
+        delay of up to 0.3 s has passed since (somewhere in that stretch, not always at its start)."""
+        delay = rng.uniform(0.0, 0.3)
+
+        def ready(job: str) -> bool:
+            if not where(catalog(self.cluster, job)):
+                return False
+            time.sleep(delay)
+            return True
+
+        return ready
+
+
 RESTORE_BRANCHES = {
     # branch: (the catalog state the kill must find, the outcome's words in the reason, what the scenario returns)
     "before any change": (lambda doc: not safety_recorded(doc), "ZooKeeper was not touched", "untouched"),
@@ -316,35 +357,18 @@ def service_killed_mid_restore(cluster: ClusterSpec, rng: random.Random, branch:
     archive: either way the restarted service must leave the tree exactly as it was before the restore.
     Recovered: the restarted service has finished the interrupted restore (rolled back or marked)."""
     where, reason, outcome = RESTORE_BRANCHES[branch]
-    client = wait_service(cluster)
-    backup = ready_backup(cluster, client, "before")
-    wanted = tree_now(cluster)
-    damage_all_apps(cluster)
-    damaged = tree_now(cluster)
-    delay = rng.uniform(0.0, 0.3)
-
-    def start() -> str:
-        damage_all_apps(cluster)  # again after a restore that won the race (the same tree)
-        client.restore(backup["id"])
-        return backup["id"]
-
-    def ready(job: str) -> bool:
-        if not where(catalog(cluster, job)):
-            return False
-        time.sleep(delay)  # somewhere in that stretch, not always at its start
-        return True
-
+    rig = RestoreRig.prepare(cluster, "before")
     clock = FaultClock()
-    act_mid_job(cluster, start, ready, clock.timed(kill_service(cluster)), still_there=where)
+    act_mid_job(cluster, rig.start, rig.in_stretch(where, rng), clock.timed(kill_service(cluster)), still_there=where)
     client = wait_service(cluster)
-    final = client.wait(backup["id"], restore_finished, interval=0.2, timeout=120)
+    final = client.wait(rig.backup["id"], restore_finished, interval=0.2, timeout=120)
     recovered = clock.since()
     restore = latest_restore(final)
     assert restore["status"] == "STATUS_ERROR" and "interrupted" in restore["reason"], restore
     assert reason in restore["reason"], restore
-    assert tree_now(cluster) == damaged, "the tree is not what it was before the interrupted restore"
-    assert latest_restore(restore_again(cluster, client, backup["id"]))["status"] == "STATUS_READY"
-    assert tree_now(cluster) == wanted, "a re-run restore did not bring the backup back"
+    assert tree_now(cluster) == rig.damaged, "the tree is not what it was before the interrupted restore"
+    assert latest_restore(restore_again(cluster, client, rig.backup["id"]))["status"] == "STATUS_READY"
+    assert tree_now(cluster) == rig.wanted, "a re-run restore did not bring the backup back"
     return Outcome(outcome, recovered)
 
 
@@ -409,6 +433,13 @@ def zookeeper_fault_mid_job(
 
 
 # ------------------------------------------------------------------------------------------- fencing
+# The fencing faults: each a context manager (like ZOOKEEPER_FAULTS) yielding an action for act_mid_job that
+# takes the leadership from the (frozen) leading service mid-apply; leaving it undoes what the fault left
+# behind (a frozen member thawed). One driver, leadership_lost_mid_restore, runs them all under one checker.
+SESSION_TIMEOUT = 15.0  # the service's ZooKeeper session timeout (ZkEngine's default, api/run.py)
+FINAL_STATUSES = ("STATUS_READY", "STATUS_ERROR")
+
+
 def leader_instance(cluster: ClusterSpec) -> str | None:
     """The instance named in the leadership znode now (None: nobody leads)."""
     zk = connect(cluster.zk_hosts)
@@ -421,10 +452,34 @@ def leader_instance(cluster: ClusterSpec) -> str | None:
         zk.close()
 
 
-def delete_leadership(cluster: ClusterSpec) -> Callable[[int], None]:
-    """An action for :func:`act_mid_job`: delete the (frozen) leader's leadership znode, as an operator or a
-    session expiry would; the service thaws right after and finds out on its own. Only the service's identity
-    may delete it (docs/reliability.md, "Control-plane trust"): the operator presents its credentials."""
+def leader_session(cluster: ClusterSpec) -> int:
+    """The ZooKeeper session that owns the leadership znode (the leading service's own session)."""
+    zk = connect(cluster.zk_hosts)
+    try:
+        stat = zk.exists(LEADER_PATH)
+    finally:
+        zk.stop()
+        zk.close()
+    assert stat is not None and stat.ephemeralOwner, "nobody leads"
+    return int(stat.ephemeralOwner)
+
+
+def session_member(cluster: ClusterSpec, session: int) -> Master:
+    """The member ``session`` is connected to, as the members say themselves (``cons`` lists each
+    connection's session id)."""
+    for master in cluster.masters:
+        with contextlib.suppress(OSError):
+            reply = four_letter_word(master.member.host, master.member.client_port, "cons", timeout=5)
+            if any(int(sid, 16) == session for sid in re.findall(r"sid=0x([0-9a-fA-F]+)", reply)):
+                return master
+    raise AssertionError(f"no member has the session 0x{session:x}")
+
+
+@contextlib.contextmanager
+def leadership_deleted(cluster: ClusterSpec, rng: random.Random) -> Iterator[Callable[[int], None]]:
+    """Delete the (frozen) leader's leadership znode, as an operator or a session expiry would; the service
+    thaws right after and finds out on its own. Only the service's identity may delete it
+    (docs/reliability.md, "Control-plane trust"): the operator presents its credentials."""
 
     def delete(_: int) -> None:
         zk = connect(cluster.zk_hosts, auth_data=Credentials.read(cluster.files.zk_credentials).auth_data)
@@ -434,67 +489,144 @@ def delete_leadership(cluster: ClusterSpec) -> Callable[[int], None]:
             zk.stop()
             zk.close()
 
-    return delete
+    yield delete
 
 
-def freeze_past_session(cluster: ClusterSpec) -> Callable[[int], None]:
-    """An action for :func:`act_mid_job`: keep the (frozen) leading service frozen until its session has
-    expired (the leadership znode is gone or another instance's), then let it thaw: a zombie that resumes
-    mid-apply without knowing it no longer leads."""
+@contextlib.contextmanager
+def service_frozen_past_session(cluster: ClusterSpec, rng: random.Random) -> Iterator[Callable[[int], None]]:
+    """Keep the (frozen) leading service frozen until its session has expired (the leadership znode is gone
+    or another instance's), then let it thaw: a zombie that resumes mid-apply without knowing it no longer
+    leads."""
 
     def keep_frozen(_: int) -> None:
         frozen = leader_instance(cluster)
         wait_for(lambda: leader_instance(cluster) != frozen, timeout=120, what="the frozen leader's session to expire")
 
-    return keep_frozen
+    yield keep_frozen
 
 
-FENCING_FAULTS = {"leadership znode deleted": delete_leadership, "leading service frozen": freeze_past_session}
+@contextlib.contextmanager
+def leaders_member_frozen(cluster: ClusterSpec, rng: random.Random) -> Iterator[Callable[[int], None]]:
+    """SIGSTOP the ZooKeeper member the leading service's session (the one owning the leadership znode) is
+    on, and SIGCONT it past the session timeout (a timer: the service thaws at once and goes on meanwhile,
+    on another member if its client gets there in time)."""
+    thaws: list[threading.Timer] = []
+
+    def freeze(_: int) -> None:
+        member = session_member(cluster, leader_session(cluster))
+        pid = read_pid(member.layout.zookeeper_pid_file)
+        os.kill(pid, signal.SIGSTOP)
+        thaw = threading.Timer(SESSION_TIMEOUT + rng.uniform(1.0, 5.0), lambda: os.kill(pid, signal.SIGCONT))
+        thaw.start()
+        thaws.append(thaw)
+
+    try:
+        yield freeze
+    finally:
+        for thaw in thaws:
+            thaw.join()  # never leave a member frozen for the next trial
+
+
+@contextlib.contextmanager
+def leading_service_killed(cluster: ClusterSpec, rng: random.Random) -> Iterator[Callable[[int], None]]:
+    """SIGKILL the (frozen) leading service; its supervisor starts it again."""
+    yield kill_service(cluster)
+
+
+FENCING_FAULTS: dict[str, Callable[[ClusterSpec, random.Random], contextlib.AbstractContextManager]] = {
+    "leadership znode deleted": leadership_deleted,
+    "leading service frozen": service_frozen_past_session,
+    "leader's ZooKeeper member frozen": leaders_member_frozen,
+    "leading service SIGKILLed": leading_service_killed,
+}
+
+
+def final_status_flips(history: Sequence[tuple[str, str]]) -> list[str]:
+    """The flips in ``history`` (what an observer saw, in order: (job, status) pairs, a job being a backup
+    or one restore of it): every status reported for a job after a final one (READY, ERROR) that differs
+    from it. Empty: no final status, once reported, ever changed."""
+    final: dict[str, str] = {}
+    flips = []
+    for job, status in history:
+        if job in final and status != final[job]:
+            flips.append(f"{job}: {final[job]} -> {status}")
+        elif job not in final and status in FINAL_STATUSES:
+            final[job] = status
+    return flips
+
+
+class StatusPoller:
+    """The independent observer: asks the API (``fetch()``: one backup's document) every ``interval`` from
+    the start, in its own thread, and records each job's status (the backup's, each restore's) as
+    reported; a request that fails (the service restarting) records nothing."""
+
+    def __init__(self, fetch: Callable[[], dict], interval: float = 0.1) -> None:
+        self.fetch = fetch
+        self.interval = interval
+        self.history: list[tuple[str, str]] = []
+        self.answers = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="status-poller", daemon=True)
+
+    def __enter__(self) -> StatusPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                doc = self.fetch()
+            except Exception:
+                doc = None
+            if doc is not None:
+                self.answers += 1
+                self.history.append((f"backup {doc['id']}", doc["status"]))
+                self.history.extend((f"restore {r['id']}", r["status"]) for r in doc.get("restores") or [])
+            self._stop.wait(self.interval)
+
+    def final(self, job: str) -> str | None:
+        """The first final status reported for ``job``."""
+        return next((s for j, s in self.history if j == job and s in FINAL_STATUSES), None)
 
 
 def leadership_lost_mid_restore(cluster: ClusterSpec, rng: random.Random, fault: str) -> Outcome:
-    """The leading service loses its leadership mid-apply without dying (``fault``: a key of FENCING_FAULTS).
-    The independent check, once the dust settles (no job holds the lock): the outcome reported matches the
-    tree (READY: the backup's tree; ERROR: the tree before the restore, rolled back) and the final status
-    first reported never changes. Recovered: the final status is reported."""
-    client = wait_service(cluster)
-    backup = ready_backup(cluster, client, "fenced")
-    wanted = tree_now(cluster)
-    damage_all_apps(cluster)
-    damaged = tree_now(cluster)
-    delay = rng.uniform(0.0, 0.3)
-
-    def start() -> str:
-        damage_all_apps(cluster)
-        when_lock_free(cluster, lambda: client.restore(backup["id"]))
-        return backup["id"]
-
-    def ready(job: str) -> bool:
-        if not safety_recorded(catalog(cluster, job)):
-            return False
-        time.sleep(delay)  # somewhere in the apply, not always at its start
-        return True
-
+    """The leading service loses its leadership mid-apply (``fault``: a key of FENCING_FAULTS). The
+    independent check: a :class:`StatusPoller` records every status the API reports from the restore's
+    start until the dust settles (no job holds the lock); no final status, once reported, changes; and the
+    final outcome matches the tree read from ZooKeeper (READY: the backup's tree; ERROR: the tree before
+    the restore, rolled back). Recovered: the final status is reported."""
+    rig = RestoreRig.prepare(cluster, "fenced")
+    client, backup_id = rig.client, rig.backup["id"]
+    ready = rig.in_stretch(safety_recorded, rng)  # somewhere in the apply
     clock = FaultClock()
-    act_mid_job(cluster, start, ready, clock.timed(FENCING_FAULTS[fault](cluster)), still_there=safety_recorded)
-    client = wait_service(cluster)
-    reported = latest_restore(client.wait(backup["id"], restore_finished, interval=0.1, timeout=240))
-    recovered = clock.since()
-    wait_for(lambda: job_lock_free(cluster), timeout=LOCK_TIMEOUT, what="every job to end")
-    settled = latest_restore(client.show(backup["id"]))
-    assert (settled["id"], settled["status"]) == (reported["id"], reported["status"]), (
-        f"the final status changed after it was reported: {reported['status']} -> {settled['status']}"
-    )
+    observer = service_client(cluster)  # its own client: the poller's thread asks on its own
+    with StatusPoller(lambda: observer.show(backup_id)) as poller:
+        with FENCING_FAULTS[fault](cluster, rng) as action:
+            act_mid_job(cluster, rig.start, ready, clock.timed(action), still_there=safety_recorded)
+            hit = latest_restore(catalog(cluster, backup_id))["id"]
+            job = f"restore {hit}"
+            wait_for(lambda: poller.final(job) is not None, timeout=240, interval=0.1, what="a final status")
+            recovered = clock.since()
+        wait_for(lambda: job_lock_free(cluster), timeout=LOCK_TIMEOUT, what="every job to end")
+        settled = restore_of(client.show(backup_id), hit)
+    flips = final_status_flips(poller.history)
+    assert not flips, f"a final status changed after it was reported: {flips}"
+    reported = poller.final(job)
+    assert settled["status"] == reported, f"the final status changed: {reported} -> {settled['status']}"
     tree = tree_now(cluster)
-    if reported["status"] == "STATUS_READY":
-        assert tree == wanted, "READY, but the tree is not the backup's"
+    if reported == "STATUS_READY":
+        assert tree == rig.wanted, "READY, but the tree is not the backup's"
         return Outcome("completed", recovered)
-    assert reported["status"] == "STATUS_ERROR", reported
-    assert "rolled back" in (reported["reason"] or ""), reported
-    assert "service stopped" not in reported["reason"], reported
-    as_before = tree == damaged
-    restore_again(cluster, client, backup["id"])  # the next trial starts from the backup's tree
-    assert as_before, f"ERROR, but the tree is not the one before the restore ({reported['reason']})"
+    assert reported == "STATUS_ERROR", reported
+    reason = settled.get("reason") or ""
+    assert "rolled back" in reason and "service stopped" not in reason, settled
+    as_before = tree == rig.damaged
+    restore_again(cluster, client, backup_id)  # the next trial starts from the backup's tree
+    assert as_before, f"ERROR, but the tree is not the one before the restore ({reason})"
     return Outcome("rolled back", recovered)
 
 

@@ -23,7 +23,9 @@ class FaultyEngine:
     - ``read_fails_after``: a read raises ZooKeeperUnavailable after that many nodes;
     - ``compare_lies``: that many comparisons report an "injected difference" without looking;
     - ``apply_gate``: an Event; while it is clear, an apply stops taking nodes (or planned operations)
-      after ``gate_after`` (30 s at most).
+      after ``gate_after`` (30 s at most);
+    - ``after_journal``: called with the record and phase after each journal write went through (the
+      moment between a job's journal write and its record's storage write).
     """
 
     def __init__(self, real: Engine) -> None:
@@ -35,6 +37,7 @@ class FaultyEngine:
         self.reads = 0
         self.applies = 0
         self.apply_gate: threading.Event | None = None
+        self.after_journal: Callable[[BackupRecord, str], None] | None = None
 
     def read(self, root: str, stats: ReadStats | None = None) -> Iterator[ZNode]:
         self.reads += 1
@@ -48,8 +51,7 @@ class FaultyEngine:
     def apply(
         self, root: str, nodes: Iterable[ZNode], paths: Sequence[str] | None = None, fence: Fence | None = None
     ) -> ApplyStats:
-        self.applies += 1
-        return self.real.apply(root, self._gated(nodes), paths, fence)
+        return self.real.apply(root, self._applied(nodes), paths, fence)
 
     def plan(
         self,
@@ -62,17 +64,23 @@ class FaultyEngine:
         return self.real.plan(root, nodes, ops, paths, read or self.read)
 
     def apply_ops(self, ops: Iterable[object], fence: Fence | None = None, root: str = "/") -> None:
-        self.applies += 1
-        self.real.apply_ops(self._gated(ops), fence, root)
+        self.real.apply_ops(self._applied(ops), fence, root)
 
     def journal(self, record: BackupRecord, phase: str, fence: Fence) -> None:
         self.real.journal(record, phase, fence)
+        if self.after_journal is not None:
+            self.after_journal(record, phase)
 
     def journal_of(self, backup_id: str) -> JournalEntry | None:
         return self.real.journal_of(backup_id)
 
     def forget(self, backup_id: str) -> None:
         self.real.forget(backup_id)
+
+    def _applied(self, items: Iterable) -> Iterator:
+        """What an apply (of nodes or of planned operations) takes, counted and behind ``apply_gate``."""
+        self.applies += 1
+        return self._gated(items)
 
     def _gated(self, nodes: Iterable) -> Iterator:
         for i, node in enumerate(nodes):
