@@ -40,6 +40,7 @@ from dcos_backup.master.processes import (
     read_pid,
     spawn_detached,
     terminate,
+    terminate_all,
     wait_until_gone,
 )
 from dcos_backup.storage.crypto import create_key_file
@@ -314,6 +315,8 @@ def down(cluster: ClusterSpec, purge: bool = False) -> list[int]:
     """Stop everything the cluster started; returns pids that survived (should be none)."""
     pids = all_pids(cluster)
     services.stop_all(cluster.dir)
+    # Every master's supervisor at once (each takes its ZooKeeper down), then whatever one left behind.
+    terminate_all([proc for master in cluster.masters if (proc := master_process(master)) is not None])
     for master in cluster.masters:
         stop_master(cluster, master.id)
     survivors = wait_until_gone(pids, timeout=10)
