@@ -307,7 +307,9 @@ def start_front_door(cluster: ClusterSpec, hooks: Sequence[str] = ()) -> Cluster
     cluster = cluster.with_services(started)
     cluster.save()
     for master in cluster.masters:
-        services.start_admin_router(cluster.dir, master.member)
+        services.start_admin_router(cluster.dir, master.member, wait=False)
+    for master in cluster.masters:
+        services.wait_admin_router(cluster.dir, master.member)
     return cluster
 
 

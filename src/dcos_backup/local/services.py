@@ -257,13 +257,22 @@ def admin_router(files: ClusterFiles, member: Member) -> AdminRouter:
     )
 
 
-def start_admin_router(cluster_dir: Path, member: Member) -> AdminRouter:
-    """Run master ``member``'s nginx under a restart-always supervisor and wait until it serves HTTPS."""
+def start_admin_router(cluster_dir: Path, member: Member, wait: bool = True) -> AdminRouter:
+    """Run master ``member``'s nginx under a restart-always supervisor and, with ``wait``, wait until it serves
+    HTTPS (without: :func:`wait_admin_router` then, so that several start together)."""
     files = ClusterFiles(cluster_dir)
     router = admin_router(files, member)
     router.write()
+    supervised(files, f"adminrouter-{member.id}", router.command(), router.directory / "console.log")
+    if wait:
+        wait_admin_router(cluster_dir, member)
+    return router
+
+
+def wait_admin_router(cluster_dir: Path, member: Member) -> None:
+    files = ClusterFiles(cluster_dir)
+    router = admin_router(files, member)
     name = f"adminrouter-{member.id}"
-    supervised(files, name, router.command(), router.directory / "console.log")
     with httpx.Client(verify=ssl.create_default_context(cafile=str(files.ca_cert))) as client:
         _wait_until(
             lambda: _answers(client, router.url + HEALTH),
@@ -271,7 +280,6 @@ def start_admin_router(cluster_dir: Path, member: Member) -> AdminRouter:
             f"the Admin Router of master {member.id} did not start on {router.url}",
             router.error_log,
         )
-    return router
 
 
 def _answers(client: httpx.Client, url: str) -> bool:
