@@ -96,7 +96,7 @@ def test_prometheus_scrapes_every_master_with_a_metrics_only_token(monitored: Cl
     # A schedule that has run once, so that its metrics exist (and the catalog's): every 5 s (cron's sixth
     # field is seconds), not every minute, which cost this test 30 s on average; deleted once its metrics are seen.
     with front_door(cluster) as api:
-        api.create_schedule("frequent", "*/5 * * * * *")
+        api.create_schedule("frequent", "* * * * * */5")
         wait_for(
             lambda: any(b["status"] == "STATUS_READY" for b in api.list("frequent-")),
             timeout=150,
