@@ -27,7 +27,7 @@ SMOKE = {
     "restore_bench.py": ["--apps", "20", "--rounds", "1"],
     "storage_bench.py": ["--znodes", "200", "--rounds", "1", "--rss-znodes", "200"],
     "tree_bench.py": ["--nodes", "500", "--sample", "100"],
-    "zk_archive_bench.py": ["--apps", "20", "--rate", "50", "--seconds", "2", "--rounds", "1", "--restores", "1"],
+    "zk_archive_bench.py": ["--apps", "20", "--rate", "50", "--seconds", "0.5", "--rounds", "1", "--restores", "1"],
     "zk_compact_bench.py": ["--apps", "20", "--writes", "3000", "--every", "1000", "--restores", "1"],
     "zk_online_bench.py": ["--apps", "20", "--rate", "50"],
     "zk_physical_bench.py": ["--apps", "20", "--repeat", "1"],

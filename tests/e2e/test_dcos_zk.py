@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_seed_zookeeper_backup_and_restore_procedure(make_cluster, tmp_path):
-    cluster = make_cluster(3)
+    cluster = make_cluster(3, with_service=False)  # the procedure is ZooKeeper's alone
 
     def run(tool: str, *args: str):
         return run_tool(tool, *args, cluster_dir=cluster.dir, timeout=180)
@@ -107,7 +107,7 @@ def test_a_forgotten_master_cannot_silently_undo_a_restore(make_cluster, tmp_pat
     """Issue 17 item 2: masters 1 and 2 restored, master 3 forgotten (newer data) and started first. Before,
     every command returned 0 and the ensemble came back with master 3's data. Now the restored masters
     refuse to start, naming master 3; restoring it too brings the backup back."""
-    cluster = make_cluster(3)
+    cluster = make_cluster(3, with_service=False)  # the procedure is ZooKeeper's alone
 
     def run(tool: str, *args: str):
         return run_tool(tool, *args, cluster_dir=cluster.dir, timeout=180)

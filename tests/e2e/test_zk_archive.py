@@ -75,7 +75,12 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster
     repo = directory / "repo"
     with (
         seeded_cluster(
-            directory / "cluster", apps=30, seed=5, zk_config=[("snapCount", str(SNAP_COUNT))], zk_archive=str(repo)
+            directory / "cluster",
+            apps=30,
+            seed=5,
+            zk_config=[("snapCount", str(SNAP_COUNT))],
+            zk_archive=str(repo),
+            with_service=False,
         ) as c,
         pytest.MonkeyPatch.context() as env,
     ):

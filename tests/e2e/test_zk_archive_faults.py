@@ -210,7 +210,7 @@ def test_a_damaged_or_missing_object_is_named_and_never_restored_from(damaged_re
 
 def test_a_full_repository_pauses_archiving_and_resumes(make_cluster, tmp_path, monkeypatch):
     with small_tmpfs(tmp_path / "small", "4m") as repo:
-        cluster = make_cluster(zk_archive=str(repo), zk_config=[("snapCount", str(SNAP_COUNT))])
+        cluster = make_cluster(zk_archive=str(repo), zk_config=[("snapCount", str(SNAP_COUNT))], with_service=False)
         monkeypatch.setenv("DCOS_ZK_REPO_KEY_FILE", str(cluster.files.repo_key))  # this cluster's, not archived's
         master = cluster.master(1)
         wait_for(lambda: RepoIndex(cluster_repository(repo), "master-1").generations, what="archiving")

@@ -35,7 +35,12 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster
     repo = directory / "repo"
     with (
         seeded_cluster(
-            directory / "cluster", apps=30, seed=7, zk_config=[("snapCount", str(SNAP_COUNT))], zk_archive=str(repo)
+            directory / "cluster",
+            apps=30,
+            seed=7,
+            zk_config=[("snapCount", str(SNAP_COUNT))],
+            zk_archive=str(repo),
+            with_service=False,
         ) as cluster,
         pytest.MonkeyPatch.context() as env,
     ):

@@ -32,7 +32,7 @@ SESSION_TIMEOUT = 6.0
 
 @pytest.fixture(scope="module")
 def ensemble(tmp_path_factory) -> Iterator[ClusterSpec]:
-    with seeded_cluster(tmp_path_factory.mktemp("zk-faults"), apps=3000, seed=5) as cluster:
+    with seeded_cluster(tmp_path_factory.mktemp("zk-faults"), apps=3000, seed=5, with_service=False) as cluster:
         yield cluster
 
 
@@ -167,7 +167,7 @@ def test_no_member_listening_fails_at_once(tmp_path):
 
 def test_an_ensemble_without_quorum_is_given_up_after_max_outage(make_cluster):
     """Members that listen but serve nobody (no quorum): ridden out, then one line saying why."""
-    cluster = make_cluster(masters=3)
+    cluster = make_cluster(masters=3, with_service=False)
     local_cluster.stop_master(cluster, 2)
     local_cluster.stop_master(cluster, 3)
     spec = ZkSpec.parse(cluster.zk_hosts, session_timeout=SESSION_TIMEOUT, max_outage=5)

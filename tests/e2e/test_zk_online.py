@@ -37,7 +37,9 @@ dcos_zk = functools.partial(run_tool, "dcos-zk")
 @pytest.fixture(scope="module")
 def busy_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSpec]:
     directory = tmp_path_factory.mktemp("online-cluster")
-    with seeded_cluster(directory, apps=30, seed=5, zk_config=[("snapCount", str(SNAP_COUNT))]) as c:
+    with seeded_cluster(
+        directory, apps=30, seed=5, zk_config=[("snapCount", str(SNAP_COUNT))], with_service=False
+    ) as c:
         yield c
 
 

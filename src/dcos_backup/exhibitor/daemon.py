@@ -18,11 +18,9 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
-import uvicorn
-from fastapi import FastAPI
-from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from dcos_backup.errors import Conflict, MissingDependency
@@ -36,6 +34,9 @@ from dcos_backup.master.zookeeper import SLF4J_BINDING, ZK_MAIN
 from dcos_backup.physical.continuous.archiver import oldest_unarchived
 from dcos_backup.physical.running import DCOS_ZK_MODULE
 from dcos_backup.physical.swap import mark_found_data
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,10 @@ def archive_status(cfg: NodeConfig, archiver: Supervisor | None) -> dict[str, ob
 
 
 def build_app(cfg: NodeConfig, supervisor: Supervisor | None = None, archiver: Supervisor | None = None) -> FastAPI:
+    # Imported here: the CLIs that only start and stop members (dcos-local) need not load the web stack.
+    from fastapi import FastAPI
+    from fastapi.responses import Response
+
     app = FastAPI(title="dcos-exhibitor", version="1", docs_url=None, redoc_url=None)
 
     @app.get("/exhibitor/v1/cluster/status")
@@ -267,6 +272,8 @@ def serve(cfg: NodeConfig, force: bool = False) -> None:
     threading.Thread(target=_watch_restore_mark, args=(cfg, stopped), name="restore-mark", daemon=True).start()
     archiver, archiver_thread = _start_archiver(cfg, supervisor)
     app = build_app(cfg, supervisor, archiver)
+    import uvicorn
+
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     # uvicorn re-raises the signal that stopped it once it returns, to the handler that was there
     # before; make that a no-op so we, not the default action, decide how the process ends.

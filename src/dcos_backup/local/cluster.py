@@ -40,6 +40,7 @@ from dcos_backup.master.processes import (
     read_pid,
     spawn_detached,
     terminate,
+    terminate_all,
     wait_until_gone,
 )
 from dcos_backup.storage.crypto import create_key_file
@@ -306,7 +307,9 @@ def start_front_door(cluster: ClusterSpec, hooks: Sequence[str] = ()) -> Cluster
     cluster = cluster.with_services(started)
     cluster.save()
     for master in cluster.masters:
-        services.start_admin_router(cluster.dir, master.member)
+        services.start_admin_router(cluster.dir, master.member, wait=False)
+    for master in cluster.masters:
+        services.wait_admin_router(cluster.dir, master.member)
     return cluster
 
 
@@ -314,6 +317,8 @@ def down(cluster: ClusterSpec, purge: bool = False) -> list[int]:
     """Stop everything the cluster started; returns pids that survived (should be none)."""
     pids = all_pids(cluster)
     services.stop_all(cluster.dir)
+    # Every master's supervisor at once (each takes its ZooKeeper down), then whatever one left behind.
+    terminate_all([proc for master in cluster.masters if (proc := master_process(master)) is not None])
     for master in cluster.masters:
         stop_master(cluster, master.id)
     survivors = wait_until_gone(pids, timeout=10)

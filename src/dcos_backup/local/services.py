@@ -26,7 +26,14 @@ from dcos_backup.local import monitoring, s3, security
 from dcos_backup.local.files import MAX_SOCKET_PATH, ClusterFiles
 from dcos_backup.local.spec import ClusterSpec, Master
 from dcos_backup.master.member import Member
-from dcos_backup.master.processes import last_lines, live_process, python_module_command, spawn_detached, terminate
+from dcos_backup.master.processes import (
+    last_lines,
+    live_process,
+    python_module_command,
+    spawn_detached,
+    terminate,
+    terminate_all,
+)
 from dcos_backup.storage.crypto import create_key_file, load_key
 
 SERVICE_MODULE = "dcos_backup.cli.service"
@@ -36,22 +43,31 @@ NGINX_MARKER = "nginx"
 PROMETHEUS_MARKER = "prometheus"
 
 
-def _pid_files(files: ClusterFiles) -> dict[Path, str]:
-    """Each pid file of these processes, with the marker its process's command line has; supervisors
-    before their children, so that a supervisor does not restart a child that is being stopped."""
+def _stages(files: ClusterFiles) -> list[dict[Path, str]]:
+    """Each pid file of these processes, with the marker its process's command line has, in the stages they
+    stop in: supervisors before their children, so that a supervisor does not restart a child that is being
+    stopped; the processes of one stage stop together."""
     routers = sorted(files.run_dir.glob("adminrouter-*.pid"))
     backup_services = sorted(files.run_dir.glob("service-*.pid"))
-    return {
-        **{p: SUPERVISE_MODULE for p in backup_services if not p.name.endswith("-child.pid")},
-        **{p: SUPERVISE_MODULE for p in routers if not p.name.endswith("-child.pid")},
-        **{p: SERVICE_MODULE for p in backup_services if p.name.endswith("-child.pid")},
-        **{p: NGINX_MARKER for p in routers if p.name.endswith("-child.pid")},
-        files.pid_file("prometheus"): SUPERVISE_MODULE,
-        files.pid_file("prometheus-child"): PROMETHEUS_MARKER,
-        files.pid_file("holder"): HOLDER_MODULE,
-        files.pid_file("s3"): SUPERVISE_MODULE,  # last: the service may still be writing to it
-        files.pid_file("s3-child"): s3.MOTO_MARKER,
-    }
+    return [
+        {
+            **{p: SUPERVISE_MODULE for p in backup_services if not p.name.endswith("-child.pid")},
+            **{p: SUPERVISE_MODULE for p in routers if not p.name.endswith("-child.pid")},
+        },
+        {
+            **{p: SERVICE_MODULE for p in backup_services if p.name.endswith("-child.pid")},
+            **{p: NGINX_MARKER for p in routers if p.name.endswith("-child.pid")},
+        },
+        {files.pid_file("prometheus"): SUPERVISE_MODULE},
+        {files.pid_file("prometheus-child"): PROMETHEUS_MARKER},
+        {files.pid_file("holder"): HOLDER_MODULE},
+        {files.pid_file("s3"): SUPERVISE_MODULE},  # last: the service may still be writing to it
+        {files.pid_file("s3-child"): s3.MOTO_MARKER},
+    ]
+
+
+def _pid_files(files: ClusterFiles) -> dict[Path, str]:
+    return {pid_file: marker for stage in _stages(files) for pid_file, marker in stage.items()}
 
 
 def pid_files(cluster_dir: Path) -> list[Path]:
@@ -242,13 +258,22 @@ def admin_router(files: ClusterFiles, member: Member) -> AdminRouter:
     )
 
 
-def start_admin_router(cluster_dir: Path, member: Member) -> AdminRouter:
-    """Run master ``member``'s nginx under a restart-always supervisor and wait until it serves HTTPS."""
+def start_admin_router(cluster_dir: Path, member: Member, wait: bool = True) -> AdminRouter:
+    """Run master ``member``'s nginx under a restart-always supervisor and, with ``wait``, wait until it serves
+    HTTPS (without: :func:`wait_admin_router` then, so that several start together)."""
     files = ClusterFiles(cluster_dir)
     router = admin_router(files, member)
     router.write()
+    supervised(files, f"adminrouter-{member.id}", router.command(), router.directory / "console.log")
+    if wait:
+        wait_admin_router(cluster_dir, member)
+    return router
+
+
+def wait_admin_router(cluster_dir: Path, member: Member) -> None:
+    files = ClusterFiles(cluster_dir)
+    router = admin_router(files, member)
     name = f"adminrouter-{member.id}"
-    supervised(files, name, router.command(), router.directory / "console.log")
     with httpx.Client(verify=ssl.create_default_context(cafile=str(files.ca_cert))) as client:
         _wait_until(
             lambda: _answers(client, router.url + HEALTH),
@@ -256,7 +281,6 @@ def start_admin_router(cluster_dir: Path, member: Member) -> AdminRouter:
             f"the Admin Router of master {member.id} did not start on {router.url}",
             router.error_log,
         )
-    return router
 
 
 def _answers(client: httpx.Client, url: str) -> bool:
@@ -282,8 +306,7 @@ def _wait_until(
 
 
 def stop_all(cluster_dir: Path) -> None:
-    for pid_file, marker in _pid_files(ClusterFiles(cluster_dir)).items():
-        proc = live_process(pid_file, marker)
-        if proc is not None:
-            terminate(proc)
-        pid_file.unlink(missing_ok=True)
+    for stage in _stages(ClusterFiles(cluster_dir)):
+        terminate_all([proc for pid_file, marker in stage.items() if (proc := live_process(pid_file, marker))])
+        for pid_file in stage:
+            pid_file.unlink(missing_ok=True)

@@ -3,6 +3,7 @@ and the last words of a process's log when it is not."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -74,13 +75,25 @@ def terminate(proc: psutil.Process, timeout: float = 30.0) -> None:
     A zombie counts as gone: when the process is a child of some other process of ours (a test run,
     say), only that parent can reap it, and waiting for the pid to vanish would hang.
     """
-    try:
-        proc.send_signal(signal.SIGTERM)
-        if wait_until_gone([proc.pid], timeout):
-            proc.kill()
-            wait_until_gone([proc.pid], 10)
-    except psutil.NoSuchProcess:
-        pass
+    terminate_all([proc], timeout)
+
+
+def terminate_all(procs: list[psutil.Process], timeout: float = 30.0) -> None:
+    """:func:`terminate` for processes that may stop together: SIGTERM to each, then one wait for all of them
+    (SIGKILL for those left), so that stopping N of them takes the slowest one's time, not the sum."""
+    signalled = []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGTERM)
+            signalled.append(proc)
+    left = set(wait_until_gone([p.pid for p in signalled], timeout))
+    killed = []
+    for proc in signalled:
+        if proc.pid in left:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+                killed.append(proc.pid)
+    wait_until_gone(killed, 10)
 
 
 def spawn_detached(command: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:
