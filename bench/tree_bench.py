@@ -250,8 +250,11 @@ def main() -> None:
                 break
         apply_tree(spec, "/bench-sample", sample)
         n_sample = len(sample)
+        # The sample was written on other sessions: without a sync this client's member may not have it yet,
+        # and a member restarted under load sends the client to one that may lag.
+        client.sync("/bench-sample")
 
-        secs, count = timed(kazoo_sync_read, client, "/bench-sample")
+        secs, count = timed(client.retry, kazoo_sync_read, client, "/bench-sample")
         rows.append(
             {
                 "what": "kazoo sync reader (get+acl+children)",
@@ -260,7 +263,7 @@ def main() -> None:
                 "znodes/s": rate(count, secs),
             }
         )
-        secs, count = timed(kazoo_async_read, client, "/bench-sample")
+        secs, count = timed(client.retry, kazoo_async_read, client, "/bench-sample")
         rows.append(
             {"what": "kazoo async reader (per level)", "znodes": count, "seconds": secs, "znodes/s": rate(count, secs)}
         )
