@@ -35,15 +35,6 @@ def bench_cluster(masters: int = 3, subnet: str = "127.30.0", **kwargs: object) 
         local_cluster.down(cluster, purge=True)
 
 
-def print_master_logs(cluster: ClusterSpec, lines: int = 15) -> None:
-    """The tail of every master's status log and supervisor output, on stderr (a bench that failed)."""
-    for master in cluster.masters:
-        for log_file in (master.layout.activity_log, master.layout.exhibitor_log):
-            if log_file.exists():
-                tail = log_file.read_text(errors="replace").splitlines()[-lines:]
-                print(f"--- master {master.member.id}: {log_file.name}", *tail, sep="\n", file=sys.stderr)
-
-
 def dcos_env(cluster_dir: Path) -> dict[str, str]:
     """The environment after ``eval "$(dcos-local env 1)"``."""
     exports = subprocess.run(
@@ -51,6 +42,15 @@ def dcos_env(cluster_dir: Path) -> dict[str, str]:
     ).stdout
     variables = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in exports.splitlines())
     return {**os.environ, **variables}
+
+
+def print_master_logs(cluster: ClusterSpec, lines: int = 15) -> None:
+    """The tail of every master's status log and supervisor output, on stderr (a bench that failed)."""
+    for master in cluster.masters:
+        for log_file in (master.layout.activity_log, master.layout.exhibitor_log):
+            if log_file.exists():
+                tail = log_file.read_text(errors="replace").splitlines()[-lines:]
+                print(f"--- master {master.member.id}: {log_file.name}", *tail, sep="\n", file=sys.stderr)
 
 
 def timed_command(command: list[str], **kwargs: object) -> tuple[float, int]:
