@@ -11,8 +11,9 @@ lookup on a connected session asks ZooKeeper for the znode's stat (after a ``syn
 write counts) and reads the users again when its ``mzxid`` is not the cached one; a user removed or a grant
 revoked a moment ago is refused at once. A session that is lost (expired, or given up on a rewound
 ensemble: a ZooKeeper rebuilt or restored) drops the cache, so the old users never answer for a new
-ensemble. Only while the session is merely suspended (a member failing over) does the last confirmed
-directory answer: nothing can be read then, and the same session sees any change first when it is back.
+ensemble. Only while the session is merely suspended (a member failing over, or the connection dropping
+under a lookup) does the last confirmed directory answer: nothing can be read then, and the same session
+sees any change first when it is back; a lookup with nothing confirmed on the session is 503.
 
 With ``bootstrap`` (the cluster's first superuser, ``--bootstrap-user``: on DC/OS ``bootstrapuser``), a store
 found absent (a ZooKeeper rebuilt from logical backups or empty) is created again holding that user as
@@ -31,7 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from kazoo.exceptions import BadVersionError, KazooException, NoAuthError, NodeExistsError, NoNodeError
+from kazoo.exceptions import (
+    BadVersionError,
+    ConnectionLoss,
+    KazooException,
+    NoAuthError,
+    NodeExistsError,
+    NoNodeError,
+)
 from kazoo.protocol.states import KazooState, ZnodeStat
 from kazoo.recipe.watchers import DataWatch
 from kazoo.security import ACL
@@ -48,6 +56,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 IAM_PATH = znodes.IAM
+ABSENT = -1  # the "mzxid" of a users' store that does not exist (no user known)
 ZK_IDENTITY = "dcos-backup"
 
 
@@ -99,7 +108,7 @@ class UserStore:
         self.bootstrap = bootstrap
         self.client = connect(hosts, timeout, auth_data=credentials.auth_data)
         self._directory = Directory()
-        self._seen: int | None = None  # the mzxid of the cached directory; None: nothing cached
+        self._seen: int | None = None  # the cached directory's mzxid (ABSENT: no store); None: nothing cached
         self._lock = threading.Lock()
         self.client.add_listener(self._state_changed)
 
@@ -130,13 +139,16 @@ class UserStore:
     def user(self, uid: str) -> User | None:
         """The user ``uid`` as ZooKeeper's leader has it now (as last confirmed while the session is
         suspended); ZooKeeperUnavailable when that cannot be known."""
-        if not self.client.connected:  # kazoo would queue a request until a session is back
-            with self._lock:
-                if self._seen is None or self.client.state != KazooState.SUSPENDED:
-                    raise ZooKeeperUnavailable("cannot read the users from ZooKeeper: no session")
-        else:
-            self._guarded(self._refresh)
+        if self.client.connected:  # else kazoo would queue the request until a session is back
+            try:
+                self._guarded(self._refresh)
+            except ZooKeeperUnavailable as exc:
+                if not isinstance(exc.__cause__, ConnectionLoss):
+                    raise
+                # The connection dropped under the request (a member failing): the session, so the cache, holds.
         with self._lock:
+            if self._seen is None or self.client.state == KazooState.LOST:
+                raise ZooKeeperUnavailable("cannot read the users from ZooKeeper: no session")
             return self._directory.users.get(uid)
 
     def directory(self) -> Directory:
@@ -154,7 +166,7 @@ class UserStore:
     def _set(self, data: bytes | None, stat: ZnodeStat | None) -> Directory:
         directory = _parse(data)
         with self._lock:
-            self._directory, self._seen = directory, (stat.mzxid if stat is not None else None)
+            self._directory, self._seen = directory, (stat.mzxid if stat is not None else ABSENT)
         return directory.model_copy(deep=True)
 
     def _read_latest(self) -> tuple[bytes | None, ZnodeStat | None]:
