@@ -85,8 +85,8 @@ def from_schema(schema: dict, document: dict) -> st.SearchStrategy:
     schemathesis 4's pytest plugin on current pytest."""
     if "$ref" in schema:
         return from_schema(document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]], document)
-    if "anyOf" in schema:
-        return st.one_of([from_schema(s, document) for s in schema["anyOf"]])
+    if "anyOf" in schema or "oneOf" in schema:
+        return st.one_of([from_schema(s, document) for s in schema.get("anyOf") or schema["oneOf"]])
     kind = schema.get("type")
     if kind == "object":
         properties = {k: from_schema(v, document) for k, v in schema.get("properties", {}).items()}

@@ -48,6 +48,7 @@ from dcos_backup.api.models import (
     LIST,
     PREFIX,
     RESTORE,
+    RESTORE_KINDS,
     UPLOAD,
     BackupDocument,
     BackupInfo,
@@ -59,9 +60,10 @@ from dcos_backup.api.models import (
     DryRun,
     ErrorBody,
     Health,
+    PointRestoreRequest,
+    RestoreBody,
     RestoreDocument,
     RestoreInfo,
-    RestoreRequest,
 )
 from dcos_backup.api.paths import METRICS
 from dcos_backup.api.schedule_routes import schedule_routes
@@ -157,7 +159,10 @@ async def on_error(_: Request, exc: DcosBackupError) -> JSONResponse:
 
 async def on_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {}
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    loc = list(first.get("loc", ()))
+    if len(loc) > 1 and loc[0] == "body" and loc[1] in RESTORE_KINDS:
+        del loc[1]  # which kind of restore body it was taken for: the message says what is wrong in it
+    where = ".".join(str(p) for p in loc if p != "body")
     message = str(first.get("msg", "")).removeprefix("Value error, ")
     return error_response(400, "invalid_request", f"invalid request: {where or 'body'}: {message}")
 
@@ -248,24 +253,22 @@ def backup_routes(service: BackupService, authorizer: Authorizer) -> APIRouter:
         return await run_in_threadpool(listing, service, prefix)
 
     @router.post(RESTORE, responses={404: errors, 409: errors}, summary="Restore a backup (or dry-run it)")
-    def restore(body: RestoreRequest, uid: str = Depends(authorized)) -> RestoreInfo | DryRun:
-        if body.point is not None:
+    def restore(body: RestoreBody, uid: str = Depends(authorized)) -> RestoreInfo | DryRun:
+        if isinstance(body, PointRestoreRequest):
             privileged = service.privileged_point(body.paths, body.map)
         else:
-            assert body.id is not None  # the model requires one of id and point
             privileged = service.privileged(body.id, body.paths, body.map)
         if privileged:
             authorizer.require_superuser(uid, f"restoring the {', '.join(privileged)} component (users and grants)")
-        if body.point is not None:
+        if isinstance(body, PointRestoreRequest):
             return restore_point(body, body.point.point())
-        assert body.id is not None
         if body.dry_run:
             diff = service.dry_run(body.id, body.paths, body.map)
             return DryRun.model_validate({**diff, "backup_id": body.id, "paths": body.paths or None, "map": body.map})
         started = service.restore(body.id, body.paths, body.map)
         return RestoreInfo(backup_info=RestoreDocument(**dict(started), backup_id=body.id))
 
-    def restore_point(body: RestoreRequest, point: Point) -> RestoreInfo | DryRun:
+    def restore_point(body: PointRestoreRequest, point: Point) -> RestoreInfo | DryRun:
         if body.dry_run:
             diff = service.dry_run_point(point, body.paths, body.map)
             return DryRun.model_validate({**diff, "backup_id": None, "paths": body.paths or None, "map": body.map})

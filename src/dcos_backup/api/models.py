@@ -8,12 +8,14 @@ DC/OS's. Request bodies are models so that later options are optional fields bes
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
+    Discriminator,
     Field,
     SerializerFunctionWrapHandler,
+    Tag,
     computed_field,
     field_validator,
     model_serializer,
@@ -104,18 +106,9 @@ class PointRequest(BaseModel):
         return Point(time=self.time, zxid=self.zxid)
 
 
-class RestoreRequest(BaseModel):
-    """Restore the backup ``id`` (DC/OS's body), or the state at a ``point`` of the continuous archive
-    (ours: then ``paths`` or ``map`` is required); the rest is ours, all optional."""
+class RestoreOptions(BaseModel):
+    """What a restore request may add to what it restores (ours, all optional)."""
 
-    id: str | None = Field(
-        None,
-        description="a backup's id, <label>-<uuid4>; a restore's id is not one (400). Absent with ``point``",
-        json_schema_extra={"pattern": ID_PATTERN},
-    )
-    point: PointRequest | None = Field(
-        None, description="restore from the cluster's continuous archive at this point instead of a backup"
-    )
     dry_run: bool = Field(False, description="compute what the restore would change; change nothing")
     paths: list[str] = Field(
         default_factory=list,
@@ -123,13 +116,6 @@ class RestoreRequest(BaseModel):
         max_length=MAX_PATHS,
     )
     map: str | None = Field(None, description="SRC=DST: restore the backed-up subtree SRC under DST instead")
-
-    @field_validator("id")
-    @classmethod
-    def _a_backup_id(cls, backup_id: str | None) -> str | None:
-        if backup_id is not None and not is_backup_id(backup_id):
-            raise ValueError(f"{backup_id!r} is not a backup id (ids are <label>-<uuid4>)")
-        return backup_id
 
     @field_validator("paths")
     @classmethod
@@ -143,13 +129,55 @@ class RestoreRequest(BaseModel):
             _as_value_error(PathMap.parse, mapping)
         return mapping
 
+
+_BACKUP_OR_POINT = "give exactly one of id (a backup) and point (of the continuous archive)"
+
+
+def _without(key: str, data: Any) -> Any:
+    """A body must not hold ``key`` (the other kind of restore's): one body, one meaning."""
+    if isinstance(data, dict) and key in data:
+        raise ValueError(_BACKUP_OR_POINT)
+    return data
+
+
+class RestoreRequest(BackupRef, RestoreOptions):
+    """Restore the backup ``id`` (DC/OS's body); the rest is ours, all optional."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_point(cls, data: Any) -> Any:
+        return _without("point", data)
+
+
+class PointRestoreRequest(RestoreOptions):
+    """Restore subtrees as they were at a ``point`` of the cluster's continuous archive (ours): ``paths``
+    or ``map`` is required."""
+
+    point: PointRequest = Field(description="restore from the cluster's continuous archive at this point")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_id(cls, data: Any) -> Any:
+        return _without("id", data)
+
     @model_validator(mode="after")
-    def _backup_or_point(self) -> RestoreRequest:
-        if (self.id is None) == (self.point is None):
-            raise ValueError("give exactly one of id (a backup) and point (of the continuous archive)")
-        if self.point is not None and not self.paths and self.map is None:
+    def _subtrees(self) -> PointRestoreRequest:
+        if not self.paths and self.map is None:
             raise ValueError("a restore from a point needs paths (or map): it restores subtrees, not whole components")
         return self
+
+
+def _restore_kind(data: Any) -> str:
+    return "point" if isinstance(data, dict) and "point" in data else "backup"
+
+
+# POST /restore's body: DC/OS's (a backup's id), or ours (a point); the "point" key decides which, so that
+# an error names what is wrong with the one that was meant.
+RestoreBody = Annotated[
+    Annotated[RestoreRequest, Tag("backup")] | Annotated[PointRestoreRequest, Tag("point")],
+    Discriminator(_restore_kind),
+]
+RESTORE_KINDS = ("backup", "point")  # the tags, which an error's location leaves out
 
 
 def _as_value_error(check, *args):
