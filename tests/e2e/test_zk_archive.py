@@ -139,12 +139,22 @@ def test_point_in_time_restore_after_rm_r_marathon(archived: tuple[ClusterSpec, 
     assert load_children(cluster) == load.expected_children(last_write, report.ops)
     assert marathon(cluster) == marathon_before
 
-    # Each restore began a new history in every stream, and the old ones stay restorable.
-    index = RepoIndex(cluster_repository(repo))
-    for stream in index.streams():
-        generations = index.of_stream(stream)
-        assert len(generations) >= 3, [g.id for g in generations]
-        assert any("replaced" in str((g.info or {}).get("reason")) for g in generations)
+    # Each restore began a new history in every stream, and the old ones stay restorable. A master's archiver
+    # begins its new history once its restarted ZooKeeper has sealed a snapshot: wait for that state.
+    def histories() -> dict[str, list]:
+        index = RepoIndex(cluster_repository(repo))
+        return {stream: index.of_stream(stream) for stream in index.streams()}
+
+    def every_stream_began_anew() -> bool:
+        return all(
+            len(gens) >= 3 and any("replaced" in str((g.info or {}).get("reason")) for g in gens)
+            for gens in histories().values()
+        )
+
+    wait_for(
+        every_stream_began_anew, timeout=120, interval=0.5, what="a new history in every stream after the restores"
+    )
+    assert len(histories()) == len(cluster.masters), list(histories())
     status = httpx.get(f"{cluster.master(1).member.exhibitor_url}/exhibitor/v1/archive/status", timeout=10).json()
     assert status["enabled"] and status["stream"] == "master-1"
     assert any("new base" in line for line in status["events"])
