@@ -148,7 +148,7 @@ class UserStore:
                 # The connection dropped under the request (a member failing): the session, so the cache, holds.
         with self._lock:
             if self._seen is None or self.client.state == KazooState.LOST:
-                raise ZooKeeperUnavailable("cannot read the users from ZooKeeper: no session")
+                raise ZooKeeperUnavailable("ZooKeeper unavailable: cannot read the users (no session)")
             return self._directory.users.get(uid)
 
     def directory(self) -> Directory:
@@ -226,7 +226,7 @@ class UserStore:
         except NoAuthError as exc:
             raise DcosBackupError(f"ZooKeeper refuses these credentials for {IAM_PATH}") from exc
         except KazooException as exc:
-            raise ZooKeeperUnavailable(f"cannot read the users from ZooKeeper: {type(exc).__name__}") from exc
+            raise ZooKeeperUnavailable(f"ZooKeeper unavailable: cannot read the users ({type(exc).__name__})") from exc
 
     def close(self) -> None:
         self.client.stop()
