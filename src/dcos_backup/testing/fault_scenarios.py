@@ -508,23 +508,13 @@ def service_frozen_past_session(cluster: ClusterSpec, rng: random.Random) -> Ite
 @contextlib.contextmanager
 def leaders_member_frozen(cluster: ClusterSpec, rng: random.Random) -> Iterator[Callable[[int], None]]:
     """SIGSTOP the ZooKeeper member the leading service's session (the one owning the leadership znode) is
-    on, and SIGCONT it past the session timeout (a timer: the service thaws at once and goes on meanwhile,
-    on another member if its client gets there in time)."""
-    thaws: list[threading.Timer] = []
-
-    def freeze(_: int) -> None:
-        member = session_member(cluster, leader_session(cluster))
-        pid = read_pid(member.layout.zookeeper_pid_file)
-        os.kill(pid, signal.SIGSTOP)
-        thaw = threading.Timer(SESSION_TIMEOUT + rng.uniform(1.0, 5.0), lambda: os.kill(pid, signal.SIGCONT))
-        thaw.start()
-        thaws.append(thaw)
-
-    try:
+    on, and SIGCONT it past the session timeout (the service goes on meanwhile, on another member if its
+    client gets there in time)."""
+    with frozen_for_a_while(
+        lambda: read_pid(session_member(cluster, leader_session(cluster)).layout.zookeeper_pid_file),
+        lambda: SESSION_TIMEOUT + rng.uniform(1.0, 5.0),
+    ) as freeze:
         yield freeze
-    finally:
-        for thaw in thaws:
-            thaw.join()  # never leave a member frozen for the next trial
 
 
 @contextlib.contextmanager
@@ -647,13 +637,23 @@ def leader_killed(cluster: ClusterSpec, rng: random.Random) -> Iterator[Callable
 
 @contextlib.contextmanager
 def leader_frozen(cluster: ClusterSpec, rng: random.Random) -> Iterator[Callable[[int], None]]:
-    """SIGSTOP the leader, SIGCONT it FROZEN_FOR seconds later (a timer: the job goes on meanwhile)."""
+    """SIGSTOP the leader, SIGCONT it FROZEN_FOR seconds later (the job goes on meanwhile)."""
+    with frozen_for_a_while(
+        lambda: read_pid(zookeeper_leader(cluster).layout.zookeeper_pid_file), lambda: FROZEN_FOR
+    ) as freeze:
+        yield freeze
+
+
+@contextlib.contextmanager
+def frozen_for_a_while(pick: Callable[[], int], seconds: Callable[[], float]) -> Iterator[Callable[[int], None]]:
+    """A fault that SIGSTOPs the process ``pick()`` names and SIGCONTs it ``seconds()`` later, on a timer so
+    that the job under test goes on meanwhile; the block never ends with a process still frozen."""
     thaws: list[threading.Timer] = []
 
     def freeze(_: int) -> None:
-        pid = read_pid(zookeeper_leader(cluster).layout.zookeeper_pid_file)
+        pid = pick()
         os.kill(pid, signal.SIGSTOP)
-        thaw = threading.Timer(FROZEN_FOR, lambda: os.kill(pid, signal.SIGCONT))
+        thaw = threading.Timer(seconds(), lambda: os.kill(pid, signal.SIGCONT))
         thaw.start()
         thaws.append(thaw)
 
@@ -661,7 +661,7 @@ def leader_frozen(cluster: ClusterSpec, rng: random.Random) -> Iterator[Callable
         yield freeze
     finally:
         for thaw in thaws:
-            thaw.join()  # never leave a member frozen for the next trial
+            thaw.join()  # never leave a process frozen for the next trial
 
 
 @contextlib.contextmanager
