@@ -44,8 +44,9 @@ def log_file(txns: list[bytes], padding: int = 64) -> bytes:
     return out + b"\x00" * padding
 
 
-def snapshot_file(nodes: dict[str, bytes], zxid: int) -> bytes:
-    """A snapshot (no digest record, as before 3.6) of a root with the given top-level children."""
+def snapshot_file(nodes: dict[str, bytes], zxid: int, acl_ids: dict[str, int] | None = None) -> bytes:
+    """A snapshot (no digest record, as before 3.6) of a root with the given top-level children; every node
+    names ACL 1 (open, the map's one entry) unless ``acl_ids`` gives it another id."""
     out = struct.pack(">iiq", formats.SNAP_MAGIC, 2, -1)
     out += struct.pack(">i", 0)  # sessions
     out += struct.pack(">i", 1) + struct.pack(">q", 1) + jute_acls(OPEN_ACL)  # the ACL map: id 1 -> open
@@ -53,7 +54,8 @@ def snapshot_file(nodes: dict[str, bytes], zxid: int) -> bytes:
     tree = {"": b"", "/zookeeper": b"", "/zookeeper/quota": b"", **nodes}
     for path, data in tree.items():
         node_stat = formats.Stat(zxid, zxid, 1, 1, 0, 0, 0, 0, zxid).pack() if path.count("/") == 1 else stat
-        out += jute_buffer(path.encode()) + jute_buffer(data) + struct.pack(">q", 1) + node_stat
+        acl_id = (acl_ids or {}).get(path, 1)
+        out += jute_buffer(path.encode()) + jute_buffer(data) + struct.pack(">q", acl_id) + node_stat
     out += jute_buffer(b"/")
     return out + struct.pack(">q", zlib.adler32(out)) + jute_buffer(b"/")
 

@@ -50,6 +50,7 @@ _MASK = (1 << 64) - 1
 CONTAINER_OWNER = -(1 << 63)
 TTL_MASK = -(1 << 56)  # 0xff00000000000000 as a signed long
 _BATCH = 5000
+_UNRESOLVED_ACL = "unresolved"  # the acl column of a node whose ACL id its snapshot lacks (see load_snapshot)
 _CACHE = 50_000  # nodes held in the write-back cache (about 100 MB at most with 1 KiB payloads)
 
 
@@ -138,6 +139,9 @@ class TreeStore:
         # sees one batched write per node when the cache is flushed.
         self._dirty: dict[str, _Row | None] = {}
         self._acls: dict[tuple[object, ...], str] = {}
+        # Nodes of a fuzzy snapshot whose ACL id is not in its ACL map (path -> id): see load_snapshot.
+        self.unresolved_acls: dict[str, int] = {}
+        self._snapshot_name = ""
 
     def close(self) -> None:
         self.db.close()
@@ -156,6 +160,12 @@ class TreeStore:
 
     # -- snapshot loading -----------------------------------------------------------------------
     def load_snapshot(self, reader: formats.SnapshotReader) -> None:
+        """Load the snapshot's tree. A node may name an ACL id the snapshot's ACL map lacks: ZooKeeper writes
+        the map before the nodes, and a create or setACL with a new ACL made meanwhile gives its node the next
+        id. The node is kept with its ACL unresolved (ZooKeeper loads it the same way); the transaction that
+        made that ACL follows the snapshot and sets it, and :meth:`check_acls` refuses a tree in which one is
+        still unresolved."""
+        self._snapshot_name = reader.name
         self.sessions = dict(reader.sessions)
         acl_json = {key: json.dumps(value) for key, value in reader.acls.items()}
         acl_json.setdefault(-1, json.dumps([(31, "world", "anyone")]))
@@ -170,15 +180,25 @@ class TreeStore:
                 if not stack:
                     raise IntegrityError(f"{reader.name}: node {path} comes without its parent {parent or '/'}")
             stack.append(path)
-            if node.acl not in acl_json:
-                raise IntegrityError(f"{reader.name}: node {path} refers to unknown ACL {node.acl}")
-            row = self._row(path, node.data, acl_json[node.acl], node.stat)
+            acl = acl_json.get(node.acl)
+            if acl is None:
+                self.unresolved_acls[path] = node.acl
+                acl = _UNRESOLVED_ACL  # not JSON: read before the replay set it, it fails loudly
+            row = self._row(path, node.data, acl, node.stat)
             self.digest += row.digest
             rows.append(row.values(path))
             if len(rows) >= _BATCH:
                 self._insert(rows)
         self._insert(rows)
         self.digest &= _MASK
+
+    def check_acls(self) -> None:
+        """IntegrityError if a node still has the ACL id its snapshot could not resolve (see load_snapshot)."""
+        for path, acl_id in self.unresolved_acls.items():
+            raise IntegrityError(
+                f"{self._snapshot_name}: node {path} refers to ACL {acl_id}, which neither the snapshot's ACL map "
+                f"nor a transaction after it defines ({len(self.unresolved_acls)} such node(s))"
+            )
 
     def _insert(self, rows: list[tuple[object, ...]]) -> None:
         try:
@@ -228,6 +248,7 @@ class TreeStore:
         if existing is not None:
             # DataTree replaces the ACL of the node it found (the fuzzy-snapshot case) and reports NODEEXISTS.
             self._dirty[path] = existing._replace(acl=acl_text)
+            self.unresolved_acls.pop(path, None)
             raise _NodeExists(path)
         p_stat = parent.stat
         if parent_cv == -1:
@@ -251,6 +272,7 @@ class TreeStore:
         if node is None:
             raise _NoNode(path)
         self._dirty[path] = None
+        self.unresolved_acls.pop(path, None)
         self.digest = (self.digest - node.digest) & _MASK
         self.count -= 1
 
@@ -266,6 +288,7 @@ class TreeStore:
         if node is None:
             raise _NoNode(path)
         self._put(path, node._replace(acl=json.dumps(acl)).restat(path, node.stat._replace(aversion=version)), node)
+        self.unresolved_acls.pop(path, None)
 
     def set_cversion_pzxid(self, path: str, cversion: int, zxid: int) -> None:
         node = self._get(path)
@@ -355,6 +378,7 @@ class TreeStore:
         a ZooKeeper path may hold once it is made char(1), so each node comes right after its ancestors."""
         if not self.keep_data:
             raise ValueError("a snapshot needs the nodes' data: TreeStore(keep_data=True)")
+        self.check_acls()
         self.flush()
         ids = {text: i for i, (text,) in enumerate(self.db.execute("SELECT DISTINCT acl FROM nodes"), start=1)}
         acls = {i: [tuple(entry) for entry in json.loads(text)] for text, i in ids.items()}
@@ -589,7 +613,7 @@ class Replay:
     @property
     def settled(self) -> bool:
         """Whether the tree is consistent: the snapshot's fuzzy range is replayed, its digest decided."""
-        return self.check.pending is None and self.check.doubt is None
+        return self.check.pending is None and self.check.doubt is None and not self.store.unresolved_acls
 
     def finish(self) -> ReplayResult:
         if self.check.pending is not None:
@@ -598,6 +622,7 @@ class Replay:
                 f"{zxid_hex(self.check.pending.zxid)}: the snapshot cannot be made consistent"
             )
         self.check.finish()
+        self.store.check_acls()
         self.store.commit()
         result = self.result
         result.last_zxid = zxid_hex(self.last)

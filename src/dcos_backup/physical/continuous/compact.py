@@ -163,6 +163,7 @@ def _check_written(path: Path, zxid: int, logged: int, nodes: int, work: Path) -
             reader = formats.SnapshotReader(f, path.name)
             check.load_snapshot(reader)
             recorded = reader.finish()
+        check.check_acls()  # the writer writes every ACL it uses into the map: nothing may be left unresolved
         if recorded is None or recorded.zxid != zxid or recorded.digest & _MASK != logged:
             raise IntegrityError(f"{path.name}: the written snapshot does not record digest {logged:x} at {zxid:x}")
         if check.digest != logged or check.count != nodes:
