@@ -40,6 +40,7 @@ from dcos_backup.logical import connect
 from dcos_backup.master.processes import read_pid
 from dcos_backup.physical.continuous.index import RepoIndex
 from dcos_backup.physical.continuous.repository import KEY_ENV, Repository
+from dcos_backup.physical.replay import snapshot_files
 from dcos_backup.storage.crypto import load_key
 from dcos_backup.storage.locations import open_store
 from dcos_backup.testing.load import LoadGenerator, LoadReport
@@ -89,13 +90,18 @@ def percentile(values: list[float], p: float) -> float:
     return values[low] + (values[high] - values[low]) * (rank - low)
 
 
-def snapshot_count(cluster) -> int:
-    """How many snapshots the members' data directories hold (ZooKeeper keeps a few; enough to count a run's)."""
-    return sum(len(list(m.layout.snapshots_dir.glob("snapshot.*"))) for m in cluster.masters)
+def newest_snapshots(cluster) -> dict[int, int]:
+    """Each member's newest snapshot zxid (0 for none)."""
+    return {m.id: max((zxid for zxid, _ in snapshot_files(m.layout)), default=0) for m in cluster.masters}
+
+
+def snapshots_since(cluster, newest: dict[int, int]) -> int:
+    """How many snapshots the members wrote after ``newest`` (by zxid: a purged older one does not count)."""
+    return sum(zxid > newest[m.id] for m in cluster.masters for zxid, _ in snapshot_files(m.layout))
 
 
 def measure_lag(cluster, repo: Path, rate: float, seconds: float) -> dict:
-    snapshots_before = snapshot_count(cluster)
+    snapshots_before = newest_snapshots(cluster)
     with RepoWatcher(repo, cluster.files.repo_key) as watcher:
         load = LoadGenerator(cluster.zk_hosts, root="/bench-lag", rate=rate, seed=1)
         acked: list[tuple[int, float]] = []
@@ -119,7 +125,7 @@ def measure_lag(cluster, repo: Path, rate: float, seconds: float) -> dict:
         first.append(max(0.0, min(times) - ack))  # type: ignore[type-var]
         everywhere.append(max(0.0, max(times) - ack))  # type: ignore[type-var]
     return {
-        "zookeeper_snapshots_written": snapshot_count(cluster) - snapshots_before,
+        "zookeeper_snapshots_written": snapshots_since(cluster, snapshots_before),
         "writes": len(report.ops),
         "failed": len(report.failures),
         "measured": len(first),

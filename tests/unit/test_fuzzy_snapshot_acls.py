@@ -19,13 +19,15 @@ SNAP = 0x100000005
 NEW_ACL = [(1, "digest", "app:hash"), (31, "world", "anyone")]
 
 
-def fuzzy(tmp_path: Path) -> tuple[TreeStore, formats.SnapshotReader]:
+def fuzzy_snapshot() -> bytes:
     """``/b`` names ACL 279, which the snapshot's map (only id 1) does not hold."""
-    raw = snapshot_file({"/a": b"1", "/b": b"2"}, SNAP, acl_ids={"/b": 279})
+    return snapshot_file({"/a": b"1", "/b": b"2"}, SNAP, acl_ids={"/b": 279})
+
+
+def fuzzy(tmp_path: Path) -> TreeStore:
     store = TreeStore(tmp_path / "tree.db")
-    reader = formats.SnapshotReader(io.BytesIO(raw), f"snapshot.{SNAP:x}")
-    store.load_snapshot(reader)
-    return store, reader
+    store.load_snapshot(formats.SnapshotReader(io.BytesIO(fuzzy_snapshot()), f"snapshot.{SNAP:x}"))
+    return store
 
 
 def txn(zxid: int, kind: int, record: object) -> Txn:
@@ -33,7 +35,7 @@ def txn(zxid: int, kind: int, record: object) -> Txn:
 
 
 def test_a_set_acl_after_the_snapshot_resolves_the_node(tmp_path):
-    store, _ = fuzzy(tmp_path)
+    store = fuzzy(tmp_path)
     assert store.unresolved_acls == {"/b": 279}
     store.apply(txn(SNAP + 1, OpCode.setACL, formats.SetACL("/b", NEW_ACL, 1)))
     store.check_acls()
@@ -42,22 +44,21 @@ def test_a_set_acl_after_the_snapshot_resolves_the_node(tmp_path):
 
 
 def test_the_create_replayed_over_the_fuzzy_node_resolves_it(tmp_path):
-    store, _ = fuzzy(tmp_path)
+    store = fuzzy(tmp_path)
     store.apply(txn(SNAP + 1, OpCode.create, formats.Create("/b", b"2", NEW_ACL, False, -1)))  # NODEEXISTS
     store.check_acls()
     assert store.node("/b").acl == [tuple(e) for e in NEW_ACL] and store.node("/b").data == b"2"
 
 
 def test_a_node_deleted_after_the_snapshot_needs_no_acl(tmp_path):
-    store, _ = fuzzy(tmp_path)
+    store = fuzzy(tmp_path)
     store.apply(txn(SNAP + 1, OpCode.delete, formats.Delete("/b")))
     store.check_acls()
 
 
 def test_an_acl_nothing_defines_is_refused_by_the_replay_and_never_written(tmp_path):
-    raw = snapshot_file({"/a": b"1", "/b": b"2"}, SNAP, acl_ids={"/b": 279})
     path = tmp_path / f"snapshot.{SNAP:x}"
-    path.write_bytes(raw)
+    path.write_bytes(fuzzy_snapshot())
     store = TreeStore(tmp_path / "tree.db")
     run = Replay(store, data_file(SNAP, path))
     run.apply(txn(SNAP + 1, OpCode.setData, formats.SetData("/a", b"x", 1)), "log.1")

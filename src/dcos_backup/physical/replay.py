@@ -194,7 +194,8 @@ class TreeStore:
 
     def check_acls(self) -> None:
         """IntegrityError if a node still has the ACL id its snapshot could not resolve (see load_snapshot)."""
-        for path, acl_id in self.unresolved_acls.items():
+        if self.unresolved_acls:
+            path, acl_id = next(iter(self.unresolved_acls.items()))
             raise IntegrityError(
                 f"{self._snapshot_name}: node {path} refers to ACL {acl_id}, which neither the snapshot's ACL map "
                 f"nor a transaction after it defines ({len(self.unresolved_acls)} such node(s))"
