@@ -69,58 +69,67 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("kazoo").setLevel(logging.ERROR)  # not a line per refused reconnect while masters are down
     with_zkcli = not args.no_zkcli and rewind.zkcli_available()
-    work = Path(tempfile.mkdtemp(prefix="rewind-bench-"))
-    repo = work / "repo"
-    trials: list[dict] = []
-    with bench_cluster(3, args.subnet, zk_archive=str(repo)) as cluster:
-        os.environ[KEY_ENV] = str(cluster.files.repo_key)  # as dcos-local env exports it
-        client = connect(cluster.zk_hosts, timeout=60)
-        seed_marathon(client, apps=args.apps, seed=1)
-        client.stop()
-        client.close()
-        point = rewind.create_probe(cluster)
-        archive = work / "point.tar.gz"
-        ok(dcos_zk("backup", str(archive), "--online", "--exhibitor-dir", str(cluster.master(1).layout.exhibitor_dir)))
-        for m in cluster.masters:
-            wait_for(lambda m=m: archived_to(repo, f"master-{m.id}", point), timeout=120, what="the point archived")
-        for round_ in range(args.rounds):
-            paths = restore_paths(repo, archive, point)
-            for path, restore_each in paths.items():
-                fault_scenarios.wait_service(cluster)
-                with rewind.watchers(cluster, with_zkcli, rewind.service_answers(cluster)) as w:
-                    times = rewind.rewind(cluster, w, restore_each, path)  # type: ignore[arg-type]
-                trial = {
-                    "round": round_ + 1,
-                    "path": path,
-                    "seen": hex(times.seen),
-                    "first_write": hex(times.first_write),
-                }
-                trial.update(times.times, zkcli_expired=times.zkcli_expired)
-                print(trial, flush=True)
-                trials.append(trial)
-                if path == "empty rebuild" and round_ + 1 < args.rounds:
-                    # The users went with the data: the archive back (untimed) before the next round logs in.
-                    with rewind.watchers(cluster) as w:
-                        rewind.rewind(cluster, w, paths["archive restore"], "reset")  # type: ignore[arg-type]
-    rows = []
-    for path in restore_paths(repo, archive, point):
-        row: dict[str, object] = {"path": path}
-        for name in CLIENTS:
-            values = [t.get(name) for t in trials if t["path"] == path and name in t]
-            if not values:
-                continue
-            done = [v for v in values if v is not None]
-            row[f"{name} median s"] = round(statistics.median(done), 2) if done else None
-            row[f"{name} worst s"] = max(done) if len(done) == len(values) else "never"
-        rows.append(row)
-    columns = [
-        "path",
-        *(f"{n} {k} s" for n in CLIENTS for k in ("median", "worst") if any(f"{n} {k} s" in r for r in rows)),
-    ]
-    print_table(f"seconds from every member serving to the client reading again ({args.rounds} rounds)", rows, columns)
-    write_result(
-        "rewind_bench", {"apps": args.apps, "rounds": args.rounds, "zkcli": with_zkcli, "trials": trials, "rows": rows}
-    )
+    # The repository and archives go with the bench, however it ends (at 1M znodes they are gigabytes).
+    with tempfile.TemporaryDirectory(prefix="rewind-bench-") as tmp:
+        work = Path(tmp)
+        repo = work / "repo"
+        trials: list[dict] = []
+        with bench_cluster(3, args.subnet, zk_archive=str(repo)) as cluster:
+            os.environ[KEY_ENV] = str(cluster.files.repo_key)  # as dcos-local env exports it
+            client = connect(cluster.zk_hosts, timeout=60)
+            seed_marathon(client, apps=args.apps, seed=1)
+            client.stop()
+            client.close()
+            point = rewind.create_probe(cluster)
+            archive = work / "point.tar.gz"
+            ok(
+                dcos_zk(
+                    "backup", str(archive), "--online", "--exhibitor-dir", str(cluster.master(1).layout.exhibitor_dir)
+                )
+            )
+            for m in cluster.masters:
+                wait_for(lambda m=m: archived_to(repo, f"master-{m.id}", point), timeout=120, what="the point archived")
+            for round_ in range(args.rounds):
+                paths = restore_paths(repo, archive, point)
+                for path, restore_each in paths.items():
+                    fault_scenarios.wait_service(cluster)
+                    with rewind.watchers(cluster, with_zkcli, rewind.service_answers(cluster)) as w:
+                        times = rewind.rewind(cluster, w, restore_each, path)  # type: ignore[arg-type]
+                    trial = {
+                        "round": round_ + 1,
+                        "path": path,
+                        "seen": hex(times.seen),
+                        "first_write": hex(times.first_write),
+                    }
+                    trial.update(times.times, zkcli_expired=times.zkcli_expired)
+                    print(trial, flush=True)
+                    trials.append(trial)
+                    if path == "empty rebuild" and round_ + 1 < args.rounds:
+                        # The users went with the data: the archive back (untimed) before the next round logs in.
+                        with rewind.watchers(cluster) as w:
+                            rewind.rewind(cluster, w, paths["archive restore"], "reset")  # type: ignore[arg-type]
+        rows = []
+        for path in restore_paths(repo, archive, point):
+            row: dict[str, object] = {"path": path}
+            for name in CLIENTS:
+                values = [t.get(name) for t in trials if t["path"] == path and name in t]
+                if not values:
+                    continue
+                done = [v for v in values if v is not None]
+                row[f"{name} median s"] = round(statistics.median(done), 2) if done else None
+                row[f"{name} worst s"] = max(done) if len(done) == len(values) else "never"
+            rows.append(row)
+        columns = [
+            "path",
+            *(f"{n} {k} s" for n in CLIENTS for k in ("median", "worst") if any(f"{n} {k} s" in r for r in rows)),
+        ]
+        print_table(
+            f"seconds from every member serving to the client reading again ({args.rounds} rounds)", rows, columns
+        )
+        write_result(
+            "rewind_bench",
+            {"apps": args.apps, "rounds": args.rounds, "zkcli": with_zkcli, "trials": trials, "rows": rows},
+        )
 
 
 if __name__ == "__main__":

@@ -216,22 +216,24 @@ def main() -> None:
     parser.add_argument("--snap-count", type=int, default=None, help="ZooKeeper's snapCount (default its own)")
     parser.add_argument("--heap", default="2g", help="each ZooKeeper member's heap (1M znodes need about 3g)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="zk-archive-bench-"))
-    repo = work / "repo"
-    zk_config = [("snapCount", str(args.snap_count))] if args.snap_count else []
-    with bench_cluster(3, args.subnet, heap=args.heap, zk_archive=str(repo), zk_config=zk_config) as cluster:
-        os.environ[KEY_ENV] = str(cluster.files.repo_key)  # for the dcos-zk commands, as dcos-local env exports it
-        client = connect(cluster.zk_hosts, timeout=60)
-        print(f"seeding {args.apps} apps ...", flush=True)
-        stats = seed_marathon(client, apps=args.apps, seed=1)
-        client.stop()
-        print("archive lag ...", flush=True)
-        lag = measure_lag(cluster, repo, args.rate, args.seconds)
-        print("client latency, archiving vs not ...", flush=True)
-        cost = measure_client_cost(cluster, args.rate, args.seconds, args.rounds)
-        print("restores ...", flush=True)
-        restores = measure_restores(cluster, repo, work, args.restores)
-    report(args, stats.nodes, lag, cost, restores)
+    # The repository and archives go with the bench, however it ends (at 1M znodes they are gigabytes).
+    with tempfile.TemporaryDirectory(prefix="zk-archive-bench-") as tmp:
+        work = Path(tmp)
+        repo = work / "repo"
+        zk_config = [("snapCount", str(args.snap_count))] if args.snap_count else []
+        with bench_cluster(3, args.subnet, heap=args.heap, zk_archive=str(repo), zk_config=zk_config) as cluster:
+            os.environ[KEY_ENV] = str(cluster.files.repo_key)  # for the dcos-zk commands, as dcos-local env exports it
+            client = connect(cluster.zk_hosts, timeout=60)
+            print(f"seeding {args.apps} apps ...", flush=True)
+            stats = seed_marathon(client, apps=args.apps, seed=1)
+            client.stop()
+            print("archive lag ...", flush=True)
+            lag = measure_lag(cluster, repo, args.rate, args.seconds)
+            print("client latency, archiving vs not ...", flush=True)
+            cost = measure_client_cost(cluster, args.rate, args.seconds, args.rounds)
+            print("restores ...", flush=True)
+            restores = measure_restores(cluster, repo, work, args.restores)
+        report(args, stats.nodes, lag, cost, restores)
 
 
 def report(args: argparse.Namespace, znodes: int, lag: dict, cost: dict, restores: dict) -> None:

@@ -88,66 +88,68 @@ def main() -> None:
     parser.add_argument("--restores", type=int, default=3)
     parser.add_argument("--subnet", default="127.31.0", help="loopback subnet of the cluster")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="zk-compact-bench-"))
-    repo_dir = work / "repo"
-    snap_count = str(max(10 * args.writes, 1_000_000))
-    with bench_cluster(
-        1, args.subnet, heap="2g", zk_archive=str(repo_dir), zk_config=[("snapCount", snap_count)]
-    ) as cluster:
-        key = Path(cluster.files.repo_key)
-        os.environ[KEY_ENV] = str(key)  # for the dcos-zk commands, as dcos-local env exports it
-        client = connect(cluster.zk_hosts, timeout=60)
-        print(f"seeding {args.apps} apps ...", flush=True)
-        stats = seed_marathon(client, apps=args.apps, seed=1)
-        client.stop()
-        client.close()
-        print(f"writing {args.writes:,} transactions ...", flush=True)
-        started = time.monotonic()
-        last = write_backlog(cluster, args.writes)
-        write_s = time.monotonic() - started
-        repo = Repository(open_store(str(repo_dir)), load_key(key))
-        while not archived_to(repo, last):
-            time.sleep(0.5)
-        ex = str(cluster.master(1).layout.exhibitor_dir)
-        local_cluster.stop_master(cluster, 1)
-        exported = work / "latest.tar.gz"
-        timed_command([str(BIN / "dcos-zk"), "export", "--repo", str(repo_dir), "--latest", str(exported)])
-        plain = [str(BIN / "dcos-zk"), "restore", str(exported), "--exhibitor-dir", ex]
-        pitr = [str(BIN / "dcos-zk"), "restore", "--repo", str(repo_dir), "--stream", "master-1", "--latest"]
-        pitr += ["--exhibitor-dir", ex]
-        times: dict[str, list[float]] = {"plain": [], "pitr": [], "pitr_compacted": []}
-        before = replayed(repo_dir, key)
-        for _ in range(args.restores):
-            times["plain"].append(timed_command(plain)[0])
-            times["pitr"].append(timed_command(pitr)[0])
-        compact_s, compact_rss = timed_command(
-            [str(BIN / "dcos-zk"), "archive", "compact", "--repo", str(repo_dir), "--every", str(args.every)]
-        )
-        after = replayed(repo_dir, key)
-        small = work / "latest-compacted.tar.gz"
-        timed_command([str(BIN / "dcos-zk"), "export", "--repo", str(repo_dir), "--latest", str(small)])
-        times["plain_compacted"] = []
-        for _ in range(args.restores):
-            times["plain"].append(timed_command(plain)[0])
-            times["plain_compacted"].append(timed_command([*plain[:2], str(small), *plain[3:]])[0])
-            times["pitr_compacted"].append(timed_command(pitr)[0])
-        # The restored master rejoins as the cluster's only member (nothing newer elsewhere).
-        local_cluster.start_master(cluster, 1, wait=True, force=True)
-    result = {
-        "znodes": stats.nodes,
-        "writes": args.writes,
-        "write_s": write_s,
-        "every": args.every,
-        "replayed_before": before,
-        "replayed_after": after,
-        "compact_s": compact_s,
-        "compact_peak_rss_mb": compact_rss,
-        "archive_bytes": exported.stat().st_size,
-        "compacted_archive_bytes": small.stat().st_size,
-        "runs": times,
-        **{f"{k}_s": statistics.median(v) for k, v in times.items()},
-    }
-    report(result)
+    # The repository and archives go with the bench, however it ends (at 1M znodes they are gigabytes).
+    with tempfile.TemporaryDirectory(prefix="zk-compact-bench-") as tmp:
+        work = Path(tmp)
+        repo_dir = work / "repo"
+        snap_count = str(max(10 * args.writes, 1_000_000))
+        with bench_cluster(
+            1, args.subnet, heap="2g", zk_archive=str(repo_dir), zk_config=[("snapCount", snap_count)]
+        ) as cluster:
+            key = Path(cluster.files.repo_key)
+            os.environ[KEY_ENV] = str(key)  # for the dcos-zk commands, as dcos-local env exports it
+            client = connect(cluster.zk_hosts, timeout=60)
+            print(f"seeding {args.apps} apps ...", flush=True)
+            stats = seed_marathon(client, apps=args.apps, seed=1)
+            client.stop()
+            client.close()
+            print(f"writing {args.writes:,} transactions ...", flush=True)
+            started = time.monotonic()
+            last = write_backlog(cluster, args.writes)
+            write_s = time.monotonic() - started
+            repo = Repository(open_store(str(repo_dir)), load_key(key))
+            while not archived_to(repo, last):
+                time.sleep(0.5)
+            ex = str(cluster.master(1).layout.exhibitor_dir)
+            local_cluster.stop_master(cluster, 1)
+            exported = work / "latest.tar.gz"
+            timed_command([str(BIN / "dcos-zk"), "export", "--repo", str(repo_dir), "--latest", str(exported)])
+            plain = [str(BIN / "dcos-zk"), "restore", str(exported), "--exhibitor-dir", ex]
+            pitr = [str(BIN / "dcos-zk"), "restore", "--repo", str(repo_dir), "--stream", "master-1", "--latest"]
+            pitr += ["--exhibitor-dir", ex]
+            times: dict[str, list[float]] = {"plain": [], "pitr": [], "pitr_compacted": []}
+            before = replayed(repo_dir, key)
+            for _ in range(args.restores):
+                times["plain"].append(timed_command(plain)[0])
+                times["pitr"].append(timed_command(pitr)[0])
+            compact_s, compact_rss = timed_command(
+                [str(BIN / "dcos-zk"), "archive", "compact", "--repo", str(repo_dir), "--every", str(args.every)]
+            )
+            after = replayed(repo_dir, key)
+            small = work / "latest-compacted.tar.gz"
+            timed_command([str(BIN / "dcos-zk"), "export", "--repo", str(repo_dir), "--latest", str(small)])
+            times["plain_compacted"] = []
+            for _ in range(args.restores):
+                times["plain"].append(timed_command(plain)[0])
+                times["plain_compacted"].append(timed_command([*plain[:2], str(small), *plain[3:]])[0])
+                times["pitr_compacted"].append(timed_command(pitr)[0])
+            # The restored master rejoins as the cluster's only member (nothing newer elsewhere).
+            local_cluster.start_master(cluster, 1, wait=True, force=True)
+        result = {
+            "znodes": stats.nodes,
+            "writes": args.writes,
+            "write_s": write_s,
+            "every": args.every,
+            "replayed_before": before,
+            "replayed_after": after,
+            "compact_s": compact_s,
+            "compact_peak_rss_mb": compact_rss,
+            "archive_bytes": exported.stat().st_size,
+            "compacted_archive_bytes": small.stat().st_size,
+            "runs": times,
+            **{f"{k}_s": statistics.median(v) for k, v in times.items()},
+        }
+        report(result)
 
 
 def report(result: dict) -> None:

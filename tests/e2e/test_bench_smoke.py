@@ -1,13 +1,14 @@
 """Every script in bench/ runs end to end at a tiny size, so a change that breaks a benchmark is caught the day
 it lands (issue 29). The figures are not judged here: a smoke run finishes (exit 0) and prints its table.
 Results go to a temporary directory (``DCOS_BENCH_RESULTS``), never to bench/results/; each script gets a
-loopback subnet of its own."""
+loopback subnet of its own, and leaves no scratch directory behind."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,14 @@ def test_every_bench_script_has_a_smoke_run():
     assert scripts == set(SMOKE), "add the new script to SMOKE with arguments for a tiny run"
 
 
+def bench_scratch() -> set[Path]:
+    """What the benches' scratch directories (all named ``*bench*``) left in the system's temporary directory."""
+    return set(Path(tempfile.gettempdir()).glob("*bench*"))
+
+
 @pytest.mark.parametrize("script", sorted(SMOKE))
 def test_bench_script_runs_and_prints_its_table(script, tmp_path):
+    before = bench_scratch()
     args = [*SMOKE[script], "--subnet", free_subnet()]
     if script == "reliability_report.py":
         args += ["--out", str(tmp_path / "trials.jsonl")]
@@ -52,6 +59,7 @@ def test_bench_script_runs_and_prints_its_table(script, tmp_path):
         [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, env=env, timeout=600
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert bench_scratch() <= before, f"{script} left {sorted(map(str, bench_scratch() - before))} behind"
     if script == "reliability_report.py":
         assert RELIABILITY_TABLE in result.stdout and "SIGKILL backup service mid-backup" in result.stdout
     else:
