@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from tests.helpers import run_tool, small_tmpfs
-from tests.zkfiles import make_exhibitor_dir, tree_digest
+from tests.zkfiles import make_exhibitor_dir, snapshot_file, tree_digest
 
 from dcos_backup.errors import IntegrityError, StorageError, UsageError
 from dcos_backup.master.layout import MasterLayout
@@ -128,6 +128,24 @@ def test_a_garbage_snapshot_is_refused_by_restore_as_by_verify(tmp_path):
         verify_data_archive(archive)
     assert str(refused.value) == str(verified.value)
     assert tree_digest(ex) == before
+
+
+def test_a_snapshot_naming_an_acl_nothing_defines_is_refused(tmp_path):
+    """A fuzzy snapshot may name an ACL its map lacks, for the transaction after it to define; a crafted one
+    whose ACL nothing defines would leave a node no ACL can be fetched for: restore and verify refuse it,
+    nothing live changes, and the CLI says so in one line."""
+    ex = make_exhibitor_dir(tmp_path)
+    snapshot = snapshot_file({"/app": b"x"}, 0x100000ABC, acl_ids={"/app": 4242})
+    archive = crafted(tmp_path / "acl.tar.gz", [("./zookeeper", None), (SNAP, snapshot)])
+    before = tree_digest(ex)
+    with pytest.raises(IntegrityError, match="node /app refers to ACL 4242, which neither"):
+        archive_restore.restore(ex, archive)
+    with pytest.raises(IntegrityError, match="node /app refers to ACL 4242, which neither"):
+        verify_data_archive(archive)
+    assert tree_digest(ex) == before
+    refused = run_tool("dcos-zk", "restore", str(archive), "--exhibitor-dir", str(ex))
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert refused.stderr.startswith("error: ") and "ACL 4242" in refused.stderr
 
 
 def test_no_verify_skips_the_replay_and_says_so_loudly(tmp_path):
