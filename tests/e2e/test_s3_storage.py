@@ -136,7 +136,7 @@ def test_catalog_on_s3_round_trips_encrypted_archives(s3_endpoint, s3_bucket):
         summary = writer.close()
     assert summary.bytes > S3_PART  # a multipart upload
     objects, uploads = bucket_state(s3_endpoint, s3_bucket)
-    assert sorted(objects) == [f"backups/{record.id}/backup.json", f"backups/{record.id}/r.dcosbkp"] and not uploads
+    assert sorted(objects) == [f"backups/{record.id}.json", f"backups/{record.id}/r.dcosbkp"] and not uploads
     at_rest = client(s3_endpoint).get_object(Bucket=s3_bucket, Key=f"backups/{record.id}/r.dcosbkp")["Body"].read()
     assert len(at_rest) == summary.bytes and b"clear-text-marker" not in at_rest
     with storage.archive_reader(record.id, "r.dcosbkp") as source:
@@ -198,7 +198,7 @@ def test_s3_failing_mid_upload_ends_the_backup_in_error_and_leaves_nothing(chroo
         assert "S3 storage" in failed["reason"] and "injected" in failed["reason"], failed["reason"]
         assert faulty.failed >= 1
         objects, uploads = bucket_state(faulty.url, s3_bucket)
-        assert objects == [f"b/{failed['id']}/backup.json"] and uploads == []  # the record says ERROR
+        assert objects == [f"b/{failed['id']}.json"] and uploads == []  # the record says ERROR
         faulty.fails = None
         assert create_ready(api.http, "next")["status"] == "STATUS_READY"
         assert backup_doc(api.http, failed["id"])["status"] == "STATUS_ERROR"
@@ -240,8 +240,8 @@ def test_local_cluster_with_s3_storage_keeps_backups_in_the_bucket_only(tmp_path
             assert not cluster.files.storage_dir.exists()
             s3 = boto3.client("s3", endpoint_url=service["s3_endpoint_url"], **LOCAL_CREDENTIALS)
             keys = [o["Key"] for o in s3.list_objects_v2(Bucket="dcos-backup", Prefix="backups/")["Contents"]]
-            names = ("backup.json", "marathon.dcosbkp", "metronome.dcosbkp")  # every component, even an empty one
-            assert sorted(keys) == [f"backups/{backup_id}/{name}" for name in names]
+            names = ("marathon.dcosbkp", "metronome.dcosbkp")  # every component, even an empty one
+            assert sorted(keys) == [f"backups/{backup_id}.json"] + [f"backups/{backup_id}/{name}" for name in names]
             archive = s3.get_object(Bucket="dcos-backup", Key=f"backups/{backup_id}/marathon.dcosbkp")
             assert archive["Body"].read().startswith(MAGIC)  # encrypted: no znode data in clear
             damage(zk)
@@ -361,7 +361,8 @@ def test_show_reads_one_record_and_list_only_the_catalogs_folders(chroot, faulty
     direct = open_store(f"s3://{s3_bucket}/b", endpoint_url=s3_endpoint)  # seeding, not counted
     with ThreadPoolExecutor(8) as pool:  # more than one page of a listing that is not delimited
         list(pool.map(lambda i: direct.put(f"zk-archive/master-1/segment-{i:05d}", b"s"), range(1001)))
-    for planted in ("stray", "not-an-id/backup.json", "zk-archive/backup.json", f"{new_backup_id('eee')}/x"):
+    planted_keys = ("stray", "not-an-id/backup.json", "not-an-id.json", "zk-archive/backup.json", "zk-archive.json")
+    for planted in (*planted_keys, f"{new_backup_id('eee')}/x"):
         direct.put(planted, backups[0].model_dump_json().encode())
     oldest_first = sorted(backups, key=lambda r: r.timestamp)
     seen: list[tuple[str, str]] = []
@@ -370,19 +371,23 @@ def test_show_reads_one_record_and_list_only_the_catalogs_folders(chroot, faulty
         seen.clear()
         doc = backup_doc(api.http, backups[1].id)
         assert doc["id"] == backups[1].id and doc["label"] == "second"
-        assert seen == [("GET", f"/{s3_bucket}/b/{backups[1].id}/backup.json")], seen
+        assert seen == [("GET", f"/{s3_bucket}/b/{backups[1].id}.json")], seen
         seen.clear()
         assert api.http.get(LIST, params={"prefix": new_backup_id("absent")}).json() == {}
-        assert len(seen) == 1 and "list-type" not in seen[0][1]
+        assert len(seen) == 2 and not any("list-type" in path for _, path in seen)  # <id>.json, <id>/backup.json
         seen.clear()
         listed = api.http.get(LIST).json()["backup_info"]
         assert [d["id"] for d in listed] == [r.id for r in oldest_first]
         listings = [path for _, path in seen if "list-type=2" in path]
         assert len(listings) == 1 and "delimiter=%2F" in listings[0], listings
-        assert len(seen) == 1 + len(backups) + 1  # the listing, each backup's record, the "eee-" folder's
+        # the listing, each record not read before (the one shown was), the "eee-" folder's in both layouts
+        assert len(seen) == 1 + len(backups) - 1 + 2
         seen.clear()
         assert [d["id"] for d in api.http.get(LIST, params={"prefix": "f"}).json()["backup_info"]] == [
             backups[2].id,
             backups[3].id,
         ]
-        assert sum("list-type=2" in path for _, path in seen) == 1 and len(seen) == 3
+        assert len(seen) == 1 and "list-type=2" in seen[0][1]  # both read before, at the versions listed
+        seen.clear()
+        assert [d["id"] for d in api.http.get(LIST).json()["backup_info"]] == [r.id for r in oldest_first]
+        assert len(seen) == 1 + 2, seen  # the listing, and the "eee-" folder that holds no record

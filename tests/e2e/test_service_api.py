@@ -261,6 +261,7 @@ def test_restart_marks_interrupted_jobs_and_removes_partials(env):
     service.storage.write(running)
     # what a SIGKILLed service leaves behind: a running record and a partial archive
     partial = service.storage.archive_path(running.id, f"{PARTIAL}0001.marathon.dcosbkp")
+    partial.parent.mkdir(mode=0o700)  # the archive's writer makes the backup's folder (the record is beside it)
     partial.write_bytes(b"half an archive")
     assert service.recover() == [running.id]
     assert not partial.exists()
@@ -270,6 +271,22 @@ def test_restart_marks_interrupted_jobs_and_removes_partials(env):
     assert service.get(done["id"]).status == Status.READY
 
 
+def test_the_leader_moves_records_of_the_first_layout_when_it_takes_over(env):
+    """A catalog written before records moved beside their folders (``<id>/backup.json``) lists as it is,
+    and the recovery a leader runs first moves each record to ``<id>.json``, byte for byte."""
+    http, service, _, _ = env
+    done = create_ready(http, "old-layout")
+    objects = service.storage.objects
+    raw = objects.get_bytes(service.storage.record_object(done["id"]))
+    objects.put(f"{done['id']}/backup.json", raw)
+    objects.delete(service.storage.record_object(done["id"]))
+    assert [d["id"] for d in http.get(LIST).json()["backup_info"]] == [done["id"]]
+    service.recover()
+    assert objects.get_bytes(service.storage.record_object(done["id"])) == raw
+    assert not service.storage.archive_path(done["id"], "backup.json").exists()
+    assert backup_doc(http, done["id"])["status"] == "STATUS_READY"
+
+
 def test_a_read_failing_mid_backup_is_an_error_and_frees_the_lock_at_once(env):
     http, service, _, _ = env
     service.engine.read_fails_after = 10
@@ -277,7 +294,7 @@ def test_a_read_failing_mid_backup_is_an_error_and_frees_the_lock_at_once(env):
     assert failed["status"] == "STATUS_ERROR" and failed["reason"] == "injected: connection lost after 10 nodes"
     component = failed["component_status"]["marathon"]
     assert component["status"] == "STATUS_ERROR" and component["reason"] == failed["reason"]
-    assert sorted(p.name for p in service.storage.archive_path(failed["id"], "x").parent.iterdir()) == ["backup.json"]
+    assert list(service.storage.archive_path(failed["id"], "x").parent.iterdir()) == []  # the record is beside it
     service.engine.read_fails_after = None
     assert create_ready(http, "next")["status"] == "STATUS_READY"  # no 409: the lock went with the final write
 

@@ -74,12 +74,12 @@ def env(request, cluster, tmp_path) -> Iterator[Env]:
 
 
 def raw_record(storage: Storage, backup_id: str) -> dict:
-    return json.loads(storage.objects.get_bytes(f"{backup_id}/backup.json"))
+    return json.loads(storage.objects.get_bytes(storage.record_object(backup_id)))
 
 
 def put_raw(storage: Storage, backup_id: str, doc: dict | bytes) -> None:
     body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-    storage.objects.put(f"{backup_id}/backup.json", body)
+    storage.objects.put(storage.record_object(backup_id), body)
 
 
 def damaged_copies(storage: Storage, good: dict, other_id: str) -> dict[str, str]:
@@ -127,16 +127,20 @@ def plant_odd_keys(storage: Storage, good: dict) -> list[str]:
     walks top-level folders only): the names a list or a show by prefix must never answer."""
     body = json.dumps(good).encode()
     odd_id = f"odd-{uuid.uuid4()}"
+    dir_id = f"dir-{uuid.uuid4()}"
     for key in (
         "backup.json",  # no folder at all
         "not-an-id/backup.json",  # a folder whose name is no backup id
+        "not-an-id.json",  # a top-level record whose name is no backup id
         "zk-archive/backup.json",  # a folder named like an archive repository sharing the store
         "zk-archive/master-1/segment-0000001",
-        f"zk-archive/{good['id']}/backup.json",  # a backup's copy one level down
+        f"zk-archive/{good['id']}/backup.json",  # a backup's copy one level down, in either layout
+        f"zk-archive/{good['id']}.json",
         f"{odd_id}/marathon.dcosbkp",  # named like a backup, with no record
+        f"{dir_id}.json/inner",  # a folder where a record should be
     ):
         storage.objects.put(key, body)
-    return ["backup.json", "not-an-id", "zk-archive", odd_id]
+    return ["backup.json", "not-an-id", "zk-archive", odd_id, dir_id]
 
 
 def test_damaged_entries_are_quarantined_and_the_service_survives(env):
@@ -173,6 +177,22 @@ def test_damaged_entries_are_quarantined_and_the_service_survives(env):
             assert http.request("DELETE", DELETE, json={"id": backup_id}).status_code == 200
         ids = [d["id"] for d in http.get(LIST).json()["backup_info"]]
         assert ids == [good["id"]]
+
+
+def test_a_record_changed_in_the_storage_after_a_list_is_never_served_from_what_was_read(env):
+    """A list keeps the bytes of the records it read, by version (issue 29 item 1): a record rewritten in
+    the storage afterwards is read again at its new version, its signature checked (quarantined, 422 on
+    restore), never answered from the bytes read before."""
+    with env.service() as (http, _):
+        good = create_ready(http, "good")
+        assert [d["id"] for d in http.get(LIST).json()["backup_info"]] == [good["id"]]
+        doc = raw_record(env.storage, good["id"])
+        doc["component_status"]["marathon"]["root"] = "/"
+        put_raw(env.storage, good["id"], doc)
+        (listed,) = http.get(LIST).json()["backup_info"]
+        assert listed["status"] == "STATUS_ERROR" and "signature does not verify" in listed["damaged"], listed
+        answer = http.post(RESTORE, json={"id": good["id"]})
+        assert answer.status_code == 422 and answer.json()["code"] == "damaged_entry", answer.text
 
 
 def copy_backup(env: Env, backup_id: str, edit, signed: bool) -> str:
@@ -300,7 +320,7 @@ def test_the_service_starts_over_a_damaged_catalog(env):
     put_raw(env.storage, backup_id, b'{"id": 1}')
     with env.service() as (http, _):
         assert http.get(LIST).status_code == 200
-    assert env.storage.objects.get_bytes(f"{backup_id}/backup.json") == b'{"id": 1}'
+    assert env.storage.objects.get_bytes(env.storage.record_object(backup_id)) == b'{"id": 1}'
 
 
 def test_a_portable_backup_is_signed_by_the_cluster_that_receives_it(env, tmp_path):

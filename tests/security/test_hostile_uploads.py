@@ -277,7 +277,7 @@ def test_a_killed_upload_leaves_no_readable_partial_and_the_next_start_sweeps_it
     stuck.release.set()
     thread.join(60)
     assert isinstance(outcome[0], DcosBackupError), outcome
-    assert not (folder / "backup.json").exists()
+    assert not (env.storage.root / env.storage.record_object(good["id"])).exists()
 
 
 def test_delete_checks_every_key_before_it_removes_anything(env):

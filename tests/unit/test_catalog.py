@@ -41,7 +41,7 @@ def test_record_write_is_atomic(tmp_path):
     r.status = Status.ERROR
     storage.write(r)
     assert storage.read(r.id).status == Status.ERROR
-    assert sorted(os.listdir(tmp_path / r.id)) == ["backup.json"]  # no temp file left
+    assert sorted(os.listdir(tmp_path)) == [f"{r.id}.json"]  # no temp file left
 
 
 def test_failed_archive_write_leaves_no_file(tmp_path):
@@ -51,7 +51,7 @@ def test_failed_archive_write_leaves_no_file(tmp_path):
     with pytest.raises(RuntimeError), storage.archive_writer(r.id, "marathon.dcosbkp") as f:
         f.write(b"half an archive")
         raise RuntimeError("reader died")
-    assert sorted(os.listdir(tmp_path / r.id)) == ["backup.json"]
+    assert sorted(os.listdir(tmp_path / r.id)) == []
 
 
 def test_complete_archive_appears_only_at_the_end(tmp_path):
@@ -91,7 +91,7 @@ def test_records_are_signed_and_a_new_key_adopts_the_catalog_once(tmp_path):
         signed.read(record.id)
     assert signed.adopt_catalog() == [record.id]
     assert signed.read(record.id).signature is not None and signed.adopt_catalog() == []
-    path = tmp_path / record.id / "backup.json"
+    path = tmp_path / f"{record.id}.json"
     path.write_text(path.read_text().replace('"/marathon"', '"/"'))
     with pytest.raises(DamagedEntry, match="does not verify"):
         signed.read(record.id)

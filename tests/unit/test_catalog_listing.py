@@ -1,10 +1,12 @@
 """Catalog lookups cost the catalog, never the bucket (issue 29 item 1): a show reads its one record and lists
-nothing; a list walks only the top-level folders (one entry each, however many objects a folder holds) and
-reads the record of each folder named like a backup; planted keys and folders never break or bloat it; the
-list's JSON is what the API answered before, byte for byte."""
+nothing; a list walks only the store's top level (a folder is one entry, however many objects it holds),
+where each record ``<id>.json`` comes with its version, and reads only the records it has not read at that
+version before; records of the first layout (``<id>/backup.json``) still list and are moved; planted keys
+and folders never break or bloat it; the list's JSON is what the API answered before, byte for byte."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from datetime import timedelta
@@ -15,9 +17,11 @@ from fastapi.testclient import TestClient
 
 from dcos_backup.api.app import document_json, list_body
 from dcos_backup.api.models import BackupDocument, BackupList
+from dcos_backup.catalog import storage as catalog_storage
 from dcos_backup.catalog.ids import new_backup_id
 from dcos_backup.catalog.models import BackupRecord, Status, now
 from dcos_backup.catalog.storage import Storage, read_ahead
+from dcos_backup.storage.base import TopEntry
 from dcos_backup.storage.local import LocalStore
 
 ARCHIVE = "zk-archive"  # a continuous archive repository sharing the store, under a folder of its own
@@ -38,9 +42,12 @@ class CountingStore(LocalStore):
         self.calls.append(("list", prefix))
         return super().list(prefix)
 
-    def folders(self, prefix: str = ""):
-        self.calls.append(("folders", prefix))
-        return super().folders(prefix)
+    def top_level(self, prefix: str = ""):
+        self.calls.append(("top_level", prefix))
+        return super().top_level(prefix)
+
+    def gets(self) -> list[str]:
+        return [key for op, key in self.calls if op == "get"]
 
 
 def record(label: str, age_s: int = 0) -> BackupRecord:
@@ -53,8 +60,8 @@ def record(label: str, age_s: int = 0) -> BackupRecord:
     )
 
 
-def catalog(tmp_path: Path) -> tuple[Storage, CountingStore]:
-    store = CountingStore(tmp_path / "bucket")
+def catalog(tmp_path: Path, store_type: type[CountingStore] | None = None) -> tuple[Storage, CountingStore]:
+    store = (store_type or VersionedStore)(tmp_path / "bucket")
     return Storage(store), store
 
 
@@ -77,6 +84,34 @@ def test_folders_are_the_top_level_directories_by_prefix(tmp_path):
     assert list(gone.folders()) == []  # as list(): a store whose directory went holds nothing
 
 
+def test_the_top_level_is_folders_and_versioned_objects_in_s3s_key_order(tmp_path):
+    store = LocalStore(tmp_path / "s")
+    for key in ("x/a", "x.json", "x-1.json", "y/deep/z"):
+        store.put(key, b"1")
+    os.symlink(tmp_path / "s" / "x.json", tmp_path / "s" / "x-link.json")  # no object of the store's
+    entries = list(store.top_level())
+    assert [(e.name, e.folder) for e in entries] == [("x-1.json", False), ("x.json", False), ("x", True), ("y", True)]
+    assert [e.order for e in entries] == sorted(e.order for e in entries)  # "x.json" < "x/", as S3 lists them
+    # a directory vouches for no version (timestamps are too coarse): a record there is always read
+    assert all(e.version is None for e in entries) and store.get_versioned("x.json") == (b"1", None)
+    assert TopEntry("a", folder=True).order == "a/"
+
+
+class VersionedStore(CountingStore):
+    """A local store that versions its objects as S3 does (by content), to test the record cache here."""
+
+    def top_level(self, prefix: str = ""):
+        for entry in super().top_level(prefix):
+            yield entry if entry.folder else TopEntry(entry.name, False, self._version(entry.name))
+
+    def get_versioned(self, key: str):
+        raw, _ = super().get_versioned(key)
+        return raw, hashlib.md5(raw).hexdigest()
+
+    def _version(self, key: str) -> str:
+        return hashlib.md5((self.root / key).read_bytes()).hexdigest()
+
+
 def test_a_show_reads_its_one_record_and_lists_nothing(tmp_path):
     storage, store = catalog(tmp_path)
     backups = [record(f"b{i:02d}") for i in range(5)]
@@ -85,11 +120,11 @@ def test_a_show_reads_its_one_record_and_lists_nothing(tmp_path):
     plant_archive(store, 200)
     store.calls.clear()
     assert list(storage.iter_records(backups[2].id)) == [backups[2]]
-    assert store.calls == [("get", f"{backups[2].id}/backup.json")]
+    assert store.calls == [("get", f"{backups[2].id}.json")]
     store.calls.clear()
     absent = new_backup_id("gone")
     assert list(storage.iter_records(absent)) == [] == storage.list_records(absent)
-    assert store.calls == [("get", f"{absent}/backup.json")] * 2
+    assert store.calls == [("get", f"{absent}.json"), ("get", f"{absent}/backup.json")] * 2  # either layout
 
 
 def test_a_list_reads_each_record_once_and_never_walks_the_archive(tmp_path):
@@ -101,11 +136,69 @@ def test_a_list_reads_each_record_once_and_never_walks_the_archive(tmp_path):
     store.calls.clear()
     listed = storage.list_records()
     assert [r.id for r in listed] == [r.id for r in reversed(backups)]  # oldest first
-    assert [c for c in store.calls if c[0] != "get"] == [("folders", "")]
-    assert sorted(key for op, key in store.calls if op == "get") == sorted(f"{r.id}/backup.json" for r in backups)
+    assert [c for c in store.calls if c[0] != "get"] == [("top_level", "")]
+    assert sorted(store.gets()) == sorted(f"{r.id}.json" for r in backups)
     store.calls.clear()
     assert [r.id for r in storage.list_records("b1")] == [r.id for r in reversed(backups[10:20])]
-    assert [c for c in store.calls if c[0] != "get"] == [("folders", "b1")] and len(store.calls) == 11
+    assert store.calls == [("top_level", "b1")]  # read before at the versions listed: no GET
+
+
+def test_a_list_reads_again_exactly_the_records_that_changed(tmp_path):
+    """Unchanged records come from the cache; a record rewritten by the service, or replaced by someone
+    with write access to the store, is read again (a cached copy is never served for newer bytes)."""
+    storage, store = catalog(tmp_path)
+    backups = [record(f"c{i:02d}", age_s=i) for i in range(10)]
+    for r in backups:
+        storage.write(r)
+    storage.list_records()
+    backups[3].label = "relabelled"
+    storage.write(backups[3])
+    forged = backups[5].model_copy(update={"status": Status.ERROR})
+    store.put(f"{forged.id}.json", forged.model_dump_json().encode())  # outside the service
+    store.calls.clear()
+    listed = {r.id: r for r in storage.list_records()}
+    assert sorted(store.gets()) == sorted([f"{backups[3].id}.json", f"{forged.id}.json"])
+    assert listed[backups[3].id].label == "relabelled" and listed[forged.id].status == Status.ERROR
+    storage.delete(backups[0].id)
+    assert backups[0].id not in {r.id for r in storage.list_records()}
+
+
+def test_the_record_cache_is_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog_storage, "RECORD_CACHE", 4)
+    storage, store = catalog(tmp_path)
+    for i in range(10):
+        storage.write(record(f"d{i:02d}"))
+    assert len(storage.list_records()) == 10
+    assert len(storage._cache) == 4
+    store.calls.clear()
+    assert len(storage.list_records()) == 10 and len(store.gets()) == 10  # least recently read went first
+
+
+def test_records_of_the_first_layout_list_show_and_are_moved(tmp_path):
+    """A catalog written before records moved to ``<id>.json`` keeps every backup: listed, shown, rewritten
+    in the new place (the old copy removed), moved byte for byte by the leader, deleted whole."""
+    storage, store = catalog(tmp_path)
+    old = [record(f"old{i}", age_s=10 + i) for i in range(3)]
+    for r in old:
+        store.put(f"{r.id}/backup.json", r.model_dump_json().encode())
+        store.put(f"{r.id}/marathon.dcosbkp", b"archive")
+    new = record("new")
+    storage.write(new)
+    assert [r.id for r in storage.list_records()] == [r.id for r in reversed(old)] + [new.id]
+    assert storage.read(old[0].id) == old[0]
+    old[0].label = "rewritten"
+    storage.write(old[0])
+    assert sorted(os.listdir(tmp_path / "bucket" / old[0].id)) == ["marathon.dcosbkp"]  # no stale copy left
+    assert storage.read(old[0].id).label == "rewritten"
+    moved_bytes = store.get_bytes(f"{old[1].id}/backup.json")
+    assert storage.move_legacy_records() == [old[1].id, old[2].id]
+    assert store.get_bytes(f"{old[1].id}.json") == moved_bytes  # byte for byte: a signature still verifies
+    assert not (tmp_path / "bucket" / old[1].id / "backup.json").exists()
+    assert storage.move_legacy_records() == []
+    store.put(f"{old[2].id}/backup.json", b"an older copy left beside the record")
+    storage.delete(old[2].id)
+    assert not (tmp_path / "bucket" / old[2].id).exists() and not (tmp_path / "bucket" / f"{old[2].id}.json").exists()
+    assert [r.id for r in storage.list_records()] == [old[1].id, old[0].id, new.id]
 
 
 def test_a_prefix_no_id_can_start_with_lists_nothing(tmp_path):
@@ -120,7 +213,8 @@ def test_a_prefix_no_id_can_start_with_lists_nothing(tmp_path):
 def test_planted_keys_and_folders_never_show_or_break_the_list(tmp_path):
     """An attacker with write access plants: a key with no folder, a backup.json under a folder that is no
     id, a folder named like an id with no record, a record under the archive's folder, an id folder whose
-    backup.json is itself a folder. Only the real backups are listed, each read once."""
+    backup.json is itself a folder, a record named like no id, a folder where a record should be. Only the
+    real backups are listed, each read once."""
     storage, store = catalog(tmp_path)
     real = record("real")
     storage.write(real)
@@ -130,10 +224,13 @@ def test_planted_keys_and_folders_never_show_or_break_the_list(tmp_path):
     store.put(f"{ARCHIVE}/backup.json", real.model_dump_json().encode())
     store.put(f"{new_backup_id('empty')}/archive.dcosbkp", b"no record beside it")
     store.put(f"{new_backup_id('nested')}/backup.json/inner", b"a folder where the record should be")
+    store.put("not-an-id.json", real.model_dump_json().encode())
+    store.put(f"{new_backup_id('dir')}.json/inner", b"a folder where the record should be")
     store.calls.clear()
     assert storage.list_records() == [real]
-    gets = [key for op, key in store.calls if op == "get"]
-    assert len(gets) == 3 and f"{real.id}/backup.json" in gets  # the three id-named folders, nothing else
+    gets = store.gets()
+    # the record, and each id-named folder with no record tried in both layouts; nothing else
+    assert len(gets) == 5 and f"{real.id}.json" in gets
 
 
 def test_read_ahead_keeps_order_and_bounds_what_waits():

@@ -44,7 +44,7 @@ def test_drills_are_signed_and_records_from_before_drills_still_verify(tmp_path)
     storage = LocalStorage(tmp_path, record_key=key)
     record = BackupRecord.start("signed", {"marathon": "/marathon"}, "2.2.0")
     storage.write(record)
-    path = tmp_path / record.id / "backup.json"
+    path = tmp_path / f"{record.id}.json"
     doc = json.loads(path.read_text())
     del doc["drills"]  # as an older version wrote it
     path.write_text(json.dumps(doc))

@@ -8,7 +8,7 @@ Layout (see docs/format.md)::
         [path, data, [[perms, scheme, id], ...], stat]           one array per znode, pre-order
         {"end": true, "nodes": int, "data_bytes": int}           trailer
 
-The sha256 of the whole file *as stored* is kept in ``backup.json`` and checked before a restore reads a
+The sha256 of the whole file *as stored* is kept in the record and checked before a restore reads a
 byte: the writer and the reader take :class:`~dcos_backup.fsutil.Sink` and :class:`~dcos_backup.fsutil.Source`
 streams, so when the storage encrypts (:mod:`dcos_backup.storage.crypto`) the sha256 is the ciphertext's.
 Reading and writing are streaming: memory stays bounded whatever the tree size.

@@ -47,8 +47,8 @@ def could_begin_id(prefix: str) -> bool:
 
 
 _ARCHIVE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
-# The record's own file and the portable file's marker: an archive under either name would overwrite the
-# record (or be taken for the marker), so no archive is ever called that.
+# The record's file in the catalog's first layout and in a portable file, and the portable file's marker: an
+# archive under either name would overwrite a record (or be taken for the marker), so no archive is called that.
 RESERVED_NAMES = frozenset({"backup.json", "dcos-backup.json"})
 
 

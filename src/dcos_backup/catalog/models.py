@@ -1,7 +1,7 @@
 """Records that cross the service boundary: a backup, its components, its restores, and their states.
 
 The records are DC/OS's Backup and Restore API documents, ``BackupMetadata`` and ``RestoreMetadata``
-(DC/OS's fields first, ours beside them): ``BackupRecord`` is what ``<root>/<id>/backup.json`` holds and
+(DC/OS's fields first, ours beside them): ``BackupRecord`` is what ``<root>/<id>.json`` holds and
 what the API and ``dcos backup show`` print. Every status change is a method of the record it changes,
 written once, and refuses a move the state machine does not allow (:class:`~dcos_backup.errors.Conflict`)::
 

@@ -1,4 +1,4 @@
-"""Authenticated catalog records: an HMAC-SHA256 of each ``backup.json`` under the cluster's record key.
+"""Authenticated catalog records: an HMAC-SHA256 of each record (``<id>.json``) under the cluster's record key.
 
 The sha256 of an archive vouches for the archive only; what a restore acts on besides it (the archive's
 name and sha256, the component roots, the id, the status, the encryption key's id, the journal of

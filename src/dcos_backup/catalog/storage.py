@@ -1,4 +1,4 @@
-"""The backup catalog on an object store: ``<id>/backup.json`` plus one archive per component.
+"""The backup catalog on an object store: a record ``<id>.json`` and a folder ``<id>/`` of archives per backup.
 
 :class:`Storage` keeps backups in any :class:`~dcos_backup.storage.base.ObjectStore`: a local directory
 (``LocalStorage``, the seed's default, on the master's disk) or an S3 bucket, where list, show and restore
@@ -23,6 +23,14 @@ What a restore applies must be the bytes whose sha256 it checked, whatever happe
 meanwhile (replaced, rewritten in place, another S3 version): :meth:`Storage.checked_archive` copies the
 stored bytes into a private, unlinked spool file while it checks them, and every later read of the
 restore (difference, verification) comes from that spool.
+
+A list costs one listing of the store's top level, whatever else shares the store: records are top-level
+objects, so the listing that names every backup also gives each record's version (S3's ETag), and a
+record this process read before at that version is served from a cache of record bytes (bounded) instead of
+another GET: a list of 10,000 unchanged backups is about ten listing pages and no GET. The bytes are parsed
+and their signature checked on every use, as if just read. Catalogs of the first layout kept each record
+in its folder (``<id>/backup.json``): such a record is still read (one GET per list), and the leading
+service moves it to ``<id>.json`` when it takes over (:meth:`Storage.move_legacy_records`).
 """
 
 from __future__ import annotations
@@ -30,9 +38,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import tempfile
-from collections import deque
+import threading
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -50,7 +60,10 @@ from dcos_backup.storage.s3 import is_s3_url
 
 T = TypeVar("T")
 R = TypeVar("R")
-RECORD_FILE = "backup.json"
+RECORD_SUFFIX = ".json"  # a backup's record is <id>.json at the catalog's top level
+RECORD_FILE = "backup.json"  # where the first layout kept it: <id>/backup.json (still read, moved when led)
+# Record bytes kept by version (about 1.5 KB each): 50,000 backups' worth at most, about 75 MB.
+RECORD_CACHE = 50_000
 # Records a listing reads at once: S3 answers each GET in milliseconds, mostly waiting (measured on moto:
 # 8 at once read 2.5x as many records a second as one at a time; 16 no more than 8).
 LIST_READERS = 8
@@ -66,6 +79,16 @@ class DamagedEntry(IntegrityError):
         super().__init__(f"backup {backup_id} is a damaged catalog entry ({reason}); it can only be deleted")
         self.backup_id = backup_id
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A backup as the catalog's listing names it: its record's version (None: unknown, read it), and
+    whether the record can only be in its folder (the first layout)."""
+
+    backup_id: str
+    version: str | None
+    in_folder: bool = False
 
 
 class CheckedArchive:
@@ -97,9 +120,16 @@ class Storage:
         self.record_key = record_key
         self.url = objects.url
         self._reported: set[tuple[str, str]] = set()  # damaged entries already logged by this process
+        self._cache: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # id -> (version, record bytes)
+        self._cache_lock = threading.Lock()  # a list reads records on several threads
+        self._legacy: set[str] = set()  # ids this process read from <id>/backup.json
 
-    def _key(self, backup_id: str, name: str = RECORD_FILE) -> str:
+    def _key(self, backup_id: str, name: str) -> str:
         return f"{validate_backup_id(backup_id)}/{name}"
+
+    def record_object(self, backup_id: str) -> str:
+        """The object that holds the record of ``backup_id``."""
+        return validate_backup_id(backup_id) + RECORD_SUFFIX
 
     def list_records(self, prefix: str = "") -> list[BackupRecord]:
         """The records whose id starts with ``prefix``, oldest first; damaged entries quarantined among them."""
@@ -122,37 +152,47 @@ class Storage:
             return
         if not could_begin_id(prefix):
             return
-        ids = (name for name in self.objects.folders(prefix) if is_backup_id(name))
-        for record in read_ahead(self._listed, ids, LIST_READERS):
+        for record in read_ahead(self._listed, self._listed_ids(prefix), LIST_READERS):
             if record is not None:
                 yield record
 
-    def _listed(self, backup_id: str) -> BackupRecord | None:
+    def _listed_ids(self, prefix: str = "") -> Iterator[Listed]:
+        """Each backup whose id starts with ``prefix``, in id order, from one listing of the store's top level."""
+        recorded = None
+        for entry in self.objects.top_level(prefix):
+            backup_id = entry.name.removesuffix(RECORD_SUFFIX)
+            if not entry.folder and entry.name.endswith(RECORD_SUFFIX) and is_backup_id(backup_id):
+                recorded = backup_id
+                yield Listed(backup_id, entry.version)
+            elif entry.folder and is_backup_id(entry.name) and entry.name != recorded:
+                # <id>.json comes right before <id>/ in a listing (TopEntry.order): a folder after no record
+                # of its own is a backup of the first layout, or archives a delete left behind (no record).
+                yield Listed(entry.name, None, in_folder=True)
+
+    def _listed(self, listed: Listed) -> BackupRecord | None:
         """The entry as a list shows it (None if it went meanwhile): one that cannot be read now (a storage
         error) is listed as unreadable, so one bad entry never fails the whole list."""
+        backup_id = listed.backup_id
         try:
-            return self.entry(backup_id)
+            return self.entry(backup_id, listed.version)
         except NotFound:  # deleted while listing, or a folder named like a backup that holds no record
             return None
         except StorageError as exc:
             log.warning("catalog entry %s unreadable now: %s", backup_id, exc)
             return BackupRecord.quarantined(backup_id, f"unreadable now ({exc})")
 
-    def read(self, backup_id: str) -> BackupRecord:
-        """The record of ``backup_id``; NotFound, or DamagedEntry if it cannot be trusted."""
-        record = self._load(backup_id)
+    def read(self, backup_id: str, version: str | None = None) -> BackupRecord:
+        """The record of ``backup_id``; NotFound, or DamagedEntry if it cannot be trusted. Given the
+        ``version`` a listing saw, bytes this process read before at that version are used again."""
+        record = self._load(backup_id, version)
         problem = signature_problem(self.record_key, record) if self.record_key is not None else None
         if problem is not None:
             raise self._damaged(backup_id, problem)
         return record
 
-    def _load(self, backup_id: str) -> BackupRecord:
+    def _load(self, backup_id: str, version: str | None = None) -> BackupRecord:
         """The record of ``backup_id`` if it loads whole and valid under its own id (signature unchecked)."""
-        key = self._key(backup_id)
-        try:
-            raw = self.objects.get_bytes(key)
-        except NotFound as exc:
-            raise NotFound(f"no backup with id {backup_id!r}") from exc
+        raw = self._record_bytes(backup_id, version)
         try:
             record = BackupRecord.model_validate_json(raw)
         except Exception as exc:
@@ -163,10 +203,40 @@ class Storage:
             raise self._damaged(backup_id, "it says it is damaged")
         return record
 
-    def entry(self, backup_id: str) -> BackupRecord:
+    def _record_bytes(self, backup_id: str, version: str | None) -> bytes:
+        """The stored bytes of the record: from the cache if they are at ``version``, else read (and kept
+        if the store gave their version)."""
+        if version is not None:
+            with self._cache_lock:
+                cached = self._cache.get(backup_id)
+                if cached is not None and cached[0] == version:
+                    self._cache.move_to_end(backup_id)
+                    return cached[1]
+        try:
+            raw, current = self.objects.get_versioned(self.record_object(backup_id))
+        except NotFound:
+            return self._legacy_record_bytes(backup_id)
+        if current is None:
+            return raw
+        with self._cache_lock:
+            self._cache[backup_id] = (current, raw)
+            self._cache.move_to_end(backup_id)
+            while len(self._cache) > RECORD_CACHE:
+                self._cache.popitem(last=False)
+        return raw
+
+    def _legacy_record_bytes(self, backup_id: str) -> bytes:
+        try:
+            raw = self.objects.get_bytes(self._key(backup_id, RECORD_FILE))
+        except NotFound as exc:
+            raise NotFound(f"no backup with id {backup_id!r}") from exc
+        self._legacy.add(backup_id)
+        return raw
+
+    def entry(self, backup_id: str, version: str | None = None) -> BackupRecord:
         """The record of ``backup_id``, or its quarantined stand-in if it is damaged; NotFound if absent."""
         try:
-            return self.read(backup_id)
+            return self.read(backup_id, version)
         except DamagedEntry as exc:
             return BackupRecord.quarantined(backup_id, exc.reason)
 
@@ -182,7 +252,10 @@ class Storage:
             raise IntegrityError(f"backup {record.id} is a damaged catalog entry: it is never written back")
         if self.record_key is not None:
             sign(self.record_key, record)
-        self.objects.put(self._key(record.id), record.model_dump_json(indent=2).encode())
+        self.objects.put(self.record_object(record.id), record.model_dump_json(indent=2).encode())
+        if record.id in self._legacy:  # its first-layout copy is stale now: never leave two that differ
+            self.objects.delete(self._key(record.id, RECORD_FILE))
+            self._legacy.discard(record.id)
 
     def adopt_catalog(self) -> list[str]:
         """Sign every sound record whose signature does not verify under this storage's record key (written
@@ -191,9 +264,8 @@ class Storage:
         if self.record_key is None:
             return []
         signed = []
-        for backup_id in self.objects.folders():
-            if not is_backup_id(backup_id):
-                continue
+        for listed in self._listed_ids():
+            backup_id = listed.backup_id
             with contextlib.suppress(NotFound, DamagedEntry):
                 record = self._load(backup_id)
                 if signature_problem(self.record_key, record) is not None:
@@ -201,11 +273,28 @@ class Storage:
                     signed.append(backup_id)
         return signed
 
+    def move_legacy_records(self) -> list[str]:
+        """Move every record of the first layout (``<id>/backup.json``) to ``<id>.json``, byte for byte (a
+        damaged one stays damaged, a signed one stays signed): the ids moved. Only the leading service calls
+        it, before it runs any job: it alone writes records, so nothing newer can be overwritten."""
+        moved = []
+        for listed in self._listed_ids():
+            if not listed.in_folder:
+                continue
+            backup_id = listed.backup_id
+            legacy = self._key(backup_id, RECORD_FILE)
+            with contextlib.suppress(NotFound):  # a folder with no record: archives a delete left behind
+                self.objects.put(self.record_object(backup_id), self.objects.get_bytes(legacy))
+                self.objects.delete(legacy)
+                self._legacy.discard(backup_id)
+                moved.append(backup_id)
+        return moved
+
     def delete(self, backup_id: str) -> None:
         """Delete the record, then every object in the backup's folder. Every key is checked before
         anything goes: a folder holding an object this store cannot delete by key (IntegrityError, naming
         it) keeps its record, so the backup stays listed and can be deleted once that object is removed."""
-        record_key = self._key(backup_id)
+        legacy = self._key(backup_id, RECORD_FILE)
         self.entry(backup_id)  # NotFound for an unknown id; a damaged entry is deleted like any other
         keys = [info.key for info in self.objects.list(f"{backup_id}/")]
         for key in keys:
@@ -216,10 +305,15 @@ class Storage:
                     f"backup {backup_id} was not deleted: its folder holds {key!r:.120}, which is no name this "
                     "service writes; remove that object from the storage by hand, then delete the backup"
                 ) from exc
-        # Drop the record first: a crash half-way leaves orphan archives, never a record without data.
-        self.objects.delete(record_key)
+        # Drop the record first (a first-layout copy before it, so that no older copy outlives it): a crash
+        # half-way leaves orphan archives, never a record without data.
+        if legacy in keys:
+            self.objects.delete(legacy)
+        self.objects.delete(self.record_object(backup_id))
+        with self._cache_lock:
+            self._cache.pop(backup_id, None)
         for key in keys:
-            if key != record_key:
+            if key != legacy:
                 self.objects.delete(key)
 
     @contextlib.contextmanager

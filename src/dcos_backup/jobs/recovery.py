@@ -113,7 +113,8 @@ class Recovery:
         lock) if it was cut mid-apply, failed if it had not changed anything; the reason says which and why.
         A rollback goes only to the safety backup this cluster took for that restore (:func:`rollback_roots`),
         else the restore ends STATUS_ERROR "not rolled back" with ZooKeeper untouched. The first call of a
-        process also sweeps the partial files a killed process left in the catalog.
+        process also sweeps the partial files a killed process left in the catalog and moves the records of the
+        catalog's first layout (:meth:`.Storage.move_legacy_records`).
         """
         self._let_fenced_job_stop()
         for job_id in self.engine.release_stale_locks(self.runner.owner):
@@ -123,6 +124,11 @@ class Recovery:
             removed = self.storage.remove_stale_partials()
             if removed:
                 log.warning("removed %d partial files left by a previous process in %s", removed, self.storage.url)
+            moved = self.storage.move_legacy_records()
+            if moved:
+                log.warning(
+                    "moved %d catalog records of the first layout to <id>.json in %s", len(moved), self.storage.url
+                )
         interrupted = []
         for record in self.storage.list_records():
             if self.runner.runs_on(record.id):

@@ -8,9 +8,13 @@ nothing but these operations, so both work on a local directory and on S3-compat
   a failed write leaves nothing listed); ``put(key, stream)`` is the same for a readable stream;
 - ``get(key)``: read it as a stream;
 - ``list(prefix)``: the complete objects under a prefix, in key order, without reading them;
-- ``folders(prefix)``: the top-level folders whose names start with a prefix, in order, each one entry
-  however many objects it holds (what the catalog lists: one folder per backup, beside whatever else
-  shares the store, an archive repository's thousands of objects under its one folder, say);
+- ``top_level(prefix)``: what the store's top level holds whose names start with a prefix, in order: each
+  folder one entry however many objects it holds (an archive repository's thousands of objects are one
+  entry), each object with its version where the store keeps one that changes whenever the bytes do (S3's
+  ETag; None in a directory, whose timestamps are too coarse to tell two writes apart): what the catalog
+  lists, one record per backup, and how it knows a record it read before is unchanged without reading it
+  again; ``folders(prefix)`` is its folders;
+- ``get_versioned(key)``: an object's bytes with the version of exactly those bytes (None as above);
 - ``delete(key)``; ``remove_partials(prefix)``: what a killed writer left half-written.
 
 Keys are ``/``-separated paths of plain names. The backends: :class:`~.local.LocalStore` (a directory) and
@@ -39,6 +43,20 @@ PARTIAL = ".partial-"  # hidden names of objects being written (never listed)
 class ObjectInfo:
     key: str
     size: int
+
+
+@dataclass(frozen=True)
+class TopEntry:
+    """One name at a store's top level: a folder, or an object with its version (see the module docstring)."""
+
+    name: str
+    folder: bool
+    version: str | None = None
+
+    @property
+    def order(self) -> str:
+        """Where it comes in a listing: S3's key order, a folder as ``name/`` (``x.json`` before ``x/``)."""
+        return self.name + "/" if self.folder else self.name
 
 
 @dataclass(frozen=True)
@@ -85,9 +103,17 @@ class ObjectStore(ABC):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
 
     @abstractmethod
+    def top_level(self, prefix: str = "") -> Iterator[TopEntry]:
+        """The top-level folders (a key's part before its first ``/``) and objects (keys with no ``/``)
+        whose names start with ``prefix``, in :attr:`TopEntry.order`, without listing what the folders hold."""
+
     def folders(self, prefix: str = "") -> Iterator[str]:
-        """The names of the top-level folders (a key's part before its first ``/``) that start with
-        ``prefix``, in order, without listing what is in them; keys with no ``/`` are no folder."""
+        """The names of the top-level folders that start with ``prefix``, in order."""
+        return (entry.name for entry in self.top_level(prefix) if entry.folder)
+
+    @abstractmethod
+    def get_versioned(self, key: str) -> tuple[bytes, str | None]:
+        """The object's bytes and their version (as :meth:`top_level` gives it): NotFound if absent."""
 
     @abstractmethod
     def delete(self, key: str) -> None: ...

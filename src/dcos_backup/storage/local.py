@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from dcos_backup.errors import NotFound
 from dcos_backup.fsutil import HashingWriter, Sink, fsync_dir
-from dcos_backup.storage.base import PARTIAL, ObjectInfo, ObjectStore, check_key, storage_error
+from dcos_backup.storage.base import PARTIAL, ObjectInfo, ObjectStore, TopEntry, check_key, storage_error
 
 
 class LocalStore(ObjectStore):
@@ -81,18 +81,25 @@ class LocalStore(ObjectStore):
                     # os.stat on a joined string: a Path per object costs more than the stat (10k-key listings)
                     yield ObjectInfo(key, os.stat(os.path.join(root, name)).st_size)
 
-    def folders(self, prefix: str = "") -> Iterator[str]:
-        # One directory listing, whatever the folders hold; hidden names are partials (never listed).
+    def top_level(self, prefix: str = "") -> Iterator[TopEntry]:
+        # One directory listing, whatever the folders hold; hidden names are partials (never listed), and
+        # a symlink is neither a folder nor an object (listing never follows one).
         try:
-            with os.scandir(self.root) as entries:
-                names = sorted(
-                    e.name for e in entries if e.name.startswith(prefix) and not e.name.startswith(".") and _is_dir(e)
+            with os.scandir(self.root) as scanned:
+                wanted = (
+                    entry for entry in scanned if entry.name.startswith(prefix) and not entry.name.startswith(".")
                 )
+                found = sorted((top for top in map(_top_entry, wanted) if top is not None), key=lambda t: t.order)
         except FileNotFoundError:
             return  # as list(): a store whose directory is gone holds nothing
         except OSError as exc:
-            raise storage_error("listing the folders", exc) from exc
-        yield from names
+            raise storage_error("listing the top level", exc) from exc
+        yield from found
+
+    def get_versioned(self, key: str) -> tuple[bytes, str | None]:
+        # No version: a file rewritten in place within one clock tick keeps its size and timestamps, so
+        # nothing here could vouch that bytes read before are still the file's (and a local read is cheap).
+        return self.get_bytes(key), None
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -119,12 +126,16 @@ class LocalStore(ObjectStore):
         return removed
 
 
-def _is_dir(entry: os.DirEntry[str]) -> bool:
-    """A real directory: a symlink is no folder (listing never followed one; neither does this)."""
+def _top_entry(entry: os.DirEntry[str]) -> TopEntry | None:
+    """A real directory or a regular file (a symlink is neither), or None."""
     try:
-        return entry.is_dir(follow_symlinks=False)
-    except OSError:
-        return False
+        if entry.is_dir(follow_symlinks=False):
+            return TopEntry(entry.name, folder=True)
+        if entry.is_file(follow_symlinks=False):
+            return TopEntry(entry.name, folder=False)
+    except OSError:  # gone while listing
+        pass
+    return None
 
 
 def _mkdirs(root: Path, directory: Path) -> None:

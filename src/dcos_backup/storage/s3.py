@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import heapq
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from typing import Any, BinaryIO
 
 from dcos_backup.errors import MissingDependency, NotFound, StorageError, UsageError
 from dcos_backup.fsutil import Sink, Stored
-from dcos_backup.storage.base import ObjectInfo, ObjectStore, check_key
+from dcos_backup.storage.base import ObjectInfo, ObjectStore, TopEntry, check_key
 
 S3_PARTS_IN_FLIGHT = 2  # parts uploading while the next one fills: 3 part buffers at most
 S3_PART = 8 << 20  # bytes per multipart part (S3 wants >= 5 MiB but the last): the one buffer an upload holds
@@ -86,16 +87,28 @@ class S3Store(ObjectStore):
                 for item in page.get("Contents", ()):
                     yield ObjectInfo(item["Key"][len(self.prefix) :], item["Size"])
 
-    def folders(self, prefix: str = "") -> Iterator[str]:
-        # Delimiter "/": S3 answers each folder as one CommonPrefix, however many objects it holds, a page
-        # of up to 1,000 at a time.
-        with self._failures(f"listing the folders {prefix}*"):
+    def top_level(self, prefix: str = "") -> Iterator[TopEntry]:
+        # Delimiter "/": S3 answers each folder as one CommonPrefix, however many objects it holds, and each
+        # top-level object with its ETag, up to 1,000 names a page, the two lists of a page each in key order.
+        start = len(self.prefix)
+        with self._failures(f"listing the top level {prefix}*"):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.prefix + prefix, Delimiter="/"
             )
             for page in pages:
-                for common in page.get("CommonPrefixes", ()):
-                    yield common["Prefix"][len(self.prefix) :].removesuffix("/")
+                folders = (
+                    TopEntry(c["Prefix"][start:].removesuffix("/"), folder=True) for c in page.get("CommonPrefixes", ())
+                )
+                objects = (
+                    TopEntry(o["Key"][start:], folder=False, version=o["ETag"]) for o in page.get("Contents", ())
+                )
+                yield from heapq.merge(folders, objects, key=lambda entry: entry.order)
+
+    def get_versioned(self, key: str) -> tuple[bytes, str | None]:
+        with self._failures(f"reading {key}", key):
+            reply = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        with _S3Body(reply["Body"], self, key) as body:
+            return body.read(), str(reply["ETag"])
 
     def delete(self, key: str) -> None:
         with self._failures(f"deleting {key}", key):

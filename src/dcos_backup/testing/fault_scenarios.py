@@ -3,7 +3,7 @@ and bench/reliability_report.py (many trials). Each returns an :class:`Outcome` 
 and the time from the fault to recovery) and raises AssertionError when data is not intact.
 
 Each scenario hits the branch it names, and checks that it did: the fault is dealt while the backup service
-is frozen (SIGSTOP) and its catalog (``<storage>/<id>/backup.json``, written before every step that
+is frozen (SIGSTOP) and its catalog (``<storage>/<id>.json``, written before every step that
 matters) shows the job still at that point. A job that got past it before the freeze is left to finish and
 the scenario starts another, so that what happens at random is only *where* in that stretch the fault lands.
 """
@@ -200,7 +200,7 @@ def tree_now(cluster: ClusterSpec) -> list:
 # ------------------------------------------------------------------------------ catching a job in the act
 def catalog(cluster: ClusterSpec, backup_id: str) -> dict:
     """The backup document as the service last wrote it (docs/format.md: written before each step)."""
-    return json.loads((Path(cluster.service["storage_dir"]) / backup_id / "backup.json").read_text())
+    return json.loads((Path(cluster.service["storage_dir"]) / f"{backup_id}.json").read_text())
 
 
 def job_running(doc: dict) -> bool:
@@ -734,7 +734,7 @@ def s3_failing_mid_upload(rig: S3Rig, rng: random.Random) -> Outcome:
 
     def fails(method: str, path: str) -> bool:
         query = urlsplit(path).query
-        if path.endswith("/backup.json") or method not in ("PUT", "POST"):
+        if urlsplit(path).path.endswith(".json") or method not in ("PUT", "POST"):  # a record
             return False
         number = int(m.group(1)) if (m := re.search(r"partNumber=(\d+)", query)) else None
         hit = (
@@ -756,9 +756,9 @@ def s3_failing_mid_upload(rig: S3Rig, rng: random.Random) -> Outcome:
     assert doc["status"] == "STATUS_ERROR", doc
     assert "S3 storage" in doc["reason"] and "injected" in doc["reason"], doc["reason"]
     s3 = boto3.client("s3", endpoint_url=rig.proxy.url)
-    objects = [o["Key"] for o in s3.list_objects_v2(Bucket=rig.bucket, Prefix=f"b/{doc['id']}/").get("Contents", [])]
+    objects = [o["Key"] for o in s3.list_objects_v2(Bucket=rig.bucket, Prefix=f"b/{doc['id']}").get("Contents", [])]
     uploads = [u["Key"] for u in s3.list_multipart_uploads(Bucket=rig.bucket).get("Uploads", [])]
-    assert objects == [f"b/{doc['id']}/backup.json"] and uploads == [], (objects, uploads)
+    assert objects == [f"b/{doc['id']}.json"] and uploads == [], (objects, uploads)
     assert create_ready(http, "after-s3-fault")["status"] == "STATUS_READY"
     return Outcome("error, nothing left in the bucket", recovered)
 
