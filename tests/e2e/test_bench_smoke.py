@@ -1,14 +1,14 @@
 """Every script in bench/ runs end to end at a tiny size, so a change that breaks a benchmark is caught the day
 it lands (issue 29). The figures are not judged here: a smoke run finishes (exit 0) and prints its table.
 Results go to a temporary directory (``DCOS_BENCH_RESULTS``), never to bench/results/; each script gets a
-loopback subnet of its own, and leaves no scratch directory behind."""
+loopback subnet of its own and a temporary directory of its own (``TMPDIR``), in which it leaves no scratch
+directory behind."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -42,24 +42,22 @@ def test_every_bench_script_has_a_smoke_run():
     assert scripts == set(SMOKE), "add the new script to SMOKE with arguments for a tiny run"
 
 
-def bench_scratch() -> set[Path]:
-    """What the benches' scratch directories (all named ``*bench*``) left in the system's temporary directory."""
-    return set(Path(tempfile.gettempdir()).glob("*bench*"))
-
-
 @pytest.mark.parametrize("script", sorted(SMOKE))
 def test_bench_script_runs_and_prints_its_table(script, tmp_path):
-    before = bench_scratch()
+    temporary = tmp_path / "tmp"  # the script's own: another test's scratch never looks like this one's
+    temporary.mkdir()
     args = [*SMOKE[script], "--subnet", free_subnet()]
     if script == "reliability_report.py":
         args += ["--out", str(tmp_path / "trials.jsonl")]
     env = {k: v for k, v in os.environ.items() if k not in AMBIENT_SETTINGS}
     env["DCOS_BENCH_RESULTS"] = str(tmp_path)
+    env["TMPDIR"] = str(temporary)
     result = subprocess.run(
         [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, env=env, timeout=600
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert bench_scratch() <= before, f"{script} left {sorted(map(str, bench_scratch() - before))} behind"
+    left = sorted(p.name for p in temporary.glob("*bench*"))  # the benches name their scratch directories so
+    assert not left, f"{script} left {left} behind"
     if script == "reliability_report.py":
         assert RELIABILITY_TABLE in result.stdout and "SIGKILL backup service mid-backup" in result.stdout
     else:
