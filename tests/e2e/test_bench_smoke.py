@@ -7,8 +7,10 @@ directory behind."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -44,19 +46,23 @@ def test_every_bench_script_has_a_smoke_run():
 
 @pytest.mark.parametrize("script", sorted(SMOKE))
 def test_bench_script_runs_and_prints_its_table(script, tmp_path):
-    temporary = tmp_path / "tmp"  # the script's own: another test's scratch never looks like this one's
-    temporary.mkdir()
+    # The script's own, and short (a cluster's unix sockets live under it): another test's scratch never
+    # looks like this one's.
+    temporary = Path(tempfile.mkdtemp(prefix="smoke-"))
     args = [*SMOKE[script], "--subnet", free_subnet()]
     if script == "reliability_report.py":
         args += ["--out", str(tmp_path / "trials.jsonl")]
     env = {k: v for k, v in os.environ.items() if k not in AMBIENT_SETTINGS}
     env["DCOS_BENCH_RESULTS"] = str(tmp_path)
     env["TMPDIR"] = str(temporary)
-    result = subprocess.run(
-        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, env=env, timeout=600
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, env=env, timeout=600
+        )
+        left = sorted(p.name for p in temporary.glob("*bench*"))  # the benches name their scratch directories so
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    left = sorted(p.name for p in temporary.glob("*bench*"))  # the benches name their scratch directories so
     assert not left, f"{script} left {left} behind"
     if script == "reliability_report.py":
         assert RELIABILITY_TABLE in result.stdout and "SIGKILL backup service mid-backup" in result.stdout

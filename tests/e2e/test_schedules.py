@@ -91,8 +91,13 @@ def settled(service: BackupService, http, name: str, due: datetime, ready: int):
     """Once the run for ``due`` has been started, has ended, and retention has left ``ready`` READY backups."""
 
     def check():
+        # The schedule first, then its backups: listed the other way round, a run started in between would
+        # be missing from a list that looks settled.
+        doc = schedule_doc(http, name)
+        if doc["last_due"] != due.isoformat().replace("+00:00", "Z"):
+            return None
         runs = taken_by(service, name)
-        if schedule_doc(http, name)["last_due"] != due.isoformat().replace("+00:00", "Z"):
+        if doc["last_backup_id"] not in {r.id for r in runs}:
             return None
         if any(r.in_progress for r in runs) or len(runs) != ready:
             return None
