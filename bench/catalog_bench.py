@@ -10,7 +10,8 @@ its catalog under ``s3://dcos-backup/backups/``), takes one real backup through 
   HTTPS through the Admin Router with a token, one kept-alive connection): median and p95 with the
   bucket holding only that backup ("empty");
 - fills the bucket: --backups records (copies of the real one under new ids and ages, signed with the
-  cluster's record key, written through ``catalog.storage.Storage`` as the service writes them) and
+  cluster's record key, written through ``catalog.storage.Storage`` as the service writes them, each with a
+  small archive object in its folder, as a real backup has) and
   --archive-objects small objects under ``backups/zk-archive/`` (a continuous archive repository
   sharing the catalog's prefix), both from parallel threads; how long that took;
 - ``show`` again (the ratio full/empty is the figure: target <= 1.2, and <= 50 ms median);
@@ -112,6 +113,7 @@ def fill(storage: Storage, template: BackupRecord, backups: int, archive_objects
             }
         )
         storage.write(record)
+        storage.objects.put(f"{record.id}/marathon.dcosbkp", b"a")  # its folder: a listing names it too
 
     def write_archive_object(i: int) -> None:
         storage.objects.put(f"{ARCHIVE}/master-{i % 3 + 1}/g{i // 10000:04d}/segment-{i:07d}", b"s" * 64)
