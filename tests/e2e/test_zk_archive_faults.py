@@ -41,7 +41,11 @@ from dcos_backup.testing.archiving import (
 )
 from dcos_backup.testing.load import LoadGenerator
 
-pytestmark = pytest.mark.e2e
+# Alone on the machine (scripts/test.sh): with another worker's tests on the same two cores, a ZooKeeper
+# member SIGKILLed under load came back with logs that left its stream's first restorable point unreplayable
+# (a digest mismatch one transaction after a snapshot taken as it resynced): once in two two-worker runs,
+# never in one process. The restore refused it, as it must; the cause is open (docs/reliability.md).
+pytestmark = [pytest.mark.e2e, pytest.mark.serial]
 dcos_zk = functools.partial(run_tool, "dcos-zk")
 
 
