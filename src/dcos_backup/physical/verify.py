@@ -51,19 +51,31 @@ class VerifyResult(ReplayResult):
     seconds: float = 0.0
 
 
-@contextlib.contextmanager
-def _workspace(tmp_dir: Path | None) -> Iterator[Path]:
+def _new_workspace(tmp_dir: Path | None) -> Path:
     try:
         work = Path(tempfile.mkdtemp(prefix=".dcos-zk-verify-", dir=tmp_dir))
+        work.chmod(0o700)  # the extracted data may hold secrets (digest ACLs, credentials in znodes)
     except OSError as exc:
         raise storage_error(exc, "creating a temporary directory", Path(tmp_dir or tempfile.gettempdir())) from exc
+    return work
+
+
+@contextlib.contextmanager
+def _disk_full_named(work: Path) -> Iterator[None]:
     try:
-        work.chmod(0o700)  # the extracted data may hold secrets (digest ACLs, credentials in znodes)
-        yield work
+        yield
     except sqlite3.OperationalError as exc:  # the rebuilt tree's store: "database or disk is full"
         if "full" not in str(exc):
             raise
         raise storage_error(OSError(errno.ENOSPC, str(exc)), "checking the data", work.parent) from exc
+
+
+@contextlib.contextmanager
+def _workspace(tmp_dir: Path | None) -> Iterator[Path]:
+    work = _new_workspace(tmp_dir)
+    try:
+        with _disk_full_named(work):
+            yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -113,11 +125,16 @@ class StreamVerifier:
 
     def __init__(self, tmp_dir: Path | None = None) -> None:
         self.started = time.monotonic()
-        self._proc = subprocess.Popen(
-            python_module_command(__name__, str(tmp_dir) if tmp_dir else ""),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        # The replay's workspace is this process's to make and to remove: abort() kills the replay, which
+        # then never runs its own clean-up (a killed replay left its directory behind on a full disk).
+        self._work = _new_workspace(tmp_dir)
+        try:
+            self._proc = subprocess.Popen(
+                python_module_command(__name__, str(self._work)), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+        except BaseException:
+            shutil.rmtree(self._work, ignore_errors=True)
+            raise
         self._queue: queue.Queue[bytes | None] = queue.Queue(self._QUEUE)
         self._feeder = threading.Thread(target=self._pump, name="verify-feed", daemon=True)
         self._feeder.start()
@@ -156,6 +173,7 @@ class StreamVerifier:
         assert self._proc.stdout is not None
         out = self._proc.stdout.read()
         self._proc.wait()
+        shutil.rmtree(self._work, ignore_errors=True)
         try:
             doc = json.loads(out)
         except ValueError:
@@ -170,6 +188,7 @@ class StreamVerifier:
         self._proc.kill()
         self._proc.wait()
         self._feeder.join(timeout=10)
+        shutil.rmtree(self._work, ignore_errors=True)
 
 
 class _Chunked(io.RawIOBase):
@@ -224,12 +243,13 @@ def _piped_files(source: BinaryIO) -> Iterator[DataFile]:
         yield DataFile(formats.zxid_of_name(name) or 0, name, opened)
 
 
-def _serve_stream(tmp_dir: Path | None) -> None:
-    """The replay side of :class:`StreamVerifier`: files on stdin, the result (or the error) on stdout."""
+def _serve_stream(work: Path) -> None:
+    """The replay side of :class:`StreamVerifier`: files on stdin, the result (or the error) on stdout; its
+    store in ``work``, which the verifier made and removes."""
     source = sys.stdin.buffer
     files = _piped_files(source)
     try:
-        with _workspace(tmp_dir) as work:
+        with _disk_full_named(work):
             store = TreeStore(work / "tree.sqlite", keep_data=False)
             try:
                 snapshot = next(files, None)
@@ -254,4 +274,4 @@ def verify_data_archive(
 
 
 if __name__ == "__main__":
-    _serve_stream(Path(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] else None)
+    _serve_stream(Path(sys.argv[1]))
