@@ -28,9 +28,10 @@ A list costs one listing of the store's top level, whatever else shares the stor
 objects, so the listing that names every backup also gives each record's version (S3's ETag), and a
 record this process read before at that version is served from a cache of record bytes (bounded) instead of
 another GET: a list of 10,000 unchanged backups is about twenty listing pages (a record and a folder each)
-and no GET. The bytes are parsed and their signature checked on every use, as if just read. Catalogs of the first layout kept each record
-in its folder (``<id>/backup.json``): such a record is still read (one GET per list), and the leading
-service moves it to ``<id>.json`` when it takes over (:meth:`Storage.move_legacy_records`).
+and no GET. The bytes are parsed and their signature checked on every use, as if just read. Catalogs of the
+first layout kept each record in its folder (``<id>/backup.json``): such a record is still read (one GET per
+list), and the leading service moves it to ``<id>.json`` when it takes over
+(:meth:`Storage.move_legacy_records`).
 """
 
 from __future__ import annotations
