@@ -13,7 +13,7 @@ nothing but these operations, so both work on a local directory and on S3-compat
   entry), each object with its version where the store keeps one that changes whenever the bytes do (S3's
   ETag; None in a directory, whose timestamps are too coarse to tell two writes apart): what the catalog
   lists, one record per backup, and how it knows a record it read before is unchanged without reading it
-  again; ``folders(prefix)`` is its folders;
+  again;
 - ``get_versioned(key)``: an object's bytes with the version of exactly those bytes (None as above);
 - ``delete(key)``; ``remove_partials(prefix)``: what a killed writer left half-written.
 
@@ -106,10 +106,6 @@ class ObjectStore(ABC):
     def top_level(self, prefix: str = "") -> Iterator[TopEntry]:
         """The top-level folders (a key's part before its first ``/``) and objects (keys with no ``/``)
         whose names start with ``prefix``, in :attr:`TopEntry.order`, without listing what the folders hold."""
-
-    def folders(self, prefix: str = "") -> Iterator[str]:
-        """The names of the top-level folders that start with ``prefix``, in order."""
-        return (entry.name for entry in self.top_level(prefix) if entry.folder)
 
     @abstractmethod
     def get_versioned(self, key: str) -> tuple[bytes, str | None]:

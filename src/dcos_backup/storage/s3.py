@@ -79,9 +79,18 @@ class S3Store(ObjectStore):
             raise
 
     def get(self, key: str) -> BinaryIO:
+        return self._object(key)[0]  # type: ignore[return-value]
+
+    def get_versioned(self, key: str) -> tuple[bytes, str | None]:
+        body, version = self._object(key)
+        with body:
+            return body.read(), version
+
+    def _object(self, key: str) -> tuple[_S3Body, str]:
+        """The object's body and its ETag (the version :meth:`top_level` lists)."""
         with self._failures(f"reading {key}", key):
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-        return _S3Body(body, self, key)  # type: ignore[return-value]
+            reply = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        return _S3Body(reply["Body"], self, key), str(reply["ETag"])
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         with self._failures(f"listing {prefix or '/'}"):
@@ -108,12 +117,6 @@ class S3Store(ObjectStore):
                     TopEntry(o["Key"][start:], folder=False, version=o["ETag"]) for o in page.get("Contents", ())
                 )
                 yield from heapq.merge(folders, objects, key=lambda entry: entry.order)
-
-    def get_versioned(self, key: str) -> tuple[bytes, str | None]:
-        with self._failures(f"reading {key}", key):
-            reply = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
-        with _S3Body(reply["Body"], self, key) as body:
-            return body.read(), str(reply["ETag"])
 
     def delete(self, key: str) -> None:
         with self._failures(f"deleting {key}", key):
